@@ -1,0 +1,112 @@
+"""The model adapter interface the whole pipeline profiles through.
+
+An adapter builds a model (random init from a preset, seeded), turns one image into model
+inputs, names the modules whose forward passes are stages, runs the prefill (first forward
+to first logits) and one greedy decode step with a KV cache. Adding a model is one module
+that implements this class and registers itself in `vlmprof.models`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that decides which model is built and how it runs."""
+
+    name: str = "deepseek_ocr"
+    preset: str = "small"
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    dtype: str = "float32"
+    attn_implementation: str = "sdpa"
+    experts_implementation: str = "eager"
+    mode: str = "gundam"
+    max_crops: int = 6
+    seed: int = 0
+
+
+@dataclass
+class ModelInputs:
+    """One image turned into model inputs, plus the facts a run record keeps."""
+
+    input_ids: torch.Tensor
+    pixel_views: dict[str, torch.Tensor]
+    mode: str
+    n_crops: int
+    image_tokens: int
+    tiles: tuple[int, int] = (1, 1)
+
+    @property
+    def prefill_len(self) -> int:
+        """Tokens in the prefill sequence (text and image tokens)."""
+        return int(self.input_ids.shape[-1])
+
+    def to(self, device: torch.device | str, dtype: torch.dtype) -> ModelInputs:
+        """Copy to a device; pixel tensors also take the model's dtype."""
+        return ModelInputs(
+            input_ids=self.input_ids.to(device),
+            pixel_views={k: v.to(device=device, dtype=dtype) for k, v in self.pixel_views.items()},
+            mode=self.mode,
+            n_crops=self.n_crops,
+            image_tokens=self.image_tokens,
+            tiles=self.tiles,
+        )
+
+
+@dataclass
+class DecodeState:
+    """What the decode loop carries between steps."""
+
+    cache: Any
+    position: int
+
+
+class ModelAdapter(ABC):
+    """A model the pipeline can build, feed, split into stages and run."""
+
+    name: str
+    spec: ModelSpec
+    module: torch.nn.Module
+
+    @classmethod
+    @abstractmethod
+    def build(cls, spec: ModelSpec) -> ModelAdapter:
+        """Build the model on `spec.device` in `spec.dtype`, weights seeded by `spec.seed`."""
+
+    @property
+    def device(self) -> torch.device:
+        """Device the model's weights live on."""
+        return next(self.module.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """Floating-point dtype of the model's weights."""
+        return next(self.module.parameters()).dtype
+
+    @abstractmethod
+    def preprocess(self, image: Image.Image) -> ModelInputs:
+        """Turn one RGB page into CPU tensors ready for `prefill`."""
+
+    @abstractmethod
+    def stage_modules(self) -> dict[str, str]:
+        """Map module path (as in `named_modules`) to stage label (`sam`, `clip`, ...)."""
+
+    @abstractmethod
+    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+        """First forward pass from on-device inputs to the last position's logits."""
+
+    @abstractmethod
+    def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
+        """One greedy step: feed `token` (shape (1, 1)), return next logits, advance state."""
+
+    @abstractmethod
+    def describe(self) -> dict[str, Any]:
+        """Dimensions and settings for provenance and static analysis."""

@@ -1,0 +1,73 @@
+"""Run records: one per image x repeat, written as JSON lines.
+
+Stages are defined once: prefill is the first forward pass from inputs on the device to the
+first logits (vision included, so `vision_ms` is nested in `prefill_ms`); decode is the token
+loop until the last token. I/O and preprocessing are timed apart and belong to neither.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+STAGE_COLUMNS: tuple[str, ...] = (
+    "prefill_ms",
+    "decode_ms",
+    "vision_ms",
+    "sam_ms",
+    "clip_ms",
+    "projector_ms",
+    "ttft_ms",
+)
+
+
+@dataclass
+class RunRecord:
+    """Measurements of one image in one repeat (times in milliseconds)."""
+
+    run_id: str
+    image_id: str
+    repeat: int
+    status: str = "ok"
+    error: str | None = None
+    mode: str | None = None
+    n_crops: int | None = None
+    image_tokens: int | None = None
+    prefill_len: int | None = None
+    tokens: int | None = None
+    load_ms: float | None = None
+    preprocess_ms: float | None = None
+    prefill_ms: float | None = None
+    decode_ms: float | None = None
+    vision_ms: float | None = None
+    sam_ms: float | None = None
+    clip_ms: float | None = None
+    projector_ms: float | None = None
+    ttft_ms: float | None = None
+    decode_step_ms: list[float] = field(default_factory=list)
+    peak_mem_bytes: dict[str, int] = field(default_factory=dict)
+    device: str | None = None
+    dtype: str | None = None
+    shard: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for JSON."""
+        return asdict(self)
+
+
+def read_records(paths: list[str | Path] | tuple[str | Path, ...]) -> list[dict[str, Any]]:
+    """Read run records from JSON-lines files, in file order."""
+    records: list[dict[str, Any]] = []
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            records.extend(json.loads(line) for line in handle if line.strip())
+    return records
+
+
+def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Records as a DataFrame with one row per image x repeat (list columns kept)."""
+    return pd.DataFrame.from_records(records)

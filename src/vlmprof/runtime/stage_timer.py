@@ -1,0 +1,84 @@
+"""Stage timing: CUDA events on a GPU, `perf_counter` on the CPU, read once per run.
+
+The clock is chosen once. On CUDA, marks are events recorded on the current stream, so
+timing never synchronises inside a run; `finish()` synchronises once and converts every
+interval to milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class _Interval:
+    label: str
+    start: object
+    end: object | None = None
+
+
+class StageTimer:
+    """Collects labelled intervals; a label may occur many times (sam runs once per view batch)."""
+
+    def __init__(self, device: str) -> None:
+        self.cuda = device.startswith("cuda")
+        self._intervals: list[_Interval] = []
+        self._open: dict[int, _Interval] = {}
+        self._ms: dict[str, list[float]] | None = None
+
+    def _mark(self) -> object:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            return event
+        return time.perf_counter()
+
+    def start(self, label: str) -> int:
+        """Open an interval; returns a handle for `stop`."""
+        interval = _Interval(label, self._mark())
+        self._intervals.append(interval)
+        handle = len(self._intervals) - 1
+        self._open[handle] = interval
+        return handle
+
+    def stop(self, handle: int) -> None:
+        """Close the interval opened as `handle`."""
+        self._open.pop(handle).end = self._mark()
+
+    @contextmanager
+    def stage(self, label: str) -> Iterator[None]:
+        """Time the enclosed block under `label`."""
+        handle = self.start(label)
+        try:
+            yield
+        finally:
+            self.stop(handle)
+
+    def finish(self) -> dict[str, list[float]]:
+        """Synchronise once and return every label's interval lengths in milliseconds."""
+        if self._open:
+            raise RuntimeError(f"unclosed stage intervals: {[i.label for i in self._open.values()]}")
+        if self.cuda:
+            torch.cuda.synchronize()
+        durations: dict[str, list[float]] = defaultdict(list)
+        for interval in self._intervals:
+            if self.cuda:
+                ms = interval.start.elapsed_time(interval.end)  # type: ignore[attr-defined]
+            else:
+                ms = (interval.end - interval.start) * 1000.0  # type: ignore[operator]
+            durations[interval.label].append(float(ms))
+        self._ms = dict(durations)
+        return self._ms
+
+    def total_ms(self, label: str) -> float | None:
+        """Sum of a label's intervals after `finish`, or None if it never ran."""
+        if self._ms is None:
+            raise RuntimeError("call finish() before reading times")
+        values = self._ms.get(label)
+        return float(sum(values)) if values else None
