@@ -27,8 +27,11 @@ def full_meta():
 
 def test_full_preset_parameter_counts_match_published_figures(full_meta):
     model = full_meta.model
-    sam, clip, projector = (_params(model.sam_model), _params(model.vision_model),
-                            _params(model.projector))
+    sam, clip, projector = (
+        _params(model.sam_model),
+        _params(model.vision_model),
+        _params(model.projector),
+    )
     total = _params(full_meta)
     decoder = total - sam - clip - projector - 2 * 1280  # minus newline and separator
     assert sam == pytest.approx(95.57e6, rel=1e-3)  # SAM ViT-B + neck + 16x compressor
@@ -40,8 +43,14 @@ def test_full_preset_parameter_counts_match_published_figures(full_meta):
 
 def test_full_preset_keeps_reference_module_names(full_meta):
     names = dict(full_meta.named_modules())
-    for path in ("model.sam_model", "model.vision_model", "model.projector",
-                 "model.layers.0.mlp", "model.layers.11.mlp.experts", "lm_head"):
+    for path in (
+        "model.sam_model",
+        "model.vision_model",
+        "model.projector",
+        "model.layers.0.mlp",
+        "model.layers.11.mlp.experts",
+        "lm_head",
+    ):
         assert path in names
     assert full_meta.model.layers[0].mlp.gate_proj.out_features == 6848
     experts = full_meta.model.layers[1].mlp.experts

@@ -33,8 +33,8 @@ def test_gundam_grid_and_tokens(size, expected_grid):
 
 
 @pytest.mark.parametrize(
-    ("mode", "tokens"), [("tiny", 8 * 9 + 1), ("small", 10 * 11 + 1), ("base", 273),
-                         ("large", 20 * 21 + 1)]
+    ("mode", "tokens"),
+    [("tiny", 8 * 9 + 1), ("small", 10 * 11 + 1), ("base", 273), ("large", 20 * 21 + 1)],
 )
 def test_single_view_modes(mode, tokens):
     plan = plan_views(1240, 1754, mode)

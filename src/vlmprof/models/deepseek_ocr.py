@@ -57,9 +57,7 @@ def build_module(
     return module.eval()
 
 
-def typical_prefill_len(
-    sizes: Iterable[tuple[int, int]], mode: str, max_crops: int
-) -> int:
+def typical_prefill_len(sizes: Iterable[tuple[int, int]], mode: str, max_crops: int) -> int:
     """Median prefill length over pages of the given (width, height) in a mode."""
     lengths = [prompt_length(plan_views(w, h, mode, max_crops).image_tokens) for w, h in sizes]
     if not lengths:

@@ -77,7 +77,9 @@ class DeepseekOcrDims:
                 "model.overrides: decoder.experts_per_token must not exceed decoder.routed_experts"
             )
         if self.decoder.heads % self.decoder.kv_heads:
-            raise ValueError("model.overrides: decoder.heads must be a multiple of decoder.kv_heads")
+            raise ValueError(
+                "model.overrides: decoder.heads must be a multiple of decoder.kv_heads"
+            )
 
     @property
     def projector_in(self) -> int:

@@ -190,9 +190,7 @@ class DeepseekOcrForProfiling(nn.Module):
         self.model = DeepseekOcrModel(dims, attn_implementation, experts_implementation)
         self.lm_head = nn.Linear(dims.decoder.hidden, dims.decoder.vocab, bias=False)
 
-    def decoder_forward(
-        self, inputs_embeds: torch.Tensor, cache: DynamicCache
-    ) -> torch.Tensor:
+    def decoder_forward(self, inputs_embeds: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
         """Run the decoder over `inputs_embeds` (1, L, hidden); logits of the last position."""
         hidden = DeepseekOcr2TextModel.forward(
             self.model, inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True

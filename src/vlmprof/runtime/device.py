@@ -1,4 +1,4 @@
-"""Device and dtype resolution: `auto | cpu | cuda[:N]` and `auto | bfloat16 | float16 | float32`."""
+"""Device and dtype resolution: `auto | cpu | cuda[:N]` and `auto | bfloat16 | float32`."""
 
 from __future__ import annotations
 

@@ -63,7 +63,8 @@ class StageTimer:
     def finish(self) -> dict[str, list[float]]:
         """Synchronise once and return every label's interval lengths in milliseconds."""
         if self._open:
-            raise RuntimeError(f"unclosed stage intervals: {[i.label for i in self._open.values()]}")
+            labels = [interval.label for interval in self._open.values()]
+            raise RuntimeError(f"unclosed stage intervals: {labels}")
         if self.cuda:
             torch.cuda.synchronize()
         durations: dict[str, list[float]] = defaultdict(list)

@@ -1,0 +1,222 @@
+"""Aggregate run records into per-stage timing statistics, counts and a repeatability check.
+
+Prefill contains vision (sam, clip, projector run inside the first forward pass), so the
+decoder's own share of prefill is derived as `prefill - vision` and stage times are never
+added across nesting levels.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vlmprof.metrics.stats import finite_values, summarize
+
+# Stage -> the stage whose time already contains it (None for top-level stages).
+STAGE_NESTING: dict[str, str | None] = {
+    "prefill": None,
+    "decode": None,
+    "vision": "prefill",
+    "sam": "prefill",
+    "clip": "prefill",
+    "projector": "prefill",
+    "llm_prefill": "prefill",
+    "ttft": None,
+    "decode_per_token": "decode",
+    "preprocess": None,
+    "load": None,
+}
+
+# Stages read straight from a record field of the same name plus "_ms".
+_FIELD_STAGES: tuple[str, ...] = (
+    "prefill",
+    "decode",
+    "vision",
+    "sam",
+    "clip",
+    "projector",
+    "ttft",
+    "preprocess",
+    "load",
+)
+
+PER_IMAGE_FACTS: tuple[str, ...] = ("mode", "n_crops", "image_tokens", "prefill_len", "tokens")
+
+
+def ok_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records whose status is "ok"."""
+    return [r for r in records if r.get("status", "ok") == "ok"]
+
+
+def llm_prefill_ms(record: dict[str, Any]) -> float | None:
+    """Decoder part of prefill: prefill minus the vision time nested inside it."""
+    prefill, vision = record.get("prefill_ms"), record.get("vision_ms")
+    if prefill is None or vision is None:
+        return None
+    return float(prefill) - float(vision)
+
+
+def record_stage_ms(record: dict[str, Any]) -> dict[str, float | None]:
+    """Time of each stage of one record (decode_per_token is the mean of its steps)."""
+    values: dict[str, float | None] = {stage: record.get(f"{stage}_ms") for stage in _FIELD_STAGES}
+    values["llm_prefill"] = llm_prefill_ms(record)
+    steps = finite_values(record.get("decode_step_ms") or [])
+    values["decode_per_token"] = float(steps.mean()) if steps.size else None
+    return {stage: values[stage] for stage in STAGE_NESTING}
+
+
+def decode_tokens_per_s(record: dict[str, Any]) -> float | None:
+    """Decode throughput: the tokens-1 decoded tokens over the decode time."""
+    tokens, decode_ms = record.get("tokens"), record.get("decode_ms")
+    if tokens is None or decode_ms is None or tokens < 2 or decode_ms <= 0:
+        return None
+    return (tokens - 1) / decode_ms * 1000.0
+
+
+def _stage_samples(records: list[dict[str, Any]]) -> dict[str, list[float]]:
+    """All samples of each stage over `records`; decode steps are pooled across records."""
+    samples: dict[str, list[float]] = {stage: [] for stage in STAGE_NESTING}
+    for record in records:
+        for stage, value in record_stage_ms(record).items():
+            if stage != "decode_per_token" and value is not None:
+                samples[stage].append(float(value))
+        samples["decode_per_token"].extend(float(v) for v in record.get("decode_step_ms") or [])
+    return samples
+
+
+def _image_repeatability(values: list[float]) -> dict[str, float] | None:
+    """Relative spread, CV and largest deviation from the mean of one image's repeats."""
+    array = finite_values(values)
+    if array.size < 2 or array.mean() == 0:
+        return None
+    mean = float(array.mean())
+    return {
+        "spread": float(array.max() - array.min()) / mean,
+        "cv": float(array.std(ddof=1)) / mean,
+        "deviation": float(np.abs(array - mean).max()) / mean,
+    }
+
+
+def repeatability(records: list[dict[str, Any]], tolerance: float) -> dict[str, Any]:
+    """Per stage, how far repeats of the same image differ, and whether within `tolerance`.
+
+    A stage passes when no repeat of any image deviates from that image's mean by more
+    than `tolerance` (relative). Images with fewer than two ok repeats are not judged.
+    """
+    by_image: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        for stage, value in record_stage_ms(record).items():
+            if value is not None:
+                by_image[record["image_id"]][stage].append(float(value))
+    stages: dict[str, dict[str, Any]] = {}
+    for stage in STAGE_NESTING:
+        per_image = {
+            image_id: result
+            for image_id, values in by_image.items()
+            if (result := _image_repeatability(values.get(stage, []))) is not None
+        }
+        if not per_image:
+            continue
+        worst = max(per_image, key=lambda image_id: per_image[image_id]["deviation"])
+        spreads = [r["spread"] for r in per_image.values()]
+        cvs = [r["cv"] for r in per_image.values()]
+        stages[stage] = {
+            "max_spread": max(spreads),
+            "mean_spread": float(np.mean(spreads)),
+            "max_cv": max(cvs),
+            "mean_cv": float(np.mean(cvs)),
+            "max_deviation": per_image[worst]["deviation"],
+            "worst_image": worst,
+            "images": len(per_image),
+            "pass": per_image[worst]["deviation"] <= tolerance,
+        }
+    result: dict[str, Any] = {
+        "tolerance": tolerance,
+        "stages": stages,
+        "failing_stages": [stage for stage, s in stages.items() if not s["pass"]],
+        "pass": all(s["pass"] for s in stages.values()) if stages else None,
+    }
+    if not stages:
+        result["reason"] = "no image has two or more ok repeats"
+    return result
+
+
+def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) -> dict[str, Any]:
+    """Statistics of every stage over the ok records, counts, failures and repeatability.
+
+    `tokens_per_s` is decode throughput ((tokens - 1) / decode time); `stage_ms` holds only
+    stages that at least one ok record measured.
+    """
+    good = ok_records(records)
+    samples = _stage_samples(good)
+    aggregates = {
+        "prefill_ms": summarize(r.get("prefill_ms") for r in good),
+        "decode_ms": summarize(r.get("decode_ms") for r in good),
+        "tokens": summarize(r.get("tokens") for r in good),
+        "tokens_per_s": summarize(decode_tokens_per_s(r) for r in good),
+        "stage_ms": {stage: summarize(values) for stage, values in samples.items() if values},
+    }
+    failures = [
+        {"image_id": r.get("image_id"), "repeat": r.get("repeat"), "error": r.get("error")}
+        for r in records
+        if r.get("status", "ok") != "ok"
+    ]
+    counts = {
+        "records": len(records),
+        "ok": len(good),
+        "error": len(failures),
+        "images": len({r.get("image_id") for r in records}),
+        "repeats": len({r.get("repeat") for r in records}),
+    }
+    return {
+        "aggregates": aggregates,
+        "counts": counts,
+        "failures": failures,
+        "repeatability": repeatability(good, tolerance),
+    }
+
+
+def stage_table(agg: dict[str, Any]) -> pd.DataFrame:
+    """One row per measured stage (from `aggregate_records`), units in column names."""
+    rows = []
+    for stage, stats in agg["aggregates"]["stage_ms"].items():
+        rows.append(
+            {
+                "stage": stage,
+                "mean (ms)": stats["mean"],
+                "std (ms)": stats["std"],
+                "cv": stats["cv"],
+                "p50 (ms)": stats["p50"],
+                "p90 (ms)": stats["p90"],
+                "n": stats["n"],
+                "nested_in": STAGE_NESTING[stage],
+            }
+        )
+    columns = ["mean (ms)", "std (ms)", "cv", "p50 (ms)", "p90 (ms)", "n", "nested_in"]
+    return pd.DataFrame(rows, columns=["stage", *columns]).set_index("stage")
+
+
+def per_image_table(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Mean time of each stage per image over its ok repeats, with the image's view facts."""
+    rows: dict[str, dict[str, Any]] = {}
+    stage_values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in ok_records(records):
+        image_id = record["image_id"]
+        row = rows.setdefault(image_id, {"image_id": image_id, "repeats": 0})
+        row["repeats"] += 1
+        for fact in PER_IMAGE_FACTS:
+            if row.get(fact) is None:
+                row[fact] = record.get(fact)
+        for stage, value in record_stage_ms(record).items():
+            if value is not None:
+                stage_values[image_id][stage].append(float(value))
+    measured = [s for s in STAGE_NESTING if any(s in v for v in stage_values.values())]
+    for image_id, row in rows.items():
+        for stage in measured:
+            values = stage_values[image_id].get(stage)
+            row[f"{stage} (ms)"] = float(np.mean(values)) if values else None
+    columns = ["image_id", *PER_IMAGE_FACTS, "repeats", *(f"{s} (ms)" for s in measured)]
+    return pd.DataFrame(list(rows.values()), columns=columns).set_index("image_id")

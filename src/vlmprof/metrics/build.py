@@ -1,0 +1,212 @@
+"""Assemble metrics.json and the metric tables of one run from its records and context.
+
+One place decides what a run publishes: timing aggregates, counts and failures,
+repeatability, MFU/MBU, the peaks used, static compute, environment, inputs, config and the
+assumptions a reader needs to interpret the numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from vlmprof.atomic import atomic_open, write_json_atomic
+from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
+from vlmprof.metrics.environment import config_hash
+from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
+from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
+from vlmprof.runtime.records import read_records
+
+INPUT_COLUMNS: tuple[str, ...] = ("image_id", "category", "width", "height", "sha256")
+RECORD_FACTS: tuple[str, ...] = ("mode", "n_crops", "image_tokens", "prefill_len")
+_CONTEXT_SENTENCES = {
+    "auto": "Decode FLOPs follow each step's real context: step j attends over "
+    "prefill_len + j cached positions.",
+    "max": "Decode FLOPs are a what-if: every step attends over the model's full window "
+    "({max_positions} positions), which overstates the real work.",
+    "fixed": "Decode FLOPs are a what-if: every step attends over {fixed} positions.",
+}
+
+
+def _json_safe(value: Any) -> Any:
+    """Plain JSON types: numpy scalars unwrapped, NaN and infinities as None."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def input_rows(inputs: pd.DataFrame, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Manifest rows of the profiled images with the view facts their records report."""
+    facts: dict[str, dict[str, Any]] = {}
+    for record in records:
+        known = facts.setdefault(record["image_id"], {})
+        for key in RECORD_FACTS:
+            if known.get(key) is None:
+                known[key] = record.get(key)
+    rows = []
+    for row in inputs.to_dict(orient="records"):
+        entry = {key: row.get(key) for key in INPUT_COLUMNS}
+        entry |= {key: facts.get(row["image_id"], {}).get(key) for key in RECORD_FACTS}
+        rows.append(entry)
+    return rows
+
+
+def assumptions(
+    config: dict[str, Any],
+    peaks: dict[str, Any],
+    dims: DeepseekOcrDims,
+    context_len_mode: str,
+    context_len_fixed: int | None,
+) -> list[str]:
+    """Plain sentences a reader needs before trusting or comparing the numbers."""
+    sentences = [
+        f"Weights are random (seed {config['model']['seed']}): times, FLOPs and bytes depend "
+        "on shapes only, and the generated text is meaningless.",
+        "The prompt is tokenised by a stand-in tokenizer (BOS, the image tokens, then the "
+        "reference prompt split like a BPE tokenizer would), so its text length is an estimate.",
+    ]
+    if config["ignore_eos"]:
+        sentences.append(
+            f"Every generation runs exactly {config['max_new_tokens']} tokens with "
+            "end-of-sequence ignored, so decode work is identical across repeats; a real "
+            "model stops earlier on most pages."
+        )
+    else:
+        sentences.append(
+            f"Generation stops at end-of-sequence or {config['max_new_tokens']} tokens."
+        )
+    reference, calibrated = peaks["reference"], peaks["calibrated"]
+    if reference["tflops"] is not None:
+        sentences.append(
+            f"The 'datasheet' MFU/MBU columns divide by {reference['tflops']:g} TFLOP/s and "
+            f"{reference['tbps']} TB/s ({reference['label']})."
+        )
+    else:
+        sentences.append(f"The 'datasheet' MFU/MBU columns are empty: {reference['reason']}.")
+    if calibrated["tflops"] is not None:
+        sentences.append(
+            f"The 'calibrated' columns divide by peaks measured on this machine: "
+            f"{calibrated['tflops']:.4g} TFLOP/s and {calibrated['tbps']:.4g} TB/s "
+            f"({calibrated['method']})."
+        )
+    else:
+        sentences.append(f"The 'calibrated' columns are empty: {calibrated['reason']}.")
+    sentences += [
+        "FLOPs and bytes are analytic, from the model's dimensions at each record's shapes: "
+        "a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work is counted, and "
+        "prefill attention counts the full L x L square as SDPA computes it "
+        "(static.conventions lists every rule).",
+        _CONTEXT_SENTENCES[context_len_mode].format(
+            max_positions=dims.decoder.max_positions, fixed=context_len_fixed
+        ),
+        "Vision (SAM, CLIP, projector) runs inside prefill: its time is part of prefill time, "
+        "llm_prefill = prefill - vision, and no total adds vision to prefill.",
+        f"Headline figures: {HEADLINE}.",
+        "MBU counts the weights and KV cache each call reads (plus activations in prefill); "
+        "at batch size 1 decode is bound by memory bandwidth, so MBU, not MFU, is its ceiling.",
+    ]
+    return sentences
+
+
+def _ratio_table(
+    per_stage: dict[str, Any], stages: Sequence[str], unit: str, rate: str, rate_column: str
+) -> pd.DataFrame:
+    """Stage x {datasheet, calibrated} utilisation with the work per run and achieved rate."""
+    rows = [
+        {
+            "stage": stage,
+            "datasheet": per_stage[stage]["datasheet"],
+            "calibrated": per_stage[stage]["calibrated"],
+            rate_column: per_stage[stage][rate],
+            f"{unit}_per_run": per_stage[stage][f"{unit}_per_run"],
+            "records": per_stage[stage]["records"],
+        }
+        for stage in stages
+        if stage in per_stage
+    ]
+    columns = ["datasheet", "calibrated", rate_column, f"{unit}_per_run", "records"]
+    return pd.DataFrame(rows, columns=["stage", *columns]).set_index("stage")
+
+
+def build_metrics(
+    record_paths: Sequence[str | Path],
+    static_compute: dict[str, Any],
+    dims: DeepseekOcrDims,
+    dtype: str,
+    peaks: dict[str, Any],
+    environment: dict[str, Any],
+    inputs: pd.DataFrame,
+    config: dict[str, Any],
+    context_len_mode: str,
+    context_len_fixed: int | None,
+    tolerance: float,
+) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
+    """metrics.json content and the tables stage_ms, per_image, mfu, mbu and per_record."""
+    records = read_records(list(record_paths))
+    agg = aggregate_records(records, tolerance)
+    mfu, mbu, per_record = utilisation(
+        records, dims, peaks, dtype, context_len_mode, context_len_fixed
+    )
+    per_image = per_image_table(records)
+    if "category" in inputs.columns:
+        per_image.insert(0, "category", inputs.set_index("image_id")["category"])
+    metrics = {
+        "run_name": config["run_name"],
+        **agg,
+        "mfu": mfu,
+        "mbu": mbu,
+        "peaks": peaks,
+        "static": {
+            "params": static_compute["params"],
+            "per_view_flops": static_compute["flops"],
+            "conventions": static_compute.get("conventions", []),
+        },
+        "environment": environment,
+        "inputs": input_rows(inputs, records),
+        "config": config,
+        "config_hash": config_hash(config),
+        "assumptions": assumptions(config, peaks, dims, context_len_mode, context_len_fixed),
+    }
+    per_stage_mfu = {**mfu.get("per_stage", {}), "model": mfu.get("model_level")}
+    tables = {
+        "stage_ms": stage_table(agg),
+        "per_image": per_image,
+        "mfu": _ratio_table(
+            {k: v for k, v in per_stage_mfu.items() if v},
+            MFU_STAGES,
+            "flops",
+            "achieved_tflops",
+            "achieved (TFLOP/s)",
+        ),
+        "mbu": _ratio_table(
+            mbu.get("per_stage", {}), MBU_STAGES, "bytes", "achieved_tbps", "achieved (TB/s)"
+        ),
+        "per_record": per_record,
+    }
+    return _json_safe(metrics), tables
+
+
+def write_metrics(
+    metrics: dict[str, Any],
+    tables: dict[str, pd.DataFrame],
+    metrics_path: str | Path,
+    tables_dir: str | Path,
+) -> None:
+    """Write metrics.json and one `<name>.csv` per table, each atomically."""
+    write_json_atomic(metrics_path, _json_safe(metrics))
+    for name, table in tables.items():
+        with atomic_open(Path(tables_dir) / f"{name}.csv") as handle:
+            table.to_csv(handle, index=not isinstance(table.index, pd.RangeIndex))

@@ -1,0 +1,178 @@
+"""Describe the machine and software a run used, so results can be compared and reproduced.
+
+Nothing here fails: a fact that cannot be read is None, and GPU facts say why NVML was not
+available (no GPU, no driver, CPU run).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
+
+PACKAGES: tuple[str, ...] = ("vlmprof", "torch", "transformers", "snakemake", "pandas", "numpy")
+_GPU_KEYS: tuple[str, ...] = (
+    "gpu_name",
+    "gpu_uuid",
+    "driver",
+    "sm_clock_mhz",
+    "sm_clock_max_mhz",
+    "mem_clock_mhz",
+    "mem_clock_max_mhz",
+    "power_limit_mw",
+    "memory_total_bytes",
+)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the key-sorted JSON of `config`: equal configs give equal hashes."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _git(*args: str) -> str | None:
+    """Output of a git command in the current folder, or None when it fails."""
+    try:
+        done = subprocess.run(
+            ["git", *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def git_state() -> dict[str, Any]:
+    """Commit and dirty flag of the repository in the current folder (None if not a repo)."""
+    if _git("rev-parse", "--is-inside-work-tree") != "true":
+        return {"git_commit": None, "git_dirty": None}
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "git_commit": _git("rev-parse", "HEAD"),
+        "git_dirty": bool(status) if status is not None else None,
+    }
+
+
+def cpu_model() -> str | None:
+    """The CPU model name from /proc/cpuinfo, else what `platform` knows, else None."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that decide the numbers (None if absent)."""
+    versions: dict[str, str | None] = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def _nvml_value(read: Callable[[], Any]) -> Any:
+    """One NVML reading; None when the GPU does not support the query."""
+    import pynvml
+
+    try:
+        return read()
+    except pynvml.NVMLError:
+        return None
+
+
+def nvml_facts(device: torch.device) -> dict[str, Any]:
+    """GPU name, driver, clocks, power limit and memory of a CUDA device via NVML."""
+    facts: dict[str, Any] = dict.fromkeys(_GPU_KEYS)
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception as error:  # any failure means "no NVML here"
+        return facts | {"nvml": f"unavailable: {error}"}
+    try:
+        handle = _nvml_handle(pynvml, device)
+        clock = pynvml.nvmlDeviceGetClockInfo
+        max_clock = pynvml.nvmlDeviceGetMaxClockInfo
+        facts.update(
+            gpu_name=_nvml_value(lambda: pynvml.nvmlDeviceGetName(handle)),
+            gpu_uuid=_nvml_value(lambda: pynvml.nvmlDeviceGetUUID(handle)),
+            driver=_nvml_value(pynvml.nvmlSystemGetDriverVersion),
+            sm_clock_mhz=_nvml_value(lambda: clock(handle, pynvml.NVML_CLOCK_SM)),
+            sm_clock_max_mhz=_nvml_value(lambda: max_clock(handle, pynvml.NVML_CLOCK_SM)),
+            mem_clock_mhz=_nvml_value(lambda: clock(handle, pynvml.NVML_CLOCK_MEM)),
+            mem_clock_max_mhz=_nvml_value(lambda: max_clock(handle, pynvml.NVML_CLOCK_MEM)),
+            power_limit_mw=_nvml_value(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle)),
+            memory_total_bytes=_nvml_value(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+        )
+        facts["nvml"] = "ok"
+    except Exception as error:  # metadata never fails a run
+        facts["nvml"] = f"unavailable: {error}"
+    finally:
+        pynvml.nvmlShutdown()
+    return facts
+
+
+def _nvml_handle(pynvml: Any, device: torch.device) -> Any:
+    """The NVML handle of a torch CUDA device, by UUID (robust to CUDA_VISIBLE_DEVICES)."""
+    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
+    if uuid is not None:
+        text = str(uuid)
+        return pynvml.nvmlDeviceGetHandleByUUID(text if text.startswith("GPU-") else f"GPU-{text}")
+    return pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+
+
+def _device_used(device: str) -> tuple[torch.device | None, str | None]:
+    """The torch device a request maps to, or None and why it cannot be used."""
+    try:
+        dev = torch.device(resolve_device(device))
+    except (ValueError, DeviceUnavailableError) as error:
+        return None, str(error)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", 0)
+    return dev, None
+
+
+def _device_name(dev: torch.device | None) -> str | None:
+    """The model name peaks are looked up by: the CUDA device's name, or "cpu"."""
+    if dev is None:
+        return None
+    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
+
+
+def collect_environment(device: str) -> dict[str, Any]:
+    """Software versions, git state, CPU and (for CUDA runs) GPU facts of this machine."""
+    dev, device_error = _device_used(device)
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    env: dict[str, Any] = {
+        **git_state(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_model": cpu_model(),
+        "packages": package_versions(),
+        "cuda_version": torch.version.cuda,
+        "cudnn_version": cudnn,
+        "device_requested": device,
+        "device_used": str(dev) if dev is not None else None,
+        "device_name": _device_name(dev),
+        "device_error": device_error,
+    }
+    if dev is not None and dev.type == "cuda":
+        env |= nvml_facts(dev)
+    else:
+        reason = device_error or f"device is {device}, not CUDA"
+        env |= dict.fromkeys(_GPU_KEYS) | {"nvml": f"unavailable: {reason}"}
+    return env

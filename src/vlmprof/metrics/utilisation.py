@@ -1,0 +1,316 @@
+"""Model FLOP utilisation (MFU) and memory bandwidth utilisation (MBU) per stage.
+
+Work comes from the analytic formulas of `vlmprof.flops.analytic` at each record's own shapes
+(mode, crops, prefill length, tokens); times from the record. Vision runs inside prefill, so
+the model-level time is prefill + decode wall time and vision time is never added to it.
+The headline of every aggregate is summed work over summed time (long runs weigh more);
+the mean of per-record ratios is reported beside it.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+import pandas as pd
+
+from vlmprof.flops.analytic import (
+    StageCost,
+    bytes_per_element,
+    decode_step_cost,
+    decode_total_cost,
+    llm_prefill_cost,
+    vision_cost,
+)
+from vlmprof.metrics.aggregate import llm_prefill_ms, ok_records
+from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
+
+CONTEXT_MODES: tuple[str, ...] = ("auto", "max", "fixed")
+MFU_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "prefill", "decode", "model")
+MBU_STAGES: tuple[str, ...] = ("prefill", "decode")
+PEAK_COLUMNS: tuple[str, ...] = ("datasheet", "calibrated")
+HEADLINE = (
+    "aggregate MFU/MBU = summed FLOPs (bytes) over summed wall time of the ok records, "
+    "divided by the peak; *_mean_of_records is the mean of per-record ratios"
+)
+_REQUIRED = ("mode", "n_crops", "prefill_len", "tokens", "prefill_ms", "decode_ms")
+
+
+def check_context_mode(context_len_mode: str, context_len_fixed: int | None) -> None:
+    """Raise a ValueError naming the config key when the decode context setting is unusable."""
+    if context_len_mode not in CONTEXT_MODES:
+        raise ValueError(
+            f"context_len_mode: unknown mode {context_len_mode!r}; allowed: "
+            + ", ".join(CONTEXT_MODES)
+        )
+    if context_len_mode == "fixed" and context_len_fixed is None:
+        raise ValueError(
+            "context_len_fixed: required when context_len_mode is 'fixed'; set it to the "
+            "number of cached positions every decode step should attend over"
+        )
+    if context_len_fixed is not None and context_len_fixed < 1:
+        raise ValueError(f"context_len_fixed: must be at least 1, got {context_len_fixed}")
+
+
+def decode_cost(
+    dims: DeepseekOcrDims,
+    prefill_len: int,
+    tokens: int,
+    bytes_per_el: int,
+    context_len_mode: str,
+    context_len_fixed: int | None = None,
+) -> StageCost:
+    """Cost of the tokens - 1 decode steps of one record under a context-length mode.
+
+    auto: step j attends over prefill_len + j positions (the real work); max: every step
+    over the model's max_positions; fixed: every step over `context_len_fixed`.
+    """
+    if context_len_mode == "auto":
+        return _cached_decode_total(dims, prefill_len, tokens, bytes_per_el)
+    context = dims.decoder.max_positions if context_len_mode == "max" else context_len_fixed
+    return decode_step_cost(dims, context, bytes_per_el).scaled(max(tokens - 1, 0))
+
+
+@lru_cache(maxsize=4096)
+def _cached_decode_total(
+    dims: DeepseekOcrDims, prefill_len: int, tokens: int, bytes_per_el: int
+) -> StageCost:
+    """decode_total_cost, memoised: repeats of one image share prefill length and tokens."""
+    return decode_total_cost(dims, prefill_len, tokens, bytes_per_el)
+
+
+def _moved_bytes(cost: StageCost, with_activations: bool) -> float:
+    """Bytes a stage moves: weights and KV cache, plus activations where they matter."""
+    moved = cost.weight_bytes + cost.kv_bytes
+    return moved + cost.activation_bytes if with_activations else moved
+
+
+def _record_row(
+    record: dict[str, Any],
+    dims: DeepseekOcrDims,
+    bytes_per_el: int,
+    context_len_mode: str,
+    context_len_fixed: int | None,
+) -> dict[str, Any]:
+    """Work and time of each stage of one ok record (times in ms; None where unmeasured)."""
+    missing = [key for key in _REQUIRED if record.get(key) is None]
+    if missing:
+        raise ValueError(
+            f"run record {record.get('run_id')!r} (image {record.get('image_id')!r}): ok "
+            f"but missing {', '.join(missing)}; rerun its profiling shard"
+        )
+    vision = vision_cost(dims, record["mode"], record["n_crops"], bytes_per_el)["vision"]
+    llm = llm_prefill_cost(dims, record["prefill_len"], bytes_per_el)
+    decode = decode_cost(
+        dims,
+        record["prefill_len"],
+        record["tokens"],
+        bytes_per_el,
+        context_len_mode,
+        context_len_fixed,
+    )
+    prefill_bytes = _moved_bytes(vision, True) + _moved_bytes(llm, True)
+    decode_bytes = _moved_bytes(decode, False)
+    prefill_ms, decode_ms = float(record["prefill_ms"]), float(record["decode_ms"])
+    return {
+        "image_id": record["image_id"],
+        "repeat": record.get("repeat"),
+        "mode": record["mode"],
+        "n_crops": record["n_crops"],
+        "prefill_len": record["prefill_len"],
+        "tokens": record["tokens"],
+        "decode_steps": max(record["tokens"] - 1, 0),
+        "vision flops": vision.flops,
+        "vision (ms)": record.get("vision_ms"),
+        "llm_prefill flops": llm.flops,
+        "llm_prefill (ms)": llm_prefill_ms(record),
+        "prefill flops": vision.flops + llm.flops,
+        "prefill (ms)": prefill_ms,
+        "prefill bytes": prefill_bytes,
+        "decode flops": decode.flops,
+        "decode (ms)": decode_ms,
+        "decode bytes": decode_bytes,
+        "model flops": vision.flops + llm.flops + decode.flops,
+        "model (ms)": prefill_ms + decode_ms,
+    }
+
+
+def _peak_values(peaks: dict[str, Any], key: str) -> dict[str, float | None]:
+    """The two denominators of one quantity ("tflops" or "tbps"), by peak column."""
+    return {"datasheet": peaks["reference"][key], "calibrated": peaks["calibrated"][key]}
+
+
+def _timed(df: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """Rows where the stage has a positive measured time."""
+    ms = pd.to_numeric(df[f"{stage} (ms)"], errors="coerce")
+    return df[ms.notna() & (ms > 0)]
+
+
+def _rate_summary(
+    amount: pd.Series, ms: pd.Series, peaks_per_s: dict[str, float | None], unit: str
+) -> dict[str, Any]:
+    """Summed amount over summed time, as a fraction of each peak, and its per-record mean.
+
+    `unit` names the amount ("flops" or "bytes"); peaks are in the same unit per second.
+    """
+    rate_name = "achieved_tflops" if unit == "flops" else "achieved_tbps"
+    if amount.empty:
+        return dict.fromkeys(PEAK_COLUMNS) | {
+            f"{unit}_per_run": None,
+            rate_name: None,
+            "records": 0,
+            "reason": "no ok record measured this stage",
+        }
+    seconds = ms.astype(float) / 1000.0
+    rate = float(amount.sum()) / float(seconds.sum())
+    per_record = amount.astype(float) / seconds
+    summary: dict[str, Any] = {}
+    for column, peak in peaks_per_s.items():
+        summary[column] = rate / peak if peak else None
+        summary[f"{column}_mean_of_records"] = float((per_record / peak).mean()) if peak else None
+    return summary | {
+        f"{unit}_per_run": float(amount.mean()),
+        rate_name: rate / 1e12,
+        f"{unit}_total": float(amount.sum()),
+        "time_ms_total": float(ms.sum()),
+        "records": len(amount),
+    }
+
+
+def _stage_mfu(df: pd.DataFrame, stage: str, tflops: dict[str, float | None]) -> dict[str, Any]:
+    """MFU of one stage over the records that timed it."""
+    timed = _timed(df, stage)
+    peaks_per_s = {k: v * 1e12 if v else None for k, v in tflops.items()}
+    return _rate_summary(timed[f"{stage} flops"], timed[f"{stage} (ms)"], peaks_per_s, "flops")
+
+
+def _stage_mbu(df: pd.DataFrame, stage: str, tbps: dict[str, float | None]) -> dict[str, Any]:
+    """MBU of one stage over the records that timed it."""
+    timed = _timed(df, stage)
+    peaks_per_s = {k: v * 1e12 if v else None for k, v in tbps.items()}
+    return _rate_summary(timed[f"{stage} bytes"], timed[f"{stage} (ms)"], peaks_per_s, "bytes")
+
+
+def _decode_roofline(df: pd.DataFrame, tbps: dict[str, float | None]) -> dict[str, Any]:
+    """Bytes one decode step moves and the step time those bytes allow at each peak."""
+    timed = _timed(df, "decode")
+    steps = float(timed["decode_steps"].sum())
+    if steps == 0:
+        return {"bytes_per_token": None, "ms_per_token_measured": None} | {
+            f"ms_per_token_at_{column}_bw": None for column in PEAK_COLUMNS
+        }
+    bytes_per_token = float(timed["decode bytes"].sum()) / steps
+    roofline = {
+        "bytes_per_token": bytes_per_token,
+        "ms_per_token_measured": float(timed["decode (ms)"].sum()) / steps,
+    }
+    for column, peak in tbps.items():
+        roofline[f"ms_per_token_at_{column}_bw"] = (
+            bytes_per_token / (peak * 1e12) * 1000.0 if peak else None
+        )
+    return roofline
+
+
+def _decode_by_mode(
+    records: list[dict[str, Any]],
+    df: pd.DataFrame,
+    dims: DeepseekOcrDims,
+    bytes_per_el: int,
+    context_len_fixed: int | None,
+    tflops: dict[str, float | None],
+) -> dict[str, Any]:
+    """Decode MFU under every context-length mode, for what-if comparison."""
+    modes = ["auto", "max"] + (["fixed"] if context_len_fixed is not None else [])
+    by_mode = {}
+    for mode in modes:
+        flops = [
+            decode_cost(
+                dims, r["prefill_len"], r["tokens"], bytes_per_el, mode, context_len_fixed
+            ).flops
+            for r in records
+        ]
+        by_mode[mode] = _stage_mfu(df.assign(**{"decode flops": flops}), "decode", tflops)
+    return by_mode
+
+
+def _peak_labels(peaks: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
+    """What each peak column divides by and where it came from."""
+    reference, calibrated = peaks["reference"], peaks["calibrated"]
+    return {
+        "datasheet": {
+            key: reference[key],
+            "label": reference["label"],
+            "reason": reference["reason"],
+        },
+        "calibrated": {
+            key: calibrated[key],
+            "label": calibrated["method"],
+            "reason": calibrated["reason"],
+        },
+    }
+
+
+def _with_record_ratios(
+    df: pd.DataFrame, tflops: dict[str, float | None], tbps: dict[str, float | None]
+) -> pd.DataFrame:
+    """Per-record MFU and MBU columns next to the work and time columns."""
+    df = df.copy()
+    for stage in MFU_STAGES:
+        seconds = pd.to_numeric(df[f"{stage} (ms)"], errors="coerce") / 1000.0
+        for column, peak in tflops.items():
+            df[f"{stage} mfu ({column})"] = (
+                df[f"{stage} flops"] / seconds / (peak * 1e12) if peak else None
+            )
+    for stage in MBU_STAGES:
+        seconds = df[f"{stage} (ms)"] / 1000.0
+        for column, peak in tbps.items():
+            df[f"{stage} mbu ({column})"] = (
+                df[f"{stage} bytes"] / seconds / (peak * 1e12) if peak else None
+            )
+    return df
+
+
+def utilisation(
+    records: list[dict[str, Any]],
+    dims: DeepseekOcrDims,
+    peaks: dict[str, Any],
+    dtype: str,
+    context_len_mode: str = "auto",
+    context_len_fixed: int | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
+    """MFU and MBU of the ok records against the reference and calibrated peaks.
+
+    `peaks` is `resolve_peaks`' output. Returns (mfu, mbu, per-record table). Stages:
+    vision, llm_prefill (= prefill - vision), prefill, decode, and model (prefill + decode
+    FLOPs over prefill + decode wall time).
+    """
+    check_context_mode(context_len_mode, context_len_fixed)
+    bytes_per_el = bytes_per_element(dtype)
+    good = ok_records(records)
+    rows = [_record_row(r, dims, bytes_per_el, context_len_mode, context_len_fixed) for r in good]
+    df = pd.DataFrame(rows)
+    tflops, tbps = _peak_values(peaks, "tflops"), _peak_values(peaks, "tbps")
+    if df.empty:
+        reason = "no ok records"
+        return (
+            {"context_len_mode": context_len_mode, "reason": reason},
+            {"reason": reason},
+            df,
+        )
+    mfu = {
+        "context_len_mode": context_len_mode,
+        "context_len_fixed": context_len_fixed,
+        "headline": HEADLINE,
+        "peaks": _peak_labels(peaks, "tflops"),
+        "model_level": _stage_mfu(df, "model", tflops),
+        "per_stage": {stage: _stage_mfu(df, stage, tflops) for stage in MFU_STAGES[:-1]},
+        "by_context_mode": _decode_by_mode(good, df, dims, bytes_per_el, context_len_fixed, tflops),
+    }
+    mbu = {
+        "context_len_mode": context_len_mode,
+        "headline": HEADLINE,
+        "peaks": _peak_labels(peaks, "tbps"),
+        "per_stage": {stage: _stage_mbu(df, stage, tbps) for stage in MBU_STAGES},
+        "decode_roofline": _decode_roofline(df, tbps),
+    }
+    return mfu, mbu, _with_record_ratios(df, tflops, tbps)

@@ -1,0 +1,24 @@
+"""Shared fixtures: one real run of the workflow on the CPU default, reused by many tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.workflow_helpers import FAST_CONFIG, copy_workflow, snakemake, write_config
+
+
+@pytest.fixture(scope="session")
+def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A scratch checkout of the workflow with a small, fast configuration."""
+    return copy_workflow(tmp_path_factory.mktemp("workflow"))
+
+
+@pytest.fixture(scope="session")
+def pipeline_run(workflow_dir: Path) -> Path:
+    """Run the whole workflow once (the CPU default, fewer pages); the run's results folder."""
+    config = write_config(workflow_dir, FAST_CONFIG)
+    result = snakemake(workflow_dir, "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workflow_dir / "results" / FAST_CONFIG["run_name"]

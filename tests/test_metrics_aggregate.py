@@ -1,0 +1,144 @@
+"""Aggregation of run records: stage statistics, nesting, counts, failures, repeatability."""
+
+import pandas as pd
+import pytest
+
+from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
+from vlmprof.models.deepseek_ocr_views import plan_views
+from vlmprof.models.prompt_tokenizer import prompt_length
+from vlmprof.runtime.records import RunRecord
+
+
+def page_facts(width, height):
+    """View facts of a page in gundam mode, as the preprocessing computes them."""
+    plan = plan_views(width, height, "gundam")
+    return {
+        "mode": "gundam",
+        "n_crops": plan.n_crops,
+        "image_tokens": plan.image_tokens,
+        "prefill_len": prompt_length(plan.image_tokens),
+    }
+
+
+# A tiled A4-like page and a page small enough to need no crops.
+PAGES = {"page-a": page_facts(1240, 1754), "page-b": page_facts(600, 500)}
+
+
+def record(image_id, repeat, scale=1.0, steps=(2.0, 2.2, 2.1), **changes):
+    """An ok record whose times are a fixed profile scaled by `scale`."""
+    values = {
+        "prefill_ms": 100.0 * scale,
+        "vision_ms": 60.0 * scale,
+        "sam_ms": 40.0 * scale,
+        "clip_ms": 18.0 * scale,
+        "projector_ms": 2.0 * scale,
+        "ttft_ms": 101.0 * scale,
+        "decode_ms": sum(steps),
+        "decode_step_ms": list(steps),
+        "tokens": len(steps) + 1,
+    }
+    values.update(changes)
+    return RunRecord(
+        run_id="r", image_id=image_id, repeat=repeat, **PAGES[image_id], **values
+    ).to_dict()
+
+
+def records_within_tolerance():
+    return [
+        record("page-a", 0, 1.00),
+        record("page-a", 1, 1.02),
+        record("page-a", 2, 0.99),
+        record("page-b", 0, 0.50),
+        record("page-b", 1, 0.51),
+        record("page-b", 2, 0.50),
+    ]
+
+
+def test_counts_and_failures():
+    error = RunRecord(run_id="r", image_id="page-c", repeat=0, status="error", error="OOM")
+    agg = aggregate_records([*records_within_tolerance(), error.to_dict()])
+    assert agg["counts"] == {"records": 7, "ok": 6, "error": 1, "images": 3, "repeats": 3}
+    assert agg["failures"] == [{"image_id": "page-c", "repeat": 0, "error": "OOM"}]
+    assert agg["aggregates"]["prefill_ms"]["n"] == 6
+
+
+def test_llm_prefill_is_prefill_minus_vision():
+    records = records_within_tolerance()
+    stages = aggregate_records(records)["aggregates"]["stage_ms"]
+    expected = [r["prefill_ms"] - r["vision_ms"] for r in records]
+    assert stages["llm_prefill"]["mean"] == pytest.approx(sum(expected) / len(expected))
+    assert stages["llm_prefill"]["mean"] < stages["prefill"]["mean"]
+    assert stages["vision"]["mean"] < stages["prefill"]["mean"]
+
+
+def test_stages_present_only_when_measured():
+    stages = aggregate_records(records_within_tolerance())["aggregates"]["stage_ms"]
+    assert "preprocess" not in stages and "load" not in stages
+    assert {"prefill", "decode", "vision", "sam", "clip", "projector", "ttft"} <= set(stages)
+    with_preprocess = [record("page-a", 0, preprocess_ms=5.0), record("page-a", 1)]
+    stages = aggregate_records(with_preprocess)["aggregates"]["stage_ms"]
+    assert stages["preprocess"]["n"] == 1
+
+
+def test_decode_steps_are_pooled_and_throughput_counts_decode_tokens():
+    records = [record("page-a", 0, steps=(1.0, 3.0)), record("page-a", 1, steps=(2.0, 2.0, 2.0))]
+    agg = aggregate_records(records)["aggregates"]
+    assert agg["stage_ms"]["decode_per_token"]["n"] == 5
+    assert agg["stage_ms"]["decode_per_token"]["mean"] == pytest.approx(2.0)
+    # tokens - 1 decode tokens over decode time: 2 / 4 ms and 3 / 6 ms, both 500 tok/s.
+    assert agg["tokens_per_s"]["mean"] == pytest.approx(500.0)
+    assert agg["tokens"]["mean"] == pytest.approx(3.5)
+
+
+def test_repeatability_passes_within_tolerance():
+    rep = aggregate_records(records_within_tolerance(), tolerance=0.10)["repeatability"]
+    assert rep["pass"] is True
+    assert rep["tolerance"] == 0.10
+    assert rep["stages"]["prefill"]["images"] == 2
+    # page-a prefill: 100, 102, 99 -> spread 3 / 100.33
+    assert rep["stages"]["prefill"]["max_spread"] == pytest.approx(3 / (301 / 3))
+
+
+def test_repeatability_fails_naming_the_stage():
+    records = records_within_tolerance()
+    records[1]["sam_ms"] *= 1.5
+    rep = aggregate_records(records, tolerance=0.10)["repeatability"]
+    assert rep["pass"] is False
+    assert rep["failing_stages"] == ["sam"]
+    assert rep["stages"]["sam"]["worst_image"] == "page-a"
+    assert rep["stages"]["sam"]["max_deviation"] > 0.10
+
+
+def test_repeatability_needs_two_repeats():
+    rep = aggregate_records([record("page-a", 0), record("page-b", 0)])["repeatability"]
+    assert rep["pass"] is None
+    assert rep["stages"] == {}
+    assert "two or more" in rep["reason"]
+
+
+def test_stage_table_marks_nesting():
+    table = stage_table(aggregate_records(records_within_tolerance()))
+    assert list(table.columns) == [
+        "mean (ms)",
+        "std (ms)",
+        "cv",
+        "p50 (ms)",
+        "p90 (ms)",
+        "n",
+        "nested_in",
+    ]
+    for stage in ("vision", "sam", "clip", "projector", "llm_prefill"):
+        assert table.loc[stage, "nested_in"] == "prefill"
+    assert pd.isna(table.loc["prefill", "nested_in"])
+    assert table.loc["decode_per_token", "n"] == 18
+
+
+def test_per_image_table_means_and_facts():
+    table = per_image_table(records_within_tolerance())
+    assert list(table.index) == ["page-a", "page-b"]
+    assert table.loc["page-a", "prefill (ms)"] == pytest.approx(100.0 * (1.00 + 1.02 + 0.99) / 3)
+    assert table.loc["page-b", "llm_prefill (ms)"] == pytest.approx(40.0 * (0.50 + 0.51 + 0.50) / 3)
+    assert table.loc["page-a", "n_crops"] == PAGES["page-a"]["n_crops"] > 0
+    assert table.loc["page-b", "image_tokens"] == 273
+    assert table.loc["page-a", "repeats"] == 3
+    assert "preprocess (ms)" not in table.columns

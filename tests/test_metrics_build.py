@@ -1,0 +1,167 @@
+"""metrics.json and tables of a run, assembled from record files and written atomically."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from vlmprof.flops.static_compute import build_static_compute
+from vlmprof.metrics.build import build_metrics, write_metrics
+from vlmprof.metrics.environment import collect_environment, config_hash
+from vlmprof.metrics.peaks import resolve_peaks
+from vlmprof.models.deepseek_ocr_dims import preset_dims
+from vlmprof.models.deepseek_ocr_views import plan_views
+from vlmprof.models.prompt_tokenizer import prompt_length
+from vlmprof.runtime.records import RunRecord
+
+DIMS = preset_dims("small")
+PAGES = {"tiled": ("table", 1240, 1754), "plain": ("text", 600, 500)}
+CONFIG = {
+    "run_name": "unit",
+    "model": {"seed": 0, "preset": "small"},
+    "max_new_tokens": 9,
+    "ignore_eos": True,
+}
+
+
+def write_shard(path, repeats=2):
+    """One shard file: every page x repeat, plus one failed page."""
+    lines = []
+    for image_id, (_, width, height) in PAGES.items():
+        plan = plan_views(width, height, "gundam")
+        for repeat in range(repeats):
+            record = RunRecord(
+                run_id="unit",
+                image_id=image_id,
+                repeat=repeat,
+                mode="gundam",
+                n_crops=plan.n_crops,
+                image_tokens=plan.image_tokens,
+                prefill_len=prompt_length(plan.image_tokens),
+                tokens=9,
+                prefill_ms=30.0 + plan.n_crops,
+                vision_ms=20.0 + plan.n_crops,
+                sam_ms=12.0,
+                clip_ms=6.0,
+                projector_ms=1.0,
+                decode_ms=8.0,
+                decode_step_ms=[1.0] * 8,
+            )
+            lines.append(json.dumps(record.to_dict()))
+    failed = RunRecord(run_id="unit", image_id="huge", repeat=0, status="error", error="too big")
+    lines.append(json.dumps(failed.to_dict()))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def built(tmp_path):
+    inputs = pd.DataFrame(
+        [
+            {
+                "image_id": i,
+                "path": f"/data/{i}.png",
+                "category": c,
+                "width": w,
+                "height": h,
+                "sha256": "0" * 64,
+                "source": "synthetic",
+            }
+            for i, (c, w, h) in {**PAGES, "huge": ("scan", 40000, 40000)}.items()
+        ]
+    )
+    static = build_static_compute(
+        DIMS, ["gundam"], prefill_len=300, decode_context=304, dtype="float32", count=False
+    )
+    peaks = resolve_peaks(
+        "cpu", "float32", calibrated={"tflops": 0.1, "tbps": 0.01, "method": "m"}, env={}
+    )
+    return build_metrics(
+        record_paths=[write_shard(tmp_path / "shard-0.jsonl")],
+        static_compute=static,
+        dims=DIMS,
+        dtype="float32",
+        peaks=peaks,
+        environment=collect_environment("cpu"),
+        inputs=inputs,
+        config=CONFIG,
+        context_len_mode="auto",
+        context_len_fixed=None,
+        tolerance=0.10,
+    )
+
+
+def test_metrics_have_every_section(built):
+    metrics, _ = built
+    assert {
+        "run_name",
+        "aggregates",
+        "counts",
+        "failures",
+        "repeatability",
+        "mfu",
+        "mbu",
+        "peaks",
+        "static",
+        "environment",
+        "inputs",
+        "config",
+        "config_hash",
+        "assumptions",
+    } <= set(metrics)
+    assert metrics["run_name"] == "unit"
+    assert metrics["counts"] == {"records": 5, "ok": 4, "error": 1, "images": 3, "repeats": 2}
+    assert metrics["failures"] == [{"image_id": "huge", "repeat": 0, "error": "too big"}]
+    assert metrics["config_hash"] == config_hash(CONFIG)
+    assert metrics["static"]["params"]["total"] > 0
+    assert set(metrics["static"]["per_view_flops"]["view_640"]) == {"sam", "clip", "projector"}
+    assert metrics["mfu"]["per_stage"]["prefill"]["datasheet"] is None
+    assert metrics["mfu"]["model_level"]["calibrated"] > 0
+
+
+def test_inputs_carry_manifest_and_view_facts(built):
+    inputs = {row["image_id"]: row for row in built[0]["inputs"]}
+    assert "path" not in inputs["tiled"]
+    assert inputs["tiled"]["category"] == "table"
+    assert inputs["tiled"]["n_crops"] == plan_views(1240, 1754, "gundam").n_crops
+    assert inputs["plain"]["image_tokens"] == 273
+    assert inputs["huge"]["n_crops"] is None
+
+
+def test_assumptions_state_what_the_numbers_rest_on(built):
+    text = " ".join(built[0]["assumptions"])
+    assert "random" in text and "stand-in tokenizer" in text
+    assert "exactly 9 tokens" in text
+    assert "no datasheet for CPUs" in text
+    assert "0.1 TFLOP/s" in text
+    assert "prefill_len + j" in text
+
+
+def test_tables(built):
+    _, tables = built
+    assert set(tables) == {"stage_ms", "per_image", "mfu", "mbu", "per_record"}
+    assert list(tables["mfu"].index) == ["vision", "llm_prefill", "prefill", "decode", "model"]
+    assert list(tables["mbu"].index) == ["prefill", "decode"]
+    assert {"datasheet", "calibrated"} <= set(tables["mfu"].columns)
+    assert tables["per_image"].loc["tiled", "category"] == "table"
+    assert len(tables["per_record"]) == 4
+
+
+def test_write_metrics_round_trips(built, tmp_path):
+    metrics, tables = built
+    write_metrics(metrics, tables, tmp_path / "metrics.json", tmp_path / "tables")
+    text = (tmp_path / "metrics.json").read_text()
+    assert "NaN" not in text
+    assert json.loads(text)["counts"] == metrics["counts"]
+    stage_ms = pd.read_csv(tmp_path / "tables" / "stage_ms.csv", index_col="stage")
+    assert stage_ms.loc["vision", "nested_in"] == "prefill"
+    assert stage_ms.loc["prefill", "n"] == 4
+    per_record = pd.read_csv(tmp_path / "tables" / "per_record.csv")
+    assert len(per_record) == 4 and "decode mfu (calibrated)" in per_record.columns
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
+        "mbu.csv",
+        "mfu.csv",
+        "per_image.csv",
+        "per_record.csv",
+        "stage_ms.csv",
+    ]

@@ -1,0 +1,183 @@
+"""MFU and MBU: work per record from the analytic formulas, times from the records."""
+
+import pytest
+
+from vlmprof.flops.analytic import (
+    bytes_per_element,
+    decode_step_cost,
+    llm_prefill_cost,
+    vision_cost,
+)
+from vlmprof.metrics.peaks import resolve_peaks
+from vlmprof.metrics.utilisation import utilisation
+from vlmprof.models.deepseek_ocr_dims import preset_dims
+from vlmprof.models.deepseek_ocr_views import plan_views
+from vlmprof.models.prompt_tokenizer import prompt_length
+from vlmprof.runtime.records import RunRecord
+
+DIMS = preset_dims("small")
+DTYPE = "bfloat16"
+BPE = bytes_per_element(DTYPE)
+TOKENS = 17
+PEAKS = resolve_peaks(
+    "NVIDIA H100 80GB HBM3",
+    DTYPE,
+    calibrated={"tflops": 800.0, "tbps": 3.0, "method": "test"},
+    env={},
+)
+
+
+def record(image_id, size, repeat, prefill_ms, vision_ms, decode_ms):
+    """An ok record of a page of `size` (width, height) in gundam mode."""
+    plan = plan_views(*size, "gundam")
+    return RunRecord(
+        run_id="r",
+        image_id=image_id,
+        repeat=repeat,
+        mode="gundam",
+        n_crops=plan.n_crops,
+        image_tokens=plan.image_tokens,
+        prefill_len=prompt_length(plan.image_tokens),
+        tokens=TOKENS,
+        prefill_ms=prefill_ms,
+        vision_ms=vision_ms,
+        decode_ms=decode_ms,
+        decode_step_ms=[decode_ms / (TOKENS - 1)] * (TOKENS - 1),
+    ).to_dict()
+
+
+RECORDS = [
+    record("tiled", (1240, 1754), 0, 40.0, 25.0, 16.0),
+    record("tiled", (1240, 1754), 1, 42.0, 26.0, 17.0),
+    record("plain", (600, 500), 0, 12.0, 5.0, 15.0),
+    RunRecord(run_id="r", image_id="broken", repeat=0, status="error", error="OOM").to_dict(),
+]
+OK = RECORDS[:3]
+
+
+def expected_prefill_flops(r):
+    vision = vision_cost(DIMS, r["mode"], r["n_crops"], BPE)["vision"].flops
+    return vision, llm_prefill_cost(DIMS, r["prefill_len"], BPE).flops
+
+
+def expected_auto_decode_flops(r):
+    steps = range(1, r["tokens"])
+    return sum(decode_step_cost(DIMS, r["prefill_len"] + j, BPE).flops for j in steps)
+
+
+def test_model_level_time_is_prefill_plus_decode_never_plus_vision():
+    mfu, _, per_record = utilisation(RECORDS, DIMS, PEAKS, DTYPE)
+    model = mfu["model_level"]
+    assert model["time_ms_total"] == pytest.approx(
+        sum(r["prefill_ms"] + r["decode_ms"] for r in OK)
+    )
+    assert mfu["per_stage"]["prefill"]["time_ms_total"] == pytest.approx(
+        sum(r["prefill_ms"] for r in OK)
+    )
+    assert list(per_record["model (ms)"]) == [r["prefill_ms"] + r["decode_ms"] for r in OK]
+    assert list(per_record["llm_prefill (ms)"]) == [r["prefill_ms"] - r["vision_ms"] for r in OK]
+
+
+def test_prefill_flops_are_vision_plus_llm_prefill():
+    _, _, per_record = utilisation(OK, DIMS, PEAKS, DTYPE)
+    for r, (_, row) in zip(OK, per_record.iterrows(), strict=True):
+        vision, llm = expected_prefill_flops(r)
+        assert row["vision flops"] == pytest.approx(vision)
+        assert row["llm_prefill flops"] == pytest.approx(llm)
+        assert row["prefill flops"] == pytest.approx(vision + llm)
+        assert row["decode flops"] == pytest.approx(expected_auto_decode_flops(r))
+
+
+def test_headline_is_summed_flops_over_summed_time():
+    mfu, _, _ = utilisation(OK, DIMS, PEAKS, DTYPE)
+    flops = sum(sum(expected_prefill_flops(r)) + expected_auto_decode_flops(r) for r in OK)
+    seconds = sum(r["prefill_ms"] + r["decode_ms"] for r in OK) / 1000
+    model = mfu["model_level"]
+    assert model["achieved_tflops"] == pytest.approx(flops / seconds / 1e12)
+    assert model["datasheet"] == pytest.approx(flops / seconds / 989e12)
+    assert model["calibrated"] == pytest.approx(flops / seconds / 800e12)
+    per_record = [
+        (sum(expected_prefill_flops(r)) + expected_auto_decode_flops(r))
+        / ((r["prefill_ms"] + r["decode_ms"]) / 1000)
+        / 989e12
+        for r in OK
+    ]
+    assert model["datasheet_mean_of_records"] == pytest.approx(sum(per_record) / len(OK))
+    assert model["records"] == 3
+
+
+def test_max_context_raises_decode_flops_and_mfu():
+    auto, _, auto_rows = utilisation(OK, DIMS, PEAKS, DTYPE, context_len_mode="auto")
+    longest, _, max_rows = utilisation(OK, DIMS, PEAKS, DTYPE, context_len_mode="max")
+    assert max(r["prefill_len"] + r["tokens"] for r in OK) < DIMS.decoder.max_positions
+    assert (max_rows["decode flops"] > auto_rows["decode flops"]).all()
+    assert longest["per_stage"]["decode"]["datasheet"] > auto["per_stage"]["decode"]["datasheet"]
+    assert longest["per_stage"]["prefill"] == auto["per_stage"]["prefill"]
+    assert auto["by_context_mode"]["max"] == longest["per_stage"]["decode"]
+    assert longest["by_context_mode"]["auto"] == auto["per_stage"]["decode"]
+    assert "fixed" not in auto["by_context_mode"]
+
+
+def test_fixed_context_needs_a_length_and_uses_it_for_every_step():
+    with pytest.raises(ValueError, match="context_len_fixed"):
+        utilisation(OK, DIMS, PEAKS, DTYPE, context_len_mode="fixed")
+    with pytest.raises(ValueError, match="context_len_mode"):
+        utilisation(OK, DIMS, PEAKS, DTYPE, context_len_mode="longest")
+    mfu, _, rows = utilisation(
+        OK, DIMS, PEAKS, DTYPE, context_len_mode="fixed", context_len_fixed=4096
+    )
+    step = decode_step_cost(DIMS, 4096, BPE).flops
+    assert list(rows["decode flops"]) == pytest.approx([step * (TOKENS - 1)] * len(OK))
+    assert mfu["by_context_mode"]["fixed"] == mfu["per_stage"]["decode"]
+
+
+def test_cpu_has_calibrated_mfu_only():
+    peaks = resolve_peaks(
+        "cpu", "float32", calibrated={"tflops": 0.1, "tbps": 0.01, "method": "m"}, env={}
+    )
+    mfu, mbu, rows = utilisation(OK, DIMS, peaks, "float32")
+    assert mfu["per_stage"]["prefill"]["datasheet"] is None
+    assert mfu["per_stage"]["prefill"]["calibrated"] > 0
+    assert mfu["peaks"]["datasheet"]["reason"]
+    assert mbu["decode_roofline"]["ms_per_token_at_datasheet_bw"] is None
+    assert rows["decode mfu (datasheet)"].isna().all()
+    assert (rows["decode mfu (calibrated)"] > 0).all()
+
+
+def test_decode_mbu_and_roofline():
+    _, mbu, rows = utilisation(OK, DIMS, PEAKS, DTYPE)
+    decode = mbu["per_stage"]["decode"]
+    steps = sum(r["tokens"] - 1 for r in OK)
+    decode_ms = sum(r["decode_ms"] for r in OK)
+    assert decode["achieved_tbps"] == pytest.approx(
+        rows["decode bytes"].sum() / decode_ms * 1e3 / 1e12
+    )
+    assert decode["calibrated"] == pytest.approx(decode["achieved_tbps"] / 3.0)
+    roofline = mbu["decode_roofline"]
+    assert roofline["ms_per_token_measured"] == pytest.approx(decode_ms / steps)
+    assert roofline["bytes_per_token"] == pytest.approx(rows["decode bytes"].sum() / steps)
+    assert roofline["ms_per_token_at_calibrated_bw"] == pytest.approx(
+        roofline["bytes_per_token"] / 3e12 * 1e3
+    )
+    # Decode reads at least the active weights of one step per token.
+    assert roofline["bytes_per_token"] > decode_step_cost(DIMS, 1, BPE).weight_bytes
+    assert mbu["per_stage"]["prefill"]["bytes_per_run"] > 0
+
+
+def test_records_without_vision_time_still_give_prefill_mfu():
+    no_vision = [dict(r, vision_ms=None) for r in OK]
+    mfu, _, _ = utilisation(no_vision, DIMS, PEAKS, DTYPE)
+    assert mfu["per_stage"]["vision"]["records"] == 0
+    assert mfu["per_stage"]["vision"]["datasheet"] is None
+    assert mfu["per_stage"]["prefill"]["records"] == 3
+
+
+def test_ok_record_missing_facts_is_named():
+    with pytest.raises(ValueError, match="prefill_len"):
+        utilisation([dict(OK[0], prefill_len=None)], DIMS, PEAKS, DTYPE)
+
+
+def test_no_ok_records():
+    mfu, mbu, rows = utilisation(RECORDS[3:], DIMS, PEAKS, DTYPE)
+    assert rows.empty
+    assert mfu["reason"] == mbu["reason"] == "no ok records"

@@ -1,0 +1,64 @@
+"""Running the real Snakemake workflow in a scratch copy of the repository."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SNAKEMAKE = str(BIN / "snakemake")
+FAST_CONFIG = {
+    "run_name": "e2e",
+    "dataset": {"synthetic_pages": 6},
+    "subset": {"n": 3},
+    "repeats": 2,
+    "max_new_tokens": 6,
+    "operators": {"images": 1, "top_n": 10},
+}
+
+
+def copy_workflow(dest: Path) -> Path:
+    """Copy what a user checks out (Snakefile, workflow, config, notebooks) into `dest`."""
+    for name in ("Snakefile", "environment.yml"):
+        shutil.copy2(REPO / name, dest / name)
+    for name in ("workflow", "config", "notebooks"):
+        shutil.copytree(REPO / name, dest / name)
+    return dest
+
+
+def write_config(dest: Path, overrides: dict) -> Path:
+    """A config file with `overrides` to pass as --configfile."""
+    path = dest / "test-config.yaml"
+    path.write_text(yaml.safe_dump(overrides))
+    return path
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run snakemake in `workdir` with this environment's tools first on PATH."""
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run(
+        [SNAKEMAKE, "--cores", "2", "--resources", "gpu=1", *args],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def jobs_in_dry_run(workdir: Path, *args: str) -> set[str]:
+    """Names of the rules a dry run would execute."""
+    result = snakemake(workdir, "-n", "--quiet", "rules", *args)
+    assert result.returncode == 0, result.stderr + result.stdout
+    rules = set()
+    for line in (result.stdout + result.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
+            rules.add(parts[0])
+    return rules

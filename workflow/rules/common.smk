@@ -1,0 +1,118 @@
+import json
+import os
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
+
+validate(config, "../schemas/config.schema.yaml")
+
+RUN = f"results/{config['run_name']}"
+ENV = "../../environment.yml"
+NOTEBOOKS = ["report", "stakeholder_summary"]
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    notebook="|".join(NOTEBOOKS),
+
+
+try:
+    DEVICE = resolve_device(config["device"])
+except (DeviceUnavailableError, ValueError) as error:
+    raise WorkflowError(str(error)) from None
+PRESET = config["model"]["preset"]
+if PRESET == "auto":
+    PRESET = "full" if DEVICE.startswith("cuda") else "small"
+
+
+def check_paths():
+    """Fail before any job when a configured input path is missing."""
+    dataset = config["dataset"]
+    if dataset["source"] != "synthetic" and not Path(dataset["path"]).exists():
+        raise WorkflowError(
+            f"dataset.path: {dataset['path']} does not exist; point it at a folder of "
+            "images (source: folder) or an OmniDocBench JSON file (source: omnidocbench)"
+        )
+    if dataset["source"] == "omnidocbench" and not dataset["image_root"]:
+        raise WorkflowError("dataset.image_root: required for source omnidocbench")
+    list_file = config["subset"]["list_file"]
+    if list_file and not Path(list_file).is_file():
+        raise WorkflowError(f"subset.list_file: {list_file} does not exist")
+    metrics = config["metrics"]
+    if metrics["context_len_mode"] == "fixed" and not metrics["context_len_fixed"]:
+        raise WorkflowError(
+            "metrics.context_len_fixed: required when context_len_mode is fixed"
+        )
+
+
+check_paths()
+
+
+def as_json(value):
+    """Params as sorted JSON text, so Snakemake tracks their changes reliably."""
+    return json.dumps(value, sort_keys=True)
+
+
+def model_spec():
+    """The model settings every model-building job uses (JSON text)."""
+    model = config["model"]
+    return as_json(
+        {
+            "name": model["name"],
+            "preset": PRESET,
+            "overrides": model["overrides"],
+            "device": DEVICE,
+            "dtype": config["dtype"],
+            "attn_implementation": model["attn_implementation"],
+            "experts_implementation": model["experts_implementation"],
+            "mode": config["mode"],
+            "max_crops": config["max_crops"],
+            "seed": model["seed"],
+        }
+    )
+
+
+def profile_settings():
+    """What the timing pass does per image (JSON text); nothing else reaches that job."""
+    keys = [
+        "repeats",
+        "warmup_rounds",
+        "warmup_synthetic",
+        "max_new_tokens",
+        "ignore_eos",
+    ]
+    settings = {key: config[key] for key in keys}
+    settings["max_pixels"] = config["dataset"]["max_pixels"]
+    settings["run_id"] = config["run_name"]
+    return as_json(settings)
+
+
+def dataset_input():
+    """The manifest of a synthetic dataset, or the user's folder/JSON."""
+    dataset = config["dataset"]
+    if dataset["source"] == "synthetic":
+        return f"{dataset['path']}/manifest.csv"
+    return dataset["path"]
+
+
+def get_shard_records(wildcards):
+    """Every shard's run records."""
+    return expand(f"{RUN}/runs/shard-{{shard}}.jsonl", shard=range(config["shards"]))
+
+
+def get_operator_outputs(wildcards):
+    """The operator pass's timeline, when the pass is enabled."""
+    if config["operators"]["enabled"]:
+        return {
+            "timeline": f"{RUN}/ops/timeline.json",
+            "operators": f"{RUN}/ops/operators.csv",
+        }
+    return {}
+
+
+def get_final_output():
+    """Everything a run publishes."""
+    return [f"{RUN}/publish/index.html"]

@@ -1,0 +1,22 @@
+"""Timing pass of one shard: every page of the shard x repeats, one JSON line each."""
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from vlmprof.logs import log_to_file
+from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
+
+smk = snakemake  # noqa: F821
+log_to_file(smk.log[0])
+shard = int(smk.wildcards.shard)
+subset = pd.read_csv(smk.input.subset)
+mine = subset.iloc[shard :: smk.params.shards]
+adapter = build_adapter(ModelSpec(**json.loads(smk.params.spec)))
+settings = ProfileSettings(shard=shard, **json.loads(smk.params.settings))
+logging.getLogger(__name__).info("shard %d: %d pages on %s", shard, len(mine), adapter.device)
+images = list(zip(mine["image_id"], mine["path"].map(Path), strict=True))
+profile_images(adapter, images, settings, Path(smk.output.records))
