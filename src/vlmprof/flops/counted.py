@@ -1,0 +1,303 @@
+"""FLOPs counted on the real modules: torch's FlopCounterMode and fvcore's FlopCountAnalysis.
+
+Both counters see only matmul-class ops, as the analytic formulas do. Two gaps of the stock
+counters are handled here rather than hidden:
+- FlopCounterMode has no formula for the CPU SDPA kernel
+  (`aten._scaled_dot_product_flash_attention_for_cpu`) and would count CPU attention as 0;
+  it is given the same formula torch uses for the CUDA SDPA kernels (full q x k square).
+- fvcore counts one multiply-add as one flop: its totals are multiplied by 2 here. It cannot
+  see inside `aten::scaled_dot_product_attention` and reports it as unsupported, with any
+  other op it skips; those names are returned so a gap can be explained.
+
+The decoder is counted piece by piece (one dense layer, one MoE layer, the lm_head) and the
+pieces scaled by the layer counts, so the 3B-parameter model is never materialised whole.
+Pieces of a model built on the meta device are materialised one at a time on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from transformers.cache_utils import DynamicCache
+
+from vlmprof.models.base import ModelAdapter
+from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
+from vlmprof.models.deepseek_ocr_views import tokens_per_side
+
+with warnings.catch_warnings():
+    # fvcore scripts its loss functions at import, which torch now reports as deprecated.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from fvcore.nn import FlopCountAnalysis
+
+aten = torch.ops.aten
+MATERIALISE_STD = 0.02
+DECODER_SCALING_NOTE = (
+    "decoder counts are scaled from one dense layer, one MoE layer and the lm_head: "
+    "first_k_dense x dense + (layers - first_k_dense) x MoE + lm_head on one position"
+)
+
+
+def _sdpa_flops(
+    query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any
+) -> int:
+    """Scores and weighted sum of SDPA, as torch counts its CUDA kernels (no causal discount)."""
+    batch, heads, q_len, head_dim = query_shape
+    k_len = key_shape[2]
+    v_dim = value_shape[3]
+    return 2 * batch * heads * q_len * k_len * (head_dim + v_dim)
+
+
+CPU_SDPA_MAPPING: dict[Any, Any] = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops}
+
+
+def count_flopcountermode(module: Callable[..., Any], *args: Any) -> tuple[float, dict[str, float]]:
+    """Total FLOPs and FLOPs per aten op of `module(*args)` (any callable) under FlopCounterMode.
+
+    Works on the meta device too (SDPA then decomposes into counted matmuls).
+    """
+    counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_MAPPING)
+    with torch.no_grad(), counter:
+        module(*args)
+    per_op = {str(op): float(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}
+    return float(counter.get_total_flops()), per_op
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silence fvcore's and the JIT tracer's warnings while counting."""
+    logger = logging.getLogger("fvcore")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def count_fvcore(
+    module: nn.Module, inputs: tuple[Any, ...]
+) -> tuple[float, dict[str, float], dict[str, int]]:
+    """fvcore FLOPs (its multiply-adds x 2), FLOPs per op, and unsupported ops with counts.
+
+    Needs real tensors: fvcore traces the module with the JIT tracer.
+    """
+    with _quiet(), torch.no_grad():
+        analysis = (
+            FlopCountAnalysis(module, inputs)
+            .unsupported_ops_warnings(False)
+            .uncalled_modules_warnings(False)
+            .tracer_warnings("none")
+        )
+        total = 2.0 * analysis.total()
+        per_op = {op: 2.0 * n for op, n in analysis.by_operator().items()}
+        unsupported = dict(sorted(analysis.unsupported_ops().items()))
+    return total, per_op, unsupported
+
+
+class TensorOutput(nn.Module):
+    """Returns a module's main tensor (`last_hidden_state` of a ModelOutput) so it traces."""
+
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.inner = module
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        """Call the wrapped module and unwrap its output."""
+        out = self.inner(*args)
+        return out.last_hidden_state if hasattr(out, "last_hidden_state") else out
+
+
+class DecoderLayerProbe(nn.Module):
+    """One decoder layer fed (1, q, hidden) new tokens after `past_key.shape[2]` cached ones.
+
+    Attention sees no mask, as in the model: causal SDPA in prefill, full in decode.
+    """
+
+    def __init__(self, layer: nn.Module, rotary: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+        self.rotary = rotary
+
+    def forward(
+        self, hidden: torch.Tensor, past_key: torch.Tensor, past_value: torch.Tensor
+    ) -> torch.Tensor:
+        """Hidden states after the layer."""
+        past = past_key.shape[2]
+        positions = torch.arange(past, past + hidden.shape[1], device=hidden.device)[None]
+        cache = None
+        if past:
+            cache = DynamicCache()
+            cache.update(past_key, past_value, self.layer.self_attn.layer_idx)
+        return self.layer(
+            hidden,
+            position_embeddings=self.rotary(hidden, positions),
+            attention_mask=None,
+            past_key_values=cache,
+            use_cache=cache is not None,
+        )
+
+
+def _is_meta(piece: nn.Module) -> bool:
+    """Whether the piece's weights live on the meta device (no storage)."""
+    return any(p.is_meta for p in piece.parameters())
+
+
+def _on_cpu(piece: nn.Module, seed: int = 0) -> nn.Module:
+    """The piece itself if it holds real weights, else a CPU copy with random weights."""
+    if not _is_meta(piece):
+        return piece
+    torch.manual_seed(seed)
+    real = copy.deepcopy(piece).to_empty(device="cpu")
+    with torch.no_grad():
+        for param in real.parameters():
+            param.normal_(0.0, MATERIALISE_STD)
+    return real
+
+
+def _model_of(adapter_or_model: ModelAdapter | nn.Module) -> nn.Module:
+    """The top-level DeepSeek-OCR module of an adapter, or the module itself."""
+    return (
+        adapter_or_model.module if isinstance(adapter_or_model, ModelAdapter) else adapter_or_model
+    )
+
+
+def _both_counts(
+    piece: nn.Module, inputs: tuple[torch.Tensor, ...], meta_ok: bool = True
+) -> dict[str, Any]:
+    """FlopCounterMode and fvcore counts of one call, with per-op detail.
+
+    A meta piece is counted by FlopCounterMode on the meta device when `meta_ok` (shapes
+    alone decide its ops) and materialised on the CPU for fvcore, which must trace it.
+    """
+    meta = _is_meta(piece) and meta_ok
+    real = _on_cpu(piece)
+    device = next(real.parameters()).device
+    real_inputs = tuple(x.to(device) for x in inputs)
+    if meta:
+        fcm, fcm_ops = count_flopcountermode(piece, *(x.to("meta") for x in inputs))
+    else:
+        fcm, fcm_ops = count_flopcountermode(real, *real_inputs)
+    fv, fv_ops, unsupported = count_fvcore(real, real_inputs)
+    return {
+        "flopcountermode": fcm,
+        "fvcore": fv,
+        "flopcountermode_by_op": fcm_ops,
+        "fvcore_by_op": fv_ops,
+        "fvcore_unsupported_ops": unsupported,
+        "flopcountermode_device": "meta" if meta else str(device),
+    }
+
+
+def sum_counts(parts: list[tuple[int, dict[str, Any]]], note: str) -> dict[str, Any]:
+    """Counts of several calls added up, each weighted by how often it runs."""
+    total: dict[str, Any] = {
+        "flopcountermode": 0.0,
+        "fvcore": 0.0,
+        "flopcountermode_by_op": {},
+        "fvcore_by_op": {},
+        "fvcore_unsupported_ops": {},
+        "flopcountermode_device": parts[0][1]["flopcountermode_device"],
+        "note": note,
+    }
+    for weight, counts in parts:
+        total["flopcountermode"] += weight * counts["flopcountermode"]
+        total["fvcore"] += weight * counts["fvcore"]
+        for key in ("flopcountermode_by_op", "fvcore_by_op", "fvcore_unsupported_ops"):
+            for op, n in counts[key].items():
+                total[key][op] = total[key].get(op, 0) + weight * n
+    return total
+
+
+def _dtype_of(piece: nn.Module) -> torch.dtype:
+    """Floating-point dtype of a module's weights."""
+    return next(p.dtype for p in piece.parameters())
+
+
+def view_counts(
+    adapter_or_model: ModelAdapter | nn.Module, dims: DeepseekOcrDims, view_size: int
+) -> dict[str, dict[str, Any]]:
+    """Counts of sam, clip (fed SAM features of the view's shape) and projector for one view.
+
+    CLIP's input has (view/64)^2 positions and yields them plus the class token; the
+    projector sees the (view/64)^2 grid positions only.
+    """
+    inner = _model_of(adapter_or_model).model
+    dtype = _dtype_of(inner.projector)
+    side = tokens_per_side(view_size)
+    channels = dims.sam.compressor_channels[-1]
+    pixels = torch.randn(1, 3, view_size, view_size, dtype=dtype)
+    features = torch.randn(1, channels, side, side, dtype=dtype)
+    vision_features = torch.randn(1, side * side, dims.projector_in, dtype=dtype)
+    return {
+        "sam": _both_counts(TensorOutput(inner.sam_model), (pixels,)),
+        "clip": _both_counts(TensorOutput(inner.vision_model), (features,)),
+        "projector": _both_counts(inner.projector, (vision_features,)),
+    }
+
+
+def decoder_counts(
+    adapter_or_model: ModelAdapter | nn.Module, dims: DeepseekOcrDims, q_len: int, context_len: int
+) -> dict[str, Any]:
+    """Counts of the decoder for q_len new tokens whose last one sees context_len positions.
+
+    Prefill: q_len == context_len; decode step: q_len == 1. Scaled from one dense layer,
+    one MoE layer and the lm_head on the last position. MoE layers run on real weights
+    (the eager experts pick their work from the routing, which the meta device cannot do).
+    """
+    if not 1 <= q_len <= context_len:
+        raise ValueError(
+            f"decoder counts need 1 <= q_len <= context_len, got {q_len}, {context_len}"
+        )
+    model = _model_of(adapter_or_model)
+    dec = dims.decoder
+    inner = model.model
+    dtype = _dtype_of(inner.layers[0])
+    rotary = type(inner.rotary_emb)(inner.config)
+    hidden = torch.randn(1, q_len, dec.hidden, dtype=dtype)
+    past_kv = torch.randn(1, dec.kv_heads, context_len - q_len, dec.head_dim, dtype=dtype)
+    parts: list[tuple[int, dict[str, Any]]] = []
+    moe_layers = dec.layers - dec.first_k_dense
+    for index, repeats in ((0, dec.first_k_dense), (dec.first_k_dense, moe_layers)):
+        if repeats:
+            probe = DecoderLayerProbe(_on_cpu(inner.layers[index]), rotary)
+            parts.append((repeats, _both_counts(probe, (hidden, past_kv, past_kv))))
+    last = torch.randn(1, dec.hidden, dtype=dtype)
+    parts.append((1, _both_counts(model.lm_head, (last,))))
+    return sum_counts(parts, DECODER_SCALING_NOTE)
+
+
+def stage_counts(
+    adapter_or_model: ModelAdapter | nn.Module,
+    dims: DeepseekOcrDims,
+    view_size: int,
+    prefill_len: int,
+    context_len: int,
+) -> dict[str, Any]:
+    """Counted FLOPs of every stage: sam, clip, projector, llm_prefill and decode_step.
+
+    Vision stages for one view of `view_size`, llm_prefill over `prefill_len` tokens,
+    decode_step at `context_len` positions. Each stage holds `flopcountermode` and
+    `fvcore` totals (FLOPs), per-op detail and fvcore's unsupported ops (occurrences).
+    Meta pieces are materialised on the CPU one at a time with random weights; counting
+    never needs the whole model in memory.
+    """
+    counts: dict[str, Any] = dict(view_counts(adapter_or_model, dims, view_size))
+    counts["llm_prefill"] = decoder_counts(adapter_or_model, dims, prefill_len, prefill_len)
+    counts["decode_step"] = decoder_counts(adapter_or_model, dims, 1, context_len)
+    return counts
+
+
+def relative_difference(counted: float, analytic: float) -> float:
+    """(counted - analytic) / analytic; nan when the analytic value is 0."""
+    return (counted - analytic) / analytic if analytic else math.nan

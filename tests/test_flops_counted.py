@@ -1,0 +1,122 @@
+"""Counted FLOPs on the real model agree with the analytic formulas."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from vlmprof.flops import analytic
+from vlmprof.flops.counted import (
+    DecoderLayerProbe,
+    count_flopcountermode,
+    count_fvcore,
+    decoder_counts,
+    stage_counts,
+    view_counts,
+)
+from vlmprof.models.base import ModelSpec
+from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter, build_module
+from vlmprof.models.deepseek_ocr_dims import PRESETS
+
+SMALL = PRESETS["small"]
+FULL = PRESETS["full"]
+SDPA = "aten::scaled_dot_product_attention"
+
+
+class Attention(nn.Module):
+    """Bare SDPA over given q, k, v."""
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def test_flopcountermode_counts_linear_and_cpu_sdpa_like_meta() -> None:
+    total, per_op = count_flopcountermode(nn.Linear(5, 7), torch.randn(3, 5))
+    assert total == 2 * 3 * 5 * 7 and per_op == {"aten.addmm": total}
+    q, k, v = (torch.randn(2, 3, 11, 8) for _ in range(3))
+    cpu, _ = count_flopcountermode(Attention(), q, k, v)
+    meta, _ = count_flopcountermode(Attention(), *(x.to("meta") for x in (q, k, v)))
+    assert cpu == meta == 2 * 2 * 2 * 3 * 11 * 11 * 8
+
+
+def test_fvcore_doubles_macs_and_names_what_it_cannot_see() -> None:
+    total, per_op, unsupported = count_fvcore(nn.Linear(5, 7), (torch.randn(3, 5),))
+    assert total == 2 * 3 * 5 * 7 and per_op == {"linear": total} and unsupported == {}
+    q, k, v = (torch.randn(2, 3, 11, 8) for _ in range(3))
+    total, _, unsupported = count_fvcore(Attention(), (q, k, v))
+    assert total == 0 and unsupported == {SDPA: 1}
+
+
+def assert_agrees(counts: dict, cost: analytic.StageCost) -> None:
+    """FlopCounterMode within 1%; fvcore within 2% once SDPA's analytic FLOPs are added."""
+    assert counts["flopcountermode"] == pytest.approx(cost.flops, rel=0.01)
+    missing = cost.attention_flops if SDPA in counts["fvcore_unsupported_ops"] else 0.0
+    assert counts["fvcore"] + missing == pytest.approx(cost.flops, rel=0.02)
+
+
+def test_small_preset_real_model_agrees_with_analytic() -> None:
+    adapter = DeepseekOcrAdapter.build(ModelSpec(preset="small", device="cpu", dtype="float32"))
+    counts = stage_counts(adapter, SMALL, 640, prefill_len=150, context_len=180)
+    expected = analytic.view_cost(SMALL, 640, 4) | {
+        "llm_prefill": analytic.llm_prefill_cost(SMALL, 150, 4),
+        "decode_step": analytic.decode_step_cost(SMALL, 180, 4),
+    }
+    for stage, cost in expected.items():
+        assert_agrees(counts[stage], cost)
+        assert counts[stage]["flopcountermode_device"] == "cpu"
+    assert counts["sam"]["fvcore_unsupported_ops"][SDPA] == SMALL.sam.depth
+
+
+def test_moe_flops_do_not_depend_on_routing() -> None:
+    model = build_module(SMALL, "cpu", torch.float32)
+    inner = model.model
+    moe = inner.layers[SMALL.decoder.first_k_dense]
+    routes: list[torch.Tensor] = []
+    moe.mlp.gate.register_forward_hook(lambda _m, _i, out: routes.append(out[2]))
+    probe = DecoderLayerProbe(moe, inner.rotary_emb)
+    empty = torch.zeros(1, SMALL.decoder.kv_heads, 0, SMALL.decoder.head_dim)
+    flops = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        hidden = torch.randn(1, 40, SMALL.decoder.hidden)
+        flops.append(count_flopcountermode(probe, hidden, empty, empty)[0])
+    experts = SMALL.decoder.routed_experts
+    loads = [torch.bincount(r.flatten(), minlength=experts) for r in routes]
+    assert not torch.equal(loads[0], loads[1])  # the experts' shares of tokens differ
+    assert flops[0] == flops[1]
+
+
+def test_full_preset_vision_on_meta_agrees_with_analytic() -> None:
+    model = build_module(FULL, "meta", torch.float32)
+    inner = model.model
+    pixels = torch.empty(1, 3, 1024, 1024, device="meta")
+    sam, _ = count_flopcountermode(lambda x: inner.sam_model(x).last_hidden_state, pixels)
+    features = torch.empty(1, 1024, 16, 16, device="meta")
+    clip, _ = count_flopcountermode(inner.vision_model, features)
+    costs = analytic.view_cost(FULL, 1024, 2)
+    assert sam == pytest.approx(costs["sam"].flops, rel=0.01)
+    assert clip == pytest.approx(costs["clip"].flops, rel=0.01)
+
+
+def test_full_preset_decoder_pieces_agree_with_analytic() -> None:
+    model = build_module(FULL, "meta", torch.float32)
+    prefill = decoder_counts(model, FULL, 48, 48)
+    step = decoder_counts(model, FULL, 1, 64)
+    assert_agrees(prefill, analytic.llm_prefill_cost(FULL, 48, 2))
+    assert_agrees(step, analytic.decode_step_cost(FULL, 64, 2))
+    assert "scaled" in prefill["note"]
+
+
+def test_view_counts_of_meta_model_count_on_meta_and_trace_on_cpu() -> None:
+    model = build_module(SMALL, "meta", torch.float32)
+    counts = view_counts(model, SMALL, 512)
+    for stage, cost in analytic.view_cost(SMALL, 512, 4).items():
+        assert counts[stage]["flopcountermode_device"] == "meta"
+        assert_agrees(counts[stage], cost)
+
+
+def test_decoder_counts_reject_a_query_longer_than_its_context() -> None:
+    with pytest.raises(ValueError, match="q_len"):
+        decoder_counts(build_module(SMALL, "meta", torch.float32), SMALL, 10, 5)
