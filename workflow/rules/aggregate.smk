@@ -33,3 +33,23 @@ rule aggregate:
         device_requested=config["device"],
     script:
         "../scripts/aggregate.py"
+
+
+rule compare:
+    input:
+        run=rules.aggregate.output.metrics,
+        baseline=get_compare_baseline,
+    output:
+        table=report(
+            f"{RUN}/compare/compare.md",
+            caption="../report/compare.rst",
+            category="Timing",
+        ),
+    params:
+        tolerance=config["compare"]["tolerance"],
+    log:
+        f"{RUN}/logs/compare.log",
+    conda:
+        ENV
+    script:
+        "../scripts/compare.py"

@@ -116,3 +116,14 @@ def get_operator_outputs(wildcards):
 def get_final_output():
     """Everything a run publishes."""
     return [f"{RUN}/publish/index.html"]
+
+
+def get_compare_baseline(wildcards):
+    """metrics.json of the run named by compare.baseline."""
+    baseline = config["compare"]["baseline"]
+    if not baseline:
+        raise WorkflowError(
+            "compare.baseline: set it to the results folder of the run to compare against, "
+            "e.g. --config compare='{baseline: results/other}'"
+        )
+    return f"{baseline}/metrics.json"

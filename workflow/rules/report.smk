@@ -16,7 +16,7 @@ rule render_notebook:
         """
         export MPLCONFIGDIR="$(mktemp -d)"
         tmp="$(mktemp -d)"
-        jupytext --to ipynb --set-kernel - --output "$tmp/source.ipynb" {input.notebook} >{log} 2>&1
+        jupytext --to ipynb --set-kernel python3 --output "$tmp/source.ipynb" {input.notebook} >{log} 2>&1
         papermill "$tmp/source.ipynb" "$tmp/executed.ipynb" -p run_dir {params.run_dir} \
             --cwd . >>{log} 2>&1
         mv "$tmp/executed.ipynb" {output.ipynb}

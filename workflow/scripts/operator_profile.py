@@ -8,6 +8,7 @@ import pandas as pd
 from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.runtime.gpu_slot import claim_device
 from vlmprof.runtime.operator_profile import run_operator_profile
 
 smk = snakemake  # noqa: F821
@@ -21,12 +22,14 @@ for image_id, path in zip(subset["image_id"], subset["path"], strict=True):
         pages.append((image_id, load_page(Path(path), smk.params.max_pixels)))
     except ImageLoadError:
         continue
-adapter = build_adapter(ModelSpec(**json.loads(smk.params.spec)))
-run_operator_profile(
-    adapter,
-    pages,
-    max_new_tokens=smk.params.max_new_tokens,
-    warmup_rounds=smk.params.warmup_rounds,
-    out_dir=Path(smk.output.operators).parent,
-    top_n=smk.params.top_n,
-)
+spec = json.loads(smk.params.spec)
+with claim_device(spec["device"]) as device:
+    adapter = build_adapter(ModelSpec(**{**spec, "device": device}))
+    run_operator_profile(
+        adapter,
+        pages,
+        max_new_tokens=smk.params.max_new_tokens,
+        warmup_rounds=smk.params.warmup_rounds,
+        out_dir=Path(smk.output.operators).parent,
+        top_n=smk.params.top_n,
+    )

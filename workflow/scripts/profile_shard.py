@@ -8,6 +8,7 @@ import pandas as pd
 
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.runtime.gpu_slot import claim_device
 from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
 
 smk = snakemake  # noqa: F821
@@ -15,8 +16,10 @@ log_to_file(smk.log[0])
 shard = int(smk.wildcards.shard)
 subset = pd.read_csv(smk.input.subset)
 mine = subset.iloc[shard :: smk.params.shards]
-adapter = build_adapter(ModelSpec(**json.loads(smk.params.spec)))
+spec = json.loads(smk.params.spec)
 settings = ProfileSettings(shard=shard, **json.loads(smk.params.settings))
-logging.getLogger(__name__).info("shard %d: %d pages on %s", shard, len(mine), adapter.device)
 images = list(zip(mine["image_id"], mine["path"].map(Path), strict=True))
-profile_images(adapter, images, settings, Path(smk.output.records))
+with claim_device(spec["device"]) as device:
+    adapter = build_adapter(ModelSpec(**{**spec, "device": device}))
+    logging.getLogger(__name__).info("shard %d: %d pages on %s", shard, len(mine), device)
+    profile_images(adapter, images, settings, Path(smk.output.records))
