@@ -54,11 +54,16 @@ def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.Compl
 
 def jobs_in_dry_run(workdir: Path, *args: str) -> set[str]:
     """Names of the rules a dry run would execute."""
-    result = snakemake(workdir, "-n", "--quiet", "rules", *args)
+    result = snakemake(workdir, "-n", *args)
     assert result.returncode == 0, result.stderr + result.stdout
-    rules = set()
-    for line in (result.stdout + result.stderr).splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] not in ("job", "total"):
-            rules.add(parts[0])
+    output = result.stdout + result.stderr
+    if "Nothing to be done" in output:
+        return set()
+    table = output.split("Job stats:", 1)[1].split("\n\n", 1)[0]
+    rules = {
+        parts[0]
+        for parts in (line.split() for line in table.splitlines())
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total"
+    }
+    assert rules, output
     return rules
