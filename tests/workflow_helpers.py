@@ -39,16 +39,20 @@ def write_config(dest: Path, overrides: dict) -> Path:
     return path
 
 
+def snakemake_env() -> dict[str, str]:
+    """The environment with this interpreter's tools (jupytext, papermill) first on PATH."""
+    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run snakemake in `workdir` with this environment's tools first on PATH."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     return subprocess.run(
         [SNAKEMAKE, "--cores", "2", "--resources", "gpu=1", *args],
         cwd=workdir,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=snakemake_env(),
     )
 
 

@@ -1,0 +1,271 @@
+"""The operator pass on CPU with the small preset, and its tables and timeline on fixed data."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.report.operators import (
+    CATEGORIES,
+    STAGES,
+    categorize,
+    operator_table,
+    stage_consistency,
+    stage_totals_ms,
+)
+from vlmprof.report.timeline import (
+    exclusive_segments,
+    load_trace,
+    trace_stage_totals,
+    trace_timeline,
+    verdict,
+)
+from vlmprof.runtime.operator_profile import run_operator_profile
+
+TIMELINE_KEYS = {
+    "busy_fraction",
+    "launches",
+    "mean_kernel_us",
+    "launch_overhead_us",
+    "idle_gap_ms",
+    "idle_gaps",
+    "wall_ms",
+    "basis",
+    "verdict",
+}
+MAX_NEW_TOKENS = 4
+
+
+def _page(text: str) -> Image.Image:
+    page = Image.new("RGB", (1240, 1754), "white")
+    draw = ImageDraw.Draw(page)
+    for row in range(12):
+        draw.text((80, 80 + 120 * row), f"{text} line {row}", fill="black")
+    return page
+
+
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """Two pages of the small preset in base mode, profiled on CPU."""
+    adapter = build_adapter(ModelSpec(preset="small", mode="base"))
+    out_dir = tmp_path_factory.mktemp("ops")
+    pages = [("page-a", _page("alpha")), ("page-b", _page("beta"))]
+    summary = run_operator_profile(
+        adapter, pages, max_new_tokens=MAX_NEW_TOKENS, warmup_rounds=1, out_dir=out_dir, top_n=8
+    )
+    return out_dir, summary
+
+
+def test_operator_pass_attributes_cpu_time_to_stages(base_run: tuple[Path, dict]) -> None:
+    out_dir, summary = base_run
+    attribution = summary["attribution"]
+    assert attribution["basis"] == "cpu"
+    assert attribution["attributed_share"] >= 0.95
+    totals = summary["stage_totals_ms"]
+    for stage in STAGES:
+        assert totals[stage] > 0, stage
+    assert sum(totals.values()) == pytest.approx(attribution["total_ms"], rel=1e-9)
+    assert sum(summary["categories_ms"].values()) == pytest.approx(attribution["total_ms"])
+
+
+def test_operator_tables_are_written_and_consistent(base_run: tuple[Path, dict]) -> None:
+    out_dir, summary = base_run
+    table = pd.read_csv(out_dir / "operators.csv")
+    assert len(table) > 8
+    assert table["self (ms)"].is_monotonic_decreasing
+    assert set(table["category"]) <= set(CATEGORIES)
+    # Every operator row, summed per stage column, gives the stage totals.
+    for stage, total in summary["stage_totals_ms"].items():
+        assert table[f"{stage} (ms)"].sum() == pytest.approx(total, abs=1e-6)
+    markdown = (out_dir / "operators.md").read_text()
+    assert "## By category" in markdown and "| aten::" in markdown
+    # MoE blocks are labelled, so routed and shared experts count as moe.
+    assert summary["categories_ms"]["moe"] > 0
+    assert summary["categories_ms"]["attention"] > 0
+
+
+def test_traces_are_gzip_chrome_traces(base_run: tuple[Path, dict]) -> None:
+    out_dir, _ = base_run
+    for image_id in ("page-a", "page-b"):
+        path = out_dir / "traces" / f"{image_id}.json.gz"
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            trace = json.load(handle)
+        labels = {e["name"] for e in trace["traceEvents"] if e.get("cat") == "user_annotation"}
+        assert {"sam", "clip", "projector", "prefill", "decode"} <= labels
+    assert not list((out_dir / "traces").glob(".*"))
+
+
+def test_timeline_has_every_stage_and_key(base_run: tuple[Path, dict]) -> None:
+    out_dir, summary = base_run
+    timeline = json.loads((out_dir / "timeline.json").read_text())
+    assert timeline == json.loads(json.dumps(summary["timeline"]))
+    assert set(timeline) == {*STAGES, "prefill"}
+    for stage, entry in timeline.items():
+        assert set(entry) == TIMELINE_KEYS, stage
+        assert entry["basis"] == "cpu ops"
+        assert 0 < entry["busy_fraction"] <= 1
+        assert entry["launches"] > 0
+        assert entry["launch_overhead_us"] is None
+        assert entry["verdict"] in ("launch-bound", "compute/memory-bound")
+    # Each page generates MAX_NEW_TOKENS - 1 decode steps, each many top-level ATen calls.
+    assert timeline["decode"]["launches"] > 2 * (MAX_NEW_TOKENS - 1)
+    parts = sum(timeline[s]["wall_ms"] for s in ("sam", "clip", "projector", "llm_prefill"))
+    assert timeline["prefill"]["wall_ms"] == pytest.approx(parts)
+
+
+def test_timeline_wall_matches_label_ranges(base_run: tuple[Path, dict]) -> None:
+    out_dir, _ = base_run
+    trace = load_trace(out_dir / "traces" / "page-a.json.gz")
+    ranges = {
+        e["name"]: e["dur"] / 1000.0
+        for e in trace["traceEvents"]
+        if e.get("cat") == "user_annotation"
+    }
+    timeline = trace_timeline([trace])
+    assert timeline["decode"]["wall_ms"] == pytest.approx(ranges["decode"], abs=1e-3)
+    assert timeline["sam"]["wall_ms"] == pytest.approx(ranges["sam"], abs=1e-3)
+    assert timeline["prefill"]["wall_ms"] == pytest.approx(ranges["prefill"], abs=1e-3)
+
+
+def test_gundam_page_attributes_crops_and_global_view(tmp_path: Path) -> None:
+    adapter = build_adapter(ModelSpec(preset="small", mode="gundam", max_crops=2))
+    page = Image.new("RGB", (1754, 1240), "white")
+    summary = run_operator_profile(adapter, [("wide", page)], 2, 0, tmp_path, top_n=5)
+    assert summary["attribution"]["attributed_share"] >= 0.95
+    assert summary["timeline"]["sam"]["launches"] > 0
+    trace = load_trace(tmp_path / "traces" / "wide.json.gz")
+    names = [e["name"] for e in trace["traceEvents"] if e.get("cat") == "user_annotation"]
+    # Two crops, then the global view: SAM, CLIP and the projector run once for each.
+    assert names.count("sam") == names.count("clip") == names.count("projector") == 2
+
+
+@pytest.mark.parametrize(
+    ("ids", "message"),
+    [([], "no readable page"), (["a", "a"], "must be unique"), (["../a"], "cannot name")],
+)
+def test_unusable_pages_are_rejected_before_profiling(
+    tmp_path: Path, ids: list[str], message: str
+) -> None:
+    adapter = build_adapter(ModelSpec(preset="small", mode="base"))
+    pages = [(image_id, Image.new("RGB", (64, 64), "white")) for image_id in ids]
+    with pytest.raises(ValueError, match=message):
+        run_operator_profile(adapter, pages, 2, 1, tmp_path)
+    assert not any(tmp_path.iterdir())
+
+
+def _event_frame(rows: list[tuple[str, str, str, float]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "operator": name,
+                "stage": stage,
+                "category": category,
+                "self_cpu_us": us,
+                "total_cpu_us": us,
+                "self_device_us": 0.0,
+                "total_device_us": 0.0,
+                "mem_bytes": 0,
+            }
+            for name, stage, category, us in rows
+        ]
+    )
+
+
+def test_consistency_flags_a_top_table_that_lost_time() -> None:
+    frame = _event_frame(
+        [
+            ("aten::mm", "decode", "dense_gemm", 300.0),
+            ("aten::mm", "sam", "dense_gemm", 100.0),
+            ("aten::add", "sam", "elementwise", 50.0),
+            ("aten::cat", "unattributed", "copies", 5.0),
+        ]
+    )
+    top = operator_table(frame, top_n=1)
+    assert top.loc[0, "stage"] == "decode"
+    assert top.loc[0, "share of stage"] == pytest.approx(1.0)
+    assert stage_totals_ms(frame)["sam"] == pytest.approx(0.15)
+    good = stage_consistency(frame, top)
+    assert good["difference (ms)"].abs().max() == pytest.approx(0.0)
+    broken = top.copy()
+    broken["sam (ms)"] = 0.0
+    bad = stage_consistency(frame, broken).set_index("stage")
+    assert bad.loc["sam", "difference (ms)"] == pytest.approx(-0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "in_moe", "in_attention", "category"),
+    [
+        ("aten::mm", True, False, "moe"),
+        ("aten::mm", False, False, "dense_gemm"),
+        ("aten::bmm", False, False, "attention"),
+        ("aten::copy_", False, True, "attention"),
+        ("aten::_safe_softmax", False, False, "attention"),
+        ("aten::_cudnn_attention_forward", False, False, "attention"),
+        ("aten::topk", False, False, "moe"),
+        ("aten::mkldnn_convolution", False, False, "convolution"),
+        ("aten::rsqrt", False, False, "normalisation"),
+        ("aten::native_layer_norm", False, False, "normalisation"),
+        ("aten::copy_", False, False, "copies"),
+        ("Memcpy HtoD (Pageable -> Device)", False, False, "copies"),
+        ("aten::mul_", False, False, "elementwise"),
+        ("aten::view", False, False, "other"),
+    ],
+)
+def test_categorize(name: str, in_moe: bool, in_attention: bool, category: str) -> None:
+    assert categorize(name, in_moe, in_attention) == category
+
+
+def _x(name: str, cat: str, ts: float, dur: float, tid: int = 1, **args: object) -> dict:
+    return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur, "tid": tid, "args": args}
+
+
+def test_cuda_timeline_from_a_small_trace() -> None:
+    """Kernels join stages through their launch calls; gaps and busy time on the device."""
+    events = [
+        _x("prefill", "user_annotation", 0, 100),
+        _x("sam", "user_annotation", 10, 30),
+        _x("decode", "user_annotation", 120, 50),
+    ]
+    launches = [(15, 1), (20, 2), (60, 3), (130, 4), (140, 5)]
+    kernels = [(30, 5, 1), (35, 5, 2), (70, 10, 3), (150, 5, 4), (185, 5, 5)]
+    for ts, corr in launches:
+        events.append(_x("cudaLaunchKernel", "cuda_runtime", ts, 2, correlation=corr))
+    for ts, dur, corr in kernels:
+        events.append(_x(f"k{corr}", "kernel", ts, dur, tid=7, correlation=corr))
+    timeline = trace_timeline([{"traceEvents": events}])
+    sam, llm, decode = timeline["sam"], timeline["llm_prefill"], timeline["decode"]
+    assert sam["basis"] == "cuda kernels"
+    # Device windows: sam 30..40, prefill 30..80 (so llm_prefill 40..80), decode 150..190.
+    assert sam["wall_ms"] == pytest.approx(0.010)
+    assert sam["busy_fraction"] == pytest.approx(1.0)
+    assert llm["wall_ms"] == pytest.approx(0.040)
+    assert llm["busy_fraction"] == pytest.approx(0.25)
+    assert (llm["idle_gaps"], llm["idle_gap_ms"]) == (1, pytest.approx(0.030))
+    assert decode["idle_gaps"] == 1 and decode["idle_gap_ms"] == pytest.approx(0.030)
+    assert decode["launches"] == 2 and decode["launch_overhead_us"] == pytest.approx(2.0)
+    assert decode["mean_kernel_us"] == pytest.approx(5.0)
+    assert decode["verdict"] == "launch-bound"
+    assert timeline["prefill"]["launches"] == 3
+
+
+def test_trace_without_stage_labels_is_rejected() -> None:
+    with pytest.raises(ValueError, match="no stage labels"):
+        trace_stage_totals({"traceEvents": [_x("aten::mm", "cpu_op", 0, 5)]})
+
+
+def test_exclusive_segments_and_verdict() -> None:
+    windows = [("prefill", (0, 100)), ("sam", (10, 40)), ("clip", (40, 60))]
+    assert exclusive_segments(windows) == {
+        "llm_prefill": [(0, 10), (60, 100)],
+        "sam": [(10, 40)],
+        "clip": [(40, 60)],
+    }
+    assert verdict(0.3, 5.0) == "launch-bound"
+    assert verdict(0.3, 50.0) == "compute/memory-bound"
+    assert verdict(0.9, 5.0) == "compute/memory-bound"
