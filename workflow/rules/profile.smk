@@ -43,7 +43,7 @@ rule operator_profile:
         spec=model_spec(),
         images=config["operators"]["images"],
         top_n=config["operators"]["top_n"],
-        max_new_tokens=config["max_new_tokens"],
+        max_new_tokens=config["operators"]["max_new_tokens"],
         warmup_rounds=config["warmup_rounds"],
         max_pixels=config["dataset"]["max_pixels"],
     script:
