@@ -1,0 +1,99 @@
+"""The subset of a manifest that a run profiles: stratified by category, or an explicit list.
+
+Stratification keeps small runs representative (every category appears before any appears
+twice); a fixed seed keeps reruns on the same pages, so timings stay comparable.
+"""
+
+from __future__ import annotations
+
+import os
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vlmprof.atomic import atomic_open
+
+
+def select_subset(
+    manifest: pd.DataFrame, n: int = 12, seed: int = 0, list_file: Path | None = None
+) -> pd.DataFrame:
+    """`n` rows of `manifest`, round-robin over categories (sorted), shuffled within each.
+
+    Each category's shuffle depends only on `seed` and the category's name, so adding a
+    category elsewhere does not change which pages another category contributes. With
+    `list_file`, exactly the listed pages are returned in file order and `n` is ignored.
+    Rows come back in selection order, so any prefix is itself balanced; rows without a
+    category count as "uncategorised".
+    """
+    if list_file is not None:
+        return _from_list(manifest, Path(list_file))
+    if n < 1:
+        raise ValueError(f"subset.n: {n} must be at least 1")
+    categories = manifest["category"].astype("string").fillna("uncategorised")
+    queues = []
+    for category in sorted(categories.unique()):
+        ids = manifest.loc[categories == category, "image_id"].sort_values()
+        rng = np.random.default_rng([seed, zlib.crc32(category.encode("utf-8"))])
+        queues.append(list(rng.permutation(ids.index.to_numpy())))
+    picked: list[int] = []
+    while len(picked) < n and any(queues):
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop(0))
+    return manifest.loc[picked].reset_index(drop=True)
+
+
+def write_subset(subset: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write the subset table as CSV atomically (absolute paths, readable by load_manifest)."""
+    with atomic_open(path) as handle:
+        subset.to_csv(handle, index=False, lineterminator="\n")
+
+
+def read_list_file(list_file: Path) -> list[str]:
+    """Entries of a subset list: one image id or path per line; blank lines and '#' skipped."""
+    if not list_file.is_file():
+        raise ValueError(f"subset.list_file: {list_file} does not exist; point it at a text file")
+    lines = list_file.read_text(encoding="utf-8").splitlines()
+    entries = [line.strip() for line in lines if line.strip() and not line.strip().startswith("#")]
+    if not entries:
+        raise ValueError(f"subset.list_file: {list_file} lists no images; add one per line")
+    return entries
+
+
+def _from_list(manifest: pd.DataFrame, list_file: Path) -> pd.DataFrame:
+    """Rows named by `list_file`, in its order; each entry must match exactly one row."""
+    by_id = {image_id: index for index, image_id in manifest["image_id"].items()}
+    paths = {index: Path(p).as_posix() for index, p in manifest["path"].items()}
+    picked: list[int] = []
+    for entry in read_list_file(list_file):
+        index = by_id.get(entry)
+        if index is None:
+            index = _match_path(entry, paths, list_file)
+        if index in picked:
+            raise ValueError(
+                f"subset.list_file: {list_file} names {entry!r} twice; list each image once"
+            )
+        picked.append(index)
+    return manifest.loc[picked].reset_index(drop=True)
+
+
+def _match_path(entry: str, paths: dict[int, str], list_file: Path) -> int:
+    """The row whose path is `entry`: absolute, relative to the list file, or a path suffix."""
+    candidate = Path(entry) if Path(entry).is_absolute() else list_file.parent / entry
+    exact = candidate.resolve().as_posix()
+    suffix = "/" + Path(entry).as_posix()
+    matches = [i for i, p in paths.items() if p == exact]
+    matches = matches or [i for i, p in paths.items() if p.endswith(suffix)]
+    if not matches:
+        raise ValueError(
+            f"subset.list_file: {list_file} names {entry!r}, which is no image id or path "
+            "in the manifest; fix or remove that line"
+        )
+    if len(matches) > 1:
+        raise ValueError(
+            f"subset.list_file: {list_file} entry {entry!r} matches {len(matches)} images; "
+            "use the image id instead"
+        )
+    return matches[0]
