@@ -6,15 +6,230 @@
 
 # %% [markdown]
 # # vlmprof engineering report
+#
+# Where the time of DeepSeek-OCR inference goes, stage by stage, and how well each stage uses
+# the hardware. **Prefill** is the first forward pass from inputs on the device to the first
+# logits, vision included: vision (SAM, CLIP, projector) is *nested* in prefill, and LLM
+# prefill is prefill minus vision. **Decode** is the token loop after the first token. Every
+# number below comes from this run's `metrics.json` and tables.
 
 # %% tags=["parameters"]
 run_dir = "results/default"
 
 # %%
-import json
-from pathlib import Path
+# %matplotlib inline
+import warnings
 
-import pandas as pd
+from IPython.display import Markdown, display
 
-metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-pd.read_csv(Path(run_dir) / "tables" / "stage_ms.csv")
+# transformers imports tqdm's notebook bars, which warn without ipywidgets: noise here.
+warnings.filterwarnings("ignore", message="IProgress not found")
+from vlmprof.report import figures, inputs, summary, tables
+
+run = tables.load_run(run_dir)
+metrics = run.metrics
+Markdown(summary.headline(metrics))
+
+# %% [markdown]
+# ## Environment and provenance
+
+# %%
+Markdown(summary.bullets(tables.provenance_notes(metrics)) or "Timed on a CUDA device.")
+
+# %%
+tables.styled(tables.environment_table(metrics))
+
+# %% [markdown]
+# Cost of the pipeline's own jobs (Snakemake benchmark files: wall time and peak resident
+# memory of each job; these are not stage timings).
+
+# %%
+tables.styled(tables.benchmark_table(run.benchmarks))
+
+# %% [markdown]
+# ## The input set
+
+# %%
+page_facts = tables.input_table(metrics, run.subset)
+inputs.thumbnail_grid(run.subset, page_facts)
+
+# %% [markdown]
+# Each page with its category, size, the crops gundam-style tiling cut it into and the image
+# tokens the decoder sees; more crops mean more vision work and a longer prefill.
+
+# %%
+tables.styled(page_facts)
+
+# %% [markdown]
+# ## Per-stage timing
+#
+# Over all ok records (decode per token: over every decode step). Nested stages are part of
+# the stage named in "nested in" and must not be added to it.
+
+# %%
+tables.styled(tables.stage_timing_table(run.stage_ms))
+
+# %% [markdown]
+# ## Stage shares
+
+# %%
+run_split = tables.run_split(metrics)
+prefill_split = tables.prefill_split(metrics)
+figures.stage_share_figure(run_split, prefill_split)
+
+# %% [markdown]
+# Read the top bar for prefill against decode, the bottom one for what prefill is made of.
+# The vision remainder is vision minus SAM, CLIP and projector: vision time no sub-stage
+# timer covers (zero when vision is recorded as the sum of its sub-stages; the glue between
+# them is then part of LLM prefill).
+
+# %%
+display(tables.styled(run_split), tables.styled(prefill_split))
+
+# %% [markdown]
+# ## Per page
+
+# %%
+per_image = tables.per_image_parts(run.per_image)
+figures.per_image_figure(per_image)
+
+# %% [markdown]
+# Pages with more crops spend longer in SAM and in LLM prefill (more image tokens); decode
+# is nearly the same for every page since every run generates the same number of tokens.
+
+# %%
+tables.styled(per_image)
+
+# %% [markdown]
+# ## Decode latency: TTFT and time per output token
+
+# %%
+tables.styled(tables.decode_latency_table(metrics))
+
+# %%
+figures.decode_latency_figure(
+    tables.ttft_values(run.records),
+    tables.decode_steps(run.records),
+    metrics["aggregates"]["stage_ms"],
+)
+
+# %% [markdown]
+# Left: time to first token of every record (mostly prefill). Right: every decode step; a
+# long tail right of p90 means occasional slow steps.
+
+# %% [markdown]
+# ## MFU and MBU per stage
+#
+# MFU = achieved FLOP/s over peak FLOP/s; MBU = achieved bytes/s over peak bandwidth. Each is
+# given against the datasheet peak of the device and against the peak calibrated on this
+# machine (a matmul and a copy micro-benchmark).
+
+# %%
+tables.styled(tables.peaks_table(metrics))
+
+# %%
+utilisation = tables.utilisation_table(run.mfu, run.mbu)
+tables.styled(utilisation)
+
+# %%
+figures.utilisation_figure(utilisation, tables.missing_peak_reasons(metrics))
+
+# %% [markdown]
+# Prefill is judged by MFU (compute), decode by MBU: at batch size 1 a decode step reads all
+# active weights for one token, so memory bandwidth is its ceiling.
+
+# %%
+tables.styled(tables.decode_roofline_table(metrics))
+
+# %% [markdown]
+# ## Roofline
+
+# %%
+roofline = tables.roofline_points(metrics, run.records)
+tables.styled(roofline)
+
+# %%
+figures.roofline_figure(roofline, metrics["peaks"])
+
+# %% [markdown]
+# A stage left of the ridge (where the slanted and flat roofs meet) is limited by memory
+# bandwidth, right of it by compute; the gap below its roof is what the stage leaves unused.
+# Intensity is analytic FLOPs over the bytes MBU counts (weights, KV cache, activations). A
+# point above the calibrated roof means the micro-benchmark's shapes reach less than this
+# stage does.
+
+# %% [markdown]
+# ## Timeline of the operator pass
+
+# %%
+timeline = tables.timeline_table(metrics)
+tables.styled(timeline) if len(timeline) else Markdown(tables.NO_OPERATOR_PASS)
+
+# %% [markdown]
+# Busy is the share of a stage's wall time covered by kernels (on CPU: top-level operators);
+# "launch-bound" means below 50% busy with work items under 20 us each.
+
+# %% [markdown]
+# ## Operators
+
+# %%
+if run.operators is None:
+    display(Markdown(tables.NO_OPERATOR_PASS))
+else:
+    display(tables.styled(tables.top_operators(run.operators)))
+
+# %%
+if run.operators is not None:
+    categories = tables.operator_categories(run.operators)
+    display(tables.styled(categories), figures.operator_category_figure(categories))
+
+# %% [markdown]
+# Self times from the separate torch.profiler pass (its overhead never reaches the stage
+# timings above); the bars show which stage each category's time falls in.
+
+# %% [markdown]
+# ## Static compute
+#
+# Parameters of the model as built, and FLOPs per stage and view size counted three ways:
+# the analytic formulas (the headline), torch's FlopCounterMode and fvcore (x2).
+
+# %%
+tables.styled(tables.params_table(metrics))
+
+# %%
+tables.styled(tables.static_crosscheck(run.static))
+
+# %% [markdown]
+# fvcore cannot see inside `scaled_dot_product_attention`; "fvcore adjusted" adds the
+# analytic attention FLOPs back and removes fvcore's elementwise estimates.
+
+# %% [markdown]
+# ## Assumptions
+
+# %%
+Markdown(summary.bullets(metrics["assumptions"], literal=True))
+
+# %% [markdown]
+# ## Repeatability
+#
+# For each stage, how far a repeat of a page strays from that page's mean, against the
+# configured tolerance.
+
+# %%
+tables.styled(tables.repeatability_table(metrics))
+
+# %% [markdown]
+# ## Failures
+
+# %%
+failures = tables.failures_table(metrics)
+tables.styled(failures) if len(failures) else Markdown("No failures: every record is ok.")
+
+# %% [markdown]
+# ## Configuration
+#
+# Save this as `run-config.yaml` to reproduce the run.
+
+# %%
+print(summary.run_config_yaml(metrics))
+Markdown(summary.reproduce_sentence(metrics))

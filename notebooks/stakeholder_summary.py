@@ -5,14 +5,57 @@
 # ---
 
 # %% [markdown]
-# # vlmprof stakeholder summary
+# # DeepSeek-OCR inference: where the time goes
+#
+# A one-page summary of one profiling run. Every figure on this page is computed from the
+# run's measurements; the engineering report has the detail behind each.
 
 # %% tags=["parameters"]
 run_dir = "results/default"
 
 # %%
-import json
-from pathlib import Path
+# %matplotlib inline
+import warnings
 
-metrics = json.loads((Path(run_dir) / "metrics.json").read_text())
-print(metrics["aggregates"]["stage_ms"]["prefill"])
+from IPython.display import Markdown, display
+
+# transformers imports tqdm's notebook bars, which warn without ipywidgets: noise here.
+warnings.filterwarnings("ignore", message="IProgress not found")
+from vlmprof.report import figures, summary, tables
+
+run = tables.load_run(run_dir)
+metrics = run.metrics
+notes = tables.provenance_notes(metrics)
+Markdown(summary.bullets([f"**{note}**" for note in notes]) + "\n\n" + summary.headline(metrics))
+
+# %%
+figures.page_time_figure(tables.page_split(metrics))
+
+# %% [markdown]
+# ## The three biggest cost centres
+
+# %%
+centres = summary.cost_centres(metrics, run.operators)
+display(
+    Markdown(summary.cost_centre_table(centres).to_markdown()),
+    Markdown(summary.bullets(summary.cost_centre_sentences(centres))),
+)
+
+# %% [markdown]
+# ## How well the hardware is used
+
+# %%
+Markdown(summary.bullets(summary.utilisation_findings(metrics)))
+
+# %% [markdown]
+# ## What to do about it
+
+# %%
+found = summary.recommendations(metrics, run.operators, centres)
+Markdown(summary.bullets(summary.recommendation_sentences(found)))
+
+# %% [markdown]
+# ## Can these numbers be trusted?
+
+# %%
+Markdown(summary.reliability_sentence(metrics) + "\n\n" + summary.reproduce_sentence(metrics))

@@ -1,0 +1,228 @@
+"""Figures of the report, drawn from the DataFrames of `vlmprof.report.tables`.
+
+Each function returns a matplotlib Figure (not attached to pyplot, so a notebook shows it
+exactly once) with a title and units on every axis. Legends carry the names of small
+segments and points, so labels never sit on top of each other.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+# One colour per exclusive part of a page's time, shared by every figure.
+PART_COLOURS: dict[str, str] = {
+    "SAM": "#4C72B0",
+    "CLIP": "#55A868",
+    "projector": "#C44E52",
+    "vision remainder": "#8172B2",
+    "LLM prefill": "#CCB974",
+    "prefill": "#DD8452",
+    "decode": "#64B5CD",
+}
+STAGE_COLOURS: dict[str, str] = {
+    "sam": PART_COLOURS["SAM"],
+    "clip": PART_COLOURS["CLIP"],
+    "projector": PART_COLOURS["projector"],
+    "llm_prefill": PART_COLOURS["LLM prefill"],
+    "decode": PART_COLOURS["decode"],
+    "unattributed": "#999999",
+}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+# Segments narrower than this share (%) get no label inside the bar, only in the legend.
+_INLINE_LABEL_MIN = 7.0
+
+
+def _share_bar(ax, shares: pd.Series, values_ms: pd.Series, title: str) -> None:
+    """One horizontal 100% bar of `shares` (%), labelled inside where wide enough."""
+    left = 0.0
+    for name, share in shares.items():
+        colour = PART_COLOURS.get(str(name), "#999999")
+        label = f"{name}: {values_ms[name]:,.2f} ms ({share:.1f}%)"
+        ax.barh(0, share, left=left, color=colour, edgecolor="white", label=label)
+        if share >= _INLINE_LABEL_MIN:
+            ax.text(left + share / 2, 0, f"{share:.1f}%", ha="center", va="center", color="white")
+        left += share
+    ax.set_xlim(0, 100)
+    ax.set_yticks([])
+    ax.set_xlabel("share of time (%)")
+    ax.set_title(title, loc="left", fontsize=11)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=9)
+
+
+def stage_share_figure(run_split: pd.DataFrame, prefill_split: pd.DataFrame) -> Figure:
+    """Run level (prefill vs decode) and prefill level (its exclusive parts) shares."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    top, bottom = fig.subplots(2, 1)
+    _share_bar(
+        top,
+        run_split["share (%)"],
+        run_split["mean (ms)"],
+        "Run level: prefill vs decode (mean per page)",
+    )
+    _share_bar(
+        bottom,
+        prefill_split["share of prefill (%)"],
+        prefill_split["mean (ms)"],
+        "Prefill level: SAM, CLIP, projector, vision remainder, LLM prefill",
+    )
+    fig.suptitle("Where a page's time goes", fontsize=13)
+    return fig
+
+
+def page_time_figure(page_split: pd.DataFrame) -> Figure:
+    """One bar: the exclusive parts of a page's prefill + decode time (%)."""
+    fig = Figure(figsize=(10, 2.0), layout="constrained")
+    ax = fig.subplots()
+    _share_bar(ax, page_split["share (%)"], page_split["mean (ms)"], "")
+    total = page_split["mean (ms)"].sum()
+    fig.suptitle(f"Where the time of one page goes (prefill + decode: {total:,.2f} ms)")
+    return fig
+
+
+def per_image_figure(parts: pd.DataFrame) -> Figure:
+    """Stacked bars per page: the exclusive parts of prefill and decode (ms)."""
+    columns = [c for c in PART_COLOURS if f"{c} (ms)" in parts.columns]
+    categories = parts["category"] if "category" in parts.columns else None
+    labels = [str(i) if categories is None else f"{i} ({categories[i]})" for i in parts.index]
+    fig = Figure(figsize=(11, 1.2 + 0.45 * len(parts)), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(parts))
+    left = np.zeros(len(parts))
+    for column in columns:
+        values = parts[f"{column} (ms)"].to_numpy(dtype=float)
+        ax.barh(y, values, left=left, color=PART_COLOURS[column], label=column, edgecolor="white")
+        left += values
+    ax.set_yticks(y, labels)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean time per page (ms)")
+    ax.set_title("Per page: prefill parts and decode (mean over repeats)")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=9)
+    return fig
+
+
+def _histogram(ax, values: pd.Series, stats: dict, title: str, xlabel: str) -> None:
+    ax.hist(values, bins=min(30, max(5, len(values) // 2)), color="#64B5CD", edgecolor="white")
+    for key, style in (("p50", "-"), ("p90", "--")):
+        ax.axvline(stats[key], color="black", linestyle=style, label=f"{key} {stats[key]:,.2f} ms")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("count")
+    ax.legend(frameon=False, fontsize=9)
+
+
+def decode_latency_figure(ttft: pd.Series, steps: pd.DataFrame, stage_ms: dict) -> Figure:
+    """Distributions of TTFT (one per record) and of the time of every decode step."""
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    _histogram(left, ttft, stage_ms["ttft"], "Time to first token", "TTFT (ms)")
+    _histogram(
+        right,
+        steps["step (ms)"],
+        stage_ms["decode_per_token"],
+        "Time per output token (every decode step)",
+        "decode step (ms)",
+    )
+    fig.suptitle("Decode latency distribution")
+    return fig
+
+
+def utilisation_figure(table: pd.DataFrame, peak_notes: dict[str, str]) -> Figure:
+    """MFU and MBU (%) per stage against the datasheet and calibrated peaks.
+
+    `peak_notes` maps "datasheet"/"calibrated" to the reason a peak is missing, shown in
+    the legend so an empty bar group explains itself.
+    """
+    fig = Figure(figsize=(11, 3.8), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, kind in zip(axes, ("MFU", "MBU"), strict=True):
+        data = table[[f"{kind} datasheet (%)", f"{kind} calibrated (%)"]].dropna(how="all")
+        x = np.arange(len(data))
+        for offset, (peak, colour) in zip(
+            (-0.2, 0.2), (("datasheet", "#8C8C8C"), ("calibrated", "#4C72B0")), strict=True
+        ):
+            values = data[f"{kind} {peak} (%)"]
+            label = peak if values.notna().any() else f"{peak}: {peak_notes.get(peak, 'none')}"
+            ax.bar(x + offset, values.fillna(0.0), width=0.4, color=colour, label=label)
+        ax.set_xticks(x, data.index, rotation=15)
+        ax.set_ylabel("% of peak")
+        what = "compute (FLOP/s)" if kind == "MFU" else "memory bandwidth (bytes/s)"
+        ax.set_title(f"{kind}: share of peak {what}")
+        ax.legend(frameon=False, fontsize=9)
+    fig.suptitle("Utilisation per stage")
+    return fig
+
+
+def roofline_figure(points: pd.DataFrame, peaks: dict) -> Figure:
+    """Stages at (arithmetic intensity, achieved GFLOP/s) under the roofs of each peak."""
+    fig = Figure(figsize=(11, 5.5), layout="constrained")
+    ax = fig.subplots()
+    intensity = points["intensity (FLOP/byte)"]
+    span = np.logspace(np.log10(max(intensity.min() / 4, 1e-3)), np.log10(intensity.max() * 4), 200)
+    reference = "configured" if "override" in peaks else "datasheet"
+    for name, key, style in ((reference, "reference", "--"), ("calibrated", "calibrated", "-")):
+        peak = peaks[key]
+        if peak["tflops"] and peak["tbps"]:
+            roof = np.minimum(peak["tflops"] * 1e3, span * peak["tbps"] * 1e3)
+            ax.plot(
+                span,
+                roof,
+                style,
+                color="black",
+                label=f"{name} roof: {peak['tflops']:.4g} TFLOP/s, {peak['tbps']:.4g} TB/s",
+            )
+    for (stage, row), marker in zip(points.iterrows(), _MARKERS, strict=False):
+        colour = PART_COLOURS.get(str(stage), "#DD8452" if stage != "vision" else "#937860")
+        ax.scatter(
+            row["intensity (FLOP/byte)"],
+            row["achieved (GFLOP/s)"],
+            s=70,
+            marker=marker,
+            color=colour,
+            edgecolor="black",
+            zorder=3,
+            label=f"{stage}: {row['achieved (GFLOP/s)']:,.3g} GFLOP/s",
+        )
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    tops = [peaks[k]["tflops"] * 1e3 for k in ("reference", "calibrated") if peaks[k]["tflops"]]
+    lows = [points["achieved (GFLOP/s)"].min()] + [
+        span[0] * peaks[k]["tbps"] * 1e3 for k in ("reference", "calibrated") if peaks[k]["tbps"]
+    ]
+    ax.set_ylim(min(lows) / 2, max([*tops, points["achieved (GFLOP/s)"].max()]) * 2)
+    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_ylabel("achieved (GFLOP/s)")
+    ax.set_title("Roofline: each stage against the peaks")
+    ax.grid(True, which="major", alpha=0.3)
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=9)
+    return fig
+
+
+def operator_category_figure(categories: pd.DataFrame) -> Figure:
+    """Operator self time per category (ms), split by the stage it ran in."""
+    stage_columns = [c for c in categories.columns if c.endswith(" (ms)") and c != "self (ms)"]
+    fig = Figure(figsize=(11, 1.5 + 0.42 * len(categories)), layout="constrained")
+    ax = fig.subplots()
+    y = np.arange(len(categories))
+    left = np.zeros(len(categories))
+    for column in stage_columns:
+        stage = column.removesuffix(" (ms)")
+        values = categories[column].to_numpy(dtype=float)
+        if values.sum() == 0:
+            continue
+        ax.barh(
+            y,
+            values,
+            left=left,
+            color=STAGE_COLOURS.get(stage, "#999999"),
+            label=stage,
+            edgecolor="white",
+        )
+        left += values
+    ax.set_yticks(y, categories.index)
+    ax.invert_yaxis()
+    ax.set_xlabel("operator self time in the profiler pass (ms)")
+    ax.set_title("Operator categories by stage")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=9)
+    return fig

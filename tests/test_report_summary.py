@@ -1,0 +1,192 @@
+"""Stakeholder findings: the rules on chosen numbers, and the executed summary of a real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.test_report_tables import executed_outputs
+from vlmprof.report import summary
+from vlmprof.report.summary import percent
+
+
+def _metrics(
+    prefill: float = 100.0,
+    vision: float = 60.0,
+    sam: float = 40.0,
+    decode: float = 50.0,
+    decode_mbu: float = 0.3,
+    prefill_mfu: float = 0.5,
+    decode_verdict: str = "compute/memory-bound",
+    device: str = "cuda:0",
+    repeatable: bool = True,
+    errors: int = 0,
+    experts: str = "grouped_mm",
+) -> dict:
+    """The parts of metrics.json the summary reads, with chosen values."""
+    stage = {
+        "prefill": prefill,
+        "vision": vision,
+        "sam": sam,
+        "clip": (vision - sam) * 0.8,
+        "projector": (vision - sam) * 0.2,
+        "decode": decode,
+    }
+    return {
+        "aggregates": {
+            "stage_ms": {k: {"mean": v} for k, v in stage.items()},
+            "tokens": {"mean": 32.0},
+            "tokens_per_s": {"mean": 600.0},
+        },
+        "counts": {"images": 2, "repeats": 3, "ok": 6 - errors, "error": errors, "records": 6},
+        "environment": {"device_used": device, "gpu_name": "NVIDIA H100 80GB HBM3"},
+        "peaks": {
+            "reference": {"tflops": 989.0, "tbps": 3.35, "reason": None},
+            "calibrated": {"tflops": 700.0, "tbps": 2.9, "reason": None},
+        },
+        "mfu": {
+            "per_stage": {
+                s: {"datasheet": prefill_mfu, "calibrated": prefill_mfu * 1.4}
+                for s in ("prefill", "vision", "llm_prefill")
+            }
+        },
+        "mbu": {"per_stage": {"decode": {"datasheet": decode_mbu, "calibrated": decode_mbu * 1.2}}},
+        "timeline": {
+            "decode": {"busy_fraction": 0.3, "mean_kernel_us": 8.0, "verdict": decode_verdict}
+        },
+        "repeatability": {
+            "pass": repeatable,
+            "tolerance": 0.1,
+            "failing_stages": [] if repeatable else ["decode"],
+        },
+        "config": {"model": {"experts_implementation": experts}},
+        "config_hash": "ab" * 32,
+    }
+
+
+def _rules(metrics: dict, operators: pd.DataFrame | None = None) -> list[str]:
+    centres = summary.cost_centres(metrics, operators)
+    return [r.rule for r in summary.recommendations(metrics, operators, centres)]
+
+
+def test_percent():
+    assert percent(0.3648) == "36.5%"
+    assert percent(0.00012) == "0.012%"
+    assert percent(0.0) == "0.0%"
+
+
+def test_decode_bound_rule_follows_share_and_bandwidth():
+    assert "decode-bound, bandwidth idle" in _rules(_metrics(decode=300.0, decode_mbu=0.05))
+    # Same share, bandwidth well used: no batching advice.
+    assert "decode-bound, bandwidth idle" not in _rules(_metrics(decode=300.0, decode_mbu=0.5))
+    # Bandwidth idle but decode is a small share of the page.
+    assert "decode-bound, bandwidth idle" not in _rules(_metrics(decode=50.0, decode_mbu=0.05))
+
+
+def test_launch_bound_rule_reads_the_timeline_verdict():
+    assert "decode launch-bound" in _rules(_metrics(decode_verdict="launch-bound"))
+    assert "decode launch-bound" not in _rules(_metrics())
+
+
+def test_sam_rule_needs_sam_to_dominate_vision():
+    assert "SAM dominates vision" in _rules(_metrics(vision=60.0, sam=40.0))
+    assert "SAM dominates vision" not in _rules(_metrics(vision=60.0, sam=20.0))
+
+
+def test_prefill_and_quality_rules():
+    fired = _rules(_metrics(prefill=400.0, vision=100.0, sam=40.0, prefill_mfu=0.1))
+    assert {"LLM prefill dominates prefill", "prefill leaves compute idle"} <= set(fired)
+    fired = _rules(_metrics(device="cpu", repeatable=False, errors=2))
+    assert {"CPU run", "timings not repeatable", "failed pages"} <= set(fired)
+
+
+def test_no_rule_fired_says_so():
+    assert _rules(_metrics(vision=60.0, sam=20.0)) == ["no rule fired"]
+
+
+def test_cost_centres_weight_operator_shares_by_measured_stage_time():
+    metrics = _metrics(prefill=100.0, vision=60.0, sam=40.0, decode=100.0)
+    operators = pd.DataFrame(
+        {
+            "operator": ["aten::sdpa", "aten::copy_", "aten::mm"],
+            "category": ["attention", "copies", "moe"],
+            "sam (ms)": [30.0, 10.0, 0.0],
+            "clip (ms)": [1.0, 1.0, 0.0],
+            "projector (ms)": [0.0, 1.0, 0.0],
+            "llm_prefill (ms)": [2.0, 0.0, 2.0],
+            "decode (ms)": [0.0, 1.0, 3.0],
+        }
+    )
+    centres = summary.cost_centres(metrics, operators)
+    # moe: half of LLM prefill (40 ms of 200) + 3/4 of decode (100 of 200).
+    moe = next(c for c in centres if c.name == "moe")
+    assert moe.share == pytest.approx(0.5 * 0.2 + 0.75 * 0.5)
+    assert moe.stage == "decode"
+    assert moe.lead_operator == "aten::mm"
+    assert centres[0] == moe
+    attention = next(c for c in centres if c.name == "attention")
+    assert attention.share == pytest.approx(0.75 * 0.2 + 0.5 * 0.08 + 0.5 * 0.2)
+    assert attention.stage == "SAM"
+    assert "moe" in summary.cost_centre_table(centres)["cost centre"].tolist()
+
+
+def test_cost_centres_without_operator_pass_are_stage_parts():
+    metrics = _metrics(prefill=100.0, vision=60.0, sam=45.0, decode=100.0)
+    centres = summary.cost_centres(metrics, None)
+    assert [c.name for c in centres] == ["decode", "SAM", "LLM prefill"]
+    assert centres[0].share == pytest.approx(0.5)
+
+
+def test_utilisation_words_use_datasheet_when_known():
+    words = " ".join(
+        summary.utilisation_findings(_metrics(decode_mbu=0.05, decode_verdict="launch-bound"))
+    )
+    assert "Decode moves 5.0% of the memory bandwidth the card offers (3.35 TB/s)" in words
+    assert "launch-bound per the timeline" in words
+
+
+def test_run_config_yaml_drops_resolved_facts():
+    metrics = {"config": {"run_name": "x", "repeats": 2, "resolved": {"preset": "small"}}}
+    assert summary.run_config_yaml(metrics) == "repeats: 2\nrun_name: x\n"
+
+
+# --- a real run ----------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_stakeholder_summary_shows_the_runs_numbers(pipeline_run: Path):
+    shown = executed_outputs(pipeline_run / "stakeholder_summary.ipynb")
+    metrics = json.loads((pipeline_run / "metrics.json").read_text())
+    stages = metrics["aggregates"]["stage_ms"]
+    page_ms = stages["prefill"]["mean"] + stages["decode"]["mean"]
+    # Top cost centre recomputed from the tables: operator shares per stage weighted by
+    # each stage's share of measured time.
+    operators = pd.read_csv(pipeline_run / "ops" / "operators.csv")
+    sub = {s: stages[s]["mean"] for s in ("sam", "clip", "projector")}
+    weight = {**sub, "llm_prefill": stages["prefill"]["mean"] - sum(sub.values())}
+    weight["decode"] = stages["decode"]["mean"]
+    by_category = operators.groupby("category")[[f"{s} (ms)" for s in weight]].sum()
+    estimated = sum(
+        by_category[f"{s} (ms)"] / by_category[f"{s} (ms)"].sum() * ms / page_ms
+        for s, ms in weight.items()
+    )
+    top = estimated.idxmax()
+    expected = [
+        f"{page_ms:,.2f} ms",
+        f"{stages['decode']['mean']:,.2f} ms",
+        top,
+        percent(estimated[top]),
+        percent(metrics["mfu"]["per_stage"]["prefill"]["calibrated"]),
+        percent(metrics["mbu"]["per_stage"]["decode"]["calibrated"]),
+        percent(metrics["timeline"]["decode"]["busy_fraction"]),
+        metrics["config_hash"][:12],
+        "snakemake --cores 1 --resources gpu=1 --configfile run-config.yaml",
+    ]
+    missing = [value for value in expected if value not in shown]
+    assert not missing, f"not shown in stakeholder_summary.ipynb: {missing}"
+    assert "These are CPU timings" in shown
+    html = (pipeline_run / "stakeholder_summary.html").read_text()
+    assert "load_run" not in html, "code cells leaked into the stakeholder page"

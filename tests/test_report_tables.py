@@ -1,0 +1,216 @@
+"""Report tables: unit checks on small inputs, and the executed report of a real run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from vlmprof.report import tables
+from vlmprof.report.tables import format_number
+
+
+def executed_outputs(path: Path) -> str:
+    """All text an executed notebook shows (plain, HTML, Markdown), after checking that no
+    cell raised or wrote to stderr."""
+    notebook = nbformat.read(path, as_version=4)
+    shown = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            assert output["output_type"] != "error", f"{path.name}: {output.get('ename')}"
+            if output["output_type"] == "stream":
+                assert output["name"] != "stderr", f"{path.name}: stderr {output['text'][:500]}"
+                shown.append(output["text"])
+            for mime in ("text/plain", "text/html", "text/markdown"):
+                shown.append(str(output.get("data", {}).get(mime, "")))
+    text = "\n".join(shown)
+    assert "Traceback" not in text
+    return text
+
+
+# --- unit checks ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (538.2050232, "538.21"),
+        (1234.5, "1,234.50"),
+        (0.1, "0.100"),
+        (0.0123456, "0.0123"),
+        (0.0, "0.00"),
+        (7, "7"),
+        (2e9, "2,000,000,000"),
+        (float("nan"), "-"),
+        (None, "-"),
+        ("sam", "sam"),
+    ],
+)
+def test_format_number(value, shown):
+    assert format_number(value) == shown
+
+
+def _stage_stats(**means: float) -> dict:
+    return {"aggregates": {"stage_ms": {k: {"mean": v} for k, v in means.items()}}}
+
+
+def test_prefill_split_parts_add_up_to_prefill():
+    metrics = _stage_stats(
+        prefill=100.0, vision=70.0, sam=50.0, clip=12.0, projector=3.0, decode=300.0
+    )
+    split = tables.prefill_split(metrics)
+    assert split.loc["vision remainder", "mean (ms)"] == pytest.approx(5.0)
+    assert split.loc["LLM prefill", "mean (ms)"] == pytest.approx(30.0)
+    assert split["mean (ms)"].sum() == pytest.approx(100.0)
+    assert split["share of prefill (%)"].sum() == pytest.approx(100.0)
+    page = tables.page_split(metrics)
+    assert page.loc["decode", "share (%)"] == pytest.approx(75.0)
+    run = tables.run_split(metrics)
+    assert run["share (%)"].tolist() == pytest.approx([25.0, 75.0])
+
+
+def test_missing_stage_names_the_key():
+    with pytest.raises(KeyError, match="aggregates.stage_ms has no 'vision'"):
+        tables.prefill_split(_stage_stats(prefill=1.0, decode=1.0))
+
+
+def test_load_run_names_the_missing_file(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="metrics.json: missing"):
+        tables.load_run(tmp_path)
+
+
+def test_read_benchmarks(tmp_path: Path):
+    (tmp_path / "profile_shard-0.tsv").write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        "12.41\t0:00:12\t817.93\t1206.01\t701.68\t743.82\t0.16\t0.02\t89.86\t11.65\n"
+    )
+    (tmp_path / "render_report.tsv").write_text(
+        "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+        "3.0\t0:00:03\t100.0\t1.0\t1.0\t1.0\t0\t0\t1\t1.0\n"
+    )
+    frame = tables.read_benchmarks(sorted(tmp_path.glob("*.tsv")))
+    shown = tables.benchmark_table(frame)
+    assert shown["job"].tolist() == ["profile_shard-0"]
+    assert shown.loc[0, "wall (s)"] == 12.41
+    assert shown.loc[0, "peak RSS (MB)"] == 817.93
+
+
+def test_static_crosscheck_verdicts():
+    def entry(fcm, fv, explained):
+        return {
+            "analytic": 2e9,
+            "flopcountermode": 2e9 * (1 + fcm),
+            "fvcore": 2e9 * (1 + fv),
+            "rel_diff_flopcountermode": fcm,
+            "rel_diff_fvcore": fv,
+            "fvcore_gap": {"rel_diff_after": 0.0 if explained else fv, "explained": explained},
+        }
+
+    static = {
+        "stages": {
+            "a": entry(0.0, 0.0, True),
+            "b": entry(0.0, -0.5, True),
+            "c": entry(0.0, -0.5, False),
+            "d": entry(0.1, 0.0, True),
+        }
+    }
+    table = tables.static_crosscheck(static)
+    assert table["agrees"].tolist() == ["yes", "explained", "NO", "NO"]
+    assert table.loc[1, "fvcore vs analytic (%)"] == pytest.approx(-50.0)
+    assert table.loc[0, "analytic (GFLOP)"] == pytest.approx(2.0)
+
+
+def test_operator_categories_and_stage_shares():
+    operators = pd.DataFrame(
+        {
+            "operator": ["aten::mm", "aten::add", "aten::mm"],
+            "category": ["dense_gemm", "elementwise", "moe"],
+            "calls": [4, 2, 1],
+            "total (ms)": [6.0, 2.0, 2.0],
+            "self (ms)": [6.0, 2.0, 2.0],
+            "share of stage": [0.75, 0.25, 1.0],
+            "stage": ["sam", "sam", "decode"],
+            "sam (ms)": [6.0, 2.0, 0.0],
+            "decode (ms)": [0.0, 0.0, 2.0],
+        }
+    )
+    categories = tables.operator_categories(operators)
+    assert categories.index[0] == "dense_gemm"
+    assert categories["share (%)"].sum() == pytest.approx(100.0)
+    assert categories.loc["dense_gemm", "share (%)"] == pytest.approx(60.0)
+    shares = tables.operator_stage_share(operators)
+    assert shares.loc["dense_gemm", "sam"] == pytest.approx(75.0)
+    assert shares.loc["moe", "decode"] == pytest.approx(100.0)
+    top = tables.top_operators(operators, n=2)
+    assert top["self (ms)"].tolist() == [6.0, 2.0]
+    assert top.loc[0, "stage"] == "SAM"
+
+
+# --- a real run ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def run(pipeline_run: Path) -> tables.RunOutputs:
+    return tables.load_run(pipeline_run)
+
+
+@pytest.mark.slow
+def test_roofline_agrees_with_the_metrics_layer(run: tables.RunOutputs):
+    metrics = run.metrics
+    points = tables.roofline_points(metrics, run.records)
+    mfu = metrics["mfu"]["per_stage"]
+    for stage, name in (("vision", "vision"), ("llm_prefill", "LLM prefill")):
+        assert points.loc[name, "achieved (GFLOP/s)"] == pytest.approx(
+            mfu[stage]["achieved_tflops"] * 1e3, rel=1e-9
+        )
+        assert points.loc[name, "GFLOP per page"] == pytest.approx(
+            mfu[stage]["flops_per_run"] / 1e9, rel=1e-9
+        )
+    # Vision and LLM prefill bytes add up to the prefill bytes MBU divides.
+    parts_mb = points.loc[["vision", "LLM prefill"], "MB per page"].sum()
+    assert parts_mb == pytest.approx(metrics["mbu"]["per_stage"]["prefill"]["bytes_per_run"] / 1e6)
+    sub = points.loc[["SAM", "CLIP", "projector"], "GFLOP per page"].sum()
+    assert sub == pytest.approx(points.loc["vision", "GFLOP per page"])
+
+
+@pytest.mark.slow
+def test_report_shows_the_runs_numbers(run: tables.RunOutputs, pipeline_run: Path):
+    shown = executed_outputs(pipeline_run / "report.ipynb")
+    metrics = run.metrics
+    stages = metrics["aggregates"]["stage_ms"]
+    expected = [
+        format_number(stages["prefill"]["mean"]),
+        format_number(stages["decode"]["p90"]),
+        format_number(100 * stages["sam"]["cv"]),
+        format_number(stages["ttft"]["p99"]),
+        format_number(stages["prefill"]["mean"] - stages["vision"]["mean"]),
+        format_number(100 * metrics["mfu"]["per_stage"]["prefill"]["calibrated"]),
+        format_number(100 * metrics["mbu"]["per_stage"]["decode"]["calibrated"]),
+        format_number(100 * metrics["repeatability"]["stages"]["prefill"]["max_deviation"]),
+        format_number(100 * metrics["timeline"]["decode"]["busy_fraction"]),
+        metrics["config_hash"],
+        metrics["environment"]["packages"]["torch"],
+    ]
+    # Straight from the run's tables and files, not through vlmprof.report.
+    per_image = pd.read_csv(pipeline_run / "tables" / "per_image.csv", index_col="image_id")
+    first = per_image.index[0]
+    expected.append(format_number(per_image.loc[first, "sam (ms)"]))
+    expected.append(format_number(int(per_image.loc[first, "image_tokens"])))
+    operators = pd.read_csv(pipeline_run / "ops" / "operators.csv")
+    heaviest = operators.sort_values("self (ms)", ascending=False).iloc[0]
+    expected += [heaviest["operator"], format_number(heaviest["self (ms)"])]
+    bench = pd.read_csv(pipeline_run / "benchmarks" / "profile_shard-0.tsv", sep="\t")
+    expected.append(format_number(float(bench.loc[0, "s"])))
+    static = json.loads((pipeline_run / "static" / "static_compute.json").read_text())
+    expected.append(format_number(static["stages"]["llm_prefill"]["analytic"] / 1e9))
+    missing = [value for value in expected if value not in shown]
+    assert not missing, f"not shown in report.ipynb: {missing}"
+    assert "device: auto fell back to CPU" in shown
+    assert "These are CPU timings" in shown
+    if metrics["failures"]:
+        assert metrics["failures"][0]["error"] in shown
+    else:
+        assert "No failures" in shown
