@@ -45,11 +45,11 @@ rule compare:
             caption="../report/compare.rst",
             category="Timing",
         ),
-    params:
-        tolerance=config["compare"]["tolerance"],
     log:
         f"{RUN}/logs/compare.log",
     conda:
         ENV
+    params:
+        tolerance=config["compare"]["tolerance"],
     script:
         "../scripts/compare.py"

@@ -19,13 +19,40 @@ wildcard_constraints:
     notebook="|".join(NOTEBOOKS),
 
 
-try:
-    DEVICE = resolve_device(config["device"])
-except (DeviceUnavailableError, ValueError) as error:
-    raise WorkflowError(str(error)) from None
-PRESET = config["model"]["preset"]
-if PRESET == "auto":
-    PRESET = "full" if DEVICE.startswith("cuda") else "small"
+def resolve_run_device():
+    """The device every job uses, decided once where the workflow is planned.
+
+    Run locally, `auto` is judged on this machine. Through a cluster executor the planning
+    host (a login node) says nothing about the compute nodes, so the device and preset
+    must be written out; the GPU jobs check on their node that CUDA is really there.
+    """
+    requested, preset = config["device"], config["model"]["preset"]
+    if workflow.non_local_exec or workflow.remote_exec:
+        if requested == "auto" or preset == "auto":
+            raise WorkflowError(
+                "device and model.preset: set them explicitly (e.g. device: cuda, "
+                "model.preset: full) when jobs run on a cluster; auto would be judged "
+                "on the submitting host"
+            )
+        return requested, preset
+    try:
+        device = resolve_device(requested)
+    except (DeviceUnavailableError, ValueError) as error:
+        raise WorkflowError(str(error)) from None
+    if preset == "auto":
+        preset = "full" if device.startswith("cuda") else "small"
+    return device, preset
+
+
+DEVICE, PRESET = resolve_run_device()
+
+
+def all_cores():
+    """Every core Snakemake was given; 1 where it has no total (cluster submission)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return 1
 
 
 def check_paths():

@@ -14,6 +14,9 @@ rule static_flops:
         f"{RUN}/benchmarks/static_flops.tsv"
     conda:
         ENV
+    # Counting the full model keeps every core busy for a minute; taking all of them
+    # keeps it from running beside a timing job and slowing its host-bound decode.
+    threads: all_cores()
     params:
         spec=model_spec(),
         max_new_tokens=config["max_new_tokens"],

@@ -8,6 +8,7 @@ import pandas as pd
 from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.gpu_slot import claim_device
 from vlmprof.runtime.operator_profile import run_operator_profile
 
@@ -23,7 +24,7 @@ for image_id, path in zip(subset["image_id"], subset["path"], strict=True):
     except ImageLoadError:
         continue
 spec = json.loads(smk.params.spec)
-with claim_device(spec["device"]) as device:
+with claim_device(resolve_device(spec["device"])) as device:
     adapter = build_adapter(ModelSpec(**{**spec, "device": device}))
     run_operator_profile(
         adapter,

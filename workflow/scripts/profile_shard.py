@@ -8,6 +8,7 @@ import pandas as pd
 
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.gpu_slot import claim_device
 from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
 
@@ -19,7 +20,7 @@ mine = subset.iloc[shard :: smk.params.shards]
 spec = json.loads(smk.params.spec)
 settings = ProfileSettings(shard=shard, **json.loads(smk.params.settings))
 images = list(zip(mine["image_id"], mine["path"].map(Path), strict=True))
-with claim_device(spec["device"]) as device:
+with claim_device(resolve_device(spec["device"])) as device:
     adapter = build_adapter(ModelSpec(**{**spec, "device": device}))
     logging.getLogger(__name__).info("shard %d: %d pages on %s", shard, len(mine), device)
     profile_images(adapter, images, settings, Path(smk.output.records))
