@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -108,3 +109,14 @@ def test_cuda_without_gpu_fails_before_any_job(workflow_dir: Path):
     output = result.stdout + result.stderr
     assert "device: cuda was requested but no CUDA GPU is visible" in output
     assert "Job stats" not in output
+
+
+def test_nsight_rule_says_why_it_skipped_without_nsys(pipeline_run: Path, workflow_dir: Path):
+    if shutil.which("nsys"):
+        pytest.skip("nsys is installed here; the skip path cannot be shown")
+    config = str(write_config(workflow_dir, FAST_CONFIG))
+    target = "results/e2e/ops/nsys/summary.txt"
+    result = snakemake(workflow_dir, "--configfile", config, "--", target)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    note = (workflow_dir / target).read_text()
+    assert note.startswith("skipped: nsys (Nsight Systems) is not on PATH")

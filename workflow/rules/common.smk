@@ -142,7 +142,10 @@ def get_operator_outputs(wildcards):
 
 def get_final_output():
     """Everything a run publishes."""
-    return [f"{RUN}/publish/index.html"]
+    outputs = [f"{RUN}/publish/index.html"]
+    if config["operators"]["nsys"]:
+        outputs.append(f"{RUN}/ops/nsys/summary.txt")
+    return outputs
 
 
 def get_compare_baseline(wildcards):

@@ -48,3 +48,21 @@ rule operator_profile:
         max_pixels=config["dataset"]["max_pixels"],
     script:
         "../scripts/operator_profile.py"
+
+
+rule nsight_systems:
+    input:
+        subset=rules.select_subset.output.subset,
+    output:
+        summary=f"{RUN}/ops/nsys/summary.txt",
+    log:
+        f"{RUN}/logs/nsight_systems.log",
+    conda:
+        ENV
+    resources:
+        gpu=1,
+    params:
+        spec=model_spec(),
+        settings=profile_settings(),
+    script:
+        "../scripts/nsight_systems.py"

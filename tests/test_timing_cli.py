@@ -1,0 +1,42 @@
+"""The timing pass as a command (what `nsys profile` wraps) writes the same run records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+
+def test_timing_cli_profiles_the_named_pages(tmp_path: Path):
+    page = tmp_path / "page.png"
+    Image.new("RGB", (800, 1000), "white").save(page)
+    spec = {"preset": "small", "mode": "base", "device": "cpu", "dtype": "auto"}
+    settings = {"run_id": "cli", "shard": 0, "repeats": 2, "max_new_tokens": 3}
+    out = tmp_path / "records.jsonl"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "vlmprof.runtime.timing_cli",
+            json.dumps(spec),
+            json.dumps(settings),
+            str(out),
+            f"p1={page}",
+            f"missing={tmp_path / 'no.png'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr  # one page is missing: not all records ok
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["image_id"], r["status"]) for r in records] == [
+        ("p1", "ok"),
+        ("p1", "ok"),
+        ("missing", "error"),
+        ("missing", "error"),
+    ]
+    assert all(r["tokens"] == 3 for r in records[:2])
