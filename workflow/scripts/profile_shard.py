@@ -18,9 +18,11 @@ shard = int(smk.wildcards.shard)
 subset = pd.read_csv(smk.input.subset)
 mine = subset.iloc[shard :: smk.params.shards]
 spec = json.loads(smk.params.spec)
-settings = ProfileSettings(shard=shard, **json.loads(smk.params.settings))
 images = list(zip(mine["image_id"], mine["path"].map(Path), strict=True))
 with claim_device(resolve_device(spec["device"])) as device:
     adapter = build_adapter(ModelSpec(**{**spec, "device": device}))
+    settings = ProfileSettings(
+        shard=shard, eos_id=adapter.eos_token_id, **json.loads(smk.params.settings)
+    )
     logging.getLogger(__name__).info("shard %d: %d pages on %s", shard, len(mine), device)
     profile_images(adapter, images, settings, Path(smk.output.records))

@@ -9,14 +9,14 @@ from vlmprof.atomic import write_json_atomic, write_text_atomic
 from vlmprof.flops.static_compute import build_static_compute, static_compute_markdown
 from vlmprof.logs import log_to_file
 from vlmprof.models.deepseek_ocr import typical_prefill_len
-from vlmprof.models.deepseek_ocr_dims import preset_dims
+from vlmprof.models.deepseek_ocr_checkpoint import spec_dims
 from vlmprof.models.deepseek_ocr_views import MODES
 from vlmprof.runtime.device import dtype_name, resolve_dtype
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])
 spec = json.loads(smk.params.spec)
-dims = preset_dims(spec["preset"], spec["overrides"])
+dims = spec_dims(spec["preset"], spec["overrides"], spec.get("checkpoint"))
 subset = pd.read_csv(smk.input.subset).dropna(subset=["width", "height"])
 sizes = zip(subset["width"].astype(int), subset["height"].astype(int), strict=True)
 prefill_len = typical_prefill_len(sizes, spec["mode"], spec["max_crops"])

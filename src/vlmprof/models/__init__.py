@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from vlmprof.models.base import ModelAdapter, ModelSpec
+from vlmprof.models.causal_lm import CausalLmAdapter
 from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
 
-ADAPTERS: dict[str, type[ModelAdapter]] = {DeepseekOcrAdapter.name: DeepseekOcrAdapter}
+ADAPTERS: dict[str, type[ModelAdapter]] = {
+    DeepseekOcrAdapter.name: DeepseekOcrAdapter,
+    CausalLmAdapter.name: CausalLmAdapter,
+}
 
 
 def build_adapter(spec: ModelSpec) -> ModelAdapter:

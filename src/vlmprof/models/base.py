@@ -31,6 +31,8 @@ class ModelSpec:
     mode: str = "gundam"
     max_crops: int = 6
     seed: int = 0
+    # A local checkpoint directory; None builds random weights from `preset`.
+    checkpoint: str | None = None
 
 
 @dataclass
@@ -75,6 +77,8 @@ class ModelAdapter(ABC):
     name: str
     spec: ModelSpec
     module: torch.nn.Module
+    # Token that ends generation unless `ignore_eos`; None where the model has none.
+    eos_token_id: int | None = None
 
     @classmethod
     @abstractmethod

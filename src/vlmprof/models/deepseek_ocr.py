@@ -12,12 +12,14 @@ from PIL import Image
 from transformers.cache_utils import DynamicCache
 
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
+from vlmprof.models.deepseek_ocr_checkpoint import HfPromptTokenizer, load_checkpoint
 from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims, preset_dims
 from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
 from vlmprof.models.deepseek_ocr_preprocess import prepare_views
 from vlmprof.models.deepseek_ocr_views import plan_views
 from vlmprof.models.prompt_tokenizer import (
     DOCUMENT_PROMPT,
+    EOS_ID,
     IMAGE_TOKEN_ID,
     StandInTokenizer,
     prompt_length,
@@ -66,19 +68,30 @@ def typical_prefill_len(sizes: Iterable[tuple[int, int]], mode: str, max_crops: 
 
 
 class DeepseekOcrAdapter(ModelAdapter):
-    """DeepSeek-OCR with random weights at a preset's dimensions."""
+    """DeepSeek-OCR with random weights at a preset's dimensions, or a local checkpoint's."""
 
     name = "deepseek_ocr"
 
-    def __init__(self, spec: ModelSpec, dims: DeepseekOcrDims, module: DeepseekOcrForProfiling):
+    def __init__(
+        self,
+        spec: ModelSpec,
+        dims: DeepseekOcrDims,
+        module: DeepseekOcrForProfiling,
+        tokenizer: StandInTokenizer | HfPromptTokenizer | None = None,
+    ):
         self.spec = spec
         self.dims = dims
         self.module = module
-        self.tokenizer = StandInTokenizer(dims.decoder.vocab)
+        self.tokenizer = tokenizer or StandInTokenizer(dims.decoder.vocab)
+        real = isinstance(self.tokenizer, HfPromptTokenizer)
+        self.image_token_id = self.tokenizer.image_token_id if real else IMAGE_TOKEN_ID
+        self.eos_token_id = self.tokenizer.eos_id if real else EOS_ID
 
     @classmethod
     def build(cls, spec: ModelSpec) -> DeepseekOcrAdapter:
-        """Build from the preset named in `spec`, with its overrides, on its device."""
+        """Build from `spec.checkpoint` if set, else the preset with its overrides (random)."""
+        if spec.checkpoint:
+            return load_checkpoint(spec.checkpoint, spec)
         dims = preset_dims(spec.preset, dict(spec.overrides))
         dtype = resolve_dtype(spec.dtype, spec.device)
         module = build_module(
@@ -117,7 +130,7 @@ class DeepseekOcrAdapter(ModelAdapter):
         image_embeds = model.image_embeddings(
             inputs.pixel_views["global"], inputs.pixel_views.get("crops"), *inputs.tiles
         )
-        embeds = self.module.prompt_embeddings(inputs.input_ids, IMAGE_TOKEN_ID, image_embeds)
+        embeds = self.module.prompt_embeddings(inputs.input_ids, self.image_token_id, image_embeds)
         cache = DynamicCache(config=model.config)
         logits = self.module.decoder_forward(embeds, cache)
         return logits, DecodeState(cache=cache, position=inputs.prefill_len)
@@ -139,5 +152,10 @@ class DeepseekOcrAdapter(ModelAdapter):
             "experts_implementation": self.spec.experts_implementation,
             "mode": self.spec.mode,
             "max_crops": self.spec.max_crops,
-            "tokenizer": "stand-in (no real tokenizer available)",
+            "checkpoint": self.spec.checkpoint,
+            "tokenizer": (
+                "checkpoint's own"
+                if isinstance(self.tokenizer, HfPromptTokenizer)
+                else "stand-in (no real tokenizer available)"
+            ),
         }

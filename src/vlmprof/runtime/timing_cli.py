@@ -24,9 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(__doc__ or "")
         return 2
     spec = json.loads(args[0])
-    settings = ProfileSettings(**json.loads(args[1]))
     images = [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in args[3:]]
     adapter = build_adapter(ModelSpec(**{**spec, "device": resolve_device(spec["device"])}))
+    settings = ProfileSettings(**{"eos_id": adapter.eos_token_id, **json.loads(args[1])})
     records = profile_images(adapter, images, settings, Path(args[2]))
     return 0 if all(record.status == "ok" for record in records) else 1
 
