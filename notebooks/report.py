@@ -24,10 +24,12 @@ from IPython.display import Markdown, display
 
 # transformers imports tqdm's notebook bars, which warn without ipywidgets: noise here.
 warnings.filterwarnings("ignore", message="IProgress not found")
+from vlmprof.metrics import telemetry as energy
 from vlmprof.report import figures, inputs, summary, tables
 
 run = tables.load_run(run_dir)
 metrics = run.metrics
+telemetry = metrics.get("telemetry") or {"available": False, "reason": "not recorded by this run"}
 Markdown(summary.headline(metrics))
 
 # %% [markdown]
@@ -204,6 +206,45 @@ tables.styled(tables.static_crosscheck(run.static))
 # analytic attention FLOPs back and removes fvcore's elementwise estimates.
 
 # %% [markdown]
+# ## Telemetry
+#
+# GPU energy, power and clocks, sampled through NVML during every timed run. A stage's energy
+# is the device's energy counter over the stage's window (power integrated where the GPU has
+# no counter); prefill and decode need not add up to the run (the argmax between them).
+
+# %%
+if telemetry["available"]:
+    display(tables.styled(energy.energy_table(telemetry)))
+Markdown(energy.energy_sentence(telemetry))
+
+# %%
+timeline = telemetry.get("timeline")
+if timeline:
+    import matplotlib.pyplot as plt
+
+    columns = timeline["columns"]
+    fig, clock_ax = plt.subplots(figsize=(9, 3.5))
+    clock_ax.plot(columns["t_s"], columns["sm_clock_mhz"], color="tab:blue")
+    clock_ax.set(xlabel="time since the run started (s)", ylabel="SM clock (MHz)")
+    clock_ax.set_title(
+        f"Clock and power of page {timeline['image_id']}, repeat {timeline['repeat']}"
+    )
+    power_ax = clock_ax.twinx()
+    power_ax.plot(columns["t_s"], columns["power_w"], color="tab:red")
+    power_ax.set_ylabel("power (W)", color="tab:red")
+    for stage, colour in (("prefill", "tab:orange"), ("decode", "tab:green")):
+        clock_ax.axvspan(*timeline["stage_windows_s"][stage], color=colour, alpha=0.15, label=stage)
+    clock_ax.legend(loc="lower right")
+    display(fig)
+    plt.close(fig)
+
+# %% [markdown]
+# The run's stages shaded on the SM clock (blue) and board power (red) of one run: a clock
+# that sags within the run, or power pinned at the limit, means the timings above are not at
+# full speed. NVML's power reading is averaged by the driver on many GPUs, so it lags the
+# stage boundaries; the energy counter does not.
+
+# %% [markdown]
 # ## Assumptions
 
 # %%
@@ -217,6 +258,19 @@ Markdown(summary.bullets(metrics["assumptions"], literal=True))
 
 # %%
 tables.styled(tables.repeatability_table(metrics))
+
+# %% [markdown]
+# Runs the telemetry guard distrusts: thermal or power throttling seen, or a median SM clock
+# more than the configured fraction (`telemetry.clock_drop_fraction`) below the median run.
+
+# %%
+flagged = energy.flagged_table(telemetry)
+if len(flagged):
+    display(tables.styled(flagged))
+elif telemetry["available"]:
+    display(Markdown("No run was flagged: clocks steady, no thermal or power throttling."))
+else:
+    display(Markdown(f"Not checked: GPU telemetry unavailable ({telemetry['reason']})."))
 
 # %% [markdown]
 # ## Failures

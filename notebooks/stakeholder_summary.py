@@ -21,6 +21,7 @@ from IPython.display import Markdown, display
 
 # transformers imports tqdm's notebook bars, which warn without ipywidgets: noise here.
 warnings.filterwarnings("ignore", message="IProgress not found")
+from vlmprof.metrics.telemetry import energy_sentence
 from vlmprof.report import figures, summary, tables
 
 run = tables.load_run(run_dir)
@@ -46,6 +47,9 @@ display(
 
 # %%
 Markdown(summary.bullets(summary.utilisation_findings(metrics)))
+
+# %%
+Markdown(energy_sentence(metrics.get("telemetry") or {"reason": "not recorded by this run"}))
 
 # %% [markdown]
 # ## What to do about it

@@ -55,8 +55,10 @@ def test_killed_shard_is_redone_and_finished_shard_reused(tmp_path: Path):
     try:
         # Kill while one shard is complete and the other is writing its records.
         _wait_for(
-            lambda: any((runs / f"shard-{i}.jsonl").exists() for i in (0, 1))
-            and any(runs.glob(".shard-*.tmp")),
+            lambda: (
+                any((runs / f"shard-{i}.jsonl").exists() for i in (0, 1))
+                and any(runs.glob(".shard-*.tmp"))
+            ),
             timeout_s=300,
         )
         os.killpg(first.pid, signal.SIGKILL)

@@ -98,6 +98,7 @@ def model_spec():
             "mode": config["mode"],
             "max_crops": config["max_crops"],
             "seed": model["seed"],
+            "checkpoint": model["checkpoint"],
         }
     )
 
@@ -114,6 +115,8 @@ def profile_settings():
     settings = {key: config[key] for key in keys}
     settings["max_pixels"] = config["dataset"]["max_pixels"]
     settings["run_id"] = config["run_name"]
+    settings["telemetry"] = config["telemetry"]["enabled"]
+    settings["telemetry_interval_ms"] = config["telemetry"]["interval_ms"]
     return as_json(settings)
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from vlmprof.atomic import atomic_open, write_json_atomic
 from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
 from vlmprof.metrics.environment import config_hash
+from vlmprof.metrics.telemetry import telemetry_section
 from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
 from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
 from vlmprof.runtime.records import read_records
@@ -174,6 +175,7 @@ def build_metrics(
             "per_view_flops": static_compute["flops"],
             "conventions": static_compute.get("conventions", []),
         },
+        "telemetry": telemetry_section(records, config, environment),
         "environment": environment,
         "inputs": input_rows(inputs, records),
         "config": config,

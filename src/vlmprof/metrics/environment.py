@@ -12,13 +12,13 @@ import json
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
+from vlmprof.runtime.nvml import nvml_handle, nvml_value
 
 PACKAGES: tuple[str, ...] = ("vlmprof", "torch", "transformers", "snakemake", "pandas", "numpy")
 _GPU_KEYS: tuple[str, ...] = (
@@ -84,16 +84,6 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def _nvml_value(read: Callable[[], Any]) -> Any:
-    """One NVML reading; None when the GPU does not support the query."""
-    import pynvml
-
-    try:
-        return read()
-    except pynvml.NVMLError:
-        return None
-
-
 def nvml_facts(device: torch.device) -> dict[str, Any]:
     """GPU name, driver, clocks, power limit and memory of a CUDA device via NVML."""
     facts: dict[str, Any] = dict.fromkeys(_GPU_KEYS)
@@ -104,19 +94,19 @@ def nvml_facts(device: torch.device) -> dict[str, Any]:
     except Exception as error:  # any failure means "no NVML here"
         return facts | {"nvml": f"unavailable: {error}"}
     try:
-        handle = _nvml_handle(pynvml, device)
+        handle = nvml_handle(pynvml, device)
         clock = pynvml.nvmlDeviceGetClockInfo
         max_clock = pynvml.nvmlDeviceGetMaxClockInfo
         facts.update(
-            gpu_name=_nvml_value(lambda: pynvml.nvmlDeviceGetName(handle)),
-            gpu_uuid=_nvml_value(lambda: pynvml.nvmlDeviceGetUUID(handle)),
-            driver=_nvml_value(pynvml.nvmlSystemGetDriverVersion),
-            sm_clock_mhz=_nvml_value(lambda: clock(handle, pynvml.NVML_CLOCK_SM)),
-            sm_clock_max_mhz=_nvml_value(lambda: max_clock(handle, pynvml.NVML_CLOCK_SM)),
-            mem_clock_mhz=_nvml_value(lambda: clock(handle, pynvml.NVML_CLOCK_MEM)),
-            mem_clock_max_mhz=_nvml_value(lambda: max_clock(handle, pynvml.NVML_CLOCK_MEM)),
-            power_limit_mw=_nvml_value(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle)),
-            memory_total_bytes=_nvml_value(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total),
+            gpu_name=nvml_value(lambda: pynvml.nvmlDeviceGetName(handle)),
+            gpu_uuid=nvml_value(lambda: pynvml.nvmlDeviceGetUUID(handle)),
+            driver=nvml_value(pynvml.nvmlSystemGetDriverVersion),
+            sm_clock_mhz=nvml_value(lambda: clock(handle, pynvml.NVML_CLOCK_SM)),
+            sm_clock_max_mhz=nvml_value(lambda: max_clock(handle, pynvml.NVML_CLOCK_SM)),
+            mem_clock_mhz=nvml_value(lambda: clock(handle, pynvml.NVML_CLOCK_MEM)),
+            mem_clock_max_mhz=nvml_value(lambda: max_clock(handle, pynvml.NVML_CLOCK_MEM)),
+            power_limit_mw=nvml_value(lambda: pynvml.nvmlDeviceGetEnforcedPowerLimit(handle)),
+            memory_total_bytes=nvml_value(lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).total),
         )
         facts["nvml"] = "ok"
     except Exception as error:  # metadata never fails a run
@@ -124,15 +114,6 @@ def nvml_facts(device: torch.device) -> dict[str, Any]:
     finally:
         pynvml.nvmlShutdown()
     return facts
-
-
-def _nvml_handle(pynvml: Any, device: torch.device) -> Any:
-    """The NVML handle of a torch CUDA device, by UUID (robust to CUDA_VISIBLE_DEVICES)."""
-    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
-    if uuid is not None:
-        text = str(uuid)
-        return pynvml.nvmlDeviceGetHandleByUUID(text if text.startswith("GPU-") else f"GPU-{text}")
-    return pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
 
 
 def _device_used(device: str) -> tuple[torch.device | None, str | None]:

@@ -28,6 +28,7 @@ from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.records import RunRecord
 from vlmprof.runtime.stage_timer import StageTimer
+from vlmprof.runtime.telemetry import TelemetrySampler, series_dict, summarize_run
 
 log = logging.getLogger(__name__)
 
@@ -49,28 +50,71 @@ class ProfileSettings:
     eos_id: int | None = None
     max_pixels: int = 50_000_000
     nvtx: bool = True
+    telemetry: bool = True
+    telemetry_interval_ms: float = 20.0
+
+
+def _stage_windows(
+    run_t0: float, run_t1: float, prefill_ms: float | None, decode_ms: float | None
+) -> dict[str, tuple[float, float]]:
+    """Host-clock windows of prefill, decode and the whole run.
+
+    Only the run's bounds are read on the host, where the device is idle (before the run,
+    and after the timer's one synchronisation); the boundary in between is placed by the
+    stage timer's own durations, so no synchronisation enters the timed region.
+    """
+    prefill_end = min(run_t0 + (prefill_ms or 0.0) / 1000.0, run_t1)
+    decode_start = max(run_t1 - (decode_ms or 0.0) / 1000.0, prefill_end)
+    return {
+        "prefill": (run_t0, prefill_end),
+        "decode": (decode_start, run_t1),
+        "run": (run_t0, run_t1),
+    }
 
 
 def timed_run(
-    adapter: ModelAdapter, inputs: ModelInputs, settings: ProfileSettings, nvtx: NvtxRanges
+    adapter: ModelAdapter,
+    inputs: ModelInputs,
+    settings: ProfileSettings,
+    nvtx: NvtxRanges,
+    sampler: TelemetrySampler | None = None,
+    keep_series: bool = False,
 ) -> dict[str, object]:
-    """One instrumented generation; returns the timing fields of a run record."""
+    """One instrumented generation; returns the timing fields of a run record.
+
+    With an available `sampler`, `telemetry` holds the run's energy, power and clock
+    summary (and, with `keep_series`, its sample series for a timeline); else None.
+    """
     cuda = adapter.device.type == "cuda"
     timer = StageTimer(adapter.device.type)
     instruments = Instruments(timer, nvtx)
     handles = attach_stage_hooks(adapter.module, adapter.stage_modules(), instruments)
     peak: dict[str, int] = {}
+    sampling = sampler is not None and sampler.available
+    if sampling:
+        sampler.start()
     try:
         if cuda:
             torch.cuda.reset_peak_memory_stats()
         eos = None if settings.ignore_eos else settings.eos_id
+        # The device is idle here: the inputs' copy and the previous run or warm-up ended
+        # in a synchronisation, so this host time is where the run's device work begins.
+        run_t0 = time.perf_counter()
         tokens = greedy_generate(adapter, inputs, settings.max_new_tokens, instruments, eos)
         times = timer.finish()
+        run_t1 = time.perf_counter()  # finish() synchronised: the device work is done
         if cuda:
             peak["run"] = int(torch.cuda.max_memory_allocated())
     finally:
         detach(handles)
+        samples = sampler.stop() if sampling else []
     stage = timer.total_ms
+    telemetry = None
+    if sampling:
+        windows = _stage_windows(run_t0, run_t1, stage("prefill"), stage("decode"))
+        telemetry = summarize_run(samples, windows) | {"overhead": sampler.overhead()}
+        if keep_series:
+            telemetry["series"] = series_dict(samples, windows)
     sub = [stage(name) for name in ("sam", "clip", "projector")]
     return {
         "tokens": int(tokens.numel()),
@@ -83,6 +127,7 @@ def timed_run(
         "vision_ms": float(sum(v for v in sub if v is not None)) if any(sub) else None,
         "decode_step_ms": [round(ms, 4) for ms in times.get("decode_step", [])],
         "peak_mem_bytes": peak,
+        "telemetry": telemetry,
     }
 
 
@@ -98,14 +143,31 @@ def warm_up(adapter: ModelAdapter, pages: Sequence[Image.Image], settings: Profi
 
 
 def free_memory(device: torch.device) -> None:
-    """Drop cached blocks after a failed run so the next image starts clean."""
+    """Drop cached blocks after a failed run so the next image starts clean.
+
+    Call it after the `except` clause: while the exception is alive its traceback keeps the
+    failed run's tensors (pytorch/pytorch#18853).
+    """
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
 
 
+def _reason(error: BaseException) -> str:
+    """The one-line reason an error record keeps: the exception's type and first line."""
+    return f"{type(error).__name__}: {error}".splitlines()[0]
+
+
 def _elapsed_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
+
+
+def telemetry_sampler(device: torch.device, settings: ProfileSettings) -> TelemetrySampler:
+    """The shard's sampler: unavailable (with its reason) on a CPU run or when disabled."""
+    if not settings.telemetry:
+        return TelemetrySampler(None, off_reason="switched off (telemetry.enabled: false)")
+    index = (device.index or 0) if device.type == "cuda" else None
+    return TelemetrySampler(index, settings.telemetry_interval_ms)
 
 
 def profile_images(
@@ -119,7 +181,8 @@ def profile_images(
     base = {"device": str(adapter.device), "dtype": dtype_name(adapter.dtype)}
     warm_pages = [Image.new("RGB", WARMUP_PAGE_SIZE, "white")] if settings.warmup_synthetic else []
     records: list[RunRecord] = []
-    with atomic_open(out_path) as handle:
+    series_kept = False
+    with atomic_open(out_path) as handle, telemetry_sampler(adapter.device, settings) as sampler:
 
         def emit(record: RunRecord) -> None:
             records.append(record)
@@ -137,18 +200,11 @@ def profile_images(
                 inputs_cpu = adapter.preprocess(page)
                 preprocess_ms = _elapsed_ms(start)
             except (ImageLoadError, OSError, ValueError) as error:
-                reason = f"{type(error).__name__}: {error}".splitlines()[0]
+                reason = _reason(error)
                 log.warning("image %s (%s) skipped: %s", image_id, path, reason)
                 for repeat in range(settings.repeats):
                     emit(RunRecord(**common, repeat=repeat, status="error", error=reason, **base))
                 continue
-            if not warmed:
-                warm_up(adapter, warm_pages or [page], settings)
-                warmed = True
-            if settings.warmup_per_image:
-                # The first run of a new input shape pays one-off costs (allocator growth,
-                # kernel selection): on an H100 it took up to 2.5x the later repeats.
-                warm_up(adapter, [page], replace(settings, warmup_rounds=1))
             facts = {
                 "mode": inputs_cpu.mode,
                 "n_crops": inputs_cpu.n_crops,
@@ -157,19 +213,49 @@ def profile_images(
                 "load_ms": load_ms,
                 "preprocess_ms": preprocess_ms,
             }
+            failure = None
+            try:
+                if not warmed:
+                    warm_up(adapter, warm_pages or [page], settings)
+                    warmed = True
+                if settings.warmup_per_image:
+                    # The first run of a new input shape pays one-off costs (allocator growth,
+                    # kernel selection): on an H100 it took up to 2.5x the later repeats.
+                    warm_up(adapter, [page], replace(settings, warmup_rounds=1))
+            except (torch.OutOfMemoryError, RuntimeError) as error:
+                failure = _reason(error)
+            if failure is not None:
+                # The page fails in its warm-up (out of memory, say): every repeat would too.
+                free_memory(adapter.device)
+                log.warning("image %s (%s) failed in warm-up: %s", image_id, path, failure)
+                for repeat in range(settings.repeats):
+                    emit(
+                        RunRecord(
+                            **common, repeat=repeat, status="error", error=failure, **facts, **base
+                        )
+                    )
+                    facts = {**facts, "load_ms": None, "preprocess_ms": None}
+                continue
             for repeat in range(settings.repeats):
                 if repeat == 1:
                     # Loading and preprocessing happen once per image: only repeat 0 has them.
                     facts = {**facts, "load_ms": None, "preprocess_ms": None}
+                failure = None
                 try:
                     inputs = inputs_cpu.to(adapter.device, adapter.dtype)
-                    timing = timed_run(adapter, inputs, settings, nvtx)
-                    record = RunRecord(**common, repeat=repeat, **facts, **timing, **base)
+                    # One run keeps its sample series, for the report's timeline: the last
+                    # repeat of the shard's first page that runs, its warmest.
+                    keep = not series_kept and repeat == settings.repeats - 1
+                    timing = timed_run(adapter, inputs, settings, nvtx, sampler, keep)
+                    series_kept = series_kept or (keep and timing["telemetry"] is not None)
                 except (torch.OutOfMemoryError, RuntimeError) as error:
-                    reason = f"{type(error).__name__}: {error}".splitlines()[0]
+                    failure = _reason(error)
+                if failure is None:
+                    record = RunRecord(**common, repeat=repeat, **facts, **timing, **base)
+                else:
                     free_memory(adapter.device)
                     record = RunRecord(
-                        **common, repeat=repeat, status="error", error=reason, **facts, **base
+                        **common, repeat=repeat, status="error", error=failure, **facts, **base
                     )
                 emit(record)
                 log.info(

@@ -53,6 +53,8 @@ class RunRecord:
     device: str | None = None
     dtype: str | None = None
     shard: int | None = None
+    # GPU energy, power and clocks of the run (vlmprof.runtime.telemetry); None without NVML.
+    telemetry: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""
