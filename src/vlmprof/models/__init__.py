@@ -1,19 +1,29 @@
-"""Model adapters by name; adding a model is one module and one line here."""
+"""Model adapters by name; adding a model is one module and one line here.
+
+Adapters are imported when built, so importing `vlmprof.models.<module>` for dimensions
+or view geometry (the report does) never pays for transformers.
+"""
 
 from __future__ import annotations
 
-from vlmprof.models.base import ModelAdapter, ModelSpec
-from vlmprof.models.causal_lm import CausalLmAdapter
-from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
+import importlib
 
-ADAPTERS: dict[str, type[ModelAdapter]] = {
-    DeepseekOcrAdapter.name: DeepseekOcrAdapter,
-    CausalLmAdapter.name: CausalLmAdapter,
+from vlmprof.models.base import ModelAdapter, ModelSpec
+
+ADAPTERS: dict[str, str] = {
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr:DeepseekOcrAdapter",
+    "causal_lm": "vlmprof.models.causal_lm:CausalLmAdapter",
 }
+
+
+def adapter_class(name: str) -> type[ModelAdapter]:
+    """The adapter class registered as `name`."""
+    if name not in ADAPTERS:
+        raise ValueError(f"model.name: unknown model {name!r}; allowed: {', '.join(ADAPTERS)}")
+    module, _, cls = ADAPTERS[name].partition(":")
+    return getattr(importlib.import_module(module), cls)
 
 
 def build_adapter(spec: ModelSpec) -> ModelAdapter:
     """Build the adapter named by `spec.name`."""
-    if spec.name not in ADAPTERS:
-        raise ValueError(f"model.name: unknown model {spec.name!r}; allowed: {', '.join(ADAPTERS)}")
-    return ADAPTERS[spec.name].build(spec)
+    return adapter_class(spec.name).build(spec)
