@@ -17,6 +17,7 @@ include: "workflow/rules/static.smk"
 include: "workflow/rules/profile.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/docs.smk"
 
 
 rule all:

@@ -25,7 +25,8 @@ FAST_CONFIG = {
 
 def copy_workflow(dest: Path) -> Path:
     """Copy what a user checks out (Snakefile, workflow, config, notebooks) into `dest`."""
-    for name in ("Snakefile", "environment.yml"):
+    (dest / "docs").mkdir()
+    for name in ("Snakefile", "environment.yml", "docs/rulegraph.svg"):
         shutil.copy2(REPO / name, dest / name)
     for name in ("workflow", "config", "notebooks"):
         shutil.copytree(REPO / name, dest / name)

@@ -15,7 +15,9 @@ rule aggregate:
         mfu=report(
             f"{RUN}/tables/mfu.csv", caption="../report/mfu.rst", category="Compute"
         ),
-        mbu=f"{RUN}/tables/mbu.csv",
+        mbu=report(
+            f"{RUN}/tables/mbu.csv", caption="../report/mbu.rst", category="Compute"
+        ),
         per_image=f"{RUN}/tables/per_image.csv",
         per_record=f"{RUN}/tables/per_record.csv",
     log:
