@@ -1,0 +1,207 @@
+"""Faults inside a timing pass: one page out of memory or unreadable, or the job interrupted.
+
+The model is the real small-preset adapter; only the fault is injected, by a test subclass
+that raises where a real run would (out of memory in the prefill, a Ctrl-C mid-shard).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from vlmprof.data.manifest import load_manifest
+from vlmprof.data.synthetic_pages import generate_synthetic_pages
+from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.models.base import DecodeState, ModelInputs
+from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
+from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
+
+REPEATS = 2
+MAX_NEW_TOKENS = 3
+OOM_MESSAGE = (
+    "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.19 GiB\n"
+    "If reserved but unallocated memory is large try setting "
+    "PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True"
+)
+
+
+class FaultOnPage(DeepseekOcrAdapter):
+    """The real adapter, except that every prefill of one page (known by size) fails.
+
+    Pages are told apart by the size of the image last preprocessed: the timing pass
+    preprocesses a page before its warm-up and timed runs, so that is the page being run.
+    """
+
+    def __init__(
+        self, real: DeepseekOcrAdapter, size: tuple[int, int], fault: type[BaseException]
+    ) -> None:
+        super().__init__(real.spec, real.dims, real.module)
+        self.size, self.fault = size, fault
+        self.current: tuple[int, int] | None = None
+        self.prefills: list[tuple[int, int] | None] = []
+        self.failed_runs: list[weakref.ref[torch.Tensor]] = []
+
+    def preprocess(self, image: Image.Image) -> ModelInputs:
+        self.current = image.size
+        return super().preprocess(image)
+
+    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+        self.prefills.append(self.current)
+        if self.current == self.size:
+            # What a run holds when it fails: freeing memory must release it.
+            activations = torch.empty(1024, 1024)
+            self.failed_runs.append(weakref.ref(activations))
+            raise self.fault(OOM_MESSAGE)
+        return super().prefill(inputs)
+
+
+class InterruptOnPage(FaultOnPage):
+    """Ctrl-C in the prefill of one page, noting what the shard had written by then."""
+
+    def __init__(self, real: DeepseekOcrAdapter, size: tuple[int, int], out_dir: Path) -> None:
+        super().__init__(real, size, KeyboardInterrupt)
+        self.out_dir = out_dir
+        self.on_disk_at_interrupt: list[str] = []
+
+    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+        if self.current == self.size:
+            self.on_disk_at_interrupt = [p.read_text() for p in self.out_dir.iterdir()]
+        return super().prefill(inputs)
+
+
+@pytest.fixture(scope="module")
+def adapter() -> DeepseekOcrAdapter:
+    return build_adapter(ModelSpec(preset="small", mode="base"))
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory) -> pd.DataFrame:
+    """Three generated pages of three different sizes."""
+    manifest = generate_synthetic_pages(tmp_path_factory.mktemp("pages"), n_pages=3)
+    frame = load_manifest(manifest)
+    assert frame[["width", "height"]].drop_duplicates().shape[0] == 3
+    return frame
+
+
+def _size(page: pd.Series) -> tuple[int, int]:
+    return int(page.width), int(page.height)
+
+
+def _images(pages: pd.DataFrame) -> list[tuple[str, Path]]:
+    return [(row.image_id, Path(row.path)) for row in pages.itertuples()]
+
+
+def _settings(**changes: object) -> ProfileSettings:
+    return ProfileSettings(
+        run_id="faults",
+        shard=0,
+        repeats=REPEATS,
+        max_new_tokens=MAX_NEW_TOKENS,
+        nvtx=False,
+        **changes,
+    )
+
+
+def _read_lines(path: Path) -> list[dict]:
+    text = path.read_text()
+    assert text.endswith("\n"), "last record is cut off"
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def _assert_complete_ok(record: dict) -> None:
+    assert record["status"] == "ok" and record["error"] is None
+    assert record["tokens"] == MAX_NEW_TOKENS
+    assert len(record["decode_step_ms"]) == MAX_NEW_TOKENS - 1
+    for field in ("prefill_ms", "decode_ms", "ttft_ms", "vision_ms", "sam_ms", "clip_ms"):
+        assert record[field] > 0, field
+    assert record["vision_ms"] <= record["prefill_ms"]
+
+
+@pytest.mark.parametrize("warmup_per_image", [True, False], ids=["in-warm-up", "in-timed-run"])
+def test_out_of_memory_on_one_page_is_recorded_and_the_shard_goes_on(
+    adapter: DeepseekOcrAdapter, pages: pd.DataFrame, tmp_path: Path, warmup_per_image: bool
+):
+    failing = pages.iloc[1]
+    faulty = FaultOnPage(adapter, _size(failing), torch.OutOfMemoryError)
+    full_collections: list[tuple[int, bool]] = []
+
+    def watch(phase: str, info: dict) -> None:
+        # A full collection is what freeing memory does on CPU; note whether the last
+        # failed run's tensors were already gone when it finished.
+        if phase == "stop" and info["generation"] == 2 and faulty.failed_runs:
+            last = len(faulty.failed_runs) - 1
+            full_collections.append((last, faulty.failed_runs[last]() is not None))
+
+    out = tmp_path / "shard-0.jsonl"
+    gc.callbacks.append(watch)
+    try:
+        records = profile_images(
+            faulty, _images(pages), _settings(warmup_per_image=warmup_per_image), out
+        )
+    finally:
+        gc.callbacks.remove(watch)
+
+    lines = _read_lines(out)
+    assert lines == [record.to_dict() for record in records]
+    assert [(r["image_id"], r["repeat"]) for r in lines] == [
+        (image_id, repeat) for image_id in pages["image_id"] for repeat in range(REPEATS)
+    ]
+    for record in lines:
+        if record["image_id"] == failing.image_id:
+            assert record["status"] == "error"
+            assert record["error"] == "OutOfMemoryError: " + OOM_MESSAGE.splitlines()[0]
+            assert record["prefill_ms"] is None and record["decode_step_ms"] == []
+        else:
+            _assert_complete_ok(record)
+    # The loop went on: the page after the failing one was run.
+    assert faulty.prefills.index(_size(pages.iloc[2])) > faulty.prefills.index(faulty.size)
+    # Memory was freed after each failure, once the failed run's tensors were released.
+    assert faulty.failed_runs and all(ref() is None for ref in faulty.failed_runs)
+    first_after = {}
+    for failure, alive in full_collections:
+        first_after.setdefault(failure, alive)
+    assert first_after == dict.fromkeys(range(len(faulty.failed_runs)), False)
+
+
+def test_empty_page_among_good_ones_gives_error_records(
+    adapter: DeepseekOcrAdapter, pages: pd.DataFrame, tmp_path: Path
+):
+    empty = tmp_path / "empty.png"
+    empty.touch()
+    images = _images(pages)
+    images.insert(1, ("empty", empty))
+    out = tmp_path / "shard-0.jsonl"
+    profile_images(adapter, images, _settings(warmup_per_image=False), out)
+
+    lines = _read_lines(out)
+    assert len(lines) == len(images) * REPEATS
+    bad = [r for r in lines if r["image_id"] == "empty"]
+    assert [r["repeat"] for r in bad] == list(range(REPEATS))
+    for record in bad:
+        assert record["status"] == "error"
+        assert record["error"].startswith("ImageLoadError: ") and "empty file" in record["error"]
+        assert str(empty) in record["error"] and "\n" not in record["error"]
+    for record in lines:
+        if record["image_id"] != "empty":
+            _assert_complete_ok(record)
+
+
+def test_interrupted_shard_leaves_no_output_file(
+    adapter: DeepseekOcrAdapter, pages: pd.DataFrame, tmp_path: Path
+):
+    out = tmp_path / "runs" / "shard-0.jsonl"
+    faulty = InterruptOnPage(adapter, _size(pages.iloc[1]), out.parent)
+    with pytest.raises(KeyboardInterrupt):
+        profile_images(faulty, _images(pages), _settings(warmup_per_image=False), out)
+
+    # At the interrupt the first page's records were on disk, in a temporary file only.
+    assert [text.count("\n") for text in faulty.on_disk_at_interrupt] == [REPEATS]
+    assert not out.exists()
+    assert list(out.parent.iterdir()) == [], "a temporary file was left behind"
