@@ -26,7 +26,7 @@ rule aggregate:
         ENV
     params:
         spec=model_spec(),
-        config=as_json(config),
+        config=run_config_json(),
         peak_tflops=config["metrics"]["peak_tflops"],
         peak_bandwidth_tbps=config["metrics"]["peak_bandwidth_tbps"],
         context_len_mode=config["metrics"]["context_len_mode"],

@@ -5,6 +5,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from vlmprof.models.deepseek_ocr_dims import preset_dims
 from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
 
 validate(config, "../schemas/config.schema.yaml")
@@ -45,6 +46,11 @@ def resolve_run_device():
 
 
 DEVICE, PRESET = resolve_run_device()
+if not config["model"]["checkpoint"]:
+    try:
+        preset_dims(PRESET, config["model"]["overrides"])
+    except ValueError as error:
+        raise WorkflowError(str(error)) from None
 
 
 def all_cores():
@@ -83,6 +89,11 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
+def run_config_json():
+    """The run's configuration for provenance; the compare section only names another run."""
+    return as_json({key: value for key, value in config.items() if key != "compare"})
+
+
 def model_spec():
     """The model settings every model-building job uses (JSON text)."""
     model = config["model"]
@@ -109,6 +120,7 @@ def profile_settings():
         "repeats",
         "warmup_rounds",
         "warmup_synthetic",
+        "warmup_per_image",
         "max_new_tokens",
         "ignore_eos",
     ]

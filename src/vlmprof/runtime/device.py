@@ -7,7 +7,7 @@ import re
 import torch
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -16,7 +16,7 @@ class DeviceUnavailableError(RuntimeError):
 
 def resolve_device(requested: str) -> str:
     """`auto` picks CUDA when present, else CPU; `cuda[:N]` without that GPU is an error."""
-    if not _DEVICE.match(requested):
+    if not _DEVICE.fullmatch(requested):
         raise ValueError(f"device: {requested!r} is not allowed; use auto, cpu or cuda[:N]")
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
