@@ -44,9 +44,14 @@ def tagged_outputs() -> list[dict[str, str]]:
                 depth += {"(": 1, ")": -1}.get(text[end], 0)
                 end += 1
             call = text[start : end - 1]
+            path = re.search(r'f?"([^"]+)"', call)[1]
+            # A tagged directory lists the files its `patterns` name.
+            patterns = re.search(r'patterns=\["([^"]+)"\]', call)
+            if patterns:
+                path += "/" + patterns[1].replace("{", "{{").replace("}", "}}")
             tagged.append(
                 {
-                    "path": re.search(r'f?"([^"]+)"', call)[1],
+                    "path": path,
                     "caption": re.search(r'caption="([^"]+)"', call)[1],
                     "category": re.search(r'category="([^"]+)"', call)[1],
                 }

@@ -75,7 +75,8 @@ def test_notebook_edit_reruns_only_its_render(pipeline_run: Path, workflow_dir: 
         jobs = jobs_in_dry_run(workflow_dir, "--configfile", config)
     finally:
         source.write_text(original)
-    assert jobs == {"render_notebook", "export_notebook", "publish", "all"}
+    # Rendering the page, exporting it and pulling its figures out: nothing upstream.
+    assert jobs == {"render_notebook", "export_notebook", "report_figures", "publish", "all"}
 
 
 def test_repeats_change_reruns_profiling_and_downstream(pipeline_run: Path, workflow_dir: Path):
@@ -120,3 +121,10 @@ def test_nsight_rule_says_why_it_skipped_without_nsys(pipeline_run: Path, workfl
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     note = (workflow_dir / target).read_text()
     assert note.startswith("skipped: nsys (Nsight Systems) is not on PATH")
+
+
+def test_report_figures_are_written_out_by_name(pipeline_run: Path):
+    names = {path.name for path in (pipeline_run / "figures").glob("*.png")}
+    assert {"thumbnail_grid.png", "stage_share_figure.png", "roofline_figure.png"} <= names
+    for path in (pipeline_run / "figures").glob("*.png"):
+        assert path.read_bytes().startswith(b"\x89PNG")

@@ -157,7 +157,7 @@ def get_operator_outputs(wildcards):
 
 def get_final_output():
     """Everything a run publishes."""
-    outputs = [f"{RUN}/publish/index.html"]
+    outputs = [f"{RUN}/publish/index.html", f"{RUN}/figures"]
     if config["operators"]["nsys"]:
         outputs.append(f"{RUN}/ops/nsys/summary.txt")
     return outputs

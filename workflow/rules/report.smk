@@ -73,3 +73,22 @@ rule publish:
         run_name=config["run_name"],
     script:
         "../scripts/publish.py"
+
+
+rule report_figures:
+    input:
+        ipynb=f"{RUN}/report.ipynb",
+    output:
+        figures=report(
+            directory(f"{RUN}/figures"),
+            patterns=["{figure}.png"],
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
+    log:
+        f"{RUN}/logs/report_figures.log",
+    conda:
+        ENV
+    script:
+        "../scripts/report_figures.py"
