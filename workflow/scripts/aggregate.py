@@ -9,7 +9,7 @@ from vlmprof.logs import log_to_file
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
-from vlmprof.models.deepseek_ocr_checkpoint import spec_dims
+from vlmprof.models.deepseek_ocr_dims import spec_dims
 from vlmprof.runtime.device import dtype_name, resolve_dtype
 
 smk = snakemake  # noqa: F821

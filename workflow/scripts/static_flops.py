@@ -9,7 +9,7 @@ from vlmprof.atomic import write_json_atomic, write_text_atomic
 from vlmprof.flops.static_compute import build_static_compute, static_compute_markdown
 from vlmprof.logs import log_to_file
 from vlmprof.models.deepseek_ocr import typical_prefill_len
-from vlmprof.models.deepseek_ocr_checkpoint import spec_dims
+from vlmprof.models.deepseek_ocr_dims import spec_dims
 from vlmprof.models.deepseek_ocr_views import MODES
 from vlmprof.runtime.device import dtype_name, resolve_dtype
 

@@ -79,7 +79,7 @@ def _cached_decode_total(
     return decode_total_cost(dims, prefill_len, tokens, bytes_per_el)
 
 
-def _moved_bytes(cost: StageCost, with_activations: bool) -> float:
+def moved_bytes(cost: StageCost, with_activations: bool) -> float:
     """Bytes a stage moves: weights and KV cache, plus activations where they matter."""
     moved = cost.weight_bytes + cost.kv_bytes
     return moved + cost.activation_bytes if with_activations else moved
@@ -109,8 +109,8 @@ def _record_row(
         context_len_mode,
         context_len_fixed,
     )
-    prefill_bytes = _moved_bytes(vision, True) + _moved_bytes(llm, True)
-    decode_bytes = _moved_bytes(decode, False)
+    prefill_bytes = moved_bytes(vision, True) + moved_bytes(llm, True)
+    decode_bytes = moved_bytes(decode, False)
     prefill_ms, decode_ms = float(record["prefill_ms"]), float(record["decode_ms"])
     return {
         "image_id": record["image_id"],

@@ -262,8 +262,3 @@ def save_checkpoint(adapter: DeepseekOcrAdapter, directory: str | Path) -> Path:
     partial.replace(directory / WEIGHTS_FILE)
     write_json_atomic(directory / CONFIG_FILE, checkpoint_config(adapter.dims, adapter.dtype))
     return directory
-
-
-def spec_dims(preset: str, overrides: dict[str, Any], checkpoint: str | None) -> DeepseekOcrDims:
-    """Dimensions of the model a run builds: the checkpoint's if given, else the preset's."""
-    return read_dims(checkpoint) if checkpoint else preset_dims(preset, overrides)

@@ -161,3 +161,13 @@ def preset_dims(preset: str, overrides: dict[str, Any] | None = None) -> Deepsee
     if preset not in PRESETS:
         raise ValueError(f"model.preset: unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
     return PRESETS[preset].with_overrides(overrides)
+
+
+def spec_dims(preset: str, overrides: dict[str, Any], checkpoint: str | None) -> DeepseekOcrDims:
+    """Dimensions of the model a run builds: the checkpoint's if given, else the preset's."""
+    if checkpoint:
+        # Imported here: reading a checkpoint needs transformers, a preset does not.
+        from vlmprof.models.deepseek_ocr_checkpoint import read_dims
+
+        return read_dims(checkpoint)
+    return preset_dims(preset, overrides)

@@ -18,8 +18,9 @@ from typing import Any
 import pandas as pd
 from pandas.io.formats.style import Styler
 
-from vlmprof.flops.analytic import StageCost, bytes_per_element, llm_prefill_cost, vision_cost
-from vlmprof.models.deepseek_ocr_dims import preset_dims
+from vlmprof.flops.analytic import bytes_per_element, llm_prefill_cost, vision_cost
+from vlmprof.metrics.utilisation import moved_bytes
+from vlmprof.models.deepseek_ocr_dims import spec_dims
 from vlmprof.runtime.records import read_records
 
 # Display name of each stage of metrics.json's aggregates.stage_ms, in reading order.
@@ -302,22 +303,24 @@ def run_split(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame({"mean (ms)": means, "share (%)": 100.0 * means / means.sum()})
 
 
+def _exclusive_prefill_parts(ms: dict[str, Any]) -> dict[str, Any]:
+    """SAM, CLIP, projector, vision remainder and LLM prefill from stage times (scalars or
+    per-page Series alike): the parts that add up to prefill without overlap."""
+    return {
+        "SAM": ms["sam"],
+        "CLIP": ms["clip"],
+        "projector": ms["projector"],
+        "vision remainder": _remainder(ms["vision"], ms["sam"] + ms["clip"] + ms["projector"]),
+        "LLM prefill": ms["prefill"] - ms["vision"],
+    }
+
+
 def prefill_split(metrics: dict[str, Any]) -> pd.DataFrame:
     """Prefill cut into exclusive parts: SAM, CLIP, projector, the vision remainder
     (vision - SAM - CLIP - projector, time in vision no sub-stage timer covers) and LLM
     prefill (prefill - vision); mean (ms) and share of prefill (%)."""
     mean = {s: _stage_mean(metrics, s) for s in ("prefill", "vision", "sam", "clip", "projector")}
-    parts = pd.Series(
-        {
-            "SAM": mean["sam"],
-            "CLIP": mean["clip"],
-            "projector": mean["projector"],
-            "vision remainder": _remainder(
-                mean["vision"], mean["sam"] + mean["clip"] + mean["projector"]
-            ),
-            "LLM prefill": mean["prefill"] - mean["vision"],
-        }
-    )
+    parts = pd.Series(_exclusive_prefill_parts(mean))
     return pd.DataFrame(
         {"mean (ms)": parts, "share of prefill (%)": 100.0 * parts / mean["prefill"]}
     )
@@ -334,17 +337,9 @@ def per_image_parts(per_image: pd.DataFrame) -> pd.DataFrame:
     """Per page, the mean time (ms) of each exclusive part of prefill and of decode."""
     ms = {s: per_image[f"{s} (ms)"] for s in ("prefill", "vision", "sam", "clip", "projector")}
     parts = pd.DataFrame(
-        {
-            "SAM (ms)": ms["sam"],
-            "CLIP (ms)": ms["clip"],
-            "projector (ms)": ms["projector"],
-            "vision remainder (ms)": _remainder(
-                ms["vision"], ms["sam"] + ms["clip"] + ms["projector"]
-            ),
-            "LLM prefill (ms)": ms["prefill"] - ms["vision"],
-            "decode (ms)": per_image["decode (ms)"],
-        }
+        {f"{name} (ms)": values for name, values in _exclusive_prefill_parts(ms).items()}
     )
+    parts["decode (ms)"] = per_image["decode (ms)"]
     if "category" in per_image.columns:
         parts.insert(0, "category", per_image["category"])
     return parts
@@ -474,18 +469,13 @@ def timeline_table(metrics: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _moved_bytes(cost: StageCost) -> float:
-    """Bytes a prefill part moves, as MBU counts them: weights, KV cache and activations."""
-    return cost.weight_bytes + cost.kv_bytes + cost.activation_bytes
-
-
 def _prefill_part_work(metrics: dict[str, Any], records: list[dict[str, Any]]) -> pd.DataFrame:
     """Per ok record and prefill part: analytic FLOPs and bytes, and the measured time (ms).
 
     Uses the formulas and shapes the MFU/MBU figures of metrics.json were computed with.
     """
     resolved = metrics["config"]["resolved"]
-    dims = preset_dims(resolved["preset"], resolved["overrides"])
+    dims = spec_dims(resolved["preset"], resolved["overrides"], resolved.get("checkpoint"))
     per_el = bytes_per_element(metrics["peaks"]["dtype"])
     rows = []
     for r in records:
@@ -501,7 +491,7 @@ def _prefill_part_work(metrics: dict[str, Any], records: list[dict[str, Any]]) -
                     {
                         "stage": stage,
                         "flops": cost.flops,
-                        "bytes": _moved_bytes(cost),
+                        "bytes": moved_bytes(cost, with_activations=True),
                         "ms": times[stage],
                     }
                 )
