@@ -33,6 +33,16 @@ class ModelSpec:
     seed: int = 0
     # A local checkpoint directory; None builds random weights from `preset`.
     checkpoint: str | None = None
+    # Run the model code shipped in `checkpoint` (its auto_map) instead of our module tree.
+    trust_remote_code: bool = False
+    # Decode path: eager (growing KV cache, the released code), static (preallocated KV
+    # cache) or cuda_graph (static cache, each decode step one replayed CUDA graph).
+    decode: str = "eager"
+    # Parts run through torch.compile: none, vision, decoder or all.
+    compile: str = "none"
+    # Test-only: noise (in units of the weight's std) added to the output head, to show
+    # that the correctness gate catches a wrong model. 0 leaves the model as built.
+    perturb: float = 0.0
 
 
 @dataclass
@@ -94,6 +104,9 @@ class ModelAdapter(ABC):
     def dtype(self) -> torch.dtype:
         """Floating-point dtype of the model's weights."""
         return next(self.module.parameters()).dtype
+
+    def reserve(self, max_new_tokens: int) -> None:  # noqa: B027 - optional hook, no-op
+        """Say how many tokens the next generation may add (static KV caches size to it)."""
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> ModelInputs:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,7 +23,7 @@ from vlmprof.atomic import atomic_open
 from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.runtime.device import dtype_name
-from vlmprof.runtime.generate import greedy_generate
+from vlmprof.runtime.generate import GenerationCapture, greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.records import RunRecord
@@ -142,6 +142,23 @@ def warm_up(adapter: ModelAdapter, pages: Sequence[Image.Image], settings: Profi
         torch.cuda.synchronize()
 
 
+def reference_outputs(
+    adapter: ModelAdapter, inputs_cpu: ModelInputs, settings: ProfileSettings
+) -> dict[str, torch.Tensor]:
+    """One untimed generation of a page that keeps what the correctness gate compares.
+
+    It doubles as the page's warm-up (`warmup_per_image`): the first run of a new input
+    shape pays one-off costs (allocator growth, kernel selection), on an H100 up to 2.5x
+    the later repeats.
+    """
+    inputs = inputs_cpu.to(adapter.device, adapter.dtype)
+    capture = GenerationCapture()
+    eos = None if settings.ignore_eos else settings.eos_id
+    instruments = Instruments(None, NvtxRanges(enabled=False))
+    tokens = greedy_generate(adapter, inputs, settings.max_new_tokens, instruments, eos, capture)
+    return capture.to_dict(tokens)
+
+
 def free_memory(device: torch.device) -> None:
     """Drop cached blocks after a failed run so the next image starts clean.
 
@@ -175,9 +192,15 @@ def profile_images(
     images: Sequence[tuple[str, Path]],
     settings: ProfileSettings,
     out_path: Path,
+    outputs_path: Path | None = None,
 ) -> list[RunRecord]:
-    """Profile `images` ((image_id, path) pairs) and write their records to `out_path`."""
+    """Profile `images` ((image_id, path) pairs) and write their records to `out_path`.
+
+    With `outputs_path`, each page's untimed reference generation (tokens, first-step
+    logits, per-step top-k) is saved there for the correctness gate, keyed by image_id.
+    """
     nvtx = NvtxRanges(enabled=settings.nvtx)
+    outputs: dict[str, dict[str, torch.Tensor]] = {}
     base = {"device": str(adapter.device), "dtype": dtype_name(adapter.dtype)}
     warm_pages = [Image.new("RGB", WARMUP_PAGE_SIZE, "white")] if settings.warmup_synthetic else []
     records: list[RunRecord] = []
@@ -219,9 +242,7 @@ def profile_images(
                     warm_up(adapter, warm_pages or [page], settings)
                     warmed = True
                 if settings.warmup_per_image:
-                    # The first run of a new input shape pays one-off costs (allocator growth,
-                    # kernel selection): on an H100 it took up to 2.5x the later repeats.
-                    warm_up(adapter, [page], replace(settings, warmup_rounds=1))
+                    outputs[image_id] = reference_outputs(adapter, inputs_cpu, settings)
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 failure = _reason(error)
             if failure is not None:
@@ -270,4 +291,18 @@ def profile_images(
                     if record.status == "error"
                     else f"prefill {record.prefill_ms:.1f} ms, decode {record.decode_ms:.1f} ms",
                 )
+            if outputs_path is not None and image_id not in outputs:
+                # Without a per-image warm-up the reference run comes after the repeats,
+                # so it cannot warm them.
+                failure = None
+                try:
+                    outputs[image_id] = reference_outputs(adapter, inputs_cpu, settings)
+                except (torch.OutOfMemoryError, RuntimeError) as error:
+                    failure = _reason(error)
+                if failure is not None:
+                    free_memory(adapter.device)
+                    log.warning("image %s: no reference output: %s", image_id, failure)
+        if outputs_path is not None:
+            with atomic_open(outputs_path, "wb") as outputs_handle:
+                torch.save(outputs, outputs_handle)
     return records

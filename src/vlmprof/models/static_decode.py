@@ -1,0 +1,102 @@
+"""Decoding with a static KV cache, optionally as one captured CUDA graph per cache size.
+
+The released code path grows its KV cache by concatenation and launches every kernel of a
+decode step from Python, so a step costs hundreds of launches. With a static cache every
+step has the same shapes and addresses, so the whole step (embedding, decoder, head) can be
+captured once as a CUDA graph and replayed with a single launch. Cache lengths are rounded
+up to a bucket so pages of similar length share one cache and one graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from transformers.cache_utils import StaticCache
+
+CACHE_BUCKET = 256
+# Eager runs of the step before capture, so lazy initialisation and kernel selection happen
+# outside the graph (the CUDA graph documentation asks for this).
+WARMUP_STEPS = 2
+
+StepFunction = Callable[[torch.Tensor, StaticCache], torch.Tensor]
+
+
+def bucket_length(needed: int, bucket: int = CACHE_BUCKET) -> int:
+    """Smallest multiple of `bucket` that holds `needed` positions."""
+    return -(-needed // bucket) * bucket
+
+
+def _seen_lengths(cache: StaticCache) -> list[torch.Tensor]:
+    """Each layer's on-device count of positions written so far."""
+    return [layer.cumulative_length for layer in cache.layers]
+
+
+@dataclass
+class _Slot:
+    """One cache size: its cache and, once captured, its graph and static buffers."""
+
+    cache: StaticCache
+    graph: torch.cuda.CUDAGraph | None = None
+    token: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+
+
+class StaticDecoder:
+    """Prefill into a static cache sized to the generation, then decode step by step.
+
+    `step` is the model's decode step: (token (1, 1), cache) -> logits (1, vocab); it must
+    read the position from the cache (no host value), so a replay of its graph advances
+    exactly like an eager call.
+    """
+
+    def __init__(self, config: object, step: StepFunction, graph: bool) -> None:
+        self.config = config
+        self.step_function = step
+        self.graph = graph
+        self.slots: dict[int, _Slot] = {}
+        self.current: _Slot | None = None
+
+    def cache_for(self, needed: int) -> StaticCache:
+        """An empty static cache with room for `needed` positions (reused per bucket)."""
+        length = bucket_length(needed)
+        slot = self.slots.get(length)
+        if slot is None:
+            slot = _Slot(StaticCache(config=self.config, max_cache_len=length))
+            self.slots[length] = slot
+        else:
+            slot.cache.reset()
+        self.current = slot
+        return slot.cache
+
+    def step(self, token: torch.Tensor) -> torch.Tensor:
+        """Logits after `token`; the first call per cache size captures the graph."""
+        slot = self.current
+        if slot is None:
+            raise RuntimeError("StaticDecoder.step called before cache_for (no prefill)")
+        if not self.graph:
+            return self.step_function(token, slot.cache)
+        if slot.graph is None:
+            self._capture(slot, token)
+        assert slot.token is not None and slot.logits is not None and slot.graph is not None
+        slot.token.copy_(token)
+        slot.graph.replay()
+        return slot.logits.clone()
+
+    def _capture(self, slot: _Slot, token: torch.Tensor) -> None:
+        """Warm the step up eagerly, rewind the cache, then capture one step as a graph."""
+        lengths = _seen_lengths(slot.cache)
+        saved = [length.clone() for length in lengths]
+        slot.token = token.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                self.step_function(slot.token, slot.cache)
+        torch.cuda.current_stream().wait_stream(side)
+        for length, value in zip(lengths, saved, strict=True):
+            length.copy_(value)
+        slot.graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(slot.graph):
+            slot.logits = self.step_function(slot.token, slot.cache)
