@@ -1,22 +1,30 @@
 """DeepSeek-OCR weights in a local checkpoint directory: save and load, never from a hub.
 
 A checkpoint directory holds `config.json` (in the released model's style: a
-`language_config`, a `vision_config` and a `projector_config`, plus a `vlmprof_dims` block
-that rebuilds our dimensions exactly), one or more `*.safetensors` files whose keys are our
-module tree's names (`model.sam_model...`, `model.vision_model...`, `model.projector...`,
-`model.layers.N...`, `lm_head.weight`), and optionally a Hugging Face tokenizer
-(`tokenizer.json` or `tokenizer_config.json`). Loading builds the module tree on the meta
-device and assigns the stored tensors, so no random weights are made first.
+`language_config`, a `vision_config` and a `projector_config`; ours add a `vlmprof_dims`
+block that rebuilds our dimensions exactly), one or more `*.safetensors` files, and
+optionally a Hugging Face tokenizer (`tokenizer.json` or `tokenizer_config.json`).
+
+The tensors may carry our module tree's names or the released checkpoint's
+(`deepseek-ai/DeepSeek-OCR`); `deepseek_ocr_keymap` maps the released ones (renames, CLIP's
+fused q/k/v, per-expert matrices) onto ours. Without `vlmprof_dims` the decoder's dimensions
+come from `language_config` and the vision encoder's from the stored tensor shapes. Loading
+builds the module tree on the meta device and assigns the stored tensors, so no random
+weights are made first. With `trust_remote_code` the directory's own model code runs
+instead of our module tree (`deepseek_ocr_remote`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
@@ -29,6 +37,7 @@ from vlmprof.models.deepseek_ocr_dims import (
     SamDims,
     preset_dims,
 )
+from vlmprof.models.deepseek_ocr_keymap import from_released, our_name, to_released
 from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
 from vlmprof.models.prompt_tokenizer import IMAGE_PLACEHOLDER, StandInTokenizer
 from vlmprof.runtime.device import resolve_dtype
@@ -42,6 +51,8 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
 # The released tokenizer's special tokens (DeepSeek-V2 vocabulary).
 HF_IMAGE_TOKEN = "<image>"
 KEYS_SHOWN = 5
+SAM = "model.sam_model."
+CLIP = "model.vision_model."
 
 
 class CheckpointError(ValueError):
@@ -142,11 +153,78 @@ def _part(cls: type, values: dict[str, Any]) -> Any:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def dims_from_config(config: dict[str, Any]) -> DeepseekOcrDims:
-    """Dimensions from a config.json: exact from `vlmprof_dims`, else from `language_config`.
+def _numbered(shapes: Mapping[str, tuple[int, ...]], prefix: str) -> list[int]:
+    """The block numbers N of the tensors named `prefix` + `N.` + anything."""
+    return sorted({int(n[len(prefix) :].split(".")[0]) for n in shapes if n.startswith(prefix)})
 
-    Without `vlmprof_dims` (a released checkpoint) the decoder comes from its DeepSeek-V2
-    `language_config` and the vision encoder keeps the published (`full`) dimensions.
+
+def sam_dims(shapes: Mapping[str, tuple[int, ...]], fallback: SamDims) -> SamDims:
+    """SAM's dimensions as the stored tensor shapes show them (`fallback` if they cannot).
+
+    The head count is the width over the relative-position tables' head dim; a block whose
+    table spans the whole patch grid (2 * grid - 1 rows) attends globally, the others'
+    tables span their window.
+    """
+    names = {
+        "pos": SAM + "pos_embed",
+        "patch": SAM + "patch_embed.projection.weight",
+        "rel": SAM + "layers.0.attn.rel_pos_h",
+        "mlp": SAM + "layers.0.mlp.lin1.weight",
+        "neck": SAM + "neck.conv1.weight",
+        "down1": SAM + "proj.conv1.weight",
+        "down2": SAM + "proj.conv2.weight",
+    }
+    if any(name not in shapes for name in names.values()):
+        return fallback
+    shape = {key: shapes[name] for key, name in names.items()}
+    blocks = _numbered(shapes, SAM + "layers.")
+    grid, width, patch = shape["pos"][1], shape["pos"][3], shape["patch"][2]
+    spans = {i: shapes.get(f"{SAM}layers.{i}.attn.rel_pos_h", (0,))[0] for i in blocks}
+    windows = [span for span in spans.values() if span != 2 * grid - 1]
+    return SamDims(
+        width=width,
+        depth=len(blocks),
+        heads=width // shape["rel"][1],
+        mlp_dim=shape["mlp"][0],
+        window=(windows[0] + 1) // 2 if windows else fallback.window,
+        global_blocks=tuple(i for i, span in spans.items() if span == 2 * grid - 1),
+        patch=patch,
+        pretrain_size=grid * patch,
+        neck_channels=shape["neck"][0],
+        compressor_channels=(shape["down1"][0], shape["down2"][0]),
+    )
+
+
+def clip_dims(shapes: Mapping[str, tuple[int, ...]], heads: int, fallback: ClipDims) -> ClipDims:
+    """CLIP's dimensions as the stored tensor shapes show them (`fallback` if they cannot).
+
+    No shape shows the head count, so it comes from the config (`heads`).
+    """
+    names = (
+        CLIP + "embeddings.class_embedding",
+        CLIP + "embeddings.position_embedding.weight",
+        CLIP + "transformer.layers.0.mlp.fc1.weight",
+    )
+    if any(name not in shapes for name in names):
+        return fallback
+    width, positions, ffn = (shapes[name][0] for name in names)
+    return ClipDims(
+        width=width,
+        depth=len(_numbered(shapes, CLIP + "transformer.layers.")),
+        heads=heads,
+        ffn=ffn,
+        pos_grid=math.isqrt(positions - 1),
+    )
+
+
+def dims_from_config(
+    config: dict[str, Any], shapes: Mapping[str, tuple[int, ...]]
+) -> DeepseekOcrDims:
+    """Dimensions from config.json and the stored tensor shapes (by our names).
+
+    Exact from `vlmprof_dims` where present; otherwise (a released checkpoint) the decoder
+    from its DeepSeek-V2 `language_config`, the vision encoder from the tensor shapes, and
+    anything neither shows keeps the published (`full`) value.
     """
     if "vlmprof_dims" in config:
         parts = config["vlmprof_dims"]
@@ -173,7 +251,13 @@ def dims_from_config(config: dict[str, Any]) -> DeepseekOcrDims:
         "max_positions": "max_position_embeddings",
     }
     found = {ours: lang[theirs] for ours, theirs in names.items() if theirs in lang}
-    return dataclasses.replace(full, decoder=dataclasses.replace(full.decoder, **found))
+    widths = config.get("vision_config", {}).get("width", {})
+    clip_heads = widths.get("clip-l-14-224", {}).get("heads", full.clip.heads)
+    return DeepseekOcrDims(
+        sam=sam_dims(shapes, full.sam),
+        clip=clip_dims(shapes, clip_heads, full.clip),
+        decoder=dataclasses.replace(full.decoder, **found),
+    )
 
 
 def _check_directory(directory: Path) -> list[Path]:
@@ -191,11 +275,46 @@ def _check_directory(directory: Path) -> list[Path]:
     return weights
 
 
+def _read_config(directory: Path) -> dict[str, Any]:
+    """config.json as a dict; a one-line error when it is not a JSON object."""
+    try:
+        config = json.loads((directory / CONFIG_FILE).read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(
+            f"model.checkpoint: {directory}/{CONFIG_FILE} is not valid JSON: {error}"
+        ) from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"model.checkpoint: {directory}/{CONFIG_FILE} is not a JSON object")
+    return config
+
+
+def tensor_shapes(weights: list[Path]) -> dict[str, tuple[int, ...]]:
+    """Every stored tensor's shape under our name, read from the safetensors headers only."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for path in weights:
+        with safe_open(str(path), framework="pt") as handle:
+            for name in list(handle.keys()):
+                shapes[our_name(name)] = tuple(handle.get_slice(name).get_shape())
+    return shapes
+
+
 def read_dims(directory: str | Path) -> DeepseekOcrDims:
     """Dimensions of the checkpoint in `directory` (for static analysis without weights)."""
     directory = Path(directory)
-    _check_directory(directory)
-    return dims_from_config(json.loads((directory / CONFIG_FILE).read_text()))
+    weights = _check_directory(directory)
+    config = _read_config(directory)
+    try:
+        return dims_from_config(config, tensor_shapes(weights))
+    except (TypeError, ValueError, AttributeError) as error:
+        raise CheckpointError(
+            f"model.checkpoint: {directory}/{CONFIG_FILE} does not describe a DeepSeek-OCR "
+            f"model: {error}"
+        ) from None
+
+
+def _files(weights: list[Path]) -> str:
+    """The weight files, named for an error message."""
+    return weights[0].name if len(weights) == 1 else f"{len(weights)} *.safetensors files"
 
 
 def load_weights(
@@ -204,16 +323,21 @@ def load_weights(
     device: torch.device | str,
     dtype: torch.dtype,
 ) -> None:
-    """Assign the directory's tensors to `module` (built on meta); every key must match."""
+    """Assign the directory's tensors to `module` (built on meta); every key must match.
+
+    Released tensor names are mapped to ours first; what still does not match is named.
+    """
+    weights = _check_directory(directory)
     state: dict[str, torch.Tensor] = {}
-    for path in _check_directory(directory):
+    for path in weights:
         state.update(load_file(str(path), device=str(device)))
+    state = from_released(state)
     expected = set(module.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
         raise CheckpointError(
-            f"model.checkpoint: {directory} does not fit model.name deepseek_ocr: "
-            f"{len(missing)} missing keys {missing[:KEYS_SHOWN]}, "
+            f"model.checkpoint: {directory} ({_files(weights)}) does not fit model.name "
+            f"deepseek_ocr: {len(missing)} missing keys {missing[:KEYS_SHOWN]}, "
             f"{len(unexpected)} unexpected keys {unexpected[:KEYS_SHOWN]}"
         )
     state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
@@ -236,29 +360,51 @@ def checkpoint_tokenizer(directory: Path, vocab_size: int) -> HfPromptTokenizer 
     return StandInTokenizer(vocab_size)
 
 
-def load_checkpoint(directory: str | Path, spec: ModelSpec) -> DeepseekOcrAdapter:
-    """The adapter with the checkpoint's dimensions, weights and (if present) tokenizer."""
+def load_checkpoint(
+    directory: str | Path, spec: ModelSpec, trust_remote_code: bool = False
+) -> DeepseekOcrAdapter:
+    """The adapter with the checkpoint's dimensions, weights and (if present) tokenizer.
+
+    `trust_remote_code` runs the model code shipped in the directory (its config.json
+    `auto_map`) instead of our module tree; the weights then load under its own names.
+    """
     from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter  # it imports this module
 
     directory = Path(directory)
     dims = read_dims(directory)
     dtype = resolve_dtype(spec.dtype, spec.device)
+    tokenizer = checkpoint_tokenizer(directory, dims.decoder.vocab)
+    if trust_remote_code:
+        from vlmprof.models.deepseek_ocr_remote import DeepseekOcrRemoteAdapter, load_remote_model
+
+        remote = load_remote_model(directory, spec.device, dtype)
+        return DeepseekOcrRemoteAdapter(spec, dims, remote, tokenizer)  # type: ignore[arg-type]
     with torch.device("meta"):
         module = DeepseekOcrForProfiling(
             dims, spec.attn_implementation, spec.experts_implementation
         )
     load_weights(module, directory, spec.device, dtype)
-    tokenizer = checkpoint_tokenizer(directory, dims.decoder.vocab)
     return DeepseekOcrAdapter(spec, dims, module.eval(), tokenizer)
 
 
-def save_checkpoint(adapter: DeepseekOcrAdapter, directory: str | Path) -> Path:
-    """Write the adapter's weights (`model.safetensors`) and `config.json` to `directory`."""
+def save_checkpoint(
+    adapter: DeepseekOcrAdapter, directory: str | Path, released: bool = False
+) -> Path:
+    """Write the adapter's weights (`model.safetensors`) and `config.json` to `directory`.
+
+    `released` writes the released checkpoint's tensor names and a config.json without our
+    `vlmprof_dims` block, as the released model ships them (its dimensions then come from
+    the tensor shapes on loading).
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in adapter.module.state_dict().items()}
+    config = checkpoint_config(adapter.dims, adapter.dtype)
+    if released:
+        state = to_released(state)
+        del config["vlmprof_dims"]
     partial = directory / f".{WEIGHTS_FILE}.partial"
     save_file(state, str(partial), metadata={"format": "pt"})
     partial.replace(directory / WEIGHTS_FILE)
-    write_json_atomic(directory / CONFIG_FILE, checkpoint_config(adapter.dims, adapter.dtype))
+    write_json_atomic(directory / CONFIG_FILE, config)
     return directory

@@ -98,7 +98,11 @@ class ClipEmbeddingsFromSam(nn.Module):
         grid = table[1:].reshape(1, self.pos_grid, self.pos_grid, -1).permute(0, 3, 1, 2)
         if (height, width) != (self.pos_grid, self.pos_grid):
             grid = F.interpolate(
-                grid.float(), size=(height, width), mode="bicubic", align_corners=False
+                grid.float(),
+                size=(height, width),
+                mode="bicubic",
+                align_corners=False,
+                antialias=True,
             ).to(table.dtype)
         positions = torch.cat([table[:1], grid.flatten(2).squeeze(0).transpose(0, 1)], dim=0)
         return tokens + positions.to(tokens.dtype).unsqueeze(0)
@@ -130,6 +134,11 @@ class ClipVisionFromSam(nn.Module):
 
 class DeepseekOcrModel(DeepseekOcr2TextModel):
     """Decoder (`embed_tokens`, `layers`, `norm`) with the vision encoder beside it."""
+
+    # transformers decides whether the experts implementation may be switched by looking
+    # for its decorator in the model class's own source file; the experts here are its own
+    # decorated deepseek_ocr2 experts, so the switch applies.
+    _can_set_experts_implementation_cached_value = True
 
     def __init__(
         self, dims: DeepseekOcrDims, attn_implementation: str, experts_implementation: str
