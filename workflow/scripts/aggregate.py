@@ -9,14 +9,14 @@ from vlmprof.logs import log_to_file
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
-from vlmprof.models.deepseek_ocr_dims import spec_dims
+from vlmprof.models import spec_dims
 from vlmprof.runtime.device import dtype_name, resolve_dtype
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])
 spec = json.loads(smk.params.spec)
 config = json.loads(smk.params.config)
-dims = spec_dims(spec["preset"], spec["overrides"], spec.get("checkpoint"))
+dims = spec_dims(spec["name"], spec["preset"], spec["overrides"], spec.get("checkpoint"))
 dtype = dtype_name(resolve_dtype(spec["dtype"], spec["device"]))
 environment = collect_environment(spec["device"])
 environment["device_requested"] = smk.params.device_requested

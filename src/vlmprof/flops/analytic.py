@@ -1,4 +1,9 @@
-"""Analytic FLOPs, parameters and bytes of DeepSeek-OCR, stage by stage, from its dimensions.
+"""Analytic FLOPs, parameters and bytes of DeepSeek-OCR and DeepSeek-OCR-2, stage by stage.
+
+Both models share SAM and the decoder; between them sits CLIP ViT-L (DeepSeek-OCR) or the
+Qwen2 visual encoder (DeepSeek-OCR-2). That middle stage is keyed `clip` in every cost
+dict, the pipeline's name for the slot, whichever model it is. Which one applies, and which
+view geometry (modes, crops), follows from the type of the dims passed in.
 
 Conventions (the static report repeats them):
 - A matmul of (m x k) by (k x n) is 2*m*k*n FLOPs (multiply and add counted apart); a
@@ -10,6 +15,9 @@ Conventions (the static report repeats them):
 - Attention is counted as the kernel computes it: scores Q.K^T and the weighted sum P.V, each
   2 * q_len * k_len * head_dim per head. SDPA with `is_causal` still computes (and
   FlopCounterMode still counts) the full L x L square in prefill; `causal_fraction` scales it.
+- DeepSeek-OCR-2's encoder runs over the view's SAM tokens plus as many learned queries;
+  its hybrid mask (bidirectional over SAM tokens, causal over queries) goes to SDPA, which
+  computes the full square; the mask itself is not counted in activation bytes.
 - SAM's windowed blocks pad the token grid up to a multiple of the window before attention,
   so their qkv and output projections and their attention run on the padded grid.
 - weight_bytes: every weight a stage reads, read once per call; crops of one view size run
@@ -25,14 +33,25 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from types import ModuleType
 
+from vlmprof.models import deepseek_ocr2_views, deepseek_ocr_views
+from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims
 from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
-from vlmprof.models.deepseek_ocr_views import COMPRESSION, mode_spec, tokens_per_side
+from vlmprof.models.deepseek_ocr_views import COMPRESSION, tokens_per_side
+
+# The dims of any model these formulas cover.
+ModelDims = DeepseekOcrDims | DeepseekOcr2Dims
 
 BYTES_PER_ELEMENT: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2}
 IMAGE_CHANNELS = 3
 # FlopCounterMode counts the full L x L attention square for SDPA, causal or not.
 FULL_SQUARE = 1.0
+
+
+def view_geometry(dims: ModelDims) -> ModuleType:
+    """The view-geometry module (MODES, mode_spec, plan_views) of the model `dims` describe."""
+    return deepseek_ocr2_views if isinstance(dims, DeepseekOcr2Dims) else deepseek_ocr_views
 
 
 def bytes_per_element(dtype: str) -> int:
@@ -106,12 +125,23 @@ class _Tally:
         self.flops += 2 * out_side**2 * c_out * c_in * kernel**2
         self.activation_elements += in_side**2 * c_in + out_side**2 * c_out
 
-    def attention(self, batch_heads: float, q_len: float, k_len: float, head_dim: int) -> None:
-        """Fused attention (SDPA): scores and weighted sum; reads q, k, v and writes out."""
+    def attention(
+        self,
+        batch_heads: float,
+        q_len: float,
+        k_len: float,
+        head_dim: int,
+        kv_batch_heads: float | None = None,
+    ) -> None:
+        """Fused attention (SDPA): scores and weighted sum; reads q, k, v and writes out.
+
+        `kv_batch_heads` (grouped-query attention) is how many K and V heads are read.
+        """
+        kv = batch_heads if kv_batch_heads is None else kv_batch_heads
         flops = 2 * 2 * batch_heads * q_len * k_len * head_dim
         self.flops += flops
         self.attention_flops += flops
-        self.activation_elements += batch_heads * head_dim * (2 * q_len + 2 * k_len)
+        self.activation_elements += head_dim * (2 * batch_heads * q_len + 2 * kv * k_len)
 
     def cost(self, params: int, bytes_per_el: int, weight_params: float | None = None) -> StageCost:
         """The tally as a StageCost; `weight_params` is what is read if not all `params`."""
@@ -125,7 +155,7 @@ class _Tally:
         )
 
 
-def _check_view(dims: DeepseekOcrDims, view_size: int) -> None:
+def _check_view(dims: ModelDims, view_size: int) -> None:
     """A view must split into whole patches and survive the two stride-2 convs evenly."""
     if view_size <= 0 or view_size % (dims.sam.patch * COMPRESSION):
         raise ValueError(
@@ -139,7 +169,7 @@ def _stride2_side(side: int) -> int:
     return (side - 1) // 2 + 1
 
 
-def sam_params(dims: DeepseekOcrDims) -> int:
+def sam_params(dims: ModelDims) -> int:
     """SAM ViT-B parameters: patch embed, position table, blocks, neck and compressor."""
     sam = dims.sam
     w = sam.width
@@ -159,7 +189,7 @@ def sam_params(dims: DeepseekOcrDims) -> int:
     return params
 
 
-def sam_cost(dims: DeepseekOcrDims, view_size: int, bytes_per_el: int) -> StageCost:
+def sam_cost(dims: ModelDims, view_size: int, bytes_per_el: int) -> StageCost:
     """SAM encoder, neck and compressor over one square view of `view_size` pixels."""
     _check_view(dims, view_size)
     sam = dims.sam
@@ -225,35 +255,80 @@ def clip_cost(dims: DeepseekOcrDims, view_size: int, bytes_per_el: int) -> Stage
     return tally.cost(clip_params(dims), bytes_per_el)
 
 
-def projector_params(dims: DeepseekOcrDims) -> int:
+def encoder_params(dims: DeepseekOcr2Dims) -> int:
+    """Qwen2 visual encoder parameters: layers, final norm and the two query tables.
+
+    q, k and v projections carry a bias, the output projection none; no token embedding.
+    """
+    enc = dims.encoder
+    w = enc.width
+    kv_width = enc.kv_heads * enc.head_dim
+    per_layer = (w * w + w) + 2 * (w * kv_width + kv_width) + w * w + 3 * w * enc.ffn + 2 * w
+    queries = sum(tokens_per_side(size) ** 2 for size in _query_views())
+    return enc.depth * per_layer + w + queries * w
+
+
+def _query_views() -> tuple[int, ...]:
+    """View sizes the encoder has learned queries for: the crop and the global view."""
+    spec = deepseek_ocr2_views.mode_spec("gundam")
+    return (spec.image_size, spec.base_size)
+
+
+def encoder_cost(dims: DeepseekOcr2Dims, view_size: int, bytes_per_el: int) -> StageCost:
+    """Qwen2 visual encoder over one view: n = (view/64)^2 SAM tokens followed by n queries.
+
+    Every layer runs on all 2n positions and attention covers the full 2n x 2n square; only
+    the n query outputs are kept (and projected).
+    """
+    _check_view(dims, view_size)
+    enc = dims.encoder
+    w, head_dim = enc.width, enc.head_dim
+    tokens = 2 * tokens_per_side(view_size) ** 2
+    tally = _Tally()
+    for _ in range(enc.depth):
+        tally.linear(tokens, w, w)  # q
+        tally.linear(tokens, w, 2 * enc.kv_heads * head_dim)  # k and v
+        tally.attention(enc.heads, tokens, tokens, head_dim, kv_batch_heads=enc.kv_heads)
+        tally.linear(tokens, w, w)  # output
+        tally.linear(tokens, w, 2 * enc.ffn)  # gate and up
+        tally.linear(tokens, enc.ffn, w)  # down
+    return tally.cost(encoder_params(dims), bytes_per_el)
+
+
+def projector_params(dims: ModelDims) -> int:
     """The linear projector (with bias); the newline and separator vectors are apart."""
     return dims.projector_in * dims.projector_out + dims.projector_out
 
 
-def projector_cost(dims: DeepseekOcrDims, n_tokens: int, bytes_per_el: int) -> StageCost:
-    """Projector over `n_tokens` grid positions (newline and separator are not projected)."""
+def projector_cost(dims: ModelDims, n_tokens: int, bytes_per_el: int) -> StageCost:
+    """Projector over `n_tokens` positions (newline and separator are not projected)."""
     tally = _Tally()
     tally.linear(n_tokens, dims.projector_in, dims.projector_out)
     return tally.cost(projector_params(dims), bytes_per_el)
 
 
-def view_cost(dims: DeepseekOcrDims, view_size: int, bytes_per_el: int) -> dict[str, StageCost]:
-    """SAM, CLIP and projector of one view, keyed `sam`, `clip`, `projector`."""
+def view_cost(dims: ModelDims, view_size: int, bytes_per_el: int) -> dict[str, StageCost]:
+    """SAM, CLIP (or OCR-2's encoder) and projector of one view, keyed sam, clip, projector.
+
+    Both models project (view/64)^2 tokens per view: CLIP's grid positions, or the encoder's
+    query outputs.
+    """
+    middle = encoder_cost if isinstance(dims, DeepseekOcr2Dims) else clip_cost
     return {
         "sam": sam_cost(dims, view_size, bytes_per_el),
-        "clip": clip_cost(dims, view_size, bytes_per_el),
+        "clip": middle(dims, view_size, bytes_per_el),
         "projector": projector_cost(dims, tokens_per_side(view_size) ** 2, bytes_per_el),
     }
 
 
 def vision_cost(
-    dims: DeepseekOcrDims, mode: str, n_crops: int, bytes_per_el: int
+    dims: ModelDims, mode: str, n_crops: int, bytes_per_el: int
 ) -> dict[str, StageCost]:
     """Vision of one image: the global view plus `n_crops` crops, keyed sam/clip/projector/vision.
 
     Crops run as one batch, so each stage reads its weights once per view size.
     """
-    spec = mode_spec(mode)
+    spec = view_geometry(dims).mode_spec(mode)
     if n_crops < 0 or (n_crops and not spec.crop):
         raise ValueError(f"n_crops: mode {mode!r} takes no crops, got {n_crops}")
     if n_crops == 1:
@@ -279,7 +354,7 @@ def expected_distinct_experts(routed_experts: int, experts_per_token: int, token
     return routed_experts * (1.0 - miss**tokens)
 
 
-def _decoder_layer_params(dims: DeepseekOcrDims) -> dict[str, int]:
+def _decoder_layer_params(dims: ModelDims) -> dict[str, int]:
     """Per-layer parameter groups of the decoder."""
     dec = dims.decoder
     h = dec.hidden
@@ -293,7 +368,7 @@ def _decoder_layer_params(dims: DeepseekOcrDims) -> dict[str, int]:
     }
 
 
-def decoder_active_params(dims: DeepseekOcrDims, experts_per_layer: float) -> float:
+def decoder_active_params(dims: ModelDims, experts_per_layer: float) -> float:
     """Decoder weights one forward reads when each MoE layer uses `experts_per_layer` experts.
 
     Embedding: one row (a position reads only its own row); lm_head in full.
@@ -308,16 +383,14 @@ def decoder_active_params(dims: DeepseekOcrDims, experts_per_layer: float) -> fl
     return total
 
 
-def decoder_params(dims: DeepseekOcrDims) -> int:
+def decoder_params(dims: ModelDims) -> int:
     """All decoder parameters: embedding, layers, final norm and the untied lm_head."""
     dec = dims.decoder
     every_expert = decoder_active_params(dims, dec.routed_experts)
     return int(every_expert + (dec.vocab - 1) * dec.hidden)  # the rest of the embedding
 
 
-def _decoder_tally(
-    dims: DeepseekOcrDims, q_len: int, kv_len: int, attention_scale: float
-) -> _Tally:
+def _decoder_tally(dims: ModelDims, q_len: int, kv_len: int, attention_scale: float) -> _Tally:
     """Decoder layers over q_len new tokens attending to kv_len positions, lm_head on the last."""
     dec = dims.decoder
     h = dec.hidden
@@ -350,14 +423,14 @@ def _decoder_tally(
     return tally
 
 
-def _kv_entry_bytes(dims: DeepseekOcrDims, bytes_per_el: int) -> float:
+def _kv_entry_bytes(dims: ModelDims, bytes_per_el: int) -> float:
     """Bytes of one position's K and V over all layers."""
     dec = dims.decoder
     return 2 * dec.layers * dec.kv_heads * dec.head_dim * bytes_per_el
 
 
 def llm_prefill_cost(
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     prefill_len: int,
     bytes_per_el: int,
     causal_fraction: float = FULL_SQUARE,
@@ -382,7 +455,7 @@ def llm_prefill_cost(
     return dataclasses.replace(cost, kv_bytes=kv)
 
 
-def decode_step_cost(dims: DeepseekOcrDims, context_len: int, bytes_per_el: int) -> StageCost:
+def decode_step_cost(dims: ModelDims, context_len: int, bytes_per_el: int) -> StageCost:
     """One decode step: one token attending over `context_len` positions (itself included).
 
     Reads every active weight once (attention, dense and shared MLPs, exactly top-k experts
@@ -400,7 +473,7 @@ def decode_step_cost(dims: DeepseekOcrDims, context_len: int, bytes_per_el: int)
 
 
 def decode_total_cost(
-    dims: DeepseekOcrDims, prefill_len: int, tokens: int, bytes_per_el: int
+    dims: ModelDims, prefill_len: int, tokens: int, bytes_per_el: int
 ) -> StageCost:
     """All decode steps of a generation of `tokens` tokens after a prefill of `prefill_len`.
 
@@ -418,25 +491,29 @@ def decode_total_cost(
     return total
 
 
-def param_counts(dims: DeepseekOcrDims) -> dict[str, int]:
+def param_counts(dims: ModelDims) -> dict[str, int]:
     """Parameter counts by part.
 
-    `projector` is the linear layer; `separators` the learned image_newline and
-    view_seperator vectors; `decoder_total` = embedding + layers + final norm + lm_head;
+    `clip` (DeepSeek-OCR) or `encoder` (DeepSeek-OCR-2, its query tables included) is the
+    middle vision part; `projector` is the linear layer; `separators` the learned
+    image_newline and view_seperator vectors (DeepSeek-OCR-2 has the separator only);
+    `decoder_total` = embedding + layers + final norm + lm_head;
     `decoder_active_per_token` = what one token's forward reads (attention, dense layer,
     shared experts, top-k routed experts, routers, norms, lm_head, one embedding row).
     """
+    ocr2 = isinstance(dims, DeepseekOcr2Dims)
+    middle = ("encoder", encoder_params(dims)) if ocr2 else ("clip", clip_params(dims))
     counts: dict[str, int] = {
         "sam": sam_params(dims),
-        "clip": clip_params(dims),
+        middle[0]: middle[1],
         "projector": projector_params(dims),
-        "separators": 2 * dims.projector_out,
+        "separators": (1 if ocr2 else 2) * dims.projector_out,
         "decoder_total": decoder_params(dims),
         "decoder_active_per_token": int(
             decoder_active_params(dims, dims.decoder.experts_per_token)
         ),
     }
     counts["total"] = sum(
-        counts[k] for k in ("sam", "clip", "projector", "separators", "decoder_total")
+        counts[k] for k in ("sam", middle[0], "projector", "separators", "decoder_total")
     )
     return counts

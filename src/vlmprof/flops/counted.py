@@ -9,6 +9,8 @@ counters are handled here rather than hidden:
   see inside `aten::scaled_dot_product_attention` and reports it as unsupported, with any
   other op it skips; those names are returned so a gap can be explained.
 
+DeepSeek-OCR-2's vision (SAM, the Qwen2 encoder in the `clip` slot, the projector) and
+decoder are transformers' modules under other paths; the probes below find either layout.
 The decoder is counted piece by piece (one dense layer, one MoE layer, the lm_head) and the
 pieces scaled by the layer counts, so the 3B-parameter model is never materialised whole.
 Pieces of a model built on the meta device are materialised one at a time on the CPU.
@@ -29,8 +31,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from transformers.cache_utils import DynamicCache
 
+from vlmprof.flops.analytic import ModelDims
 from vlmprof.models.base import ModelAdapter
-from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
+from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims
 from vlmprof.models.deepseek_ocr_views import tokens_per_side
 
 with warnings.catch_warnings():
@@ -118,6 +121,19 @@ class TensorOutput(nn.Module):
         return out.last_hidden_state if hasattr(out, "last_hidden_state") else out
 
 
+class EncoderProbe(nn.Module):
+    """DeepSeek-OCR-2's visual encoder over (1, 2n, width): n SAM tokens, then n queries."""
+
+    def __init__(self, encoder: nn.Module, num_patches: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.num_patches = num_patches
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """The encoder's output at every position."""
+        return self.encoder(inputs_embeds=tokens, num_patches=self.num_patches).last_hidden_state
+
+
 class DecoderLayerProbe(nn.Module):
     """One decoder layer fed (1, q, hidden) new tokens after `past_key.shape[2]` cached ones.
 
@@ -166,10 +182,15 @@ def _on_cpu(piece: nn.Module, seed: int = 0) -> nn.Module:
 
 
 def _model_of(adapter_or_model: ModelAdapter | nn.Module) -> nn.Module:
-    """The top-level DeepSeek-OCR module of an adapter, or the module itself."""
+    """The top-level DeepSeek-OCR(-2) module of an adapter, or the module itself."""
     return (
         adapter_or_model.module if isinstance(adapter_or_model, ModelAdapter) else adapter_or_model
     )
+
+
+def _text_model(model: nn.Module) -> nn.Module:
+    """The decoder stack (`layers`, `rotary_emb`, `config`): OCR-2 nests it as language_model."""
+    return getattr(model.model, "language_model", model.model)
 
 
 def _both_counts(
@@ -224,30 +245,57 @@ def _dtype_of(piece: nn.Module) -> torch.dtype:
     return next(p.dtype for p in piece.parameters())
 
 
-def view_counts(
-    adapter_or_model: ModelAdapter | nn.Module, dims: DeepseekOcrDims, view_size: int
-) -> dict[str, dict[str, Any]]:
-    """Counts of sam, clip (fed SAM features of the view's shape) and projector for one view.
-
-    CLIP's input has (view/64)^2 positions and yields them plus the class token; the
-    projector sees the (view/64)^2 grid positions only.
-    """
-    inner = _model_of(adapter_or_model).model
-    dtype = _dtype_of(inner.projector)
+def _vision_probes(
+    model: nn.Module, dims: ModelDims, view_size: int
+) -> dict[str, tuple[nn.Module, tuple[torch.Tensor, ...]]]:
+    """The sam, clip and projector modules of one view with inputs of that view's shapes."""
+    inner = model.model
     side = tokens_per_side(view_size)
+    pixels_shape = (1, 3, view_size, view_size)
+    if isinstance(dims, DeepseekOcr2Dims):
+        tower = inner.vision_tower
+        dtype = _dtype_of(inner.multi_modal_projector)
+        return {
+            "sam": (TensorOutput(tower.sam_encoder), (torch.randn(pixels_shape, dtype=dtype),)),
+            "clip": (
+                EncoderProbe(tower.vision_encoder, side * side),
+                (torch.randn(1, 2 * side * side, dims.encoder.width, dtype=dtype),),
+            ),
+            "projector": (
+                inner.multi_modal_projector,
+                (torch.randn(1, side * side, dims.projector_in, dtype=dtype),),
+            ),
+        }
+    dtype = _dtype_of(inner.projector)
     channels = dims.sam.compressor_channels[-1]
-    pixels = torch.randn(1, 3, view_size, view_size, dtype=dtype)
-    features = torch.randn(1, channels, side, side, dtype=dtype)
-    vision_features = torch.randn(1, side * side, dims.projector_in, dtype=dtype)
     return {
-        "sam": _both_counts(TensorOutput(inner.sam_model), (pixels,)),
-        "clip": _both_counts(TensorOutput(inner.vision_model), (features,)),
-        "projector": _both_counts(inner.projector, (vision_features,)),
+        "sam": (TensorOutput(inner.sam_model), (torch.randn(pixels_shape, dtype=dtype),)),
+        "clip": (
+            TensorOutput(inner.vision_model),
+            (torch.randn(1, channels, side, side, dtype=dtype),),
+        ),
+        "projector": (
+            inner.projector,
+            (torch.randn(1, side * side, dims.projector_in, dtype=dtype),),
+        ),
     }
 
 
+def view_counts(
+    adapter_or_model: ModelAdapter | nn.Module, dims: ModelDims, view_size: int
+) -> dict[str, dict[str, Any]]:
+    """Counts of sam, clip (or OCR-2's encoder) and projector for one view.
+
+    DeepSeek-OCR's CLIP is fed SAM features of the view's shape and yields (view/64)^2
+    positions plus the class token; DeepSeek-OCR-2's encoder is fed (view/64)^2 SAM tokens
+    and as many queries. The projector sees (view/64)^2 tokens either way.
+    """
+    probes = _vision_probes(_model_of(adapter_or_model), dims, view_size)
+    return {stage: _both_counts(module, inputs) for stage, (module, inputs) in probes.items()}
+
+
 def decoder_counts(
-    adapter_or_model: ModelAdapter | nn.Module, dims: DeepseekOcrDims, q_len: int, context_len: int
+    adapter_or_model: ModelAdapter | nn.Module, dims: ModelDims, q_len: int, context_len: int
 ) -> dict[str, Any]:
     """Counts of the decoder for q_len new tokens whose last one sees context_len positions.
 
@@ -261,7 +309,7 @@ def decoder_counts(
         )
     model = _model_of(adapter_or_model)
     dec = dims.decoder
-    inner = model.model
+    inner = _text_model(model)
     dtype = _dtype_of(inner.layers[0])
     rotary = type(inner.rotary_emb)(inner.config)
     hidden = torch.randn(1, q_len, dec.hidden, dtype=dtype)
@@ -279,7 +327,7 @@ def decoder_counts(
 
 def stage_counts(
     adapter_or_model: ModelAdapter | nn.Module,
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     view_size: int,
     prefill_len: int,
     context_len: int,

@@ -7,21 +7,27 @@ counter cannot see (fvcore and SDPA) are named, and their analytic FLOPs added b
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Iterable
+from types import ModuleType
 from typing import Any
 
 import torch
+from torch import nn
 
 from vlmprof.flops import analytic
+from vlmprof.flops.analytic import ModelDims
 from vlmprof.flops.counted import decoder_counts, relative_difference, sum_counts, view_counts
+from vlmprof.models import deepseek_ocr2_model, deepseek_ocr_views
 from vlmprof.models.deepseek_ocr import build_module
-from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
-from vlmprof.models.deepseek_ocr_views import mode_spec, plan_views
+from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims
+from vlmprof.models.prompt_tokenizer import prompt_length
 
 AGREEMENT_TOLERANCE = 0.02
 # Crop modes are costed for a portrait A4 page at 150 dpi (gundam: 2 x 3 = 6 crops).
 REFERENCE_PAGE = (1240, 1754)
-# Views every report carries: the base global view and the gundam crop.
-ALWAYS_VIEWS = (1024, 640)
+# The mode whose views every report carries (its global view and its crop).
+ALWAYS_MODE = "gundam"
 # Ops fvcore skips whose FLOPs the analytic model knows, by StageCost field.
 FVCORE_BLIND_OPS = {"aten::scaled_dot_product_attention": "attention_flops"}
 # fvcore's estimates for elementwise ops the analytic model (and FlopCounterMode) leave out.
@@ -46,6 +52,8 @@ CONVENTIONS = (
     "FlopCounterMode's CPU SDPA kernel is given the formula torch uses for the CUDA kernels.",
     "Attention counts the full L x L square in prefill, as SDPA with is_causal is counted by "
     "FlopCounterMode; the useful causal work is about half of it.",
+    "DeepSeek-OCR-2: the `clip` stages are its Qwen2 visual encoder, over a view's SAM "
+    "tokens plus as many learned queries (full square attention under its hybrid mask).",
     "SAM's windowed blocks pad the 14x14-window grid; projections and attention run on the "
     "padded tokens.",
     "The lm_head runs on the last position only in prefill and on the one new token per "
@@ -66,15 +74,38 @@ CONVENTIONS = (
 )
 
 
-def report_view_sizes(modes: list[str]) -> list[int]:
-    """View sizes the modes use plus the always-reported 1024 and 640, largest first."""
-    sizes = set(ALWAYS_VIEWS)
-    for mode in modes:
-        spec = mode_spec(mode)
+def report_view_sizes(modes: list[str], geometry: ModuleType = deepseek_ocr_views) -> list[int]:
+    """View sizes the modes use plus the gundam global view and crop, largest first.
+
+    `geometry` is the model's view-geometry module (`analytic.view_geometry(dims)`).
+    """
+    sizes: set[int] = set()
+    for mode in [ALWAYS_MODE, *modes]:
+        spec = geometry.mode_spec(mode)
         sizes.add(spec.base_size)
         if spec.crop:
             sizes.add(spec.image_size)
     return sorted(sizes, reverse=True)
+
+
+def typical_prefill_len(
+    dims: ModelDims, sizes: Iterable[tuple[int, int]], mode: str, max_crops: int
+) -> int:
+    """Median prefill length over pages of the given (width, height) in a mode."""
+    geometry = analytic.view_geometry(dims)
+    lengths = [
+        prompt_length(geometry.plan_views(w, h, mode, max_crops).image_tokens) for w, h in sizes
+    ]
+    if not lengths:
+        raise ValueError("no page sizes to compute a typical prefill length from")
+    return int(statistics.median_low(lengths))
+
+
+def _meta_model(dims: ModelDims) -> nn.Module:
+    """The model of `dims` on the meta device, in float32, for counting."""
+    if isinstance(dims, DeepseekOcr2Dims):
+        return deepseek_ocr2_model.build_module(dims, "meta", torch.float32)
+    return build_module(dims, "meta", torch.float32)
 
 
 def _fvcore_gap(cost: analytic.StageCost, counts: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +165,7 @@ def _stage_counts_of_mode(
 
 
 def build_static_compute(
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     modes: list[str],
     prefill_len: int,
     decode_context: int,
@@ -149,11 +180,12 @@ def build_static_compute(
     per-view entries give any other number of crops.
     """
     bytes_per_el = analytic.bytes_per_element(dtype)
-    model = build_module(dims, "meta", torch.float32) if count else None
+    geometry = analytic.view_geometry(dims)
+    model = _meta_model(dims) if count else None
     stages: dict[str, Any] = {}
     flops: dict[str, dict[str, float]] = {}
     view_counted: dict[int, dict[str, dict[str, Any]]] = {}
-    for size in report_view_sizes(modes):
+    for size in report_view_sizes(modes, geometry):
         costs = analytic.view_cost(dims, size, bytes_per_el)
         flops[f"view_{size}"] = {name: cost.flops for name, cost in costs.items()}
         if model is not None:
@@ -162,7 +194,7 @@ def build_static_compute(
             counted = view_counted[size][name] if model is not None else None
             stages[f"{name}_{size}"] = _stage_entry(cost, counted)
     for mode in modes:
-        plan = plan_views(*page_size, mode)
+        plan = geometry.plan_views(*page_size, mode)
         cost = analytic.vision_cost(dims, mode, plan.n_crops, bytes_per_el)["vision"]
         views = [(1, plan.global_size)] + ([(plan.n_crops, plan.crop_size)] if plan.n_crops else [])
         counted = _stage_counts_of_mode(view_counted, views) if model is not None else None

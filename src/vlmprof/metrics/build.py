@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 
 from vlmprof.atomic import atomic_open, write_json_atomic
+from vlmprof.flops.analytic import ModelDims
 from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
 from vlmprof.metrics.environment import config_hash
 from vlmprof.metrics.telemetry import telemetry_section
 from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
-from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
 from vlmprof.runtime.records import read_records
 
 INPUT_COLUMNS: tuple[str, ...] = ("image_id", "category", "width", "height", "sha256")
@@ -68,7 +68,7 @@ def input_rows(inputs: pd.DataFrame, records: list[dict[str, Any]]) -> list[dict
 def assumptions(
     config: dict[str, Any],
     peaks: dict[str, Any],
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     context_len_mode: str,
     context_len_fixed: int | None,
 ) -> list[str]:
@@ -145,7 +145,7 @@ def _ratio_table(
 def build_metrics(
     record_paths: Sequence[str | Path],
     static_compute: dict[str, Any],
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     dtype: str,
     peaks: dict[str, Any],
     environment: dict[str, Any],

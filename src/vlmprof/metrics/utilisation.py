@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from vlmprof.flops.analytic import (
+    ModelDims,
     StageCost,
     bytes_per_element,
     decode_step_cost,
@@ -23,7 +24,6 @@ from vlmprof.flops.analytic import (
     vision_cost,
 )
 from vlmprof.metrics.aggregate import llm_prefill_ms, ok_records
-from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
 
 CONTEXT_MODES: tuple[str, ...] = ("auto", "max", "fixed")
 MFU_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "prefill", "decode", "model")
@@ -53,7 +53,7 @@ def check_context_mode(context_len_mode: str, context_len_fixed: int | None) -> 
 
 
 def decode_cost(
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     prefill_len: int,
     tokens: int,
     bytes_per_el: int,
@@ -73,7 +73,7 @@ def decode_cost(
 
 @lru_cache(maxsize=4096)
 def _cached_decode_total(
-    dims: DeepseekOcrDims, prefill_len: int, tokens: int, bytes_per_el: int
+    dims: ModelDims, prefill_len: int, tokens: int, bytes_per_el: int
 ) -> StageCost:
     """decode_total_cost, memoised: repeats of one image share prefill length and tokens."""
     return decode_total_cost(dims, prefill_len, tokens, bytes_per_el)
@@ -87,7 +87,7 @@ def moved_bytes(cost: StageCost, with_activations: bool) -> float:
 
 def _record_row(
     record: dict[str, Any],
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     bytes_per_el: int,
     context_len_mode: str,
     context_len_fixed: int | None,
@@ -214,7 +214,7 @@ def _decode_roofline(df: pd.DataFrame, tbps: dict[str, float | None]) -> dict[st
 def _decode_by_mode(
     records: list[dict[str, Any]],
     df: pd.DataFrame,
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     bytes_per_el: int,
     context_len_fixed: int | None,
     tflops: dict[str, float | None],
@@ -272,7 +272,7 @@ def _with_record_ratios(
 
 def utilisation(
     records: list[dict[str, Any]],
-    dims: DeepseekOcrDims,
+    dims: ModelDims,
     peaks: dict[str, Any],
     dtype: str,
     context_len_mode: str = "auto",

@@ -7,12 +7,21 @@ or view geometry (the report does) never pays for transformers.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Mapping
+from typing import Any
 
 from vlmprof.models.base import ModelAdapter, ModelSpec
 
 ADAPTERS: dict[str, str] = {
     "deepseek_ocr": "vlmprof.models.deepseek_ocr:DeepseekOcrAdapter",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2:DeepseekOcr2Adapter",
     "causal_lm": "vlmprof.models.causal_lm:CausalLmAdapter",
+}
+
+# Where each pipeline model's dimension presets live (no transformers import needed).
+DIMS: dict[str, str] = {
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr_dims",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2_dims",
 }
 
 
@@ -22,6 +31,23 @@ def adapter_class(name: str) -> type[ModelAdapter]:
         raise ValueError(f"model.name: unknown model {name!r}; allowed: {', '.join(ADAPTERS)}")
     module, _, cls = ADAPTERS[name].partition(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def _dims_module(name: str) -> Any:
+    """The dims module of pipeline model `name`, or a ValueError listing the known ones."""
+    if name not in DIMS:
+        raise ValueError(f"model.name: {name!r} has no dimensions; allowed: {', '.join(DIMS)}")
+    return importlib.import_module(DIMS[name])
+
+
+def check_preset(name: str, preset: str, overrides: Mapping[str, Any]) -> None:
+    """Raise a ValueError naming the key when `preset` plus `overrides` is not a valid model."""
+    _dims_module(name).preset_dims(preset, dict(overrides))
+
+
+def spec_dims(name: str, preset: str, overrides: Mapping[str, Any], checkpoint: str | None) -> Any:
+    """Dimensions of the model a run builds: the checkpoint's if given, else the preset's."""
+    return _dims_module(name).spec_dims(preset, dict(overrides), checkpoint)
 
 
 def build_adapter(spec: ModelSpec) -> ModelAdapter:

@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-import statistics
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
 from PIL import Image
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import DynamicCache, StaticCache
 
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.models.deepseek_ocr_checkpoint import HfPromptTokenizer, load_checkpoint
 from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims, preset_dims
 from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
 from vlmprof.models.deepseek_ocr_preprocess import prepare_views
-from vlmprof.models.deepseek_ocr_views import plan_views
+from vlmprof.models.implementation import compile_parts, perturb_weight
 from vlmprof.models.prompt_tokenizer import (
     DOCUMENT_PROMPT,
     EOS_ID,
     IMAGE_TOKEN_ID,
     StandInTokenizer,
-    prompt_length,
 )
+from vlmprof.models.static_decode import StaticDecoder
 from vlmprof.runtime.device import resolve_dtype
 
 STAGE_MODULES = {
@@ -59,18 +58,14 @@ def build_module(
     return module.eval()
 
 
-def typical_prefill_len(sizes: Iterable[tuple[int, int]], mode: str, max_crops: int) -> int:
-    """Median prefill length over pages of the given (width, height) in a mode."""
-    lengths = [prompt_length(plan_views(w, h, mode, max_crops).image_tokens) for w, h in sizes]
-    if not lengths:
-        raise ValueError("no page sizes to compute a typical prefill length from")
-    return int(statistics.median_low(lengths))
-
-
 class DeepseekOcrAdapter(ModelAdapter):
     """DeepSeek-OCR with random weights at a preset's dimensions, or a local checkpoint's."""
 
     name = "deepseek_ocr"
+    # Vision sub-stages by module path, as named in the reference checkpoint.
+    stage_map: dict[str, str] = STAGE_MODULES
+    # Page -> views in this model's resolution modes.
+    prepare_views = staticmethod(prepare_views)
 
     def __init__(
         self,
@@ -86,12 +81,42 @@ class DeepseekOcrAdapter(ModelAdapter):
         real = isinstance(self.tokenizer, HfPromptTokenizer)
         self.image_token_id = self.tokenizer.image_token_id if real else IMAGE_TOKEN_ID
         self.eos_token_id = self.tokenizer.eos_id if real else EOS_ID
+        self.new_tokens = 0
+        self.static = (
+            StaticDecoder(self.text_config(), self._step, graph=spec.decode == "cuda_graph")
+            if spec.decode != "eager"
+            else None
+        )
+        self._apply_switches()
+
+    def text_config(self) -> Any:
+        """The decoder's transformers config (what a static KV cache is shaped by)."""
+        return self.module.model.config
+
+    def decoder_layer_paths(self) -> tuple[str, ...]:
+        """Module paths of the decoder layers (what `compile: decoder` wraps)."""
+        return tuple(f"model.layers.{i}" for i in range(len(self.module.model.layers)))
+
+    def _apply_switches(self) -> None:
+        """torch.compile the parts `spec.compile` names; perturb the head if asked (tests)."""
+        vision, decoder = tuple(self.stage_map), self.decoder_layer_paths()
+        targets = {"none": (), "vision": vision, "decoder": decoder, "all": vision + decoder}
+        compile_parts(self.module, targets[self.spec.compile])
+        if self.spec.perturb:
+            perturb_weight(self.module.lm_head.weight, self.spec.perturb, self.spec.seed)
 
     @classmethod
     def build(cls, spec: ModelSpec) -> DeepseekOcrAdapter:
         """Build from `spec.checkpoint` if set, else the preset with its overrides (random)."""
+        if spec.trust_remote_code and (
+            spec.decode != "eager" or spec.compile != "none" or spec.perturb
+        ):
+            raise ValueError(
+                "model.trust_remote_code: the checkpoint's own code runs its own decode loop;"
+                " decode, compile and perturb switches apply to our module tree only"
+            )
         if spec.checkpoint:
-            return load_checkpoint(spec.checkpoint, spec)
+            return load_checkpoint(spec.checkpoint, spec, spec.trust_remote_code)
         dims = preset_dims(spec.preset, dict(spec.overrides))
         dtype = resolve_dtype(spec.dtype, spec.device)
         module = build_module(
@@ -106,7 +131,7 @@ class DeepseekOcrAdapter(ModelAdapter):
 
     def preprocess(self, image: Image.Image) -> ModelInputs:
         """Views, normalised pixels and the prompt with the right number of image tokens."""
-        views = prepare_views(image, self.spec.mode, self.spec.max_crops)
+        views = self.prepare_views(image, self.spec.mode, self.spec.max_crops)
         ids = self.tokenizer.prompt_ids(DOCUMENT_PROMPT, views.plan.image_tokens)
         pixels = {"global": views.global_view}
         if views.crops is not None:
@@ -121,8 +146,18 @@ class DeepseekOcrAdapter(ModelAdapter):
         )
 
     def stage_modules(self) -> dict[str, str]:
-        """Vision sub-stages by module path, as named in the reference checkpoint."""
-        return dict(STAGE_MODULES)
+        """Vision sub-stages by module path."""
+        return dict(self.stage_map)
+
+    def reserve(self, max_new_tokens: int) -> None:
+        """Tokens the next generation may add: a static cache needs room for them."""
+        self.new_tokens = max_new_tokens
+
+    def new_cache(self, prefill_len: int) -> DynamicCache | StaticCache:
+        """A growing KV cache (released code), or a static one with room for the generation."""
+        if self.static is None:
+            return DynamicCache(config=self.text_config())
+        return self.static.cache_for(prefill_len + self.new_tokens)
 
     def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
         """Vision encoder, prompt embedding and decoder over the whole prompt."""
@@ -131,16 +166,21 @@ class DeepseekOcrAdapter(ModelAdapter):
             inputs.pixel_views["global"], inputs.pixel_views.get("crops"), *inputs.tiles
         )
         embeds = self.module.prompt_embeddings(inputs.input_ids, self.image_token_id, image_embeds)
-        cache = DynamicCache(config=model.config)
+        cache = self.new_cache(inputs.prefill_len)
         logits = self.module.decoder_forward(embeds, cache)
         return logits, DecodeState(cache=cache, position=inputs.prefill_len)
 
     def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
         """Embed one token and run it through the decoder with the KV cache."""
-        embeds = self.module.model.embed_tokens(token)
-        logits = self.module.decoder_forward(embeds, state.cache)
+        static = self.static
+        logits = self._step(token, state.cache) if static is None else static.step(token)
         state.position += 1
         return logits
+
+    def _step(self, token: torch.Tensor, cache: DynamicCache | StaticCache) -> torch.Tensor:
+        """One decode step; positions come from the cache, so a CUDA graph can replay it."""
+        embeds = self.module.model.embed_tokens(token)
+        return self.module.decoder_forward(embeds, cache)
 
     def describe(self) -> dict[str, Any]:
         """Model name, preset, dims and implementation switches."""
@@ -150,6 +190,8 @@ class DeepseekOcrAdapter(ModelAdapter):
             "dims": self.dims.to_dict(),
             "attn_implementation": self.spec.attn_implementation,
             "experts_implementation": self.spec.experts_implementation,
+            "decode": self.spec.decode,
+            "compile": self.spec.compile,
             "mode": self.spec.mode,
             "max_crops": self.spec.max_crops,
             "checkpoint": self.spec.checkpoint,

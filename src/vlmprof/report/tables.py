@@ -20,7 +20,7 @@ from pandas.io.formats.style import Styler
 
 from vlmprof.flops.analytic import bytes_per_element, llm_prefill_cost, vision_cost
 from vlmprof.metrics.utilisation import moved_bytes
-from vlmprof.models.deepseek_ocr_dims import spec_dims
+from vlmprof.models import spec_dims
 from vlmprof.runtime.records import read_records
 
 # Display name of each stage of metrics.json's aggregates.stage_ms, in reading order.
@@ -39,9 +39,10 @@ STAGE_NAMES: dict[str, str] = {
 }
 STAGE_DEFINITIONS: dict[str, str] = {
     "prefill": "first forward pass, inputs on device to first logits (vision included)",
-    "vision": "the vision encoder: SAM + CLIP + projector; nested in prefill",
+    "vision": "the vision encoder: SAM + CLIP (or encoder) + projector; nested in prefill",
     "sam": "SAM ViT-B encoder with its 16x compressor; nested in vision",
-    "clip": "CLIP ViT-L fed by SAM features; nested in vision",
+    "clip": "CLIP ViT-L fed by SAM features (DeepSeek-OCR-2: its Qwen2 visual encoder); "
+    "nested in vision",
     "projector": "linear projector to the decoder width; nested in vision",
     "llm_prefill": "prefill minus vision: the decoder over the whole prompt, and glue",
     "decode": "token loop after the first token until the last one",
@@ -475,7 +476,12 @@ def _prefill_part_work(metrics: dict[str, Any], records: list[dict[str, Any]]) -
     Uses the formulas and shapes the MFU/MBU figures of metrics.json were computed with.
     """
     resolved = metrics["config"]["resolved"]
-    dims = spec_dims(resolved["preset"], resolved["overrides"], resolved.get("checkpoint"))
+    dims = spec_dims(
+        resolved.get("name", "deepseek_ocr"),
+        resolved["preset"],
+        resolved["overrides"],
+        resolved.get("checkpoint"),
+    )
     per_el = bytes_per_element(metrics["peaks"]["dtype"])
     rows = []
     for r in records:
