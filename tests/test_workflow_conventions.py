@@ -14,6 +14,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
+import torch
 import yaml
 
 from tests.workflow_helpers import (
@@ -172,6 +173,15 @@ def test_example_config_says_what_it_is_for_and_dry_runs(checkout: Path, example
     if dataset.get("source") == "folder":
         # The user brings this folder of pages; a dry run only needs it to exist.
         (checkout / dataset["path"]).mkdir(parents=True, exist_ok=True)
+    needs_cuda = any(
+        switches.get("decode") == "cuda_graph" for switches in config.get("variants", {}).values()
+    )
+    if needs_cuda and not torch.cuda.is_available():
+        # CUDA-graph variants are refused before any job on a machine without a GPU.
+        result = snakemake(checkout, "-n", "--configfile", str(example))
+        assert result.returncode != 0
+        assert "cuda_graph needs a CUDA device" in result.stderr
+        return
     jobs = jobs_in_dry_run(checkout, "--configfile", str(example))
     assert {"select_subset", "profile_shard", "aggregate", "publish", "all"} <= jobs
 

@@ -50,6 +50,10 @@ def _rows(properties: dict[str, Any], prefix: str = "") -> list[str]:
         )
         if spec.get("type") == "object" and "properties" in spec and name != "overrides":
             rows.extend(_rows(spec["properties"], prefix=f"{key}."))
+        entries = spec.get("additionalProperties")
+        if isinstance(entries, dict) and "properties" in entries:
+            # A mapping of user-chosen names (variants): document the keys of each entry.
+            rows.extend(_rows(entries["properties"], prefix=f"{key}.<name>."))
     return rows
 
 

@@ -37,6 +37,76 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+# Each variant aggregated like the baseline, against its FLOP count and the same peaks.
+use rule aggregate as aggregate_variant with:
+    input:
+        records=get_shard_records,
+        subset=rules.select_subset.output.subset,
+        static=get_variant_static,
+        calibration=rules.calibrate_peaks.output.calibration,
+    output:
+        metrics=f"{RUN}/variants/{{variant}}/metrics.json",
+        stage_ms=f"{RUN}/variants/{{variant}}/tables/stage_ms.csv",
+        mfu=f"{RUN}/variants/{{variant}}/tables/mfu.csv",
+        mbu=f"{RUN}/variants/{{variant}}/tables/mbu.csv",
+        per_image=f"{RUN}/variants/{{variant}}/tables/per_image.csv",
+        per_record=f"{RUN}/variants/{{variant}}/tables/per_record.csv",
+    log:
+        f"{RUN}/logs/aggregate-{{variant}}.log",
+    params:
+        spec=variant_model_spec,
+        config=run_config_json(),
+        peak_tflops=config["metrics"]["peak_tflops"],
+        peak_bandwidth_tbps=config["metrics"]["peak_bandwidth_tbps"],
+        context_len_mode=config["metrics"]["context_len_mode"],
+        context_len_fixed=config["metrics"]["context_len_fixed"],
+        tolerance=config["metrics"]["repeatability_tolerance"],
+        device_requested=config["device"],
+
+
+rule variant_gate:
+    input:
+        unpack(get_gate_outputs),
+    output:
+        gate=f"{RUN}/variants/{{variant}}/gate.json",
+    log:
+        f"{RUN}/logs/variant_gate-{{variant}}.log",
+    conda:
+        ENV
+    params:
+        tolerance=config["variant_gate"]["tolerance"],
+        sweep_point=lambda wildcards: variant_is_sweep_point(wildcards.variant),
+        switches=lambda wildcards: as_json(VARIANTS[wildcards.variant]),
+    script:
+        "../scripts/variant_gate.py"
+
+
+rule compare_variants:
+    input:
+        baseline=rules.aggregate.output.metrics,
+        baseline_pages=rules.aggregate.output.per_image,
+        metrics=get_variant_results("metrics.json"),
+        pages=get_variant_results("tables/per_image.csv"),
+        gates=get_variant_results("gate.json"),
+    output:
+        json=f"{RUN}/variants/comparison.json",
+        csv=f"{RUN}/variants/comparison.csv",
+        md=report(
+            f"{RUN}/variants/comparison.md",
+            caption="../report/variants.rst",
+            category="Variants",
+        ),
+    log:
+        f"{RUN}/logs/compare_variants.log",
+    conda:
+        ENV
+    params:
+        names=list(VARIANTS),
+        switches=as_json(VARIANTS),
+    script:
+        "../scripts/compare_variants.py"
+
+
 rule compare:
     input:
         run=rules.aggregate.output.metrics,

@@ -1,12 +1,20 @@
 import json
 import os
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from vlmprof.models.deepseek_ocr_dims import preset_dims
+from vlmprof.models import check_preset
 from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
+from vlmprof.variants.switches import (
+    BASELINE,
+    VariantError,
+    changes_workload,
+    check_variant,
+    variant_spec,
+)
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -15,9 +23,15 @@ ENV = "../../environment.yml"
 NOTEBOOKS = ["report", "stakeholder_summary"]
 
 
+VARIANTS = config["variants"]
+# A pattern that matches no path when there are no variants.
+VARIANT_PATTERN = "|".join(map(re.escape, VARIANTS)) or "(?!)"
+
+
 wildcard_constraints:
     shard=r"\d+",
     notebook="|".join(NOTEBOOKS),
+    variant=VARIANT_PATTERN,
 
 
 def resolve_run_device():
@@ -48,7 +62,7 @@ def resolve_run_device():
 DEVICE, PRESET = resolve_run_device()
 if not config["model"]["checkpoint"]:
     try:
-        preset_dims(PRESET, config["model"]["overrides"])
+        check_preset(config["model"]["name"], PRESET, config["model"]["overrides"])
     except ValueError as error:
         raise WorkflowError(str(error)) from None
 
@@ -74,6 +88,16 @@ def check_paths():
     list_file = config["subset"]["list_file"]
     if list_file and not Path(list_file).is_file():
         raise WorkflowError(f"subset.list_file: {list_file} does not exist")
+    if config["model"]["trust_remote_code"] and not config["model"]["checkpoint"]:
+        raise WorkflowError(
+            "model.trust_remote_code: only with model.checkpoint (a local directory whose "
+            "code would run); set the checkpoint or drop trust_remote_code"
+        )
+    if isinstance(config["shards"], float):
+        raise WorkflowError(
+            f"shards: {config['shards']} must be a whole number written without a decimal "
+            "point, e.g. shards: 2"
+        )
     metrics = config["metrics"]
     if metrics["context_len_mode"] == "fixed" and not metrics["context_len_fixed"]:
         raise WorkflowError(
@@ -90,28 +114,72 @@ def as_json(value):
 
 
 def run_config_json():
-    """The run's configuration for provenance; the compare section only names another run."""
-    return as_json({key: value for key, value in config.items() if key != "compare"})
+    """The run's configuration for provenance.
+
+    Without the sections that name other runs (compare) or other variants, so adding a
+    variant does not redo the baseline's aggregation.
+    """
+    other = {"compare", "variants", "variant_gate"}
+    return as_json({key: value for key, value in config.items() if key not in other})
 
 
-def model_spec():
-    """The model settings every model-building job uses (JSON text)."""
+def baseline_spec():
+    """The baseline's model settings: the run's own, on the released decode path."""
     model = config["model"]
-    return as_json(
-        {
-            "name": model["name"],
-            "preset": PRESET,
-            "overrides": model["overrides"],
-            "device": DEVICE,
-            "dtype": config["dtype"],
-            "attn_implementation": model["attn_implementation"],
-            "experts_implementation": model["experts_implementation"],
-            "mode": config["mode"],
-            "max_crops": config["max_crops"],
-            "seed": model["seed"],
-            "checkpoint": model["checkpoint"],
-        }
-    )
+    return {
+        "name": model["name"],
+        "preset": PRESET,
+        "overrides": model["overrides"],
+        "device": DEVICE,
+        "dtype": config["dtype"],
+        "attn_implementation": model["attn_implementation"],
+        "experts_implementation": model["experts_implementation"],
+        "mode": config["mode"],
+        "max_crops": config["max_crops"],
+        "seed": model["seed"],
+        "checkpoint": model["checkpoint"],
+        "trust_remote_code": model["trust_remote_code"],
+        "decode": "eager",
+        "compile": "none",
+        "perturb": 0.0,
+    }
+
+
+def model_spec(variant=BASELINE):
+    """The model settings a model-building job of `variant` uses (JSON text)."""
+    if variant == BASELINE:
+        return as_json(baseline_spec())
+    return as_json(variant_spec(baseline_spec(), VARIANTS[variant]))
+
+
+def variant_model_spec(wildcards):
+    """model_spec of the job's variant wildcard."""
+    return model_spec(wildcards.variant)
+
+
+def check_variants():
+    """Refuse, before any job, a variant that cannot run here (e.g. CUDA graphs on a CPU)."""
+    for name, switches in VARIANTS.items():
+        try:
+            check_variant(name, baseline_spec(), switches)
+            spec = variant_spec(baseline_spec(), switches)
+            if not spec["checkpoint"]:
+                check_preset(spec["name"], spec["preset"], spec["overrides"])
+        except (VariantError, ValueError) as error:
+            raise WorkflowError(str(error)) from None
+
+
+check_variants()
+
+
+def variant_dir(variant):
+    """Where a variant's records and metrics live; the baseline's are the run's own."""
+    return RUN if variant == BASELINE else f"{RUN}/variants/{variant}"
+
+
+def variant_is_sweep_point(variant):
+    """Whether the variant changes the workload (its own FLOPs, no correctness gate)."""
+    return changes_workload(baseline_spec(), VARIANTS[variant])
 
 
 def profile_settings():
@@ -140,9 +208,35 @@ def dataset_input():
     return dataset["path"]
 
 
+def shard_files(variant, suffix):
+    """Every shard's file with `suffix` (.jsonl records or .outputs.pt) of a variant."""
+    pattern = f"{variant_dir(variant)}/runs/shard-{{shard}}{suffix}"
+    return expand(pattern, shard=range(config["shards"]))
+
+
 def get_shard_records(wildcards):
-    """Every shard's run records."""
-    return expand(f"{RUN}/runs/shard-{{shard}}.jsonl", shard=range(config["shards"]))
+    """Every shard's run records of the job's variant (the baseline without a wildcard)."""
+    return shard_files(getattr(wildcards, "variant", BASELINE), ".jsonl")
+
+
+def get_variant_static(wildcards):
+    """The FLOP count a variant's MFU uses: the baseline's unless it changes the workload."""
+    if variant_is_sweep_point(wildcards.variant):
+        return f"{RUN}/variants/{wildcards.variant}/static/static_compute.json"
+    return f"{RUN}/static/static_compute.json"
+
+
+def get_gate_outputs(wildcards):
+    """Reference outputs of the baseline and the variant, every shard."""
+    return {
+        "baseline": shard_files(BASELINE, ".outputs.pt"),
+        "variant": shard_files(wildcards.variant, ".outputs.pt"),
+    }
+
+
+def get_variant_results(kind):
+    """Every variant's metrics.json or gate.json, in config order."""
+    return [f"{RUN}/variants/{name}/{kind}" for name in VARIANTS]
 
 
 def get_operator_outputs(wildcards):

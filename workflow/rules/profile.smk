@@ -3,6 +3,7 @@ rule profile_shard:
         subset=rules.select_subset.output.subset,
     output:
         records=f"{RUN}/runs/shard-{{shard}}.jsonl",
+        outputs=f"{RUN}/runs/shard-{{shard}}.outputs.pt",
     log:
         f"{RUN}/logs/profile_shard-{{shard}}.log",
     benchmark:
@@ -17,6 +18,21 @@ rule profile_shard:
         shards=config["shards"],
     script:
         "../scripts/profile_shard.py"
+
+
+# The same timing pass for each configured variant, on the same pages and settings.
+use rule profile_shard as profile_shard_variant with:
+    output:
+        records=f"{RUN}/variants/{{variant}}/runs/shard-{{shard}}.jsonl",
+        outputs=f"{RUN}/variants/{{variant}}/runs/shard-{{shard}}.outputs.pt",
+    log:
+        f"{RUN}/logs/profile_shard-{{variant}}-{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/profile_shard-{{variant}}-{{shard}}.tsv"
+    params:
+        spec=variant_model_spec,
+        settings=profile_settings(),
+        shards=config["shards"],
 
 
 rule operator_profile:
@@ -48,6 +64,27 @@ rule operator_profile:
         max_pixels=config["dataset"]["max_pixels"],
     script:
         "../scripts/operator_profile.py"
+
+
+# A variant's operator profile, on request (a target such as
+# results/<run>/variants/<name>/ops/operators.md): what is left in each stage after it.
+use rule operator_profile as operator_profile_variant with:
+    output:
+        operators=f"{RUN}/variants/{{variant}}/ops/operators.csv",
+        markdown=f"{RUN}/variants/{{variant}}/ops/operators.md",
+        timeline=f"{RUN}/variants/{{variant}}/ops/timeline.json",
+        traces=directory(f"{RUN}/variants/{{variant}}/ops/traces"),
+    log:
+        f"{RUN}/logs/operator_profile-{{variant}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/operator_profile-{{variant}}.tsv"
+    params:
+        spec=variant_model_spec,
+        images=config["operators"]["images"],
+        top_n=config["operators"]["top_n"],
+        max_new_tokens=config["operators"]["max_new_tokens"],
+        warmup_rounds=config["warmup_rounds"],
+        max_pixels=config["dataset"]["max_pixels"],
 
 
 rule nsight_systems:

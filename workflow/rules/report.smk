@@ -2,6 +2,7 @@ rule render_notebook:
     input:
         notebook="notebooks/{notebook}.py",
         metrics=rules.aggregate.output.metrics,
+        variants=rules.compare_variants.output.json,
     output:
         ipynb=f"{RUN}/{{notebook}}.ipynb",
     log:

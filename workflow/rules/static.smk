@@ -24,6 +24,21 @@ rule static_flops:
         "../scripts/static_flops.py"
 
 
+# A sweep point that changes the workload (preset, mode, max_crops) has its own FLOPs;
+# optimisation variants share the baseline's, since FLOPs do not change with the code path.
+use rule static_flops as static_flops_variant with:
+    output:
+        json=f"{RUN}/variants/{{variant}}/static/static_compute.json",
+        md=f"{RUN}/variants/{{variant}}/static/static_compute.md",
+    log:
+        f"{RUN}/logs/static_flops-{{variant}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/static_flops-{{variant}}.tsv"
+    params:
+        spec=variant_model_spec,
+        max_new_tokens=config["max_new_tokens"],
+
+
 rule calibrate_peaks:
     output:
         calibration=f"{RUN}/static/calibration.json",

@@ -25,4 +25,4 @@ with claim_device(resolve_device(spec["device"])) as device:
         shard=shard, eos_id=adapter.eos_token_id, **json.loads(smk.params.settings)
     )
     logging.getLogger(__name__).info("shard %d: %d pages on %s", shard, len(mine), device)
-    profile_images(adapter, images, settings, Path(smk.output.records))
+    profile_images(adapter, images, settings, Path(smk.output.records), Path(smk.output.outputs))

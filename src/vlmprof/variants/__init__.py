@@ -1,0 +1,1 @@
+"""Optimisation variants and sweep points: switches, the correctness gate, the comparison."""

@@ -1,0 +1,81 @@
+"""Variant switches: names in the config, mapped onto the model spec, refused when impossible.
+
+A variant is a name and a few switches over the baseline (the run's own model settings,
+which by default are the released code path). Switches that only change how the same
+computation runs (experts, attention, decode, compile, dtype) are optimisations and must
+pass the correctness gate; switches that change what is computed (preset, mode,
+max_crops) make a sweep point, a different workload with its own FLOP count.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+BASELINE = "baseline"
+EXPERTS = {"loop": "eager", "grouped": "grouped_mm", "batched": "batched_mm"}
+# Switch name -> model spec field, for the switches copied as they are.
+SPEC_FIELDS = {
+    "attention": "attn_implementation",
+    "decode": "decode",
+    "compile": "compile",
+    "dtype": "dtype",
+    "preset": "preset",
+    "mode": "mode",
+    "max_crops": "max_crops",
+    "perturb": "perturb",
+}
+WORKLOAD_SWITCHES = ("preset", "mode", "max_crops")
+
+
+class VariantError(ValueError):
+    """A variant that cannot run as configured; the message names the config key."""
+
+
+def variant_spec(base: Mapping[str, Any], switches: Mapping[str, Any]) -> dict[str, Any]:
+    """The model spec of a variant: the baseline's spec with the switches applied."""
+    spec = dict(base)
+    for switch, value in switches.items():
+        if switch == "experts":
+            spec["experts_implementation"] = EXPERTS[value]
+        else:
+            spec[SPEC_FIELDS[switch]] = value
+    return spec
+
+
+def changes_workload(base: Mapping[str, Any], switches: Mapping[str, Any]) -> bool:
+    """Whether the variant computes something else than the baseline (a sweep point)."""
+    spec = variant_spec(base, switches)
+    return any(spec[SPEC_FIELDS[key]] != base[SPEC_FIELDS[key]] for key in WORKLOAD_SWITCHES)
+
+
+def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any]) -> None:
+    """Raise a VariantError when the variant cannot run on the run's device and model."""
+    if name == BASELINE:
+        raise VariantError(
+            "variants.baseline: the name is taken by the run's own settings; name the variant"
+            " after what it changes"
+        )
+    spec = variant_spec(base, switches)
+    key = f"variants.{name}"
+    if spec["decode"] == "cuda_graph":
+        if not str(spec["device"]).startswith("cuda"):
+            raise VariantError(
+                f"{key}.decode: cuda_graph needs a CUDA device and this run is on "
+                f"{spec['device']}; drop the variant or use decode: static"
+            )
+        if spec["experts_implementation"] == EXPERTS["loop"]:
+            raise VariantError(
+                f"{key}.decode: cuda_graph cannot capture the expert loop (it reads expert"
+                " counts back to the host every layer); add experts: grouped or batched"
+            )
+    if base.get("checkpoint") and "preset" in switches:
+        raise VariantError(
+            f"{key}.preset: a checkpoint run takes its dimensions from the checkpoint;"
+            " drop the preset switch"
+        )
+    if base.get("trust_remote_code") and set(switches) & {"decode", "compile", "perturb"}:
+        raise VariantError(
+            f"{key}: decode, compile and perturb switches need our module tree, not the"
+            " checkpoint's own code (model.trust_remote_code)"
+        )

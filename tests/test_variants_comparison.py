@@ -1,0 +1,310 @@
+"""Variant comparison: built from the metrics of real CPU runs (the released MoE loop and
+grouped_mm experts), with every gate status, and written by its workflow script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from tests.workflow_helpers import FAST_CONFIG, REPO, snakemake
+from vlmprof.report import summary
+from vlmprof.variants import comparison as cmp
+
+pytestmark = pytest.mark.slow
+GROUPED_CONFIG = {
+    **FAST_CONFIG,
+    "run_name": "e2e-grouped",
+    "model": {"experts_implementation": "grouped_mm"},
+    "operators": {"enabled": False},
+}
+# Gate contents for one variant; only the status and numbers vary between tests.
+PASSED = {
+    "status": "passed",
+    "criterion": "tokens identical and first-step logits within tolerance",
+    "pages": 3,
+    "pages_identical": 3,
+    "max_abs_logit_diff": 0.0001,
+    "relative_logit_diff": 0.00002,
+    "tolerance": 0.02,
+    "detail": "every page identical",
+}
+FAILED = PASSED | {
+    "status": "failed",
+    "criterion": "first-step logits beyond tolerance",
+    "pages_identical": 1,
+    "max_abs_logit_diff": 0.731,
+    "relative_logit_diff": 0.0412,
+    "detail": "page_001 diverged at step 2",
+}
+SWEEP = {
+    "status": "not_applicable",
+    "criterion": "a different workload: compared, not gated",
+    "pages": 0,
+    "pages_identical": 0,
+    "max_abs_logit_diff": None,
+    "relative_logit_diff": None,
+    "tolerance": None,
+    "detail": "max_crops 2: a different workload from the baseline",
+}
+
+
+def grouped_metrics(workflow_dir: Path) -> Path:
+    """metrics.json of a second real run of the same pages with grouped_mm MoE experts
+    (Snakemake reuses it when it is up to date)."""
+    config = workflow_dir / "grouped-config.yaml"
+    config.write_text(yaml.safe_dump(GROUPED_CONFIG))
+    target = f"results/{GROUPED_CONFIG['run_name']}/metrics.json"
+    result = snakemake(workflow_dir, "--configfile", str(config), "--", target)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workflow_dir / target
+
+
+@pytest.fixture(scope="module")
+def grouped_run(pipeline_run: Path, workflow_dir: Path) -> Path:
+    """The grouped_mm run's metrics.json, beside the baseline's pipeline_run."""
+    return grouped_metrics(workflow_dir)
+
+
+def write_gate(folder: Path, name: str, gate: dict) -> Path:
+    """A gate.json of `name` with `gate`'s status and numbers."""
+    path = folder / f"gate-{name}.json"
+    path.write_text(json.dumps({"variant": name, **gate}))
+    return path
+
+
+def halved(metrics_path: Path, folder: Path) -> Path:
+    """A copy of a run's metrics.json and tables whose per-page times are half the real
+    ones: a variant whose every stage is exactly twice as fast."""
+    folder.mkdir(parents=True)
+    shutil.copy2(metrics_path, folder / "metrics.json")
+    (folder / "tables").mkdir()
+    per_image = pd.read_csv(metrics_path.parent / "tables" / "per_image.csv", index_col=0)
+    times = [c for c in per_image.columns if c.endswith(" (ms)")]
+    per_image[times] = per_image[times] / 2
+    per_image.to_csv(folder / "tables" / "per_image.csv")
+    return folder / "metrics.json"
+
+
+@pytest.fixture(scope="module")
+def baseline(pipeline_run: Path) -> cmp.VariantRun:
+    """The real CPU run as the baseline of every comparison."""
+    return cmp.read_run(cmp.BASELINE, pipeline_run / "metrics.json")
+
+
+def _rows(comparison: dict, variant: str) -> dict[str, dict]:
+    """One variant's comparison rows by stage."""
+    return {r["stage"]: r for r in comparison["rows"] if r["variant"] == variant}
+
+
+def test_ratio_is_baseline_over_variant_mean_of_the_same_pages(
+    baseline: cmp.VariantRun, grouped_run: Path, pipeline_run: Path, tmp_path: Path
+):
+    gate = write_gate(tmp_path, "grouped", PASSED)
+    grouped = cmp.read_run("grouped", grouped_run, gate, {"experts": "grouped"})
+    assert grouped.metrics["config"]["resolved"]["experts_implementation"] == "grouped_mm"
+    assert baseline.metrics["config"]["resolved"]["experts_implementation"] == "eager"
+    comparison = cmp.compare_variants(baseline, [grouped])
+    rows = _rows(comparison, "grouped")
+    base_pages = pd.read_csv(pipeline_run / "tables" / "per_image.csv", index_col="image_id")
+    mine_pages = pd.read_csv(grouped_run.parent / "tables" / "per_image.csv", index_col="image_id")
+    for stage in ("prefill", "vision", "sam", "llm_prefill", "decode", "decode_per_token"):
+        row = rows[stage]
+        assert row["ms"] == pytest.approx(mine_pages[f"{stage} (ms)"].mean())
+        assert row["baseline_ms"] == pytest.approx(base_pages[f"{stage} (ms)"].mean())
+        assert row["ratio"] == pytest.approx(row["baseline_ms"] / row["ms"])
+        assert row["pages"] == FAST_CONFIG["subset"]["n"]
+        assert row["ratio_low"] <= row["ratio_high"]
+        expected = "faster" if row["ratio_low"] > 1 else None
+        expected = expected or ("slower" if row["ratio_high"] < 1 else "within noise")
+        assert row["verdict"] == expected
+    # Every record ok and every page repeated alike: the ratio of page means is the ratio
+    # of the stage means metrics.json reports.
+    assert baseline.metrics["counts"]["error"] == grouped.metrics["counts"]["error"] == 0
+    for stage in ("prefill", "decode", "decode_per_token"):
+        means = [
+            m["aggregates"]["stage_ms"][stage]["mean"] for m in (baseline.metrics, grouped.metrics)
+        ]
+        assert rows[stage]["ratio"] == pytest.approx(means[0] / means[1], rel=1e-6)
+    page = rows[cmp.PAGE]
+    assert page["ms"] == pytest.approx(rows["prefill"]["ms"] + rows["decode"]["ms"])
+    assert {r["status"] for r in _rows(comparison, cmp.BASELINE).values()} == {"baseline"}
+
+
+def test_roofline_distance_is_one_over_the_larger_utilisation(baseline: cmp.VariantRun):
+    rows = _rows(cmp.compare_variants(baseline, []), cmp.BASELINE)
+    peak = "calibrated"  # a CPU run has no datasheet peak
+    assert rows["prefill"]["roofline_x_datasheet"] is None
+    for stage in ("prefill", "decode"):
+        row = rows[stage]
+        larger = max(row[f"mfu_{peak}"], row[f"mbu_{peak}"])
+        assert row[f"roofline_x_{peak}"] == pytest.approx(1 / larger)
+        assert row["bytes_counted"] is True
+    assert rows["decode"][f"bound_{peak}"] == "memory"
+    vision = rows["vision"]
+    assert vision[f"roofline_x_{peak}"] == pytest.approx(1 / vision[f"mfu_{peak}"])
+    assert vision[f"bound_{peak}"] == cmp.NO_BYTES and vision["bytes_counted"] is False
+    # The whole page's bound is prefill's plus decode's.
+    mfu = baseline.metrics["mfu"]
+    bound_ms = sum(
+        mfu["per_stage"][s]["time_ms_total"] / rows[s][f"roofline_x_{peak}"]
+        for s in ("prefill", "decode")
+    )
+    page = rows[cmp.PAGE][f"roofline_x_{peak}"]
+    assert page == pytest.approx(mfu["model_level"]["time_ms_total"] / bound_ms)
+    assert rows["sam"][f"roofline_x_{peak}"] is None
+
+
+def test_a_passed_twice_as_fast_variant_is_best_everywhere(
+    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
+):
+    fast = halved(pipeline_run / "metrics.json", tmp_path / "fast")
+    comparison = cmp.compare_variants(
+        baseline, [cmp.read_run("fast", fast, write_gate(tmp_path, "fast", PASSED))]
+    )
+    for row in _rows(comparison, "fast").values():
+        assert row["ratio"] == pytest.approx(2.0)
+        assert row["ratio_low"] == pytest.approx(2.0) and row["ratio_high"] == pytest.approx(2.0)
+        assert row["verdict"] == "faster"
+    assert set(comparison["best"].values()) == {"fast"}
+    words = " ".join(summary.variant_findings(comparison))
+    assert "**Decode**: `fast` is 2.00x faster than the baseline" in words
+    per_token = _rows(comparison, "fast")["decode_per_token"]["ms"]
+    assert f"{per_token:,.2f} ms per token" in words
+
+
+def test_a_failed_gate_is_never_a_speedup_nor_best(
+    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
+):
+    # Twice as fast on every page, but its outputs differ: no ratio, never best.
+    fast = halved(pipeline_run / "metrics.json", tmp_path / "wrong")
+    wrong = cmp.read_run("wrong", fast, write_gate(tmp_path, "wrong", FAILED))
+    comparison = cmp.compare_variants(baseline, [wrong])
+    rows = _rows(comparison, "wrong")
+    assert all(r["ratio"] is None and r["ratio_low"] is None for r in rows.values())
+    assert {r["verdict"] for r in rows.values()} == {"failed gate: not a speedup"}
+    assert rows["prefill"]["ms"] == pytest.approx(rows["prefill"]["baseline_ms"] / 2)
+    assert set(comparison["best"].values()) == {None}
+    chart = cmp.chart_frame(comparison)
+    assert chart.loc[chart["variant"] == "wrong", "ratio"].isna().all()
+    gates = cmp.gate_table(comparison).set_index("variant")
+    assert gates.loc["wrong", "gate"] == "failed"
+    assert "0.731" in gates.loc["wrong", "measured difference"]
+    assert "1 of 3 pages identical" in gates.loc["wrong", "measured difference"]
+    words = " ".join(summary.variant_findings(comparison))
+    assert "`wrong`" in words and "failed the correctness check" in words and "0.731" in words
+    assert "faster than" not in words
+    assert "No optimisation passed the correctness check" in words
+
+
+def test_a_sweep_point_is_a_different_workload_never_best(
+    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
+):
+    fewer = halved(pipeline_run / "metrics.json", tmp_path / "crops2")
+    sweep = cmp.read_run("crops2", fewer, write_gate(tmp_path, "crops2", SWEEP), {"max_crops": 2})
+    comparison = cmp.compare_variants(baseline, [sweep])
+    rows = _rows(comparison, "crops2")
+    assert rows["decode"]["ratio"] == pytest.approx(2.0)
+    assert {r["verdict"] for r in rows.values()} == {"different workload"}
+    assert set(comparison["best"].values()) == {None}
+    assert cmp.gate_table(comparison).iloc[1]["measured difference"] == SWEEP["detail"]
+    words = " ".join(summary.variant_findings(comparison))
+    assert "`crops2` (`max_crops: 2`) computes a different workload" in words
+    assert "0.50x the time" in words
+    assert "faster than" not in words
+
+
+def test_without_variants_the_comparison_holds_the_baseline(baseline: cmp.VariantRun):
+    comparison = cmp.compare_variants(baseline, [])
+    assert [v["name"] for v in comparison["variants"]] == [cmp.BASELINE]
+    assert {r["variant"] for r in comparison["rows"]} == {cmp.BASELINE}
+    note = cmp.comparison_note(comparison)
+    assert note.startswith("Only the baseline was profiled") and "variants:" in note
+    assert summary.variant_findings(comparison) == [note]
+    assert note in cmp.to_markdown(comparison)
+    assert summary.variant_findings(None) == [cmp.NO_COMPARISON]
+
+
+def test_bootstrap_interval_is_fixed_and_within_the_page_ratios():
+    rng = np.random.default_rng(1)
+    base = rng.uniform(10, 20, size=12)
+    variant = base / rng.uniform(1.1, 1.6, size=12)
+    low, high = cmp.ratio_interval(base, variant)
+    assert (low, high) == cmp.ratio_interval(base, variant)
+    # A ratio of sums is a weighted mean of the page ratios.
+    pages = base / variant
+    assert pages.min() <= low < base.sum() / variant.sum() < high <= pages.max()
+    assert cmp.ratio_interval(base[:1], variant[:1]) == (None, None)
+
+
+def test_gate_files_are_checked(tmp_path: Path):
+    with pytest.raises(ValueError, match="gate of 'other', expected 'grouped'"):
+        cmp.read_gate(write_gate(tmp_path, "other", PASSED), "grouped")
+    with pytest.raises(ValueError, match="allowed: passed, failed, not_applicable"):
+        cmp.read_gate(write_gate(tmp_path, "x", PASSED | {"status": "ok"}), "x")
+
+
+SNAKEFILE = """
+rule compare_variants:
+    input:
+        baseline={baseline!r},
+        metrics={metrics!r},
+        gates={gates!r},
+    output:
+        json="out/comparison.json",
+        csv="out/comparison.csv",
+        md="out/comparison.md",
+    log:
+        "out/compare_variants.log",
+    params:
+        names={names!r},
+        switches={switches!r},
+    script:
+        {script!r}
+"""
+
+
+def run_script(folder: Path, baseline: Path, variants: dict[str, tuple[Path, Path, dict]]):
+    """Run workflow/scripts/compare_variants.py through Snakemake; the comparison it wrote."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "Snakefile").write_text(
+        SNAKEFILE.format(
+            baseline=str(baseline),
+            metrics=[str(m) for m, _, _ in variants.values()],
+            gates=[str(g) for _, g, _ in variants.values()],
+            names=list(variants),
+            switches=json.dumps({name: s for name, (_, _, s) in variants.items()}),
+            script=str(REPO / "workflow" / "scripts" / "compare_variants.py"),
+        )
+    )
+    result = snakemake(folder)
+    assert result.returncode == 0, result.stderr[-5000:]
+    return json.loads((folder / "out" / "comparison.json").read_text())
+
+
+def test_script_writes_json_csv_and_markdown(
+    baseline: cmp.VariantRun, grouped_run: Path, pipeline_run: Path, tmp_path: Path
+):
+    variants = {
+        "grouped": (grouped_run, write_gate(tmp_path, "grouped", PASSED), {"experts": "grouped"}),
+        "wrong": (grouped_run, write_gate(tmp_path, "wrong", FAILED), {"experts": "batched"}),
+    }
+    written = run_script(tmp_path / "two", pipeline_run / "metrics.json", variants)
+    runs = [cmp.read_run(n, m, g, s) for n, (m, g, s) in variants.items()]
+    assert written == json.loads(json.dumps(cmp.compare_variants(baseline, runs)))
+    out = tmp_path / "two" / "out"
+    table = pd.read_csv(out / "comparison.csv")
+    assert len(table) == 3 * len(written["stages"])
+    assert table.loc[table["variant"] == "wrong", "ratio"].isna().all()
+    markdown = (out / "comparison.md").read_text()
+    assert "| wrong " in markdown and "failed gate: not a speedup" in markdown
+    assert "0.731" in markdown
+    assert (out / "compare_variants.log").read_text().count("2 variants") == 1
+    only = run_script(tmp_path / "none", pipeline_run / "metrics.json", {})
+    assert [v["name"] for v in only["variants"]] == [cmp.BASELINE]
+    assert "Only the baseline" in (tmp_path / "none" / "out" / "comparison.md").read_text()

@@ -1,0 +1,93 @@
+"""Variant switches: mapping onto the model spec, sweep points, refusals before any job."""
+
+from __future__ import annotations
+
+import pytest
+
+from vlmprof.variants.switches import (
+    VariantError,
+    changes_workload,
+    check_variant,
+    variant_spec,
+)
+
+BASE = {
+    "name": "deepseek_ocr",
+    "preset": "small",
+    "overrides": {},
+    "device": "cpu",
+    "dtype": "auto",
+    "attn_implementation": "sdpa",
+    "experts_implementation": "eager",
+    "mode": "gundam",
+    "max_crops": 6,
+    "seed": 0,
+    "checkpoint": None,
+    "trust_remote_code": False,
+    "decode": "eager",
+    "compile": "none",
+    "perturb": 0.0,
+}
+
+
+def test_switches_map_onto_spec_fields():
+    spec = variant_spec(BASE, {"experts": "batched", "attention": "eager", "decode": "static"})
+    assert spec["experts_implementation"] == "batched_mm"
+    assert spec["attn_implementation"] == "eager"
+    assert spec["decode"] == "static"
+    assert {
+        k: v
+        for k, v in spec.items()
+        if k not in {"experts_implementation", "attn_implementation", "decode"}
+    } == {
+        k: v
+        for k, v in BASE.items()
+        if k not in {"experts_implementation", "attn_implementation", "decode"}
+    }
+    assert variant_spec(BASE, {"experts": "loop"})["experts_implementation"] == "eager"
+
+
+@pytest.mark.parametrize(
+    ("switches", "sweep"),
+    [
+        ({"experts": "grouped"}, False),
+        ({"dtype": "bfloat16", "compile": "vision"}, False),
+        ({"mode": "base"}, True),
+        ({"max_crops": 4}, True),
+        ({"preset": "full"}, True),
+        ({"mode": "gundam"}, False),  # the baseline's own mode: the same workload
+    ],
+)
+def test_only_workload_switches_make_a_sweep_point(switches, sweep):
+    assert changes_workload(BASE, switches) is sweep
+
+
+@pytest.mark.parametrize(
+    ("name", "base", "switches", "key"),
+    [
+        (
+            "graphed",
+            BASE,
+            {"experts": "grouped", "decode": "cuda_graph"},
+            "variants.graphed.decode",
+        ),
+        ("loopgraph", BASE | {"device": "cuda"}, {"decode": "cuda_graph"}, "expert loop"),
+        ("baseline", BASE, {"experts": "grouped"}, "variants.baseline"),
+        ("bigger", BASE | {"checkpoint": "ckpt"}, {"preset": "full"}, "variants.bigger.preset"),
+        (
+            "fast",
+            BASE | {"checkpoint": "ckpt", "trust_remote_code": True},
+            {"decode": "static"},
+            "trust_remote_code",
+        ),
+    ],
+)
+def test_impossible_variants_are_refused_with_the_key(name, base, switches, key):
+    with pytest.raises(VariantError, match=key):
+        check_variant(name, base, switches)
+
+
+def test_cuda_graph_with_grouped_experts_on_cuda_is_allowed():
+    check_variant(
+        "graphed", BASE | {"device": "cuda:0"}, {"experts": "grouped", "decode": "cuda_graph"}
+    )

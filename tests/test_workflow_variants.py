@@ -1,0 +1,100 @@
+"""Variants through the real workflow on the CPU default: gate, sweep point, refusals, reruns.
+
+The run starts from a copy of the session's finished run and adds variants, so it also
+shows that adding variants leaves the baseline's jobs alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
+
+VARIANTS = {
+    "grouped": {"experts": "grouped"},
+    "wrong-head": {"perturb": 0.5},
+    "base-mode": {"mode": "base"},
+}
+VARIANT_JOBS = {
+    "profile_shard_variant",
+    "aggregate_variant",
+    "variant_gate",
+    "static_flops_variant",
+    "compare_variants",
+    "render_notebook",
+    "export_notebook",
+    "report_figures",
+    "publish",
+    "all",
+}
+
+
+@pytest.fixture(scope="module")
+def variant_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's workflow checkout with its finished baseline run."""
+    checkout = tmp_path_factory.mktemp("variants") / "checkout"
+    shutil.copytree(pipeline_run.parents[1], checkout, symlinks=True)
+    return checkout
+
+
+@pytest.fixture(scope="module")
+def variant_run(variant_checkout: Path) -> Path:
+    """The same run with three variants added: one optimisation, one broken, one sweep point."""
+    config = write_config(variant_checkout, {**FAST_CONFIG, "variants": VARIANTS})
+    jobs = jobs_in_dry_run(variant_checkout, "--configfile", str(config))
+    assert jobs <= VARIANT_JOBS, f"adding variants reran baseline jobs: {jobs - VARIANT_JOBS}"
+    assert {"profile_shard_variant", "variant_gate", "aggregate_variant"} <= jobs
+    result = snakemake(variant_checkout, "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return variant_checkout / "results" / FAST_CONFIG["run_name"]
+
+
+def _gate(run: Path, name: str) -> dict:
+    return json.loads((run / "variants" / name / "gate.json").read_text())
+
+
+def test_an_optimisation_passes_the_gate_and_is_profiled(variant_run: Path):
+    gate = _gate(variant_run, "grouped")
+    assert gate["status"] == "passed", gate
+    assert gate["pages"] == FAST_CONFIG["subset"]["n"]
+    metrics = json.loads((variant_run / "variants" / "grouped" / "metrics.json").read_text())
+    assert metrics["config"]["resolved"]["experts_implementation"] == "grouped_mm"
+    # Optimisations share the baseline's FLOP count: no static job of their own.
+    assert not (variant_run / "variants" / "grouped" / "static").exists()
+
+
+def test_a_wrong_model_fails_the_gate_with_its_measured_difference(variant_run: Path):
+    gate = _gate(variant_run, "wrong-head")
+    assert gate["status"] == "failed"
+    assert gate["relative_logit_diff"] > 0.02
+    assert "differ by" in gate["detail"]
+    comparison = (variant_run / "variants" / "comparison.md").read_text()
+    assert "wrong-head" in comparison and "failed" in comparison
+
+
+def test_a_sweep_point_is_compared_without_a_gate(variant_run: Path):
+    gate = _gate(variant_run, "base-mode")
+    assert gate["status"] == "not_applicable"
+    static = variant_run / "variants" / "base-mode" / "static" / "static_compute.json"
+    assert static.exists()
+    base_flops = json.loads((variant_run / "static" / "static_compute.json").read_text())
+    assert json.loads(static.read_text()) != base_flops
+
+
+def test_reports_name_every_variant(variant_run: Path):
+    report = (variant_run / "report.md").read_text()
+    for name in VARIANTS:
+        assert name in report
+
+
+def test_impossible_switch_is_refused_before_any_job(variant_checkout: Path):
+    graphed = {"graphed": {"experts": "grouped", "decode": "cuda_graph"}}
+    config = write_config(variant_checkout, {**FAST_CONFIG, "variants": graphed})
+    result = snakemake(variant_checkout, "--configfile", str(config))
+    assert result.returncode != 0
+    assert "variants.graphed.decode: cuda_graph needs a CUDA device" in result.stderr
+    assert "Job stats" not in result.stdout + result.stderr
