@@ -26,6 +26,7 @@ from IPython.display import Markdown, display
 warnings.filterwarnings("ignore", message="IProgress not found")
 from vlmprof.metrics import telemetry as energy
 from vlmprof.report import figures, inputs, summary, tables
+from vlmprof.variants import comparison as variants
 
 run = tables.load_run(run_dir)
 metrics = run.metrics
@@ -159,6 +160,32 @@ figures.roofline_figure(roofline, metrics["peaks"])
 # Intensity is analytic FLOPs over the bytes MBU counts (weights, KV cache, activations). A
 # point above the calibrated roof means the micro-benchmark's shapes reach less than this
 # stage does.
+
+# %% [markdown]
+# ## Variants
+#
+# The baseline (this run's own settings, by default the released code path) against named
+# optimisation variants and sweep points, each profiled on the same pages. An optimisation
+# counts only after its correctness gate passes; a sweep point (other preset, mode or crops)
+# does different work, so its ratio is shown but it is never an optimisation.
+
+# %%
+comparison = variants.read_comparison(run_dir)
+no_variants = variants.comparison_note(comparison)
+Markdown(no_variants) if no_variants else tables.styled(variants.gate_table(comparison))
+
+# %%
+if not no_variants:
+    display(tables.styled(variants.comparison_table(comparison)))
+    display(figures.variant_figure(variants.chart_frame(comparison), comparison["peak"]))
+
+# %% [markdown]
+# "x baseline" is baseline time over variant time over the pages both ran (above 1: faster),
+# with a 95% interval from a paired bootstrap over the pages; "faster" means the interval
+# lies above 1. A variant that failed its gate keeps its times but gets no ratio. "x from
+# roofline" is the stage's time over the time its FLOPs and bytes need at the peak (1 would
+# be at the hardware limit); stages whose bytes are not counted are judged by compute alone,
+# so theirs is an upper limit.
 
 # %% [markdown]
 # ## Timeline of the operator pass

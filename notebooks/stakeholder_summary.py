@@ -23,6 +23,7 @@ from IPython.display import Markdown, display
 warnings.filterwarnings("ignore", message="IProgress not found")
 from vlmprof.metrics.telemetry import energy_sentence
 from vlmprof.report import figures, summary, tables
+from vlmprof.variants.comparison import read_comparison
 
 run = tables.load_run(run_dir)
 metrics = run.metrics
@@ -57,6 +58,12 @@ Markdown(energy_sentence(metrics.get("telemetry") or {"reason": "not recorded by
 # %%
 found = summary.recommendations(metrics, run.operators, centres)
 Markdown(summary.bullets(summary.recommendation_sentences(found)))
+
+# %% [markdown]
+# ## What the optimisations buy
+
+# %%
+Markdown(summary.bullets(summary.variant_findings(read_comparison(run_dir))))
 
 # %% [markdown]
 # ## Can these numbers be trusted?

@@ -3,25 +3,12 @@
 import pandas as pd
 import pytest
 
+from tests.records import page_facts, page_record
 from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
-from vlmprof.models.deepseek_ocr_views import plan_views
-from vlmprof.models.prompt_tokenizer import prompt_length
 from vlmprof.runtime.records import RunRecord
 
-
-def page_facts(width, height):
-    """View facts of a page in gundam mode, as the preprocessing computes them."""
-    plan = plan_views(width, height, "gundam")
-    return {
-        "mode": "gundam",
-        "n_crops": plan.n_crops,
-        "image_tokens": plan.image_tokens,
-        "prefill_len": prompt_length(plan.image_tokens),
-    }
-
-
 # A tiled A4-like page and a page small enough to need no crops.
-PAGES = {"page-a": page_facts(1240, 1754), "page-b": page_facts(600, 500)}
+PAGES = {"page-a": (1240, 1754), "page-b": (600, 500)}
 
 
 def record(image_id, repeat, scale=1.0, steps=(2.0, 2.2, 2.1), **changes):
@@ -38,9 +25,7 @@ def record(image_id, repeat, scale=1.0, steps=(2.0, 2.2, 2.1), **changes):
         "tokens": len(steps) + 1,
     }
     values.update(changes)
-    return RunRecord(
-        run_id="r", image_id=image_id, repeat=repeat, **PAGES[image_id], **values
-    ).to_dict()
+    return page_record(image_id, PAGES[image_id], repeat, **values)
 
 
 def records_within_tolerance():
@@ -138,7 +123,7 @@ def test_per_image_table_means_and_facts():
     assert list(table.index) == ["page-a", "page-b"]
     assert table.loc["page-a", "prefill (ms)"] == pytest.approx(100.0 * (1.00 + 1.02 + 0.99) / 3)
     assert table.loc["page-b", "llm_prefill (ms)"] == pytest.approx(40.0 * (0.50 + 0.51 + 0.50) / 3)
-    assert table.loc["page-a", "n_crops"] == PAGES["page-a"]["n_crops"] > 0
+    assert table.loc["page-a", "n_crops"] == page_facts(*PAGES["page-a"])["n_crops"] > 0
     assert table.loc["page-b", "image_tokens"] == 273
     assert table.loc["page-a", "repeats"] == 3
     assert "preprocess (ms)" not in table.columns

@@ -5,13 +5,13 @@ import json
 import pandas as pd
 import pytest
 
+from tests.records import page_facts, page_record
 from vlmprof.flops.static_compute import build_static_compute
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.environment import collect_environment, config_hash
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models.deepseek_ocr_dims import preset_dims
 from vlmprof.models.deepseek_ocr_views import plan_views
-from vlmprof.models.prompt_tokenizer import prompt_length
 from vlmprof.runtime.records import RunRecord
 
 DIMS = preset_dims("small")
@@ -28,26 +28,23 @@ def write_shard(path, repeats=2):
     """One shard file: every page x repeat, plus one failed page."""
     lines = []
     for image_id, (_, width, height) in PAGES.items():
-        plan = plan_views(width, height, "gundam")
+        crops = page_facts(width, height)["n_crops"]
         for repeat in range(repeats):
-            record = RunRecord(
+            record = page_record(
+                image_id,
+                (width, height),
+                repeat,
                 run_id="unit",
-                image_id=image_id,
-                repeat=repeat,
-                mode="gundam",
-                n_crops=plan.n_crops,
-                image_tokens=plan.image_tokens,
-                prefill_len=prompt_length(plan.image_tokens),
                 tokens=9,
-                prefill_ms=30.0 + plan.n_crops,
-                vision_ms=20.0 + plan.n_crops,
+                prefill_ms=30.0 + crops,
+                vision_ms=20.0 + crops,
                 sam_ms=12.0,
                 clip_ms=6.0,
                 projector_ms=1.0,
                 decode_ms=8.0,
                 decode_step_ms=[1.0] * 8,
             )
-            lines.append(json.dumps(record.to_dict()))
+            lines.append(json.dumps(record))
     failed = RunRecord(run_id="unit", image_id="huge", repeat=0, status="error", error="too big")
     lines.append(json.dumps(failed.to_dict()))
     path.write_text("\n".join(lines) + "\n")

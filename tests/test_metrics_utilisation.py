@@ -2,6 +2,7 @@
 
 import pytest
 
+from tests.records import page_record
 from vlmprof.flops.analytic import (
     bytes_per_element,
     decode_step_cost,
@@ -11,8 +12,6 @@ from vlmprof.flops.analytic import (
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.metrics.utilisation import utilisation
 from vlmprof.models.deepseek_ocr_dims import preset_dims
-from vlmprof.models.deepseek_ocr_views import plan_views
-from vlmprof.models.prompt_tokenizer import prompt_length
 from vlmprof.runtime.records import RunRecord
 
 DIMS = preset_dims("small")
@@ -29,21 +28,16 @@ PEAKS = resolve_peaks(
 
 def record(image_id, size, repeat, prefill_ms, vision_ms, decode_ms):
     """An ok record of a page of `size` (width, height) in gundam mode."""
-    plan = plan_views(*size, "gundam")
-    return RunRecord(
-        run_id="r",
-        image_id=image_id,
-        repeat=repeat,
-        mode="gundam",
-        n_crops=plan.n_crops,
-        image_tokens=plan.image_tokens,
-        prefill_len=prompt_length(plan.image_tokens),
+    return page_record(
+        image_id,
+        size,
+        repeat,
         tokens=TOKENS,
         prefill_ms=prefill_ms,
         vision_ms=vision_ms,
         decode_ms=decode_ms,
         decode_step_ms=[decode_ms / (TOKENS - 1)] * (TOKENS - 1),
-    ).to_dict()
+    )
 
 
 RECORDS = [

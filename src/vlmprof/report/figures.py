@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 # One colour per exclusive part of a page's time, shared by every figure.
 PART_COLOURS: dict[str, str] = {
@@ -225,4 +227,92 @@ def operator_category_figure(categories: pd.DataFrame) -> Figure:
     ax.set_xlabel("operator self time in the profiler pass (ms)")
     ax.set_title("Operator categories by stage")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=9)
+    return fig
+
+
+# Variant bars: the baseline grey, then one colour per variant in config order.
+VARIANT_COLOURS: tuple[str, ...] = (
+    "#4C72B0",
+    "#DD8452",
+    "#55A868",
+    "#C44E52",
+    "#8172B2",
+    "#937860",
+    "#DA8BC3",
+    "#CCB974",
+)
+BASELINE_COLOUR = "#8C8C8C"
+
+
+def _variant_colour(status: pd.Series, variant: str) -> str:
+    """Grey for the baseline, else the variant's colour by its place in the comparison."""
+    if status[variant] == "baseline":
+        return BASELINE_COLOUR
+    others = [v for v in status.index if status[v] != "baseline"]
+    return VARIANT_COLOURS[others.index(variant) % len(VARIANT_COLOURS)]
+
+
+def variant_figure(chart: pd.DataFrame, peak: str) -> Figure:
+    """Per stage, each variant's speedup over the baseline (95% interval as whiskers) and
+    every variant's distance to the stage's roofline bound (x, log scale).
+
+    `chart` is `vlmprof.variants.comparison.chart_frame`. Sweep points (status
+    not_applicable) are hatched and named a different workload; variants that failed their
+    gate are drawn in neither panel, only named in the legend.
+    """
+    stages = list(dict.fromkeys(chart["stage"]))
+    status = chart.groupby("variant", sort=False)["status"].first()
+    drawn = [v for v in status.index if status[v] != "failed"]
+    fig = Figure(figsize=(12, 1.8 + 0.32 * len(stages) * len(drawn)), layout="constrained")
+    left, right = fig.subplots(1, 2, sharey=True)
+    y = np.arange(len(stages))
+    height = 0.8 / max(len(drawn), 1)
+    for index, variant in enumerate(drawn):
+        rows = chart[chart["variant"] == variant].set_index("stage").reindex(stages)
+        at = y + (index - (len(drawn) - 1) / 2) * height
+        sweep = status[variant] == "not_applicable"
+        style = {
+            "height": height,
+            "color": _variant_colour(status, variant),
+            "hatch": "//" if sweep else None,
+            "edgecolor": "white",
+            "label": f"{variant} (different workload)" if sweep else variant,
+        }
+        if status[variant] != "baseline":
+            ratio, low, high = (
+                rows[c].to_numpy(float) for c in ("ratio", "ratio_low", "ratio_high")
+            )
+            whiskers = np.nan_to_num([ratio - low, high - ratio]).clip(min=0)
+            left.barh(at, np.nan_to_num(ratio), xerr=whiskers, capsize=3, **style)
+        right.barh(at, rows["roofline_x"].fillna(0.0), **style)
+    left.axvline(1.0, color="black", linewidth=1, label="baseline time (1x)")
+    left.set_yticks(y, stages)
+    left.invert_yaxis()
+    left.set_xlabel("speedup: baseline time / variant time (x)")
+    left.set_title("Speedup over the baseline (95% interval)")
+    if chart["roofline_x"].notna().any():
+        right.set_xscale("log")
+        right.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        right.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        right.xaxis.set_minor_formatter(NullFormatter())
+        right.axvline(1.0, color="black", linestyle="--", linewidth=1, label="at the bound")
+    else:
+        right.text(0.5, 0.5, "no peak to divide by", ha="center", transform=right.transAxes)
+    right.set_xlabel(f"time over the roofline bound at the {peak} peak (x)")
+    right.set_title("Distance to the hardware limit")
+    legend: dict[str, object] = {}
+    for ax in (left, right):
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    for variant in status.index.difference(drawn, sort=False):
+        legend[f"{variant}: failed gate, not shown"] = Patch(facecolor="white", edgecolor="black")
+    right.legend(
+        list(legend.values()),
+        list(legend),
+        loc="center left",
+        bbox_to_anchor=(1.01, 0.5),
+        frameon=False,
+        fontsize=9,
+    )
+    fig.suptitle("Variants per stage")
     return fig

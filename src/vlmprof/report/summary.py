@@ -15,6 +15,13 @@ import pandas as pd
 import yaml
 
 from vlmprof.report.tables import STAGE_NAMES, operator_stage_share, page_split
+from vlmprof.variants.comparison import (
+    NO_BYTES,
+    PAGE,
+    comparison_note,
+    gate_difference,
+    switches_text,
+)
 
 # Rule thresholds (fractions).
 DECODE_SHARE_HIGH = 0.50  # decode above this share of page time is the main cost
@@ -437,3 +444,116 @@ def reproduce_sentence(metrics: dict[str, Any]) -> str:
         f"run's metrics.json carries config hash `{metrics['config_hash'][:12]}` when the "
         "configuration and resolved device match."
     )
+
+
+# --- variants ----------------------------------------------------------------------------
+
+# Stages the summary names a best variant for, with the word a reader knows them by.
+VARIANT_STAGES: dict[str, str] = {
+    "vision": "Vision",
+    "llm_prefill": "LLM prefill",
+    "decode": "Decode",
+    PAGE: "Whole page",
+}
+_ROOF_WORDS = {"compute": "compute limit", "memory": "memory-bandwidth limit"}
+
+
+def times(ratio: float) -> str:
+    """A ratio for reading: whole from 10 up ("12x"), else two decimals ("1.52x")."""
+    return f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.2f}x"
+
+
+def _interval(row: dict[str, Any]) -> str:
+    """ "95% interval 1.02x to 1.15x" of a comparison row (empty when it has none)."""
+    if row["ratio_low"] is None or row["ratio_high"] is None:
+        return "no interval from a single page"
+    return f"95% interval {times(row['ratio_low'])} to {times(row['ratio_high'])}"
+
+
+def _limit_phrase(row: dict[str, Any], peak: str) -> str:
+    """How far the row's stage is from its roofline bound, in words ("" when unknown)."""
+    distance, bound = row[f"roofline_x_{peak}"], row[f"bound_{peak}"]
+    if distance is None:
+        return ""
+    where = " measured on this machine" if peak == "calibrated" else ""
+    if bound in _ROOF_WORDS:
+        return f", still {times(distance)} from the {_ROOF_WORDS[bound]}{where}"
+    if bound == NO_BYTES:
+        return (
+            f", at most {times(distance)} from the compute limit{where} (its memory traffic "
+            "is not counted)"
+        )
+    return f", still {times(distance)} from the hardware limit{where}"
+
+
+def _best_sentence(
+    label: str, row: dict[str, Any], per_token: dict[str, Any] | None, peak: str
+) -> str:
+    """The best variant of a stage: its speedup, interval, time and distance to the limit."""
+    if per_token is not None and per_token["ms"] is not None:
+        took = f"{per_token['ms']:,.2f} ms per token instead of {per_token['baseline_ms']:,.2f} ms"
+    else:
+        took = f"{row['ms']:,.2f} ms per page instead of {row['baseline_ms']:,.2f} ms"
+    return (
+        f"**{label}**: `{row['variant']}` is {times(row['ratio'])} faster than the baseline "
+        f"({_interval(row)}): {took}{_limit_phrase(row, peak)}."
+    )
+
+
+def _no_best_sentence(label: str, rows: list[dict[str, Any]]) -> str:
+    """A stage no gate-passed variant measurably speeds up, with the closest one."""
+    closest = max(
+        (r for r in rows if r["status"] == "passed" and r["ratio"] is not None),
+        key=lambda r: r["ratio"],
+        default=None,
+    )
+    sentence = f"**{label}**: no variant is measurably faster than the baseline"
+    if closest is None:
+        return sentence + "."
+    ratio = times(closest["ratio"])
+    return f"{sentence} (closest: `{closest['variant']}`, {ratio}, {_interval(closest)})."
+
+
+def variant_findings(comparison: dict[str, Any] | None) -> list[str]:
+    """What each optimisation buys, in words: the best gate-passed variant per stage, then
+    the variants that failed their gate and the sweep points (different workloads)."""
+    note = comparison_note(comparison)
+    if note is not None:
+        return [note]
+    rows = comparison["rows"]
+    by_key = {(r["variant"], r["stage"]): r for r in rows}
+    variants = comparison["variants"]
+    sentences = [
+        "Each variant ran the baseline's pages (the baseline is this run's own settings, by "
+        "default the released code path); speedup = baseline time / variant time."
+    ]
+    if not any(v["status"] == "passed" for v in variants):
+        sentences.append("No optimisation passed the correctness check: none counts as faster.")
+    else:
+        for stage, label in VARIANT_STAGES.items():
+            best = comparison["best"].get(stage)
+            if stage not in comparison["stages"]:
+                continue
+            if best is None:
+                sentences.append(_no_best_sentence(label, [r for r in rows if r["stage"] == stage]))
+                continue
+            per_token = by_key.get((best, "decode_per_token")) if stage == "decode" else None
+            sentences.append(
+                _best_sentence(label, by_key[(best, stage)], per_token, comparison["peak"])
+            )
+    for variant in variants:
+        if variant["status"] == "failed":
+            sentences.append(
+                f"`{variant['name']}` (`{switches_text(variant['switches'])}`) failed the "
+                f"correctness check ({gate_difference(variant['gate'])}), so its times are "
+                "not counted as a speedup."
+            )
+        page = by_key.get((variant["name"], PAGE))
+        if variant["status"] == "not_applicable" and page is not None and page["ms"]:
+            sentences.append(
+                f"`{variant['name']}` (`{switches_text(variant['switches'])}`) computes a "
+                f"different workload, so it is not an optimisation: a page takes "
+                f"{page['ms']:,.2f} ms against {page['baseline_ms']:,.2f} ms for the baseline "
+                f"({times(page['ms'] / page['baseline_ms'])} the time)."
+            )
+    return sentences
