@@ -1,0 +1,119 @@
+"""Per-variant prefill and decode time of one page, outside the pipeline, with the gate.
+
+Usage: python benchmarks/variant_decode.py [--preset full] [--device cuda] [--tokens 64]
+       [--repeats 3] [--variants baseline,grouped,batched,graphed]
+
+Builds each variant in turn (the same seeded weights), runs one untimed reference
+generation (the gate's outputs, also the warm-up) and `--repeats` timed generations of an
+A4 page in gundam mode, then judges its outputs against the baseline's. Prints prefill ms,
+decode ms per token and the gate verdict per variant; `--json` keeps them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import statistics
+
+import torch
+
+from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
+from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.profile_shard import ProfileSettings, reference_outputs, timed_run
+from vlmprof.variants.gate import judge_variant
+from vlmprof.variants.switches import variant_spec
+
+# Named switch sets this benchmark knows, as a config's variants section would name them.
+KNOWN = {
+    "baseline": {},
+    "grouped": {"experts": "grouped"},
+    "batched": {"experts": "batched"},
+    "static": {"experts": "grouped", "decode": "static"},
+    "graphed": {"experts": "grouped", "decode": "cuda_graph"},
+    "graphed-batched": {"experts": "batched", "decode": "cuda_graph"},
+    "compiled": {"experts": "grouped", "decode": "cuda_graph", "compile": "all"},
+}
+
+
+def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
+    """Timed runs and reference outputs of one variant; frees its model afterwards."""
+    adapter = build_adapter(ModelSpec(**spec))
+    settings = ProfileSettings(run_id="variants", shard=0, max_new_tokens=tokens, telemetry=False)
+    inputs_cpu = adapter.preprocess(page)
+    outputs = reference_outputs(adapter, inputs_cpu, settings)
+    runs = [
+        timed_run(
+            adapter,
+            inputs_cpu.to(adapter.device, adapter.dtype),
+            settings,
+            NvtxRanges(enabled=True),
+        )
+        for _ in range(repeats)
+    ]
+    prefill = statistics.median(run["prefill_ms"] for run in runs)
+    decode = statistics.median(run["decode_ms"] / (run["tokens"] - 1) for run in runs)
+    result = {
+        "prefill_ms": prefill,
+        "decode_ms_per_token": decode,
+        "prefill_len": inputs_cpu.prefill_len,
+        "runs": [{k: run[k] for k in ("prefill_ms", "decode_ms", "tokens")} for run in runs],
+    }
+    del adapter
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return result, outputs
+
+
+def main() -> None:
+    """Measure the named variants and print one line each."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", default="auto")
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--variants", default="baseline,grouped,batched")
+    parser.add_argument("--tolerance", type=float, default=0.02)
+    parser.add_argument("--json", help="also write the measurements here")
+    args = parser.parse_args()
+    base = {
+        "preset": args.preset,
+        "device": args.device,
+        "dtype": args.dtype,
+        "mode": "gundam",
+        "decode": "eager",
+        "compile": "none",
+    }
+    page = render_page("text_heavy", PAGE_SIZES[0], seed=0, index=0)
+    results: dict[str, dict] = {}
+    reference = None
+    for name in args.variants.split(","):
+        spec = variant_spec(base | {"experts_implementation": "eager"}, KNOWN[name])
+        try:
+            result, outputs = measure(spec, page, args.tokens, args.repeats)
+        except (RuntimeError, ValueError) as error:
+            results[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
+            print(f"{name:>16}: failed: {results[name]['error']}")
+            continue
+        if reference is None:
+            reference = {"page": outputs}
+            result["gate"] = "reference"
+        else:
+            verdict = judge_variant(name, reference, {"page": outputs}, args.tolerance)
+            result["gate"] = f"{verdict['status']}: {verdict['criterion']}; {verdict['detail']}"
+        results[name] = result
+        print(
+            f"{name:>16}: prefill {result['prefill_ms']:8.1f} ms "
+            f"(prefill_len {result['prefill_len']}), decode "
+            f"{result['decode_ms_per_token']:7.2f} ms/token; gate {result['gate']}"
+        )
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle:
+            json.dump({"args": vars(args), "results": results}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
