@@ -84,6 +84,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--interval-ms", type=float, default=20.0)
+
     parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args()
     spec = ModelSpec(
@@ -116,9 +117,11 @@ def main() -> None:
             order = names[shift:] + names[:shift]
             result = {name: arms[name](item) for name in order}
             rows.append({"round": round_index, "page": page_index, **result})
+    # Instruments against the bare loop; every sampler against the instruments alone.
+    pairs = [(name, "bare" if name == "instrumented" else "instrumented") for name in names[1:]]
     overheads = {
         f"{after} vs {before}": statistics.median(row[after] / row[before] - 1.0 for row in rows)
-        for before, after in zip(names, names[1:], strict=False)
+        for after, before in pairs
     }
     print(
         f"{args.preset} preset on {adapter.device} ({adapter.dtype}), mode {args.mode}, "

@@ -21,6 +21,7 @@ from vlmprof.runtime.telemetry import (
     decode_reasons,
     energy_j,
     flag_runs,
+    sample_reader,
     summarize_run,
 )
 
@@ -59,14 +60,30 @@ def test_energy_from_the_counter_is_its_difference_at_the_bounds():
     assert energy_j(samples, 0.105, 0.497) == pytest.approx(exact_ramp_j(0.105, 0.497), rel=1e-3)
 
 
-def test_the_counter_wins_over_power_and_power_is_the_fallback():
+def test_a_counter_at_every_sample_wins_over_power_and_power_is_the_fallback():
     # Power readings that disagree with the counter (NVML power is an average on many GPUs).
     flat = [
         Sample(i * STEP_S, power_w=50.0, energy_mj=1000.0 * 300.0 * i * STEP_S) for i in range(11)
     ]
     assert energy_j(flat, 0.0, 0.2) == pytest.approx(60.0)
-    gap = [*flat[:5], Sample(flat[5].timestamp_s, power_w=50.0), *flat[6:]]
-    assert energy_j(gap, 0.0, 0.2) == pytest.approx(10.0)
+    power_only = [Sample(s.timestamp_s, power_w=50.0) for s in flat]
+    assert energy_j(power_only, 0.0, 0.2) == pytest.approx(10.0)
+
+
+def test_a_counter_read_only_at_the_ends_scales_the_power_trace():
+    # The sampler reads the counter at a series' first and last sample only: power (a lagging
+    # average) gives the shape, the counter the total: 0 -> 0.2 s holds 60 J.
+    power = [50.0] * 5 + [150.0] * 6
+    bracket = [
+        Sample(i * STEP_S, power_w=p, energy_mj=None if 0 < i < 10 else 300_000.0 * i * STEP_S)
+        for i, p in enumerate(power)
+    ]
+    total = energy_j(bracket, 0.0, 0.2)
+    first, second = energy_j(bracket, 0.0, 0.1), energy_j(bracket, 0.1, 0.2)
+    assert total == pytest.approx(60.0)
+    assert first + second == pytest.approx(total)
+    # Trapezoids of the power trace: 0-0.1 s holds 4 + 2 J, 0.1-0.2 s holds 15 J.
+    assert second / first == pytest.approx(15.0 / 6.0)
 
 
 def test_energy_is_none_without_power_or_counter_or_for_an_empty_window():
@@ -202,7 +219,7 @@ class Replay:
     def __init__(self, series: list[Sample]) -> None:
         self.series, self.reads = series, 0
 
-    def __call__(self) -> Sample:
+    def __call__(self, bracket: bool = False) -> Sample:
         sample = self.series[self.reads % len(self.series)]
         self.reads += 1
         fields = sample.to_dict() | {"timestamp_s": time.perf_counter()}
@@ -224,7 +241,7 @@ def test_sampler_collects_one_series_per_start_stop():
         # One reading before the run and one after it bracket the window; polling in between.
         assert times[0] <= begin and times[-1] >= end and times == sorted(times)
         assert 5 <= len(samples) <= 40
-        assert overhead["readings"] == len(samples)
+        assert overhead["readings"] == len(samples) - 2  # the bracketing two are not timed
     assert series[1][2][0].timestamp_s > series[0][2][-1].timestamp_s, "series must not mix"
     # Stopped: no reading is taken until the next start.
     reads = sampler._read.reads  # type: ignore[union-attr]
@@ -283,7 +300,8 @@ def test_timed_run_puts_stage_energy_in_the_record(adapter):
     assert windows["run"][1] - windows["decode"][0] == pytest.approx(
         timing["decode_ms"] / 1000.0, abs=1e-5
     )
-    assert telemetry["overhead"]["readings"] == len(telemetry["series"]["columns"]["t_s"])
+    polled = len(telemetry["series"]["columns"]["t_s"]) - 2  # not the bracketing two
+    assert telemetry["overhead"]["readings"] == polled
     without = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False))
     assert without["telemetry"] is None
 
@@ -304,3 +322,43 @@ def test_cpu_default_run_says_telemetry_is_unavailable(pipeline_run):
     assert "not CUDA" in section["reason"]
     summary = (pipeline_run / "stakeholder_summary.md").read_text()
     assert "GPU telemetry unavailable on this machine" in summary
+
+
+class Rates:
+    """What NVML returns for utilisation: GPU and memory busy percent."""
+
+    gpu, memory = 40, 12
+
+
+def test_the_energy_counter_is_read_only_at_the_ends_of_a_series():
+    calls: dict[str, int] = {}
+
+    def query(name: str, *values: object):
+        def read() -> object:
+            calls[name] = calls.get(name, 0) + 1
+            return values[min(calls[name], len(values)) - 1]
+
+        return read
+
+    # The counter (mJ) rises by 1200 J between the first and the last reading.
+    queries = {
+        "energy_mj": query("energy_mj", 5000, 5000 + 1_200_000),
+        "power_w": query("power_w", 250_000),
+        "sm_clock_mhz": query("sm_clock_mhz", 1980),
+        "temperature_c": query("temperature_c", 50),
+        "utilisation": query("utilisation", Rates()),
+        "throttle_reasons": query("throttle_reasons", 0x4),
+    }
+    read = sample_reader(queries)
+    samples = [read(bracket=True), *(read() for _ in range(5)), read(bracket=True)]
+    # The counter (milliseconds per read on an H100) brackets the series; the rest is polled.
+    assert calls["energy_mj"] == 2
+    assert [s.energy_mj for s in samples] == [5000] + [None] * 5 + [1_205_000]
+    assert calls["power_w"] == calls["sm_clock_mhz"] == calls["throttle_reasons"] == 7
+    assert samples[1].power_w == 250.0 and samples[1].gpu_util_pct == 40
+    stamped = [Sample(**(s.to_dict() | {"timestamp_s": float(i)})) for i, s in enumerate(samples)]
+    summary = summarize_run(stamped, {"prefill": (0, 2), "decode": (2, 6), "run": (0, 6)})
+    assert summary["throttle_reasons"] == ["sw_power_cap"]
+    # The counter's 1200 J, split along the (constant) power trace: by duration.
+    assert summary["energy_j"]["run"] == pytest.approx(1200.0)
+    assert summary["energy_j"]["decode"] == pytest.approx(2 * summary["energy_j"]["prefill"])

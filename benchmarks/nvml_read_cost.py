@@ -1,0 +1,65 @@
+"""Host time of each NVML query the telemetry sampler makes, on one GPU.
+
+Usage: python benchmarks/nvml_read_cost.py [--device 0] [--reads 200] [--json out.json]
+
+Runs every query of a sample `--reads` times in a row and prints its mean and p90 host time
+in microseconds, and the cost of a whole sample: with all fields (a series' first and last
+reading) and as polled while a run goes on (without the energy counter).
+It says which fields make a reading slow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import pynvml
+import torch
+
+from vlmprof.runtime.nvml import nvml_handle, nvml_value
+from vlmprof.runtime.telemetry import BRACKET_FIELDS, nvml_queries, sample_reader
+
+
+def timed_us(read, reads: int) -> list[float]:
+    """Host time of `reads` calls of `read`, in microseconds each."""
+    times = []
+    for _ in range(reads):
+        start = time.perf_counter()
+        read()
+        times.append((time.perf_counter() - start) * 1e6)
+    return times
+
+
+def main() -> None:
+    """Time each query and whole samples; print a table (and JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", type=int, default=0)
+    parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--json", help="also write the measurements here")
+    args = parser.parse_args()
+    pynvml.nvmlInit()
+    handle = nvml_handle(pynvml, torch.device("cuda", args.device))
+    queries = nvml_queries(pynvml, handle)
+    rows = {}
+    for name, query in queries.items():
+        rows[name] = timed_us(lambda query=query: nvml_value(query), args.reads)
+    read = sample_reader(queries, nvml_value)
+    rows["sample, all fields"] = timed_us(lambda: read(bracket=True), args.reads)
+    rows["sample, polled fields"] = timed_us(read, args.reads)
+    pynvml.nvmlShutdown()
+    bracket_only = ", ".join(BRACKET_FIELDS)
+    print(f"{'query':<24} {'mean us':>9} {'p90 us':>9}   (read only at the ends: {bracket_only})")
+    summary = {}
+    for name, times in rows.items():
+        p90 = statistics.quantiles(times, n=10)[-1]
+        summary[name] = {"mean_us": statistics.mean(times), "p90_us": p90}
+        print(f"{name:<24} {statistics.mean(times):>9.1f} {p90:>9.1f}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as handle_out:
+            json.dump({"args": vars(args), "queries": summary}, handle_out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
