@@ -15,6 +15,7 @@ import yaml
 from tests.workflow_helpers import FAST_CONFIG, REPO, snakemake
 from vlmprof.report import summary
 from vlmprof.variants import comparison as cmp
+from vlmprof.variants.gate import not_applicable
 
 pytestmark = pytest.mark.slow
 GROUPED_CONFIG = {
@@ -42,16 +43,7 @@ FAILED = PASSED | {
     "relative_logit_diff": 0.0412,
     "detail": "page_001 diverged at step 2",
 }
-SWEEP = {
-    "status": "not_applicable",
-    "criterion": "a different workload: compared, not gated",
-    "pages": 0,
-    "pages_identical": 0,
-    "max_abs_logit_diff": None,
-    "relative_logit_diff": None,
-    "tolerance": None,
-    "detail": "max_crops 2: a different workload from the baseline",
-}
+SWEEP = not_applicable("crops2", "max_crops 2: a different workload from the baseline")
 
 
 def grouped_metrics(workflow_dir: Path) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlmprof.models.deepseek_ocr_dims import PRESETS as OCR1_PRESETS
-from vlmprof.models.deepseek_ocr_dims import DecoderDims, SamDims
+from vlmprof.models.deepseek_ocr_dims import DecoderDims, SamDims, named_preset
 
 # transformers' DeepseekOcr2VisionModel has query tables for 144 (768 px) and 256 (1024 px)
 # SAM tokens only, which holds for a 16-pixel patch and the two stride-2 convolutions.
@@ -143,9 +143,7 @@ PRESETS: dict[str, DeepseekOcr2Dims] = {
 
 def preset_dims(preset: str, overrides: dict[str, Any] | None = None) -> DeepseekOcr2Dims:
     """Dimensions of a named preset with optional overrides."""
-    if preset not in PRESETS:
-        raise ValueError(f"model.preset: unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
-    return PRESETS[preset].with_overrides(overrides)
+    return named_preset(PRESETS, preset, overrides)
 
 
 def spec_dims(preset: str, overrides: dict[str, Any], checkpoint: str | None) -> DeepseekOcr2Dims:

@@ -13,12 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vlmprof.models.deepseek_ocr_views import (
-    CROP_MAX_TILES_DEFAULT,
-    ModeSpec,
-    choose_grid,
-    tokens_per_side,
-)
+from vlmprof.models import deepseek_ocr_views
+from vlmprof.models.deepseek_ocr_views import CROP_MAX_TILES_DEFAULT, ModeSpec, tokens_per_side
 
 # `base` is the processor's crop_to_patches=False path with tile_size 1024 (the reference
 # code's crop_mode=False); `small` is the processor's crop_to_patches=False default (768).
@@ -30,19 +26,8 @@ MODES: dict[str, ModeSpec] = {
 
 
 @dataclass(frozen=True)
-class ViewPlan:
-    """How one image is cut into views and how many image tokens it becomes."""
-
-    mode: str
-    global_size: int
-    crop_size: int
-    tiles_w: int
-    tiles_h: int
-
-    @property
-    def n_crops(self) -> int:
-        """Number of local crops (0 when the image is not tiled)."""
-        return self.tiles_w * self.tiles_h if self.tiles_w * self.tiles_h > 1 else 0
+class ViewPlan(deepseek_ocr_views.ViewPlan):
+    """DeepSeek-OCR's view plan with DeepSeek-OCR-2's image-token count."""
 
     @property
     def image_tokens(self) -> int:
@@ -52,11 +37,7 @@ class ViewPlan:
 
 def mode_spec(mode: str) -> ModeSpec:
     """The named mode, or a ValueError listing the allowed ones."""
-    if mode not in MODES:
-        raise ValueError(
-            f"mode: unknown mode {mode!r} for deepseek_ocr2; allowed: {', '.join(MODES)}"
-        )
-    return MODES[mode]
+    return deepseek_ocr_views.mode_spec(mode, MODES, "deepseek_ocr2")
 
 
 def image_token_count(global_size: int, crop_size: int, n_crops: int) -> int:
@@ -68,8 +49,8 @@ def plan_views(
     width: int, height: int, mode: str, max_tiles: int = CROP_MAX_TILES_DEFAULT
 ) -> ViewPlan:
     """Views of one image in a mode: a global view, plus local tiles in the crop mode."""
-    spec = mode_spec(mode)
-    tiles = (1, 1)
-    if spec.crop and max(width, height) > spec.image_size:
-        tiles = choose_grid(width, height, spec.image_size, max_tiles)
-    return ViewPlan(mode, spec.base_size, spec.image_size, tiles[0], tiles[1])
+    plan = deepseek_ocr_views.plan_views(
+        width, height, mode, max_tiles, modes=MODES, plan=ViewPlan, model="deepseek_ocr2"
+    )
+    assert isinstance(plan, ViewPlan)
+    return plan

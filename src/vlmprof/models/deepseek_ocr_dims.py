@@ -7,8 +7,9 @@ analytic FLOP formulas and the preprocessing all read it, so they cannot disagre
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 
 @dataclass(frozen=True)
@@ -156,11 +157,29 @@ PRESETS: dict[str, DeepseekOcrDims] = {
 }
 
 
+class PresetDims(Protocol):
+    """A model's dimensions: anything that can take per-part overrides."""
+
+    def with_overrides(self, overrides: dict[str, Any] | None) -> Self:
+        """A copy with the overrides applied (ValueError naming an unknown key)."""
+        ...
+
+
+Dims = TypeVar("Dims", bound=PresetDims)
+
+
+def named_preset(
+    presets: Mapping[str, Dims], preset: str, overrides: dict[str, Any] | None
+) -> Dims:
+    """A model's named preset with optional overrides, or a ValueError naming the key."""
+    if preset not in presets:
+        raise ValueError(f"model.preset: unknown preset {preset!r}; allowed: {', '.join(presets)}")
+    return presets[preset].with_overrides(overrides)
+
+
 def preset_dims(preset: str, overrides: dict[str, Any] | None = None) -> DeepseekOcrDims:
     """Dimensions of a named preset with optional overrides."""
-    if preset not in PRESETS:
-        raise ValueError(f"model.preset: unknown preset {preset!r}; allowed: {', '.join(PRESETS)}")
-    return PRESETS[preset].with_overrides(overrides)
+    return named_preset(PRESETS, preset, overrides)
 
 
 def spec_dims(preset: str, overrides: dict[str, Any], checkpoint: str | None) -> DeepseekOcrDims:

@@ -6,6 +6,7 @@ analysis and the report, so the count of image tokens is defined in exactly one 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 PATCH = 16
@@ -54,11 +55,13 @@ class ViewPlan:
         return image_token_count(self.global_size, self.crop_size, self.tiles_w, self.tiles_h)
 
 
-def mode_spec(mode: str) -> ModeSpec:
-    """The named mode, or a ValueError listing the allowed ones."""
-    if mode not in MODES:
-        raise ValueError(f"mode: unknown mode {mode!r}; allowed: {', '.join(MODES)}")
-    return MODES[mode]
+def mode_spec(
+    mode: str, modes: Mapping[str, ModeSpec] = MODES, model: str = "deepseek_ocr"
+) -> ModeSpec:
+    """The named mode of `model`, or a ValueError listing the allowed ones."""
+    if mode not in modes:
+        raise ValueError(f"mode: unknown mode {mode!r} for {model}; allowed: {', '.join(modes)}")
+    return modes[mode]
 
 
 def tokens_per_side(view_size: int) -> int:
@@ -115,11 +118,19 @@ def choose_grid(
 
 
 def plan_views(
-    width: int, height: int, mode: str, max_tiles: int = CROP_MAX_TILES_DEFAULT
+    width: int,
+    height: int,
+    mode: str,
+    max_tiles: int = CROP_MAX_TILES_DEFAULT,
+    *,
+    modes: Mapping[str, ModeSpec] = MODES,
+    plan: type[ViewPlan] = ViewPlan,
+    model: str = "deepseek_ocr",
 ) -> ViewPlan:
-    """Views of one image in a mode: a global view, plus local crops in crop modes."""
-    spec = mode_spec(mode)
+    """Views of one image in a mode: a global view, plus local crops in crop modes when a
+    side exceeds the crop size. `modes` and `plan` (its token count) are the model's."""
+    spec = mode_spec(mode, modes, model)
     tiles = (1, 1)
-    if spec.crop and (width > spec.image_size or height > spec.image_size):
+    if spec.crop and max(width, height) > spec.image_size:
         tiles = choose_grid(width, height, spec.image_size, max_tiles)
-    return ViewPlan(mode, spec.base_size, spec.image_size, tiles[0], tiles[1])
+    return plan(mode, spec.base_size, spec.image_size, tiles[0], tiles[1])
