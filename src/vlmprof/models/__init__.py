@@ -23,6 +23,11 @@ DIMS: dict[str, str] = {
     "deepseek_ocr": "vlmprof.models.deepseek_ocr_dims",
     "deepseek_ocr2": "vlmprof.models.deepseek_ocr2_dims",
 }
+# Where each pipeline model reads a checkpoint's dimensions (`read_dims`; needs transformers).
+CHECKPOINT_DIMS: dict[str, str] = {
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr_checkpoint",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2_checkpoint",
+}
 
 
 def adapter_class(name: str) -> type[ModelAdapter]:
@@ -46,8 +51,14 @@ def check_preset(name: str, preset: str, overrides: Mapping[str, Any]) -> None:
 
 
 def spec_dims(name: str, preset: str, overrides: Mapping[str, Any], checkpoint: str | None) -> Any:
-    """Dimensions of the model a run builds: the checkpoint's if given, else the preset's."""
-    return _dims_module(name).spec_dims(preset, dict(overrides), checkpoint)
+    """Dimensions of the model a run builds: the checkpoint's if given, else the preset's.
+
+    A checkpoint's reader is imported only then: it needs transformers, a preset does not.
+    """
+    dims = _dims_module(name)
+    if checkpoint:
+        return importlib.import_module(CHECKPOINT_DIMS[name]).read_dims(checkpoint)
+    return dims.preset_dims(preset, dict(overrides))
 
 
 def build_adapter(spec: ModelSpec) -> ModelAdapter:

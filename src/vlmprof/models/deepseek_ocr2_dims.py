@@ -144,12 +144,3 @@ PRESETS: dict[str, DeepseekOcr2Dims] = {
 def preset_dims(preset: str, overrides: dict[str, Any] | None = None) -> DeepseekOcr2Dims:
     """Dimensions of a named preset with optional overrides."""
     return named_preset(PRESETS, preset, overrides)
-
-
-def spec_dims(preset: str, overrides: dict[str, Any], checkpoint: str | None) -> DeepseekOcr2Dims:
-    """Dimensions of the model a run builds: the checkpoint's if given, else the preset's."""
-    if checkpoint:
-        from vlmprof.models.deepseek_ocr2_checkpoint import read_dims
-
-        return read_dims(checkpoint)
-    return preset_dims(preset, overrides)

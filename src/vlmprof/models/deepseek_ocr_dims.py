@@ -180,13 +180,3 @@ def named_preset(
 def preset_dims(preset: str, overrides: dict[str, Any] | None = None) -> DeepseekOcrDims:
     """Dimensions of a named preset with optional overrides."""
     return named_preset(PRESETS, preset, overrides)
-
-
-def spec_dims(preset: str, overrides: dict[str, Any], checkpoint: str | None) -> DeepseekOcrDims:
-    """Dimensions of the model a run builds: the checkpoint's if given, else the preset's."""
-    if checkpoint:
-        # Imported here: reading a checkpoint needs transformers, a preset does not.
-        from vlmprof.models.deepseek_ocr_checkpoint import read_dims
-
-        return read_dims(checkpoint)
-    return preset_dims(preset, overrides)
