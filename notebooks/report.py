@@ -235,9 +235,11 @@ tables.styled(tables.static_crosscheck(run.static))
 # %% [markdown]
 # ## Telemetry
 #
-# GPU energy, power and clocks, sampled through NVML during every timed run. A stage's energy
-# is the device's energy counter over the stage's window (power integrated where the GPU has
-# no counter); prefill and decode need not add up to the run (the argmax between them).
+# GPU energy, power and clocks, sampled through NVML during every timed run. The device's
+# energy counter is read at the start and end of each run (one read costs milliseconds, so
+# it is not polled); a stage's energy is the power trace over the stage's window, scaled so
+# that the whole series matches the counter (power alone where the GPU has no counter).
+# Prefill and decode need not add up to the run (the argmax between them).
 
 # %%
 if telemetry["available"]:
@@ -269,7 +271,8 @@ if timeline:
 # The run's stages shaded on the SM clock (blue) and board power (red) of one run: a clock
 # that sags within the run, or power pinned at the limit, means the timings above are not at
 # full speed. NVML's power reading is averaged by the driver on many GPUs, so it lags the
-# stage boundaries; the energy counter does not.
+# stage boundaries: the split of energy between short stages inherits that lag, the run's
+# total does not.
 
 # %% [markdown]
 # ## Assumptions
