@@ -8,7 +8,6 @@ dimensions come from its config, its weights must match the module tree key for 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +22,9 @@ from vlmprof.models.deepseek_ocr_checkpoint import (
     CONFIG_FILE,
     KEYS_SHOWN,
     CheckpointError,
+    check_directory,
     checkpoint_tokenizer,
+    read_config,
 )
 from vlmprof.models.deepseek_ocr_dims import DecoderDims, SamDims
 from vlmprof.runtime.device import resolve_dtype
@@ -96,7 +97,7 @@ def _config(directory: Path) -> DeepseekOcr2Config:
             f"model.checkpoint: {directory} has no {CONFIG_FILE}; point it at a local "
             "transformers-format DeepSeek-OCR-2 directory"
         )
-    model_type = json.loads(path.read_text()).get("model_type")
+    model_type = read_config(directory).get("model_type")
     if model_type != MODEL_TYPE:
         raise CheckpointError(
             f"model.checkpoint: {path} has model_type {model_type!r}, not {MODEL_TYPE!r}; "
@@ -116,8 +117,7 @@ def load_checkpoint(directory: str | Path, spec: ModelSpec) -> DeepseekOcr2Adapt
 
     directory = Path(directory)
     dims = dims_from_config(_config(directory))
-    if not any(directory.glob("*.safetensors")):
-        raise CheckpointError(f"model.checkpoint: {directory} has no *.safetensors weight file")
+    check_directory(directory)
     module, info = DeepseekOcr2ForConditionalGeneration.from_pretrained(
         str(directory),
         local_files_only=True,

@@ -260,7 +260,7 @@ def dims_from_config(
     )
 
 
-def _check_directory(directory: Path) -> list[Path]:
+def check_directory(directory: Path) -> list[Path]:
     """The weight files of a complete checkpoint directory; a one-line error otherwise."""
     if not directory.is_dir():
         raise CheckpointError(
@@ -275,7 +275,7 @@ def _check_directory(directory: Path) -> list[Path]:
     return weights
 
 
-def _read_config(directory: Path) -> dict[str, Any]:
+def read_config(directory: Path) -> dict[str, Any]:
     """config.json as a dict; a one-line error when it is not a JSON object."""
     try:
         config = json.loads((directory / CONFIG_FILE).read_text())
@@ -301,8 +301,8 @@ def tensor_shapes(weights: list[Path]) -> dict[str, tuple[int, ...]]:
 def read_dims(directory: str | Path) -> DeepseekOcrDims:
     """Dimensions of the checkpoint in `directory` (for static analysis without weights)."""
     directory = Path(directory)
-    weights = _check_directory(directory)
-    config = _read_config(directory)
+    weights = check_directory(directory)
+    config = read_config(directory)
     try:
         return dims_from_config(config, tensor_shapes(weights))
     except (TypeError, ValueError, AttributeError) as error:
@@ -327,7 +327,7 @@ def load_weights(
 
     Released tensor names are mapped to ours first; what still does not match is named.
     """
-    weights = _check_directory(directory)
+    weights = check_directory(directory)
     state: dict[str, torch.Tensor] = {}
     for path in weights:
         state.update(load_file(str(path), device=str(device)))
