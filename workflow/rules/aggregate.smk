@@ -3,7 +3,7 @@ rule aggregate:
         unpack(get_operator_outputs),
         records=get_shard_records,
         subset=rules.select_subset.output.subset,
-        static=rules.static_flops.output.json,
+        static=get_static_compute,
         calibration=rules.calibrate_peaks.output.calibration,
     output:
         metrics=f"{RUN}/metrics.json",
@@ -25,7 +25,7 @@ rule aggregate:
     conda:
         ENV
     params:
-        spec=model_spec(),
+        spec=job_model_spec,
         config=run_config_json(),
         peak_tflops=config["metrics"]["peak_tflops"],
         peak_bandwidth_tbps=config["metrics"]["peak_bandwidth_tbps"],
@@ -39,11 +39,6 @@ rule aggregate:
 
 # Each variant aggregated like the baseline, against its FLOP count and the same peaks.
 use rule aggregate as aggregate_variant with:
-    input:
-        records=get_shard_records,
-        subset=rules.select_subset.output.subset,
-        static=get_variant_static,
-        calibration=rules.calibrate_peaks.output.calibration,
     output:
         metrics=f"{RUN}/variants/{{variant}}/metrics.json",
         stage_ms=f"{RUN}/variants/{{variant}}/tables/stage_ms.csv",
@@ -53,15 +48,6 @@ use rule aggregate as aggregate_variant with:
         per_record=f"{RUN}/variants/{{variant}}/tables/per_record.csv",
     log:
         f"{RUN}/logs/aggregate-{{variant}}.log",
-    params:
-        spec=variant_model_spec,
-        config=run_config_json(),
-        peak_tflops=config["metrics"]["peak_tflops"],
-        peak_bandwidth_tbps=config["metrics"]["peak_bandwidth_tbps"],
-        context_len_mode=config["metrics"]["context_len_mode"],
-        context_len_fixed=config["metrics"]["context_len_fixed"],
-        tolerance=config["metrics"]["repeatability_tolerance"],
-        device_requested=config["device"],
 
 
 rule variant_gate:

@@ -152,9 +152,14 @@ def model_spec(variant=BASELINE):
     return as_json(variant_spec(baseline_spec(), VARIANTS[variant]))
 
 
-def variant_model_spec(wildcards):
-    """model_spec of the job's variant wildcard."""
-    return model_spec(wildcards.variant)
+def job_variant(wildcards):
+    """The job's variant: its wildcard, or the baseline for a rule without one."""
+    return getattr(wildcards, "variant", BASELINE)
+
+
+def job_model_spec(wildcards):
+    """model_spec of the job's variant."""
+    return model_spec(job_variant(wildcards))
 
 
 def check_variants():
@@ -216,13 +221,15 @@ def shard_files(variant, suffix):
 
 def get_shard_records(wildcards):
     """Every shard's run records of the job's variant (the baseline without a wildcard)."""
-    return shard_files(getattr(wildcards, "variant", BASELINE), ".jsonl")
+    return shard_files(job_variant(wildcards), ".jsonl")
 
 
-def get_variant_static(wildcards):
-    """The FLOP count a variant's MFU uses: the baseline's unless it changes the workload."""
-    if variant_is_sweep_point(wildcards.variant):
-        return f"{RUN}/variants/{wildcards.variant}/static/static_compute.json"
+def get_static_compute(wildcards):
+    """The FLOP count a job's MFU uses: the baseline's, unless its variant changes the
+    workload (a sweep point counts its own)."""
+    variant = job_variant(wildcards)
+    if variant != BASELINE and variant_is_sweep_point(variant):
+        return f"{RUN}/variants/{variant}/static/static_compute.json"
     return f"{RUN}/static/static_compute.json"
 
 
@@ -240,8 +247,8 @@ def get_variant_results(kind):
 
 
 def get_operator_outputs(wildcards):
-    """The operator pass's timeline, when the pass is enabled."""
-    if config["operators"]["enabled"]:
+    """The baseline's operator pass (timeline), when the pass is enabled."""
+    if config["operators"]["enabled"] and job_variant(wildcards) == BASELINE:
         return {
             "timeline": f"{RUN}/ops/timeline.json",
             "operators": f"{RUN}/ops/operators.csv",

@@ -13,7 +13,7 @@ rule profile_shard:
     resources:
         gpu=1,
     params:
-        spec=model_spec(),
+        spec=job_model_spec,
         settings=profile_settings(),
         shards=config["shards"],
     script:
@@ -29,10 +29,6 @@ use rule profile_shard as profile_shard_variant with:
         f"{RUN}/logs/profile_shard-{{variant}}-{{shard}}.log",
     benchmark:
         f"{RUN}/benchmarks/profile_shard-{{variant}}-{{shard}}.tsv"
-    params:
-        spec=variant_model_spec,
-        settings=profile_settings(),
-        shards=config["shards"],
 
 
 rule operator_profile:
@@ -56,7 +52,7 @@ rule operator_profile:
     resources:
         gpu=1,
     params:
-        spec=model_spec(),
+        spec=job_model_spec,
         images=config["operators"]["images"],
         top_n=config["operators"]["top_n"],
         max_new_tokens=config["operators"]["max_new_tokens"],
@@ -78,13 +74,6 @@ use rule operator_profile as operator_profile_variant with:
         f"{RUN}/logs/operator_profile-{{variant}}.log",
     benchmark:
         f"{RUN}/benchmarks/operator_profile-{{variant}}.tsv"
-    params:
-        spec=variant_model_spec,
-        images=config["operators"]["images"],
-        top_n=config["operators"]["top_n"],
-        max_new_tokens=config["operators"]["max_new_tokens"],
-        warmup_rounds=config["warmup_rounds"],
-        max_pixels=config["dataset"]["max_pixels"],
 
 
 rule nsight_systems:
@@ -99,7 +88,7 @@ rule nsight_systems:
     resources:
         gpu=1,
     params:
-        spec=model_spec(),
+        spec=job_model_spec,
         settings=profile_settings(),
     script:
         "../scripts/nsight_systems.py"

@@ -18,7 +18,7 @@ rule static_flops:
     # keeps it from running beside a timing job and slowing its host-bound decode.
     threads: all_cores()
     params:
-        spec=model_spec(),
+        spec=job_model_spec,
         max_new_tokens=config["max_new_tokens"],
     script:
         "../scripts/static_flops.py"
@@ -34,9 +34,6 @@ use rule static_flops as static_flops_variant with:
         f"{RUN}/logs/static_flops-{{variant}}.log",
     benchmark:
         f"{RUN}/benchmarks/static_flops-{{variant}}.tsv"
-    params:
-        spec=variant_model_spec,
-        max_new_tokens=config["max_new_tokens"],
 
 
 rule calibrate_peaks:
