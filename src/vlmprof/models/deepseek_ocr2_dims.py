@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from vlmprof.models.deepseek_ocr_dims import PRESETS as OCR1_PRESETS
-from vlmprof.models.deepseek_ocr_dims import DecoderDims, SamDims, named_preset
+from vlmprof.models.deepseek_ocr_dims import DecoderDims, SamDims, named_preset, replace_parts
 
 # transformers' DeepseekOcr2VisionModel has query tables for 144 (768 px) and 256 (1024 px)
 # SAM tokens only, which holds for a 16-pixel patch and the two stride-2 convolutions.
@@ -98,34 +98,6 @@ class DeepseekOcr2Dims:
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (for JSON and provenance)."""
         return dataclasses.asdict(self)
-
-
-def replace_parts(dims: Any, overrides: dict[str, Any] | None) -> Any:
-    """`dims` (a dataclass of part dataclasses) with per-part field overrides applied.
-
-    Unknown parts or fields raise a ValueError naming the key and the allowed ones; JSON
-    lists become tuples so the result stays hashable.
-    """
-    if not overrides:
-        return dims
-    part_names = [f.name for f in dataclasses.fields(dims)]
-    parts: dict[str, Any] = {}
-    for part_name, values in overrides.items():
-        if part_name not in part_names:
-            raise ValueError(
-                f"model.overrides.{part_name}: unknown part; allowed: {', '.join(part_names)}"
-            )
-        part = getattr(dims, part_name)
-        allowed = {f.name for f in dataclasses.fields(part)}
-        for key in values:
-            if key not in allowed:
-                raise ValueError(
-                    f"model.overrides.{part_name}.{key}: unknown field; allowed: "
-                    + ", ".join(sorted(allowed))
-                )
-        coerced = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-        parts[part_name] = dataclasses.replace(part, **coerced)
-    return dataclasses.replace(dims, **parts)
 
 
 PRESETS: dict[str, DeepseekOcr2Dims] = {

@@ -93,36 +93,40 @@ class DeepseekOcrDims:
         return self.decoder.hidden
 
     def with_overrides(self, overrides: dict[str, Any] | None) -> DeepseekOcrDims:
-        """Return a copy with `{"sam": {...}, "clip": {...}, "decoder": {...}}` applied.
-
-        Unknown parts or fields raise a ValueError naming the key and the allowed ones.
-        """
-        if not overrides:
-            return self
-        parts: dict[str, Any] = {}
-        for part_name, values in overrides.items():
-            if part_name not in ("sam", "clip", "decoder"):
-                raise ValueError(
-                    f"model.overrides.{part_name}: unknown part; allowed: sam, clip, decoder"
-                )
-            part = getattr(self, part_name)
-            allowed = {f.name for f in dataclasses.fields(part)}
-            for key in values:
-                if key not in allowed:
-                    raise ValueError(
-                        f"model.overrides.{part_name}.{key}: unknown field; allowed: "
-                        + ", ".join(sorted(allowed))
-                    )
-            coerced = {
-                key: tuple(value) if isinstance(value, list) else value
-                for key, value in values.items()
-            }
-            parts[part_name] = dataclasses.replace(part, **coerced)
-        return dataclasses.replace(self, **parts)
+        """Return a copy with `{"sam": {...}, "clip": {...}, "decoder": {...}}` applied."""
+        return replace_parts(self, overrides)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (for JSON and provenance)."""
         return dataclasses.asdict(self)
+
+
+def replace_parts(dims: Any, overrides: dict[str, Any] | None) -> Any:
+    """`dims` (a dataclass of part dataclasses) with per-part field overrides applied.
+
+    Unknown parts or fields raise a ValueError naming the key and the allowed ones; JSON
+    lists become tuples so the result stays hashable.
+    """
+    if not overrides:
+        return dims
+    part_names = [f.name for f in dataclasses.fields(dims)]
+    parts: dict[str, Any] = {}
+    for part_name, values in overrides.items():
+        if part_name not in part_names:
+            raise ValueError(
+                f"model.overrides.{part_name}: unknown part; allowed: {', '.join(part_names)}"
+            )
+        part = getattr(dims, part_name)
+        allowed = {f.name for f in dataclasses.fields(part)}
+        for key in values:
+            if key not in allowed:
+                raise ValueError(
+                    f"model.overrides.{part_name}.{key}: unknown field; allowed: "
+                    + ", ".join(sorted(allowed))
+                )
+        coerced = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+        parts[part_name] = dataclasses.replace(part, **coerced)
+    return dataclasses.replace(dims, **parts)
 
 
 PRESETS: dict[str, DeepseekOcrDims] = {
