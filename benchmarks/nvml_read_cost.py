@@ -3,8 +3,7 @@
 Usage: python benchmarks/nvml_read_cost.py [--device 0] [--reads 200] [--json out.json]
 
 Runs every query of a sample `--reads` times in a row and prints its mean and p90 host time
-in microseconds, and the cost of a whole sample: with all fields (a series' first and last
-reading) and as polled while a run goes on (without the energy counter).
+in microseconds, and the cost of a whole sample as the sampler's thread takes it.
 It says which fields make a reading slow.
 """
 
@@ -18,8 +17,8 @@ import time
 import pynvml
 import torch
 
-from vlmprof.runtime.nvml import nvml_handle, nvml_value
-from vlmprof.runtime.telemetry import BRACKET_FIELDS, nvml_queries, sample_reader
+from vlmprof.runtime.nvml import nvml_handle
+from vlmprof.runtime.nvml_sample import nvml_queries, nvml_value, sample_reader
 
 
 def timed_us(read, reads: int) -> list[float]:
@@ -46,11 +45,9 @@ def main() -> None:
     for name, query in queries.items():
         rows[name] = timed_us(lambda query=query: nvml_value(query), args.reads)
     read = sample_reader(queries, nvml_value)
-    rows["sample, all fields"] = timed_us(lambda: read(bracket=True), args.reads)
-    rows["sample, polled fields"] = timed_us(read, args.reads)
+    rows["whole sample"] = timed_us(read, args.reads)
     pynvml.nvmlShutdown()
-    bracket_only = ", ".join(BRACKET_FIELDS)
-    print(f"{'query':<24} {'mean us':>9} {'p90 us':>9}   (read only at the ends: {bracket_only})")
+    print(f"{'query':<24} {'mean us':>9} {'p90 us':>9}")
     summary = {}
     for name, times in rows.items():
         p90 = statistics.quantiles(times, n=10)[-1]

@@ -11,35 +11,23 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.telemetry_replay import STEP_S, ramp_series, run_series
 from vlmprof.metrics.telemetry import energy_table, flagged_table, telemetry_section
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.runtime.nvml_sample import Sample, decode, encode, sample_reader
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_shard import ProfileSettings, telemetry_sampler, timed_run
 from vlmprof.runtime.telemetry import (
-    Sample,
     TelemetrySampler,
     decode_reasons,
     energy_j,
     flag_runs,
-    sample_reader,
     summarize_run,
 )
 
-STEP_S = 0.02
 THERMAL = 0x20  # sw_thermal_slowdown
 POWER_CAP = 0x4
 IDLE = 0x1
-
-
-def ramp_series(n: int = 51, counter: bool = True) -> list[Sample]:
-    """Power rising linearly 100 -> 500 W over 1 s; the counter holds its exact integral."""
-    samples = []
-    for i in range(n):
-        t = i * STEP_S
-        power = 100.0 + 400.0 * t
-        energy_mj = 5e6 + 1000.0 * (100.0 * t + 200.0 * t * t) if counter else None
-        samples.append(Sample(t, power_w=power, energy_mj=energy_mj))
-    return samples
 
 
 def exact_ramp_j(t0: float, t1: float) -> float:
@@ -52,15 +40,19 @@ def test_energy_by_integrating_power_matches_the_exact_integral(window):
     assert energy_j(ramp_series(counter=False), *window) == pytest.approx(exact_ramp_j(*window))
 
 
-def test_energy_from_the_counter_is_its_difference_at_the_bounds():
-    samples = ramp_series()
+def test_energy_from_the_counter_alone_is_its_difference_at_the_bounds():
+    samples = [Sample(s.timestamp_s, energy_mj=s.energy_mj) for s in ramp_series()]
     # On the sample grid the counter's difference is exact.
     assert energy_j(samples, 0.1, 0.5) == pytest.approx(exact_ramp_j(0.1, 0.5))
     # Between samples the counter is interpolated linearly: close to, not equal to, exact.
     assert energy_j(samples, 0.105, 0.497) == pytest.approx(exact_ramp_j(0.105, 0.497), rel=1e-3)
 
 
-def test_a_counter_at_every_sample_wins_over_power_and_power_is_the_fallback():
+def test_power_and_counter_agreeing_give_the_exact_energy_between_samples():
+    assert energy_j(ramp_series(), 0.105, 0.497) == pytest.approx(exact_ramp_j(0.105, 0.497))
+
+
+def test_the_counter_sets_the_total_and_power_alone_is_the_fallback():
     # Power readings that disagree with the counter (NVML power is an average on many GPUs).
     flat = [
         Sample(i * STEP_S, power_w=50.0, energy_mj=1000.0 * 300.0 * i * STEP_S) for i in range(11)
@@ -68,6 +60,15 @@ def test_a_counter_at_every_sample_wins_over_power_and_power_is_the_fallback():
     assert energy_j(flat, 0.0, 0.2) == pytest.approx(60.0)
     power_only = [Sample(s.timestamp_s, power_w=50.0) for s in flat]
     assert energy_j(power_only, 0.0, 0.2) == pytest.approx(10.0)
+
+
+def test_a_window_past_the_last_reading_holds_its_power_at_the_counters_scale():
+    # The sampler's last reading comes before the run ends (stop() never waits for one):
+    # the 300 W the counter shows over the series carries on to the window's end.
+    flat = [
+        Sample(i * STEP_S, power_w=50.0, energy_mj=1000.0 * 300.0 * i * STEP_S) for i in range(11)
+    ]
+    assert energy_j(flat, -0.01, 0.25) == pytest.approx(300.0 * 0.26)
 
 
 def test_a_counter_read_only_at_the_ends_scales_the_power_trace():
@@ -98,25 +99,6 @@ def test_reasons_are_decoded_to_names_with_unknown_bits_kept():
     assert decode_reasons(0) == []
     assert decode_reasons(IDLE | THERMAL) == ["gpu_idle", "sw_thermal_slowdown"]
     assert decode_reasons(POWER_CAP | 0x10000) == ["sw_power_cap", "0x10000"]
-
-
-def run_series(clock_mhz: float = 1980.0, reasons_at: dict[int, int] | None = None) -> list[Sample]:
-    """A recorded run: 1 s at 20 ms, the clock dipping at 0.6 s, temperature rising."""
-    reasons_at = reasons_at or {}
-    samples = []
-    for i, base in enumerate(ramp_series()):
-        t = base.timestamp_s
-        samples.append(
-            Sample(
-                t,
-                sm_clock_mhz=clock_mhz - (200.0 if i == 30 else 0.0),
-                power_w=base.power_w,
-                energy_mj=base.energy_mj,
-                temperature_c=40.0 + 30.0 * t,
-                throttle_reasons=reasons_at.get(i, 0),
-            )
-        )
-    return samples
 
 
 WINDOWS = {"prefill": (0.1, 0.3), "decode": (0.3, 0.9), "run": (0.1, 0.9)}
@@ -212,51 +194,94 @@ def test_metrics_section_without_telemetry_says_why(config, environment, expecte
     assert energy_table(section).empty and flagged_table(section).empty
 
 
-class Replay:
-    """A recorded series replayed as live readings: each read returns the next sample, stamped
-    with the time it was taken, as the NVML reader would."""
-
-    def __init__(self, series: list[Sample]) -> None:
-        self.series, self.reads = series, 0
-
-    def __call__(self, bracket: bool = False) -> Sample:
-        sample = self.series[self.reads % len(self.series)]
-        self.reads += 1
-        fields = sample.to_dict() | {"timestamp_s": time.perf_counter()}
-        return Sample(**fields)
+REPLAY = "tests.telemetry_replay:"
 
 
 def test_sampler_collects_one_series_per_start_stop():
-    sampler = TelemetrySampler(0, interval_ms=5, reader=Replay(run_series()))
+    sampler = TelemetrySampler(0, interval_ms=5, counter_interval_ms=10, reader=REPLAY + "ramp")
     assert sampler.available and sampler.reason is None
+    assert sampler.lookback_s == pytest.approx(2.01)  # the counter's shortest span, 2 s
     series = []
     for _ in range(2):
-        sampler.start()
         begin = time.perf_counter()
+        sampler.start()
         time.sleep(0.1)
-        end = time.perf_counter()
-        series.append((begin, end, sampler.stop(), sampler.overhead()))
+        samples = sampler.stop()
+        series.append((begin, time.perf_counter(), samples, sampler.overhead()))
+    sampler.close()
     for begin, end, samples, overhead in series:
         times = [s.timestamp_s for s in samples]
-        # One reading before the run and one after it bracket the window; polling in between.
-        assert times[0] <= begin and times[-1] >= end and times == sorted(times)
-        assert 5 <= len(samples) <= 40
-        assert overhead["readings"] == len(samples) - 2  # the bracketing two are not timed
-    assert series[1][2][0].timestamp_s > series[0][2][-1].timestamp_s, "series must not mix"
-    # Stopped: no reading is taken until the next start.
-    reads = sampler._read.reads  # type: ignore[union-attr]
-    time.sleep(0.03)
-    assert sampler._read.reads == reads  # type: ignore[union-attr]
+        # The poller's clock is the run's: the readings fall in the window and its lookback.
+        assert begin - 2.01 <= times[0] and times[-1] <= end and times == sorted(times)
+        inside = [t for t in times if t >= begin]
+        assert 5 <= len(inside) <= 40 and overhead["readings"] == len(inside)
+        assert samples[-1].sm_clock_mhz == 1980.0 and samples[-1].power_w is not None
+    # The second series' own readings all come after the first one stopped.
+    assert min(t.timestamp_s for t in series[1][2] if t.timestamp_s >= series[1][0]) > series[0][1]
+
+
+def test_start_and_stop_never_wait_for_a_reading():
+    # One NVML read of the energy counter takes milliseconds on an H100: it happens in the
+    # poller's process, never on the timed run's thread.
+    sampler = TelemetrySampler(0, interval_ms=5, reader=REPLAY + "slow")
+    begin = time.perf_counter()
+    sampler.start()
+    started = time.perf_counter()
+    time.sleep(0.12)
+    stop_begin = time.perf_counter()
+    samples = sampler.stop()
+    stopped = time.perf_counter()
+    sampler.close()
+    assert started - begin < 0.01 and stopped - stop_begin < 0.01
+    assert 1 <= len(samples) <= 3  # one reading per 50 ms, none waited for
+
+
+def test_the_counter_is_read_at_its_own_interval_and_still_scales_a_short_run():
+    # Power every 5 ms, the counter every 100 ms: a 40 ms run holds at most one counter
+    # reading, so the series reaches back to two and the 200 W trace is scaled to 300 W.
+    with TelemetrySampler(0, 5, counter_interval_ms=100, reader=REPLAY + "steady") as sampler:
+        time.sleep(0.25)
+        sampler.start()
+        begin = time.perf_counter()
+        time.sleep(0.04)
+        end = time.perf_counter()
+        samples = sampler.stop()
+    counted = [s for s in samples if s.energy_mj is not None]
+    assert 2 <= len(counted) <= 4 and len(counted) < len(samples) / 4
+    assert samples[0].timestamp_s < begin - 0.1  # the lookback before the run
+    assert energy_j(samples, begin, end) == pytest.approx(300.0 * (end - begin), rel=0.02)
+    assert summarize_run(samples, {"run": (begin, end)})["samples"] <= 10
+
+
+def test_a_poller_that_cannot_read_makes_the_sampler_unavailable(caplog):
+    with caplog.at_level(logging.WARNING, logger="vlmprof.runtime.telemetry"):
+        sampler = TelemetrySampler(0, reader=REPLAY + "failing")
+    assert not sampler.available
+    assert sampler.reason == "NVML: RuntimeError: no NVML on this machine"
+    assert caplog.records[-1].getMessage().endswith("no NVML on this machine")
+    sampler.start()
+    assert sampler.stop() == []
+    sampler.close()
+
+
+def test_a_record_keeps_every_field_and_unsupported_ones_as_none():
+    sample = Sample(12.5, sm_clock_mhz=1980.0, power_w=312.25, energy_mj=987_654_321_012)
+    sample = Sample(**(sample.to_dict() | {"mem_used_bytes": 81_000_000_000}))
+    data = encode(sample, 0.004) + encode(Sample(13.0), 0.001)
+    decoded = decode(data + data[:7])  # a record still being written is left for later
+    assert decoded == [(sample, 0.004), (Sample(13.0), 0.001)]
+    assert isinstance(decoded[0][0].energy_mj, int) and decoded[1][0].power_w is None
 
 
 def test_sampler_refuses_unbalanced_start_stop():
-    sampler = TelemetrySampler(0, interval_ms=5, reader=Replay(run_series()))
+    sampler = TelemetrySampler(0, interval_ms=5, reader=REPLAY + "ramp")
     with pytest.raises(RuntimeError, match="without start"):
         sampler.stop()
     sampler.start()
     with pytest.raises(RuntimeError, match="already started"):
         sampler.start()
     sampler.stop()
+    sampler.close()
 
 
 def test_unavailable_sampler_says_why_once_and_records_nothing(caplog):
@@ -286,9 +311,8 @@ def adapter():
 def test_timed_run_puts_stage_energy_in_the_record(adapter):
     settings = ProfileSettings(run_id="t", shard=0, max_new_tokens=4, nvtx=False)
     inputs = adapter.preprocess(Image.new("RGB", (640, 640), "white"))
-    # Power only: the replay wraps around, which a cumulative counter never does.
-    sampler = TelemetrySampler(0, interval_ms=1, reader=Replay(ramp_series(counter=False)))
-    timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False), sampler, True)
+    with TelemetrySampler(0, interval_ms=1, reader=REPLAY + "ramp_power_only") as sampler:
+        timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False), sampler, True)
     telemetry = timing["telemetry"]
     energy = telemetry["energy_j"]
     assert all(energy[stage] > 0 for stage in ("prefill", "decode", "run"))
@@ -300,8 +324,10 @@ def test_timed_run_puts_stage_energy_in_the_record(adapter):
     assert windows["run"][1] - windows["decode"][0] == pytest.approx(
         timing["decode_ms"] / 1000.0, abs=1e-5
     )
-    polled = len(telemetry["series"]["columns"]["t_s"]) - 2  # not the bracketing two
-    assert telemetry["overhead"]["readings"] == polled
+    times = telemetry["series"]["columns"]["t_s"]
+    assert times[0] <= 0.0 < times[1]  # the timeline starts at the last reading before the run
+    # Readings count from start(), just before the run's clock starts.
+    assert telemetry["overhead"]["readings"] - len([t for t in times if t >= 0.0]) in (0, 1, 2)
     without = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False))
     assert without["telemetry"] is None
 
@@ -330,7 +356,7 @@ class Rates:
     gpu, memory = 40, 12
 
 
-def test_the_energy_counter_is_read_only_at_the_ends_of_a_series():
+def test_a_reading_runs_every_query_once_in_nvml_units():
     calls: dict[str, int] = {}
 
     def query(name: str, *values: object):
@@ -342,7 +368,7 @@ def test_the_energy_counter_is_read_only_at_the_ends_of_a_series():
 
     # The counter (mJ) rises by 1200 J between the first and the last reading.
     queries = {
-        "energy_mj": query("energy_mj", 5000, 5000 + 1_200_000),
+        "energy_mj": query("energy_mj", *(5000 + 240_000 * i for i in range(6))),
         "power_w": query("power_w", 250_000),
         "sm_clock_mhz": query("sm_clock_mhz", 1980),
         "temperature_c": query("temperature_c", 50),
@@ -350,15 +376,13 @@ def test_the_energy_counter_is_read_only_at_the_ends_of_a_series():
         "throttle_reasons": query("throttle_reasons", 0x4),
     }
     read = sample_reader(queries)
-    samples = [read(bracket=True), *(read() for _ in range(5)), read(bracket=True)]
-    # The counter (milliseconds per read on an H100) brackets the series; the rest is polled.
-    assert calls["energy_mj"] == 2
-    assert [s.energy_mj for s in samples] == [5000] + [None] * 5 + [1_205_000]
-    assert calls["power_w"] == calls["sm_clock_mhz"] == calls["throttle_reasons"] == 7
+    samples = [read() for _ in range(6)]
+    assert set(calls.values()) == {6}
+    assert samples[-1].energy_mj == 1_205_000
     assert samples[1].power_w == 250.0 and samples[1].gpu_util_pct == 40
     stamped = [Sample(**(s.to_dict() | {"timestamp_s": float(i)})) for i, s in enumerate(samples)]
-    summary = summarize_run(stamped, {"prefill": (0, 2), "decode": (2, 6), "run": (0, 6)})
+    summary = summarize_run(stamped, {"prefill": (0, 2), "decode": (2, 5), "run": (0, 5)})
     assert summary["throttle_reasons"] == ["sw_power_cap"]
     # The counter's 1200 J, split along the (constant) power trace: by duration.
     assert summary["energy_j"]["run"] == pytest.approx(1200.0)
-    assert summary["energy_j"]["decode"] == pytest.approx(2 * summary["energy_j"]["prefill"])
+    assert summary["energy_j"]["decode"] == pytest.approx(1.5 * summary["energy_j"]["prefill"])

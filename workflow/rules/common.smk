@@ -200,8 +200,10 @@ def profile_settings():
     settings = {key: config[key] for key in keys}
     settings["max_pixels"] = config["dataset"]["max_pixels"]
     settings["run_id"] = config["run_name"]
-    settings["telemetry"] = config["telemetry"]["enabled"]
-    settings["telemetry_interval_ms"] = config["telemetry"]["interval_ms"]
+    telemetry = config["telemetry"]
+    settings["telemetry"] = telemetry["enabled"]
+    settings["telemetry_interval_ms"] = telemetry["interval_ms"]
+    settings["telemetry_counter_interval_ms"] = telemetry["counter_interval_ms"]
     return as_json(settings)
 
 

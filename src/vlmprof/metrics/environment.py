@@ -18,7 +18,8 @@ from typing import Any
 import torch
 
 from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
-from vlmprof.runtime.nvml import nvml_handle, nvml_value
+from vlmprof.runtime.nvml import nvml_handle
+from vlmprof.runtime.nvml_sample import nvml_value
 
 PACKAGES: tuple[str, ...] = ("vlmprof", "torch", "transformers", "snakemake", "pandas", "numpy")
 _GPU_KEYS: tuple[str, ...] = (

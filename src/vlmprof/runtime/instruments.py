@@ -66,12 +66,12 @@ def attach_stage_hooks(
     Raises a ValueError naming the module path when the model has no such module, so a
     checkpoint with other names fails loudly instead of silently losing a stage.
     """
-    named = dict(module.named_modules())
     handles: list[RemovableHandle] = []
     for path, label in stage_modules.items():
-        if path not in named:
-            raise ValueError(f"stage module {path!r} ({label}) not found in the model")
-        target = named[path]
+        try:
+            target = module.get_submodule(path)
+        except AttributeError:
+            raise ValueError(f"stage module {path!r} ({label}) not found in the model") from None
         handles.append(
             target.register_forward_pre_hook(lambda _m, _a, label=label: instruments.enter(label))
         )

@@ -1,21 +1,10 @@
-"""Small NVML helpers shared by provenance and the telemetry sampler."""
+"""The NVML handle of a torch CUDA device, for provenance and benchmarks."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
-
-
-def nvml_value(read: Callable[[], Any]) -> Any:
-    """One NVML reading; None when the GPU does not support the query."""
-    import pynvml
-
-    try:
-        return read()
-    except pynvml.NVMLError:
-        return None
 
 
 def nvml_handle(pynvml: Any, device: torch.device) -> Any:

@@ -22,8 +22,10 @@ from PIL import Image
 from vlmprof.atomic import atomic_open
 from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.models.base import ModelAdapter, ModelInputs
+from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.device import dtype_name
 from vlmprof.runtime.generate import GenerationCapture, greedy_generate
+from vlmprof.runtime.host_counters import host_delta, read_host
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.records import RunRecord
@@ -52,6 +54,7 @@ class ProfileSettings:
     nvtx: bool = True
     telemetry: bool = True
     telemetry_interval_ms: float = 20.0
+    telemetry_counter_interval_ms: float = 500.0
 
 
 def _stage_windows(
@@ -82,8 +85,11 @@ def timed_run(
 ) -> dict[str, object]:
     """One instrumented generation; returns the timing fields of a run record.
 
+    Python's garbage collector is paused for the run (see `collector_paused`).
+
     With an available `sampler`, `telemetry` holds the run's energy, power and clock
-    summary (and, with `keep_series`, its sample series for a timeline); else None.
+    summary (and, with `keep_series`, its sample series for a timeline); else None. `host`
+    holds what the host did meanwhile (`vlmprof.runtime.host_counters`).
     """
     cuda = adapter.device.type == "cuda"
     timer = StageTimer(adapter.device.type)
@@ -99,10 +105,13 @@ def timed_run(
         eos = None if settings.ignore_eos else settings.eos_id
         # The device is idle here: the inputs' copy and the previous run or warm-up ended
         # in a synchronisation, so this host time is where the run's device work begins.
-        run_t0 = time.perf_counter()
-        tokens = greedy_generate(adapter, inputs, settings.max_new_tokens, instruments, eos)
-        times = timer.finish()
-        run_t1 = time.perf_counter()  # finish() synchronised: the device work is done
+        with collector_paused():
+            host_before = read_host()
+            run_t0 = time.perf_counter()
+            tokens = greedy_generate(adapter, inputs, settings.max_new_tokens, instruments, eos)
+            times = timer.finish()
+            run_t1 = time.perf_counter()  # finish() synchronised: the device work is done
+            host = host_delta(host_before, read_host())
         if cuda:
             peak["run"] = int(torch.cuda.max_memory_allocated())
     finally:
@@ -128,6 +137,7 @@ def timed_run(
         "decode_step_ms": [round(ms, 4) for ms in times.get("decode_step", [])],
         "peak_mem_bytes": peak,
         "telemetry": telemetry,
+        "host": host,
     }
 
 
@@ -184,7 +194,9 @@ def telemetry_sampler(device: torch.device, settings: ProfileSettings) -> Teleme
     if not settings.telemetry:
         return TelemetrySampler(None, off_reason="switched off (telemetry.enabled: false)")
     index = (device.index or 0) if device.type == "cuda" else None
-    return TelemetrySampler(index, settings.telemetry_interval_ms)
+    return TelemetrySampler(
+        index, settings.telemetry_interval_ms, settings.telemetry_counter_interval_ms
+    )
 
 
 def profile_images(

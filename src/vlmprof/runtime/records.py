@@ -55,6 +55,8 @@ class RunRecord:
     shard: int | None = None
     # GPU energy, power and clocks of the run (vlmprof.runtime.telemetry); None without NVML.
     telemetry: dict[str, Any] | None = None
+    # The run thread's CPU time and context switches, the machine's CPU steal time.
+    host: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON."""

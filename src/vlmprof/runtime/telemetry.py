@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import bisect
 import logging
+import os
 import statistics
-import threading
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from vlmprof.runtime.nvml import nvml_handle, nvml_value
+from vlmprof.runtime.nvml_poller import DEFAULT_READER
+from vlmprof.runtime.nvml_sample import RECORD, Sample, decode
 
 log = logging.getLogger(__name__)
 
@@ -46,26 +50,6 @@ THERMAL_OR_POWER: frozenset[str] = frozenset(
     }
 )
 STAGES: tuple[str, ...] = ("prefill", "decode", "run")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One NVML reading at host time `timestamp_s` (`time.perf_counter`); None: not supported."""
-
-    timestamp_s: float
-    sm_clock_mhz: float | None = None
-    mem_clock_mhz: float | None = None
-    power_w: float | None = None
-    energy_mj: float | None = None  # the device's cumulative counter, millijoules
-    temperature_c: float | None = None
-    gpu_util_pct: float | None = None
-    mem_util_pct: float | None = None
-    mem_used_bytes: int | None = None
-    throttle_reasons: int | None = None  # bit mask, see THROTTLE_REASONS
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain dict for JSON."""
-        return asdict(self)
 
 
 def decode_reasons(mask: int) -> list[str]:
@@ -103,27 +87,28 @@ def _integral(times: list[float], values: list[float], t0: float, t1: float) -> 
 def energy_j(samples: Sequence[Sample], t0: float, t1: float) -> float | None:
     """Energy in joules over [t0, t1], from the best data the series has.
 
-    - The counter at every sample: its difference, interpolated at the bounds (exact).
-    - The counter at some samples only (the sampler reads it at the start and end of a
-      series, as one reading costs milliseconds): power integrated over the window, scaled
-      so that power between the first and last counter readings matches the counter.
-    - No counter: power integrated by the trapezoidal rule. None without power either.
+    - Power and at least two counter readings: power integrated over the window (power
+      held at its first and last reading beyond the series), scaled so that power between
+      the first and last counter readings matches the counter. The counter gives the total,
+      power the shape, and the window may reach past the last reading.
+    - The counter alone: its difference, interpolated linearly at the bounds.
+    - Power alone: integrated by the trapezoidal rule. None without power or counter.
     """
     if not samples or t1 <= t0:
         return None
-    if all(s.energy_mj is not None for s in samples):
-        times, counter = _series(samples, "energy_mj")
-        return (_at(times, counter, t1) - _at(times, counter, t0)) / 1000.0
     times, power = _series(samples, "power_w")
-    if not times:
-        return None
-    integral = _integral(times, power, t0, t1)
     counter_times, counter = _series(samples, "energy_mj")
-    if len(counter_times) >= 2 and counter_times[-1] > counter_times[0]:
-        traced = _integral(times, power, counter_times[0], counter_times[-1])
-        if traced > 0:
-            return integral * (counter[-1] - counter[0]) / 1000.0 / traced
-    return integral
+    counted = len(counter_times) >= 2 and counter_times[-1] > counter_times[0]
+    if times:
+        integral = _integral(times, power, t0, t1)
+        if counted:
+            traced = _integral(times, power, counter_times[0], counter_times[-1])
+            if traced > 0:
+                return integral * (counter[-1] - counter[0]) / 1000.0 / traced
+        return integral
+    if counted:
+        return (_at(counter_times, counter, t1) - _at(counter_times, counter, t0)) / 1000.0
+    return None
 
 
 def _within(samples: Sequence[Sample], t0: float, t1: float) -> list[Sample]:
@@ -208,8 +193,11 @@ def flag_runs(
 
 
 def series_dict(samples: Sequence[Sample], stage_windows: dict[str, tuple[float, float]]) -> dict:
-    """A run's samples as columns with times relative to the run's start (for a timeline)."""
+    """A run's samples as columns with times relative to the run's start (for a timeline),
+    from the last reading before the start on (a series also holds a lookback for energy)."""
     origin = stage_windows["run"][0]
+    before = [i for i, s in enumerate(samples) if s.timestamp_s <= origin]
+    samples = samples[before[-1] :] if before else samples
     columns: dict[str, list[Any]] = {"t_s": [round(s.timestamp_s - origin, 6) for s in samples]}
     for field in ("sm_clock_mhz", "mem_clock_mhz", "power_w", "temperature_c", "gpu_util_pct"):
         columns[field] = [getattr(s, field) for s in samples]
@@ -219,175 +207,143 @@ def series_dict(samples: Sequence[Sample], stage_windows: dict[str, tuple[float,
     return {"columns": columns, "stage_windows_s": windows}
 
 
-# Read only at the start and end of a series, outside the timed run: on an H100 one read
-# of the energy counter took 3.9 ms, each other query 3-13 us.
-BRACKET_FIELDS: tuple[str, ...] = ("energy_mj",)
+# The shortest span the counter scales a power trace over. On an H100 the counter's
+# difference over ~250 ms runs gave 142-288 W for identical runs: it advances in steps.
+MIN_COUNTER_SPAN_S = 2.0
+# How long a new poller may take to deliver its first reading (NVML initialisation).
+FIRST_READING_TIMEOUT_S = 30.0
 
 
-def nvml_queries(pynvml: Any, handle: Any) -> dict[str, Callable[[], Any]]:
-    """Each NVML query of a sample, by what it fills in (raw NVML values)."""
-    clock = pynvml.nvmlDeviceGetClockInfo
-
-    def reasons() -> int | None:
-        mask = nvml_value(lambda: pynvml.nvmlDeviceGetCurrentClocksEventReasons(handle))
-        if mask is None:  # drivers before the rename only know the old name
-            mask = nvml_value(lambda: pynvml.nvmlDeviceGetCurrentClocksThrottleReasons(handle))
-        return mask
-
-    return {
-        # The energy counter first: its timestamp matters most.
-        "energy_mj": lambda: pynvml.nvmlDeviceGetTotalEnergyConsumption(handle),
-        "power_w": lambda: pynvml.nvmlDeviceGetPowerUsage(handle),
-        "sm_clock_mhz": lambda: clock(handle, pynvml.NVML_CLOCK_SM),
-        "mem_clock_mhz": lambda: clock(handle, pynvml.NVML_CLOCK_MEM),
-        "temperature_c": lambda: pynvml.nvmlDeviceGetTemperature(
-            handle, pynvml.NVML_TEMPERATURE_GPU
-        ),
-        "utilisation": lambda: pynvml.nvmlDeviceGetUtilizationRates(handle),
-        "mem_used_bytes": lambda: pynvml.nvmlDeviceGetMemoryInfo(handle).used,
-        "throttle_reasons": reasons,
-    }
-
-
-def sample_reader(
-    queries: dict[str, Callable[[], Any]],
-    read_value: Callable[[Callable[[], Any]], Any] = lambda query: query(),
-) -> Callable[..., Sample]:
-    """A Sample reader: `read(bracket=True)` (a series' first and last reading) runs every
-    query; `read()`, polled while the run goes on, skips the bracket-only ones (None)."""
-
-    def read(bracket: bool = False) -> Sample:
-        now = time.perf_counter()
-        raw = {
-            name: read_value(query)
-            for name, query in queries.items()
-            if bracket or name not in BRACKET_FIELDS
-        }
-        power, rates = raw.get("power_w"), raw.get("utilisation")
-        return Sample(
-            timestamp_s=now,
-            sm_clock_mhz=raw.get("sm_clock_mhz"),
-            mem_clock_mhz=raw.get("mem_clock_mhz"),
-            power_w=power / 1000.0 if power is not None else None,
-            energy_mj=raw.get("energy_mj"),
-            temperature_c=raw.get("temperature_c"),
-            gpu_util_pct=rates.gpu if rates is not None else None,
-            mem_util_pct=rates.memory if rates is not None else None,
-            mem_used_bytes=raw.get("mem_used_bytes"),
-            throttle_reasons=raw.get("throttle_reasons"),
-        )
-
-    return read
-
-
-def nvml_reader(device_index: int) -> Callable[..., Sample]:
-    """A function reading one Sample of CUDA device `device_index` via NVML (already
-    initialised); unsupported queries read as None."""
-    import pynvml
-
-    handle = nvml_handle(pynvml, torch.device("cuda", device_index))
-    return sample_reader(nvml_queries(pynvml, handle), nvml_value)
+def device_uuid(device_index: int) -> str:
+    """NVML's name of CUDA device `device_index` (robust to CUDA_VISIBLE_DEVICES), or the
+    index as text where torch knows no UUID."""
+    uuid = getattr(torch.cuda.get_device_properties(device_index), "uuid", None)
+    if uuid is None:
+        return str(device_index)
+    text = str(uuid)
+    return text if text.startswith("GPU-") else f"GPU-{text}"
 
 
 class TelemetrySampler:
-    """Polls a reader on a background thread between start() and stop().
+    """Samples a GPU through a poller process (`vlmprof.runtime.nvml_poller`) and hands
+    each start()..stop() its readings.
+
+    The poller reads NVML every `interval_ms` (the energy counter every
+    `counter_interval_ms`, 0 never) from the sampler's creation to close() and appends each
+    reading to a file; start() only notes the time and stop() reads the file, so the
+    profiled run's own thread makes no NVML call and shares no GIL with one. A series holds
+    the readings between start() and stop() and those of a lookback before start() that
+    spans two counter readings and MIN_COUNTER_SPAN_S, so a short run still has its power
+    trace scaled to the counter over a span the counter resolves (`energy_j`).
 
     `device_index` None (a CPU run, or telemetry switched off: `off_reason` says which) or
-    a failing NVML makes the sampler unavailable: `available` is False, `reason` says why
-    (logged once), and start()/stop() do nothing. `reader` replaces NVML, e.g. to replay a
-    recorded series; it is called with `bracket=True` for a series' first and last reading.
+    a poller that fails (no NVML, a device NVML cannot see) makes the sampler unavailable:
+    `available` is False, `reason` says why (logged once), and start()/stop() do nothing.
+    `reader` names another "module:function" reader factory for the poller, e.g. one that
+    replays a recorded series.
     """
 
     def __init__(
         self,
         device_index: int | None,
         interval_ms: float = 20.0,
-        reader: Callable[..., Sample] | None = None,
+        counter_interval_ms: float = 500.0,
+        reader: str | None = None,
         off_reason: str = "not a CUDA device",
     ) -> None:
         self.interval_s = interval_ms / 1000.0
+        span_s = max(2.0 * counter_interval_ms / 1000.0, MIN_COUNTER_SPAN_S)
+        self.lookback_s = span_s + 2.0 * interval_ms / 1000.0
+        self._recent: list[tuple[Sample, float]] = []  # readings within the lookback
         self.reason: str | None = None
-        self._nvml = False
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._samples: list[Sample] = []
-        self.read_s: list[float] = []  # time each reading of the series took
-        if reader is None:
-            reader = self._open_nvml(device_index, off_reason)
-        self._read = reader
-        if self._read is None:
+        self.read_s: list[float] = []  # time each reading of the last series took
+        self._process: subprocess.Popen[bytes] | None = None
+        self._records: Any = None  # the poller's file, read as it grows
+        self._pending = b""
+        self._started_at: float | None = None
+        if device_index is None:
+            self.reason = off_reason
+        else:
+            self._spawn(device_index, [interval_ms, counter_interval_ms], reader)
+        if self.reason is not None:
             log.warning("GPU telemetry unavailable: %s", self.reason)
 
     @property
     def available(self) -> bool:
         """Whether start() will collect samples."""
-        return self._read is not None
+        return self._process is not None
 
-    def _open_nvml(self, device_index: int | None, off_reason: str) -> Callable[..., Sample] | None:
-        if device_index is None:
-            self.reason = off_reason
-            return None
+    def _spawn(self, device_index: int, intervals_ms: list[float], reader: str | None) -> None:
+        """Start the poller and wait for its first reading; on failure set `reason`."""
         try:
-            import pynvml
-
-            pynvml.nvmlInit()
-        except Exception as error:  # any failure means "no NVML here"
-            self.reason = f"NVML: {error}"
-            return None
-        self._nvml = True
-        try:
-            return nvml_reader(device_index)
-        except Exception as error:  # a device NVML cannot see
-            self.reason = f"NVML: {error}"
-            self.close()
-            return None
-
-    def _take(self, bracket: bool = False) -> None:
-        """One reading; the polled ones (those taken while the run goes on) are timed."""
-        read = self._read
-        assert read is not None
-        if bracket:
-            self._samples.append(read(bracket=True))
+            device = device_uuid(device_index) if reader is None else str(device_index)
+        except Exception as error:  # torch sees no such CUDA device
+            self.reason = f"NVML: {error}".splitlines()[0]
             return
-        begin = time.perf_counter()
-        self._samples.append(read())
-        self.read_s.append(time.perf_counter() - begin)
+        handle, path = tempfile.mkstemp(prefix="vlmprof-telemetry-", suffix=".bin")
+        os.close(handle)
+        self._path = Path(path)
+        command = [sys.executable, "-m", "vlmprof.runtime.nvml_poller", "--device", device]
+        command += ["--interval-ms", str(intervals_ms[0]), "--out", path]
+        command += ["--counter-interval-ms", str(intervals_ms[1])]
+        command += ["--reader", reader or DEFAULT_READER]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.perf_counter() + FIRST_READING_TIMEOUT_S
+        while self._path.stat().st_size == 0 and process.poll() is None:
+            if time.perf_counter() > deadline:
+                process.kill()
+                break
+            time.sleep(0.01)
+        if self._path.stat().st_size == 0:
+            process.wait()
+            stderr = (
+                process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
+            )
+            last = stderr.splitlines()[-1] if stderr else "no reading in time"
+            self.reason = f"NVML: {last}"
+            self._path.unlink(missing_ok=True)
+            return
+        self._process = process
+        self._records = self._path.open("rb")
 
-    def _poll(self) -> None:
-        next_at = time.perf_counter() + self.interval_s
-        while not self._stop.wait(max(0.0, next_at - time.perf_counter())):
-            self._take()
-            next_at += self.interval_s
+    def _read_new(self) -> None:
+        """Add the readings the poller appended since the last call to the recent ones, and
+        drop those older than the lookback."""
+        data = self._pending + self._records.read()
+        readings = decode(data)
+        self._pending = data[len(readings) * RECORD.size :]
+        horizon = time.perf_counter() - self.lookback_s - self.interval_s
+        self._recent = [r for r in self._recent + readings if r[0].timestamp_s >= horizon]
 
     def start(self) -> None:
-        """Begin a new series: one reading now, on the caller's thread, so the series starts
-        before the run does; then one per interval on the background thread."""
+        """Begin a new series now; returns at once."""
         if not self.available:
             return
-        if self._thread is not None:
+        if self._started_at is not None:
             raise RuntimeError("telemetry sampler already started")
-        self._samples, self.read_s = [], []
-        self._stop.clear()
-        self._take(bracket=True)
-        self._thread = threading.Thread(target=self._poll, name="telemetry", daemon=True)
-        self._thread.start()
+        self._read_new()
+        self._started_at = time.perf_counter()
 
     def stop(self) -> list[Sample]:
-        """End the series with one last reading and return it ([] when unavailable)."""
+        """End the series and return its readings ([] when unavailable)."""
         if not self.available:
             return []
-        if self._thread is None:
+        if self._started_at is None:
             raise RuntimeError("telemetry sampler stopped without start()")
-        self._stop.set()
-        self._thread.join()
-        self._thread = None
-        self._take(bracket=True)
-        return self._samples
+        started_at, stopped_at = self._started_at, time.perf_counter()
+        self._read_new()
+        series = [
+            (sample, read_s)
+            for sample, read_s in self._recent
+            if started_at - self.lookback_s <= sample.timestamp_s <= stopped_at
+        ]
+        self.read_s = [read_s for sample, read_s in series if sample.timestamp_s >= started_at]
+        self._started_at = None
+        return [sample for sample, _ in series]
 
     def overhead(self) -> dict[str, float | int | None]:
-        """What sampling of the last series cost while the run went on: polled readings, their
-        mean and total host time on the background thread (the first and last readings run
-        on the caller's thread outside the run and are not counted)."""
+        """What sampling of the last series cost the poller: its readings from start() on,
+        their mean and total time (in the poller's process; the run's thread spends none)."""
         count = len(self.read_s)
         total = sum(self.read_s)
         return {
@@ -403,9 +359,18 @@ class TelemetrySampler:
         self.close()
 
     def close(self) -> None:
-        """Release NVML."""
-        if self._nvml:
-            import pynvml
-
-            pynvml.nvmlShutdown()
-            self._nvml = False
+        """End the poller (its standard input closes) and remove its file."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stderr is not None:
+            process.stderr.close()
+        self._records.close()
+        self._path.unlink(missing_ok=True)
