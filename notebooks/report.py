@@ -24,6 +24,7 @@ from IPython.display import Markdown, display
 
 # transformers imports tqdm's notebook bars, which warn without ipywidgets: noise here.
 warnings.filterwarnings("ignore", message="IProgress not found")
+from vlmprof.metrics import host
 from vlmprof.metrics import telemetry as energy
 from vlmprof.report import figures, inputs, summary, tables
 from vlmprof.variants import comparison as variants
@@ -301,6 +302,13 @@ elif telemetry["available"]:
     display(Markdown("No run was flagged: clocks steady, no thermal or power throttling."))
 else:
     display(Markdown(f"Not checked: GPU telemetry unavailable ({telemetry['reason']})."))
+
+# %% [markdown]
+# What the host did during the runs: the run thread's time on a CPU, its involuntary
+# context switches and the CPU time the hypervisor gave to other guests (steal).
+
+# %%
+Markdown(host.host_sentence(metrics.get("host") or {}))
 
 # %% [markdown]
 # ## Failures

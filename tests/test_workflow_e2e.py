@@ -33,6 +33,7 @@ def test_records_cover_every_page_and_repeat(pipeline_run: Path):
         assert record["tokens"] == FAST_CONFIG["max_new_tokens"]
         assert record["vision_ms"] <= record["prefill_ms"]
         assert len(record["decode_step_ms"]) == FAST_CONFIG["max_new_tokens"] - 1
+        assert record["host"]["wall_ms"] > 0 and record["host"]["busy_fraction"] > 0
 
 
 def test_metrics_have_the_documented_keys(pipeline_run: Path):
@@ -45,6 +46,10 @@ def test_metrics_have_the_documented_keys(pipeline_run: Path):
     assert "per_stage" in metrics["mfu"]
     assert "environment" in metrics
     assert metrics["environment"]["device_used"] == "cpu"
+    assert metrics["host"]["runs"] == len(
+        [line for shard in (pipeline_run / "runs").glob("shard-*.jsonl") for line in shard.open()]
+    )
+    assert "the run thread was on a CPU" in (pipeline_run / "report.md").read_text()
     assert (pipeline_run / "tables" / "stage_ms.csv").exists()
 
 

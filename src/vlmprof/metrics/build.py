@@ -19,6 +19,7 @@ from vlmprof.atomic import atomic_open, write_json_atomic
 from vlmprof.flops.analytic import ModelDims
 from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
 from vlmprof.metrics.environment import config_hash
+from vlmprof.metrics.host import host_section
 from vlmprof.metrics.telemetry import telemetry_section
 from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
 from vlmprof.runtime.records import read_records
@@ -176,6 +177,7 @@ def build_metrics(
             "conventions": static_compute.get("conventions", []),
         },
         "telemetry": telemetry_section(records, config, environment),
+        "host": host_section(records),
         "environment": environment,
         "inputs": input_rows(inputs, records),
         "config": config,
