@@ -19,7 +19,6 @@ with its paired-bootstrap 95% interval; the targets are at most 1% for the instr
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -27,7 +26,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.models import build_adapter
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.generate import greedy_generate
@@ -37,6 +36,8 @@ from vlmprof.runtime.profile_shard import ProfileSettings, telemetry_sampler, ti
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler
 from vlmprof.variants.comparison import ratio_interval
+
+from bench_args import add_model_arguments, model_spec, write_json
 
 # Each arm and the arm it adds to.
 BUILDS_ON = {"events": "bare", "instrumented": "bare", "telemetry": "instrumented"}
@@ -96,28 +97,14 @@ def instrumented_ms(
 def main() -> None:
     """Measure and print the overhead table (and JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", default="small")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--mode", default="gundam")
-    parser.add_argument("--experts", default="eager")
-    parser.add_argument("--decode", default="eager")
+    add_model_arguments(parser)
     parser.add_argument("--pages", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds over all arms")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--interval-ms", type=float, default=20.0)
-
-    parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args()
-    spec = ModelSpec(
-        preset=args.preset,
-        device=args.device,
-        dtype=args.dtype,
-        mode=args.mode,
-        experts_implementation=args.experts,
-        decode=args.decode,
-    )
+    spec = model_spec(args)
     adapter = build_adapter(spec)
     settings = ProfileSettings(run_id="overhead", shard=0, telemetry_interval_ms=args.interval_ms)
     sampler = telemetry_sampler(adapter.device, settings)
@@ -171,9 +158,7 @@ def main() -> None:
         )
     print("targets: instrumented vs bare at most 1%; telemetry vs instrumented below 0.5%")
     sampler.close()
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"args": vars(args), "rows": rows, "overhead": overheads}, handle)
+    write_json(args, {"rows": rows, "overhead": overheads})
 
 
 if __name__ == "__main__":

@@ -17,36 +17,26 @@ involuntary context switches, CPU steal).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 from dataclasses import replace
 
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
-from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.models import build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_shard import ProfileSettings, telemetry_sampler, timed_run
+
+from bench_args import add_model_arguments, model_spec, write_json
 
 
 def main() -> None:
     """Run the arms and print step-time quantiles and host figures (JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--preset", default="small")
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--dtype", default="auto")
-    parser.add_argument("--experts", default="eager")
-    parser.add_argument("--decode", default="eager")
+    add_model_arguments(parser, device="cuda")
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--samplers", default="fast=20:0,default=20:500")
-    parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args()
-    spec = ModelSpec(
-        preset=args.preset,
-        device=args.device,
-        dtype=args.dtype,
-        experts_implementation=args.experts,
-        decode=args.decode,
-    )
+    spec = model_spec(args)
     adapter = build_adapter(spec)
     settings = ProfileSettings(run_id="interference", shard=0, max_new_tokens=args.tokens)
     arms: dict[str, ProfileSettings | None] = {"none": None}
@@ -117,9 +107,7 @@ def main() -> None:
             f"{host['busy_fraction']}, involuntary switches {host['involuntary_switches']}, "
             f"steal {host['steal_ms']} ms"
         )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"args": vars(args), "summary": summary, "runs": runs}, handle)
+    write_json(args, {"summary": summary, "runs": runs})
 
 
 if __name__ == "__main__":
