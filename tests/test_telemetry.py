@@ -209,6 +209,7 @@ def test_sampler_collects_one_series_per_start_stop():
         samples = sampler.stop()
         series.append((begin, time.perf_counter(), samples, sampler.overhead()))
     sampler.close()
+    assert not sampler._path.exists() and not sampler._errors.exists()  # nothing left behind
     for begin, end, samples, overhead in series:
         times = [s.timestamp_s for s in samples]
         # The poller's clock is the run's: the readings fall in the window and its lookback.
@@ -262,6 +263,7 @@ def test_a_poller_that_cannot_read_makes_the_sampler_unavailable(caplog):
     sampler.start()
     assert sampler.stop() == []
     sampler.close()
+    assert not sampler._path.exists() and not sampler._errors.exists()
 
 
 def test_a_record_keeps_every_field_and_unsupported_ones_as_none():

@@ -287,7 +287,10 @@ class TelemetrySampler:
         command += ["--interval-ms", str(intervals_ms[0]), "--out", path]
         command += ["--counter-interval-ms", str(intervals_ms[1])]
         command += ["--reader", reader or DEFAULT_READER]
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+        # The poller's messages go to a file: a pipe nobody reads could fill and stall it.
+        self._errors = self._path.with_suffix(".log")
+        with self._errors.open("wb") as errors:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors)
         deadline = time.perf_counter() + FIRST_READING_TIMEOUT_S
         while self._path.stat().st_size == 0 and process.poll() is None:
             if time.perf_counter() > deadline:
@@ -296,12 +299,9 @@ class TelemetrySampler:
             time.sleep(0.01)
         if self._path.stat().st_size == 0:
             process.wait()
-            stderr = (
-                process.stderr.read().decode(errors="replace").strip() if process.stderr else ""
-            )
-            last = stderr.splitlines()[-1] if stderr else "no reading in time"
-            self.reason = f"NVML: {last}"
-            self._path.unlink(missing_ok=True)
+            said = self._errors.read_text(errors="replace").strip()
+            self.reason = f"NVML: {said.splitlines()[-1] if said else 'no reading in time'}"
+            self._remove_files()
             return
         self._process = process
         self._records = self._path.open("rb")
@@ -359,7 +359,7 @@ class TelemetrySampler:
         self.close()
 
     def close(self) -> None:
-        """End the poller (its standard input closes) and remove its file."""
+        """End the poller (its standard input closes) and remove its files."""
         process, self._process = self._process, None
         if process is None:
             return
@@ -370,7 +370,9 @@ class TelemetrySampler:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
         self._records.close()
+        self._remove_files()
+
+    def _remove_files(self) -> None:
         self._path.unlink(missing_ok=True)
+        self._errors.unlink(missing_ok=True)
