@@ -221,6 +221,18 @@ def test_sampler_collects_one_series_per_start_stop():
     assert min(t.timestamp_s for t in series[1][2] if t.timestamp_s >= series[1][0]) > series[0][1]
 
 
+def test_a_run_longer_than_the_lookback_keeps_all_its_readings():
+    # Readings are kept from the lookback before start() on, however long the run lasts.
+    with TelemetrySampler(0, interval_ms=10, reader=REPLAY + "ramp") as sampler:
+        sampler.start()
+        begin = time.perf_counter()
+        time.sleep(sampler.lookback_s + 0.3)
+        samples = sampler.stop()
+    inside = [s for s in samples if s.timestamp_s >= begin]
+    assert inside[0].timestamp_s < begin + 0.05
+    assert len(inside) >= (sampler.lookback_s + 0.3) / 0.01 * 0.8
+
+
 def test_start_and_stop_never_wait_for_a_reading():
     # One NVML read of the energy counter takes milliseconds on an H100: it happens in the
     # poller's process, never on the timed run's thread.

@@ -306,14 +306,13 @@ class TelemetrySampler:
         self._process = process
         self._records = self._path.open("rb")
 
-    def _read_new(self) -> None:
+    def _read_new(self, keep_from: float) -> None:
         """Add the readings the poller appended since the last call to the recent ones, and
-        drop those older than the lookback."""
+        drop those taken before `keep_from`."""
         data = self._pending + self._records.read()
         readings = decode(data)
         self._pending = data[len(readings) * RECORD.size :]
-        horizon = time.perf_counter() - self.lookback_s - self.interval_s
-        self._recent = [r for r in self._recent + readings if r[0].timestamp_s >= horizon]
+        self._recent = [r for r in self._recent + readings if r[0].timestamp_s >= keep_from]
 
     def start(self) -> None:
         """Begin a new series now; returns at once."""
@@ -321,8 +320,9 @@ class TelemetrySampler:
             return
         if self._started_at is not None:
             raise RuntimeError("telemetry sampler already started")
-        self._read_new()
-        self._started_at = time.perf_counter()
+        now = time.perf_counter()
+        self._read_new(keep_from=now - self.lookback_s)
+        self._started_at = now
 
     def stop(self) -> list[Sample]:
         """End the series and return its readings ([] when unavailable)."""
@@ -331,11 +331,10 @@ class TelemetrySampler:
         if self._started_at is None:
             raise RuntimeError("telemetry sampler stopped without start()")
         started_at, stopped_at = self._started_at, time.perf_counter()
-        self._read_new()
+        # Keep the whole series, however long the run: the lookback reaches back from start.
+        self._read_new(keep_from=started_at - self.lookback_s)
         series = [
-            (sample, read_s)
-            for sample, read_s in self._recent
-            if started_at - self.lookback_s <= sample.timestamp_s <= stopped_at
+            (sample, read_s) for sample, read_s in self._recent if sample.timestamp_s <= stopped_at
         ]
         self.read_s = [read_s for sample, read_s in series if sample.timestamp_s >= started_at]
         self._started_at = None
