@@ -1,4 +1,4 @@
-"""The NVML handle of a torch CUDA device, for provenance and benchmarks."""
+"""NVML's names for torch CUDA devices, for provenance, the telemetry poller and benchmarks."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ from typing import Any
 
 import torch
 
+from vlmprof.runtime.nvml_sample import device_handle
+
+
+def device_uuid(device: torch.device) -> str:
+    """NVML's name of a torch CUDA device: its UUID (robust to CUDA_VISIBLE_DEVICES), or its
+    index as text where torch knows no UUID."""
+    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
+    if uuid is None:
+        return str(device.index or 0)
+    text = str(uuid)
+    return text if text.startswith("GPU-") else f"GPU-{text}"
+
 
 def nvml_handle(pynvml: Any, device: torch.device) -> Any:
-    """The NVML handle of a torch CUDA device, by UUID (robust to CUDA_VISIBLE_DEVICES)."""
-    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
-    if uuid is not None:
-        text = str(uuid)
-        return pynvml.nvmlDeviceGetHandleByUUID(text if text.startswith("GPU-") else f"GPU-{text}")
-    return pynvml.nvmlDeviceGetHandleByIndex(device.index or 0)
+    """The NVML handle of a torch CUDA device."""
+    return device_handle(pynvml, device_uuid(device))

@@ -107,11 +107,14 @@ def nvml_reader(device: str) -> Callable[..., Sample]:
     import pynvml
 
     pynvml.nvmlInit()
+    return sample_reader(nvml_queries(pynvml, device_handle(pynvml, device)), nvml_value)
+
+
+def device_handle(pynvml: Any, device: str) -> Any:
+    """NVML's handle of `device`: a UUID ("GPU-...") or an index as text."""
     if device.startswith("GPU-"):
-        handle = pynvml.nvmlDeviceGetHandleByUUID(device)
-    else:
-        handle = pynvml.nvmlDeviceGetHandleByIndex(int(device))
-    return sample_reader(nvml_queries(pynvml, handle), nvml_value)
+        return pynvml.nvmlDeviceGetHandleByUUID(device)
+    return pynvml.nvmlDeviceGetHandleByIndex(int(device))
 
 
 # A record: the Sample's fields in order, then the reading's own duration in seconds, as

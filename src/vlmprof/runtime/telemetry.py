@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from vlmprof.runtime.nvml import device_uuid
 from vlmprof.runtime.nvml_poller import DEFAULT_READER
 from vlmprof.runtime.nvml_sample import RECORD, Sample, decode
 
@@ -214,16 +215,6 @@ MIN_COUNTER_SPAN_S = 2.0
 FIRST_READING_TIMEOUT_S = 30.0
 
 
-def device_uuid(device_index: int) -> str:
-    """NVML's name of CUDA device `device_index` (robust to CUDA_VISIBLE_DEVICES), or the
-    index as text where torch knows no UUID."""
-    uuid = getattr(torch.cuda.get_device_properties(device_index), "uuid", None)
-    if uuid is None:
-        return str(device_index)
-    text = str(uuid)
-    return text if text.startswith("GPU-") else f"GPU-{text}"
-
-
 class TelemetrySampler:
     """Samples a GPU through a poller process (`vlmprof.runtime.nvml_poller`) and hands
     each start()..stop() its readings.
@@ -264,7 +255,7 @@ class TelemetrySampler:
         if device_index is None:
             self.reason = off_reason
         else:
-            self._spawn(device_index, [interval_ms, counter_interval_ms], reader)
+            self._spawn(device_index, interval_ms, counter_interval_ms, reader)
         if self.reason is not None:
             log.warning("GPU telemetry unavailable: %s", self.reason)
 
@@ -273,10 +264,13 @@ class TelemetrySampler:
         """Whether start() will collect samples."""
         return self._process is not None
 
-    def _spawn(self, device_index: int, intervals_ms: list[float], reader: str | None) -> None:
+    def _spawn(
+        self, device_index: int, interval_ms: float, counter_interval_ms: float, reader: str | None
+    ) -> None:
         """Start the poller and wait for its first reading; on failure set `reason`."""
         try:
-            device = device_uuid(device_index) if reader is None else str(device_index)
+            cuda = torch.device("cuda", device_index)
+            device = device_uuid(cuda) if reader is None else str(device_index)
         except Exception as error:  # torch sees no such CUDA device
             self.reason = f"NVML: {error}".splitlines()[0]
             return
@@ -284,8 +278,8 @@ class TelemetrySampler:
         os.close(handle)
         self._path = Path(path)
         command = [sys.executable, "-m", "vlmprof.runtime.nvml_poller", "--device", device]
-        command += ["--interval-ms", str(intervals_ms[0]), "--out", path]
-        command += ["--counter-interval-ms", str(intervals_ms[1])]
+        command += ["--interval-ms", str(interval_ms), "--out", path]
+        command += ["--counter-interval-ms", str(counter_interval_ms)]
         command += ["--reader", reader or DEFAULT_READER]
         # The poller's messages go to a file: a pipe nobody reads could fill and stall it.
         self._errors = self._path.with_suffix(".log")
