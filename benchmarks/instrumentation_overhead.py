@@ -58,24 +58,17 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def bare_ms(adapter: ModelAdapter, inputs: ModelInputs, tokens: int) -> float:
-    """Wall time of the greedy loop with no instruments at all."""
+def loop_ms(adapter: ModelAdapter, inputs: ModelInputs, tokens: int, timed: bool) -> float:
+    """Wall time of the greedy loop alone, with the stage timer only if `timed` (no NVTX,
+    no hooks)."""
     _sync(adapter.device)
     with collector_paused():
         start = time.perf_counter()
-        greedy_generate(adapter, inputs, tokens, Instruments(None, NvtxRanges(enabled=False)))
-        _sync(adapter.device)
-        return (time.perf_counter() - start) * 1000.0
-
-
-def events_ms(adapter: ModelAdapter, inputs: ModelInputs, tokens: int) -> float:
-    """Wall time of the greedy loop with the stage timer only (no NVTX, no hooks)."""
-    _sync(adapter.device)
-    with collector_paused():
-        start = time.perf_counter()
-        timer = StageTimer(adapter.device.type)
+        timer = StageTimer(adapter.device.type) if timed else None
         greedy_generate(adapter, inputs, tokens, Instruments(timer, NvtxRanges(enabled=False)))
-        timer.finish()
+        if timer is not None:
+            timer.finish()
+        _sync(adapter.device)
         return (time.perf_counter() - start) * 1000.0
 
 
@@ -109,8 +102,8 @@ def main() -> None:
     settings = ProfileSettings(run_id="overhead", shard=0, telemetry_interval_ms=args.interval_ms)
     sampler = telemetry_sampler(adapter.device, settings)
     arms = {
-        "bare": lambda item: bare_ms(adapter, item, args.tokens),
-        "events": lambda item: events_ms(adapter, item, args.tokens),
+        "bare": lambda item: loop_ms(adapter, item, args.tokens, timed=False),
+        "events": lambda item: loop_ms(adapter, item, args.tokens, timed=True),
         "instrumented": lambda item: instrumented_ms(adapter, item, args.tokens),
     }
     if sampler.available:
