@@ -8,8 +8,9 @@ hypervisor, or from a CPU that simply ran slower.
 
 from __future__ import annotations
 
-import statistics
 from typing import Any
+
+from vlmprof.metrics.stats import finite_values, summarize
 
 # A run thread on a CPU less than this fraction of the run was held off it for a while.
 BUSY_FLOOR = 0.97
@@ -17,33 +18,28 @@ BUSY_FLOOR = 0.97
 STEAL_FLOOR = 0.01
 
 
-def _median_and(values: list[float], pick: Any) -> tuple[float | None, float | None]:
-    return (statistics.median(values), pick(values)) if values else (None, None)
-
-
 def host_section(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Medians and extremes of the runs' host figures; `runs` 0 where none was kept."""
     hosts = [r["host"] for r in records if r.get("status") == "ok" and r.get("host")]
-    busy = [h["busy_fraction"] for h in hosts if h.get("busy_fraction") is not None]
-    switches = [h["involuntary_switches"] for h in hosts]
-    steal = [
+    busy_values = finite_values(h.get("busy_fraction") for h in hosts)
+    busy = summarize(busy_values)
+    switches = summarize(h["involuntary_switches"] for h in hosts)
+    steal_fractions = [
         h["steal_ms_per_cpu"] / h["wall_ms"]
         for h in hosts
         if h.get("steal_ms_per_cpu") is not None and h.get("wall_ms")
     ]
-    busy_median, busy_min = _median_and(busy, min)
-    switches_median, switches_max = _median_and(switches, max)
-    steal_median, steal_max = _median_and(steal, max)
+    steal = summarize(steal_fractions)
     return {
         "runs": len(hosts),
-        "busy_fraction_median": busy_median,
-        "busy_fraction_min": busy_min,
-        "involuntary_switches_median": switches_median,
-        "involuntary_switches_max": switches_max,
-        "steal_fraction_median": steal_median,
-        "steal_fraction_max": steal_max,
-        "runs_held_off_cpu": sum(b < BUSY_FLOOR for b in busy),
-        "runs_with_steal": sum(s > STEAL_FLOOR for s in steal),
+        "busy_fraction_median": busy["p50"],
+        "busy_fraction_min": busy["min"],
+        "involuntary_switches_median": switches["p50"],
+        "involuntary_switches_max": switches["max"],
+        "steal_fraction_median": steal["p50"],
+        "steal_fraction_max": steal["max"],
+        "runs_held_off_cpu": int((busy_values < BUSY_FLOOR).sum()),
+        "runs_with_steal": sum(s > STEAL_FLOOR for s in steal_fractions),
     }
 
 
