@@ -1,4 +1,4 @@
-"""Command-line pieces the model benchmarks share: which model to build, and the JSON file."""
+"""What the model benchmarks share: which model to build, the order of arms, the JSON file."""
 
 from __future__ import annotations
 
@@ -30,6 +30,22 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
         experts_implementation=args.experts,
         decode=args.decode,
     )
+
+
+def balanced_orders(names: list[str]) -> list[list[str]]:
+    """Orders of the arms in which each arm comes first, and follows each other arm, equally
+    often (a Williams design), so neither position nor the arm run before biases a pair.
+
+    Cycle through the returned orders, one per round.
+    """
+    n = len(names)
+    base = [0]
+    for step in range(1, n):
+        base.append((step + 1) // 2 if step % 2 else n - step // 2)
+    orders = [[names[(i + shift) % n] for i in base] for shift in range(n)]
+    if n % 2:
+        orders += [order[::-1] for order in orders]
+    return orders
 
 
 def write_json(args: argparse.Namespace, payload: dict[str, Any]) -> None:

@@ -4,16 +4,20 @@ Usage: python benchmarks/instrumentation_overhead.py [--preset full] [--device c
        [--pages 3] [--rounds 3] [--warmup 2] [--tokens 64] [--mode gundam]
        [--experts eager|grouped_mm|batched_mm] [--decode eager|static|cuda_graph]
 
-Every arm runs the same pages and token counts, in rotating order, after `--warmup` rounds.
-"bare" is the greedy loop with no timer, NVTX or hooks; "events" adds only the stage timer
-(CUDA events or perf_counter per stage and per decode step); "instrumented" is exactly what
-the timing pass runs (the timer, NVTX ranges, forward hooks on sam/clip/projector);
-"telemetry" is that plus the NVML sampler at its configured interval (only where NVML sees
-the GPU). Every arm runs with Python's garbage collector paused, as the timing pass does.
-Wall time is read with a host clock after synchronising. Prints, for each arm over the one
-it builds on, the median of the per-pair overheads and the overhead of the summed times
-with its paired-bootstrap 95% interval; the targets are at most 1% for the instruments
-(instrumented vs bare) and below 0.5% for the sampler (telemetry vs instrumented).
+Every arm runs the same pages and token counts after `--warmup` rounds, in orders that
+give each arm every position and every predecessor equally often. Each arm adds one thing
+to the arm before it: "bare" is the greedy loop with no timer, NVTX or hooks; "events"
+adds the stage timer (CUDA events or perf_counter per stage and per decode step); "hooks"
+adds the forward hooks on sam/clip/projector; "nvtx" adds the NVTX ranges; "instrumented"
+is exactly what the timing pass runs (`timed_run`: the same, plus peak-memory and host
+counters); "telemetry" is that with the NVML poller running, as in a profiling shard (only
+where NVML sees the GPU). The poller is started for the telemetry arm's runs of a round
+and closed after them, so no other arm runs beside it. Every arm runs with Python's
+garbage collector paused, as the timing pass does. Wall time is read with a host clock
+after synchronising. Prints, for each arm over the one it builds on, the median of the
+per-pair overheads and the overhead of the summed times with its paired-bootstrap 95%
+interval; the targets are at most 1% for the instruments (instrumented vs bare) and below
+0.5% for the sampler (telemetry vs instrumented).
 """
 
 from __future__ import annotations
@@ -30,17 +34,24 @@ from vlmprof.models import build_adapter
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.generate import greedy_generate
-from vlmprof.runtime.instruments import Instruments
+from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_shard import ProfileSettings, telemetry_sampler, timed_run
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler
 from vlmprof.variants.comparison import ratio_interval
 
-from bench_args import add_model_arguments, model_spec, write_json
+from bench_args import add_model_arguments, balanced_orders, model_spec, write_json
 
-# Each arm and the arm it adds to.
-BUILDS_ON = {"events": "bare", "instrumented": "bare", "telemetry": "instrumented"}
+# Comparisons printed: (arm, the arm it is measured against).
+COMPARED = [
+    ("events", "bare"),
+    ("hooks", "events"),
+    ("nvtx", "hooks"),
+    ("instrumented", "nvtx"),
+    ("instrumented", "bare"),
+    ("telemetry", "instrumented"),
+]
 
 PAGE_SIZES = [(1240, 1754), (1275, 1650), (1600, 900), (600, 2000)]
 
@@ -58,18 +69,33 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def loop_ms(adapter: ModelAdapter, inputs: ModelInputs, tokens: int, timed: bool) -> float:
-    """Wall time of the greedy loop alone, with the stage timer only if `timed` (no NVTX,
-    no hooks)."""
+def loop_ms(
+    adapter: ModelAdapter,
+    inputs: ModelInputs,
+    tokens: int,
+    timed: bool = False,
+    hooks: bool = False,
+    nvtx: bool = False,
+) -> float:
+    """Wall time of the greedy loop with the chosen instruments: the stage timer, the stage
+    hooks, NVTX ranges (hooks and NVTX open stages on the timer, so they need `timed`)."""
     _sync(adapter.device)
     with collector_paused():
         start = time.perf_counter()
         timer = StageTimer(adapter.device.type) if timed else None
-        greedy_generate(adapter, inputs, tokens, Instruments(timer, NvtxRanges(enabled=False)))
+        instruments = Instruments(timer, NvtxRanges(enabled=nvtx))
+        handles = (
+            attach_stage_hooks(adapter.module, adapter.stage_modules(), instruments)
+            if hooks
+            else []
+        )
+        greedy_generate(adapter, inputs, tokens, instruments)
         if timer is not None:
             timer.finish()
         _sync(adapter.device)
-        return (time.perf_counter() - start) * 1000.0
+        elapsed = (time.perf_counter() - start) * 1000.0
+    detach(handles)
+    return elapsed
 
 
 def instrumented_ms(
@@ -96,35 +122,49 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2, help="untimed rounds over all arms")
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--interval-ms", type=float, default=20.0)
+    parser.add_argument("--counter-interval-ms", type=float, default=500.0)
     args = parser.parse_args()
     spec = model_spec(args)
     adapter = build_adapter(spec)
-    settings = ProfileSettings(run_id="overhead", shard=0, telemetry_interval_ms=args.interval_ms)
-    sampler = telemetry_sampler(adapter.device, settings)
+    settings = ProfileSettings(
+        run_id="overhead",
+        shard=0,
+        telemetry_interval_ms=args.interval_ms,
+        telemetry_counter_interval_ms=args.counter_interval_ms,
+    )
+    tokens = args.tokens
     arms = {
-        "bare": lambda item: loop_ms(adapter, item, args.tokens, timed=False),
-        "events": lambda item: loop_ms(adapter, item, args.tokens, timed=True),
-        "instrumented": lambda item: instrumented_ms(adapter, item, args.tokens),
+        "bare": lambda item: loop_ms(adapter, item, tokens),
+        "events": lambda item: loop_ms(adapter, item, tokens, timed=True),
+        "hooks": lambda item: loop_ms(adapter, item, tokens, timed=True, hooks=True),
+        "nvtx": lambda item: loop_ms(adapter, item, tokens, timed=True, hooks=True, nvtx=True),
+        "instrumented": lambda item: instrumented_ms(adapter, item, tokens),
     }
-    if sampler.available:
-        arms["telemetry"] = lambda item: instrumented_ms(adapter, item, args.tokens, sampler)
-    names = list(arms)
+    with telemetry_sampler(adapter.device, settings) as probe:
+        sampler_reason = None if probe.available else probe.reason
+
+    def run_arm(name: str, items: list[ModelInputs]) -> list[float]:
+        if name != "telemetry":
+            return [arms[name](item) for item in items]
+        with telemetry_sampler(adapter.device, settings) as sampler:
+            return [instrumented_ms(adapter, item, tokens, sampler) for item in items]
+
+    names = list(arms) + ([] if sampler_reason else ["telemetry"])
     pages = [_page(PAGE_SIZES[i % len(PAGE_SIZES)], i) for i in range(args.pages)]
     inputs = [adapter.preprocess(p).to(adapter.device, adapter.dtype) for p in pages]
     for _ in range(args.warmup):
-        for item in inputs:
-            for arm in arms.values():
-                arm(item)
-    rows = []
+        for name in names:
+            run_arm(name, inputs)
+    rows = [{"round": r, "page": p} for r in range(args.rounds) for p in range(len(inputs))]
+    orders = balanced_orders(names)
     for round_index in range(args.rounds):
-        for page_index, item in enumerate(inputs):
-            shift = (round_index + page_index) % len(names)
-            order = names[shift:] + names[:shift]
-            result = {name: arms[name](item) for name in order}
-            rows.append({"round": round_index, "page": page_index, **result})
+        for name in orders[round_index % len(orders)]:
+            for page_index, ms in enumerate(run_arm(name, inputs)):
+                rows[round_index * len(inputs) + page_index][name] = ms
     overheads = {}
-    for after in names[1:]:
-        before = BUILDS_ON[after]
+    for after, before in COMPARED:
+        if after not in names:
+            continue
         pairs = np.array([[row[before], row[after]] for row in rows])
         low, high = ratio_interval(pairs[:, 1], pairs[:, 0])
         overheads[f"{after} vs {before}"] = {
@@ -136,7 +176,7 @@ def main() -> None:
         f"{args.preset} preset on {adapter.device} ({adapter.dtype}), mode {args.mode}, "
         f"experts {args.experts}, decode {args.decode}, {args.tokens} tokens, "
         f"{args.pages} pages x {args.rounds} rounds"
-        + ("" if sampler.available else f"; telemetry arm skipped: {sampler.reason}")
+        + (f"; telemetry arm skipped: {sampler_reason}" if sampler_reason else "")
     )
     print(" ".join([f"{'round':>5}", f"{'page':>4}"] + [f"{name + ' ms':>16}" for name in names]))
     for row in rows:
@@ -150,7 +190,6 @@ def main() -> None:
             f"total {value['total']:+.2%}{interval}"
         )
     print("targets: instrumented vs bare at most 1%; telemetry vs instrumented below 0.5%")
-    sampler.close()
     write_json(args, {"rows": rows, "overhead": overheads})
 
 

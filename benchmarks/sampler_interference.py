@@ -6,9 +6,10 @@ Usage: python benchmarks/sampler_interference.py [--preset full] [--device cuda]
 
 Times one A4 page with the timing pass's own `timed_run` without a sampler ("none") and
 with each named sampler, NAME=INTERVAL_MS:COUNTER_INTERVAL_MS (a counter interval of 0
-never reads the energy counter, which takes milliseconds a read on an H100), in rotating
-order after a warm-up. Each timed run gets a sampler of its own, started before it and
-closed after it, so no other arm's poller runs beside it. Prints per arm the decode step
+never reads the energy counter, which takes milliseconds a read on an H100), after a
+warm-up, in orders that give each arm every position and predecessor equally often.
+Each timed run gets a sampler of its own, started before it and closed after it, so no
+other arm's poller runs beside it. Prints per arm the decode step
 time p10/p50/p90 over all steps and the median decode time of a run, and for every run
 its energy and the host figures the run record keeps (thread CPU time over wall time,
 involuntary context switches, CPU steal).
@@ -25,7 +26,7 @@ from vlmprof.models import build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_shard import ProfileSettings, telemetry_sampler, timed_run
 
-from bench_args import add_model_arguments, model_spec, write_json
+from bench_args import add_model_arguments, balanced_orders, model_spec, write_json
 
 
 def main() -> None:
@@ -64,9 +65,9 @@ def main() -> None:
     for name in names:  # warm-up, every arm
         timed(name)
     runs = []
+    orders = balanced_orders(names)
     for round_index in range(args.rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in orders[round_index % len(orders)]:
             timing = timed(name)
             runs.append(
                 {

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# One GPU against two: the same pages profiled as one shard on one GPU, then as two shards
+# side by side on two GPUs (config/examples/h200-scale-out.yaml), each to metrics.json;
+# then benchmarks/scale_out_summary.py compares their stage means and profiling wall times.
+# Usage: benchmarks/scale_out.sh OUT_DIR [extra snakemake args...]
+set -uo pipefail
+out_dir=$1
+shift
+config=config/examples/h200-scale-out.yaml
+nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,clocks.max.sm,power.limit \
+    --format=csv | tee "$out_dir/gpus.csv"
+for gpus in 1 2; do
+    name="scale-${gpus}gpu"
+    start=$(date +%s)
+    snakemake --cores 16 --resources gpu="$gpus" --configfile "$config" "$@" \
+        --config run_name="$name" shards="$gpus" -- "results/$name/metrics.json" \
+        2>&1 | tail -n 8
+    echo "$name: pipeline wall time $(( $(date +%s) - start )) s"
+done
+python3 benchmarks/scale_out_summary.py results/scale-1gpu results/scale-2gpu \
+    --json "$out_dir/scale-out.json" --table "$out_dir/compare.md"
+tar czf "$out_dir/scale-out.tgz" results/scale-1gpu results/scale-2gpu
