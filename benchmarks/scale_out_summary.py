@@ -6,8 +6,11 @@ Usage: python benchmarks/scale_out_summary.py RESULTS_ONE_GPU RESULTS_MANY_GPUS
 For each run folder: its shards, the device each shard's records name, and each shard's
 job window (its end is the records file's modification time, its length the `s` column of
 Snakemake's benchmark file, so model building is included). The profiling wall time is
-the span from the first shard's start to the last one's end. Then the stage means of the
-two runs through `vlmprof.compare` at `--tolerance`, and the ratio of the wall times.
+the span from the first shard's start to the last one's end; each shard's log says when
+its first and last timed runs ended, which splits its window into start-up (process,
+model, warm-up) and the pages themselves. Then the stage means of the two runs through
+`vlmprof.compare` at `--tolerance`, the ratio of the wall times, and per stage the median
+over pages of each page's median-run ratio (robust to a few slow runs).
 Exit code 0 when every stage agrees, 1 when one does not.
 """
 
@@ -15,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +27,20 @@ import pandas as pd
 
 from vlmprof.compare import compare_dirs, to_markdown
 from vlmprof.runtime.records import read_records
+
+STAGES = ("prefill_ms", "vision_ms", "sam_ms", "clip_ms", "projector_ms", "decode_ms")
+
+
+def timed_run_span(log: Path) -> tuple[float, float]:
+    """Epoch seconds at which the shard's first and last timed runs were logged."""
+    stamps = [
+        datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+        for line in log.read_text(encoding="utf-8").splitlines()
+        if " repeat " in line
+    ]
+    if not stamps:
+        raise SystemExit(f"{log}: no timed run logged")
+    return stamps[0], stamps[-1]
 
 
 def shard_windows(run: Path) -> list[dict[str, Any]]:
@@ -34,6 +53,7 @@ def shard_windows(run: Path) -> list[dict[str, Any]]:
         )
         end = records_path.stat().st_mtime
         records = read_records([records_path])
+        first, last = timed_run_span(run / "logs" / f"profile_shard-{shard}.log")
         shards.append(
             {
                 "shard": int(shard),
@@ -43,6 +63,8 @@ def shard_windows(run: Path) -> list[dict[str, Any]]:
                 "start": end - seconds,
                 "end": end,
                 "job_s": seconds,
+                "startup_s": first - (end - seconds),
+                "first_to_last_run_s": last - first,
             }
         )
     if not shards:
@@ -53,6 +75,26 @@ def shard_windows(run: Path) -> list[dict[str, Any]]:
 def profiling_wall_s(shards: list[dict[str, Any]]) -> float:
     """From the first shard job's start to the last one's end."""
     return max(s["end"] for s in shards) - min(s["start"] for s in shards)
+
+
+def paired_page_ratios(run_a: Path, run_b: Path) -> dict[str, float]:
+    """Per stage, the median over pages of (page's median run in B / in A)."""
+    by_page: list[dict[str, list[dict[str, Any]]]] = []
+    for run in (run_a, run_b):
+        pages: dict[str, list[dict[str, Any]]] = {}
+        for record in read_records(sorted((run / "runs").glob("shard-*.jsonl"))):
+            if record["status"] == "ok":
+                pages.setdefault(record["image_id"], []).append(record)
+        by_page.append(pages)
+    ratios = {}
+    for stage in STAGES:
+        per_page = [
+            statistics.median(r[stage] for r in by_page[1][page])
+            / statistics.median(r[stage] for r in by_page[0][page])
+            for page in by_page[0].keys() & by_page[1].keys()
+        ]
+        ratios[stage] = statistics.median(per_page)
+    return ratios
 
 
 def main() -> int:
@@ -76,11 +118,15 @@ def main() -> int:
             print(
                 f"  shard {s['shard']} on {','.join(s['devices'])}: {s['pages']} pages, "
                 f"{s['records']} records, job {s['start'] - origin:+.1f} s to "
-                f"{s['end'] - origin:+.1f} s ({s['job_s']:.1f} s)"
+                f"{s['end'] - origin:+.1f} s ({s['job_s']:.1f} s: start-up {s['startup_s']:.1f} s, "
+                f"first to last timed run {s['first_to_last_run_s']:.1f} s)"
             )
     ratio = summary["many_gpus"]["profiling_wall_s"] / summary["one_gpu"]["profiling_wall_s"]
     summary["wall_ratio"] = ratio
     print(f"profiling wall time, many GPUs / one GPU: {ratio:.3f}")
+    summary["paired_page_ratio"] = paired_page_ratios(args.one_gpu, args.many_gpus)
+    for stage, ratio_b_a in summary["paired_page_ratio"].items():
+        print(f"{stage}: median page, many GPUs / one GPU {ratio_b_a:.3f}")
     table, verdict = compare_dirs(args.one_gpu, args.many_gpus, args.tolerance)
     text = to_markdown(table, verdict, args.tolerance)
     print(text)
