@@ -1,0 +1,119 @@
+"""Host time of each piece the timing pass adds to a run, one call at a time.
+
+Usage: python benchmarks/instrument_host_cost.py [--device cuda] [--calls 2000]
+       [--steps 64] [--json out.json]
+
+Times, in microseconds per call on the host (the device stays idle): a stage-timer
+interval (two CUDA events created and recorded, or two `perf_counter` reads), reading one
+interval back after `finish()`, an NVTX push/pop pair, calling a module with the stage
+hooks against without them, resetting and reading the peak-memory statistics, and one
+read of the host counters. Then, for a generation of `--steps` tokens, the sum the timing
+pass pays per run: one interval per decode step plus the stage intervals, three hooked
+modules, an NVTX pair per interval, and the per-run calls. On a run whose stages are
+launched from Python one kernel at a time, that sum adds to the run's wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+
+import torch
+
+from vlmprof.runtime.collector import collector_paused
+from vlmprof.runtime.host_counters import read_host
+from vlmprof.runtime.instruments import Instruments, attach_stage_hooks
+from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.stage_timer import StageTimer
+
+from bench_args import write_json
+
+# Stage intervals besides the decode steps: ttft, prefill, decode, sam, clip, projector.
+STAGE_INTERVALS = 6
+HOOKED_MODULES = 3
+
+
+def per_call_us(action: Callable[[], object], calls: int) -> float:
+    """Mean host time of `action` in microseconds, after a few untimed calls, with the
+    garbage collector paused as in a timed run."""
+    with collector_paused():
+        for _ in range(10):
+            action()
+        start = time.perf_counter()
+        for _ in range(calls):
+            action()
+        return (time.perf_counter() - start) / calls * 1e6
+
+
+def main() -> None:
+    """Print each piece's cost and the per-run sum (JSON with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--calls", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=64)
+    parser.add_argument("--json", help="also write the measurements here")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    cuda = device.type == "cuda"
+    calls = args.calls
+
+    timer = StageTimer(device.type)
+
+    def interval() -> None:
+        timer.stop(timer.start("step"))
+
+    costs = {"timer interval (start+stop)": per_call_us(interval, calls)}
+    finished = StageTimer(device.type)
+    for _ in range(calls):
+        finished.stop(finished.start("step"))
+    start = time.perf_counter()
+    finished.finish()
+    costs["timer read-back per interval"] = (time.perf_counter() - start) / calls * 1e6
+    nvtx = NvtxRanges(enabled=True)
+    costs["nvtx push+pop"] = per_call_us(lambda: (nvtx.push("step"), nvtx.pop()), calls)
+
+    module = torch.nn.Sequential(torch.nn.Identity()).to(device)
+    x = torch.zeros(1, device=device)
+    plain = per_call_us(lambda: module(x), calls)
+    hooked_instruments = Instruments(StageTimer(device.type), NvtxRanges(enabled=True))
+    attach_stage_hooks(module, {"0": "stage"}, hooked_instruments)
+    costs["hooked module call, extra"] = per_call_us(lambda: module(x), calls) - plain
+    if cuda:
+        costs["reset_peak_memory_stats"] = per_call_us(torch.cuda.reset_peak_memory_stats, calls)
+        costs["max_memory_allocated"] = per_call_us(torch.cuda.max_memory_allocated, calls)
+    costs["read_host"] = per_call_us(read_host, calls)
+    if cuda:
+        torch.cuda.synchronize()
+
+    intervals = args.steps - 1 + STAGE_INTERVALS
+    per_run_us = (
+        intervals
+        * (
+            costs["timer interval (start+stop)"]
+            + costs["timer read-back per interval"]
+            + costs["nvtx push+pop"]
+        )
+        # a hooked call opens a stage interval and an NVTX range, counted above already
+        + HOOKED_MODULES
+        * (
+            costs["hooked module call, extra"]
+            - costs["timer interval (start+stop)"]
+            - costs["nvtx push+pop"]
+        )
+        + costs.get("reset_peak_memory_stats", 0.0)
+        + costs.get("max_memory_allocated", 0.0)
+        + 2 * costs["read_host"]
+    )
+    print(f"host cost per call on {device} (torch {torch.__version__}), {calls} calls each:")
+    for name, us in costs.items():
+        print(f"  {name:<32} {us:8.2f} us")
+    print(
+        f"per run of {args.steps} tokens ({intervals} intervals, {HOOKED_MODULES} hooked "
+        f"modules): {per_run_us / 1000:.3f} ms"
+    )
+    write_json(args, {"per_call_us": costs, "per_run_ms": per_run_us / 1000})
+
+
+if __name__ == "__main__":
+    main()
