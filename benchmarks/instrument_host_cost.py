@@ -4,13 +4,15 @@ Usage: python benchmarks/instrument_host_cost.py [--device cuda] [--calls 2000]
        [--steps 64] [--json out.json]
 
 Times, in microseconds per call on the host (the device stays idle): a stage-timer
-interval (two CUDA events created and recorded, or two `perf_counter` reads), reading one
-interval back after `finish()`, an NVTX push/pop pair, calling a module with the stage
-hooks against without them, resetting and reading the peak-memory statistics, and one
-read of the host counters. Then, for a generation of `--steps` tokens, the sum the timing
-pass pays per run: one interval per decode step plus the stage intervals, three hooked
-modules, an NVTX pair per interval, and the per-run calls. On a run whose stages are
-launched from Python one kernel at a time, that sum adds to the run's wall time.
+interval as a run pays it (two marks and the read-back after `finish()`, with CUDA events
+drawn from the pool earlier runs returned) and, for comparison, one whose two CUDA events
+are created new; an NVTX push/pop pair; calling a module with the stage hooks against
+without them (the hooks' own dispatch, no timer); resetting and reading the peak-memory
+statistics; and one read of the host counters. Then, for a generation of `--steps`
+tokens, the sum the timing pass pays per run: one interval per decode step plus the stage
+intervals, an NVTX pair per interval, three hooked modules and the per-run calls. On a
+run whose stages are launched from Python one kernel at a time, that sum adds to the
+run's wall time.
 """
 
 from __future__ import annotations
@@ -58,27 +60,30 @@ def main() -> None:
     cuda = device.type == "cuda"
     calls = args.calls
 
-    timer = StageTimer(device.type)
+    intervals = args.steps - 1 + STAGE_INTERVALS
 
-    def interval() -> None:
-        timer.stop(timer.start("step"))
+    def timed_run_marks() -> None:
+        timer = StageTimer(args.device)
+        for _ in range(intervals):
+            timer.stop(timer.start("step"))
+        timer.finish()
 
-    costs = {"timer interval (start+stop)": per_call_us(interval, calls)}
-    finished = StageTimer(device.type)
-    for _ in range(calls):
-        finished.stop(finished.start("step"))
-    start = time.perf_counter()
-    finished.finish()
-    costs["timer read-back per interval"] = (time.perf_counter() - start) / calls * 1e6
+    runs = max(1, calls // intervals)
+    costs = {"timer interval, pooled": per_call_us(timed_run_marks, runs) / intervals}
+    if cuda:
+        unfinished = StageTimer(args.device)  # never finished: every mark is a new event
+        costs["timer interval, new events"] = per_call_us(
+            lambda: unfinished.stop(unfinished.start("step")), calls
+        )
     nvtx = NvtxRanges(enabled=True)
     costs["nvtx push+pop"] = per_call_us(lambda: (nvtx.push("step"), nvtx.pop()), calls)
 
     module = torch.nn.Sequential(torch.nn.Identity()).to(device)
     x = torch.zeros(1, device=device)
     plain = per_call_us(lambda: module(x), calls)
-    hooked_instruments = Instruments(StageTimer(device.type), NvtxRanges(enabled=True))
-    attach_stage_hooks(module, {"0": "stage"}, hooked_instruments)
-    costs["hooked module call, extra"] = per_call_us(lambda: module(x), calls) - plain
+    hooks_only = Instruments(None, NvtxRanges(enabled=False))
+    attach_stage_hooks(module, {"0": "stage"}, hooks_only)
+    costs["hook dispatch per module call"] = per_call_us(lambda: module(x), calls) - plain
     if cuda:
         costs["reset_peak_memory_stats"] = per_call_us(torch.cuda.reset_peak_memory_stats, calls)
         costs["max_memory_allocated"] = per_call_us(torch.cuda.max_memory_allocated, calls)
@@ -86,21 +91,9 @@ def main() -> None:
     if cuda:
         torch.cuda.synchronize()
 
-    intervals = args.steps - 1 + STAGE_INTERVALS
     per_run_us = (
-        intervals
-        * (
-            costs["timer interval (start+stop)"]
-            + costs["timer read-back per interval"]
-            + costs["nvtx push+pop"]
-        )
-        # a hooked call opens a stage interval and an NVTX range, counted above already
-        + HOOKED_MODULES
-        * (
-            costs["hooked module call, extra"]
-            - costs["timer interval (start+stop)"]
-            - costs["nvtx push+pop"]
-        )
+        intervals * (costs["timer interval, pooled"] + costs["nvtx push+pop"])
+        + HOOKED_MODULES * costs["hook dispatch per module call"]
         + costs.get("reset_peak_memory_stats", 0.0)
         + costs.get("max_memory_allocated", 0.0)
         + 2 * costs["read_host"]

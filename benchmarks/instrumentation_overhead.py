@@ -82,7 +82,7 @@ def loop_ms(
     _sync(adapter.device)
     with collector_paused():
         start = time.perf_counter()
-        timer = StageTimer(adapter.device.type) if timed else None
+        timer = StageTimer(str(adapter.device)) if timed else None
         instruments = Instruments(timer, NvtxRanges(enabled=nvtx))
         handles = (
             attach_stage_hooks(adapter.module, adapter.stage_modules(), instruments)

@@ -2,12 +2,12 @@
 # One GPU against two: the same pages profiled as one shard on one GPU, then as two shards
 # side by side on two GPUs (config/examples/h200-scale-out.yaml), each to metrics.json;
 # then benchmarks/scale_out_summary.py compares their stage means and profiling wall times.
-# Usage: [GPU_ORDER="2 1"] benchmarks/scale_out.sh OUT_DIR [extra snakemake args...]
+# Usage: [GPU_ORDER="2 1"] [CONFIG=file.yaml] benchmarks/scale_out.sh OUT_DIR [extra snakemake args...]
 # (GPU_ORDER: which run goes first; the default "1 2" runs the one-GPU run first.)
 set -uo pipefail
 out_dir=$1
 shift
-config=config/examples/h200-scale-out.yaml
+config=${CONFIG:-config/examples/h200-scale-out.yaml}
 nvidia-smi --query-gpu=index,name,driver_version,clocks.sm,clocks.max.sm,power.limit \
     --format=csv | tee "$out_dir/gpus.csv"
 for gpus in ${GPU_ORDER:-1 2}; do

@@ -5,6 +5,9 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
+import pytest
+import torch
+
 from vlmprof.runtime.gpu_slot import claim_device
 
 
@@ -52,3 +55,14 @@ def test_cpu_and_explicit_devices_are_not_pinned(tmp_path: Path):
             assert got == device
     with claim_device("cuda", visible_gpus=1, lock_dir=tmp_path) as got:
         assert got == "cuda"
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs two CUDA devices")
+def test_claimed_gpu_becomes_the_current_device(tmp_path: Path):
+    torch.cuda.set_device(0)
+    with (
+        claim_device("cuda", visible_gpus=2, lock_dir=tmp_path),
+        claim_device("cuda", visible_gpus=2, lock_dir=tmp_path) as second,
+    ):
+        assert second == "cuda:1"
+        assert torch.cuda.current_device() == 1

@@ -5,6 +5,10 @@ which GPU a job gets. Each job therefore takes an exclusive `flock` on one slot 
 visible GPU and uses the first slot it wins. The kernel releases the lock when the job
 ends, even if it is killed, so a crashed job never strands a GPU. A job that already sees
 exactly one GPU (a cluster that set CUDA_VISIBLE_DEVICES) simply uses it.
+
+The claimed GPU is also made the job's current CUDA device, so every call that takes the
+current device by default (streams, events, synchronisation, memory statistics) refers to
+the GPU the model is on, not to GPU 0.
 """
 
 from __future__ import annotations
@@ -22,6 +26,13 @@ import torch
 DEFAULT_LOCK_DIR = Path(tempfile.gettempdir()) / "vlmprof-gpu-slots"
 
 
+def _make_current(device: str) -> None:
+    """Make an indexed CUDA device (cuda:N) that exists the current one; others are left
+    alone (an index past the GPUs present fails where the model is placed on it)."""
+    if device.startswith("cuda:") and torch.device(device).index < torch.cuda.device_count():
+        torch.cuda.set_device(torch.device(device))
+
+
 @contextmanager
 def claim_device(
     device: str,
@@ -31,10 +42,12 @@ def claim_device(
 ) -> Iterator[str]:
     """Yield the device this job should use, holding its slot lock for the job's lifetime.
 
-    Only a bare `cuda` is pinned; `cpu` and an explicit `cuda:N` are used as given.
+    Only a bare `cuda` is pinned; `cpu` and an explicit `cuda:N` are used as given. A
+    `cuda:N` (claimed or given) becomes the current CUDA device.
     """
     count = torch.cuda.device_count() if visible_gpus is None else visible_gpus
     if device != "cuda" or count <= 1:
+        _make_current(device)
         yield device
         return
     lock_dir.mkdir(parents=True, exist_ok=True)
@@ -50,6 +63,7 @@ def claim_device(
             try:
                 handle.write(f"{os.getpid()}\n")
                 handle.flush()
+                _make_current(f"cuda:{index}")
                 yield f"cuda:{index}"
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)

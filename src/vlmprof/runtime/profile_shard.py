@@ -92,7 +92,7 @@ def timed_run(
     holds what the host did meanwhile (`vlmprof.runtime.host_counters`).
     """
     cuda = adapter.device.type == "cuda"
-    timer = StageTimer(adapter.device.type)
+    timer = StageTimer(str(adapter.device))
     instruments = Instruments(timer, nvtx)
     handles = attach_stage_hooks(adapter.module, adapter.stage_modules(), instruments)
     peak: dict[str, int] = {}
