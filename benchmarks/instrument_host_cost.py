@@ -4,9 +4,9 @@ Usage: python benchmarks/instrument_host_cost.py [--device cuda] [--calls 2000]
        [--steps 64] [--json out.json]
 
 Times, in microseconds per call on the host (the device stays idle): a stage-timer
-interval as a run pays it (two marks and the read-back after `finish()`, with CUDA events
-drawn from the pool earlier runs returned) and, for comparison, one whose two CUDA events
-are created new; an NVTX push/pop pair; calling a module with the stage hooks against
+interval's two marks (two CUDA events created and recorded, or two `perf_counter` reads)
+and its read-back in `finish()`, over runs of as many intervals as a generation has; an
+NVTX push/pop pair; calling a module with the stage hooks against
 without them (the hooks' own dispatch, no timer); resetting and reading the peak-memory
 statistics; and one read of the host counters. Then, for a generation of `--steps`
 tokens, the sum the timing pass pays per run: one interval per decode step plus the stage
@@ -62,19 +62,22 @@ def main() -> None:
 
     intervals = args.steps - 1 + STAGE_INTERVALS
 
-    def timed_run_marks() -> None:
-        timer = StageTimer(args.device)
-        for _ in range(intervals):
-            timer.stop(timer.start("step"))
-        timer.finish()
-
     runs = max(1, calls // intervals)
-    costs = {"timer interval, pooled": per_call_us(timed_run_marks, runs) / intervals}
-    if cuda:
-        unfinished = StageTimer(args.device)  # never finished: every mark is a new event
-        costs["timer interval, new events"] = per_call_us(
-            lambda: unfinished.stop(unfinished.start("step")), calls
-        )
+    marks_s = read_back_s = 0.0
+    with collector_paused():
+        for _ in range(runs):
+            timer = StageTimer(args.device)
+            start = time.perf_counter()
+            for _ in range(intervals):
+                timer.stop(timer.start("step"))
+            marked = time.perf_counter()
+            timer.finish()
+            marks_s += marked - start
+            read_back_s += time.perf_counter() - marked
+    costs = {
+        "timer interval, two marks": marks_s / (runs * intervals) * 1e6,
+        "timer read-back per interval": read_back_s / (runs * intervals) * 1e6,
+    }
     nvtx = NvtxRanges(enabled=True)
     costs["nvtx push+pop"] = per_call_us(lambda: (nvtx.push("step"), nvtx.pop()), calls)
 
@@ -92,7 +95,12 @@ def main() -> None:
         torch.cuda.synchronize()
 
     per_run_us = (
-        intervals * (costs["timer interval, pooled"] + costs["nvtx push+pop"])
+        intervals
+        * (
+            costs["timer interval, two marks"]
+            + costs["timer read-back per interval"]
+            + costs["nvtx push+pop"]
+        )
         + HOOKED_MODULES * costs["hook dispatch per module call"]
         + costs.get("reset_peak_memory_stats", 0.0)
         + costs.get("max_memory_allocated", 0.0)

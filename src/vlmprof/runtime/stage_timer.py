@@ -2,9 +2,7 @@
 
 The clock is chosen once. On CUDA, marks are events recorded on the current stream, so
 timing never synchronises inside a run; `finish()` synchronises once and converts every
-interval to milliseconds. Creating a CUDA event costs the host far more than recording
-one (an interval of two new events took 28 us on an H100 host, so ~2 ms of a 64-token
-run), so `finish()` hands its events back to a per-device pool that later timers draw on.
+interval to milliseconds.
 """
 
 from __future__ import annotations
@@ -16,9 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
-
-# Recorded-and-read CUDA events ready for reuse, per device index.
-_FREE_EVENTS: dict[int, list[torch.cuda.Event]] = defaultdict(list)
 
 
 @dataclass
@@ -38,19 +33,17 @@ class StageTimer:
         current, so a model on a second GPU is timed on its own stream.
         """
         self.cuda = device.startswith("cuda")
-        self._free: list[torch.cuda.Event] = []
         if self.cuda:
             index = torch.device(device).index
             self._index = torch.cuda.current_device() if index is None else index
             self._stream = torch.cuda.current_stream(self._index)
-            self._free = _FREE_EVENTS[self._index]
         self._intervals: list[_Interval] = []
         self._open: dict[int, _Interval] = {}
         self._ms: dict[str, list[float]] | None = None
 
     def _mark(self) -> object:
         if self.cuda:
-            event = self._free.pop() if self._free else torch.cuda.Event(enable_timing=True)
+            event = torch.cuda.Event(enable_timing=True)
             event.record(self._stream)
             return event
         return time.perf_counter()
@@ -90,9 +83,6 @@ class StageTimer:
             else:
                 ms = (interval.end - interval.start) * 1000.0  # type: ignore[operator]
             durations[interval.label].append(float(ms))
-        if self.cuda:  # every event has been read: later timers may record them again
-            self._free.extend(e for i in self._intervals for e in (i.start, i.end))
-        self._intervals = []
         self._ms = dict(durations)
         return self._ms
 
