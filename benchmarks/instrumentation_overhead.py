@@ -17,7 +17,9 @@ garbage collector paused, as the timing pass does. Wall time is read with a host
 after synchronising. Prints, for each arm over the one it builds on, the median of the
 per-pair overheads and the overhead of the summed times with its paired-bootstrap 95%
 interval; the targets are at most 1% for the instruments (instrumented vs bare) and below
-0.5% for the sampler (telemetry vs instrumented).
+0.5% for the sampler (telemetry vs instrumented). "telemetry:run vs instrumented:run"
+compares the runs' own prefill + decode times, which leave out what the timing pass does
+between runs (reading the poller's file, summarising the readings).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ COMPARED = [
     ("instrumented", "nvtx"),
     ("instrumented", "bare"),
     ("telemetry", "instrumented"),
+    # the run's own window (its prefill + decode as its record has them), without the
+    # bookkeeping before and after it, such as reading the poller's file
+    ("telemetry:run", "instrumented:run"),
 ]
 
 PAGE_SIZES = [(1240, 1754), (1275, 1650), (1600, 900), (600, 2000)]
@@ -76,7 +81,7 @@ def loop_ms(
     timed: bool = False,
     hooks: bool = False,
     nvtx: bool = False,
-) -> float:
+) -> tuple[float, None]:
     """Wall time of the greedy loop with the chosen instruments: the stage timer, the stage
     hooks, NVTX ranges (hooks and NVTX open stages on the timer, so they need `timed`)."""
     _sync(adapter.device)
@@ -95,7 +100,7 @@ def loop_ms(
         _sync(adapter.device)
         elapsed = (time.perf_counter() - start) * 1000.0
     detach(handles)
-    return elapsed
+    return elapsed, None
 
 
 def instrumented_ms(
@@ -103,14 +108,15 @@ def instrumented_ms(
     inputs: ModelInputs,
     tokens: int,
     sampler: TelemetrySampler | None = None,
-) -> float:
-    """Wall time of the timing pass's own run (timer, NVTX, stage hooks, and a sampler)."""
+) -> tuple[float, float]:
+    """Wall time of the timing pass's own run (timer, NVTX, stage hooks, and a sampler),
+    and the run's prefill + decode as its record has them."""
     settings = ProfileSettings(run_id="overhead", shard=0, max_new_tokens=tokens)
     _sync(adapter.device)
     start = time.perf_counter()
-    timed_run(adapter, inputs, settings, NvtxRanges(enabled=True), sampler)
+    timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=True), sampler)
     _sync(adapter.device)
-    return (time.perf_counter() - start) * 1000.0
+    return (time.perf_counter() - start) * 1000.0, timing["prefill_ms"] + timing["decode_ms"]
 
 
 def main() -> None:
@@ -143,7 +149,7 @@ def main() -> None:
     with telemetry_sampler(adapter.device, settings) as probe:
         sampler_reason = None if probe.available else probe.reason
 
-    def run_arm(name: str, items: list[ModelInputs]) -> list[float]:
+    def run_arm(name: str, items: list[ModelInputs]) -> list[tuple[float, float | None]]:
         if name != "telemetry":
             return [arms[name](item) for item in items]
         with telemetry_sampler(adapter.device, settings) as sampler:
@@ -159,11 +165,14 @@ def main() -> None:
     orders = balanced_orders(names)
     for round_index in range(args.rounds):
         for name in orders[round_index % len(orders)]:
-            for page_index, ms in enumerate(run_arm(name, inputs)):
-                rows[round_index * len(inputs) + page_index][name] = ms
+            for page_index, (wall, run) in enumerate(run_arm(name, inputs)):
+                row = rows[round_index * len(inputs) + page_index]
+                row[name] = wall
+                if run is not None:
+                    row[f"{name}:run"] = run
     overheads = {}
     for after, before in COMPARED:
-        if after not in names:
+        if after not in rows[0]:
             continue
         pairs = np.array([[row[before], row[after]] for row in rows])
         low, high = ratio_interval(pairs[:, 1], pairs[:, 0])
