@@ -236,11 +236,12 @@ tables.styled(tables.static_crosscheck(run.static))
 # %% [markdown]
 # ## Telemetry
 #
-# GPU energy, power and clocks, sampled through NVML during every timed run. The device's
-# energy counter is read at the start and end of each run (one read costs milliseconds, so
-# it is not polled); a stage's energy is the power trace over the stage's window, scaled so
-# that the whole series matches the counter (power alone where the GPU has no counter).
-# Prefill and decode need not add up to the run (the argmax between them).
+# GPU energy, power and clocks, sampled through NVML during every timed run by a process of
+# its own. The device's energy counter is read less often than the other fields (one read
+# costs milliseconds; `telemetry.counter_interval_ms`); a stage's energy is the power trace
+# over the stage's window, scaled so that the trace matches the counter over at least 2 s of
+# readings around the run (power alone where the GPU has no counter). Prefill and decode
+# need not add up to the run (the argmax between them).
 
 # %%
 if telemetry["available"]:
