@@ -180,6 +180,17 @@ def test_metrics_section_gives_energy_per_page_token_and_cost():
     assert telemetry_section(recorded_runs(), {}, {})["cost_per_page"] is None
 
 
+def test_a_stage_no_run_has_energy_for_is_left_out_of_the_table():
+    runs = recorded_runs()
+    for run in runs:
+        if run["telemetry"] is not None:
+            run["telemetry"]["energy_j"]["prefill"] = None
+    section = telemetry_section(runs, {}, {"nvml": "ok"})
+    assert section["energy_j"]["prefill"]["n"] == 0
+    assert section["energy_j"]["decode"]["n"] == 6
+    assert list(energy_table(section).index) == ["decode", "run"]
+
+
 @pytest.mark.parametrize(
     ("config", "environment", "expected"),
     [

@@ -11,21 +11,10 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.stats import summarize
 from vlmprof.runtime.telemetry import STAGES, flag_runs
 
 JOULES_PER_KWH = 3.6e6
-
-
-def _stats(values: list[float]) -> dict[str, float | int] | None:
-    if not values:
-        return None
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-        "n": len(values),
-    }
 
 
 def _pick(telemetry: list[dict[str, Any]], key: str, choose: Any) -> float | None:
@@ -65,12 +54,7 @@ def telemetry_section(
     if not measured:
         return {"available": False, "reason": _absent_reason(config, environment)}
     telemetry = [r["telemetry"] for r in measured]
-    energy = {
-        stage: _stats(
-            [t["energy_j"][stage] for t in telemetry if t["energy_j"].get(stage) is not None]
-        )
-        for stage in STAGES
-    }
+    energy = {stage: summarize(t["energy_j"].get(stage) for t in telemetry) for stage in STAGES}
     run_j = [(t["energy_j"]["run"], r["tokens"]) for t, r in zip(telemetry, measured, strict=True)]
     run_j = [(joules, tokens) for joules, tokens in run_j if joules is not None and tokens]
     per_page = statistics.fmean(j for j, _ in run_j) if run_j else None
@@ -85,7 +69,7 @@ def telemetry_section(
         "energy_j": energy,
         "joules_per_page": per_page,
         "joules_per_output_token": per_token,
-        "mean_power_w": _stats([t["mean_power_w"] for t in telemetry if t["mean_power_w"]]),
+        "mean_power_w": summarize(t["mean_power_w"] for t in telemetry),
         "peak_power_w": _pick(telemetry, "peak_power_w", max),
         "sm_clock_min_mhz": _pick(telemetry, "sm_clock_min_mhz", min),
         "sm_clock_max_mhz": _pick(telemetry, "sm_clock_max_mhz", max),
@@ -112,7 +96,7 @@ def energy_table(section: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for stage in STAGES:
         stats = section["energy_j"].get(stage)
-        if stats is None:
+        if not stats or not stats["n"]:
             continue
         share = 100.0 * stats["mean"] / run_mean if run_mean else None
         values = [stats["mean"], stats["std"], stats["min"], stats["max"], stats["n"], share]
