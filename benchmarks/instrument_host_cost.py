@@ -6,13 +6,12 @@ Usage: python benchmarks/instrument_host_cost.py [--device cuda] [--calls 2000]
 Times, in microseconds per call on the host (the device stays idle): a stage-timer
 interval's two marks (two CUDA events created and recorded, or two `perf_counter` reads)
 and its read-back in `finish()`, over runs of as many intervals as a generation has; an
-NVTX push/pop pair; calling a module with the stage hooks against
-without them (the hooks' own dispatch, no timer); resetting and reading the peak-memory
-statistics; and one read of the host counters. Then, for a generation of `--steps`
-tokens, the sum the timing pass pays per run: one interval per decode step plus the stage
-intervals, an NVTX pair per interval, three hooked modules and the per-run calls. On a
-run whose stages are launched from Python one kernel at a time, that sum adds to the
-run's wall time.
+NVTX push/pop pair; calling a module with the stage hooks against without them (the hooks'
+own dispatch, no timer); resetting and reading the peak-memory statistics; and one read of
+the host counters. Then, for a generation of `--steps` tokens, the sum the timing pass
+pays per run: one interval per decode step plus the stage intervals, an NVTX pair per
+interval, three hooked modules and the per-run calls. On a run whose stages are launched
+from Python one kernel at a time, that sum adds to the run's wall time.
 """
 
 from __future__ import annotations
@@ -59,9 +58,7 @@ def main() -> None:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     calls = args.calls
-
     intervals = args.steps - 1 + STAGE_INTERVALS
-
     runs = max(1, calls // intervals)
     marks_s = read_back_s = 0.0
     with collector_paused():
@@ -91,8 +88,6 @@ def main() -> None:
         costs["reset_peak_memory_stats"] = per_call_us(torch.cuda.reset_peak_memory_stats, calls)
         costs["max_memory_allocated"] = per_call_us(torch.cuda.max_memory_allocated, calls)
     costs["read_host"] = per_call_us(read_host, calls)
-    if cuda:
-        torch.cuda.synchronize()
 
     per_run_us = (
         intervals

@@ -43,18 +43,27 @@ def timed_run_span(log: Path) -> tuple[float, float]:
     return stamps[0], stamps[-1]
 
 
-def shard_windows(run: Path) -> list[dict[str, Any]]:
+def shard_records(run: Path) -> dict[str, list[dict[str, Any]]]:
+    """Each shard's run records, by the shard number in its file name."""
+    shards = {
+        path.stem.removeprefix("shard-"): read_records([path])
+        for path in sorted((run / "runs").glob("shard-*.jsonl"))
+    }
+    if not shards:
+        raise SystemExit(f"{run}/runs: no shard-*.jsonl records; run the pipeline first")
+    return shards
+
+
+def shard_windows(run: Path, shards: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     """Each shard's device, page count and job window (start/end in epoch seconds)."""
-    shards = []
-    for records_path in sorted((run / "runs").glob("shard-*.jsonl")):
-        shard = records_path.stem.removeprefix("shard-")
+    windows = []
+    for shard, records in shards.items():
         seconds = float(
             pd.read_csv(run / "benchmarks" / f"profile_shard-{shard}.tsv", sep="\t")["s"].iloc[0]
         )
-        end = records_path.stat().st_mtime
-        records = read_records([records_path])
+        end = (run / "runs" / f"shard-{shard}.jsonl").stat().st_mtime
         first, last = timed_run_span(run / "logs" / f"profile_shard-{shard}.log")
-        shards.append(
+        windows.append(
             {
                 "shard": int(shard),
                 "devices": sorted({str(r["device"]) for r in records}),
@@ -67,9 +76,7 @@ def shard_windows(run: Path) -> list[dict[str, Any]]:
                 "first_to_last_run_s": last - first,
             }
         )
-    if not shards:
-        raise SystemExit(f"{run}/runs: no shard-*.jsonl records; run the pipeline first")
-    return shards
+    return windows
 
 
 def profiling_wall_s(shards: list[dict[str, Any]]) -> float:
@@ -77,12 +84,14 @@ def profiling_wall_s(shards: list[dict[str, Any]]) -> float:
     return max(s["end"] for s in shards) - min(s["start"] for s in shards)
 
 
-def paired_page_ratios(run_a: Path, run_b: Path) -> dict[str, float]:
+def paired_page_ratios(
+    records_a: list[dict[str, Any]], records_b: list[dict[str, Any]]
+) -> dict[str, float]:
     """Per stage, the median over pages of (page's median run in B / in A)."""
     by_page: list[dict[str, list[dict[str, Any]]]] = []
-    for run in (run_a, run_b):
+    for records in (records_a, records_b):
         pages: dict[str, list[dict[str, Any]]] = {}
-        for record in read_records(sorted((run / "runs").glob("shard-*.jsonl"))):
+        for record in records:
             if record["status"] == "ok":
                 pages.setdefault(record["image_id"], []).append(record)
         by_page.append(pages)
@@ -108,8 +117,9 @@ def main() -> int:
     args = parser.parse_args()
     runs = {"one_gpu": args.one_gpu, "many_gpus": args.many_gpus}
     summary: dict[str, Any] = {}
+    records = {label: shard_records(run) for label, run in runs.items()}
     for label, run in runs.items():
-        shards = shard_windows(run)
+        shards = shard_windows(run, records[label])
         wall = profiling_wall_s(shards)
         summary[label] = {"run": str(run), "shards": shards, "profiling_wall_s": wall}
         origin = min(s["start"] for s in shards)
@@ -124,7 +134,8 @@ def main() -> int:
     ratio = summary["many_gpus"]["profiling_wall_s"] / summary["one_gpu"]["profiling_wall_s"]
     summary["wall_ratio"] = ratio
     print(f"profiling wall time, many GPUs / one GPU: {ratio:.3f}")
-    summary["paired_page_ratio"] = paired_page_ratios(args.one_gpu, args.many_gpus)
+    flat = {label: [r for shard in records[label].values() for r in shard] for label in runs}
+    summary["paired_page_ratio"] = paired_page_ratios(flat["one_gpu"], flat["many_gpus"])
     for stage, ratio_b_a in summary["paired_page_ratio"].items():
         print(f"{stage}: median page, many GPUs / one GPU {ratio_b_a:.3f}")
     table, verdict = compare_dirs(args.one_gpu, args.many_gpus, args.tolerance)
