@@ -5,13 +5,14 @@ Usage: python benchmarks/instrument_host_cost.py [--device cuda] [--calls 2000]
 
 Times, in microseconds per call on the host (the device stays idle): a stage-timer
 interval's two marks (two CUDA events created and recorded, or two `perf_counter` reads)
-and its read-back in `finish()`, over runs of as many intervals as a generation has; an
-NVTX push/pop pair; calling a module with the stage hooks against without them (the hooks'
-own dispatch, no timer); resetting and reading the peak-memory statistics; and one read of
-the host counters. Then, for a generation of `--steps` tokens, the sum the timing pass
-pays per run: one interval per decode step plus the stage intervals, an NVTX pair per
-interval, three hooked modules and the per-run calls. On a run whose stages are launched
-from Python one kernel at a time, that sum adds to the run's wall time.
+and its read-back in `finish()`, over runs of as many intervals as a generation has; a
+decode step's lap (one mark: back-to-back steps share their boundaries) and its read-back;
+an NVTX push/pop pair; calling a module with the stage hooks against without them (the
+hooks' own dispatch, no timer); resetting and reading the peak-memory statistics; and one
+read of the host counters. Then, for a generation of `--steps` tokens, the sum the timing
+pass pays per run: one lap per decode step, the stage intervals with their NVTX ranges,
+three hooked modules and the per-run calls. On a run whose stages are launched from Python
+one kernel at a time, the part inside the run's window adds to its wall time.
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ from vlmprof.runtime.stage_timer import StageTimer
 
 from bench_args import write_json
 
-# Stage intervals besides the decode steps: ttft, prefill, decode, sam, clip, projector.
+# Stage intervals besides the decode steps: ttft, prefill, decode, sam, clip, projector;
+# all but ttft also open an NVTX range.
 STAGE_INTERVALS = 6
+NVTX_RANGES = 5
 HOOKED_MODULES = 3
 
 
@@ -58,23 +61,29 @@ def main() -> None:
     device = torch.device(args.device)
     cuda = device.type == "cuda"
     calls = args.calls
-    intervals = args.steps - 1 + STAGE_INTERVALS
-    runs = max(1, calls // intervals)
-    marks_s = read_back_s = 0.0
-    with collector_paused():
-        for _ in range(runs):
-            timer = StageTimer(args.device)
-            start = time.perf_counter()
-            for _ in range(intervals):
-                timer.stop(timer.start("step"))
-            marked = time.perf_counter()
-            timer.finish()
-            marks_s += marked - start
-            read_back_s += time.perf_counter() - marked
-    costs = {
-        "timer interval, two marks": marks_s / (runs * intervals) * 1e6,
-        "timer read-back per interval": read_back_s / (runs * intervals) * 1e6,
-    }
+    steps = args.steps - 1
+    runs = max(1, calls // steps)
+    costs: dict[str, float] = {}
+    for kind in ("interval", "lap"):
+        marks_s = read_back_s = 0.0
+        with collector_paused():
+            for _ in range(runs):
+                timer = StageTimer(args.device)
+                start = time.perf_counter()
+                if kind == "interval":
+                    for _ in range(steps):
+                        timer.stop(timer.start("step"))
+                else:
+                    lap = timer.laps("step")
+                    for _ in range(steps):
+                        lap()
+                marked = time.perf_counter()
+                timer.finish()
+                marks_s += marked - start
+                read_back_s += time.perf_counter() - marked
+        name = "timer interval, two marks" if kind == "interval" else "timer lap, one mark"
+        costs[name] = marks_s / (runs * steps) * 1e6
+        costs[f"{name}: read-back"] = read_back_s / (runs * steps) * 1e6
     nvtx = NvtxRanges(enabled=True)
     costs["nvtx push+pop"] = per_call_us(lambda: (nvtx.push("step"), nvtx.pop()), calls)
 
@@ -89,13 +98,12 @@ def main() -> None:
         costs["max_memory_allocated"] = per_call_us(torch.cuda.max_memory_allocated, calls)
     costs["read_host"] = per_call_us(read_host, calls)
 
+    interval_us = costs["timer interval, two marks"] + costs["timer interval, two marks: read-back"]
+    lap_us = costs["timer lap, one mark"] + costs["timer lap, one mark: read-back"]
     per_run_us = (
-        intervals
-        * (
-            costs["timer interval, two marks"]
-            + costs["timer read-back per interval"]
-            + costs["nvtx push+pop"]
-        )
+        steps * lap_us
+        + STAGE_INTERVALS * interval_us
+        + NVTX_RANGES * costs["nvtx push+pop"]
         + HOOKED_MODULES * costs["hook dispatch per module call"]
         + costs.get("reset_peak_memory_stats", 0.0)
         + costs.get("max_memory_allocated", 0.0)
@@ -103,10 +111,10 @@ def main() -> None:
     )
     print(f"host cost per call on {device} (torch {torch.__version__}), {calls} calls each:")
     for name, us in costs.items():
-        print(f"  {name:<32} {us:8.2f} us")
+        print(f"  {name:<40} {us:8.2f} us")
     print(
-        f"per run of {args.steps} tokens ({intervals} intervals, {HOOKED_MODULES} hooked "
-        f"modules): {per_run_us / 1000:.3f} ms"
+        f"per run of {args.steps} tokens ({steps} laps, {STAGE_INTERVALS} intervals, "
+        f"{HOOKED_MODULES} hooked modules): {per_run_us / 1000:.3f} ms"
     )
     write_json(args, {"per_call_us": costs, "per_run_ms": per_run_us / 1000})
 

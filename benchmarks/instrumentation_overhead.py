@@ -3,6 +3,7 @@
 Usage: python benchmarks/instrumentation_overhead.py [--preset full] [--device cuda]
        [--pages 3] [--rounds 3] [--warmup 2] [--tokens 64] [--mode gundam]
        [--experts eager|grouped_mm|batched_mm] [--decode eager|static|cuda_graph]
+       [--arms bare,events,hooks,nvtx,instrumented,telemetry]
 
 Every arm runs the same pages and token counts after `--warmup` rounds, in orders that
 give each arm every position and every predecessor equally often. Each arm adds one thing
@@ -13,13 +14,17 @@ is exactly what the timing pass runs (`timed_run`: the same, plus peak-memory an
 counters); "telemetry" is that with the NVML poller running, as in a profiling shard (only
 where NVML sees the GPU). The poller is started for the telemetry arm's runs of a round
 and closed after them, so no other arm runs beside it. Every arm runs with Python's
-garbage collector paused, as the timing pass does. Wall time is read with a host clock
-after synchronising. Prints, for each arm over the one it builds on, the median of the
+garbage collector paused, as the timing pass does.
+
+Two host-clock times per run, both read after synchronising: the run's window, from just
+before the first launch to the device finishing the last token (for the timing pass, its
+record's `host.wall_ms`), which is what the instruments can slow down; and the whole call,
+which adds the bookkeeping before and after the window (attaching hooks, reading the
+marks back, peak memory, the poller's readings) that only lengthens the profiling job.
+Prints, for each arm over the one it builds on and for both times, the median of the
 per-pair overheads and the overhead of the summed times with its paired-bootstrap 95%
 interval; the targets are at most 1% for the instruments (instrumented vs bare) and below
-0.5% for the sampler (telemetry vs instrumented). "telemetry:run vs instrumented:run"
-compares the runs' own prefill + decode times, which leave out what the timing pass does
-between runs (reading the poller's file, summarising the readings).
+0.5% for the sampler (telemetry vs instrumented).
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from vlmprof.variants.comparison import ratio_interval
 
 from bench_args import add_model_arguments, balanced_orders, model_spec, write_json
 
-# Comparisons printed: (arm, the arm it is measured against).
+# Comparisons printed, each for the run's window and the whole call: (arm, its baseline).
 COMPARED = [
     ("events", "bare"),
     ("hooks", "events"),
@@ -53,10 +58,8 @@ COMPARED = [
     ("instrumented", "nvtx"),
     ("instrumented", "bare"),
     ("telemetry", "instrumented"),
-    # the run's own window (its prefill + decode as its record has them), without the
-    # bookkeeping before and after it, such as reading the poller's file
-    ("telemetry:run", "instrumented:run"),
 ]
+ARMS = ("bare", "events", "hooks", "nvtx", "instrumented", "telemetry")
 
 PAGE_SIZES = [(1240, 1754), (1275, 1650), (1600, 900), (600, 2000)]
 
@@ -81,9 +84,10 @@ def loop_ms(
     timed: bool = False,
     hooks: bool = False,
     nvtx: bool = False,
-) -> tuple[float, None]:
-    """Wall time of the greedy loop with the chosen instruments: the stage timer, the stage
-    hooks, NVTX ranges (hooks and NVTX open stages on the timer, so they need `timed`)."""
+) -> tuple[float, float]:
+    """Whole call and run window (ms) of the greedy loop with the chosen instruments: the
+    stage timer, the stage hooks, NVTX ranges (hooks and NVTX open stages on the timer, so
+    they need `timed`)."""
     _sync(adapter.device)
     with collector_paused():
         start = time.perf_counter()
@@ -94,13 +98,14 @@ def loop_ms(
             if hooks
             else []
         )
+        window_start = time.perf_counter()
         greedy_generate(adapter, inputs, tokens, instruments)
+        _sync(adapter.device)
+        window_ms = (time.perf_counter() - window_start) * 1000.0
         if timer is not None:
             timer.finish()
-        _sync(adapter.device)
-        elapsed = (time.perf_counter() - start) * 1000.0
-    detach(handles)
-    return elapsed, None
+        detach(handles)
+        return (time.perf_counter() - start) * 1000.0, window_ms
 
 
 def instrumented_ms(
@@ -109,14 +114,25 @@ def instrumented_ms(
     tokens: int,
     sampler: TelemetrySampler | None = None,
 ) -> tuple[float, float]:
-    """Wall time of the timing pass's own run (timer, NVTX, stage hooks, and a sampler),
-    and the run's prefill + decode as its record has them."""
+    """Whole call and run window (ms) of the timing pass's own run (timer, NVTX, stage
+    hooks, and a sampler); the window is the record's `host.wall_ms`."""
     settings = ProfileSettings(run_id="overhead", shard=0, max_new_tokens=tokens)
     _sync(adapter.device)
     start = time.perf_counter()
     timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=True), sampler)
     _sync(adapter.device)
-    return (time.perf_counter() - start) * 1000.0, timing["prefill_ms"] + timing["decode_ms"]
+    return (time.perf_counter() - start) * 1000.0, timing["host"]["wall_ms"]
+
+
+def _overhead(pairs: np.ndarray) -> dict[str, object]:
+    """Median per-pair overhead and the summed times' overhead with its 95% interval, of
+    (baseline, arm) time pairs."""
+    low, high = ratio_interval(pairs[:, 1], pairs[:, 0])
+    return {
+        "median_pair": statistics.median(pairs[:, 1] / pairs[:, 0] - 1.0),
+        "total": pairs[:, 1].sum() / pairs[:, 0].sum() - 1.0,
+        "total_95": [None if low is None else low - 1.0, None if high is None else high - 1.0],
+    }
 
 
 def main() -> None:
@@ -129,7 +145,11 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--interval-ms", type=float, default=20.0)
     parser.add_argument("--counter-interval-ms", type=float, default=500.0)
+    parser.add_argument("--arms", default=",".join(ARMS), help="comma-separated arms to run")
     args = parser.parse_args()
+    chosen = args.arms.split(",")
+    if unknown := sorted(set(chosen) - set(ARMS)):
+        parser.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     spec = model_spec(args)
     adapter = build_adapter(spec)
     settings = ProfileSettings(
@@ -149,13 +169,13 @@ def main() -> None:
     with telemetry_sampler(adapter.device, settings) as probe:
         sampler_reason = None if probe.available else probe.reason
 
-    def run_arm(name: str, items: list[ModelInputs]) -> list[tuple[float, float | None]]:
+    def run_arm(name: str, items: list[ModelInputs]) -> list[tuple[float, float]]:
         if name != "telemetry":
             return [arms[name](item) for item in items]
         with telemetry_sampler(adapter.device, settings) as sampler:
             return [instrumented_ms(adapter, item, tokens, sampler) for item in items]
 
-    names = list(arms) + ([] if sampler_reason else ["telemetry"])
+    names = [name for name in chosen if name != "telemetry" or not sampler_reason]
     pages = [_page(PAGE_SIZES[i % len(PAGE_SIZES)], i) for i in range(args.pages)]
     inputs = [adapter.preprocess(p).to(adapter.device, adapter.dtype) for p in pages]
     for _ in range(args.warmup):
@@ -165,32 +185,26 @@ def main() -> None:
     orders = balanced_orders(names)
     for round_index in range(args.rounds):
         for name in orders[round_index % len(orders)]:
-            for page_index, (wall, run) in enumerate(run_arm(name, inputs)):
+            for page_index, (call, window) in enumerate(run_arm(name, inputs)):
                 row = rows[round_index * len(inputs) + page_index]
-                row[name] = wall
-                if run is not None:
-                    row[f"{name}:run"] = run
+                row[name], row[f"{name}:run"] = call, window
     overheads = {}
     for after, before in COMPARED:
-        if after not in rows[0]:
-            continue
-        pairs = np.array([[row[before], row[after]] for row in rows])
-        low, high = ratio_interval(pairs[:, 1], pairs[:, 0])
-        overheads[f"{after} vs {before}"] = {
-            "median_pair": statistics.median(pairs[:, 1] / pairs[:, 0] - 1.0),
-            "total": pairs[:, 1].sum() / pairs[:, 0].sum() - 1.0,
-            "total_95": [None if low is None else low - 1.0, None if high is None else high - 1.0],
-        }
+        if after in names and before in names:
+            for time_name, suffix in (("run window", ":run"), ("whole call", "")):
+                pairs = np.array([[row[before + suffix], row[after + suffix]] for row in rows])
+                overheads[f"{after} vs {before}, {time_name}"] = _overhead(pairs)
     print(
         f"{args.preset} preset on {adapter.device} ({adapter.dtype}), mode {args.mode}, "
         f"experts {args.experts}, decode {args.decode}, {args.tokens} tokens, "
         f"{args.pages} pages x {args.rounds} rounds"
         + (f"; telemetry arm skipped: {sampler_reason}" if sampler_reason else "")
     )
-    print(" ".join([f"{'round':>5}", f"{'page':>4}"] + [f"{name + ' ms':>16}" for name in names]))
+    columns = [name + suffix for name in names for suffix in (":run", "")]
+    print(" ".join([f"{'round':>5}", f"{'page':>4}"] + [f"{c + ' ms':>18}" for c in columns]))
     for row in rows:
         cells = [f"{row['round']:>5}", f"{row['page']:>4}"]
-        print(" ".join(cells + [f"{row[name]:>16.1f}" for name in names]))
+        print(" ".join(cells + [f"{row[c]:>18.1f}" for c in columns]))
     for label, value in overheads.items():
         low, high = value["total_95"]
         interval = "" if low is None else f" (95% interval {low:+.2%} to {high:+.2%})"

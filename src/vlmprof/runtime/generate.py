@@ -56,7 +56,8 @@ def greedy_generate(
     The first token comes from the prefill logits; the decode stage runs the remaining
     `max_new_tokens - 1` steps. With `eos_id` None (random weights, `ignore_eos`) every run
     generates exactly `max_new_tokens`, and no step waits for the device; with an `eos_id`
-    each step reads its token back to decide whether to stop. A `capture` keeps each step's
+    each step reads its token back to decide whether to stop (decode steps are timed back
+    to back, so that read-back counts in the step after it). A `capture` keeps each step's
     logits summary; it is for untimed runs only, as it adds work to every step.
     """
     timer = instruments.timer
@@ -72,14 +73,14 @@ def greedy_generate(
             capture.observe(logits)
         generated = [token]
         with instruments.stage("decode"):
+            step_done = timer.laps("decode_step") if timer is not None else None
             for _ in range(max_new_tokens - 1):
                 if eos_id is not None and int(token.item()) == eos_id:
                     break
-                step = timer.start("decode_step") if timer is not None else None
                 logits = adapter.decode_step(token, state)
                 token = logits.argmax(dim=-1, keepdim=True)
-                if timer is not None and step is not None:
-                    timer.stop(step)
+                if step_done is not None:
+                    step_done()
                 if capture is not None:
                     capture.observe(logits)
                 generated.append(token)

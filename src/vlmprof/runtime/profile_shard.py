@@ -89,7 +89,8 @@ def timed_run(
 
     With an available `sampler`, `telemetry` holds the run's energy, power and clock
     summary (and, with `keep_series`, its sample series for a timeline); else None. `host`
-    holds what the host did meanwhile (`vlmprof.runtime.host_counters`).
+    holds what the host did meanwhile (`vlmprof.runtime.host_counters`); its `wall_ms` is
+    the run's window on the host clock, from the first launch to the device finishing.
     """
     cuda = adapter.device.type == "cuda"
     timer = StageTimer(str(adapter.device))
@@ -107,20 +108,23 @@ def timed_run(
         # in a synchronisation, so this host time is where the run's device work begins.
         with collector_paused():
             host_before = read_host()
-            run_t0 = time.perf_counter()
             tokens = greedy_generate(adapter, inputs, settings.max_new_tokens, instruments, eos)
-            times = timer.finish()
-            run_t1 = time.perf_counter()  # finish() synchronised: the device work is done
-            host = host_delta(host_before, read_host())
+            timer.synchronize()
+            host_after = read_host()  # the device work is done
+        # Reading the marks back and the peak memory is bookkeeping after the run's window.
+        times = timer.finish()
         if cuda:
             peak["run"] = int(torch.cuda.max_memory_allocated())
     finally:
         detach(handles)
         samples = sampler.stop() if sampling else []
     stage = timer.total_ms
+    host = host_delta(host_before, host_after)
     telemetry = None
     if sampling:
-        windows = _stage_windows(run_t0, run_t1, stage("prefill"), stage("decode"))
+        windows = _stage_windows(
+            host_before.wall_s, host_after.wall_s, stage("prefill"), stage("decode")
+        )
         telemetry = summarize_run(samples, windows) | {"overhead": sampler.overhead()}
         if keep_series:
             telemetry["series"] = series_dict(samples, windows)

@@ -2,16 +2,18 @@
 
 The clock is chosen once. On CUDA, marks are events recorded on the current stream, so
 timing never synchronises inside a run; `finish()` synchronises once and converts every
-interval to milliseconds.
+interval to milliseconds. Back-to-back intervals (decode steps) share their boundary
+marks, so n steps cost n + 1 marks instead of 2n.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 
 import torch
 
@@ -39,6 +41,7 @@ class StageTimer:
             self._stream = torch.cuda.current_stream(self._index)
         self._intervals: list[_Interval] = []
         self._open: dict[int, _Interval] = {}
+        self._laps: list[tuple[str, list[object]]] = []
         self._ms: dict[str, list[float]] | None = None
 
     def _mark(self) -> object:
@@ -69,20 +72,34 @@ class StageTimer:
         finally:
             self.stop(handle)
 
+    def laps(self, label: str) -> Callable[[], None]:
+        """Mark now and return a function that marks again: each call ends one `label`
+        interval and starts the next, so a loop's iterations are timed one mark apiece."""
+        marks = [self._mark()]
+        self._laps.append((label, marks))
+        return lambda: marks.append(self._mark())
+
+    def synchronize(self) -> None:
+        """Wait until the timed device work is done (a no-op on the CPU clock)."""
+        if self.cuda:
+            torch.cuda.synchronize(self._index)
+
+    def _between_ms(self, start: object, end: object) -> float:
+        if self.cuda:
+            return float(start.elapsed_time(end))  # type: ignore[attr-defined]
+        return (end - start) * 1000.0  # type: ignore[operator]
+
     def finish(self) -> dict[str, list[float]]:
         """Synchronise once and return every label's interval lengths in milliseconds."""
         if self._open:
             labels = [interval.label for interval in self._open.values()]
             raise RuntimeError(f"unclosed stage intervals: {labels}")
-        if self.cuda:
-            torch.cuda.synchronize(self._index)
+        self.synchronize()
         durations: dict[str, list[float]] = defaultdict(list)
         for interval in self._intervals:
-            if self.cuda:
-                ms = interval.start.elapsed_time(interval.end)  # type: ignore[attr-defined]
-            else:
-                ms = (interval.end - interval.start) * 1000.0  # type: ignore[operator]
-            durations[interval.label].append(float(ms))
+            durations[interval.label].append(self._between_ms(interval.start, interval.end))
+        for label, marks in self._laps:
+            durations[label].extend(self._between_ms(a, b) for a, b in pairwise(marks))
         self._ms = dict(durations)
         return self._ms
 
