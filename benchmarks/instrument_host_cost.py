@@ -50,6 +50,37 @@ def per_call_us(action: Callable[[], object], calls: int) -> float:
         return (time.perf_counter() - start) / calls * 1e6
 
 
+def intervals(timer: StageTimer, steps: int) -> None:
+    """Time `steps` steps as intervals of their own: two marks each."""
+    for _ in range(steps):
+        timer.stop(timer.start("step"))
+
+
+def laps(timer: StageTimer, steps: int) -> None:
+    """Time `steps` steps as back-to-back laps: one mark each, and one to begin."""
+    lap = timer.laps("step")
+    for _ in range(steps):
+        lap()
+
+
+def marks_us(
+    device: str, mark: Callable[[StageTimer, int], None], steps: int, runs: int
+) -> tuple[float, float]:
+    """Host time per step, in microseconds, of `mark` on a new timer and of reading its
+    marks back in `finish()`, over `runs` runs of `steps` steps."""
+    marks_s = read_back_s = 0.0
+    with collector_paused():
+        for _ in range(runs):
+            timer = StageTimer(device)
+            start = time.perf_counter()
+            mark(timer, steps)
+            marked = time.perf_counter()
+            timer.finish()
+            marks_s += marked - start
+            read_back_s += time.perf_counter() - marked
+    return marks_s / (runs * steps) * 1e6, read_back_s / (runs * steps) * 1e6
+
+
 def main() -> None:
     """Print each piece's cost and the per-run sum (JSON with --json)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -64,26 +95,8 @@ def main() -> None:
     steps = args.steps - 1
     runs = max(1, calls // steps)
     costs: dict[str, float] = {}
-    for kind in ("interval", "lap"):
-        marks_s = read_back_s = 0.0
-        with collector_paused():
-            for _ in range(runs):
-                timer = StageTimer(args.device)
-                start = time.perf_counter()
-                if kind == "interval":
-                    for _ in range(steps):
-                        timer.stop(timer.start("step"))
-                else:
-                    lap = timer.laps("step")
-                    for _ in range(steps):
-                        lap()
-                marked = time.perf_counter()
-                timer.finish()
-                marks_s += marked - start
-                read_back_s += time.perf_counter() - marked
-        name = "timer interval, two marks" if kind == "interval" else "timer lap, one mark"
-        costs[name] = marks_s / (runs * steps) * 1e6
-        costs[f"{name}: read-back"] = read_back_s / (runs * steps) * 1e6
+    for name, mark in (("timer interval, two marks", intervals), ("timer lap, one mark", laps)):
+        costs[name], costs[f"{name}: read-back"] = marks_us(args.device, mark, steps, runs)
     nvtx = NvtxRanges(enabled=True)
     costs["nvtx push+pop"] = per_call_us(lambda: (nvtx.push("step"), nvtx.pop()), calls)
 

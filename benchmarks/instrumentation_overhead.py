@@ -35,8 +35,8 @@ import time
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw
 
+from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.models import build_adapter
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.runtime.collector import collector_paused
@@ -61,15 +61,12 @@ COMPARED = [
 ]
 ARMS = ("bare", "events", "hooks", "nvtx", "instrumented", "telemetry")
 
-PAGE_SIZES = [(1240, 1754), (1275, 1650), (1600, 900), (600, 2000)]
-
-
-def _page(size: tuple[int, int], seed: int) -> Image.Image:
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    for row in range(40, size[1] - 40, 24):
-        draw.line((60, row, size[0] - 60 - (row * seed) % 200, row), fill=(30, 30, 30), width=6)
-    return image
+# The page shapes measured, in turn: a run's work depends on its page's shape only.
+SIZES = [
+    size
+    for size in PAGE_SIZES
+    if size.name in ("a4_150dpi", "letter_150dpi", "slide_16x9", "receipt")
+]
 
 
 def _sync(device: torch.device) -> None:
@@ -176,7 +173,7 @@ def main() -> None:
             return [instrumented_ms(adapter, item, tokens, sampler) for item in items]
 
     names = [name for name in chosen if name != "telemetry" or not sampler_reason]
-    pages = [_page(PAGE_SIZES[i % len(PAGE_SIZES)], i) for i in range(args.pages)]
+    pages = [render_page("text_heavy", SIZES[i % len(SIZES)], 0, i) for i in range(args.pages)]
     inputs = [adapter.preprocess(p).to(adapter.device, adapter.dtype) for p in pages]
     for _ in range(args.warmup):
         for name in names:
