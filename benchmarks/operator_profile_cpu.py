@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw
 
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.runtime.operator_profile import run_operator_profile
+from vlmprof.profiler.operator_profile import run_operator_profile
 
 TOP_COLUMNS = ["operator", "category", "calls", "self (ms)", "stage", "share of stage"]
 

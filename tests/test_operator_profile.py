@@ -11,7 +11,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.report.operators import (
+from vlmprof.profiler.operator_profile import run_operator_profile
+from vlmprof.profiler.operators import (
     CATEGORIES,
     STAGES,
     categorize,
@@ -19,14 +20,13 @@ from vlmprof.report.operators import (
     stage_consistency,
     stage_totals_ms,
 )
-from vlmprof.report.timeline import (
+from vlmprof.profiler.timeline import (
     exclusive_segments,
     load_trace,
     trace_stage_totals,
     trace_timeline,
     verdict,
 )
-from vlmprof.runtime.operator_profile import run_operator_profile
 
 TIMELINE_KEYS = {
     "busy_fraction",

@@ -8,9 +8,9 @@ import pandas as pd
 from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.profiler.operator_profile import run_operator_profile
 from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.gpu_slot import claim_device
-from vlmprof.runtime.operator_profile import run_operator_profile
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])

@@ -25,7 +25,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 
 from vlmprof.atomic import atomic_open, write_json_atomic, write_text_atomic
 from vlmprof.models.base import ModelAdapter
-from vlmprof.report.operators import (
+from vlmprof.profiler.operators import (
     MOE_LABEL,
     attribution,
     category_rollup,
@@ -35,7 +35,7 @@ from vlmprof.report.operators import (
     stage_consistency,
     stage_totals_ms,
 )
-from vlmprof.report.timeline import (
+from vlmprof.profiler.timeline import (
     device_time_us,
     load_trace,
     merge_stage_totals,

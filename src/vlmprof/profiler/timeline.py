@@ -31,7 +31,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from vlmprof.report.operators import STAGE_LABELS, STAGES
+from vlmprof.profiler.operators import STAGE_LABELS, STAGES
 
 GAP_THRESHOLD_US = 10.0
 LAUNCH_BOUND_BUSY = 0.5

@@ -1,0 +1,1 @@
+"""The operator pass under torch.profiler and its analyses: operator tables, busy/idle timeline."""
