@@ -171,7 +171,10 @@ def test_out_of_memory_on_one_page_is_recorded_and_the_shard_goes_on(
 
 
 def test_empty_page_among_good_ones_gives_error_records(
-    adapter: DeepseekOcrAdapter, pages: pd.DataFrame, tmp_path: Path
+    adapter: DeepseekOcrAdapter,
+    pages: pd.DataFrame,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ):
     empty = tmp_path / "empty.png"
     empty.touch()
@@ -191,6 +194,12 @@ def test_empty_page_among_good_ones_gives_error_records(
     for record in lines:
         if record["image_id"] != "empty":
             _assert_complete_ok(record)
+    # Progress on standard error counts the failed page's repeats: the last line is written
+    # at the last run, with nothing left.
+    progress = capsys.readouterr().err.splitlines()
+    assert progress[0].startswith(f"[profile shard 0] page 1/4 ({images[0][0]}) repeat 1/2: ")
+    assert progress[-1].startswith(f"[profile shard 0] page 4/4 ({images[3][0]}) repeat 2/2: ")
+    assert progress[-1].endswith(" elapsed, ~00:00 left")
 
 
 def test_interrupted_shard_leaves_no_output_file(

@@ -9,6 +9,7 @@ from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.profiler.operator_profile import run_operator_profile
+from vlmprof.progress import job_label
 from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.gpu_slot import claim_device
 
@@ -33,4 +34,5 @@ with claim_device(resolve_device(spec["device"])) as device:
         warmup_rounds=smk.params.warmup_rounds,
         out_dir=Path(smk.output.operators).parent,
         top_n=smk.params.top_n,
+        progress_label=job_label("operator pass", smk.wildcards),
     )

@@ -8,6 +8,7 @@ import pandas as pd
 
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.progress import job_label
 from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.gpu_slot import claim_device
 from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
@@ -25,4 +26,11 @@ with claim_device(resolve_device(spec["device"])) as device:
         shard=shard, eos_id=adapter.eos_token_id, **json.loads(smk.params.settings)
     )
     logging.getLogger(__name__).info("shard %d: %d pages on %s", shard, len(mine), device)
-    profile_images(adapter, images, settings, Path(smk.output.records), Path(smk.output.outputs))
+    profile_images(
+        adapter,
+        images,
+        settings,
+        Path(smk.output.records),
+        Path(smk.output.outputs),
+        progress_label=job_label(f"profile shard {shard}", smk.wildcards),
+    )

@@ -14,6 +14,7 @@ from vlmprof.flops.static_compute import (
 )
 from vlmprof.logs import log_to_file
 from vlmprof.models import spec_dims
+from vlmprof.progress import job_label
 from vlmprof.runtime.device import dtype_name, resolve_dtype
 
 smk = snakemake  # noqa: F821
@@ -31,6 +32,7 @@ report = build_static_compute(
     decode_context=prefill_len + smk.params.max_new_tokens // 2,
     dtype=dtype,
     count=True,
+    progress_label=job_label("FLOP count", smk.wildcards),
 )
 write_json_atomic(Path(smk.output.json), report)
 write_text_atomic(Path(smk.output.md), static_compute_markdown(report))

@@ -22,6 +22,7 @@ from vlmprof.models import deepseek_ocr2_model, deepseek_ocr_views
 from vlmprof.models.deepseek_ocr import build_module
 from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims
 from vlmprof.models.prompt_tokenizer import prompt_length
+from vlmprof.progress import Progress
 
 AGREEMENT_TOLERANCE = 0.02
 # Crop modes are costed for a portrait A4 page at 150 dpi (gundam: 2 x 3 = 6 crops).
@@ -172,12 +173,14 @@ def build_static_compute(
     dtype: str,
     count: bool = True,
     page_size: tuple[int, int] = REFERENCE_PAGE,
+    progress_label: str = "FLOP count",
 ) -> dict[str, Any]:
     """Parameters, per-view FLOPs and per-stage costs, analytic and (if `count`) counted.
 
     Bytes use `dtype`; counting runs in float32 on the CPU (FLOPs do not depend on dtype).
     `vision_<mode>` is costed for a page of `page_size` pixels (crop modes tile it); the
-    per-view entries give any other number of crops.
+    per-view entries give any other number of crops. Counting the full model takes a
+    minute: its progress (per view size and decoder stage) goes to standard error.
     """
     bytes_per_el = analytic.bytes_per_element(dtype)
     geometry = analytic.view_geometry(dims)
@@ -185,11 +188,27 @@ def build_static_compute(
     stages: dict[str, Any] = {}
     flops: dict[str, dict[str, float]] = {}
     view_counted: dict[int, dict[str, dict[str, Any]]] = {}
-    for size in report_view_sizes(modes, geometry):
+    decoder = {
+        "llm_prefill": (
+            analytic.llm_prefill_cost(dims, prefill_len, bytes_per_el),
+            prefill_len,
+            prefill_len,
+        ),
+        "decode_step": (
+            analytic.decode_step_cost(dims, decode_context, bytes_per_el),
+            1,
+            decode_context,
+        ),
+    }
+    view_sizes = report_view_sizes(modes, geometry)
+    counts = len(view_sizes) + len(decoder)
+    progress = Progress(progress_label, counts)
+    for index, size in enumerate(view_sizes, start=1):
         costs = analytic.view_cost(dims, size, bytes_per_el)
         flops[f"view_{size}"] = {name: cost.flops for name, cost in costs.items()}
         if model is not None:
             view_counted[size] = view_counts(model, dims, size)
+            progress.step(f"count {index}/{counts} (view {size})")
         for name, cost in costs.items():
             counted = view_counted[size][name] if model is not None else None
             stages[f"{name}_{size}"] = _stage_entry(cost, counted)
@@ -203,20 +222,11 @@ def build_static_compute(
             "image_tokens": plan.image_tokens,
             "page_size": list(page_size),
         }
-    decoder = {
-        "llm_prefill": (
-            analytic.llm_prefill_cost(dims, prefill_len, bytes_per_el),
-            prefill_len,
-            prefill_len,
-        ),
-        "decode_step": (
-            analytic.decode_step_cost(dims, decode_context, bytes_per_el),
-            1,
-            decode_context,
-        ),
-    }
-    for name, (cost, q_len, context) in decoder.items():
-        counted = decoder_counts(model, dims, q_len, context) if model is not None else None
+    for index, (name, (cost, q_len, context)) in enumerate(decoder.items(), len(view_sizes) + 1):
+        counted = None
+        if model is not None:
+            counted = decoder_counts(model, dims, q_len, context)
+            progress.step(f"count {index}/{counts} ({name})")
         stages[name] = _stage_entry(cost, counted) | {"context_len": context}
     return {
         "dims": dims.to_dict(),

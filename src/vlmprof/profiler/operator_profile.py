@@ -43,6 +43,7 @@ from vlmprof.profiler.timeline import (
     trace_basis,
     trace_stage_totals,
 )
+from vlmprof.progress import Progress
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
@@ -145,13 +146,15 @@ def run_operator_profile(
     warmup_rounds: int,
     out_dir: Path,
     top_n: int = 20,
+    progress_label: str = "operator pass",
 ) -> dict[str, Any]:
     """Warm up, profile every page, and write traces, operator tables and timeline numbers.
 
     Outputs under `out_dir`: traces/<image_id>.json.gz, operators.csv (every operator),
     operators.md (top `top_n`, category rollup, checks) and timeline.json (the `timeline`
     block of metrics.json). Returns a summary: attribution, stage totals (ms), category
-    times (ms), timeline and the profiled image ids.
+    times (ms), timeline and the profiled image ids. Progress goes to standard error
+    between pages, under `progress_label`.
     """
     if not pages:
         raise ValueError("operators.images: no readable page to profile; check the subset")
@@ -165,6 +168,7 @@ def run_operator_profile(
     settings = ProfileSettings(
         run_id="operators", shard=0, warmup_rounds=warmup_rounds, max_new_tokens=max_new_tokens
     )
+    progress = Progress(progress_label, len(pages))
     warm_up(adapter, [page for _, page in pages], settings)
     frames, stage_totals, device_us, bases = [], [], 0.0, set()
     for index, (image_id, page) in enumerate(pages, start=1):
@@ -181,6 +185,7 @@ def run_operator_profile(
             image_id,
             len(frame),
         )
+        progress.step(f"page {index}/{len(pages)} ({image_id})")
     events = pd.concat(frames, ignore_index=True)
     summary = attribution(events, device_total_us=device_us)
     table = operator_table(events)

@@ -22,6 +22,7 @@ from PIL import Image
 from vlmprof.atomic import atomic_open
 from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.models.base import ModelAdapter, ModelInputs
+from vlmprof.progress import Progress
 from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.device import dtype_name
 from vlmprof.runtime.generate import GenerationCapture, greedy_generate
@@ -209,11 +210,14 @@ def profile_images(
     settings: ProfileSettings,
     out_path: Path,
     outputs_path: Path | None = None,
+    progress_label: str | None = None,
 ) -> list[RunRecord]:
     """Profile `images` ((image_id, path) pairs) and write their records to `out_path`.
 
     With `outputs_path`, each page's untimed reference generation (tokens, first-step
     logits, per-step top-k) is saved there for the correctness gate, keyed by image_id.
+    Progress (page, repeat, elapsed and remaining time) goes to standard error between
+    runs, under `progress_label` (default "profile shard <shard>").
     """
     nvtx = NvtxRanges(enabled=settings.nvtx)
     outputs: dict[str, dict[str, torch.Tensor]] = {}
@@ -229,8 +233,11 @@ def profile_images(
             handle.flush()
 
         warmed = False
+        label = progress_label or f"profile shard {settings.shard}"
+        progress = Progress(label, len(images) * settings.repeats)
         for index, (image_id, path) in enumerate(images, start=1):
             common = {"run_id": settings.run_id, "image_id": image_id, "shard": settings.shard}
+            page_of = f"page {index}/{len(images)} ({image_id})"
             start = time.perf_counter()
             try:
                 page = load_page(Path(path), settings.max_pixels)
@@ -243,6 +250,7 @@ def profile_images(
                 log.warning("image %s (%s) skipped: %s", image_id, path, reason)
                 for repeat in range(settings.repeats):
                     emit(RunRecord(**common, repeat=repeat, status="error", error=reason, **base))
+                progress.step(f"{page_of} unreadable", settings.repeats)
                 continue
             facts = {
                 "mode": inputs_cpu.mode,
@@ -272,6 +280,7 @@ def profile_images(
                         )
                     )
                     facts = {**facts, "load_ms": None, "preprocess_ms": None}
+                progress.step(f"{page_of} failed", settings.repeats)
                 continue
             for repeat in range(settings.repeats):
                 if repeat == 1:
@@ -307,6 +316,7 @@ def profile_images(
                     if record.status == "error"
                     else f"prefill {record.prefill_ms:.1f} ms, decode {record.decode_ms:.1f} ms",
                 )
+                progress.step(f"{page_of} repeat {repeat + 1}/{settings.repeats}")
             if outputs_path is not None and image_id not in outputs:
                 # Without a per-image warm-up the reference run comes after the repeats,
                 # so it cannot warm them.
