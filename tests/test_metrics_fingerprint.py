@@ -1,0 +1,29 @@
+"""The CPU default run's metrics.json keeps the key paths, FLOPs, parameters, bytes and
+record counts it had before the library was layered (same seed, same shapes)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from tests.metrics_fingerprint import fingerprint
+
+GOLDEN = Path(__file__).parent / "data" / "metrics_fingerprint_cf2db09.json"
+
+
+@pytest.mark.slow
+def test_metrics_keep_their_keys_and_counted_values(pipeline_run: Path) -> None:
+    golden = json.loads(GOLDEN.read_text())
+    now = fingerprint(json.loads((pipeline_run / "metrics.json").read_text()))
+    lost = sorted(set(golden["keys"]) - set(now["keys"]))
+    assert not lost, f"key paths lost from metrics.json: {lost[:20]}"
+    changed = {
+        path: (value, now["counted"].get(path))
+        for path, value in golden["counted"].items()
+        if now["counted"].get(path) is None
+        or not math.isclose(value, now["counted"][path], rel_tol=1e-9)
+    }
+    assert not changed, f"counted values changed (before, now): {changed}"
