@@ -5,8 +5,15 @@ import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 
 from vlmprof.config_check import ConfigError, ConfigSources, check_config, load_schema
+from vlmprof.data.source import (
+    DatasetSourceError,
+    count_pages,
+    resolve_source,
+    subset_warning,
+)
 from vlmprof.models import check_preset
 from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
 from vlmprof.variants.switches import (
@@ -112,15 +119,34 @@ def all_cores():
         return 1
 
 
+def resolve_dataset():
+    """The data set's source, decided once here: what `auto` makes of dataset.path, and
+    a refusal, before any job, of a missing or empty path or of synthetic pages that would
+    be written into a user's folder; a warning when subset.n exceeds the pages there."""
+    dataset = config["dataset"]
+    try:
+        resolved = resolve_source(dataset["source"], dataset["path"], Path.cwd())
+    except DatasetSourceError as error:
+        refuse(error.key, str(error))
+    if resolved.note:
+        logger.info(CONFIG_SOURCES.label("dataset.path", resolved.note))
+    if not config["subset"]["list_file"]:
+        pages = count_pages(
+            resolved.source, dataset["path"], dataset["synthetic_pages"]
+        )
+        warning = subset_warning(config["subset"]["n"], pages, dataset["path"])
+        if warning:
+            logger.warning(CONFIG_SOURCES.label("subset.n", warning))
+    return resolved.source
+
+
+# Jobs and the run's record see the source that is profiled, never `auto`.
+config["dataset"]["source"] = resolve_dataset()
+
+
 def check_paths():
     """Fail before any job when a configured input path is missing."""
     dataset = config["dataset"]
-    if dataset["source"] != "synthetic" and not Path(dataset["path"]).exists():
-        refuse(
-            "dataset.path",
-            f"dataset.path: {dataset['path']} does not exist; point it at a folder of "
-            "images (source: folder) or an OmniDocBench JSON file (source: omnidocbench)",
-        )
     if dataset["source"] == "omnidocbench" and not dataset["image_root"]:
         refuse(
             "dataset.image_root", "dataset.image_root: required for source omnidocbench"
