@@ -1,9 +1,10 @@
-"""Config validation: any bad value fails naming its key and what is allowed; good ones pass.
+"""Config validation: any bad value fails in one line naming its key, the value and what is
+allowed, and the file it came from; good ones pass with the defaults filled in.
 
-Property tests mutate the default config one key at a time and validate it the way the
-workflow does (`snakemake.utils.validate`, which also fills defaults); every key, bound and
+Property tests mutate the default config one key at a time and check it the way the workflow
+does (`vlmprof.config_check.check_config`, which also fills defaults); every key, bound and
 allowed value is read from the schema itself, so new keys are covered as they are added.
-A few dry runs show the same errors, and the missing-path checks, before any job is planned.
+Dry runs of the real workflow show what a user sees: a few lines, before any job.
 """
 
 from __future__ import annotations
@@ -15,16 +16,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 from tests.workflow_helpers import FAST_CONFIG, REPO, copy_workflow, snakemake, write_config
+from vlmprof.config_check import (
+    BOUND_WORDS,
+    TYPE_WORDS,
+    ConfigError,
+    ConfigSources,
+    check_config,
+    load_schema,
+)
 
 SCHEMA_PATH = REPO / "workflow" / "schemas" / "config.schema.yaml"
-SCHEMA = yaml.safe_load(SCHEMA_PATH.read_text())
+SCHEMA = load_schema(SCHEMA_PATH)
 DEFAULT_CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 PROPERTIES = settings(max_examples=150, deadline=None)
 
@@ -41,11 +49,7 @@ def _keys(schema: dict, path: KeyPath = ()) -> Iterator[tuple[KeyPath, dict]]:
 KEYS = list(_keys(SCHEMA))
 LEAVES = [(path, sub) for path, sub in KEYS if "properties" not in sub]
 CLOSED = [((), SCHEMA)] + [(p, s) for p, s in KEYS if s.get("additionalProperties") is False]
-RANGED = [
-    (path, sub)
-    for path, sub in KEYS
-    if {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"} & sub.keys()
-]
+RANGED = [(path, sub) for path, sub in KEYS if BOUND_WORDS.keys() & sub.keys()]
 ENUMS = [(path, sub) for path, sub in KEYS if "enum" in sub]
 PATTERNS = [(path, sub) for path, sub in KEYS if "pattern" in sub]
 
@@ -80,9 +84,8 @@ def _int_bounds(sub: dict) -> tuple[int | None, int | None]:
     return low, high
 
 
-def _instance(path: KeyPath) -> str:
-    """How jsonschema names a key path in its messages."""
-    return "instance" + "".join(f"[{name!r}]" for name in path)
+def _dotted(path: KeyPath) -> str:
+    return ".".join(path)
 
 
 def _node(config: dict, path: KeyPath) -> dict:
@@ -99,20 +102,21 @@ def _with_value(path: KeyPath, value: Any) -> dict:
     return config
 
 
-def _validation_error(config: dict) -> str | None:
-    """The error text validation gives `config` (filling its defaults), or None if valid."""
+def _validation_error(config: dict, sources: ConfigSources | None = None) -> str | None:
+    """The error text checking gives `config` (filling its defaults), or None if valid."""
     try:
-        validate(config, str(SCHEMA_PATH))
-    except WorkflowError as error:
+        check_config(config, SCHEMA, sources)
+    except ConfigError as error:
         return str(error)
     return None
 
 
 def _failure(config: dict, path: KeyPath) -> str:
-    """The error text, checked to name the offending key path."""
+    """The error text, checked to be one line about the offending key path."""
     text = _validation_error(config)
-    assert text is not None, f"{_instance(path)} accepted an invalid value"
-    assert f"On {_instance(path)}:" in text, text
+    assert text is not None, f"{_dotted(path)} accepted an invalid value"
+    assert "\n" not in text, text
+    assert text.startswith(f"{_dotted(path)}: "), text
     return text
 
 
@@ -127,7 +131,10 @@ def test_wrong_type_fails_naming_key_and_allowed_types(data: st.DataObject):
     wrong = sorted(set(JSON_VALUES) - _types(sub))
     value = data.draw(st.sampled_from(wrong).flatmap(JSON_VALUES.get), label="value")
     text = _failure(_with_value(path, value), path)
-    assert "is not of type " + ", ".join(map(repr, _declared(sub))) in text
+    if "enum" in sub:  # the allowed values say more than their type
+        assert f" must be one of {', '.join(map(str, sub['enum']))}" in text, text
+    else:
+        assert text.endswith(" must be " + " or ".join(TYPE_WORDS[t] for t in _declared(sub)))
 
 
 def _outside(sub: dict) -> st.SearchStrategy[tuple[Any, str]]:
@@ -138,20 +145,19 @@ def _outside(sub: dict) -> st.SearchStrategy[tuple[Any, str]]:
     if "minimum" in sub:
         low = sub["minimum"]
         below = st.integers(max_value=low - 1) if integer else st.floats(max_value=low, **floats)
-        options.append(below.filter(lambda x: x < low).map(lambda x: (x, f"minimum of {low}")))
+        options.append(below.filter(lambda x: x < low).map(lambda x: (x, f"at least {low}")))
     if "exclusiveMinimum" in sub:
         low = sub["exclusiveMinimum"]
         below = st.integers(max_value=low) if integer else st.floats(max_value=low, **floats)
-        options.append(below.map(lambda x: (x, f"less than or equal to the minimum of {low}")))
+        options.append(below.map(lambda x: (x, f"more than {low}")))
     if "maximum" in sub:
         high = sub["maximum"]
         above = st.integers(min_value=high + 1) if integer else st.floats(min_value=high, **floats)
-        options.append(above.filter(lambda x: x > high).map(lambda x: (x, f"maximum of {high}")))
+        options.append(above.filter(lambda x: x > high).map(lambda x: (x, f"at most {high}")))
     if "exclusiveMaximum" in sub:
         high = sub["exclusiveMaximum"]
         above = st.integers(min_value=high) if integer else st.floats(min_value=high, **floats)
-        message = f"greater than or equal to the maximum of {high}"
-        options.append(above.map(lambda x: (x, message)))
+        options.append(above.map(lambda x: (x, f"less than {high}")))
     return st.one_of(options)
 
 
@@ -161,7 +167,7 @@ def test_out_of_range_number_fails_naming_key_and_bound(data: st.DataObject):
     path, sub = data.draw(st.sampled_from(RANGED), label="key")
     value, bound = data.draw(_outside(sub), label="value")
     text = _failure(_with_value(path, value), path)
-    assert bound in text
+    assert text.endswith(f" must be {bound}"), text
 
 
 @PROPERTIES
@@ -170,7 +176,7 @@ def test_unknown_enum_value_fails_naming_key_and_allowed_values(data: st.DataObj
     path, sub = data.draw(st.sampled_from(ENUMS), label="key")
     value = data.draw(st.text(max_size=12).filter(lambda v: v not in sub["enum"]), label="value")
     text = _failure(_with_value(path, value), path)
-    assert f"{value!r} is not one of {sub['enum']!r}" in text
+    assert f" must be one of {', '.join(map(str, sub['enum']))}" in text
 
 
 @PROPERTIES
@@ -187,7 +193,7 @@ def test_string_outside_its_pattern_fails_naming_key_and_pattern(data: st.DataOb
         label="value",
     )
     text = _failure(_with_value(path, value), path)
-    assert f"does not match {pattern!r}" in text
+    assert f" must match {pattern}" in text
 
 
 def _unknown_name(known: dict) -> st.SearchStrategy[str]:
@@ -208,9 +214,14 @@ def test_unknown_key_fails_naming_it_and_the_allowed_keys(data: st.DataObject):
     value = data.draw(ANY_VALUE, label="value")
     config = copy.deepcopy(DEFAULT_CONFIG)
     _node(config, path)[name] = value
-    text = _failure(config, path)
-    assert f"({name!r} was unexpected)" in text
-    assert all(repr(allowed) in text for allowed in sub["properties"])
+    text = _validation_error(config)
+    assert text is not None and "\n" not in text, text
+    assert text.startswith(f"{_dotted((*path, name))}: ") and "is not a known key" in text
+    suggested = re.search(r"; did you mean (\S+)\?$", text)
+    if suggested:
+        assert suggested[1] in {_dotted((*path, known)) for known in sub["properties"]}
+    else:
+        assert text.endswith(", ".join(sub["properties"]))
 
 
 def _valid(sub: dict) -> st.SearchStrategy[Any]:
@@ -276,19 +287,104 @@ def test_valid_values_pass_and_defaults_fill_the_rest(drawn: tuple[dict, dict[Ke
             assert path[-1] not in node
 
 
+@pytest.mark.parametrize(
+    ("mistake", "line"),
+    [
+        ({"max_new_token": 8}, "max_new_token: 8 is not a known key; did you mean max_new_tokens?"),
+        (
+            {"dataset": {"sorce": "folder"}},
+            'dataset.sorce: "folder" is not a known key; did you mean dataset.source?',
+        ),
+        (
+            {"variants": {"fast": {"expert": "grouped"}}},
+            'variants.fast.expert: "grouped" is not a known key; did you mean '
+            "variants.fast.experts?",
+        ),
+        (
+            {"dataset.path": "/data"},
+            'dataset.path: "/data" is not a known key; nest it: dataset: {path: ...}',
+        ),
+        (
+            {"dtype": "bfloat61"},
+            'dtype: "bfloat61" must be one of auto, bfloat16, float16, '
+            "float32; did you mean bfloat16?",
+        ),
+        (
+            {"variants": {"a b": {}}},
+            'variants: the name "a b" must match ^[A-Za-z0-9][A-Za-z0-9_-]*$',
+        ),
+    ],
+)
+def test_each_mistake_is_one_line_with_a_suggestion_where_one_is_close(mistake: dict, line: str):
+    assert _validation_error(mistake) == line
+
+
+def test_several_mistakes_give_one_line_each_in_key_order():
+    config = {"shards": "two", "repeats": 0, "zzz": 1, "model": {"seed": -1, "preset": True}}
+    lines = _validation_error(config).splitlines()
+    assert lines == [
+        "model.preset: true must be one of auto, full, small",
+        "model.seed: -1 must be at least 0",
+        "repeats: 0 must be at least 1",
+        'shards: "two" must be a whole number',
+        f"zzz: 1 is not a known key; the keys are {', '.join(SCHEMA['properties'])}",
+    ]
+
+
+def test_nested_defaults_are_filled_as_the_workflow_reads_them():
+    config: dict = {"dataset": {"path": "/data"}}
+    check_config(config, SCHEMA)
+    assert config["dataset"]["synthetic_pages"] == 24 and config["dataset"]["path"] == "/data"
+    assert config["model"]["overrides"] == {} and config["model"]["checkpoint"] is None
+    assert config["telemetry"]["interval_ms"] == 20
+    config["model"]["overrides"]["decoder"] = {"layers": 1}
+    fresh: dict = {}
+    check_config(fresh, SCHEMA)
+    assert fresh["model"]["overrides"] == {}, "a default must not be shared between configs"
+
+
+def test_each_line_names_the_file_or_option_the_value_came_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.chdir(tmp_path)  # files inside the working directory are named relative to it
+    mine = write_config(tmp_path, {"max_crops": 12, "dataset": {"path": "/data"}})
+    default_file = REPO / "config" / "config.yaml"
+    sources = ConfigSources.read([default_file, mine], {"dtype": "fp8", "dataset": {"sorce": 1}})
+    config = copy.deepcopy(DEFAULT_CONFIG)
+    config.update(max_crops=12, dtype="fp8")
+    config["dataset"].update(path="/data", sorce=1)
+    assert _validation_error(config, sources).splitlines() == [
+        "--config: dataset.sorce: 1 is not a known key; did you mean dataset.source?",
+        '--config: dtype: "fp8" must be one of auto, bfloat16, float16, float32',
+        "test-config.yaml: max_crops: 12 must be at most 9",
+    ]
+    assert sources.origin("dataset.path") == "test-config.yaml"
+    assert sources.origin(("dataset", "source")) == str(default_file)
+    assert sources.origin("dataset.image_roots") is None
+    assert sources.label("device", "device: cuda ...") == f"{default_file}: device: cuda ..."
+    assert sources.label("dataset.image_roots", "x") == "x"
+
+
 @pytest.fixture(scope="module")
 def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_workflow(tmp_path_factory.mktemp("config-checks"))
 
 
-def _dry_run_error(workdir: Path, overrides: dict) -> str:
-    """Output of a dry run with `overrides`, checked to fail before any job is planned."""
-    config = write_config(workdir, overrides)
-    result = snakemake(workdir, "-n", "--configfile", str(config), timeout=120)
+def _dry_run_lines(workdir: Path, *args: str) -> list[str]:
+    """Everything a dry run prints, checked to fail in a few lines before any job."""
+    result = snakemake(workdir, "-n", *args, timeout=120)
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
-    assert "Job stats" not in output
-    return output
+    assert "Job stats" not in output and "Traceback" not in output, output
+    lines = output.strip().splitlines()
+    assert len(lines) <= 5, output
+    return lines
+
+
+def _dry_run_error(workdir: Path, overrides: dict) -> str:
+    """Output of a dry run with `overrides` as a --configfile, checked as above."""
+    config = write_config(workdir, overrides)
+    return "\n".join(_dry_run_lines(workdir, "--configfile", str(config)))
 
 
 def test_missing_dataset_folder_is_named_before_any_job(scratch: Path):
@@ -296,15 +392,34 @@ def test_missing_dataset_folder_is_named_before_any_job(scratch: Path):
     output = _dry_run_error(
         scratch, {**FAST_CONFIG, "dataset": {"source": "folder", "path": missing}}
     )
-    assert f"dataset.path: {missing} does not exist" in output
+    assert f"test-config.yaml: dataset.path: {missing} does not exist" in output
 
 
 def test_missing_list_file_is_named_before_any_job(scratch: Path):
     missing = "lists/no-such-list.txt"
     output = _dry_run_error(scratch, {**FAST_CONFIG, "subset": {"n": 3, "list_file": missing}})
-    assert f"subset.list_file: {missing} does not exist" in output
+    assert f"test-config.yaml: subset.list_file: {missing} does not exist" in output
 
 
-def test_misspelt_key_is_named_before_any_job(scratch: Path):
-    output = _dry_run_error(scratch, {**FAST_CONFIG, "repeat": 3})
-    assert "('repeat' was unexpected)" in output
+def test_misspelt_key_on_the_command_line_gets_a_suggestion(scratch: Path):
+    lines = _dry_run_lines(scratch, "--config", "max_new_token=8")
+    assert "--config: max_new_token: 8 is not a known key; did you mean max_new_tokens?" in lines
+
+
+def test_config_file_mistakes_are_one_line_each_naming_the_file(scratch: Path):
+    output = _dry_run_error(
+        scratch, {**FAST_CONFIG, "repeat": 3, "max_crops": 12, "operators": {"images": "two"}}
+    )
+    assert "test-config.yaml: repeat: 3 is not a known key; did you mean repeats?" in output
+    assert "test-config.yaml: max_crops: 12 must be at most 9" in output
+    assert 'test-config.yaml: operators.images: "two" must be a whole number' in output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a CUDA GPU")
+def test_cuda_without_a_gpu_names_the_config_file_that_asked_for_it(scratch: Path):
+    output = _dry_run_error(scratch, {**FAST_CONFIG, "device": "cuda"})
+    assert (
+        "test-config.yaml: device: cuda was requested but no CUDA GPU is visible; "
+        "set device: auto or cpu"
+    ) in output
+    assert "config/config.yaml" not in output.split("extended by", 1)[-1]

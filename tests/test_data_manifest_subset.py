@@ -30,9 +30,11 @@ def _image(path: Path, size: tuple[int, int], colour: str = "white") -> Path:
 
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
-    """A nested folder: two names differing only by suffix, a duplicate, junk and a bad file."""
+    """A nested folder: two names differing only by suffix, a duplicate, junk, a bad file and
+    a file whose id would equal a nested one's."""
     root = tmp_path / "pages"
     _image(root / "b.png", (30, 40), "red")
+    _image(root / "sub__c.PNG", (9, 9))
     _image(root / "a.png", (10, 20))
     _image(root / "a.jpg", (11, 21))
     _image(root / "sub" / "c.PNG", (50, 60), "red")
@@ -50,42 +52,45 @@ def test_folder_manifest_lists_images_sorted_with_unique_ids(image_folder: Path)
     manifest = manifest_from_folder(image_folder, category="scans")
     assert tuple(manifest.columns) == MANIFEST_COLUMNS
     assert list(manifest["image_id"]) == [
-        "a",
-        "a-2",
-        "b",
-        "broken",
-        "sub__c",
-        "sub__deeper__copy",
-        "sub__deeper__d",
-    ]
-    assert [Path(p).name for p in manifest["path"]] == [
         "a.jpg",
         "a.png",
         "b.png",
         "broken.png",
-        "c.PNG",
-        "copy.png",
-        "d.tiff",
+        "sub__c.PNG",
+        "sub__deeper__copy.png",
+        "sub__deeper__d.tiff",
+        "sub__c-2.PNG",  # the file sub__c.PNG: its id would repeat sub/c.PNG's
+    ]
+    assert [Path(p).relative_to(image_folder).as_posix() for p in manifest["path"]] == [
+        "a.jpg",
+        "a.png",
+        "b.png",
+        "broken.png",
+        "sub/c.PNG",
+        "sub/deeper/copy.png",
+        "sub/deeper/d.tiff",
+        "sub__c.PNG",
     ]
     assert (manifest["category"] == "scans").all()
     assert (manifest["source"] == "folder").all()
     sizes = manifest.set_index("image_id")[["width", "height"]]
-    assert tuple(sizes.loc["a"]) == (11, 21)
-    assert tuple(sizes.loc["sub__deeper__d"]) == (7, 8)
+    assert tuple(sizes.loc["a.jpg"]) == (11, 21)
+    assert tuple(sizes.loc["a.png"]) == (10, 20)
+    assert tuple(sizes.loc["sub__deeper__d.tiff"]) == (7, 8)
     for row in manifest.itertuples():
         assert row.sha256 == hashlib.sha256(Path(row.path).read_bytes()).hexdigest()
 
 
 def test_unreadable_image_keeps_its_row_without_size(image_folder: Path) -> None:
-    broken = manifest_from_folder(image_folder).set_index("image_id").loc["broken"]
+    broken = manifest_from_folder(image_folder).set_index("image_id").loc["broken.png"]
     assert pd.isna(broken["width"]) and pd.isna(broken["height"])
     assert broken["sha256"] == hashlib.sha256(b"this is not a png").hexdigest()
 
 
 def test_duplicate_groups_name_ids_sharing_bytes(image_folder: Path) -> None:
     manifest = manifest_from_folder(image_folder)
-    assert duplicate_groups(manifest) == [["b", "sub__deeper__copy"]]
-    assert duplicate_groups(manifest[manifest["image_id"] != "b"]) == []
+    assert duplicate_groups(manifest) == [["b.png", "sub__deeper__copy.png"]]
+    assert duplicate_groups(manifest[manifest["image_id"] != "b.png"]) == []
 
 
 def test_folder_errors_name_the_path(tmp_path: Path) -> None:
@@ -185,12 +190,13 @@ def test_omnidocbench_json_gives_categories_sizes_and_attributes(tmp_path: Path)
     assert {"attr_language", "attr_layout", "attr_watermark"} <= set(manifest.columns)
     assert "attr_data_source" not in manifest.columns
     rows = manifest.set_index("image_id")
-    assert list(rows.index) == ["book_p1", "paper_p2", "nested__slide", "missing"]
+    assert list(rows.index) == ["book_p1.jpg", "paper_p2.png", "nested__slide.png", "missing.png"]
     assert list(rows["category"]) == ["book", "academic_literature", "uncategorised", "note"]
-    assert tuple(rows.loc["book_p1", ["width", "height"]]) == (1200, 1600)  # from the JSON
-    assert tuple(rows.loc["paper_p2", ["width", "height"]]) == (30, 40)  # from the header
-    assert rows.loc["paper_p2", "attr_language"] == "chinese"
-    assert pd.isna(rows.loc["missing", "sha256"]) and pd.isna(rows.loc["missing", "width"])
+    assert tuple(rows.loc["book_p1.jpg", ["width", "height"]]) == (1200, 1600)  # from the JSON
+    assert tuple(rows.loc["paper_p2.png", ["width", "height"]]) == (30, 40)  # from the header
+    assert rows.loc["paper_p2.png", "attr_language"] == "chinese"
+    missing = rows.loc["missing.png"]
+    assert pd.isna(missing["sha256"]) and pd.isna(missing["width"])
     assert (manifest["source"] == "omnidocbench").all()
 
 
@@ -216,7 +222,7 @@ def test_omnidocbench_errors(tmp_path: Path) -> None:
 
 def test_build_manifest_dispatches_on_source(image_folder: Path, tmp_path: Path) -> None:
     folder = build_manifest("folder", str(image_folder), None)
-    assert len(folder) == 7
+    assert len(folder) == 8
     write_manifest(folder, image_folder / "manifest.csv")
     for location in (image_folder, image_folder / "manifest.csv"):
         pd.testing.assert_frame_equal(build_manifest("synthetic", str(location), None), folder)
@@ -313,6 +319,19 @@ def test_list_file_errors_name_file_and_entry(tmp_path: Path) -> None:
     list_file.write_text("page.png\n")
     with pytest.raises(ValueError, match=r"'page\.png' matches 2 images"):
         select_subset(ambiguous, list_file=list_file)
+
+
+def test_list_file_names_pages_by_id_or_by_an_id_without_its_extension(
+    image_folder: Path, tmp_path: Path
+) -> None:
+    manifest = manifest_from_folder(image_folder)
+    list_file = tmp_path / "pages.txt"
+    list_file.write_text("a.png\nbroken\nsub__deeper__d.tiff\na.jpg\n")
+    subset = select_subset(manifest, list_file=list_file)
+    assert list(subset["image_id"]) == ["a.png", "broken.png", "sub__deeper__d.tiff", "a.jpg"]
+    list_file.write_text("a\n")
+    with pytest.raises(ValueError, match=r"entry 'a' matches 2 images; use the image id"):
+        select_subset(manifest, list_file=list_file)
 
 
 def test_written_subset_loads_back_as_a_manifest(image_folder: Path, tmp_path: Path) -> None:

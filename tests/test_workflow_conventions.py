@@ -16,6 +16,7 @@ from xml.etree import ElementTree
 import pytest
 import torch
 import yaml
+from PIL import Image
 
 from tests.workflow_helpers import (
     BIN,
@@ -171,8 +172,9 @@ def test_example_config_says_what_it_is_for_and_dry_runs(checkout: Path, example
     config = yaml.safe_load(text)
     dataset = config.get("dataset", {})
     if dataset.get("source") == "folder":
-        # The user brings this folder of pages; a dry run only needs it to exist.
+        # The user brings this folder of pages; a dry run needs it to hold one.
         (checkout / dataset["path"]).mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32), "white").save(checkout / dataset["path"] / "page.png")
     needs_cuda = any(
         switches.get("decode") == "cuda_graph" for switches in config.get("variants", {}).values()
     )

@@ -1,11 +1,19 @@
 import json
 import os
 import re
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
+from snakemake.logging import logger
 
+from vlmprof.config_check import ConfigError, ConfigSources, check_config, load_schema
+from vlmprof.data.source import (
+    DatasetSourceError,
+    count_pages,
+    resolve_source,
+    subset_warning,
+)
 from vlmprof.models import check_preset
 from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
 from vlmprof.variants.switches import (
@@ -16,7 +24,42 @@ from vlmprof.variants.switches import (
     variant_spec,
 )
 
-validate(config, "../schemas/config.schema.yaml")
+
+def config_sources():
+    """Where each configured value came from: the workflow's config file, then every
+    --configfile in order, then --config (Snakemake merges them in that order)."""
+    settings = workflow.config_settings
+    given = [Path(path) for path in workflow.overwrite_configfiles]
+    given_resolved = {path.resolve() for path in given}
+    own = [
+        path
+        for path in workflow.configfiles
+        if Path(path).resolve() not in given_resolved
+        and not settings.replace_workflow_config
+    ]
+    return ConfigSources.read([*own, *given], settings.config)
+
+
+CONFIG_SOURCES = config_sources()
+
+
+def refuse(key, message):
+    """Stop before any job with `message` about `key`, led by the file that set it.
+
+    An exit with the message alone: a WorkflowError would add this file's path, a line
+    number and a traceback to what is a mistake in the user's configuration.
+    """
+    sys.exit(CONFIG_SOURCES.label(key, message))
+
+
+try:
+    check_config(
+        config,
+        load_schema(Path(workflow.basedir) / "workflow/schemas/config.schema.yaml"),
+        CONFIG_SOURCES,
+    )
+except ConfigError as error:
+    sys.exit(str(error))
 
 RUN = f"results/{config['run_name']}"
 ENV = "../../environment.yml"
@@ -44,16 +87,17 @@ def resolve_run_device():
     requested, preset = config["device"], config["model"]["preset"]
     if workflow.non_local_exec or workflow.remote_exec:
         if requested == "auto" or preset == "auto":
-            raise WorkflowError(
+            refuse(
+                "device" if requested == "auto" else "model.preset",
                 "device and model.preset: set them explicitly (e.g. device: cuda, "
                 "model.preset: full) when jobs run on a cluster; auto would be judged "
-                "on the submitting host"
+                "on the submitting host",
             )
         return requested, preset
     try:
         device = resolve_device(requested)
     except (DeviceUnavailableError, ValueError) as error:
-        raise WorkflowError(str(error)) from None
+        refuse("device", str(error))
     if preset == "auto":
         preset = "full" if device.startswith("cuda") else "small"
     return device, preset
@@ -64,7 +108,7 @@ if not config["model"]["checkpoint"]:
     try:
         check_preset(config["model"]["name"], PRESET, config["model"]["overrides"])
     except ValueError as error:
-        raise WorkflowError(str(error)) from None
+        refuse("model", str(error))
 
 
 def all_cores():
@@ -75,33 +119,58 @@ def all_cores():
         return 1
 
 
+def resolve_dataset():
+    """The data set's source, decided once here: what `auto` makes of dataset.path, and
+    a refusal, before any job, of a missing or empty path or of synthetic pages that would
+    be written into a user's folder; a warning when subset.n exceeds the pages there."""
+    dataset = config["dataset"]
+    try:
+        resolved = resolve_source(dataset["source"], dataset["path"], Path.cwd())
+    except DatasetSourceError as error:
+        refuse(error.key, str(error))
+    if resolved.note:
+        logger.info(CONFIG_SOURCES.label("dataset.path", resolved.note))
+    if not config["subset"]["list_file"]:
+        pages = count_pages(
+            resolved.source, dataset["path"], dataset["synthetic_pages"]
+        )
+        warning = subset_warning(config["subset"]["n"], pages, dataset["path"])
+        if warning:
+            logger.warning(CONFIG_SOURCES.label("subset.n", warning))
+    return resolved.source
+
+
+# Jobs and the run's record see the source that is profiled, never `auto`.
+config["dataset"]["source"] = resolve_dataset()
+
+
 def check_paths():
     """Fail before any job when a configured input path is missing."""
     dataset = config["dataset"]
-    if dataset["source"] != "synthetic" and not Path(dataset["path"]).exists():
-        raise WorkflowError(
-            f"dataset.path: {dataset['path']} does not exist; point it at a folder of "
-            "images (source: folder) or an OmniDocBench JSON file (source: omnidocbench)"
-        )
     if dataset["source"] == "omnidocbench" and not dataset["image_root"]:
-        raise WorkflowError("dataset.image_root: required for source omnidocbench")
+        refuse(
+            "dataset.image_root", "dataset.image_root: required for source omnidocbench"
+        )
     list_file = config["subset"]["list_file"]
     if list_file and not Path(list_file).is_file():
-        raise WorkflowError(f"subset.list_file: {list_file} does not exist")
+        refuse("subset.list_file", f"subset.list_file: {list_file} does not exist")
     if config["model"]["trust_remote_code"] and not config["model"]["checkpoint"]:
-        raise WorkflowError(
+        refuse(
+            "model.trust_remote_code",
             "model.trust_remote_code: only with model.checkpoint (a local directory whose "
-            "code would run); set the checkpoint or drop trust_remote_code"
+            "code would run); set the checkpoint or drop trust_remote_code",
         )
     if isinstance(config["shards"], float):
-        raise WorkflowError(
+        refuse(
+            "shards",
             f"shards: {config['shards']} must be a whole number written without a decimal "
-            "point, e.g. shards: 2"
+            "point, e.g. shards: 2",
         )
     metrics = config["metrics"]
     if metrics["context_len_mode"] == "fixed" and not metrics["context_len_fixed"]:
-        raise WorkflowError(
-            "metrics.context_len_fixed: required when context_len_mode is fixed"
+        refuse(
+            "metrics.context_len_fixed",
+            "metrics.context_len_fixed: required when context_len_mode is fixed",
         )
 
 
@@ -171,7 +240,7 @@ def check_variants():
             if not spec["checkpoint"]:
                 check_preset(spec["name"], spec["preset"], spec["overrides"])
         except (VariantError, ValueError) as error:
-            raise WorkflowError(str(error)) from None
+            refuse(f"variants.{name}", str(error))
 
 
 check_variants()

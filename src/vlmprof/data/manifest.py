@@ -13,7 +13,7 @@ import json
 import os
 import warnings
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 from PIL import Image
@@ -72,29 +72,17 @@ def write_manifest(manifest: pd.DataFrame, path: str | os.PathLike[str]) -> None
 def manifest_from_folder(folder: Path, category: str = "uncategorised") -> pd.DataFrame:
     """A manifest of every image under `folder` (recursive, sorted, hidden entries skipped).
 
-    The image id is the path relative to `folder` without its suffix ('/' becomes '__'),
-    made unique with a numeric suffix where two files differ only by extension.
+    The image id is the path relative to `folder`, extension included ('/' becomes '__'),
+    made unique with a numeric suffix before the extension where '__' makes two alike.
     """
     folder = Path(folder)
     _require_exists(folder, "a folder of page images")
     if not folder.is_dir():
         raise ValueError(f"dataset.path: {folder} is not a folder; point it at a folder of images")
-    files = sorted(
-        (
-            p
-            for p in folder.rglob("*")
-            if p.suffix.lower() in IMAGE_SUFFIXES
-            and p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-        ),
-        key=lambda p: p.relative_to(folder).as_posix(),
-    )
+    files = image_files(folder)
     if not files:
-        raise ValueError(
-            f"dataset.path: {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
-            "add images or point it at another folder"
-        )
-    ids = _unique_ids(p.relative_to(folder).with_suffix("").as_posix() for p in files)
+        raise ValueError(no_images_message(folder))
+    ids = _unique_ids(p.relative_to(folder).as_posix() for p in files)
     rows = []
     for image_id, file in zip(ids, files, strict=True):
         width, height = _header_size(file)
@@ -162,9 +150,35 @@ def manifest_from_omnidocbench(json_path: Path, image_root: Path) -> pd.DataFram
     frame.insert(
         0,
         "image_id",
-        _unique_ids(Path(p).with_suffix("").as_posix() for p in frame.pop("image_path")),
+        _unique_ids(Path(p).as_posix() for p in frame.pop("image_path")),
     )
     return _typed(frame)
+
+
+def image_files(folder: Path) -> list[Path]:
+    """Every image file under `folder` by extension (recursive, sorted, hidden entries skipped).
+
+    A directory listing only: nothing is opened, so it is cheap enough to plan a run with.
+    """
+    folder = Path(folder)
+    return sorted(
+        (
+            p
+            for p in folder.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES
+            and p.is_file()
+            and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+        ),
+        key=lambda p: p.relative_to(folder).as_posix(),
+    )
+
+
+def no_images_message(folder: Path) -> str:
+    """The configuration error for a folder without a single image."""
+    return (
+        f"dataset.path: {folder} holds no images ({', '.join(IMAGE_SUFFIXES)}); "
+        "add images or point it at another folder"
+    )
 
 
 def build_manifest(source: str, path: str, image_root: str | None = None) -> pd.DataFrame:
@@ -238,16 +252,22 @@ def _sha256(file: Path) -> str | None:
     return digest.hexdigest()
 
 
-def _unique_ids(stems: Iterable[str]) -> list[str]:
-    """Ids from relative paths ('/' to '__'), with '-2', '-3'... added to repeats."""
+def _unique_ids(paths: Iterable[str]) -> list[str]:
+    """Ids from relative paths ('/' to '__'), '-2', '-3'... before the extension of repeats.
+
+    Ids name files (operator traces), so they hold no '/'; they keep the extension so that
+    `a.jpg` and `a.png` stay apart and recognisable.
+    """
     seen: set[str] = set()
     ids = []
-    for stem in stems:
-        base = stem.replace("/", "__")
+    for path in paths:
+        base = path.replace("/", "__")
+        suffix = PurePosixPath(base).suffix
+        stem = base.removesuffix(suffix)
         candidate, n = base, 1
         while candidate in seen:
             n += 1
-            candidate = f"{base}-{n}"
+            candidate = f"{stem}-{n}{suffix}"
         seen.add(candidate)
         ids.append(candidate)
     return ids

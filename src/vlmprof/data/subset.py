@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import zlib
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -63,14 +63,19 @@ def read_list_file(list_file: Path) -> list[str]:
 
 
 def _from_list(manifest: pd.DataFrame, list_file: Path) -> pd.DataFrame:
-    """Rows named by `list_file`, in its order; each entry must match exactly one row."""
+    """Rows named by `list_file`, in its order; each entry must match exactly one row.
+
+    An entry is an image id, a path, or an id without its extension (as ids were once
+    written) where that names one image only.
+    """
     by_id = {image_id: index for index, image_id in manifest["image_id"].items()}
     paths = {index: Path(p).as_posix() for index, p in manifest["path"].items()}
+    stems = {index: _without_extension(image_id) for image_id, index in by_id.items()}
     picked: list[int] = []
     for entry in read_list_file(list_file):
         index = by_id.get(entry)
         if index is None:
-            index = _match_path(entry, paths, list_file)
+            index = _match_path(entry, paths, stems, list_file)
         if index in picked:
             raise ValueError(
                 f"subset.list_file: {list_file} names {entry!r} twice; list each image once"
@@ -79,13 +84,15 @@ def _from_list(manifest: pd.DataFrame, list_file: Path) -> pd.DataFrame:
     return manifest.loc[picked].reset_index(drop=True)
 
 
-def _match_path(entry: str, paths: dict[int, str], list_file: Path) -> int:
-    """The row whose path is `entry`: absolute, relative to the list file, or a path suffix."""
+def _match_path(entry: str, paths: dict[int, str], stems: dict[int, str], list_file: Path) -> int:
+    """The row whose path is `entry` (absolute, relative to the list file, or a path suffix),
+    else whose image id without its extension is `entry`."""
     candidate = Path(entry) if Path(entry).is_absolute() else list_file.parent / entry
     exact = candidate.resolve().as_posix()
     suffix = "/" + Path(entry).as_posix()
     matches = [i for i, p in paths.items() if p == exact]
     matches = matches or [i for i, p in paths.items() if p.endswith(suffix)]
+    matches = matches or [i for i, stem in stems.items() if stem == entry]
     if not matches:
         raise ValueError(
             f"subset.list_file: {list_file} names {entry!r}, which is no image id or path "
@@ -97,3 +104,8 @@ def _match_path(entry: str, paths: dict[int, str], list_file: Path) -> int:
             "use the image id instead"
         )
     return matches[0]
+
+
+def _without_extension(image_id: str) -> str:
+    """`a.png` -> `a`; an id without an extension stays as it is."""
+    return image_id.removesuffix(PurePosixPath(image_id).suffix)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import random
+import re
 import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,6 +26,7 @@ from vlmprof.data.manifest import write_manifest
 
 CATEGORIES = ("text_heavy", "mixed_layout", "image_rich")
 PNG_COMPRESS_LEVEL = 3  # fast to write; pages are mostly flat colour so files stay small
+_GENERATED_NAME = re.compile(rf"page_\d{{3,}}_(?:{'|'.join(CATEGORIES)})\.png")
 
 
 @dataclass(frozen=True)
@@ -73,7 +75,7 @@ def generate_synthetic_pages(out_dir: Path, n_pages: int = 24, seed: int = 0) ->
         size = PAGE_SIZES[(index + index // len(PAGE_SIZES)) % len(PAGE_SIZES)]
         image = render_page(category, size, seed=seed, index=index)
         payload = _png_bytes(image)
-        name = f"page_{index:03d}_{category}.png"
+        name = page_file_name(index, category)
         with atomic_open(out_dir / name, "wb") as handle:
             handle.write(payload)
         rows.append(
@@ -90,6 +92,16 @@ def generate_synthetic_pages(out_dir: Path, n_pages: int = 24, seed: int = 0) ->
     manifest_path = out_dir / "manifest.csv"
     write_manifest(pd.DataFrame(rows), manifest_path)
     return manifest_path
+
+
+def page_file_name(index: int, category: str) -> str:
+    """The file name of generated page `index`."""
+    return f"page_{index:03d}_{category}.png"
+
+
+def is_generated_page(name: str) -> bool:
+    """Whether `name` is a file name `generate_synthetic_pages` writes (so not a user's)."""
+    return _GENERATED_NAME.fullmatch(name) is not None
 
 
 def render_page(category: str, size: PageSize, seed: int, index: int) -> Image.Image:

@@ -25,7 +25,7 @@ def resolve_device(requested: str) -> str:
         if not torch.cuda.is_available():
             raise DeviceUnavailableError(
                 f"device: {requested} was requested but no CUDA GPU is visible; "
-                "set device: auto or cpu in config/config.yaml"
+                "set device: auto or cpu"
             )
         if index >= torch.cuda.device_count():
             raise DeviceUnavailableError(
