@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -9,12 +10,15 @@ from pathlib import Path
 
 from PIL import Image
 
+from tests.workflow_helpers import default_settings
+
 
 def test_timing_cli_profiles_the_named_pages(tmp_path: Path):
     page = tmp_path / "page.png"
     Image.new("RGB", (800, 1000), "white").save(page)
     spec = {"preset": "small", "mode": "base", "device": "cpu", "dtype": "auto"}
-    settings = {"run_id": "cli", "shard": 0, "repeats": 2, "max_new_tokens": 3}
+    settings = dataclasses.asdict(default_settings(run_id="cli", repeats=2, max_new_tokens=3))
+    del settings["eos_id"]  # the command takes it from the model it builds
     out = tmp_path / "records.jsonl"
     result = subprocess.run(
         [

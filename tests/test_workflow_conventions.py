@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -30,6 +31,14 @@ from tests.workflow_helpers import (
 
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
 RULEGRAPH = REPO / "docs" / "rulegraph"
+# Snakemake's command line run in-process, writing the modules it loaded to argv[1] on exit.
+PLANNER = """
+import atexit, sys
+from snakemake.cli import main
+loaded = sys.argv.pop(1)
+atexit.register(lambda: open(loaded, "w").write("\\n".join(sorted(sys.modules))))
+sys.exit(main())
+"""
 NODE = re.compile(r'^\s*(\w+)\[label = "(\w+)"', re.MULTILINE)
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)\s*;?\s*$", re.MULTILINE)
 
@@ -148,6 +157,23 @@ def test_lint_finds_nothing(checkout: Path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Lints for" not in output, output
+
+
+def test_planning_the_jobs_imports_neither_torch_nor_transformers(checkout: Path, tmp_path: Path):
+    loaded = tmp_path / "modules.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", PLANNER, str(loaded), "-n", "--cores", "1"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        env=snakemake_env(),
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    modules = set(loaded.read_text().split())
+    assert "snakemake" in modules and "vlmprof.models" in modules  # the planner did run
+    heavy = sorted(m for m in modules if m.split(".")[0] in {"torch", "transformers"})
+    assert not heavy, f"planning imported {heavy[:5]}"
 
 
 def test_snakefmt_would_change_nothing():
