@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+from pathlib import Path
 from typing import Any
 
+import yaml
+from snakemake.utils import validate
+
 from vlmprof.models import ModelSpec
+from vlmprof.runtime.profile_settings import ProfileSettings
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, device: str = "cpu") -> None:
@@ -30,6 +38,15 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
         experts_implementation=args.experts,
         decode=args.decode,
     )
+
+
+def profile_settings(run_id: str, **changes: Any) -> ProfileSettings:
+    """The timing pass's settings of the default config (the schema's defaults filled), as
+    shard 0 of run `run_id`, with `changes`."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    settings = ProfileSettings.from_config(config, shard=0)
+    return dataclasses.replace(settings, run_id=run_id, **changes)
 
 
 def balanced_orders(names: list[str]) -> list[list[str]]:

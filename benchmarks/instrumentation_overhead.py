@@ -43,12 +43,18 @@ from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import ProfileSettings, telemetry_sampler, timed_run
+from vlmprof.runtime.profile_shard import telemetry_sampler, timed_run
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler
 from vlmprof.variants.comparison import ratio_interval
 
-from bench_args import add_model_arguments, balanced_orders, model_spec, write_json
+from bench_args import (
+    add_model_arguments,
+    balanced_orders,
+    model_spec,
+    profile_settings,
+    write_json,
+)
 
 # Comparisons printed, each for the run's window and the whole call: (arm, its baseline).
 COMPARED = [
@@ -113,7 +119,7 @@ def instrumented_ms(
 ) -> tuple[float, float]:
     """Whole call and run window (ms) of the timing pass's own run (timer, NVTX, stage
     hooks, and a sampler); the window is the record's `host.wall_ms`."""
-    settings = ProfileSettings(run_id="overhead", shard=0, max_new_tokens=tokens)
+    settings = profile_settings("overhead", max_new_tokens=tokens)
     _sync(adapter.device)
     start = time.perf_counter()
     timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=True), sampler)
@@ -149,9 +155,8 @@ def main() -> None:
         parser.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     spec = model_spec(args)
     adapter = build_adapter(spec)
-    settings = ProfileSettings(
-        run_id="overhead",
-        shard=0,
+    settings = profile_settings(
+        "overhead",
         telemetry_interval_ms=args.interval_ms,
         telemetry_counter_interval_ms=args.counter_interval_ms,
     )

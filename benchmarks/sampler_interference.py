@@ -24,9 +24,16 @@ from dataclasses import replace
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.models import build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import ProfileSettings, telemetry_sampler, timed_run
+from vlmprof.runtime.profile_settings import ProfileSettings
+from vlmprof.runtime.profile_shard import telemetry_sampler, timed_run
 
-from bench_args import add_model_arguments, balanced_orders, model_spec, write_json
+from bench_args import (
+    add_model_arguments,
+    balanced_orders,
+    model_spec,
+    profile_settings,
+    write_json,
+)
 
 
 def main() -> None:
@@ -39,7 +46,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = model_spec(args)
     adapter = build_adapter(spec)
-    settings = ProfileSettings(run_id="interference", shard=0, max_new_tokens=args.tokens)
+    settings = profile_settings("interference", max_new_tokens=args.tokens)
     arms: dict[str, ProfileSettings | None] = {"none": None}
     for item in args.samplers.split(","):
         name, _, intervals = item.partition("=")

@@ -21,9 +21,11 @@ import torch
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import ProfileSettings, reference_outputs, timed_run
+from vlmprof.runtime.profile_shard import reference_outputs, timed_run
 from vlmprof.variants.gate import judge_variant
 from vlmprof.variants.switches import variant_spec
+
+from bench_args import profile_settings
 
 # Named switch sets this benchmark knows, as a config's variants section would name them.
 KNOWN = {
@@ -40,7 +42,7 @@ KNOWN = {
 def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
     """Timed runs and reference outputs of one variant; frees its model afterwards."""
     adapter = build_adapter(ModelSpec(**spec))
-    settings = ProfileSettings(run_id="variants", shard=0, max_new_tokens=tokens, telemetry=False)
+    settings = profile_settings("variants", max_new_tokens=tokens, telemetry=False)
     inputs_cpu = adapter.preprocess(page)
     outputs = reference_outputs(adapter, inputs_cpu, settings)
     runs = [

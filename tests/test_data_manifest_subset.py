@@ -19,7 +19,13 @@ from vlmprof.data.manifest import (
     manifest_from_omnidocbench,
     write_manifest,
 )
-from vlmprof.data.subset import select_subset, write_subset
+from vlmprof.data.subset import (
+    page_sizes,
+    readable_pages,
+    select_subset,
+    shard_pages,
+    write_subset,
+)
 
 
 def _image(path: Path, size: tuple[int, int], colour: str = "white") -> Path:
@@ -340,3 +346,46 @@ def test_written_subset_loads_back_as_a_manifest(image_folder: Path, tmp_path: P
     write_subset(subset, target)
     pd.testing.assert_frame_equal(load_manifest(target), subset)
     assert [p.name for p in target.parent.iterdir()] == ["subset.csv"]
+
+
+@pytest.mark.parametrize("shards", [1, 2, 3, 5])
+def test_shards_take_every_nth_page_and_cover_the_subset_once(shards: int) -> None:
+    subset = select_subset(_manifest({"a": 4, "b": 3, "c": 3}), n=10, seed=0)
+    split = [shard_pages(subset, shard, shards) for shard in range(shards)]
+    assert sorted(image_id for pages in split for image_id, _ in pages) == sorted(
+        subset["image_id"]
+    )
+    for shard, pages in enumerate(split):
+        assert [image_id for image_id, _ in pages] == list(subset["image_id"][shard::shards])
+        assert all(isinstance(path, Path) for _, path in pages)
+    # The subset alternates categories, so two shards each get some of every category.
+    if shards == 2:
+        by_id = dict(zip(subset["image_id"], subset["category"], strict=True))
+        assert all({by_id[i] for i, _ in pages} == {"a", "b", "c"} for pages in split)
+
+
+def test_a_shard_outside_the_shard_count_is_refused() -> None:
+    subset = _manifest({"a": 2})
+    with pytest.raises(ValueError, match="shard 2 of 2"):
+        shard_pages(subset, 2, 2)
+
+
+def test_readable_pages_skip_unreadable_ones_in_subset_order(image_folder: Path) -> None:
+    subset = pd.DataFrame(
+        {
+            "image_id": ["broken", "b", "gone", "a", "c"],
+            "path": [
+                str(image_folder / name)
+                for name in ("broken.png", "b.png", "gone.png", "a.png", "sub/c.PNG")
+            ],
+        }
+    )
+    pages = readable_pages(subset, 2, max_pixels=10_000)
+    assert [(image_id, page.size) for image_id, page in pages] == [("b", (30, 40)), ("a", (10, 20))]
+    # Fewer readable pages than asked for: all of them; b (1200 pixels) is now too large.
+    assert [image_id for image_id, _ in readable_pages(subset, 9, max_pixels=1000)] == ["a"]
+
+
+def test_page_sizes_leave_out_pages_of_unknown_size() -> None:
+    subset = pd.DataFrame({"width": [100.0, None, 30.0], "height": [200.0, 50.0, 40.0]})
+    assert page_sizes(subset) == [(100, 200), (30, 40)]

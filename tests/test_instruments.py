@@ -9,11 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.workflow_helpers import default_settings
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import ProfileSettings, timed_run
+from vlmprof.runtime.profile_shard import timed_run
 from vlmprof.runtime.stage_timer import StageTimer
 
 
@@ -56,7 +57,7 @@ def test_a_timed_run_keeps_the_garbage_collector_out():
         lambda *_: seen.append(gc.isenabled())
     )
     inputs = adapter.preprocess(Image.new("RGB", (640, 640), "white"))
-    settings = ProfileSettings(run_id="t", shard=0, max_new_tokens=3, nvtx=False)
+    settings = default_settings(max_new_tokens=3, nvtx=False)
     try:
         timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False))
     finally:

@@ -16,12 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.workflow_helpers import default_settings
 from vlmprof.data.manifest import load_manifest
 from vlmprof.data.synthetic_pages import generate_synthetic_pages
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.base import DecodeState, ModelInputs
 from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
-from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
+from vlmprof.runtime.profile_settings import ProfileSettings
+from vlmprof.runtime.profile_shard import profile_images
 
 REPEATS = 2
 MAX_NEW_TOKENS = 3
@@ -99,13 +101,8 @@ def _images(pages: pd.DataFrame) -> list[tuple[str, Path]]:
 
 
 def _settings(**changes: object) -> ProfileSettings:
-    return ProfileSettings(
-        run_id="faults",
-        shard=0,
-        repeats=REPEATS,
-        max_new_tokens=MAX_NEW_TOKENS,
-        nvtx=False,
-        **changes,
+    return default_settings(
+        run_id="faults", repeats=REPEATS, max_new_tokens=MAX_NEW_TOKENS, nvtx=False, **changes
     )
 
 

@@ -10,6 +10,7 @@ from vlmprof.flops import analytic
 from vlmprof.flops.static_compute import (
     AGREEMENT_TOLERANCE,
     build_static_compute,
+    mean_decode_context,
     report_view_sizes,
     static_compute_markdown,
 )
@@ -101,3 +102,13 @@ def test_full_preset_analytic_report_without_counting() -> None:
     assert report["flops"]["view_1024"]["sam"] == analytic.sam_cost(FULL, 1024, 2).flops
     assert report["stages"]["vision_gundam"]["image_tokens"] == 903
     assert "| decode_step |" in static_compute_markdown(report)
+
+
+def test_the_decode_step_is_costed_halfway_through_the_generation() -> None:
+    assert mean_decode_context(prefill_len=300, max_new_tokens=32) == 316
+    assert mean_decode_context(prefill_len=300, max_new_tokens=1) == 300
+    # A decode step's cost grows linearly with its context, so the step halfway through
+    # costs the mean of the steps at either end of the generation.
+    first, last = (analytic.decode_step_cost(SMALL, c, 2).flops for c in (300, 300 + 32))
+    halfway = analytic.decode_step_cost(SMALL, mean_decode_context(300, 32), 2).flops
+    assert halfway == pytest.approx((first + last) / 2)

@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 
 from tests.telemetry_replay import STEP_S, ramp_series, run_series
+from tests.workflow_helpers import default_settings
 from vlmprof.metrics.telemetry import energy_table, flagged_table, telemetry_section
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.nvml_sample import Sample, decode, encode, sample_reader
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import ProfileSettings, telemetry_sampler, timed_run
+from vlmprof.runtime.profile_shard import telemetry_sampler, timed_run
 from vlmprof.runtime.telemetry import (
     TelemetrySampler,
     decode_reasons,
@@ -334,7 +335,7 @@ def adapter():
 
 
 def test_timed_run_puts_stage_energy_in_the_record(adapter):
-    settings = ProfileSettings(run_id="t", shard=0, max_new_tokens=4, nvtx=False)
+    settings = default_settings(max_new_tokens=4, nvtx=False)
     inputs = adapter.preprocess(Image.new("RGB", (640, 640), "white"))
     with TelemetrySampler(0, interval_ms=1, reader=REPLAY + "ramp_power_only") as sampler:
         timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False), sampler, True)
@@ -358,9 +359,9 @@ def test_timed_run_puts_stage_energy_in_the_record(adapter):
 
 
 def test_cpu_shard_sampler_is_unavailable_and_off_switch_is_named():
-    settings = ProfileSettings(run_id="t", shard=0)
+    settings = default_settings()
     assert telemetry_sampler(torch.device("cpu"), settings).reason == "not a CUDA device"
-    off = telemetry_sampler(torch.device("cuda", 0), ProfileSettings("t", 0, telemetry=False))
+    off = telemetry_sampler(torch.device("cuda", 0), default_settings(telemetry=False))
     assert not off.available and "telemetry.enabled" in off.reason
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
-from vlmprof.variants.gate import judge_page, judge_variant, not_applicable
+from vlmprof.variants.gate import judge_page, judge_variant, merged_outputs, not_applicable
 
 TOL = 0.02
 
@@ -78,3 +80,16 @@ def test_sweep_points_are_not_gated():
     verdict = not_applicable("base-mode", "mode base: a different workload from the baseline")
     assert verdict["status"] == "not_applicable"
     assert verdict["relative_logit_diff"] is None
+
+
+def test_every_shards_outputs_merge_into_one_mapping_on_the_cpu(tmp_path: Path):
+    shards = [{"p1": BASE}, {"p2": _outputs([1, 2, 3, 4], [0.1] * 4, FIRST), "p3": BASE}]
+    paths = []
+    for index, outputs in enumerate(shards):
+        paths.append(tmp_path / f"shard-{index}.outputs.pt")
+        torch.save(outputs, paths[-1])
+    merged = merged_outputs(paths)
+    assert sorted(merged) == ["p1", "p2", "p3"]
+    assert torch.equal(merged["p2"]["tokens"], torch.tensor([1, 2, 3, 4]))
+    assert all(t.device.type == "cpu" for page in merged.values() for t in page.values())
+    assert judge_variant("v", merged, merged_outputs(reversed(paths)), TOL)["status"] == "passed"

@@ -8,6 +8,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 import zipfile
 from pathlib import Path
@@ -31,6 +32,15 @@ from tests.workflow_helpers import (
 
 EXAMPLES = sorted((REPO / "config" / "examples").glob("*.yaml"))
 RULEGRAPH = REPO / "docs" / "rulegraph"
+SCRIPTS = sorted((REPO / "workflow" / "scripts").glob("*.py"))
+# Snakemake's command line run in-process, writing the modules it loaded to argv[1] on exit.
+PLANNER = """
+import atexit, sys
+from snakemake.cli import main
+loaded = sys.argv.pop(1)
+atexit.register(lambda: open(loaded, "w").write("\\n".join(sorted(sys.modules))))
+sys.exit(main())
+"""
 NODE = re.compile(r'^\s*(\w+)\[label = "(\w+)"', re.MULTILINE)
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)\s*;?\s*$", re.MULTILINE)
 
@@ -149,6 +159,39 @@ def test_lint_finds_nothing(checkout: Path):
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     assert "Lints for" not in output, output
+
+
+def test_planning_the_jobs_imports_neither_torch_nor_transformers(checkout: Path, tmp_path: Path):
+    loaded = tmp_path / "modules.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", PLANNER, str(loaded), "-n", "--cores", "1"],
+        cwd=checkout,
+        capture_output=True,
+        text=True,
+        env=snakemake_env(),
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    modules = set(loaded.read_text().split())
+    assert "snakemake" in modules and "vlmprof.models" in modules  # the planner did run
+    heavy = sorted(m for m in modules if m.split(".")[0] in {"torch", "transformers"})
+    assert not heavy, f"planning imported {heavy[:5]}"
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda path: path.name)
+def test_a_script_only_logs_reads_its_job_and_calls_the_library(script: Path):
+    lines = script.read_text().splitlines()
+    assert len(lines) <= 12, f"{script.name}: {len(lines)} lines; move the logic to vlmprof.jobs"
+    assert "log_to_file(smk.log[0])" in lines, script.name
+    calls = [line for line in lines if line.startswith("from vlmprof.jobs.")]
+    assert len(calls) == 1, f"{script.name}: call one function of vlmprof.jobs"
+
+
+def test_nothing_in_the_library_imports_the_jobs_above_it():
+    package = REPO / "src" / "vlmprof"
+    for module in package.rglob("*.py"):
+        if module.parent.name != "jobs":
+            assert "vlmprof.jobs" not in module.read_text(), module.relative_to(package)
 
 
 def test_snakefmt_would_change_nothing():

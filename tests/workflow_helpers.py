@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import yaml
+from snakemake.utils import validate
+
+from vlmprof.runtime.profile_settings import ProfileSettings
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -31,6 +35,18 @@ def copy_workflow(dest: Path) -> Path:
     for name in ("workflow", "config", "notebooks"):
         shutil.copytree(REPO / name, dest / name)
     return dest
+
+
+def default_config() -> dict:
+    """config/config.yaml as the workflow reads it: validated, the schema's defaults filled."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
+def default_settings(**changes: object) -> ProfileSettings:
+    """The timing pass's settings of shard 0 of the default config, with `changes`."""
+    return dataclasses.replace(ProfileSettings.from_config(default_config(), shard=0), **changes)
 
 
 def write_config(dest: Path, overrides: dict) -> Path:

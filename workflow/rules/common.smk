@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import re
@@ -14,8 +15,13 @@ from vlmprof.data.source import (
     resolve_source,
     subset_warning,
 )
-from vlmprof.models import check_preset
-from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
+from vlmprof.device_choice import (
+    DeviceUnavailableError,
+    choose_device,
+    nvml_visible_gpus,
+)
+from vlmprof.models import ModelSpec, check_preset
+from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.variants.switches import (
     BASELINE,
     VariantError,
@@ -80,9 +86,10 @@ wildcard_constraints:
 def resolve_run_device():
     """The device every job uses, decided once where the workflow is planned.
 
-    Run locally, `auto` is judged on this machine. Through a cluster executor the planning
-    host (a login node) says nothing about the compute nodes, so the device and preset
-    must be written out; the GPU jobs check on their node that CUDA is really there.
+    Run locally, `auto` is judged on this machine, by the GPUs NVML sees (planning imports
+    no torch). Through a cluster executor the planning host (a login node) says nothing
+    about the compute nodes, so the device and preset must be written out; the GPU jobs
+    check on their node, with torch, that CUDA is really there.
     """
     requested, preset = config["device"], config["model"]["preset"]
     if workflow.non_local_exec or workflow.remote_exec:
@@ -93,20 +100,21 @@ def resolve_run_device():
                 "model.preset: full) when jobs run on a cluster; auto would be judged "
                 "on the submitting host",
             )
-        return requested, preset
+        return requested
     try:
-        device = resolve_device(requested)
+        return choose_device(requested, nvml_visible_gpus())
     except (DeviceUnavailableError, ValueError) as error:
         refuse("device", str(error))
-    if preset == "auto":
-        preset = "full" if device.startswith("cuda") else "small"
-    return device, preset
 
 
-DEVICE, PRESET = resolve_run_device()
-if not config["model"]["checkpoint"]:
+DEVICE = resolve_run_device()
+# The baseline's model settings: the run's own, on the released decode path.
+BASELINE_SPEC = dataclasses.asdict(ModelSpec.from_config(config, DEVICE))
+if not BASELINE_SPEC["checkpoint"]:
     try:
-        check_preset(config["model"]["name"], PRESET, config["model"]["overrides"])
+        check_preset(
+            BASELINE_SPEC["name"], BASELINE_SPEC["preset"], BASELINE_SPEC["overrides"]
+        )
     except ValueError as error:
         refuse("model", str(error))
 
@@ -192,33 +200,11 @@ def run_config_json():
     return as_json({key: value for key, value in config.items() if key not in other})
 
 
-def baseline_spec():
-    """The baseline's model settings: the run's own, on the released decode path."""
-    model = config["model"]
-    return {
-        "name": model["name"],
-        "preset": PRESET,
-        "overrides": model["overrides"],
-        "device": DEVICE,
-        "dtype": config["dtype"],
-        "attn_implementation": model["attn_implementation"],
-        "experts_implementation": model["experts_implementation"],
-        "mode": config["mode"],
-        "max_crops": config["max_crops"],
-        "seed": model["seed"],
-        "checkpoint": model["checkpoint"],
-        "trust_remote_code": model["trust_remote_code"],
-        "decode": "eager",
-        "compile": "none",
-        "perturb": 0.0,
-    }
-
-
 def model_spec(variant=BASELINE):
     """The model settings a model-building job of `variant` uses (JSON text)."""
     if variant == BASELINE:
-        return as_json(baseline_spec())
-    return as_json(variant_spec(baseline_spec(), VARIANTS[variant]))
+        return as_json(BASELINE_SPEC)
+    return as_json(variant_spec(BASELINE_SPEC, VARIANTS[variant]))
 
 
 def job_variant(wildcards):
@@ -235,8 +221,8 @@ def check_variants():
     """Refuse, before any job, a variant that cannot run here (e.g. CUDA graphs on a CPU)."""
     for name, switches in VARIANTS.items():
         try:
-            check_variant(name, baseline_spec(), switches)
-            spec = variant_spec(baseline_spec(), switches)
+            check_variant(name, BASELINE_SPEC, switches)
+            spec = variant_spec(BASELINE_SPEC, switches)
             if not spec["checkpoint"]:
                 check_preset(spec["name"], spec["preset"], spec["overrides"])
         except (VariantError, ValueError) as error:
@@ -253,27 +239,12 @@ def variant_dir(variant):
 
 def variant_is_sweep_point(variant):
     """Whether the variant changes the workload (its own FLOPs, no correctness gate)."""
-    return changes_workload(baseline_spec(), VARIANTS[variant])
+    return changes_workload(BASELINE_SPEC, VARIANTS[variant])
 
 
 def profile_settings():
     """What the timing pass does per image (JSON text); nothing else reaches that job."""
-    keys = [
-        "repeats",
-        "warmup_rounds",
-        "warmup_synthetic",
-        "warmup_per_image",
-        "max_new_tokens",
-        "ignore_eos",
-    ]
-    settings = {key: config[key] for key in keys}
-    settings["max_pixels"] = config["dataset"]["max_pixels"]
-    settings["run_id"] = config["run_name"]
-    telemetry = config["telemetry"]
-    settings["telemetry"] = telemetry["enabled"]
-    settings["telemetry_interval_ms"] = telemetry["interval_ms"]
-    settings["telemetry_counter_interval_ms"] = telemetry["counter_interval_ms"]
-    return as_json(settings)
+    return as_json(ProfileSettings.run_settings(config))
 
 
 def dataset_input():

@@ -1,57 +1,8 @@
-"""Draw the rule graph of the default run (`snakemake --rulegraph`) as DOT and SVG.
+"""Draw the rule graph of the default run (`snakemake --rulegraph`) as DOT and SVG."""
 
-Snakemake numbers the nodes and orders the edges differently from run to run; naming each
-node after its rule and sorting the lines makes the committed files change only when the
-graph does.
-"""
-
-import logging
-import re
-import shutil
-import subprocess
-import sys
-
-from vlmprof.atomic import write_text_atomic
+from vlmprof.jobs.docs import rulegraph
 from vlmprof.logs import log_to_file
-
-NODE = re.compile(r'^\s*(\w+)\[label = "(\w+)", color = "([^"]+)"')
-EDGE = re.compile(r"^\s*(\w+) -> (\w+)\s*;?\s*$")
-HEADER = """digraph rulegraph {
-    graph[bgcolor=white, margin=0, size="4.5,5.5"];
-    node[shape=box, style=rounded, fontname=sans, fontsize=10, penwidth=2];
-    edge[penwidth=2, color=grey];
-"""
-
-
-def normalised_dot(raw: str) -> str:
-    """The rule graph with rules as node names and nodes and edges in sorted order."""
-    lines = raw.splitlines()
-    nodes = {m[1]: (m[2], m[3]) for m in map(NODE.match, lines) if m}
-    if not nodes:
-        raise ValueError("snakemake --rulegraph printed no rules; see the log")
-    edges = sorted((nodes[m[1]][0], nodes[m[2]][0]) for m in map(EDGE.match, lines) if m)
-    body = [
-        f'    {rule}[label = "{rule}", color = "{color}"];'
-        for rule, color in sorted(nodes.values())
-    ]
-    body += [f"    {source} -> {target};" for source, target in edges]
-    return HEADER + "\n".join(body) + "\n}\n"
-
-
-def run(command: list[str], stdin: str | None = None) -> str:
-    """Stdout of `command`; its stderr goes to the log, and a failure stops the job."""
-    done = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
-    logging.info("%s\n%s", " ".join(command), done.stderr)
-    if done.returncode != 0:
-        raise RuntimeError(f"{command[0]} failed (exit {done.returncode}); see the log")
-    return done.stdout
-
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])
-if shutil.which("dot") is None:
-    raise RuntimeError("dot not found: install graphviz (apt-get or conda install graphviz)")
-raw = run([sys.executable, "-m", "snakemake", "--snakefile", smk.input.snakefile, "--rulegraph"])
-dot = normalised_dot(raw)
-write_text_atomic(smk.output.dot, dot)
-write_text_atomic(smk.output.svg, run(["dot", "-Tsvg"], stdin=dot))
+rulegraph(smk.input.snakefile, smk.output.dot, smk.output.svg)

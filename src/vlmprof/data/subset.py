@@ -1,7 +1,8 @@
 """The subset of a manifest that a run profiles: stratified by category, or an explicit list.
 
 Stratification keeps small runs representative (every category appears before any appears
-twice); a fixed seed keeps reruns on the same pages, so timings stay comparable.
+twice); a fixed seed keeps reruns on the same pages, so timings stay comparable. The
+subset is then split: which pages each timing shard gets, which the operator pass loads.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from vlmprof.atomic import atomic_open
+from vlmprof.data.image_loader import ImageLoadError, load_page
 
 
 def select_subset(
@@ -49,6 +52,40 @@ def write_subset(subset: pd.DataFrame, path: str | os.PathLike[str]) -> None:
     """Write the subset table as CSV atomically (absolute paths, readable by load_manifest)."""
     with atomic_open(path) as handle:
         subset.to_csv(handle, index=False, lineterminator="\n")
+
+
+def shard_pages(subset: pd.DataFrame, shard: int, shards: int) -> list[tuple[str, Path]]:
+    """(image_id, path) of the pages timing shard `shard` of `shards` profiles.
+
+    Every `shards`-th page from the `shard`-th: the subset is in selection order (balanced
+    over categories), so each shard gets a balanced share and the shards cover it once.
+    """
+    if not 0 <= shard < shards:
+        raise ValueError(f"shard {shard} of {shards}: a shard is numbered 0 to shards - 1")
+    mine = subset.iloc[shard::shards]
+    return list(zip(mine["image_id"], mine["path"].map(Path), strict=True))
+
+
+def readable_pages(
+    subset: pd.DataFrame, count: int, max_pixels: int
+) -> list[tuple[str, Image.Image]]:
+    """The first `count` pages of the subset that load, as (image_id, RGB page); unreadable
+    pages are skipped (the timing pass records them as errors)."""
+    pages: list[tuple[str, Image.Image]] = []
+    for image_id, path in shard_pages(subset, 0, 1):
+        if len(pages) == count:
+            break
+        try:
+            pages.append((image_id, load_page(path, max_pixels)))
+        except ImageLoadError:
+            continue
+    return pages
+
+
+def page_sizes(subset: pd.DataFrame) -> list[tuple[int, int]]:
+    """(width, height) of every subset page whose size the manifest knows."""
+    sized = subset.dropna(subset=["width", "height"])
+    return list(zip(sized["width"].astype(int), sized["height"].astype(int), strict=True))
 
 
 def read_list_file(list_file: Path) -> list[str]:

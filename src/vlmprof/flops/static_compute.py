@@ -102,6 +102,12 @@ def typical_prefill_len(
     return int(statistics.median_low(lengths))
 
 
+def mean_decode_context(prefill_len: int, max_new_tokens: int) -> int:
+    """The context of the decode step whose cost stands for every step: halfway through the
+    generation, after the prefill and half the new tokens (the cost grows linearly)."""
+    return prefill_len + max_new_tokens // 2
+
+
 def _meta_model(dims: ModelDims) -> nn.Module:
     """The model of `dims` on the meta device, in float32, for counting."""
     if isinstance(dims, DeepseekOcr2Dims):

@@ -11,10 +11,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from PIL import Image
+if TYPE_CHECKING:  # the workflow imports ModelSpec to plan jobs, without torch
+    import torch
+    from PIL import Image
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,33 @@ class ModelSpec:
     # Test-only: noise (in units of the weight's std) added to the output head, to show
     # that the correctness gate catches a wrong model. 0 leaves the model as built.
     perturb: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], device: str) -> ModelSpec:
+        """The baseline model of a validated run config (defaults filled), on `device` as
+        judged where the jobs are planned: preset `auto` is full on CUDA and small on CPU,
+        and the decode path is the released one."""
+        model = config["model"]
+        preset = model["preset"]
+        if preset == "auto":
+            preset = "full" if device.startswith("cuda") else "small"
+        return cls(
+            name=model["name"],
+            preset=preset,
+            overrides=model["overrides"],
+            device=device,
+            dtype=config["dtype"],
+            attn_implementation=model["attn_implementation"],
+            experts_implementation=model["experts_implementation"],
+            mode=config["mode"],
+            max_crops=config["max_crops"],
+            seed=model["seed"],
+            checkpoint=model["checkpoint"],
+            trust_remote_code=model["trust_remote_code"],
+            decode="eager",
+            compile="none",
+            perturb=0.0,
+        )
 
 
 @dataclass

@@ -47,7 +47,7 @@ from vlmprof.progress import Progress
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import ProfileSettings, warm_up
+from vlmprof.runtime.profile_shard import warm_up
 
 log = logging.getLogger(__name__)
 
@@ -165,11 +165,8 @@ def run_operator_profile(
         raise ValueError("max_new_tokens: must be at least 1 for the operator pass")
     out_dir = Path(out_dir)
     trace_paths = [_trace_path(out_dir / "traces", image_id) for image_id in ids]
-    settings = ProfileSettings(
-        run_id="operators", shard=0, warmup_rounds=warmup_rounds, max_new_tokens=max_new_tokens
-    )
     progress = Progress(progress_label, len(pages))
-    warm_up(adapter, [page for _, page in pages], settings)
+    warm_up(adapter, [page for _, page in pages], warmup_rounds, max_new_tokens)
     frames, stage_totals, device_us, bases = [], [], 0.0, set()
     for index, (image_id, page) in enumerate(pages, start=1):
         trace_path = trace_paths[index - 1]

@@ -2,37 +2,20 @@
 
 from __future__ import annotations
 
-import re
-
 import torch
 
+from vlmprof.device_choice import choose_device
+
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
-
-
-class DeviceUnavailableError(RuntimeError):
-    """The configured device does not exist on this machine."""
 
 
 def resolve_device(requested: str) -> str:
-    """`auto` picks CUDA when present, else CPU; `cuda[:N]` without that GPU is an error."""
-    if not _DEVICE.fullmatch(requested):
-        raise ValueError(f"device: {requested!r} is not allowed; use auto, cpu or cuda[:N]")
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda"):
-        index = int(requested.split(":")[1]) if ":" in requested else 0
-        if not torch.cuda.is_available():
-            raise DeviceUnavailableError(
-                f"device: {requested} was requested but no CUDA GPU is visible; "
-                "set device: auto or cpu"
-            )
-        if index >= torch.cuda.device_count():
-            raise DeviceUnavailableError(
-                f"device: {requested} was requested but only {torch.cuda.device_count()} "
-                "GPU(s) are visible"
-            )
-    return requested
+    """`auto` picks CUDA when present, else CPU; `cuda[:N]` without that GPU is an error.
+
+    Judged with torch's view of CUDA, on the machine that runs the job.
+    """
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    return choose_device(requested, visible)
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:

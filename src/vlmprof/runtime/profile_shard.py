@@ -13,7 +13,6 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from vlmprof.runtime.generate import GenerationCapture, greedy_generate
 from vlmprof.runtime.host_counters import host_delta, read_host
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.records import RunRecord
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler, series_dict, summarize_run
@@ -36,26 +36,6 @@ from vlmprof.runtime.telemetry import TelemetrySampler, series_dict, summarize_r
 log = logging.getLogger(__name__)
 
 WARMUP_PAGE_SIZE = (1240, 1754)  # A4 portrait at 150 dpi
-
-
-@dataclass(frozen=True)
-class ProfileSettings:
-    """What the timing pass does with each image."""
-
-    run_id: str
-    shard: int
-    repeats: int = 3
-    warmup_rounds: int = 1
-    warmup_synthetic: bool = True
-    warmup_per_image: bool = True
-    max_new_tokens: int = 32
-    ignore_eos: bool = True
-    eos_id: int | None = None
-    max_pixels: int = 50_000_000
-    nvtx: bool = True
-    telemetry: bool = True
-    telemetry_interval_ms: float = 20.0
-    telemetry_counter_interval_ms: float = 500.0
 
 
 def _stage_windows(
@@ -146,13 +126,15 @@ def timed_run(
     }
 
 
-def warm_up(adapter: ModelAdapter, pages: Sequence[Image.Image], settings: ProfileSettings) -> None:
+def warm_up(
+    adapter: ModelAdapter, pages: Sequence[Image.Image], rounds: int, max_new_tokens: int
+) -> None:
     """Run untimed generations so one-off costs (allocator, kernels, caches) stay out."""
     nvtx = NvtxRanges(enabled=False)
-    for round_index in range(settings.warmup_rounds):
+    for round_index in range(rounds):
         page = pages[round_index % len(pages)]
         inputs = adapter.preprocess(page).to(adapter.device, adapter.dtype)
-        greedy_generate(adapter, inputs, settings.max_new_tokens, Instruments(None, nvtx))
+        greedy_generate(adapter, inputs, max_new_tokens, Instruments(None, nvtx))
     if adapter.device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -263,7 +245,12 @@ def profile_images(
             failure = None
             try:
                 if not warmed:
-                    warm_up(adapter, warm_pages or [page], settings)
+                    warm_up(
+                        adapter,
+                        warm_pages or [page],
+                        settings.warmup_rounds,
+                        settings.max_new_tokens,
+                    )
                     warmed = True
                 if settings.warmup_per_image:
                     outputs[image_id] = reference_outputs(adapter, inputs_cpu, settings)

@@ -11,12 +11,22 @@ first-step logit of the baseline.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
 
 Outputs = Mapping[str, Mapping[str, torch.Tensor]]
+
+
+def merged_outputs(paths: Iterable[str | Path]) -> dict[str, dict[str, torch.Tensor]]:
+    """Every shard's saved reference outputs in one mapping (image_id -> tensors), read on
+    the CPU; the shards hold disjoint pages."""
+    outputs: dict[str, dict[str, torch.Tensor]] = {}
+    for path in paths:
+        outputs.update(torch.load(path, map_location="cpu", weights_only=True))
+    return outputs
 
 
 def _first_divergence(base: torch.Tensor, other: torch.Tensor) -> int | None:

@@ -1,0 +1,134 @@
+"""Jobs of the aggregate step: a run's metrics and tables, the correctness gate of a
+variant, every variant against the baseline, and this run against another."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from vlmprof.atomic import write_json_atomic, write_text_atomic
+from vlmprof.compare import compare_dirs, to_markdown
+from vlmprof.metrics.build import build_metrics, write_metrics
+from vlmprof.metrics.environment import collect_environment
+from vlmprof.metrics.peaks import resolve_peaks
+from vlmprof.models import spec_dims
+from vlmprof.models.base import ModelSpec
+from vlmprof.runtime.device import dtype_name, resolve_dtype
+from vlmprof.variants.comparison import BASELINE, read_run, write_comparison
+from vlmprof.variants.comparison import compare_variants as compare_all
+from vlmprof.variants.gate import judge_variant, merged_outputs, not_applicable
+
+log = logging.getLogger(__name__)
+
+
+def aggregate(
+    records: Sequence[str],
+    subset: str,
+    static: str,
+    calibration: str,
+    timeline: str | None,
+    metrics: str,
+    stage_ms: str,
+    *,
+    spec: str,
+    config: str,
+    peak_tflops: float | None,
+    peak_bandwidth_tbps: float | None,
+    context_len_mode: str,
+    context_len_fixed: int | None,
+    tolerance: float,
+    device_requested: str,
+) -> None:
+    """metrics.json and the tables (written beside `stage_ms`) of a run's records, against
+    its static FLOPs and the device's peaks (the datasheet's, or calibrated ones)."""
+    model = ModelSpec(**json.loads(spec))
+    dims = spec_dims(model.name, model.preset, model.overrides, model.checkpoint)
+    dtype = dtype_name(resolve_dtype(model.dtype, model.device))
+    environment = collect_environment(model.device)
+    environment["device_requested"] = device_requested
+    calibrated = json.loads(Path(calibration).read_text())
+    peaks = resolve_peaks(
+        environment.get("device_name"),
+        dtype,
+        peak_tflops,
+        peak_bandwidth_tbps,
+        calibrated if calibrated.get("enabled") else None,
+    )
+    built, tables = build_metrics(
+        record_paths=list(records),
+        static_compute=json.loads(Path(static).read_text()),
+        dims=dims,
+        dtype=dtype,
+        peaks=peaks,
+        environment=environment,
+        inputs=pd.read_csv(subset),
+        config={**json.loads(config), "resolved": json.loads(spec)},
+        context_len_mode=context_len_mode,
+        context_len_fixed=context_len_fixed,
+        tolerance=tolerance,
+    )
+    if timeline is not None:
+        built["timeline"] = json.loads(Path(timeline).read_text())
+    write_metrics(built, tables, Path(metrics), Path(stage_ms).parent)
+
+
+def variant_gate(
+    baseline: Sequence[str],
+    variant: Sequence[str],
+    gate: str,
+    name: str,
+    *,
+    tolerance: float,
+    sweep_point: bool,
+    switches: str,
+) -> None:
+    """The correctness gate of variant `name`: its saved reference outputs against the
+    baseline's, every shard; a sweep point (another workload) is not gated."""
+    if sweep_point:
+        changed = ", ".join(f"{key} {value}" for key, value in sorted(json.loads(switches).items()))
+        verdict = not_applicable(name, f"{changed}: a different workload from the baseline")
+    else:
+        verdict = judge_variant(name, merged_outputs(baseline), merged_outputs(variant), tolerance)
+    log.info("gate %s: %s (%s)", name, verdict["status"], verdict["detail"])
+    write_json_atomic(Path(gate), verdict)
+
+
+def compare_variants(
+    baseline: str,
+    metrics: Sequence[str],
+    gates: Sequence[str],
+    json_out: str,
+    csv_out: str,
+    md_out: str,
+    *,
+    names: Sequence[str],
+    switches: str,
+) -> None:
+    """Every variant (named in `names`, with its metrics.json and gate.json in the same
+    order) against the baseline: comparison.json, comparison.csv and comparison.md."""
+    if not len(names) == len(metrics) == len(gates):
+        raise ValueError(
+            f"{len(names)} variant names, {len(metrics)} metrics.json and {len(gates)} gate.json:"
+            " each variant needs one of each, in the order of the names"
+        )
+    by_name = json.loads(switches)
+    base = read_run(BASELINE, baseline)
+    variants = [
+        read_run(name, path, gate, by_name.get(name, {}))
+        for name, path, gate in zip(names, metrics, gates, strict=True)
+    ]
+    comparison = compare_all(base, variants)
+    write_comparison(comparison, json_out, csv_out, md_out)
+    log.info(
+        "%d variants against the baseline; best per stage: %s", len(variants), comparison["best"]
+    )
+
+
+def compare(run: str, baseline: str, table: str, *, tolerance: float) -> None:
+    """Per-stage deltas of this run's metrics.json against a baseline run's, with a verdict."""
+    deltas, verdict = compare_dirs(baseline, run, tolerance)
+    write_text_atomic(Path(table), to_markdown(deltas, verdict, tolerance))

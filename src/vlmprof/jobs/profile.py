@@ -1,0 +1,109 @@
+"""Jobs of the profile step, each on a claimed GPU: the timing pass of a shard, the
+operator pass, and an Nsight Systems timeline of one page."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from vlmprof.atomic import write_text_atomic
+from vlmprof.data.subset import readable_pages, shard_pages
+from vlmprof.models.base import ModelSpec
+from vlmprof.profiler.operator_profile import run_operator_profile
+from vlmprof.runtime.launcher import launched_model
+from vlmprof.runtime.profile_settings import ProfileSettings
+from vlmprof.runtime.profile_shard import profile_images
+from vlmprof.runtime.timing_cli import timing_command
+
+log = logging.getLogger(__name__)
+
+NSYS_MISSING = (
+    "skipped: nsys (Nsight Systems) is not on PATH; install Nsight Systems and rerun "
+    "`snakemake nsight_systems` to get an .nsys-rep timeline with the stage NVTX ranges"
+)
+
+
+def profile_shard(
+    subset: str,
+    records: str,
+    outputs: str,
+    shard: int,
+    *,
+    spec: str,
+    settings: str,
+    shards: int,
+    progress_label: str,
+) -> None:
+    """Timing pass of one shard: each of its pages x repeats, one run record (JSON line)
+    each, and each page's reference outputs for the correctness gate."""
+    pages = shard_pages(pd.read_csv(subset), shard, shards)
+    with launched_model(ModelSpec(**json.loads(spec))) as adapter:
+        run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
+        log.info("shard %d: %d pages on %s", shard, len(pages), adapter.device)
+        profile_images(
+            adapter, pages, run, Path(records), Path(outputs), progress_label=progress_label
+        )
+
+
+def operator_profile(
+    subset: str,
+    operators: str,
+    *,
+    spec: str,
+    images: int,
+    top_n: int,
+    max_new_tokens: int,
+    warmup_rounds: int,
+    max_pixels: int,
+    progress_label: str,
+) -> None:
+    """Operator pass: torch.profiler over the subset's first `images` readable pages; its
+    traces and tables are written beside `operators` (the operator table)."""
+    pages = readable_pages(pd.read_csv(subset), images, max_pixels)
+    with launched_model(ModelSpec(**json.loads(spec))) as adapter:
+        run_operator_profile(
+            adapter,
+            pages,
+            max_new_tokens=max_new_tokens,
+            warmup_rounds=warmup_rounds,
+            out_dir=Path(operators).parent,
+            top_n=top_n,
+            progress_label=progress_label,
+        )
+
+
+def nsys_profile_command(nsys: str, report: Path, command: list[str]) -> list[str]:
+    """`command` run under Nsight Systems, tracing CUDA, NVTX and OS runtime calls into
+    `report`.nsys-rep (replaced if present)."""
+    trace = ["profile", "--trace=cuda,nvtx,osrt", "--force-overwrite=true"]
+    return [nsys, *trace, "--output", str(report), *command]
+
+
+def nsys_stats_command(nsys: str, report: Path) -> list[str]:
+    """The NVTX range summary of `report`.nsys-rep (time per stage range)."""
+    return [nsys, "stats", "--report", "nvtx_sum", f"{report}.nsys-rep"]
+
+
+def nsight_systems(subset: str, summary: str, *, spec: str, settings: str) -> None:
+    """Nsight Systems timeline of one timing run of the subset's first page, and its NVTX
+    summary; without nsys, a summary saying why it was skipped."""
+    nsys = shutil.which("nsys")
+    if nsys is None:
+        log.warning(NSYS_MISSING)
+        write_text_atomic(Path(summary), NSYS_MISSING + "\n")
+        return
+    out_dir = Path(summary).parent
+    one_run = json.dumps({**json.loads(settings), "shard": 0, "repeats": 1})
+    page = shard_pages(pd.read_csv(subset), 0, 1)[:1]
+    timing = timing_command(spec, one_run, out_dir / "records.jsonl", page)
+    command = nsys_profile_command(nsys, out_dir / "timing", timing)
+    log.info("running %s", " ".join(command))
+    subprocess.run(command, check=True)
+    stats = nsys_stats_command(nsys, out_dir / "timing")
+    done = subprocess.run(stats, check=True, capture_output=True, text=True)
+    write_text_atomic(Path(summary), done.stdout)

@@ -1,0 +1,60 @@
+"""Jobs of the static step: every stage's FLOPs and bytes, and the device's reachable peaks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from vlmprof.atomic import write_json_atomic, write_text_atomic
+from vlmprof.data.subset import page_sizes
+from vlmprof.flops.analytic import view_geometry
+from vlmprof.flops.static_compute import (
+    build_static_compute,
+    mean_decode_context,
+    static_compute_markdown,
+    typical_prefill_len,
+)
+from vlmprof.metrics.calibrate import calibrate_peaks as measure_peaks
+from vlmprof.models import spec_dims
+from vlmprof.models.base import ModelSpec
+from vlmprof.runtime.device import dtype_name, resolve_dtype
+from vlmprof.runtime.launcher import claimed_device
+
+# Measured peaks are kept here per device model and dtype; a rerun on the same kind of GPU
+# skips the benchmark.
+CALIBRATION_CACHE = Path.home() / ".cache" / "vlmprof" / "calibration.json"
+
+
+def static_flops(
+    subset: str, json_out: str, md_out: str, *, spec: str, max_new_tokens: int, progress_label: str
+) -> None:
+    """Static compute of every stage, three ways (analytic, FlopCounterMode, fvcore), for
+    the subset's typical page: its median prefill and a decode step halfway through."""
+    model = ModelSpec(**json.loads(spec))
+    dims = spec_dims(model.name, model.preset, model.overrides, model.checkpoint)
+    sizes = page_sizes(pd.read_csv(subset))
+    prefill_len = typical_prefill_len(dims, sizes, model.mode, model.max_crops)
+    report = build_static_compute(
+        dims,
+        modes=list(view_geometry(dims).MODES),
+        prefill_len=prefill_len,
+        decode_context=mean_decode_context(prefill_len, max_new_tokens),
+        dtype=dtype_name(resolve_dtype(model.dtype, model.device)),
+        count=True,
+        progress_label=progress_label,
+    )
+    write_json_atomic(Path(json_out), report)
+    write_text_atomic(Path(md_out), static_compute_markdown(report))
+
+
+def calibrate_peaks(calibration: str, *, device: str, dtype: str, enabled: bool) -> None:
+    """The device's reachable matmul TFLOP/s and copy bandwidth, or a note that calibration
+    is off (`metrics.calibrate: false`)."""
+    resolved = dtype_name(resolve_dtype(dtype, device))
+    result: dict = {"enabled": False, "reason": "metrics.calibrate is false"}
+    if enabled:
+        with claimed_device(device) as claimed:
+            result = {"enabled": True, **measure_peaks(claimed, resolved, CALIBRATION_CACHE)}
+    write_json_atomic(Path(calibration), result)
