@@ -17,8 +17,8 @@ from vlmprof.flops.counted import (
     view_counts,
 )
 from vlmprof.models.base import ModelSpec
-from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter, build_module
-from vlmprof.models.deepseek_ocr_dims import PRESETS
+from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter, build_module
+from vlmprof.models.deepseek_ocr.dims import PRESETS
 
 SMALL = PRESETS["small"]
 FULL = PRESETS["full"]

@@ -14,7 +14,7 @@ from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
 
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.models.deepseek_ocr_checkpoint import (
+from vlmprof.models.deepseek_ocr.checkpoint import (
     CheckpointError,
     HfPromptTokenizer,
     dims_from_config,
@@ -23,10 +23,10 @@ from vlmprof.models.deepseek_ocr_checkpoint import (
     save_checkpoint,
     tensor_shapes,
 )
-from vlmprof.models.deepseek_ocr_dims import preset_dims
-from vlmprof.models.deepseek_ocr_keymap import our_name, to_released
-from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
-from vlmprof.models.deepseek_ocr_remote import DeepseekOcrRemoteAdapter
+from vlmprof.models.deepseek_ocr.dims import preset_dims
+from vlmprof.models.deepseek_ocr.keymap import our_name, to_released
+from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling
+from vlmprof.models.deepseek_ocr.remote import DeepseekOcrRemoteAdapter
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges

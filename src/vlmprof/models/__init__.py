@@ -1,7 +1,7 @@
-"""Model adapters by name; adding a model is one module and one line here.
+"""Model adapters by name; adding a model is one subpackage (or module) and one line here.
 
-Adapters are imported when built, so importing `vlmprof.models.<module>` for dimensions
-or view geometry (the report does) never pays for transformers.
+Adapters are imported when built, so importing a model's dimensions or view geometry
+(`vlmprof.models.deepseek_ocr.dims`, `.views`; the report does) never pays for transformers.
 """
 
 from __future__ import annotations
@@ -13,20 +13,20 @@ from typing import Any
 from vlmprof.models.base import ModelAdapter, ModelSpec
 
 ADAPTERS: dict[str, str] = {
-    "deepseek_ocr": "vlmprof.models.deepseek_ocr:DeepseekOcrAdapter",
-    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2:DeepseekOcr2Adapter",
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr.adapter:DeepseekOcrAdapter",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.adapter:DeepseekOcr2Adapter",
     "causal_lm": "vlmprof.models.causal_lm:CausalLmAdapter",
 }
 
 # Where each pipeline model's dimension presets live (no transformers import needed).
 DIMS: dict[str, str] = {
-    "deepseek_ocr": "vlmprof.models.deepseek_ocr_dims",
-    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2_dims",
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr.dims",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.dims",
 }
 # Where each pipeline model reads a checkpoint's dimensions (`read_dims`; needs transformers).
 CHECKPOINT_DIMS: dict[str, str] = {
-    "deepseek_ocr": "vlmprof.models.deepseek_ocr_checkpoint",
-    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2_checkpoint",
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr.checkpoint",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.checkpoint",
 }
 
 

@@ -2,7 +2,7 @@
 
 An adapter builds a model (random init from a preset, seeded), turns one image into model
 inputs, names the modules whose forward passes are stages, runs the prefill (first forward
-to first logits) and one greedy decode step with a KV cache. Adding a model is one module
+to first logits) and one greedy decode step with a KV cache. Adding a model is one subpackage
 that implements this class and registers itself in `vlmprof.models`.
 """
 

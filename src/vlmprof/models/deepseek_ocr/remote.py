@@ -20,8 +20,8 @@ import torch
 from transformers import AutoModel
 
 from vlmprof.models.base import DecodeState, ModelInputs
-from vlmprof.models.deepseek_ocr import STAGE_MODULES, DeepseekOcrAdapter
-from vlmprof.models.deepseek_ocr_checkpoint import CONFIG_FILE, CheckpointError
+from vlmprof.models.deepseek_ocr.adapter import STAGE_MODULES, DeepseekOcrAdapter
+from vlmprof.models.deepseek_ocr.checkpoint import CONFIG_FILE, CheckpointError
 
 MODEL_CLASS_KEY = "AutoModel"
 

@@ -17,8 +17,7 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
 )
 
 from vlmprof.models.base import ModelSpec
-from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims, EncoderDims
-from vlmprof.models.deepseek_ocr_checkpoint import (
+from vlmprof.models.deepseek_ocr.checkpoint import (
     CONFIG_FILE,
     KEYS_SHOWN,
     CheckpointError,
@@ -26,11 +25,12 @@ from vlmprof.models.deepseek_ocr_checkpoint import (
     checkpoint_tokenizer,
     read_config,
 )
-from vlmprof.models.deepseek_ocr_dims import DecoderDims, SamDims
+from vlmprof.models.deepseek_ocr.dims import DecoderDims, SamDims
+from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims, EncoderDims
 from vlmprof.runtime.device import resolve_dtype
 
 if TYPE_CHECKING:
-    from vlmprof.models.deepseek_ocr2 import DeepseekOcr2Adapter
+    from vlmprof.models.deepseek_ocr2.adapter import DeepseekOcr2Adapter
 
 MODEL_TYPE = "deepseek_ocr2"
 
@@ -113,7 +113,7 @@ def read_dims(directory: str | Path) -> DeepseekOcr2Dims:
 
 def load_checkpoint(directory: str | Path, spec: ModelSpec) -> DeepseekOcr2Adapter:
     """The adapter with the checkpoint's dimensions, weights and (if present) tokenizer."""
-    from vlmprof.models.deepseek_ocr2 import DeepseekOcr2Adapter  # it imports this module
+    from vlmprof.models.deepseek_ocr2.adapter import DeepseekOcr2Adapter  # it imports this module
 
     directory = Path(directory)
     dims = dims_from_config(_config(directory))

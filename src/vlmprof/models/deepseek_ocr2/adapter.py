@@ -17,12 +17,12 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
 )
 
 from vlmprof.models.base import DecodeState, ModelInputs, ModelSpec
-from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
-from vlmprof.models.deepseek_ocr2_checkpoint import load_checkpoint
-from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims, preset_dims
-from vlmprof.models.deepseek_ocr2_model import build_module
-from vlmprof.models.deepseek_ocr2_preprocess import prepare_views
-from vlmprof.models.deepseek_ocr_checkpoint import HfPromptTokenizer
+from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
+from vlmprof.models.deepseek_ocr.checkpoint import HfPromptTokenizer
+from vlmprof.models.deepseek_ocr2.checkpoint import load_checkpoint
+from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims, preset_dims
+from vlmprof.models.deepseek_ocr2.model import build_module
+from vlmprof.models.deepseek_ocr2.preprocess import prepare_views
 from vlmprof.models.prompt_tokenizer import StandInTokenizer
 from vlmprof.runtime.device import resolve_dtype
 

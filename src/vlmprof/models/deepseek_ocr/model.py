@@ -25,7 +25,7 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
     DeepseekOcr2TextModel,
 )
 
-from vlmprof.models.deepseek_ocr_dims import ClipDims, DeepseekOcrDims
+from vlmprof.models.deepseek_ocr.dims import ClipDims, DeepseekOcrDims
 
 INIT_STD = 0.02
 

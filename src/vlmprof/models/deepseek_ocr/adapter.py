@@ -11,10 +11,10 @@ from PIL import Image
 from transformers.cache_utils import DynamicCache, StaticCache
 
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
-from vlmprof.models.deepseek_ocr_checkpoint import HfPromptTokenizer, load_checkpoint
-from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims, preset_dims
-from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
-from vlmprof.models.deepseek_ocr_preprocess import prepare_views
+from vlmprof.models.deepseek_ocr.checkpoint import HfPromptTokenizer, load_checkpoint
+from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims, preset_dims
+from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling
+from vlmprof.models.deepseek_ocr.preprocess import prepare_views
 from vlmprof.models.implementation import compile_parts, perturb_weight
 from vlmprof.models.prompt_tokenizer import (
     DOCUMENT_PROMPT,

@@ -6,12 +6,12 @@ block that rebuilds our dimensions exactly), one or more `*.safetensors` files, 
 optionally a Hugging Face tokenizer (`tokenizer.json` or `tokenizer_config.json`).
 
 The tensors may carry our module tree's names or the released checkpoint's
-(`deepseek-ai/DeepSeek-OCR`); `deepseek_ocr_keymap` maps the released ones (renames, CLIP's
+(`deepseek-ai/DeepSeek-OCR`); `keymap` maps the released ones (renames, CLIP's
 fused q/k/v, per-expert matrices) onto ours. Without `vlmprof_dims` the decoder's dimensions
 come from `language_config` and the vision encoder's from the stored tensor shapes. Loading
 builds the module tree on the meta device and assigns the stored tensors, so no random
 weights are made first. With `trust_remote_code` the directory's own model code runs
-instead of our module tree (`deepseek_ocr_remote`).
+instead of our module tree (`remote`).
 """
 
 from __future__ import annotations
@@ -30,20 +30,20 @@ from transformers import AutoTokenizer
 
 from vlmprof.atomic import write_json_atomic
 from vlmprof.models.base import ModelSpec
-from vlmprof.models.deepseek_ocr_dims import (
+from vlmprof.models.deepseek_ocr.dims import (
     ClipDims,
     DecoderDims,
     DeepseekOcrDims,
     SamDims,
     preset_dims,
 )
-from vlmprof.models.deepseek_ocr_keymap import from_released, our_name, to_released
-from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
+from vlmprof.models.deepseek_ocr.keymap import from_released, our_name, to_released
+from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling
 from vlmprof.models.prompt_tokenizer import IMAGE_PLACEHOLDER, StandInTokenizer
 from vlmprof.runtime.device import resolve_dtype
 
 if TYPE_CHECKING:
-    from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
+    from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -368,14 +368,14 @@ def load_checkpoint(
     `trust_remote_code` runs the model code shipped in the directory (its config.json
     `auto_map`) instead of our module tree; the weights then load under its own names.
     """
-    from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter  # it imports this module
+    from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter  # it imports this module
 
     directory = Path(directory)
     dims = read_dims(directory)
     dtype = resolve_dtype(spec.dtype, spec.device)
     tokenizer = checkpoint_tokenizer(directory, dims.decoder.vocab)
     if trust_remote_code:
-        from vlmprof.models.deepseek_ocr_remote import DeepseekOcrRemoteAdapter, load_remote_model
+        from vlmprof.models.deepseek_ocr.remote import DeepseekOcrRemoteAdapter, load_remote_model
 
         remote = load_remote_model(directory, spec.device, dtype)
         return DeepseekOcrRemoteAdapter(spec, dims, remote, tokenizer)  # type: ignore[arg-type]
