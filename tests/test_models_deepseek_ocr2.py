@@ -256,7 +256,7 @@ def test_analytic_flops_agree_with_both_counters_on_the_real_model():
 
 
 def test_checkpoint_round_trip_gives_the_same_logits(small, tmp_path: Path):
-    directory = save_checkpoint(small, tmp_path / "ckpt")
+    directory = save_checkpoint(small.module, tmp_path / "ckpt")
     loaded = build_adapter(_spec(checkpoint=str(directory), seed=99))
     assert loaded.dims == small.dims == read_dims(directory)
     assert spec_dims("deepseek_ocr2", "full", {}, str(directory)) == small.dims

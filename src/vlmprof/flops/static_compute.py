@@ -19,7 +19,7 @@ from vlmprof.flops import analytic
 from vlmprof.flops.analytic import ModelDims
 from vlmprof.flops.counted import decoder_counts, relative_difference, sum_counts, view_counts
 from vlmprof.models.deepseek_ocr import views as ocr_views
-from vlmprof.models.deepseek_ocr.adapter import build_module
+from vlmprof.models.deepseek_ocr.model import build_module
 from vlmprof.models.deepseek_ocr2 import model as ocr2_model
 from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims
 from vlmprof.models.prompt_tokenizer import prompt_length

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import torch
 from PIL import Image
@@ -43,6 +43,22 @@ class ModelSpec:
     # Test-only: noise (in units of the weight's std) added to the output head, to show
     # that the correctness gate catches a wrong model. 0 leaves the model as built.
     perturb: float = 0.0
+
+
+DimsT = TypeVar("DimsT")
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
+
+
+@dataclass(frozen=True)
+class ModelParts(Generic[DimsT, ModuleT]):
+    """What a checkpoint reader returns: dimensions, module tree and prompt tokenizer.
+
+    Readers stop here; the registry's adapter class builds the adapter from the parts.
+    """
+
+    dims: DimsT
+    module: ModuleT
+    tokenizer: Any
 
 
 @dataclass

@@ -68,7 +68,8 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
     def build(cls, spec: ModelSpec) -> DeepseekOcr2Adapter:
         """Build from `spec.checkpoint` if set, else the preset with its overrides (random)."""
         if spec.checkpoint:
-            return load_checkpoint(spec.checkpoint, spec)
+            parts = load_checkpoint(spec.checkpoint, spec)
+            return cls(spec, parts.dims, parts.module, parts.tokenizer)
         dims = preset_dims(spec.preset, dict(spec.overrides))
         module = build_module(
             dims,
