@@ -6,8 +6,8 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from vlmprof.device import DeviceUnavailableError, resolve_device
 from vlmprof.models import check_preset
-from vlmprof.runtime.device import DeviceUnavailableError, resolve_device
 from vlmprof.variants.switches import (
     BASELINE,
     VariantError,

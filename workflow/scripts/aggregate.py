@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.logs import log_to_file
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import spec_dims
-from vlmprof.runtime.device import dtype_name, resolve_dtype
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])

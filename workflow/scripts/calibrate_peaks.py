@@ -3,9 +3,9 @@
 from pathlib import Path
 
 from vlmprof.atomic import write_json_atomic
+from vlmprof.device import dtype_name, resolve_device, resolve_dtype
 from vlmprof.logs import log_to_file
 from vlmprof.metrics.calibrate import calibrate_peaks
-from vlmprof.runtime.device import dtype_name, resolve_device, resolve_dtype
 from vlmprof.runtime.gpu_slot import claim_device
 
 smk = snakemake  # noqa: F821

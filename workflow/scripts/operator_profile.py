@@ -6,9 +6,9 @@ from pathlib import Path
 import pandas as pd
 
 from vlmprof.data.image_loader import ImageLoadError, load_page
+from vlmprof.device import resolve_device
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.gpu_slot import claim_device
 from vlmprof.runtime.operator_profile import run_operator_profile
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from vlmprof.device import resolve_device
 from vlmprof.logs import log_to_file
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.gpu_slot import claim_device
 from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from vlmprof.atomic import write_json_atomic, write_text_atomic
+from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.flops.analytic import view_geometry
 from vlmprof.flops.static_compute import (
     build_static_compute,
@@ -14,7 +15,6 @@ from vlmprof.flops.static_compute import (
 )
 from vlmprof.logs import log_to_file
 from vlmprof.models import spec_dims
-from vlmprof.runtime.device import dtype_name, resolve_dtype
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])

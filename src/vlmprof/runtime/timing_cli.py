@@ -12,8 +12,8 @@ import json
 import sys
 from pathlib import Path
 
+from vlmprof.device import resolve_device
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
 
 

@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 from transformers.cache_utils import DynamicCache, StaticCache
 
+from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.models.deepseek_ocr.checkpoint import HfPromptTokenizer, load_checkpoint
 from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims, preset_dims
@@ -21,7 +22,6 @@ from vlmprof.models.prompt_tokenizer import (
     StandInTokenizer,
 )
 from vlmprof.models.static_decode import StaticDecoder
-from vlmprof.runtime.device import resolve_dtype
 
 STAGE_MODULES = {
     "model.sam_model": "sam",

@@ -29,6 +29,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
 from vlmprof.atomic import write_json_atomic
+from vlmprof.device import resolve_dtype
 from vlmprof.models.base import ModelParts, ModelSpec
 from vlmprof.models.deepseek_ocr.dims import (
     ClipDims,
@@ -40,7 +41,6 @@ from vlmprof.models.deepseek_ocr.dims import (
 from vlmprof.models.deepseek_ocr.keymap import from_released, our_name, to_released
 from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling
 from vlmprof.models.prompt_tokenizer import IMAGE_PLACEHOLDER, StandInTokenizer
-from vlmprof.runtime.device import resolve_dtype
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from transformers import AutoModel
 
+from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelInputs, ModelSpec
 from vlmprof.models.deepseek_ocr.adapter import STAGE_MODULES, DeepseekOcrAdapter
 from vlmprof.models.deepseek_ocr.checkpoint import (
@@ -27,7 +28,6 @@ from vlmprof.models.deepseek_ocr.checkpoint import (
     checkpoint_tokenizer,
     read_dims,
 )
-from vlmprof.runtime.device import resolve_dtype
 
 MODEL_CLASS_KEY = "AutoModel"
 

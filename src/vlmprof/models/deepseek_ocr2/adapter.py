@@ -16,6 +16,7 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
     DeepseekOcr2ForConditionalGeneration,
 )
 
+from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelInputs, ModelSpec
 from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
 from vlmprof.models.deepseek_ocr.checkpoint import HfPromptTokenizer
@@ -24,7 +25,6 @@ from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims, preset_dims
 from vlmprof.models.deepseek_ocr2.model import build_module
 from vlmprof.models.deepseek_ocr2.preprocess import prepare_views
 from vlmprof.models.prompt_tokenizer import StandInTokenizer
-from vlmprof.runtime.device import resolve_dtype
 
 STAGE_MODULES = {
     "model.vision_tower.sam_encoder": "sam",

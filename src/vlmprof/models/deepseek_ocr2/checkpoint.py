@@ -15,6 +15,7 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
     DeepseekOcr2ForConditionalGeneration,
 )
 
+from vlmprof.device import resolve_dtype
 from vlmprof.models.base import ModelParts, ModelSpec
 from vlmprof.models.deepseek_ocr.checkpoint import (
     CONFIG_FILE,
@@ -26,7 +27,6 @@ from vlmprof.models.deepseek_ocr.checkpoint import (
 )
 from vlmprof.models.deepseek_ocr.dims import DecoderDims, SamDims
 from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims, EncoderDims
-from vlmprof.runtime.device import resolve_dtype
 
 MODEL_TYPE = "deepseek_ocr2"
 
