@@ -14,8 +14,8 @@ from pathlib import Path
 
 from vlmprof.atomic import write_json_atomic, write_text_atomic
 from vlmprof.flops.static_compute import build_static_compute, static_compute_markdown
-from vlmprof.models.deepseek_ocr_dims import PRESETS
-from vlmprof.models.deepseek_ocr_views import MODES
+from vlmprof.models.deepseek_ocr.dims import PRESETS
+from vlmprof.models.deepseek_ocr.views import MODES
 
 FLOPCOUNTERMODE_TOLERANCE = 0.01
 PREFILL_LEN = 920  # a gundam page with 6 crops (903 image tokens) and its prompt

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlmprof.models.deepseek_ocr_views import plan_views
+from vlmprof.models.deepseek_ocr.views import plan_views
 from vlmprof.models.prompt_tokenizer import prompt_length
 from vlmprof.runtime.records import RunRecord
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from vlmprof.data.manifest import MANIFEST_COLUMNS, load_manifest
 from vlmprof.data.synthetic_pages import CATEGORIES, PAGE_SIZES, generate_synthetic_pages
-from vlmprof.models.deepseek_ocr_views import plan_views
+from vlmprof.models.deepseek_ocr.views import plan_views
 
 
 @pytest.fixture(scope="module")

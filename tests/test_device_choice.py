@@ -7,13 +7,13 @@ import re
 import pytest
 import torch
 
+from vlmprof.device import resolve_device
 from vlmprof.device_choice import (
     DeviceUnavailableError,
     choose_device,
     nvml_visible_gpus,
     visible_count,
 )
-from vlmprof.runtime.device import resolve_device
 
 
 @pytest.mark.parametrize(

@@ -19,14 +19,14 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
 
 from vlmprof.flops import analytic
 from vlmprof.flops.counted import count_flopcountermode
-from vlmprof.models.deepseek_ocr_dims import (
+from vlmprof.models.deepseek_ocr.dims import (
     PRESETS,
     ClipDims,
     DecoderDims,
     DeepseekOcrDims,
     SamDims,
 )
-from vlmprof.models.deepseek_ocr_model import sam_config, text_config
+from vlmprof.models.deepseek_ocr.model import sam_config, text_config
 
 FULL = PRESETS["full"]
 SMALL = PRESETS["small"]

@@ -17,8 +17,9 @@ from vlmprof.flops.counted import (
     view_counts,
 )
 from vlmprof.models.base import ModelSpec
-from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter, build_module
-from vlmprof.models.deepseek_ocr_dims import PRESETS
+from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
+from vlmprof.models.deepseek_ocr.dims import PRESETS
+from vlmprof.models.deepseek_ocr.model import build_module
 
 SMALL = PRESETS["small"]
 FULL = PRESETS["full"]

@@ -14,19 +14,18 @@ from torch.nn import functional as F
 from transformers import AutoConfig, AutoModel, PreTrainedTokenizerFast
 
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.models.deepseek_ocr_checkpoint import (
+from vlmprof.models.deepseek_ocr.checkpoint import (
     CheckpointError,
     HfPromptTokenizer,
     dims_from_config,
-    load_checkpoint,
     read_dims,
     save_checkpoint,
     tensor_shapes,
 )
-from vlmprof.models.deepseek_ocr_dims import preset_dims
-from vlmprof.models.deepseek_ocr_keymap import our_name, to_released
-from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
-from vlmprof.models.deepseek_ocr_remote import DeepseekOcrRemoteAdapter
+from vlmprof.models.deepseek_ocr.dims import preset_dims
+from vlmprof.models.deepseek_ocr.keymap import our_name, to_released
+from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling
+from vlmprof.models.deepseek_ocr.remote import DeepseekOcrRemoteAdapter
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
@@ -40,7 +39,9 @@ NEW_TOKENS = 8
 def saved(tmp_path_factory):
     """The small random model and the directory it was saved to."""
     adapter = build_adapter(SPEC)
-    directory = save_checkpoint(adapter, tmp_path_factory.mktemp("ckpt") / "deepseek-ocr")
+    directory = save_checkpoint(
+        adapter.module, adapter.dims, tmp_path_factory.mktemp("ckpt") / "deepseek-ocr"
+    )
     return adapter, directory
 
 
@@ -140,7 +141,9 @@ def test_released_style_config_takes_vision_dims_from_the_tensors(saved):
 def released_dir(saved, tmp_path_factory):
     """The small model saved under the released tensor names, plus CLIP's unused tensor."""
     adapter, _ = saved
-    directory = save_checkpoint(adapter, tmp_path_factory.mktemp("released") / "r", released=True)
+    directory = save_checkpoint(
+        adapter.module, adapter.dims, tmp_path_factory.mktemp("released") / "r", released=True
+    )
     state = load_file(str(directory / "model.safetensors"))
     state["model.vision_model.embeddings.patch_embedding.weight"] = torch.zeros(128, 3, 14, 14)
     save_file(state, str(directory / "model.safetensors"))
@@ -407,6 +410,11 @@ def _write_remote(directory, config=TINY_CONFIG) -> None:
     _write_tokenizer(directory)
 
 
+def _remote(directory, spec):
+    """The adapter the registry builds for `directory` run by its own code."""
+    return build_adapter(replace(spec, checkpoint=str(directory), trust_remote_code=True))
+
+
 @pytest.fixture(scope="module")
 def remote_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("remote") / "tiny"
@@ -415,7 +423,7 @@ def remote_dir(tmp_path_factory):
 
 
 def test_remote_code_runs_prefill_and_decode_with_stage_hooks(remote_dir, page):
-    adapter = load_checkpoint(remote_dir, REMOTE_SPEC, trust_remote_code=True)
+    adapter = _remote(remote_dir, REMOTE_SPEC)
     assert isinstance(adapter, DeepseekOcrRemoteAdapter)
     assert adapter.image_token_id == 3 and adapter.eos_token_id == 2
     timer = StageTimer("cpu")
@@ -446,7 +454,7 @@ def test_remote_code_runs_prefill_and_decode_with_stage_hooks(remote_dir, page):
 
 
 def test_remote_code_stops_at_the_tokenizers_eos(remote_dir, page):
-    adapter = load_checkpoint(remote_dir, REMOTE_SPEC, trust_remote_code=True)
+    adapter = _remote(remote_dir, REMOTE_SPEC)
     inputs = adapter.preprocess(page)
     instruments = Instruments(None, NvtxRanges(enabled=False))
     free = greedy_generate(adapter, inputs, NEW_TOKENS, instruments)
@@ -460,15 +468,25 @@ def test_remote_code_stops_at_the_tokenizers_eos(remote_dir, page):
 def test_remote_code_needs_its_code_in_the_directory(tmp_path, saved, remote_dir):
     _, directory = saved
     with pytest.raises(CheckpointError, match="has no auto_map.AutoModel"):
-        load_checkpoint(directory, SPEC, trust_remote_code=True)
+        _remote(directory, SPEC)
     for name in ("config.json", "model.safetensors"):
         (tmp_path / name).write_bytes((remote_dir / name).read_bytes())
     with pytest.raises(CheckpointError, match="has no modeling_tiny_ocr.py, which auto_map names"):
-        load_checkpoint(tmp_path, SPEC, trust_remote_code=True)
+        _remote(tmp_path, SPEC)
     elsewhere = {**TINY_CONFIG, "auto_map": {"AutoModel": "org/repo--modeling.Model"}}
     (tmp_path / "config.json").write_text(json.dumps(elsewhere))
     with pytest.raises(CheckpointError, match="takes its code from another repository"):
-        load_checkpoint(tmp_path, SPEC, trust_remote_code=True)
+        _remote(tmp_path, SPEC)
+
+
+def test_remote_code_refuses_our_switches_and_a_missing_checkpoint(remote_dir):
+    spec = replace(REMOTE_SPEC, checkpoint=str(remote_dir), trust_remote_code=True)
+    assert isinstance(build_adapter(spec), DeepseekOcrRemoteAdapter)
+    for switch in ({"decode": "static"}, {"compile": "decoder"}, {"perturb": 0.5}):
+        with pytest.raises(ValueError, match="runs its own decode loop"):
+            build_adapter(replace(spec, **switch))
+    with pytest.raises(ValueError, match="needs model.checkpoint"):
+        build_adapter(replace(spec, checkpoint=None))
 
 
 def test_remote_code_weights_must_all_be_stored(tmp_path, remote_dir):
@@ -478,7 +496,7 @@ def test_remote_code_weights_must_all_be_stored(tmp_path, remote_dir):
     state["model.extra.weight"] = state.pop("model.projector.weight")
     save_file(state, str(tmp_path / "model.safetensors"))
     with pytest.raises(CheckpointError) as error:
-        load_checkpoint(tmp_path, SPEC, trust_remote_code=True)
+        _remote(tmp_path, SPEC)
     message = str(error.value)
     assert "\n" not in message and "does not fit its own model code" in message
     assert "1 missing keys ['model.projector.weight']" in message

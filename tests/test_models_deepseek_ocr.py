@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.models.deepseek_ocr import build_module
-from vlmprof.models.deepseek_ocr_dims import preset_dims
-from vlmprof.models.deepseek_ocr_views import plan_views
+from vlmprof.models.deepseek_ocr.dims import preset_dims
+from vlmprof.models.deepseek_ocr.model import build_module
+from vlmprof.models.deepseek_ocr.views import plan_views
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments
 from vlmprof.runtime.nvtx_ranges import NvtxRanges

@@ -23,13 +23,13 @@ from tests.workflow_helpers import copy_workflow, snakemake, write_config
 from vlmprof.flops import analytic
 from vlmprof.flops.static_compute import AGREEMENT_TOLERANCE, build_static_compute
 from vlmprof.models import ModelSpec, build_adapter, check_preset, spec_dims
-from vlmprof.models.deepseek_ocr2_checkpoint import read_dims, save_checkpoint
-from vlmprof.models.deepseek_ocr2_dims import preset_dims
-from vlmprof.models.deepseek_ocr2_model import build_module
-from vlmprof.models.deepseek_ocr2_preprocess import image_processor
-from vlmprof.models.deepseek_ocr2_views import plan_views
-from vlmprof.models.deepseek_ocr_checkpoint import CheckpointError
-from vlmprof.models.deepseek_ocr_dims import DecoderDims
+from vlmprof.models.deepseek_ocr.checkpoint import CheckpointError
+from vlmprof.models.deepseek_ocr.dims import DecoderDims
+from vlmprof.models.deepseek_ocr2.checkpoint import read_dims, save_checkpoint
+from vlmprof.models.deepseek_ocr2.dims import preset_dims
+from vlmprof.models.deepseek_ocr2.model import build_module
+from vlmprof.models.deepseek_ocr2.preprocess import image_processor
+from vlmprof.models.deepseek_ocr2.views import plan_views
 from vlmprof.models.prompt_tokenizer import IMAGE_TOKEN_ID
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
@@ -256,7 +256,7 @@ def test_analytic_flops_agree_with_both_counters_on_the_real_model():
 
 
 def test_checkpoint_round_trip_gives_the_same_logits(small, tmp_path: Path):
-    directory = save_checkpoint(small, tmp_path / "ckpt")
+    directory = save_checkpoint(small.module, tmp_path / "ckpt")
     loaded = build_adapter(_spec(checkpoint=str(directory), seed=99))
     assert loaded.dims == small.dims == read_dims(directory)
     assert spec_dims("deepseek_ocr2", "full", {}, str(directory)) == small.dims

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vlmprof.models.deepseek_ocr_views import choose_grid, plan_views
+from vlmprof.models.deepseek_ocr.views import choose_grid, plan_views
 
 
 def formula(tiles_w: int, tiles_h: int) -> int:

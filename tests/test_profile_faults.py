@@ -21,7 +21,7 @@ from vlmprof.data.manifest import load_manifest
 from vlmprof.data.synthetic_pages import generate_synthetic_pages
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.base import DecodeState, ModelInputs
-from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
+from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.profile_shard import profile_images
 

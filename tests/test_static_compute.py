@@ -14,7 +14,7 @@ from vlmprof.flops.static_compute import (
     report_view_sizes,
     static_compute_markdown,
 )
-from vlmprof.models.deepseek_ocr_dims import PRESETS
+from vlmprof.models.deepseek_ocr.dims import PRESETS
 
 SMALL = PRESETS["small"]
 FULL = PRESETS["full"]

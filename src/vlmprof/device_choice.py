@@ -2,7 +2,7 @@
 
 Torch-free, so the workflow can judge the request where it plans the jobs (GPUs counted by
 NVML) without importing torch; each job judges it again on its node, with torch's count
-(`vlmprof.runtime.device.resolve_device`).
+(`vlmprof.device.resolve_device`).
 """
 
 from __future__ import annotations

@@ -35,10 +35,11 @@ import math
 from dataclasses import dataclass
 from types import ModuleType
 
-from vlmprof.models import deepseek_ocr2_views, deepseek_ocr_views
-from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims
-from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims
-from vlmprof.models.deepseek_ocr_views import COMPRESSION, tokens_per_side
+from vlmprof.models.deepseek_ocr import views as ocr_views
+from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims
+from vlmprof.models.deepseek_ocr.views import COMPRESSION, tokens_per_side
+from vlmprof.models.deepseek_ocr2 import views as ocr2_views
+from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims
 
 # The dims of any model these formulas cover.
 ModelDims = DeepseekOcrDims | DeepseekOcr2Dims
@@ -51,7 +52,7 @@ FULL_SQUARE = 1.0
 
 def view_geometry(dims: ModelDims) -> ModuleType:
     """The view-geometry module (MODES, mode_spec, plan_views) of the model `dims` describe."""
-    return deepseek_ocr2_views if isinstance(dims, DeepseekOcr2Dims) else deepseek_ocr_views
+    return ocr2_views if isinstance(dims, DeepseekOcr2Dims) else ocr_views
 
 
 def bytes_per_element(dtype: str) -> int:
@@ -270,7 +271,7 @@ def encoder_params(dims: DeepseekOcr2Dims) -> int:
 
 def _query_views() -> tuple[int, ...]:
     """View sizes the encoder has learned queries for: the crop and the global view."""
-    spec = deepseek_ocr2_views.mode_spec("gundam")
+    spec = ocr2_views.mode_spec("gundam")
     return (spec.image_size, spec.base_size)
 
 

@@ -33,8 +33,8 @@ from transformers.cache_utils import DynamicCache
 
 from vlmprof.flops.analytic import ModelDims
 from vlmprof.models.base import ModelAdapter
-from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims
-from vlmprof.models.deepseek_ocr_views import tokens_per_side
+from vlmprof.models.deepseek_ocr.views import tokens_per_side
+from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims
 
 with warnings.catch_warnings():
     # fvcore scripts its loss functions at import, which torch now reports as deprecated.

@@ -18,9 +18,10 @@ from torch import nn
 from vlmprof.flops import analytic
 from vlmprof.flops.analytic import ModelDims
 from vlmprof.flops.counted import decoder_counts, relative_difference, sum_counts, view_counts
-from vlmprof.models import deepseek_ocr2_model, deepseek_ocr_views
-from vlmprof.models.deepseek_ocr import build_module
-from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims
+from vlmprof.models.deepseek_ocr import views as ocr_views
+from vlmprof.models.deepseek_ocr.model import build_module
+from vlmprof.models.deepseek_ocr2 import model as ocr2_model
+from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims
 from vlmprof.models.prompt_tokenizer import prompt_length
 from vlmprof.progress import Progress
 
@@ -75,7 +76,7 @@ CONVENTIONS = (
 )
 
 
-def report_view_sizes(modes: list[str], geometry: ModuleType = deepseek_ocr_views) -> list[int]:
+def report_view_sizes(modes: list[str], geometry: ModuleType = ocr_views) -> list[int]:
     """View sizes the modes use plus the gundam global view and crop, largest first.
 
     `geometry` is the model's view-geometry module (`analytic.view_geometry(dims)`).
@@ -111,7 +112,7 @@ def mean_decode_context(prefill_len: int, max_new_tokens: int) -> int:
 def _meta_model(dims: ModelDims) -> nn.Module:
     """The model of `dims` on the meta device, in float32, for counting."""
     if isinstance(dims, DeepseekOcr2Dims):
-        return deepseek_ocr2_model.build_module(dims, "meta", torch.float32)
+        return ocr2_model.build_module(dims, "meta", torch.float32)
     return build_module(dims, "meta", torch.float32)
 
 

@@ -12,12 +12,12 @@ import pandas as pd
 
 from vlmprof.atomic import write_json_atomic, write_text_atomic
 from vlmprof.compare import compare_dirs, to_markdown
+from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import spec_dims
 from vlmprof.models.base import ModelSpec
-from vlmprof.runtime.device import dtype_name, resolve_dtype
 from vlmprof.variants.comparison import BASELINE, read_run, write_comparison
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.gate import judge_variant, merged_outputs, not_applicable

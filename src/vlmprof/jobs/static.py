@@ -9,6 +9,7 @@ import pandas as pd
 
 from vlmprof.atomic import write_json_atomic, write_text_atomic
 from vlmprof.data.subset import page_sizes
+from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.flops.analytic import view_geometry
 from vlmprof.flops.static_compute import (
     build_static_compute,
@@ -19,7 +20,6 @@ from vlmprof.flops.static_compute import (
 from vlmprof.metrics.calibrate import calibrate_peaks as measure_peaks
 from vlmprof.models import spec_dims
 from vlmprof.models.base import ModelSpec
-from vlmprof.runtime.device import dtype_name, resolve_dtype
 from vlmprof.runtime.launcher import claimed_device
 
 # Measured peaks are kept here per device model and dtype; a rerun on the same kind of GPU

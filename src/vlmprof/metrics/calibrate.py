@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from vlmprof.atomic import write_json_atomic
+from vlmprof.device import dtype_name, resolve_device, resolve_dtype
 from vlmprof.metrics.environment import cpu_model
-from vlmprof.runtime.device import dtype_name, resolve_device, resolve_dtype
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
-"""Model adapters by name; adding a model is one module and one line here.
+"""Model adapters by name; adding a model is one subpackage (or module) and one line here.
 
-Adapters are imported when built, so importing `vlmprof.models.<module>` for dimensions
-or view geometry (the report does) never pays for transformers.
+Adapters are imported when built, so importing a model's dimensions or view geometry
+(`vlmprof.models.deepseek_ocr.dims`, `.views`; the report does) never pays for transformers.
 """
 
 from __future__ import annotations
@@ -13,28 +13,38 @@ from typing import Any
 from vlmprof.models.base import ModelAdapter, ModelSpec
 
 ADAPTERS: dict[str, str] = {
-    "deepseek_ocr": "vlmprof.models.deepseek_ocr:DeepseekOcrAdapter",
-    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2:DeepseekOcr2Adapter",
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr.adapter:DeepseekOcrAdapter",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.adapter:DeepseekOcr2Adapter",
     "causal_lm": "vlmprof.models.causal_lm:CausalLmAdapter",
+}
+# Adapters that run a checkpoint's own model code (`model.trust_remote_code`), by model name.
+REMOTE_CODE_ADAPTERS: dict[str, str] = {
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr.remote:DeepseekOcrRemoteAdapter",
 }
 
 # Where each pipeline model's dimension presets live (no transformers import needed).
 DIMS: dict[str, str] = {
-    "deepseek_ocr": "vlmprof.models.deepseek_ocr_dims",
-    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2_dims",
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr.dims",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.dims",
 }
 # Where each pipeline model reads a checkpoint's dimensions (`read_dims`; needs transformers).
 CHECKPOINT_DIMS: dict[str, str] = {
-    "deepseek_ocr": "vlmprof.models.deepseek_ocr_checkpoint",
-    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2_checkpoint",
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr.checkpoint",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.checkpoint",
 }
 
 
-def adapter_class(name: str) -> type[ModelAdapter]:
-    """The adapter class registered as `name`."""
+def adapter_class(name: str, remote_code: bool = False) -> type[ModelAdapter]:
+    """The adapter class registered as `name` (with `remote_code`, its remote-code one).
+
+    A model without a remote-code adapter loads every checkpoint with its own classes.
+    The class is imported here, by name, so that importing the registry (the workflow's
+    planning and the report do) does not import transformers.
+    """
     if name not in ADAPTERS:
         raise ValueError(f"model.name: unknown model {name!r}; allowed: {', '.join(ADAPTERS)}")
-    module, _, cls = ADAPTERS[name].partition(":")
+    path = REMOTE_CODE_ADAPTERS.get(name, ADAPTERS[name]) if remote_code else ADAPTERS[name]
+    module, _, cls = path.partition(":")
     return getattr(importlib.import_module(module), cls)
 
 
@@ -62,5 +72,5 @@ def spec_dims(name: str, preset: str, overrides: Mapping[str, Any], checkpoint: 
 
 
 def build_adapter(spec: ModelSpec) -> ModelAdapter:
-    """Build the adapter named by `spec.name`."""
-    return adapter_class(spec.name).build(spec)
+    """Build the adapter named by `spec.name` (the remote-code one with `trust_remote_code`)."""
+    return adapter_class(spec.name, spec.trust_remote_code).build(spec)

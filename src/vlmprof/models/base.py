@@ -2,7 +2,7 @@
 
 An adapter builds a model (random init from a preset, seeded), turns one image into model
 inputs, names the modules whose forward passes are stages, runs the prefill (first forward
-to first logits) and one greedy decode step with a KV cache. Adding a model is one module
+to first logits) and one greedy decode step with a KV cache. Adding a model is one subpackage
 that implements this class and registers itself in `vlmprof.models`.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:  # the workflow imports ModelSpec to plan jobs, without torch
     import torch
@@ -71,6 +71,22 @@ class ModelSpec:
             compile="none",
             perturb=0.0,
         )
+
+
+DimsT = TypeVar("DimsT")
+ModuleT = TypeVar("ModuleT", bound="torch.nn.Module")
+
+
+@dataclass(frozen=True)
+class ModelParts(Generic[DimsT, ModuleT]):
+    """What a checkpoint reader returns: dimensions, module tree and prompt tokenizer.
+
+    Readers stop here; the registry's adapter class builds the adapter from the parts.
+    """
+
+    dims: DimsT
+    module: ModuleT
+    tokenizer: Any
 
 
 @dataclass

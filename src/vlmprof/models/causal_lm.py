@@ -19,8 +19,8 @@ from PIL import Image
 from transformers import AutoConfig, AutoModelForCausalLM, PretrainedConfig
 from transformers.cache_utils import DynamicCache
 
+from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
-from vlmprof.runtime.device import resolve_dtype
 
 PROMPT_TOKENS = 256
 # The prompt is the same whatever the weights' seed, so runs differ only in the model.

@@ -12,9 +12,9 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from vlmprof.device import resolve_device
 from vlmprof.models import build_adapter
 from vlmprof.models.base import ModelAdapter, ModelSpec
-from vlmprof.runtime.device import resolve_device
 from vlmprof.runtime.gpu_slot import claim_device
 
 log = logging.getLogger(__name__)

@@ -20,10 +20,10 @@ from PIL import Image
 
 from vlmprof.atomic import atomic_open
 from vlmprof.data.image_loader import ImageLoadError, load_page
+from vlmprof.device import dtype_name
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.progress import Progress
 from vlmprof.runtime.collector import collector_paused
-from vlmprof.runtime.device import dtype_name
 from vlmprof.runtime.generate import GenerationCapture, greedy_generate
 from vlmprof.runtime.host_counters import host_delta, read_host
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach

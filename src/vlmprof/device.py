@@ -1,4 +1,8 @@
-"""Device and dtype resolution: `auto | cpu | cuda[:N]` and `auto | bfloat16 | float32`."""
+"""Device and dtype resolution: `auto | cpu | cuda[:N]` and `auto | bfloat16 | float32`.
+
+It imports nothing else of vlmprof, so every layer (models, runtime, metrics, the
+workflow's planning) resolves a device and dtype the same way.
+"""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vlmprof.models import deepseek_ocr_views
-from vlmprof.models.deepseek_ocr_views import CROP_MAX_TILES_DEFAULT, ModeSpec, tokens_per_side
+from vlmprof.models.deepseek_ocr import views as ocr_views
+from vlmprof.models.deepseek_ocr.views import CROP_MAX_TILES_DEFAULT, ModeSpec, tokens_per_side
 
 # `base` is the processor's crop_to_patches=False path with tile_size 1024 (the reference
 # code's crop_mode=False); `small` is the processor's crop_to_patches=False default (768).
@@ -26,7 +26,7 @@ MODES: dict[str, ModeSpec] = {
 
 
 @dataclass(frozen=True)
-class ViewPlan(deepseek_ocr_views.ViewPlan):
+class ViewPlan(ocr_views.ViewPlan):
     """DeepSeek-OCR's view plan with DeepSeek-OCR-2's image-token count."""
 
     @property
@@ -37,7 +37,7 @@ class ViewPlan(deepseek_ocr_views.ViewPlan):
 
 def mode_spec(mode: str) -> ModeSpec:
     """The named mode, or a ValueError listing the allowed ones."""
-    return deepseek_ocr_views.mode_spec(mode, MODES, "deepseek_ocr2")
+    return ocr_views.mode_spec(mode, MODES, "deepseek_ocr2")
 
 
 def image_token_count(global_size: int, crop_size: int, n_crops: int) -> int:
@@ -49,7 +49,7 @@ def plan_views(
     width: int, height: int, mode: str, max_tiles: int = CROP_MAX_TILES_DEFAULT
 ) -> ViewPlan:
     """Views of one image in a mode: a global view, plus local tiles in the crop mode."""
-    plan = deepseek_ocr_views.plan_views(
+    plan = ocr_views.plan_views(
         width, height, mode, max_tiles, modes=MODES, plan=ViewPlan, model="deepseek_ocr2"
     )
     assert isinstance(plan, ViewPlan)

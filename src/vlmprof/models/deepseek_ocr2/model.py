@@ -21,9 +21,8 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
     DeepseekOcr2ForConditionalGeneration,
 )
 
-from vlmprof.models.deepseek_ocr import default_dtype
-from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims
-from vlmprof.models.deepseek_ocr_model import INIT_STD, sam_config, text_config
+from vlmprof.models.deepseek_ocr.model import INIT_STD, default_dtype, sam_config, text_config
+from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims
 from vlmprof.models.prompt_tokenizer import IMAGE_TOKEN_ID
 
 # Qwen2-0.5B's settings, which the reference encoder builder keeps; they change no shape.

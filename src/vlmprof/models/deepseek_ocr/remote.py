@@ -19,9 +19,15 @@ from typing import Any
 import torch
 from transformers import AutoModel
 
-from vlmprof.models.base import DecodeState, ModelInputs
-from vlmprof.models.deepseek_ocr import STAGE_MODULES, DeepseekOcrAdapter
-from vlmprof.models.deepseek_ocr_checkpoint import CONFIG_FILE, CheckpointError
+from vlmprof.device import resolve_dtype
+from vlmprof.models.base import DecodeState, ModelInputs, ModelSpec
+from vlmprof.models.deepseek_ocr.adapter import STAGE_MODULES, DeepseekOcrAdapter
+from vlmprof.models.deepseek_ocr.checkpoint import (
+    CONFIG_FILE,
+    CheckpointError,
+    checkpoint_tokenizer,
+    read_dims,
+)
 
 MODEL_CLASS_KEY = "AutoModel"
 
@@ -92,7 +98,28 @@ class DeepseekOcrRemoteAdapter(DeepseekOcrAdapter):
 
     Preprocessing, tokenizer, stage names and dimensions are the parent's; prefill and
     decode call the model's own forward, whose KV cache is whatever that code returns.
+    The registry builds this class for `deepseek_ocr` with `trust_remote_code`.
     """
+
+    @classmethod
+    def build(cls, spec: ModelSpec) -> DeepseekOcrRemoteAdapter:
+        """Our dimensions and tokenizer of `spec.checkpoint`, run by the directory's own code."""
+        if spec.decode != "eager" or spec.compile != "none" or spec.perturb:
+            raise ValueError(
+                "model.trust_remote_code: the checkpoint's own code runs its own decode loop;"
+                " decode, compile and perturb switches apply to our module tree only"
+            )
+        if not spec.checkpoint:
+            raise ValueError(
+                "model.trust_remote_code: needs model.checkpoint, the local directory whose "
+                "own model code runs"
+            )
+        directory = Path(spec.checkpoint)
+        dims = read_dims(directory)
+        dtype = resolve_dtype(spec.dtype, spec.device)
+        tokenizer = checkpoint_tokenizer(directory, dims.decoder.vocab)
+        module = load_remote_model(directory, spec.device, dtype)
+        return cls(spec, dims, module, tokenizer)  # type: ignore[arg-type]
 
     def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
         """Vision, prompt embedding and decoder in one call of the model's own forward."""

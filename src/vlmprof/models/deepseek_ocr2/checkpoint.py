@@ -9,16 +9,15 @@ dimensions come from its config, its weights must match the module tree key for 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import DeepseekOcr2Config
 from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
     DeepseekOcr2ForConditionalGeneration,
 )
 
-from vlmprof.models.base import ModelSpec
-from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims, EncoderDims
-from vlmprof.models.deepseek_ocr_checkpoint import (
+from vlmprof.device import resolve_dtype
+from vlmprof.models.base import ModelParts, ModelSpec
+from vlmprof.models.deepseek_ocr.checkpoint import (
     CONFIG_FILE,
     KEYS_SHOWN,
     CheckpointError,
@@ -26,11 +25,8 @@ from vlmprof.models.deepseek_ocr_checkpoint import (
     checkpoint_tokenizer,
     read_config,
 )
-from vlmprof.models.deepseek_ocr_dims import DecoderDims, SamDims
-from vlmprof.runtime.device import resolve_dtype
-
-if TYPE_CHECKING:
-    from vlmprof.models.deepseek_ocr2 import DeepseekOcr2Adapter
+from vlmprof.models.deepseek_ocr.dims import DecoderDims, SamDims
+from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims, EncoderDims
 
 MODEL_TYPE = "deepseek_ocr2"
 
@@ -111,10 +107,10 @@ def read_dims(directory: str | Path) -> DeepseekOcr2Dims:
     return dims_from_config(_config(Path(directory)))
 
 
-def load_checkpoint(directory: str | Path, spec: ModelSpec) -> DeepseekOcr2Adapter:
-    """The adapter with the checkpoint's dimensions, weights and (if present) tokenizer."""
-    from vlmprof.models.deepseek_ocr2 import DeepseekOcr2Adapter  # it imports this module
-
+def load_checkpoint(
+    directory: str | Path, spec: ModelSpec
+) -> ModelParts[DeepseekOcr2Dims, DeepseekOcr2ForConditionalGeneration]:
+    """The checkpoint's dimensions, model on `spec.device` and (if present) tokenizer."""
     directory = Path(directory)
     dims = dims_from_config(_config(directory))
     check_directory(directory)
@@ -136,11 +132,11 @@ def load_checkpoint(directory: str | Path, spec: ModelSpec) -> DeepseekOcr2Adapt
             f"{len(mismatched)} of the wrong shape {mismatched[:KEYS_SHOWN]}"
         )
     tokenizer = checkpoint_tokenizer(directory, dims.decoder.vocab)
-    return DeepseekOcr2Adapter(spec, dims, module.to(spec.device).eval(), tokenizer)
+    return ModelParts(dims, module.to(spec.device).eval(), tokenizer)
 
 
-def save_checkpoint(adapter: DeepseekOcr2Adapter, directory: str | Path) -> Path:
-    """Write the adapter's weights and config to `directory` in transformers' format."""
+def save_checkpoint(module: DeepseekOcr2ForConditionalGeneration, directory: str | Path) -> Path:
+    """Write the module's weights and config to `directory` in transformers' format."""
     directory = Path(directory)
-    adapter.module.save_pretrained(str(directory))
+    module.save_pretrained(str(directory))
     return directory

@@ -6,12 +6,12 @@ block that rebuilds our dimensions exactly), one or more `*.safetensors` files, 
 optionally a Hugging Face tokenizer (`tokenizer.json` or `tokenizer_config.json`).
 
 The tensors may carry our module tree's names or the released checkpoint's
-(`deepseek-ai/DeepSeek-OCR`); `deepseek_ocr_keymap` maps the released ones (renames, CLIP's
+(`deepseek-ai/DeepSeek-OCR`); `keymap` maps the released ones (renames, CLIP's
 fused q/k/v, per-expert matrices) onto ours. Without `vlmprof_dims` the decoder's dimensions
 come from `language_config` and the vision encoder's from the stored tensor shapes. Loading
 builds the module tree on the meta device and assigns the stored tensors, so no random
 weights are made first. With `trust_remote_code` the directory's own model code runs
-instead of our module tree (`deepseek_ocr_remote`).
+instead of our module tree (`remote`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from safetensors import safe_open
@@ -29,21 +29,18 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer
 
 from vlmprof.atomic import write_json_atomic
-from vlmprof.models.base import ModelSpec
-from vlmprof.models.deepseek_ocr_dims import (
+from vlmprof.device import resolve_dtype
+from vlmprof.models.base import ModelParts, ModelSpec
+from vlmprof.models.deepseek_ocr.dims import (
     ClipDims,
     DecoderDims,
     DeepseekOcrDims,
     SamDims,
     preset_dims,
 )
-from vlmprof.models.deepseek_ocr_keymap import from_released, our_name, to_released
-from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
+from vlmprof.models.deepseek_ocr.keymap import from_released, our_name, to_released
+from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling
 from vlmprof.models.prompt_tokenizer import IMAGE_PLACEHOLDER, StandInTokenizer
-from vlmprof.runtime.device import resolve_dtype
-
-if TYPE_CHECKING:
-    from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -361,36 +358,32 @@ def checkpoint_tokenizer(directory: Path, vocab_size: int) -> HfPromptTokenizer 
 
 
 def load_checkpoint(
-    directory: str | Path, spec: ModelSpec, trust_remote_code: bool = False
-) -> DeepseekOcrAdapter:
-    """The adapter with the checkpoint's dimensions, weights and (if present) tokenizer.
+    directory: str | Path, spec: ModelSpec
+) -> ModelParts[DeepseekOcrDims, DeepseekOcrForProfiling]:
+    """The checkpoint's dimensions, weights in our module tree and (if present) tokenizer.
 
-    `trust_remote_code` runs the model code shipped in the directory (its config.json
-    `auto_map`) instead of our module tree; the weights then load under its own names.
+    The module is built on the meta device and takes the stored tensors, on `spec.device`
+    in `spec.dtype`; the attention and experts implementations are the spec's.
     """
-    from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter  # it imports this module
-
     directory = Path(directory)
     dims = read_dims(directory)
     dtype = resolve_dtype(spec.dtype, spec.device)
     tokenizer = checkpoint_tokenizer(directory, dims.decoder.vocab)
-    if trust_remote_code:
-        from vlmprof.models.deepseek_ocr_remote import DeepseekOcrRemoteAdapter, load_remote_model
-
-        remote = load_remote_model(directory, spec.device, dtype)
-        return DeepseekOcrRemoteAdapter(spec, dims, remote, tokenizer)  # type: ignore[arg-type]
     with torch.device("meta"):
         module = DeepseekOcrForProfiling(
             dims, spec.attn_implementation, spec.experts_implementation
         )
     load_weights(module, directory, spec.device, dtype)
-    return DeepseekOcrAdapter(spec, dims, module.eval(), tokenizer)
+    return ModelParts(dims, module.eval(), tokenizer)
 
 
 def save_checkpoint(
-    adapter: DeepseekOcrAdapter, directory: str | Path, released: bool = False
+    module: DeepseekOcrForProfiling,
+    dims: DeepseekOcrDims,
+    directory: str | Path,
+    released: bool = False,
 ) -> Path:
-    """Write the adapter's weights (`model.safetensors`) and `config.json` to `directory`.
+    """Write the module's weights (`model.safetensors`) and `config.json` to `directory`.
 
     `released` writes the released checkpoint's tensor names and a config.json without our
     `vlmprof_dims` block, as the released model ships them (its dimensions then come from
@@ -398,8 +391,8 @@ def save_checkpoint(
     """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in adapter.module.state_dict().items()}
-    config = checkpoint_config(adapter.dims, adapter.dtype)
+    state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    config = checkpoint_config(dims, next(module.parameters()).dtype)
     if released:
         state = to_released(state)
         del config["vlmprof_dims"]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from vlmprof.models.deepseek_ocr_views import ViewPlan, plan_views
+from vlmprof.models.deepseek_ocr.views import ViewPlan, plan_views
 
 MEAN = 0.5
 STD = 0.5

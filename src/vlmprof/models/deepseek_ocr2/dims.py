@@ -4,7 +4,7 @@ DeepSeek-OCR-2 keeps DeepSeek-OCR's SAM ViT-B (its last compressor conv narrowed
 channels) and its DeepSeek-3B-MoE decoder, and replaces CLIP ViT-L by a Qwen2-0.5B-style
 visual encoder that reads the SAM tokens plus as many learned queries and keeps the query
 outputs. The SAM and decoder parts are DeepSeek-OCR's own dataclasses. Like
-`deepseek_ocr_dims`, this module needs no transformers, so the report can read it.
+`deepseek_ocr.dims`, this module needs no transformers, so the report can read it.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from vlmprof.models.deepseek_ocr_dims import PRESETS as OCR1_PRESETS
-from vlmprof.models.deepseek_ocr_dims import DecoderDims, SamDims, named_preset, replace_parts
+from vlmprof.models.deepseek_ocr.dims import PRESETS as OCR1_PRESETS
+from vlmprof.models.deepseek_ocr.dims import DecoderDims, SamDims, named_preset, replace_parts
 
 # transformers' DeepseekOcr2VisionModel has query tables for 144 (768 px) and 256 (1024 px)
 # SAM tokens only, which holds for a 16-pixel patch and the two stride-2 convolutions.

@@ -10,6 +10,9 @@ to a real checkpoint the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -25,7 +28,7 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
     DeepseekOcr2TextModel,
 )
 
-from vlmprof.models.deepseek_ocr_dims import ClipDims, DeepseekOcrDims
+from vlmprof.models.deepseek_ocr.dims import ClipDims, DeepseekOcrDims
 
 INIT_STD = 0.02
 
@@ -213,3 +216,29 @@ class DeepseekOcrForProfiling(nn.Module):
         embeds = self.model.embed_tokens(input_ids)
         mask = input_ids == image_token_id
         return embeds.masked_scatter(mask.unsqueeze(-1), image_embeds.to(embeds.dtype))
+
+
+@contextmanager
+def default_dtype(dtype: torch.dtype) -> Iterator[None]:
+    """Construct modules directly in `dtype` (no fp32 copy of a multi-GB model)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def build_module(
+    dims: DeepseekOcrDims,
+    device: str | torch.device,
+    dtype: torch.dtype,
+    attn_implementation: str = "sdpa",
+    experts_implementation: str = "eager",
+    seed: int = 0,
+) -> DeepseekOcrForProfiling:
+    """Random-initialised model on `device` (use "meta" to count without allocating)."""
+    torch.manual_seed(seed)
+    with torch.device(device), default_dtype(dtype):
+        module = DeepseekOcrForProfiling(dims, attn_implementation, experts_implementation)
+    return module.eval()

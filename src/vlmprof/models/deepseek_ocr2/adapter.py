@@ -16,15 +16,15 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
     DeepseekOcr2ForConditionalGeneration,
 )
 
+from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelInputs, ModelSpec
-from vlmprof.models.deepseek_ocr import DeepseekOcrAdapter
-from vlmprof.models.deepseek_ocr2_checkpoint import load_checkpoint
-from vlmprof.models.deepseek_ocr2_dims import DeepseekOcr2Dims, preset_dims
-from vlmprof.models.deepseek_ocr2_model import build_module
-from vlmprof.models.deepseek_ocr2_preprocess import prepare_views
-from vlmprof.models.deepseek_ocr_checkpoint import HfPromptTokenizer
+from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
+from vlmprof.models.deepseek_ocr.checkpoint import HfPromptTokenizer
+from vlmprof.models.deepseek_ocr2.checkpoint import load_checkpoint
+from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims, preset_dims
+from vlmprof.models.deepseek_ocr2.model import build_module
+from vlmprof.models.deepseek_ocr2.preprocess import prepare_views
 from vlmprof.models.prompt_tokenizer import StandInTokenizer
-from vlmprof.runtime.device import resolve_dtype
 
 STAGE_MODULES = {
     "model.vision_tower.sam_encoder": "sam",
@@ -68,7 +68,8 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
     def build(cls, spec: ModelSpec) -> DeepseekOcr2Adapter:
         """Build from `spec.checkpoint` if set, else the preset with its overrides (random)."""
         if spec.checkpoint:
-            return load_checkpoint(spec.checkpoint, spec)
+            parts = load_checkpoint(spec.checkpoint, spec)
+            return cls(spec, parts.dims, parts.module, parts.tokenizer)
         dims = preset_dims(spec.preset, dict(spec.overrides))
         module = build_module(
             dims,

@@ -2,7 +2,7 @@
 
 The processor resizes the page's longer side to the global size and pads it to a square
 with the mean colour, cuts local tiles on the chosen grid in crop mode, and normalises
-with mean = std = 0.5. The view plan of `deepseek_ocr2_views` says how many tiles to
+with mean = std = 0.5. The view plan of `views` says how many tiles to
 expect; the two must agree, or the prompt's image-token count would be wrong.
 """
 
@@ -17,8 +17,8 @@ from transformers.models.deepseek_ocr2.image_processing_pil_deepseek_ocr2 import
     DeepseekOcr2ImageProcessorPil,
 )
 
-from vlmprof.models.deepseek_ocr2_views import ViewPlan, mode_spec, plan_views
-from vlmprof.models.deepseek_ocr_views import CROP_MIN_TILES
+from vlmprof.models.deepseek_ocr.views import CROP_MIN_TILES
+from vlmprof.models.deepseek_ocr2.views import ViewPlan, mode_spec, plan_views
 
 
 @dataclass
@@ -52,7 +52,7 @@ def prepare_views(image: Image.Image, mode: str, max_crops: int) -> PreparedView
     if n_crops != plan.n_crops:
         raise RuntimeError(
             f"transformers cut a {image.width}x{image.height} page into {n_crops} tiles, the "
-            f"view plan into {plan.n_crops}; deepseek_ocr2_views no longer matches it"
+            f"view plan into {plan.n_crops}; deepseek_ocr2.views no longer matches it"
         )
     crops = out["pixel_values_local"] if n_crops else None
     return PreparedViews(plan=plan, global_view=out["pixel_values"], crops=crops)

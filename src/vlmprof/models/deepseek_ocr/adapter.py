@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 from PIL import Image
 from transformers.cache_utils import DynamicCache, StaticCache
 
+from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
-from vlmprof.models.deepseek_ocr_checkpoint import HfPromptTokenizer, load_checkpoint
-from vlmprof.models.deepseek_ocr_dims import DeepseekOcrDims, preset_dims
-from vlmprof.models.deepseek_ocr_model import DeepseekOcrForProfiling
-from vlmprof.models.deepseek_ocr_preprocess import prepare_views
+from vlmprof.models.deepseek_ocr.checkpoint import HfPromptTokenizer, load_checkpoint
+from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims, preset_dims
+from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling, build_module
+from vlmprof.models.deepseek_ocr.preprocess import prepare_views
 from vlmprof.models.implementation import compile_parts, perturb_weight
 from vlmprof.models.prompt_tokenizer import (
     DOCUMENT_PROMPT,
@@ -23,39 +22,12 @@ from vlmprof.models.prompt_tokenizer import (
     StandInTokenizer,
 )
 from vlmprof.models.static_decode import StaticDecoder
-from vlmprof.runtime.device import resolve_dtype
 
 STAGE_MODULES = {
     "model.sam_model": "sam",
     "model.vision_model": "clip",
     "model.projector": "projector",
 }
-
-
-@contextmanager
-def default_dtype(dtype: torch.dtype) -> Iterator[None]:
-    """Construct modules directly in `dtype` (no fp32 copy of a multi-GB model)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(previous)
-
-
-def build_module(
-    dims: DeepseekOcrDims,
-    device: str | torch.device,
-    dtype: torch.dtype,
-    attn_implementation: str = "sdpa",
-    experts_implementation: str = "eager",
-    seed: int = 0,
-) -> DeepseekOcrForProfiling:
-    """Random-initialised model on `device` (use "meta" to count without allocating)."""
-    torch.manual_seed(seed)
-    with torch.device(device), default_dtype(dtype):
-        module = DeepseekOcrForProfiling(dims, attn_implementation, experts_implementation)
-    return module.eval()
 
 
 class DeepseekOcrAdapter(ModelAdapter):
@@ -108,15 +80,9 @@ class DeepseekOcrAdapter(ModelAdapter):
     @classmethod
     def build(cls, spec: ModelSpec) -> DeepseekOcrAdapter:
         """Build from `spec.checkpoint` if set, else the preset with its overrides (random)."""
-        if spec.trust_remote_code and (
-            spec.decode != "eager" or spec.compile != "none" or spec.perturb
-        ):
-            raise ValueError(
-                "model.trust_remote_code: the checkpoint's own code runs its own decode loop;"
-                " decode, compile and perturb switches apply to our module tree only"
-            )
         if spec.checkpoint:
-            return load_checkpoint(spec.checkpoint, spec, spec.trust_remote_code)
+            parts = load_checkpoint(spec.checkpoint, spec)
+            return cls(spec, parts.dims, parts.module, parts.tokenizer)
         dims = preset_dims(spec.preset, dict(spec.overrides))
         dtype = resolve_dtype(spec.dtype, spec.device)
         module = build_module(
