@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from vlmprof.device import DeviceUnavailableError, resolve_device
+from vlmprof.device import resolve_device
+from vlmprof.device_choice import DeviceUnavailableError
 from vlmprof.runtime.nvml import nvml_handle
 from vlmprof.runtime.nvml_sample import nvml_value
 
