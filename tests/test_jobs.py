@@ -23,7 +23,7 @@ from vlmprof.flops.static_compute import build_static_compute
 from vlmprof.jobs.aggregate import aggregate
 from vlmprof.jobs.profile import nsight_systems, nsys_profile_command, nsys_stats_command
 from vlmprof.models.base import ModelSpec
-from vlmprof.models.deepseek_ocr_dims import preset_dims
+from vlmprof.models.deepseek_ocr.dims import preset_dims
 from vlmprof.runtime.launcher import claimed_device, launched_model
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.timing_cli import timing_command
