@@ -1,12 +1,15 @@
-"""What the model benchmarks share: which model to build, the order of arms, the JSON file."""
+"""What the benchmarks share: which model to build, the order of arms, the stamped JSON file."""
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+from collections.abc import Mapping
 from typing import Any
 
+from vlmprof.atomic import write_json_atomic
 from vlmprof.models import ModelSpec
+from vlmprof.provenance import run_stamp
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, device: str = "cpu") -> None:
@@ -48,8 +51,10 @@ def balanced_orders(names: list[str]) -> list[list[str]]:
     return orders
 
 
-def write_json(args: argparse.Namespace, payload: dict[str, Any]) -> None:
-    """Write the arguments and `payload` to --json, if given."""
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"args": vars(args), **payload}, handle)
+def write_json(
+    path: str | os.PathLike[str] | None, args: Mapping[str, Any], payload: dict[str, Any]
+) -> None:
+    """Write `payload` to `path` (if given) with the arguments and what produced it: commit,
+    dirty flag, diff hash, command line and the arguments' hash (`vlmprof.provenance`)."""
+    if path:
+        write_json_atomic(path, {"provenance": run_stamp(args), "args": dict(args), **payload})
