@@ -1,4 +1,5 @@
-"""Measure the device's reachable matmul TFLOP/s and copy bandwidth (cached per device)."""
+"""Measure the device's reachable matmul TFLOP/s and copy bandwidth (cached per machine key;
+metrics.calibrate: force measures again and refreshes the cache)."""
 
 from pathlib import Path
 
@@ -15,5 +16,6 @@ result = {"enabled": False, "reason": "metrics.calibrate is false"}
 if smk.params.enabled:
     cache = Path.home() / ".cache" / "vlmprof" / "calibration.json"
     with claim_device(resolve_device(smk.params.device)) as device:
-        result = {"enabled": True, **calibrate_peaks(device, dtype, cache)}
+        force = smk.params.enabled == "force"
+        result = {"enabled": True, **calibrate_peaks(device, dtype, cache, force=force)}
 write_json_atomic(Path(smk.output.calibration), result)

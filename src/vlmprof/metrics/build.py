@@ -102,7 +102,7 @@ def assumptions(
         sentences.append(
             f"The 'calibrated' columns divide by peaks measured on this machine: "
             f"{calibrated['tflops']:.4g} TFLOP/s and {calibrated['tbps']:.4g} TB/s "
-            f"({calibrated['method']})."
+            f"({calibrated['label']})."
         )
     else:
         sentences.append(f"The 'calibrated' columns are empty: {calibrated['reason']}.")
