@@ -1,17 +1,20 @@
-"""What the model benchmarks share: which model to build, the order of arms, the JSON file."""
+"""What the benchmarks share: which model to build, the order of arms, the stamped JSON file."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 from snakemake.utils import validate
 
+from vlmprof.atomic import write_json_atomic
 from vlmprof.models import ModelSpec
+from vlmprof.provenance import run_stamp
 from vlmprof.runtime.profile_settings import ProfileSettings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,8 +68,10 @@ def balanced_orders(names: list[str]) -> list[list[str]]:
     return orders
 
 
-def write_json(args: argparse.Namespace, payload: dict[str, Any]) -> None:
-    """Write the arguments and `payload` to --json, if given."""
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"args": vars(args), **payload}, handle)
+def write_json(
+    path: str | os.PathLike[str] | None, args: Mapping[str, Any], payload: dict[str, Any]
+) -> None:
+    """Write `payload` to `path` (if given) with the arguments and what produced it: commit,
+    dirty flag, diff hash, command line and the arguments' hash (`vlmprof.provenance`)."""
+    if path:
+        write_json_atomic(path, {"provenance": run_stamp(args), "args": dict(args), **payload})

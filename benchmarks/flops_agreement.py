@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
-from vlmprof.atomic import write_json_atomic, write_text_atomic
+from vlmprof.atomic import write_text_atomic
 from vlmprof.flops.static_compute import build_static_compute, static_compute_markdown
 from vlmprof.models.deepseek_ocr.dims import PRESETS
 from vlmprof.models.deepseek_ocr.views import MODES
+
+from bench_args import write_json
 
 FLOPCOUNTERMODE_TOLERANCE = 0.01
 PREFILL_LEN = 920  # a gundam page with 6 crops (903 image tokens) and its prompt
@@ -32,7 +34,8 @@ def main(argv: list[str]) -> int:
     start = time.perf_counter()
     report = build_static_compute(PRESETS["full"], modes, PREFILL_LEN, DECODE_CONTEXT, "bfloat16")
     seconds = time.perf_counter() - start
-    write_json_atomic(out / "static_compute.json", report)
+    settings = {"modes": modes, "prefill_len": PREFILL_LEN, "decode_context": DECODE_CONTEXT}
+    write_json(out / "static_compute.json", settings, report)
     write_text_atomic(out / "static_compute.md", static_compute_markdown(report))
     failures = []
     for name, entry in report["stages"].items():

@@ -109,7 +109,7 @@ def main() -> None:
             f"CV {result['cv']:.2%}, p5-p95 {result['p5_ms']:.2f}-{result['p95_ms']:.2f} ms, "
             f"min-max {result['min_ms']:.2f}-{result['max_ms']:.2f} ms"
         )
-    write_json(args, {"workloads": results})
+    write_json(args.json, vars(args), {"workloads": results})
 
 
 if __name__ == "__main__":

@@ -129,7 +129,7 @@ def main() -> None:
         f"per run of {args.steps} tokens ({steps} laps, {STAGE_INTERVALS} intervals, "
         f"{HOOKED_MODULES} hooked modules): {per_run_us / 1000:.3f} ms"
     )
-    write_json(args, {"per_call_us": costs, "per_run_ms": per_run_us / 1000})
+    write_json(args.json, vars(args), {"per_call_us": costs, "per_run_ms": per_run_us / 1000})
 
 
 if __name__ == "__main__":

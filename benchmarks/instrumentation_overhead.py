@@ -215,7 +215,7 @@ def main() -> None:
             f"total {value['total']:+.2%}{interval}"
         )
     print("targets: instrumented vs bare at most 1%; telemetry vs instrumented below 0.5%")
-    write_json(args, {"rows": rows, "overhead": overheads})
+    write_json(args.json, vars(args), {"rows": rows, "overhead": overheads})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ It says which fields make a reading slow.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
@@ -19,6 +18,8 @@ import torch
 
 from vlmprof.runtime.nvml import nvml_handle
 from vlmprof.runtime.nvml_sample import nvml_queries, nvml_value, sample_reader
+
+from bench_args import write_json
 
 
 def timed_us(read, reads: int) -> list[float]:
@@ -53,9 +54,7 @@ def main() -> None:
         p90 = statistics.quantiles(times, n=10)[-1]
         summary[name] = {"mean_us": statistics.mean(times), "p90_us": p90}
         print(f"{name:<24} {statistics.mean(times):>9.1f} {p90:>9.1f}")
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle_out:
-            json.dump({"args": vars(args), "queries": summary}, handle_out, indent=2)
+    write_json(args.json, vars(args), {"queries": summary})
 
 
 if __name__ == "__main__":

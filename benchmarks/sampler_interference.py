@@ -115,7 +115,7 @@ def main() -> None:
             f"{host['busy_fraction']}, involuntary switches {host['involuntary_switches']}, "
             f"steal {host['steal_ms']} ms"
         )
-    write_json(args, {"summary": summary, "runs": runs})
+    write_json(args.json, vars(args), {"summary": summary, "runs": runs})
 
 
 if __name__ == "__main__":

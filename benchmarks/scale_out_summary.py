@@ -28,6 +28,8 @@ import pandas as pd
 from vlmprof.compare import compare_dirs, to_markdown
 from vlmprof.runtime.records import read_records
 
+from bench_args import write_json
+
 STAGES = ("prefill_ms", "vision_ms", "sam_ms", "clip_ms", "projector_ms", "decode_ms")
 
 
@@ -145,8 +147,7 @@ def main() -> int:
     summary["verdict"] = verdict
     if args.table:
         args.table.write_text(text, encoding="utf-8")
-    if args.json:
-        args.json.write_text(json.dumps(summary, indent=1), encoding="utf-8")
+    write_json(args.json, vars(args), summary)
     return 0 if verdict == "PASS" else 1
 
 

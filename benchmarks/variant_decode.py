@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import statistics
 
 import torch
@@ -25,7 +24,7 @@ from vlmprof.runtime.profile_shard import reference_outputs, timed_run
 from vlmprof.variants.gate import judge_variant
 from vlmprof.variants.switches import variant_spec
 
-from bench_args import profile_settings
+from bench_args import profile_settings, write_json
 
 # Named switch sets this benchmark knows, as a config's variants section would name them.
 KNOWN = {
@@ -112,9 +111,7 @@ def main() -> None:
             f"(prefill_len {result['prefill_len']}), decode "
             f"{result['decode_ms_per_token']:7.2f} ms/token; gate {result['gate']}"
         )
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"args": vars(args), "results": results}, handle, indent=2)
+    write_json(args.json, vars(args), {"results": results})
 
 
 if __name__ == "__main__":

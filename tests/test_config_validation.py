@@ -10,6 +10,7 @@ Dry runs of the real workflow show what a user sees: a few lines, before any job
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,6 +85,11 @@ def _int_bounds(sub: dict) -> tuple[int | None, int | None]:
     return low, high
 
 
+def _allowed_words(sub: dict) -> str:
+    """A key's allowed values as an error lists them: true and false spelt as in YAML."""
+    return ", ".join(json.dumps(v) if isinstance(v, bool) else str(v) for v in sub["enum"])
+
+
 def _dotted(path: KeyPath) -> str:
     return ".".join(path)
 
@@ -132,7 +138,7 @@ def test_wrong_type_fails_naming_key_and_allowed_types(data: st.DataObject):
     value = data.draw(st.sampled_from(wrong).flatmap(JSON_VALUES.get), label="value")
     text = _failure(_with_value(path, value), path)
     if "enum" in sub:  # the allowed values say more than their type
-        assert f" must be one of {', '.join(map(str, sub['enum']))}" in text, text
+        assert f" must be one of {_allowed_words(sub)}" in text, text
     else:
         assert text.endswith(" must be " + " or ".join(TYPE_WORDS[t] for t in _declared(sub)))
 
@@ -176,7 +182,7 @@ def test_unknown_enum_value_fails_naming_key_and_allowed_values(data: st.DataObj
     path, sub = data.draw(st.sampled_from(ENUMS), label="key")
     value = data.draw(st.text(max_size=12).filter(lambda v: v not in sub["enum"]), label="value")
     text = _failure(_with_value(path, value), path)
-    assert f" must be one of {', '.join(map(str, sub['enum']))}" in text
+    assert f" must be one of {_allowed_words(sub)}" in text
 
 
 @PROPERTIES

@@ -8,10 +8,11 @@ import pytest
 from tests.records import page_facts, page_record
 from vlmprof.flops.static_compute import build_static_compute
 from vlmprof.metrics.build import build_metrics, write_metrics
-from vlmprof.metrics.environment import collect_environment, config_hash
+from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models.deepseek_ocr.dims import preset_dims
 from vlmprof.models.deepseek_ocr.views import plan_views
+from vlmprof.provenance import config_hash
 from vlmprof.runtime.records import RunRecord
 
 DIMS = preset_dims("small")

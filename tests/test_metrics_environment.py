@@ -1,9 +1,9 @@
 """Environment capture: never fails, says why GPU facts are missing, hashes configs stably."""
 
 import importlib.metadata
-import subprocess
 
-from vlmprof.metrics.environment import collect_environment, config_hash, git_state
+from vlmprof.metrics.environment import collect_environment
+from vlmprof.provenance import config_hash, source_state
 
 
 def test_config_hash_ignores_key_order_and_sees_values():
@@ -33,15 +33,8 @@ def test_unavailable_device_is_reported_not_raised(monkeypatch):
     assert env["nvml"].startswith("unavailable: ")
 
 
-def test_git_state_outside_a_repository(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
-    assert git_state() == {"git_commit": None, "git_dirty": None}
-
-
-def test_git_state_of_a_fresh_repository(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    subprocess.run(["git", "init", "-q"], check=True)
-    state = git_state()
-    assert state["git_commit"] is None  # no commit yet
-    assert state["git_dirty"] is False
+def test_environment_records_the_source_it_ran_from():
+    env = collect_environment("cpu")
+    state = source_state()
+    assert set(state) == {"git_commit", "git_dirty", "git_diff_sha256", "git_source"}
+    assert {key: env[key] for key in state} == state

@@ -60,8 +60,27 @@ def test_datasheet_and_calibrated_side_by_side():
         "tflops": 800.0,
         "tbps": 3.0,
         "method": "matmul and copy",
+        "origin": "measured or cached (not recorded)",
+        "label": "measured or cached (not recorded); matmul and copy",
         "reason": None,
     }
+
+
+@pytest.mark.parametrize(
+    ("source", "age_s", "origin"),
+    [
+        ("measured", 0.0, "measured"),
+        ("cached", 40.0, "cached (age 40 s)"),
+        ("cached", 600.0, "cached (age 10 min)"),
+        ("cached", 3.5 * 3600, "cached (age 3.5 h)"),
+        ("cached", 3 * 86400, "cached (age 3.0 days)"),
+    ],
+)
+def test_calibrated_peaks_say_measured_or_cached_with_age(source, age_s, origin):
+    calibrated = CALIBRATED | {"source": source, "age_s": age_s}
+    peaks = resolve_peaks("NVIDIA H200", "bfloat16", calibrated=calibrated, env={})
+    assert peaks["calibrated"]["origin"] == origin
+    assert peaks["calibrated"]["label"] == f"{origin}; matmul and copy"
 
 
 def test_missing_calibration_has_a_reason():

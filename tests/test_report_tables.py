@@ -193,6 +193,7 @@ def test_report_shows_the_runs_numbers(run: tables.RunOutputs, pipeline_run: Pat
         format_number(100 * metrics["timeline"]["decode"]["busy_fraction"]),
         metrics["config_hash"],
         metrics["environment"]["packages"]["torch"],
+        metrics["peaks"]["calibrated"]["origin"],  # "measured" or "cached (age ...)"
     ]
     # Straight from the run's tables and files, not through vlmprof.report.
     per_image = pd.read_csv(pipeline_run / "tables" / "per_image.csv", index_col="image_id")

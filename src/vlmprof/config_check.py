@@ -147,8 +147,8 @@ def _problem(error: ValidationError) -> str:
         types = [allowed] if isinstance(allowed, str) else allowed
         return "must be " + " or ".join(TYPE_WORDS.get(t, t) for t in types)
     if kind == "enum":
-        hint = _close_match(str(error.instance), [str(v) for v in allowed])
-        return f"must be one of {', '.join(map(str, allowed))}" + hint
+        shown = [json.dumps(value) if isinstance(value, bool) else str(value) for value in allowed]
+        return f"must be one of {', '.join(shown)}" + _close_match(str(error.instance), shown)
     if kind in BOUND_WORDS:
         return f"must be {BOUND_WORDS[kind]} {allowed}"
     if kind == "pattern":

@@ -28,7 +28,8 @@ merge); `config/examples/` holds ready-made files. This page is generated from t
 def _allowed(spec: dict[str, Any]) -> str:
     """Allowed values of one key in words."""
     if "enum" in spec:
-        return ", ".join(f"`{value}`" for value in spec["enum"])
+        shown = (json.dumps(value) if isinstance(value, bool) else value for value in spec["enum"])
+        return ", ".join(f"`{value}`" for value in shown)
     parts = []
     if "pattern" in spec:
         parts.append(f"matches `{spec['pattern']}`".replace("|", "\\|"))

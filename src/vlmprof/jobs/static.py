@@ -49,12 +49,14 @@ def static_flops(
     write_text_atomic(Path(md_out), static_compute_markdown(report))
 
 
-def calibrate_peaks(calibration: str, *, device: str, dtype: str, enabled: bool) -> None:
+def calibrate_peaks(calibration: str, *, device: str, dtype: str, enabled: bool | str) -> None:
     """The device's reachable matmul TFLOP/s and copy bandwidth, or a note that calibration
-    is off (`metrics.calibrate: false`)."""
+    is off (`metrics.calibrate: false`); `force` measures again and refreshes the cache."""
     resolved = dtype_name(resolve_dtype(dtype, device))
     result: dict = {"enabled": False, "reason": "metrics.calibrate is false"}
     if enabled:
         with claimed_device(device) as claimed:
-            result = {"enabled": True, **measure_peaks(claimed, resolved, CALIBRATION_CACHE)}
+            force = enabled == "force"
+            peaks = measure_peaks(claimed, resolved, CALIBRATION_CACHE, force=force)
+            result = {"enabled": True, **peaks}
     write_json_atomic(Path(calibration), result)

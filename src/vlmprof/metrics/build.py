@@ -18,10 +18,10 @@ import pandas as pd
 from vlmprof.atomic import atomic_open, write_json_atomic
 from vlmprof.flops.analytic import ModelDims
 from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
-from vlmprof.metrics.environment import config_hash
 from vlmprof.metrics.host import host_section
 from vlmprof.metrics.telemetry import telemetry_section
 from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
+from vlmprof.provenance import config_hash
 from vlmprof.runtime.records import read_records
 
 INPUT_COLUMNS: tuple[str, ...] = ("image_id", "category", "width", "height", "sha256")
@@ -102,7 +102,7 @@ def assumptions(
         sentences.append(
             f"The 'calibrated' columns divide by peaks measured on this machine: "
             f"{calibrated['tflops']:.4g} TFLOP/s and {calibrated['tbps']:.4g} TB/s "
-            f"({calibrated['method']})."
+            f"({calibrated['label']})."
         )
     else:
         sentences.append(f"The 'calibrated' columns are empty: {calibrated['reason']}.")

@@ -1,15 +1,19 @@
 """Calibrate achievable peaks on this machine: a large matmul and a large device copy.
 
 The datasheet peak is rarely reachable; a peak measured here with the same dtype gives a
-second, honest MFU/MBU denominator. Results are cached per device name and dtype.
+second, honest MFU/MBU denominator. Results are cached per machine: the device (GPU UUID,
+or host name on a CPU), its driver, the torch and CUDA versions and the dtype; a result
+says whether it was measured now or cached, and how old it is.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import platform
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +21,7 @@ import torch
 
 from vlmprof.atomic import write_json_atomic
 from vlmprof.device import dtype_name, resolve_device, resolve_dtype
-from vlmprof.metrics.environment import cpu_model
+from vlmprof.metrics.environment import cpu_model, nvml_facts
 
 log = logging.getLogger(__name__)
 
@@ -101,34 +105,82 @@ def measure_peaks(device: str, dtype: str, size: int | None = None) -> dict[str,
     }
 
 
-def _read_cache(cache_path: Path) -> dict[str, Any]:
-    """Cached calibrations keyed by device name and dtype; empty when missing or unreadable."""
+def machine_key(device: str, dtype: str) -> dict[str, Any]:
+    """What a calibration depends on: device model and identity (GPU UUID, or host name on a
+    CPU), driver, torch and CUDA versions, and dtype. A cached result is reused only when all
+    of them match."""
+    dev, kind, name = _device_kind_and_name(device)
+    if kind == "cuda":
+        facts = nvml_facts(dev)
+        identity = facts["gpu_uuid"] or str(torch.cuda.get_device_properties(dev).uuid)
+        driver = facts["driver"]
+    else:
+        identity, driver = platform.node() or None, None
+    return {
+        "device_name": name,
+        "device_id": identity,
+        "driver": driver,
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "dtype": dtype_name(resolve_dtype(dtype, kind)),
+    }
+
+
+def _read_cache(cache_path: Path) -> list[dict[str, Any]]:
+    """Cached calibrations, each with its machine key; empty when missing, unreadable or in
+    the old per-device-name format (which cannot tell hosts and drivers apart)."""
     if not cache_path.exists():
-        return {}
+        return []
     try:
         cache = json.loads(cache_path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         log.warning("%s: unreadable calibration cache (%s); recalibrating", cache_path, error)
-        return {}
-    return cache if isinstance(cache, dict) else {}
+        return []
+    entries = cache.get("entries") if isinstance(cache, dict) else None
+    if not isinstance(entries, list):
+        log.warning("%s: calibration cache without a machine key; recalibrating", cache_path)
+        return []
+    return [entry for entry in entries if isinstance(entry, dict)]
+
+
+def _age_s(entry: dict[str, Any], now: datetime) -> float | None:
+    """Seconds since a cached entry was measured, or None when its time is unreadable."""
+    try:
+        return (now - datetime.fromisoformat(entry["measured_at"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def calibrate_peaks(
-    device: str, dtype: str, cache_path: Path | None, size: int | None = None
+    device: str,
+    dtype: str,
+    cache_path: Path | None,
+    size: int | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
-    """Calibrated peaks for `device` and `dtype`, reused from `cache_path` when present.
+    """Calibrated peaks for `device` and `dtype`, reused from `cache_path` when it holds a
+    result for this machine key (`machine_key`) and `size`, unless `force` re-measures.
 
-    The cache is keyed by device model name and dtype, so a pipeline rerun on the same
-    machine skips the benchmark; a requested `size` other than the cached one reruns it.
+    The result says `source: measured` or `cached`, when it was measured and its `age_s`;
+    a new measurement replaces this machine's entry in the cache.
     """
-    _, kind, name = _device_kind_and_name(device)
-    dtype = dtype_name(resolve_dtype(dtype, kind))
-    key = f"{name}|{dtype}"
-    cache = _read_cache(Path(cache_path)) if cache_path is not None else {}
-    cached = cache.get(key)
-    if cached is not None and (size is None or cached.get("matmul_size") == size):
-        return cached
-    result = measure_peaks(device, dtype, size)
+    machine = machine_key(device, dtype)
+    entries = _read_cache(Path(cache_path)) if cache_path is not None else []
+    now = datetime.now(UTC)
+    for entry in entries:
+        age_s = _age_s(entry, now)
+        if (
+            not force
+            and entry.get("machine") == machine
+            and (size is None or entry.get("matmul_size") == size)
+            and age_s is not None
+        ):
+            return entry | {"source": "cached", "age_s": age_s}
+    result = measure_peaks(device, machine["dtype"], size) | {
+        "machine": machine,
+        "measured_at": datetime.now(UTC).isoformat(),
+    }
     if cache_path is not None:
-        write_json_atomic(cache_path, cache | {key: result})
-    return result
+        others = [entry for entry in entries if entry.get("machine") != machine]
+        write_json_atomic(cache_path, {"entries": [*others, result]})
+    return result | {"source": "measured", "age_s": 0.0}

@@ -1,16 +1,14 @@
 """Describe the machine and software a run used, so results can be compared and reproduced.
 
-Nothing here fails: a fact that cannot be read is None, and GPU facts say why NVML was not
-available (no GPU, no driver, CPU run).
+A fact that cannot be read is None, and GPU facts say why NVML was not available (no GPU,
+no driver, CPU run); only a malformed VLMPROF_SOURCE_* variable or source stamp stops it,
+in one line naming it (`vlmprof.provenance`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
-import json
 import platform
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +17,7 @@ import torch
 
 from vlmprof.device import resolve_device
 from vlmprof.device_choice import DeviceUnavailableError
+from vlmprof.provenance import source_state
 from vlmprof.runtime.nvml import nvml_handle
 from vlmprof.runtime.nvml_sample import nvml_value
 
@@ -34,34 +33,6 @@ _GPU_KEYS: tuple[str, ...] = (
     "power_limit_mw",
     "memory_total_bytes",
 )
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the key-sorted JSON of `config`: equal configs give equal hashes."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _git(*args: str) -> str | None:
-    """Output of a git command in the current folder, or None when it fails."""
-    try:
-        done = subprocess.run(
-            ["git", *args], capture_output=True, text=True, timeout=10, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return done.stdout.strip() if done.returncode == 0 else None
-
-
-def git_state() -> dict[str, Any]:
-    """Commit and dirty flag of the repository in the current folder (None if not a repo)."""
-    if _git("rev-parse", "--is-inside-work-tree") != "true":
-        return {"git_commit": None, "git_dirty": None}
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return {
-        "git_commit": _git("rev-parse", "HEAD"),
-        "git_dirty": bool(status) if status is not None else None,
-    }
 
 
 def cpu_model() -> str | None:
@@ -137,11 +108,12 @@ def _device_name(dev: torch.device | None) -> str | None:
 
 
 def collect_environment(device: str) -> dict[str, Any]:
-    """Software versions, git state, CPU and (for CUDA runs) GPU facts of this machine."""
+    """Software versions, source commit (`vlmprof.provenance`), CPU and (for CUDA runs) GPU
+    facts of this machine."""
     dev, device_error = _device_used(device)
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     env: dict[str, Any] = {
-        **git_state(),
+        **source_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_model": cpu_model(),

@@ -148,6 +148,22 @@ def _reference(datasheet: dict[str, Any], override: dict[str, Any] | None) -> di
     return reference
 
 
+def age_words(seconds: float) -> str:
+    """A duration as a reader says it: seconds, minutes, hours or days."""
+    for limit, unit, size in ((90, "s", 1), (90 * 60, "min", 60), (48 * 3600, "h", 3600)):
+        if seconds < limit:
+            return f"{seconds / size:.0f} {unit}" if unit != "h" else f"{seconds / size:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def calibration_origin(calibrated: Mapping[str, Any]) -> str:
+    """How calibrated peaks were obtained: measured in this run, or cached (with their age)."""
+    source = calibrated.get("source")
+    if source == "cached":
+        return f"cached (age {age_words(calibrated['age_s'])})"
+    return "measured" if source == "measured" else "measured or cached (not recorded)"
+
+
 def resolve_peaks(
     device_name: str | None,
     dtype: str,
@@ -161,7 +177,8 @@ def resolve_peaks(
     `datasheet` is the table value (None with a reason on CPUs and unknown GPUs);
     `override` appears when the config or MFU_PEAK_TFLOPS/MBU_PEAK_TBPS give a peak;
     `reference` is what the "datasheet" MFU column uses (override replacing datasheet);
-    `calibrated` comes from `calibrate_peaks` (None values with a reason when absent).
+    `calibrated` comes from `calibrate_peaks` (None values with a reason when absent); its
+    label says whether it was measured for this run or cached, and how long ago.
     """
     datasheet = datasheet_peaks(device_name, dtype)
     override = _override(peak_tflops, peak_bandwidth_tbps, env)
@@ -170,13 +187,18 @@ def resolve_peaks(
             "tflops": None,
             "tbps": None,
             "method": None,
+            "origin": None,
+            "label": None,
             "reason": "calibration not run",
         }
     else:
+        origin = calibration_origin(calibrated)
         calibrated_part = {
             "tflops": calibrated["tflops"],
             "tbps": calibrated["tbps"],
             "method": calibrated["method"],
+            "origin": origin,
+            "label": f"{origin}; {calibrated['method']}",
             "reason": None,
         }
     peaks: dict[str, Any] = {

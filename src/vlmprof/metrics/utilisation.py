@@ -244,7 +244,7 @@ def _peak_labels(peaks: dict[str, Any], key: str) -> dict[str, dict[str, Any]]:
         },
         "calibrated": {
             key: calibrated[key],
-            "label": calibrated["method"],
+            "label": calibrated["label"],
             "reason": calibrated["reason"],
         },
     }

@@ -392,7 +392,7 @@ def peaks_table(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = []
     for column, entry, source_key in (
         ("datasheet", peaks["reference"], "label"),
-        ("calibrated", peaks["calibrated"], "method"),
+        ("calibrated", peaks["calibrated"], "label"),
     ):
         rows.append(
             {
