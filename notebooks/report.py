@@ -27,8 +27,10 @@ warnings.filterwarnings("ignore", message="IProgress not found")
 from vlmprof.metrics import host
 from vlmprof.metrics import telemetry as energy
 from vlmprof.report import figures, inputs, summary, tables
+from vlmprof.report.alt_text import describe_figures
 from vlmprof.variants import comparison as variants
 
+describe_figures()
 run = tables.load_run(run_dir)
 metrics = run.metrics
 telemetry = metrics.get("telemetry") or {"available": False, "reason": "not recorded by this run"}
@@ -55,11 +57,18 @@ tables.styled(tables.benchmark_table(run.benchmarks))
 
 # %%
 page_facts = tables.input_table(metrics, run.subset)
-inputs.thumbnail_grid(run.subset, page_facts)
+failed_pages = tables.failed_pages_table(metrics, run.subset)
+inputs.thumbnail_grid(
+    run.subset,
+    page_facts,
+    tables.unprofiled_pages(failed_pages, run.per_image),
+    metrics["config"]["dataset"]["max_pixels"],
+)
 
 # %% [markdown]
 # Each page with its category, size, the crops gundam-style tiling cut it into and the image
-# tokens the decoder sees; more crops mean more vision work and a longer prefill.
+# tokens the decoder sees; more crops mean more vision work and a longer prefill. A page
+# drawn as a box was not profiled: the Failures section lists every failed page and why.
 
 # %%
 tables.styled(page_facts)
@@ -77,9 +86,13 @@ tables.styled(tables.stage_timing_table(run.stage_ms))
 # ## Stage shares
 
 # %%
-run_split = tables.run_split(metrics)
-prefill_split = tables.prefill_split(metrics)
-figures.stage_share_figure(run_split, prefill_split)
+timed = tables.timed(metrics)
+if timed:
+    run_split = tables.run_split(metrics)
+    prefill_split = tables.prefill_split(metrics)
+    display(figures.stage_share_figure(run_split, prefill_split))
+else:
+    display(Markdown(tables.NOTHING_TIMED))
 
 # %% [markdown]
 # Read the top bar for prefill against decode, the bottom one for what prefill is made of.
@@ -88,21 +101,45 @@ figures.stage_share_figure(run_split, prefill_split)
 # them is then part of LLM prefill).
 
 # %%
-display(tables.styled(run_split), tables.styled(prefill_split))
+if timed:
+    display(tables.styled(run_split), tables.styled(prefill_split))
 
 # %% [markdown]
 # ## Per page
 
 # %%
-per_image = tables.per_image_parts(run.per_image)
-figures.per_image_figure(per_image)
+if timed:
+    per_image = tables.per_image_parts(run.per_image)
+    display(figures.per_image_figure(per_image))
+else:
+    display(Markdown(tables.NOTHING_TIMED))
 
 # %% [markdown]
 # Pages with more crops spend longer in SAM and in LLM prefill (more image tokens); decode
 # is nearly the same for every page since every run generates the same number of tokens.
 
 # %%
-tables.styled(per_image)
+if timed:
+    display(tables.styled(per_image))
+
+# %% [markdown]
+# ## Per category
+#
+# Stage times by page category (OmniDocBench: the page's data source), each the mean over
+# the category's ok records with its CV (std / mean, over pages and repeats together). Ok
+# pages have at least one ok repeat, failed pages at least one failed repeat; a category
+# whose pages all failed shows its counts with empty times.
+
+# %%
+tables.styled(tables.category_table(run.per_category))
+
+# %%
+tolerance = metrics["repeatability"]["tolerance"]
+Markdown(
+    summary.category_sentence(run.per_category, tolerance)
+    or "No two categories with timed pages differ by more than the repeatability tolerance "
+    f"(+/-{summary.percent(tolerance)}) in these stages."
+)
 
 # %% [markdown]
 # ## Decode latency: TTFT and time per output token
@@ -111,11 +148,14 @@ tables.styled(per_image)
 tables.styled(tables.decode_latency_table(metrics))
 
 # %%
-figures.decode_latency_figure(
-    tables.ttft_values(run.records),
-    tables.decode_steps(run.records),
-    metrics["aggregates"]["stage_ms"],
-)
+if timed:
+    display(
+        figures.decode_latency_figure(
+            tables.ttft_values(run.records),
+            tables.decode_steps(run.records),
+            metrics["aggregates"]["stage_ms"],
+        )
+    )
 
 # %% [markdown]
 # Left: time to first token of every record (mostly prefill). Right: every decode step; a
@@ -153,7 +193,8 @@ roofline = tables.roofline_points(metrics, run.records)
 tables.styled(roofline)
 
 # %%
-figures.roofline_figure(roofline, metrics["peaks"])
+if timed:
+    display(figures.roofline_figure(roofline, metrics["peaks"]))
 
 # %% [markdown]
 # A stage left of the ridge (where the slanted and flat roofs meet) is limited by memory
@@ -193,11 +234,16 @@ if not no_variants:
 
 # %%
 timeline = tables.timeline_table(metrics)
-tables.styled(timeline) if len(timeline) else Markdown(tables.NO_OPERATOR_PASS)
-
-# %% [markdown]
-# Busy is the share of a stage's wall time covered by kernels (on CPU: top-level operators);
-# "launch-bound" means below 50% busy with work items under 20 us each.
+if len(timeline):
+    display(
+        tables.styled(timeline),
+        Markdown(
+            "Busy is the share of a stage's wall time covered by kernels (on CPU: top-level "
+            'operators); "launch-bound" means below 50% busy with work items under 20 us each.'
+        ),
+    )
+else:
+    display(Markdown(tables.NO_OPERATOR_PASS))
 
 # %% [markdown]
 # ## Operators
@@ -211,11 +257,14 @@ else:
 # %%
 if run.operators is not None:
     categories = tables.operator_categories(run.operators)
-    display(tables.styled(categories), figures.operator_category_figure(categories))
-
-# %% [markdown]
-# Self times from the separate torch.profiler pass (its overhead never reaches the stage
-# timings above); the bars show which stage each category's time falls in.
+    display(
+        tables.styled(categories),
+        figures.operator_category_figure(categories),
+        Markdown(
+            "Self times from the separate torch.profiler pass (its overhead never reaches the "
+            "stage timings above); the bars show which stage each category's time falls in."
+        ),
+    )
 
 # %% [markdown]
 # ## Static compute
@@ -315,8 +364,10 @@ Markdown(host.host_sentence(metrics.get("host") or {}))
 # ## Failures
 
 # %%
-failures = tables.failures_table(metrics)
-tables.styled(failures) if len(failures) else Markdown("No failures: every record is ok.")
+if len(failed_pages):
+    display(Markdown(f"{summary.failed_phrase(metrics['counts'])}:"), tables.styled(failed_pages))
+else:
+    display(Markdown("No failures: every record is ok."))
 
 # %% [markdown]
 # ## Configuration

@@ -23,25 +23,35 @@ from IPython.display import Markdown, display
 warnings.filterwarnings("ignore", message="IProgress not found")
 from vlmprof.metrics.telemetry import energy_sentence
 from vlmprof.report import figures, summary, tables
+from vlmprof.report.alt_text import describe_figures
 from vlmprof.variants.comparison import read_comparison
 
+describe_figures()
 run = tables.load_run(run_dir)
 metrics = run.metrics
 notes = tables.provenance_notes(metrics)
 Markdown(summary.bullets([f"**{note}**" for note in notes]) + "\n\n" + summary.headline(metrics))
 
 # %%
-figures.page_time_figure(tables.page_split(metrics))
+if tables.timed(metrics):
+    display(figures.page_time_figure(tables.page_split(metrics)))
+
+# %%
+tolerance = metrics["repeatability"]["tolerance"]
+Markdown(summary.category_sentence(run.per_category, tolerance) or "")
 
 # %% [markdown]
 # ## The three biggest cost centres
 
 # %%
 centres = summary.cost_centres(metrics, run.operators)
-display(
-    Markdown(summary.cost_centre_table(centres).to_markdown()),
-    Markdown(summary.bullets(summary.cost_centre_sentences(centres))),
-)
+if centres:
+    display(
+        Markdown(summary.cost_centre_table(centres).to_markdown()),
+        Markdown(summary.bullets(summary.cost_centre_sentences(centres))),
+    )
+else:
+    display(Markdown(tables.NOTHING_TIMED))
 
 # %% [markdown]
 # ## How well the hardware is used

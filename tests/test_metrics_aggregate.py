@@ -42,7 +42,14 @@ def records_within_tolerance():
 def test_counts_and_failures():
     error = RunRecord(run_id="r", image_id="page-c", repeat=0, status="error", error="OOM")
     agg = aggregate_records([*records_within_tolerance(), error.to_dict()])
-    assert agg["counts"] == {"records": 7, "ok": 6, "error": 1, "images": 3, "repeats": 3}
+    assert agg["counts"] == {
+        "records": 7,
+        "ok": 6,
+        "error": 1,
+        "images": 3,
+        "images_failed": 1,
+        "repeats": 3,
+    }
     assert agg["failures"] == [{"image_id": "page-c", "repeat": 0, "error": "OOM"}]
     assert agg["aggregates"]["prefill_ms"]["n"] == 6
 

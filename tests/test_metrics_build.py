@@ -108,7 +108,14 @@ def test_metrics_have_every_section(built):
         "assumptions",
     } <= set(metrics)
     assert metrics["run_name"] == "unit"
-    assert metrics["counts"] == {"records": 5, "ok": 4, "error": 1, "images": 3, "repeats": 2}
+    assert metrics["counts"] == {
+        "records": 5,
+        "ok": 4,
+        "error": 1,
+        "images": 3,
+        "images_failed": 1,
+        "repeats": 2,
+    }
     assert metrics["failures"] == [{"image_id": "huge", "repeat": 0, "error": "too big"}]
     assert metrics["config_hash"] == config_hash(CONFIG)
     assert metrics["static"]["params"]["total"] > 0
@@ -137,12 +144,18 @@ def test_assumptions_state_what_the_numbers_rest_on(built):
 
 def test_tables(built):
     _, tables = built
-    assert set(tables) == {"stage_ms", "per_image", "mfu", "mbu", "per_record"}
+    assert set(tables) == {"stage_ms", "per_image", "per_category", "mfu", "mbu", "per_record"}
     assert list(tables["mfu"].index) == ["vision", "llm_prefill", "prefill", "decode", "model"]
     assert list(tables["mbu"].index) == ["prefill", "decode"]
     assert {"datasheet", "calibrated"} <= set(tables["mfu"].columns)
     assert tables["per_image"].loc["tiled", "category"] == "table"
     assert len(tables["per_record"]) == 4
+    pages = tables["per_category"].groupby("category")[["ok pages", "failed pages"]].first()
+    assert pages.to_dict("index") == {
+        "scan": {"ok pages": 0, "failed pages": 1},
+        "table": {"ok pages": 1, "failed pages": 0},
+        "text": {"ok pages": 1, "failed pages": 0},
+    }
 
 
 def test_write_metrics_round_trips(built, tmp_path):
@@ -159,6 +172,7 @@ def test_write_metrics_round_trips(built, tmp_path):
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == [
         "mbu.csv",
         "mfu.csv",
+        "per_category.csv",
         "per_image.csv",
         "per_record.csv",
         "stage_ms.csv",

@@ -11,6 +11,7 @@ import pytest
 from tests.test_report_tables import executed_outputs
 from vlmprof.report import summary
 from vlmprof.report.summary import percent
+from vlmprof.variants import comparison as cmp
 
 
 def _metrics(
@@ -41,7 +42,14 @@ def _metrics(
             "tokens": {"mean": 32.0},
             "tokens_per_s": {"mean": 600.0},
         },
-        "counts": {"images": 2, "repeats": 3, "ok": 6 - errors, "error": errors, "records": 6},
+        "counts": {
+            "images": 2,
+            "repeats": 3,
+            "ok": 6 - errors,
+            "error": errors,
+            "records": 6,
+            "images_failed": min(errors, 1),  # the errors are repeats of one page
+        },
         "environment": {"device_used": device, "gpu_name": "NVIDIA H100 80GB HBM3"},
         "peaks": {
             "reference": {"tflops": 989.0, "tbps": 3.35, "reason": None},
@@ -146,6 +154,94 @@ def test_utilisation_words_use_datasheet_when_known():
     )
     assert "Decode moves 5.0% of the memory bandwidth the card offers (3.35 TB/s)" in words
     assert "launch-bound per the timeline" in words
+
+
+def test_failures_are_counted_in_pages_and_records():
+    metrics = _metrics(errors=2)
+    metrics["counts"] |= {"images": 16, "records": 32, "error": 10, "ok": 22, "images_failed": 5}
+    phrase = "5 of 16 pages failed (10 of 32 records)"
+    assert summary.failed_phrase(metrics["counts"]) == phrase
+    assert phrase in summary.headline(metrics)
+    assert phrase in summary.reliability_sentence(metrics)
+    found = summary.recommendations(metrics, None, summary.cost_centres(metrics, None))
+    assert phrase in next(r.evidence for r in found if r.rule == "failed pages")
+    assert summary.failed_phrase(_metrics()["counts"]) == "all 6 records ok"
+
+
+def test_a_run_without_ok_records_still_has_its_sentences():
+    metrics = _metrics(errors=6)
+    metrics["aggregates"]["stage_ms"] = {}
+    assert summary.headline(metrics) == (
+        "No page was timed: 2 pages x 3 repeats, 1 of 2 pages failed (6 of 6 records). "
+        "The engineering report lists why each one failed."
+    )
+    assert summary.cost_centres(metrics, None) == []
+    assert _rules(metrics) == ["failed pages"]
+
+
+def _per_category(prefill: dict[str, float | None], decode: float = 50.0) -> pd.DataFrame:
+    """tables/per_category.csv with these prefill means per category (None: no ok page)."""
+    rows = []
+    for category, mean in prefill.items():
+        for stage, value in (("prefill", mean), ("decode", None if mean is None else decode)):
+            rows.append(
+                {
+                    "category": category,
+                    "stage": stage,
+                    "mean (ms)": value,
+                    "cv": 0.01,
+                    "n": 0 if value is None else 3,
+                    "ok pages": 0 if value is None else 1,
+                    "failed pages": 1 if value is None else 0,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def test_category_sentence_names_the_widest_gap_beyond_the_tolerance():
+    table = _per_category({"book": 140.0, "slides": 100.0, "note": 120.0, "exam": None})
+    assert summary.category_sentence(table, 0.10) == (
+        "Pages of category `book` take 1.40x as long as those of `slides` in prefill "
+        "(140.00 ms against 100.00 ms on average), more than the +/-10.0% repeats of one "
+        "page may differ by: the mix of pages moves the averages above."
+    )
+    assert summary.category_sentence(table, 0.50) is None
+    assert summary.category_sentence(_per_category({"book": 140.0, "exam": None}), 0.1) is None
+
+
+def _comparison(variant_ok: int, stages: list[str]) -> dict:
+    """A comparison of the baseline with a sweep point that timed `variant_ok` records."""
+    entry = {"gate": None, "switches": {}, "records_error": 0}
+    return {
+        "variants": [
+            entry | {"name": "baseline", "status": "baseline", "records_ok": 4},
+            entry
+            | {
+                "name": "crops2",
+                "status": "not_applicable",
+                "switches": {"max_crops": 2},
+                "records_ok": variant_ok,
+                "records_error": 4 - variant_ok,
+            },
+        ],
+        "stages": stages,
+        "rows": [],
+        "best": {},
+        "how_to_add": "name them",
+    }
+
+
+def test_a_variant_without_ok_records_is_named_not_dropped():
+    words = summary.variant_findings(_comparison(0, ["prefill", "decode"]))
+    assert words[-1] == (
+        "`crops2` (`max_crops: 2`) timed no page: all 4 of its records failed (their reasons "
+        "are in `variants/crops2/runs/`)."
+    )
+    table = cmp.gate_table(_comparison(0, ["prefill"])).set_index("variant")
+    assert table.loc["crops2", "records ok / failed"] == "0 / 4"
+    assert summary.variant_findings(_comparison(4, [])) == [
+        "No page of the baseline was timed (every page failed): nothing to compare."
+    ]
 
 
 def test_run_config_yaml_drops_resolved_facts():

@@ -212,6 +212,8 @@ def test_report_shows_the_runs_numbers(run: tables.RunOutputs, pipeline_run: Pat
     assert "device: auto fell back to CPU" in shown
     assert "These are CPU timings" in shown
     if metrics["failures"]:
-        assert metrics["failures"][0]["error"] in shown
+        failure = metrics["failures"][0]
+        path = run.subset.set_index("image_id").loc[failure["image_id"], "path"]
+        assert failure["error"].replace(f"{path}: ", "") in shown
     else:
         assert "No failures" in shown

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -37,7 +38,8 @@ def execute(workflow_dir: Path, notebook: str, run_dir: Path) -> Path:
     for command in (
         ["jupytext", "--to", "ipynb", "--set-kernel", "python3", "--output", str(source)]
         + [str(workflow_dir / "notebooks" / f"{notebook}.py")],
-        ["papermill", str(source), str(out), "-p", "run_dir", str(run_dir), "--cwd", "."],
+        [sys.executable, "-m", "vlmprof.report.notebook_execute", str(source), str(out)]
+        + ["--run-dir", str(run_dir)],
     ):
         done = subprocess.run(
             command, cwd=workflow_dir, env=env, capture_output=True, text=True, timeout=600

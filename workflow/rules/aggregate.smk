@@ -19,6 +19,11 @@ rule aggregate:
             f"{RUN}/tables/mbu.csv", caption="../report/mbu.rst", category="Compute"
         ),
         per_image=f"{RUN}/tables/per_image.csv",
+        per_category=report(
+            f"{RUN}/tables/per_category.csv",
+            caption="../report/per_category.rst",
+            category="Timing",
+        ),
         per_record=f"{RUN}/tables/per_record.csv",
     log:
         f"{RUN}/logs/aggregate.log",
@@ -45,6 +50,7 @@ use rule aggregate as aggregate_variant with:
         mfu=f"{RUN}/variants/{{variant}}/tables/mfu.csv",
         mbu=f"{RUN}/variants/{{variant}}/tables/mbu.csv",
         per_image=f"{RUN}/variants/{{variant}}/tables/per_image.csv",
+        per_category=f"{RUN}/variants/{{variant}}/tables/per_category.csv",
         per_record=f"{RUN}/variants/{{variant}}/tables/per_record.csv",
     log:
         f"{RUN}/logs/aggregate-{{variant}}.log",

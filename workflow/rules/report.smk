@@ -18,8 +18,8 @@ rule render_notebook:
         export MPLCONFIGDIR="$(mktemp -d)"
         tmp="$(mktemp -d)"
         jupytext --to ipynb --set-kernel python3 --output "$tmp/source.ipynb" {input.notebook} >{log} 2>&1
-        papermill "$tmp/source.ipynb" "$tmp/executed.ipynb" -p run_dir {params.run_dir} \
-            --cwd . >>{log} 2>&1
+        python -m vlmprof.report.notebook_execute "$tmp/source.ipynb" "$tmp/executed.ipynb" \
+            --run-dir {params.run_dir} >>{log} 2>&1
         mv "$tmp/executed.ipynb" {output.ipynb}
         """
 
@@ -27,6 +27,7 @@ rule render_notebook:
 rule export_notebook:
     input:
         ipynb=rules.render_notebook.output.ipynb,
+        template="notebooks/templates/page.html.j2",
     output:
         html=report(
             f"{RUN}/{{notebook}}.html",
@@ -48,7 +49,7 @@ rule export_notebook:
         """
         tmp="$(mktemp -d)"
         name={wildcards.notebook}
-        jupyter nbconvert --to html {params.no_input} --output-dir "$tmp" --output "$name" {input.ipynb} >{log} 2>&1
+        jupyter nbconvert --to html --template-file {input.template} {params.no_input} --output-dir "$tmp" --output "$name" {input.ipynb} >{log} 2>&1
         jupyter nbconvert --to markdown --no-input --output-dir "$tmp" --output "$name" {input.ipynb} >>{log} 2>&1
         if [ -d "$tmp/${{name}}_files" ]; then
             rm -rf "{params.run_dir}/${{name}}_files"

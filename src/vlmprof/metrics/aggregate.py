@@ -44,6 +44,16 @@ _FIELD_STAGES: tuple[str, ...] = (
 )
 
 PER_IMAGE_FACTS: tuple[str, ...] = ("mode", "n_crops", "image_tokens", "prefill_len", "tokens")
+UNCATEGORISED = "uncategorised"
+PER_CATEGORY_COLUMNS: tuple[str, ...] = (
+    "category",
+    "stage",
+    "mean (ms)",
+    "cv",
+    "n",
+    "ok pages",
+    "failed pages",
+)
 
 
 def ok_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -148,7 +158,8 @@ def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) ->
     """Statistics of every stage over the ok records, counts, failures and repeatability.
 
     `tokens_per_s` is decode throughput ((tokens - 1) / decode time); `stage_ms` holds only
-    stages that at least one ok record measured.
+    stages that at least one ok record measured. `counts.images_failed` is the number of
+    pages with at least one failed record.
     """
     good = ok_records(records)
     samples = _stage_samples(good)
@@ -169,6 +180,7 @@ def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) ->
         "ok": len(good),
         "error": len(failures),
         "images": len({r.get("image_id") for r in records}),
+        "images_failed": len({f["image_id"] for f in failures}),
         "repeats": len({r.get("repeat") for r in records}),
     }
     return {
@@ -220,3 +232,40 @@ def per_image_table(records: list[dict[str, Any]]) -> pd.DataFrame:
             row[f"{stage} (ms)"] = float(np.mean(values)) if values else None
     columns = ["image_id", *PER_IMAGE_FACTS, "repeats", *(f"{s} (ms)" for s in measured)]
     return pd.DataFrame(list(rows.values()), columns=columns).set_index("image_id")
+
+
+def per_category_table(records: list[dict[str, Any]], categories: dict[str, str]) -> pd.DataFrame:
+    """Per category and stage: mean (ms), CV and samples over the category's ok records
+    (decode steps pooled, as in `stage_table`), with its ok and failed page counts.
+
+    `categories` maps image ids to categories (pages missing from it are uncategorised). A
+    page is ok when at least one of its records is, failed when at least one is not (both,
+    when only some repeats failed). Every category gets a row for each stage any ok record
+    of the run measured (prefill and decode when none did), so one whose pages all failed
+    still shows its count, with empty statistics.
+    """
+    by_category: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        by_category[categories.get(record.get("image_id"), UNCATEGORISED)].append(record)
+    measured = [s for s, values in _stage_samples(ok_records(records)).items() if values]
+    rows = []
+    for category in sorted(by_category):
+        group = by_category[category]
+        good = ok_records(group)
+        ok_pages = len({r.get("image_id") for r in good})
+        failed_pages = len({r.get("image_id") for r in group if r.get("status", "ok") != "ok"})
+        samples = _stage_samples(good)
+        for stage in measured or ["prefill", "decode"]:
+            stats = summarize(samples[stage])
+            rows.append(
+                {
+                    "category": category,
+                    "stage": stage,
+                    "mean (ms)": stats["mean"],
+                    "cv": stats["cv"],
+                    "n": stats["n"],
+                    "ok pages": ok_pages,
+                    "failed pages": failed_pages,
+                }
+            )
+    return pd.DataFrame(rows, columns=list(PER_CATEGORY_COLUMNS))

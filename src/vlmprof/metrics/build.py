@@ -17,7 +17,13 @@ import pandas as pd
 
 from vlmprof.atomic import atomic_open, write_json_atomic
 from vlmprof.flops.analytic import ModelDims
-from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
+from vlmprof.metrics.aggregate import (
+    UNCATEGORISED,
+    aggregate_records,
+    per_category_table,
+    per_image_table,
+    stage_table,
+)
 from vlmprof.metrics.host import host_section
 from vlmprof.metrics.telemetry import telemetry_section
 from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
@@ -156,15 +162,19 @@ def build_metrics(
     context_len_fixed: int | None,
     tolerance: float,
 ) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """metrics.json content and the tables stage_ms, per_image, mfu, mbu and per_record."""
+    """metrics.json content and the tables stage_ms, per_image, per_category, mfu, mbu and
+    per_record."""
     records = read_records(list(record_paths))
     agg = aggregate_records(records, tolerance)
     mfu, mbu, per_record = utilisation(
         records, dims, peaks, dtype, context_len_mode, context_len_fixed
     )
     per_image = per_image_table(records)
+    categories: dict[str, str] = {}
     if "category" in inputs.columns:
         per_image.insert(0, "category", inputs.set_index("image_id")["category"])
+        named = inputs["category"].astype("string").fillna(UNCATEGORISED)
+        categories = dict(zip(inputs["image_id"], named, strict=True))
     metrics = {
         "run_name": config["run_name"],
         **agg,
@@ -188,6 +198,7 @@ def build_metrics(
     tables = {
         "stage_ms": stage_table(agg),
         "per_image": per_image,
+        "per_category": per_category_table(records, categories),
         "mfu": _ratio_table(
             {k: v for k, v in per_stage_mfu.items() if v},
             MFU_STAGES,

@@ -14,8 +14,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from vlmprof.report.tables import STAGE_NAMES, operator_stage_share, page_split
+from vlmprof.report.tables import (
+    CATEGORY_STAGES,
+    STAGE_NAMES,
+    operator_stage_share,
+    page_split,
+    timed,
+)
 from vlmprof.variants.comparison import (
+    BASELINE,
     NO_BYTES,
     PAGE,
     comparison_note,
@@ -87,13 +94,15 @@ def _part_fractions(metrics: dict[str, Any]) -> pd.Series:
 def cost_centres(
     metrics: dict[str, Any], operators: pd.DataFrame | None, n: int = 3
 ) -> list[CostCentre]:
-    """The `n` largest cost centres of a page.
+    """The `n` largest cost centres of a page (none when no page was timed).
 
     With an operator table: each category's share of every stage's operator time, weighted
     by that stage's share of measured page time (prefill + decode, timing runs), so the
     profiler's overhead does not tilt stages against each other; a centre's stage is where
     most of its weighted time falls. Without one: the exclusive parts of the page.
     """
+    if not timed(metrics):
+        return []
     if operators is None:
         split = page_split(metrics)["share (%)"].sort_values(ascending=False) / 100.0
         return [CostCentre(str(p), str(p), float(s), None, None) for p, s in split.head(n).items()]
@@ -223,20 +232,33 @@ def utilisation_findings(metrics: dict[str, Any]) -> list[str]:
     return findings
 
 
+def failed_phrase(counts: dict[str, Any]) -> str:
+    """Failures as pages and records ("5 of 16 pages failed (10 of 32 records)"), or that
+    every record is ok."""
+    if not counts["error"]:
+        return f"all {counts['records']} records ok"
+    return (
+        f"{counts['images_failed']} of {counts['images']} pages failed "
+        f"({counts['error']} of {counts['records']} records)"
+    )
+
+
 def headline(metrics: dict[str, Any]) -> str:
     """One sentence: time per page split into prefill (with vision) and decode."""
     stages, counts = metrics["aggregates"]["stage_ms"], metrics["counts"]
+    size = f"{counts['images']} pages x {counts['repeats']} repeats, {failed_phrase(counts)}"
+    if not timed(metrics):
+        return f"No page was timed: {size}. The engineering report lists why each one failed."
     env = metrics["environment"]
     device = env.get("gpu_name") or env.get("cpu_model") or env.get("device_used")
     prefill, decode = stages["prefill"]["mean"], stages["decode"]["mean"]
     tokens = metrics["aggregates"]["tokens"]["mean"]
     rate = metrics["aggregates"]["tokens_per_s"]["mean"]
+    speed = "" if rate is None else f" ({rate:,.2f} tokens/s while decoding)"
     return (
         f"On {device} ({env.get('device_used')}), one page takes {prefill + decode:,.2f} ms "
         f"on average: prefill {prefill:,.2f} ms (of which vision {stages['vision']['mean']:,.2f}"
-        f" ms) and decode {decode:,.2f} ms for {tokens:g} tokens ({rate:,.2f} tokens/s while "
-        f"decoding); {counts['images']} pages x {counts['repeats']} repeats, "
-        f"{counts['ok']} ok records and {counts['error']} failed."
+        f" ms) and decode {decode:,.2f} ms for {tokens:g} tokens{speed}; {size}."
     )
 
 
@@ -371,8 +393,7 @@ def _quality_rules(metrics: dict[str, Any]) -> list[Recommendation]:
         found.append(
             Recommendation(
                 "failed pages",
-                f"{metrics['counts']['error']} of {metrics['counts']['records']} records "
-                "failed (reasons in the engineering report)",
+                f"{failed_phrase(metrics['counts'])}; the engineering report lists why",
                 "fix or remove those pages; their time is missing from every figure",
             )
         )
@@ -391,13 +412,18 @@ def _quality_rules(metrics: dict[str, Any]) -> list[Recommendation]:
 def recommendations(
     metrics: dict[str, Any], operators: pd.DataFrame | None, centres: list[CostCentre]
 ) -> list[Recommendation]:
-    """Every rule that fires on this run's numbers: cost rules first, then caveats."""
-    found = [
-        *_decode_rules(metrics),
-        *_prefill_rules(metrics),
-        *_operator_rules(metrics, operators, centres),
-        *_quality_rules(metrics),
-    ]
+    """Every rule that fires on this run's numbers: cost rules first (when a page was
+    timed), then caveats."""
+    found = (
+        [
+            *_decode_rules(metrics),
+            *_prefill_rules(metrics),
+            *_operator_rules(metrics, operators, centres),
+        ]
+        if timed(metrics)
+        else []
+    )
+    found += _quality_rules(metrics)
     if not found:
         found.append(
             Recommendation(
@@ -417,7 +443,7 @@ def recommendation_sentences(found: list[Recommendation]) -> list[str]:
 def reliability_sentence(metrics: dict[str, Any]) -> str:
     """Whether repeats agree within tolerance and how many records failed."""
     rep, counts = metrics["repeatability"], metrics["counts"]
-    failed = "no failures" if not counts["error"] else f"{counts['error']} failed records"
+    failed = "no failures" if not counts["error"] else failed_phrase(counts)
     if rep.get("pass") is None:
         agreement = f"repeatability not judged ({rep.get('reason', 'no repeats')})"
     elif rep["pass"]:
@@ -426,6 +452,35 @@ def reliability_sentence(metrics: dict[str, Any]) -> str:
         names = ", ".join(STAGE_NAMES.get(s, s) for s in rep["failing_stages"])
         agreement = f"{names} vary by more than +/-{percent(rep['tolerance'])} across repeats"
     return f"Reliability: {agreement}; {failed}."
+
+
+def category_sentence(per_category: pd.DataFrame, tolerance: float) -> str | None:
+    """The largest difference between categories in one stage of `CATEGORY_STAGES`, as a
+    sentence, when the slower category's mean exceeds the faster's by more than `tolerance`
+    (the repeatability tolerance: what repeats of one page may differ by); else None.
+
+    `per_category` is tables/per_category.csv; categories without ok records are left out.
+    """
+    means = per_category.dropna(subset=["mean (ms)"])
+    widest: tuple[float, str, str, str, float, float] | None = None
+    for stage in CATEGORY_STAGES:
+        stage_means = means[means["stage"] == stage].set_index("category")["mean (ms)"]
+        stage_means = stage_means[stage_means > 0]
+        if len(stage_means) < 2:
+            continue
+        slow, fast = str(stage_means.idxmax()), str(stage_means.idxmin())
+        ratio = stage_means[slow] / stage_means[fast]
+        if widest is None or ratio > widest[0]:
+            widest = (ratio, stage, slow, fast, stage_means[slow], stage_means[fast])
+    if widest is None or widest[0] <= 1.0 + tolerance:
+        return None
+    ratio, stage, slow, fast, slow_ms, fast_ms = widest
+    return (
+        f"Pages of category `{slow}` take {times(ratio)} as long as those of `{fast}` in "
+        f"{STAGE_NAMES[stage]} ({slow_ms:,.2f} ms against {fast_ms:,.2f} ms on average), "
+        f"more than the +/-{percent(tolerance)} repeats of one page may differ by: the mix "
+        "of pages moves the averages above."
+    )
 
 
 def run_config_yaml(metrics: dict[str, Any]) -> str:
@@ -542,6 +597,13 @@ def variant_findings(comparison: dict[str, Any] | None) -> list[str]:
                 _best_sentence(label, by_key[(best, stage)], per_token, comparison["peak"])
             )
     for variant in variants:
+        if variant["status"] != BASELINE and variant["records_ok"] == 0:
+            sentences.append(
+                f"`{variant['name']}` (`{switches_text(variant['switches'])}`) timed no page: "
+                f"all {variant['records_error']} of its records failed (their reasons are in "
+                f"`variants/{variant['name']}/runs/`)."
+            )
+            continue
         if variant["status"] == "failed":
             sentences.append(
                 f"`{variant['name']}` (`{switches_text(variant['switches'])}`) failed the "

@@ -55,16 +55,20 @@ STAGE_DEFINITIONS: dict[str, str] = {
 # (vision - sam - clip - projector) and the decoder's part (prefill - vision).
 PREFILL_PARTS: tuple[str, ...] = ("SAM", "CLIP", "projector", "vision remainder", "LLM prefill")
 PAGE_PARTS: tuple[str, ...] = (*PREFILL_PARTS, "decode")
+# Stages the per-category views compare: prefill, its two exclusive halves, and decode.
+CATEGORY_STAGES: tuple[str, ...] = ("prefill", "vision", "llm_prefill", "decode")
 MISSING = "-"
 NO_OPERATOR_PASS = (
     "No operator pass in this run (operators.enabled: false): no operator tables and no timeline."
 )
+NOTHING_TIMED = "Nothing to show: every page failed (the Failures section lists why)."
 REQUIRED_FILES: tuple[str, ...] = (
     "metrics.json",
     "tables/stage_ms.csv",
     "tables/mfu.csv",
     "tables/mbu.csv",
     "tables/per_image.csv",
+    "tables/per_category.csv",
     "inputs/subset.csv",
     "static/static_compute.json",
 )
@@ -80,6 +84,7 @@ class RunOutputs:
     mfu: pd.DataFrame
     mbu: pd.DataFrame
     per_image: pd.DataFrame
+    per_category: pd.DataFrame
     subset: pd.DataFrame
     records: list[dict[str, Any]]
     static: dict[str, Any]
@@ -119,8 +124,11 @@ def load_run(run_dir: str | Path) -> RunOutputs:
         stage_ms=pd.read_csv(tables / "stage_ms.csv", index_col="stage"),
         mfu=pd.read_csv(tables / "mfu.csv", index_col="stage"),
         mbu=pd.read_csv(tables / "mbu.csv", index_col="stage"),
-        per_image=pd.read_csv(tables / "per_image.csv", index_col="image_id"),
-        subset=pd.read_csv(run_dir / "inputs" / "subset.csv"),
+        per_image=pd.read_csv(
+            tables / "per_image.csv", index_col="image_id", dtype={"image_id": str}
+        ),
+        per_category=pd.read_csv(tables / "per_category.csv", dtype={"category": "string"}),
+        subset=pd.read_csv(run_dir / "inputs" / "subset.csv", dtype={"image_id": str}),
         records=read_records(shards),
         static=json.loads((run_dir / "static" / "static_compute.json").read_text("utf-8")),
         operators=operators,
@@ -282,6 +290,11 @@ def stage_timing_table(stage_ms: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def timed(metrics: dict[str, Any]) -> bool:
+    """Whether any ok record timed the run's stages (False when every page failed)."""
+    return {"prefill", "decode"} <= set(metrics["aggregates"]["stage_ms"])
+
+
 def _stage_mean(metrics: dict[str, Any], stage: str) -> float:
     stages = metrics["aggregates"]["stage_ms"]
     if stage not in stages:
@@ -344,6 +357,19 @@ def per_image_parts(per_image: pd.DataFrame) -> pd.DataFrame:
     if "category" in per_image.columns:
         parts.insert(0, "category", per_image["category"])
     return parts
+
+
+def category_table(per_category: pd.DataFrame) -> pd.DataFrame:
+    """Per category (tables/per_category.csv): ok and failed pages, then the mean (ms) and
+    CV (%) of each stage of `CATEGORY_STAGES` (empty where no ok record of it measured one)."""
+    table = per_category.groupby("category")[["ok pages", "failed pages"]].first()
+    for stage in CATEGORY_STAGES:
+        rows = per_category[per_category["stage"] == stage].set_index("category")
+        if len(rows):
+            name = STAGE_NAMES[stage]
+            table[f"{name} (ms)"] = rows["mean (ms)"]
+            table[f"{name} CV (%)"] = 100.0 * rows["cv"]
+    return table
 
 
 def decode_latency_table(metrics: dict[str, Any]) -> pd.DataFrame:
@@ -679,6 +705,34 @@ def _stage_order(stage: str) -> int:
     return list(STAGE_NAMES).index(stage) if stage in STAGE_NAMES else len(STAGE_NAMES)
 
 
-def failures_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Records with status error: page, repeat and the reason."""
-    return pd.DataFrame(metrics["failures"], columns=["image_id", "repeat", "error"])
+def failed_pages_table(metrics: dict[str, Any], subset: pd.DataFrame) -> pd.DataFrame:
+    """Pages with a failed record: image id, path, how many repeats failed and why (the
+    page's path left out of the reason, as it has a column of its own)."""
+    columns = ["image id", "path", "failed repeats", "reason"]
+    failures = pd.DataFrame(metrics["failures"], columns=["image_id", "repeat", "error"])
+    if failures.empty:
+        return pd.DataFrame(columns=columns)
+    paths = subset.set_index("image_id")["path"].astype("string")
+    rows = []
+    for image_id, group in failures.groupby("image_id", sort=False):
+        path = paths.get(image_id)
+        reasons = (str(e).replace(f"{path}: ", "") if path else str(e) for e in group["error"])
+        rows.append(
+            {
+                "image id": image_id,
+                "path": MISSING if path is None else path,
+                "failed repeats": len(group),
+                "reason": "; ".join(dict.fromkeys(reasons)),
+            }
+        )
+    return pd.DataFrame(rows, columns=columns)
+
+
+def unprofiled_pages(failed_pages: pd.DataFrame, per_image: pd.DataFrame) -> dict[str, str]:
+    """Failed pages (`failed_pages_table`) without any ok record, each with its reason;
+    tables/per_image.csv lists exactly the pages with one."""
+    return {
+        str(row["image id"]): str(row["reason"])
+        for _, row in failed_pages.iterrows()
+        if row["image id"] not in per_image.index
+    }

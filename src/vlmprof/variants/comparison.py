@@ -329,6 +329,8 @@ def comparison_note(comparison: dict[str, Any] | None) -> str | None:
         return NO_COMPARISON
     if len(comparison["variants"]) < 2:
         return f"Only the baseline was profiled in this run: {comparison['how_to_add']}."
+    if not comparison["stages"]:
+        return "No page of the baseline was timed (every page failed): nothing to compare."
     return None
 
 
@@ -356,12 +358,14 @@ def gate_difference(gate: dict[str, Any] | None) -> str:
 
 
 def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
-    """Each variant, its switches, gate status, measured difference and what decided it."""
+    """Each variant, its switches, ok and failed records, gate status, measured difference
+    and what decided it."""
     return pd.DataFrame(
         [
             {
                 "variant": v["name"],
                 "switches": switches_text(v["switches"]),
+                "records ok / failed": f"{v['records_ok']} / {v['records_error']}",
                 "gate": v["status"],
                 "measured difference": gate_difference(v["gate"]),
                 "decided by": (v["gate"] or {}).get("criterion") or "-",
