@@ -1,5 +1,6 @@
 localrules:
     rulegraph,
+    importgraph,
 
 
 # `snakemake rulegraph` redraws the README's rule graph; editing a step file or the default
@@ -21,3 +22,23 @@ rule rulegraph:
         ENV
     script:
         "../scripts/rulegraph.py"
+
+
+# `snakemake importgraph` redraws the library's layers and the imports between them, from
+# the import-linter contract in pyproject.toml; editing the library makes it out of date.
+rule importgraph:
+    input:
+        pyproject="pyproject.toml",
+        library=expand(
+            "src/vlmprof/{module}.py",
+            module=glob_wildcards("src/vlmprof/{module}.py").module,
+        ),
+    output:
+        dot="docs/importgraph.dot",
+        svg="docs/importgraph.svg",
+    log:
+        f"{RUN}/logs/importgraph.log",
+    conda:
+        ENV
+    script:
+        "../scripts/importgraph.py"

@@ -50,11 +50,16 @@ def _stdout(command: list[str], stdin: str | None = None) -> str:
     return done.stdout
 
 
-def rulegraph(snakefile: str, dot: str, svg: str) -> None:
-    """Draw the rule graph of the default run (`snakemake --rulegraph`) as DOT and SVG."""
+def dot_to_svg(graph: str) -> str:
+    """`graph` (DOT text) drawn as SVG by Graphviz."""
     if shutil.which("dot") is None:
         raise RuntimeError("dot not found: install graphviz (apt-get or conda install graphviz)")
+    return _stdout(["dot", "-Tsvg"], stdin=graph)
+
+
+def rulegraph(snakefile: str, dot: str, svg: str) -> None:
+    """Draw the rule graph of the default run (`snakemake --rulegraph`) as DOT and SVG."""
     command = [sys.executable, "-m", "snakemake", "--snakefile", snakefile, "--rulegraph"]
     graph = normalised_dot(_stdout(command))
     write_text_atomic(dot, graph)
-    write_text_atomic(svg, _stdout(["dot", "-Tsvg"], stdin=graph))
+    write_text_atomic(svg, dot_to_svg(graph))
