@@ -5,7 +5,7 @@ import pytest
 
 from tests.records import page_facts, page_record
 from vlmprof.metrics.aggregate import aggregate_records, per_image_table, stage_table
-from vlmprof.runtime.records import RunRecord
+from vlmprof.records import RunRecord
 
 # A tiled A4-like page and a page small enough to need no crops.
 PAGES = {"page-a": (1240, 1754), "page-b": (600, 500)}

@@ -13,7 +13,7 @@ from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models.deepseek_ocr.dims import preset_dims
 from vlmprof.models.deepseek_ocr.views import plan_views
 from vlmprof.provenance import config_hash
-from vlmprof.runtime.records import RunRecord
+from vlmprof.records import RunRecord
 
 DIMS = preset_dims("small")
 PAGES = {"tiled": ("table", 1240, 1754), "plain": ("text", 600, 500)}

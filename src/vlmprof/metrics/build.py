@@ -28,7 +28,7 @@ from vlmprof.metrics.host import host_section
 from vlmprof.metrics.telemetry import telemetry_section
 from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
 from vlmprof.provenance import config_hash
-from vlmprof.runtime.records import read_records
+from vlmprof.records import read_records
 
 INPUT_COLUMNS: tuple[str, ...] = ("image_id", "category", "width", "height", "sha256")
 RECORD_FACTS: tuple[str, ...] = ("mode", "n_crops", "image_tokens", "prefill_len")

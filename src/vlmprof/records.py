@@ -1,8 +1,7 @@
 """Run records: one per image x repeat, written as JSON lines.
 
-Stages are defined once: prefill is the first forward pass from inputs on the device to the
-first logits (vision included, so `vision_ms` is nested in `prefill_ms`); decode is the token
-loop until the last token. I/O and preprocessing are timed apart and belong to neither.
+A record holds `<stage>_ms` for every stage `vlmprof.stages` marks as recorded (their
+definitions and nesting live there); the derived stages are computed by aggregation.
 """
 
 from __future__ import annotations
@@ -14,15 +13,10 @@ from typing import Any
 
 import pandas as pd
 
-STAGE_COLUMNS: tuple[str, ...] = (
-    "prefill_ms",
-    "decode_ms",
-    "vision_ms",
-    "sam_ms",
-    "clip_ms",
-    "projector_ms",
-    "ttft_ms",
-)
+from vlmprof.stages import RECORDED_STAGES, record_field
+
+# The record fields holding a stage's time, one per recorded stage.
+STAGE_COLUMNS: tuple[str, ...] = tuple(record_field(name) for name in RECORDED_STAGES)
 
 
 @dataclass
