@@ -23,15 +23,16 @@ from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.device import dtype_name
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.progress import Progress
+from vlmprof.records import RunRecord
 from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.generate import GenerationCapture, greedy_generate
 from vlmprof.runtime.host_counters import host_delta, read_host
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_settings import ProfileSettings
-from vlmprof.records import RunRecord
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler, series_dict, summarize_run
+from vlmprof.stages import VISION_PARTS, record_field
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +110,14 @@ def timed_run(
         telemetry = summarize_run(samples, windows) | {"overhead": sampler.overhead()}
         if keep_series:
             telemetry["series"] = series_dict(samples, windows)
-    sub = [stage(name) for name in ("sam", "clip", "projector")]
+    parts = [stage(name) for name in VISION_PARTS]
     return {
         "tokens": int(tokens.numel()),
         "prefill_ms": stage("prefill"),
         "decode_ms": stage("decode"),
         "ttft_ms": stage("ttft"),
-        "sam_ms": sub[0],
-        "clip_ms": sub[1],
-        "projector_ms": sub[2],
-        "vision_ms": float(sum(v for v in sub if v is not None)) if any(sub) else None,
+        **{record_field(name): ms for name, ms in zip(VISION_PARTS, parts, strict=True)},
+        "vision_ms": float(sum(v for v in parts if v is not None)) if any(parts) else None,
         "decode_step_ms": [round(ms, 4) for ms in times.get("decode_step", [])],
         "peak_mem_bytes": peak,
         "telemetry": telemetry,
