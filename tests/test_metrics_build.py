@@ -12,6 +12,7 @@ from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models.deepseek_ocr.dims import preset_dims
 from vlmprof.models.deepseek_ocr.views import plan_views
+from vlmprof.placement import Placement
 from vlmprof.provenance import config_hash
 from vlmprof.records import RunRecord
 
@@ -80,7 +81,7 @@ def built(tmp_path):
         dims=DIMS,
         dtype="float32",
         peaks=peaks,
-        environment=collect_environment("cpu"),
+        environment=collect_environment(Placement("cpu", "float32"), "cpu"),
         inputs=inputs,
         config=CONFIG,
         context_len_mode="auto",
