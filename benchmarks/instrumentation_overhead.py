@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
+from vlmprof.device import resolve_placement
 from vlmprof.models import build_adapter
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.runtime.collector import collector_paused
@@ -155,6 +156,7 @@ def main() -> None:
         parser.error(f"--arms: unknown {', '.join(unknown)}; choose from {', '.join(ARMS)}")
     spec = model_spec(args)
     adapter = build_adapter(spec)
+    placement = resolve_placement(spec.device, spec.dtype)
     settings = profile_settings(
         "overhead",
         telemetry_interval_ms=args.interval_ms,
@@ -168,13 +170,13 @@ def main() -> None:
         "nvtx": lambda item: loop_ms(adapter, item, tokens, timed=True, hooks=True, nvtx=True),
         "instrumented": lambda item: instrumented_ms(adapter, item, tokens),
     }
-    with telemetry_sampler(adapter.device, settings) as probe:
+    with telemetry_sampler(placement, settings) as probe:
         sampler_reason = None if probe.available else probe.reason
 
     def run_arm(name: str, items: list[ModelInputs]) -> list[tuple[float, float]]:
         if name != "telemetry":
             return [arms[name](item) for item in items]
-        with telemetry_sampler(adapter.device, settings) as sampler:
+        with telemetry_sampler(placement, settings) as sampler:
             return [instrumented_ms(adapter, item, tokens, sampler) for item in items]
 
     names = [name for name in chosen if name != "telemetry" or not sampler_reason]

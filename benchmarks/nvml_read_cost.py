@@ -14,8 +14,8 @@ import statistics
 import time
 
 import pynvml
-import torch
 
+from vlmprof.device import resolve_placement
 from vlmprof.runtime.nvml import nvml_handle
 from vlmprof.runtime.nvml_sample import nvml_queries, nvml_value, sample_reader
 
@@ -40,7 +40,7 @@ def main() -> None:
     parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args()
     pynvml.nvmlInit()
-    handle = nvml_handle(pynvml, torch.device("cuda", args.device))
+    handle = nvml_handle(pynvml, resolve_placement(f"cuda:{args.device}", "auto"))
     queries = nvml_queries(pynvml, handle)
     rows = {}
     for name, query in queries.items():

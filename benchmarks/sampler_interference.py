@@ -22,6 +22,7 @@ import statistics
 from dataclasses import replace
 
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
+from vlmprof.device import resolve_placement
 from vlmprof.models import build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_settings import ProfileSettings
@@ -46,6 +47,7 @@ def main() -> None:
     args = parser.parse_args()
     spec = model_spec(args)
     adapter = build_adapter(spec)
+    placement = resolve_placement(spec.device, spec.dtype)
     settings = profile_settings("interference", max_new_tokens=args.tokens)
     arms: dict[str, ProfileSettings | None] = {"none": None}
     for item in args.samplers.split(","):
@@ -60,7 +62,7 @@ def main() -> None:
         arm = arms[name]
         if arm is None:
             return timed_run(adapter, inputs, settings, nvtx)
-        with telemetry_sampler(adapter.device, arm) as sampler:
+        with telemetry_sampler(placement, arm) as sampler:
             if not sampler.available:
                 raise SystemExit(f"needs NVML: {sampler.reason}")
             return timed_run(adapter, inputs, settings, nvtx, sampler)

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from vlmprof.compare import compare_dirs, to_markdown
-from vlmprof.runtime.records import read_records
+from vlmprof.records import read_records
 
 from bench_args import write_json
 

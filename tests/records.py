@@ -6,7 +6,7 @@ from typing import Any
 
 from vlmprof.models.deepseek_ocr.views import plan_views
 from vlmprof.models.prompt_tokenizer import prompt_length
-from vlmprof.runtime.records import RunRecord
+from vlmprof.records import RunRecord
 
 
 def page_facts(width: int, height: int) -> dict[str, Any]:

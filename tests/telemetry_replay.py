@@ -24,7 +24,8 @@ def ramp_series(n: int = 51, counter: bool = True) -> list[Sample]:
 
 
 def run_series(clock_mhz: float = 1980.0, reasons_at: dict[int, int] | None = None) -> list[Sample]:
-    """A recorded run: 1 s at 20 ms, the clock dipping at 0.6 s, temperature rising."""
+    """A recorded run: 1 s at 20 ms, the SM clock dipping at 0.6 s, the memory clock down
+    from 0.5 s to 0.9 s, temperature rising."""
     reasons_at = reasons_at or {}
     samples = []
     for i, base in enumerate(ramp_series()):
@@ -33,6 +34,7 @@ def run_series(clock_mhz: float = 1980.0, reasons_at: dict[int, int] | None = No
             Sample(
                 t,
                 sm_clock_mhz=clock_mhz - (200.0 if i == 30 else 0.0),
+                mem_clock_mhz=1593.0 if 25 <= i <= 45 else 2619.0,
                 power_w=base.power_w,
                 energy_mj=base.energy_mj,
                 temperature_c=40.0 + 30.0 * t,

@@ -7,7 +7,7 @@ import pytest
 
 from vlmprof.compare import compare_dirs, compare_runs, main, verdict
 from vlmprof.metrics.aggregate import aggregate_records
-from vlmprof.runtime.records import RunRecord
+from vlmprof.records import RunRecord
 
 
 def metrics_of(scale_by_stage=None):

@@ -18,13 +18,21 @@ from PIL import Image
 
 from tests.records import page_record
 from tests.workflow_helpers import default_config
+from vlmprof.device import resolve_placement
 from vlmprof.device_choice import DeviceUnavailableError
 from vlmprof.flops.static_compute import build_static_compute
 from vlmprof.jobs.aggregate import aggregate
-from vlmprof.jobs.profile import nsight_systems, nsys_profile_command, nsys_stats_command
+from vlmprof.jobs.profile import (
+    nsight_systems,
+    nsys_profile_command,
+    nsys_stats_command,
+    profile_shard,
+)
 from vlmprof.models.base import ModelSpec
 from vlmprof.models.deepseek_ocr.dims import preset_dims
-from vlmprof.runtime.launcher import claimed_device, launched_model
+from vlmprof.placement import Placement
+from vlmprof.runtime import launcher
+from vlmprof.runtime.launcher import claimed_placement, launched_model
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.timing_cli import timing_command
 
@@ -44,26 +52,83 @@ print("NVTX range summary of", args[-1])
 """
 
 
-def test_the_launched_model_is_built_on_the_claimed_device():
-    with launched_model(SPEC) as adapter:
-        assert adapter.spec.device == ("cuda" if torch.cuda.is_available() else "cpu")
-        assert adapter.device.type == adapter.spec.device.split(":")[0]
+def _counted_placements(monkeypatch: pytest.MonkeyPatch) -> list[Placement]:
+    """Every placement the launcher resolves from now on, resolved as it would be."""
+    resolved: list[Placement] = []
+
+    def resolve(device: str, dtype: str) -> Placement:
+        resolved.append(resolve_placement(device, dtype))
+        return resolved[-1]
+
+    monkeypatch.setattr(launcher, "resolve_placement", resolve)
+    return resolved
+
+
+def test_the_launched_model_is_built_at_the_placement_resolved_once(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    resolved = _counted_placements(monkeypatch)
+    with launched_model(SPEC) as (adapter, placement):
+        assert resolved == [placement]
+        assert adapter.device == torch.device(placement.device)
+        assert (adapter.spec.device, adapter.spec.dtype) == (placement.device, placement.dtype)
+    if torch.cuda.is_available():
+        # A bare `cuda` is the GPU the job claimed, by its index.
+        assert placement.device == f"cuda:{placement.gpu_index}" and placement.gpu_uuid
+    else:
+        assert placement == Placement("cpu", "float32")
+
+
+def test_a_shard_job_writes_its_one_placement_into_every_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    subset = _subset(tmp_path)
+    (tmp_path / "unreadable.png").write_text("not an image")
+    frame = pd.read_csv(subset)
+    unreadable = {"image_id": "unreadable", "path": str(tmp_path / "unreadable.png")}
+    pd.concat([frame, pd.DataFrame([unreadable])]).to_csv(subset, index=False)
+    resolved = _counted_placements(monkeypatch)
+    records = tmp_path / "shard-0.jsonl"
+    spec = json.dumps(dataclasses.asdict(SPEC) | {"device": "cpu"})
+    profile_shard(
+        str(subset),
+        str(records),
+        str(tmp_path / "shard-0.outputs.pt"),
+        0,
+        spec=spec,
+        settings=json.dumps(json.loads(_settings()) | {"repeats": 1}),
+        shards=1,
+        progress_label="shard",
+    )
+    written = [json.loads(line) for line in records.open()]
+    assert [r["status"] for r in written] == ["ok", "ok", "error"]
+    (placement,) = resolved
+    assert placement == Placement("cpu", "float32")
+    assert all(Placement.from_dict(r["placement"]) == placement for r in written)
+    assert all((r["device"], r["dtype"]) == ("cpu", "float32") for r in written)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_a_job_on_a_node_without_the_planned_gpu_stops_naming_the_key():
     with (
         pytest.raises(DeviceUnavailableError, match="device: cuda was requested"),
-        claimed_device("cuda"),
+        claimed_placement("cuda", "auto"),
     ):
         pass
 
 
-def test_the_aggregate_job_composes_metrics_from_its_files(tmp_path: Path):
-    records = tmp_path / "shard-0.jsonl"
-    times = {"tokens": 4, "prefill_ms": 30.0, "decode_ms": 6.0, "decode_step_ms": [2.0] * 3}
-    lines = [json.dumps(page_record("p", (1240, 1754), repeat, **times)) for repeat in (0, 1)]
-    records.write_text("\n".join(lines) + "\n")
+AGGREGATED_SPEC = json.dumps(
+    dataclasses.asdict(ModelSpec(preset="small", device="cpu", dtype="auto"))
+)
+TIMES = {"tokens": 4, "prefill_ms": 30.0, "decode_ms": 6.0, "decode_step_ms": [2.0] * 3}
+
+
+def _aggregated(tmp_path: Path, shards: list[list[dict]]) -> dict:
+    """metrics.json of the aggregate job over `shards` (each a list of records) of page p."""
+    records = []
+    for index, shard in enumerate(shards):
+        records.append(tmp_path / f"shard-{index}.jsonl")
+        records[-1].write_text("".join(json.dumps(record) + "\n" for record in shard))
     subset = tmp_path / "subset.csv"
     pd.DataFrame([{"image_id": "p", "path": "/p.png", "category": "table"}]).to_csv(subset)
     static = tmp_path / "static.json"
@@ -75,19 +140,18 @@ def test_the_aggregate_job_composes_metrics_from_its_files(tmp_path: Path):
     )
     timeline = tmp_path / "timeline.json"
     timeline.write_text(json.dumps({"busy_fraction": 0.5}))
-    spec = json.dumps(dataclasses.asdict(ModelSpec(preset="small", device="cpu", dtype="auto")))
     config = json.dumps(default_config())
     metrics, tables = tmp_path / "metrics.json", tmp_path / "tables" / "stage_ms.csv"
     tables.parent.mkdir()
     aggregate(
-        [str(records)],
+        [str(path) for path in records],
         str(subset),
         str(static),
         str(calibration),
         str(timeline),
         str(metrics),
         str(tables),
-        spec=spec,
+        spec=AGGREGATED_SPEC,
         config=config,
         peak_tflops=2.0,
         peak_bandwidth_tbps=None,
@@ -96,16 +160,53 @@ def test_the_aggregate_job_composes_metrics_from_its_files(tmp_path: Path):
         tolerance=0.1,
         device_requested="auto",
     )
-    written = json.loads(metrics.read_text())
+    assert {"stage_ms.csv", "mfu.csv", "mbu.csv", "per_image.csv"} <= {
+        path.name for path in tables.parent.iterdir()
+    }
+    return json.loads(metrics.read_text())
+
+
+def test_the_aggregate_job_composes_metrics_from_its_files(tmp_path: Path):
+    shard = [page_record("p", (1240, 1754), repeat, **TIMES) for repeat in (0, 1)]
+    written = _aggregated(tmp_path, [shard])
     assert written["counts"]["records"] == 2
-    assert written["config"]["resolved"] == json.loads(spec)
+    assert written["config"]["resolved"] == json.loads(AGGREGATED_SPEC)
     assert written["environment"]["device_requested"] == "auto"
     assert written["peaks"]["calibrated"]["tflops"] == 0.1
     assert written["peaks"]["override"]["tflops"] == 2.0
     assert written["timeline"] == {"busy_fraction": 0.5}
-    assert {"stage_ms.csv", "mfu.csv", "mbu.csv", "per_image.csv"} <= {
-        path.name for path in tables.parent.iterdir()
-    }
+
+
+def test_the_aggregate_job_describes_the_gpu_the_records_ran_on(tmp_path: Path):
+    """Not the aggregating machine's: its environment and peaks are the first shard's GPU."""
+    shards = [
+        [
+            page_record(
+                "p",
+                (1240, 1754),
+                repeat,
+                shard=index,
+                placement=Placement(f"cuda:{index}", "bfloat16", index, uuid, "NVIDIA H200"),
+                **TIMES,
+            )
+            for repeat in (0, 1)
+        ]
+        for index, uuid in enumerate(["GPU-aaaa", "GPU-bbbb"])
+    ]
+    written = _aggregated(tmp_path, shards)
+    environment = written["environment"]
+    assert environment["device_used"] == "cuda:0"
+    assert environment["device_name"] == "NVIDIA H200"
+    assert environment["device_error"] is None
+    # NVML here knows no GPU of that UUID: said so, never another GPU's facts.
+    assert environment["nvml"].startswith("unavailable: ") and environment["gpu_uuid"] is None
+    assert written["peaks"]["dtype"] == "bfloat16"
+    assert written["peaks"]["datasheet"]["tflops"] == 989.0
+    assert written["peaks"]["datasheet"]["source"].startswith("datasheet: H200 SXM 141GB")
+    assert [(s["shard"], s["gpu_index"], s["gpu_uuid"]) for s in environment["shards"]] == [
+        (0, 0, "GPU-aaaa"),
+        (1, 1, "GPU-bbbb"),
+    ]
 
 
 def test_nsys_wraps_the_timing_command_and_summarises_its_nvtx_ranges(tmp_path: Path):

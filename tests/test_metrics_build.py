@@ -12,8 +12,9 @@ from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models.deepseek_ocr.dims import preset_dims
 from vlmprof.models.deepseek_ocr.views import plan_views
+from vlmprof.placement import Placement
 from vlmprof.provenance import config_hash
-from vlmprof.runtime.records import RunRecord
+from vlmprof.records import RunRecord
 
 DIMS = preset_dims("small")
 PAGES = {"tiled": ("table", 1240, 1754), "plain": ("text", 600, 500)}
@@ -80,7 +81,7 @@ def built(tmp_path):
         dims=DIMS,
         dtype="float32",
         peaks=peaks,
-        environment=collect_environment("cpu"),
+        environment=collect_environment(Placement("cpu", "float32"), "cpu"),
         inputs=inputs,
         config=CONFIG,
         context_len_mode="auto",

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import torch
 
+from vlmprof.device import resolve_placement
 from vlmprof.metrics.calibrate import calibrate_peaks, machine_key
 
 DEVICES = [
@@ -29,10 +30,13 @@ def _rewrite(cache, **changes):
     return entry
 
 
+CPU = resolve_placement("cpu", "float32")
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_calibration_measures_and_caches(tmp_path, device):
     cache = tmp_path / "calibration.json"
-    result = calibrate_peaks(device, "float32", cache, size=256)
+    result = calibrate_peaks(resolve_placement(device, "float32"), cache, size=256)
     assert result["tflops"] > 0 and result["tbps"] > 0
     assert result["matmul_size"] == 256
     assert result["copy_bytes"] > 0
@@ -41,12 +45,12 @@ def test_calibration_measures_and_caches(tmp_path, device):
     assert result["source"] == "measured" and result["age_s"] == 0.0
     (entry,) = _entries(cache)
     assert entry == {k: v for k, v in result.items() if k not in ("source", "age_s")}
-    assert entry["machine"] == machine_key(device, "float32")
+    assert entry["machine"] == machine_key(resolve_placement(device, "float32"))
 
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_cache_key_names_device_driver_torch_and_cuda(device):
-    key = machine_key(device, "float32")
+    key = machine_key(resolve_placement(device, "float32"))
     assert key["torch"] == torch.__version__ and key["cuda"] == torch.version.cuda
     assert key["dtype"] == "float32"
     if device == "cpu":
@@ -57,14 +61,14 @@ def test_cache_key_names_device_driver_torch_and_cuda(device):
 
 def test_cached_result_is_reused_and_says_how_old(tmp_path):
     cache = tmp_path / "calibration.json"
-    calibrate_peaks("cpu", "float32", cache, size=256)
+    calibrate_peaks(CPU, cache, size=256)
     two_hours_ago = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
     _rewrite(cache, measured_at=two_hours_ago)
-    reused = calibrate_peaks("cpu", "float32", cache)
+    reused = calibrate_peaks(CPU, cache)
     assert reused["tflops"] == -1.0 and reused["source"] == "cached"
     assert 2 * 3600 <= reused["age_s"] < 2 * 3600 + 60
-    assert calibrate_peaks("cpu", "float32", cache, size=256)["tflops"] == -1.0
-    rerun = calibrate_peaks("cpu", "float32", cache, size=128)
+    assert calibrate_peaks(CPU, cache, size=256)["tflops"] == -1.0
+    rerun = calibrate_peaks(CPU, cache, size=128)
     assert rerun["tflops"] > 0 and rerun["matmul_size"] == 128 and rerun["source"] == "measured"
     assert len(_entries(cache)) == 1  # the new size replaced this machine's entry
 
@@ -75,9 +79,9 @@ def test_cached_result_is_reused_and_says_how_old(tmp_path):
 )
 def test_another_machine_or_software_misses_the_cache(tmp_path, changed):
     cache = tmp_path / "calibration.json"
-    first = calibrate_peaks("cpu", "float32", cache, size=128)
+    first = calibrate_peaks(CPU, cache, size=128)
     other = _rewrite(cache, machine=first["machine"] | changed)
-    result = calibrate_peaks("cpu", "float32", cache, size=128)
+    result = calibrate_peaks(CPU, cache, size=128)
     assert result["tflops"] > 0 and result["source"] == "measured"
     # The other machine's entry stays beside this one's.
     assert [e["machine"] for e in _entries(cache)] == [other["machine"], first["machine"]]
@@ -85,9 +89,9 @@ def test_another_machine_or_software_misses_the_cache(tmp_path, changed):
 
 def test_force_measures_again_and_refreshes_the_cache(tmp_path):
     cache = tmp_path / "calibration.json"
-    calibrate_peaks("cpu", "float32", cache, size=128)
+    calibrate_peaks(CPU, cache, size=128)
     _rewrite(cache)
-    forced = calibrate_peaks("cpu", "float32", cache, size=128, force=True)
+    forced = calibrate_peaks(CPU, cache, size=128, force=True)
     assert forced["tflops"] > 0 and forced["source"] == "measured"
     (entry,) = _entries(cache)
     assert entry["tflops"] == forced["tflops"]
@@ -95,33 +99,28 @@ def test_force_measures_again_and_refreshes_the_cache(tmp_path):
 
 def test_old_cache_keyed_by_device_name_is_not_reused(tmp_path):
     cache = tmp_path / "calibration.json"
-    first = calibrate_peaks("cpu", "float32", None, size=128)
+    first = calibrate_peaks(CPU, None, size=128)
     old = {k: v for k, v in first.items() if k not in ("machine", "measured_at", "source")}
     cache.write_text(json.dumps({f"{first['device_name']}|float32": old | {"tflops": -1.0}}))
-    result = calibrate_peaks("cpu", "float32", cache, size=128)
+    result = calibrate_peaks(CPU, cache, size=128)
     assert result["tflops"] > 0 and result["source"] == "measured"
     assert len(_entries(cache)) == 1
 
 
 def test_dtypes_are_cached_apart(tmp_path):
     cache = tmp_path / "calibration.json"
-    calibrate_peaks("cpu", "float32", cache, size=128)
-    calibrate_peaks("cpu", "bfloat16", cache, size=128)
+    calibrate_peaks(CPU, cache, size=128)
+    calibrate_peaks(resolve_placement("cpu", "bfloat16"), cache, size=128)
     assert sorted(e["machine"]["dtype"] for e in _entries(cache)) == ["bfloat16", "float32"]
 
 
 def test_unreadable_cache_is_recalibrated(tmp_path):
     cache = tmp_path / "calibration.json"
     cache.write_text("{not json")
-    assert calibrate_peaks("cpu", "float32", cache, size=128)["tflops"] > 0
+    assert calibrate_peaks(CPU, cache, size=128)["tflops"] > 0
     assert json.loads(cache.read_text())
 
 
 def test_without_cache_path_nothing_is_written(tmp_path):
-    assert calibrate_peaks("cpu", "float32", None, size=128)["tflops"] > 0
+    assert calibrate_peaks(CPU, None, size=128)["tflops"] > 0
     assert list(tmp_path.iterdir()) == []
-
-
-def test_unknown_dtype_is_rejected(tmp_path):
-    with pytest.raises(ValueError, match="dtype"):
-        calibrate_peaks("cpu", "int8", tmp_path / "c.json")

@@ -16,8 +16,8 @@ from vlmprof.data.manifest import build_manifest
 from vlmprof.data.subset import select_subset
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.metrics.aggregate import per_category_table
+from vlmprof.records import RunRecord
 from vlmprof.report import tables
-from vlmprof.runtime.records import RunRecord
 
 SMALL = next(size for size in PAGE_SIZES if size.name == "small_scan")
 # data_source -> its pages: (file name, prefill ms of repeat 0 and 1); None: a broken file.

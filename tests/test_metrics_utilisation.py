@@ -12,7 +12,7 @@ from vlmprof.flops.analytic import (
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.metrics.utilisation import utilisation
 from vlmprof.models.deepseek_ocr.dims import preset_dims
-from vlmprof.runtime.records import RunRecord
+from vlmprof.records import RunRecord
 
 DIMS = preset_dims("small")
 DTYPE = "bfloat16"

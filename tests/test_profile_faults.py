@@ -19,6 +19,7 @@ from PIL import Image
 from tests.workflow_helpers import default_settings
 from vlmprof.data.manifest import load_manifest
 from vlmprof.data.synthetic_pages import generate_synthetic_pages
+from vlmprof.device import resolve_placement
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.base import DecodeState, ModelInputs
 from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
@@ -26,6 +27,8 @@ from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.profile_shard import profile_images
 
 REPEATS = 2
+# Where the adapter below runs: the default spec's device and dtype.
+PLACEMENT = resolve_placement("cpu", "float32")
 MAX_NEW_TOKENS = 3
 OOM_MESSAGE = (
     "CUDA out of memory. Tried to allocate 20.00 GiB. GPU 0 has a total capacity of 79.19 GiB\n"
@@ -140,7 +143,7 @@ def test_out_of_memory_on_one_page_is_recorded_and_the_shard_goes_on(
     gc.callbacks.append(watch)
     try:
         records = profile_images(
-            faulty, _images(pages), _settings(warmup_per_image=warmup_per_image), out
+            faulty, PLACEMENT, _images(pages), _settings(warmup_per_image=warmup_per_image), out
         )
     finally:
         gc.callbacks.remove(watch)
@@ -178,7 +181,7 @@ def test_empty_page_among_good_ones_gives_error_records(
     images = _images(pages)
     images.insert(1, ("empty", empty))
     out = tmp_path / "shard-0.jsonl"
-    profile_images(adapter, images, _settings(warmup_per_image=False), out)
+    profile_images(adapter, PLACEMENT, images, _settings(warmup_per_image=False), out)
 
     lines = _read_lines(out)
     assert len(lines) == len(images) * REPEATS
@@ -191,6 +194,10 @@ def test_empty_page_among_good_ones_gives_error_records(
     for record in lines:
         if record["image_id"] != "empty":
             _assert_complete_ok(record)
+    # Every record, the failed page's too, says where the shard ran.
+    cpu = {"device": "cpu", "dtype": "float32", "gpu_index": None, "gpu_uuid": None}
+    assert all(record["placement"] == cpu | {"gpu_name": None} for record in lines)
+    assert {(record["device"], record["dtype"]) for record in lines} == {("cpu", "float32")}
     # Progress on standard error counts the failed page's repeats: the last line is written
     # at the last run, with nothing left.
     progress = capsys.readouterr().err.splitlines()
@@ -205,7 +212,7 @@ def test_interrupted_shard_leaves_no_output_file(
     out = tmp_path / "runs" / "shard-0.jsonl"
     faulty = InterruptOnPage(adapter, _size(pages.iloc[1]), out.parent)
     with pytest.raises(KeyboardInterrupt):
-        profile_images(faulty, _images(pages), _settings(warmup_per_image=False), out)
+        profile_images(faulty, PLACEMENT, _images(pages), _settings(warmup_per_image=False), out)
 
     # At the interrupt the first page's records were on disk, in a temporary file only.
     assert [text.count("\n") for text in faulty.on_disk_at_interrupt] == [REPEATS]

@@ -15,6 +15,7 @@ from tests.telemetry_replay import STEP_S, ramp_series, run_series
 from tests.workflow_helpers import default_settings
 from vlmprof.metrics.telemetry import energy_table, flagged_table, telemetry_section
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.placement import Placement
 from vlmprof.runtime.nvml_sample import Sample, decode, encode, sample_reader
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_shard import telemetry_sampler, timed_run
@@ -117,6 +118,8 @@ def test_a_run_summary_splits_energy_by_stage_and_reads_only_its_window():
     assert summary["samples"] == 41
     assert (summary["sm_clock_min_mhz"], summary["sm_clock_max_mhz"]) == (1780.0, 1980.0)
     assert summary["sm_clock_median_mhz"] == 1980.0
+    # The memory clock is down for 21 of the run window's 41 samples (30 of all 51 are up).
+    assert summary["mem_clock_median_mhz"] == 1593.0
     assert summary["peak_temperature_c"] == pytest.approx(40.0 + 30.0 * 0.9)
     assert summary["throttle_reasons"] == ["sw_power_cap"]
     assert summary["thermal_or_power_throttled"] is True
@@ -210,7 +213,7 @@ REPLAY = "tests.telemetry_replay:"
 
 
 def test_sampler_collects_one_series_per_start_stop():
-    sampler = TelemetrySampler(0, interval_ms=5, counter_interval_ms=10, reader=REPLAY + "ramp")
+    sampler = TelemetrySampler("0", interval_ms=5, counter_interval_ms=10, reader=REPLAY + "ramp")
     assert sampler.available and sampler.reason is None
     assert sampler.lookback_s == pytest.approx(2.01)  # the counter's shortest span, 2 s
     series = []
@@ -235,7 +238,7 @@ def test_sampler_collects_one_series_per_start_stop():
 
 def test_a_run_longer_than_the_lookback_keeps_all_its_readings():
     # Readings are kept from the lookback before start() on, however long the run lasts.
-    with TelemetrySampler(0, interval_ms=10, reader=REPLAY + "ramp") as sampler:
+    with TelemetrySampler("0", interval_ms=10, reader=REPLAY + "ramp") as sampler:
         sampler.start()
         begin = time.perf_counter()
         time.sleep(sampler.lookback_s + 0.3)
@@ -248,7 +251,7 @@ def test_a_run_longer_than_the_lookback_keeps_all_its_readings():
 def test_start_and_stop_never_wait_for_a_reading():
     # One NVML read of the energy counter takes milliseconds on an H100: it happens in the
     # poller's process, never on the timed run's thread.
-    sampler = TelemetrySampler(0, interval_ms=5, reader=REPLAY + "slow")
+    sampler = TelemetrySampler("0", interval_ms=5, reader=REPLAY + "slow")
     begin = time.perf_counter()
     sampler.start()
     started = time.perf_counter()
@@ -264,7 +267,7 @@ def test_start_and_stop_never_wait_for_a_reading():
 def test_the_counter_is_read_at_its_own_interval_and_still_scales_a_short_run():
     # Power every 5 ms, the counter every 100 ms: a 40 ms run holds at most one counter
     # reading, so the series reaches back to two and the 200 W trace is scaled to 300 W.
-    with TelemetrySampler(0, 5, counter_interval_ms=100, reader=REPLAY + "steady") as sampler:
+    with TelemetrySampler("0", 5, counter_interval_ms=100, reader=REPLAY + "steady") as sampler:
         time.sleep(0.25)
         sampler.start()
         begin = time.perf_counter()
@@ -280,7 +283,7 @@ def test_the_counter_is_read_at_its_own_interval_and_still_scales_a_short_run():
 
 def test_a_poller_that_cannot_read_makes_the_sampler_unavailable(caplog):
     with caplog.at_level(logging.WARNING, logger="vlmprof.runtime.telemetry"):
-        sampler = TelemetrySampler(0, reader=REPLAY + "failing")
+        sampler = TelemetrySampler("0", reader=REPLAY + "failing")
     assert not sampler.available
     assert sampler.reason == "NVML: RuntimeError: no NVML on this machine"
     assert caplog.records[-1].getMessage().endswith("no NVML on this machine")
@@ -300,7 +303,7 @@ def test_a_record_keeps_every_field_and_unsupported_ones_as_none():
 
 
 def test_sampler_refuses_unbalanced_start_stop():
-    sampler = TelemetrySampler(0, interval_ms=5, reader=REPLAY + "ramp")
+    sampler = TelemetrySampler("0", interval_ms=5, reader=REPLAY + "ramp")
     with pytest.raises(RuntimeError, match="without start"):
         sampler.stop()
     sampler.start()
@@ -324,7 +327,7 @@ def test_unavailable_sampler_says_why_once_and_records_nothing(caplog):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a usable GPU")
 def test_without_nvml_the_sampler_is_unavailable_not_failing():
-    sampler = TelemetrySampler(0)
+    sampler = TelemetrySampler("0")
     assert not sampler.available and sampler.reason
     sampler.close()
 
@@ -337,7 +340,7 @@ def adapter():
 def test_timed_run_puts_stage_energy_in_the_record(adapter):
     settings = default_settings(max_new_tokens=4, nvtx=False)
     inputs = adapter.preprocess(Image.new("RGB", (640, 640), "white"))
-    with TelemetrySampler(0, interval_ms=1, reader=REPLAY + "ramp_power_only") as sampler:
+    with TelemetrySampler("0", interval_ms=1, reader=REPLAY + "ramp_power_only") as sampler:
         timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False), sampler, True)
     telemetry = timing["telemetry"]
     energy = telemetry["energy_j"]
@@ -360,8 +363,9 @@ def test_timed_run_puts_stage_energy_in_the_record(adapter):
 
 def test_cpu_shard_sampler_is_unavailable_and_off_switch_is_named():
     settings = default_settings()
-    assert telemetry_sampler(torch.device("cpu"), settings).reason == "not a CUDA device"
-    off = telemetry_sampler(torch.device("cuda", 0), default_settings(telemetry=False))
+    assert telemetry_sampler(Placement("cpu", "float32"), settings).reason == "not a CUDA device"
+    gpu = Placement("cuda:0", "bfloat16", 0, "GPU-0", "a GPU")
+    off = telemetry_sampler(gpu, default_settings(telemetry=False))
     assert not off.available and "telemetry.enabled" in off.reason
 
 

@@ -1,7 +1,8 @@
-"""Device and dtype resolution: `auto | cpu | cuda[:N]` and `auto | bfloat16 | float32`.
+"""Device and dtype resolution: `auto | cpu | cuda[:N]` and `auto | bfloat16 | float32`,
+and a job's placement on the device it claimed.
 
-It imports nothing else of vlmprof, so every layer (models, runtime, metrics, the
-workflow's planning) resolves a device and dtype the same way.
+It imports only vlmprof's ground, so every layer (models, runtime, metrics) resolves a
+device and dtype the same way.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from vlmprof.device_choice import choose_device
+from vlmprof.placement import Placement
 
 DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
@@ -34,3 +36,24 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
 def dtype_name(dtype: torch.dtype) -> str:
     """`torch.bfloat16` -> `bfloat16`."""
     return str(dtype).removeprefix("torch.")
+
+
+def resolve_placement(device: str, dtype: str) -> Placement:
+    """The placement of a job on its claimed `device` (`cpu`, `cuda` or `cuda:N`) in `dtype`
+    (`auto` or a name).
+
+    A bare `cuda` is the current CUDA device: the GPU the job claimed
+    (`vlmprof.runtime.gpu_slot` makes it current) or, where it claimed none, CUDA's default.
+    The GPU's UUID is the one NVML knows it by ("GPU-...", None where torch reads none).
+    """
+    name = dtype_name(resolve_dtype(dtype, device))
+    if not device.startswith("cuda"):
+        return Placement(device, name)
+    index = torch.device(device).index
+    if index is None:
+        index = torch.cuda.current_device()
+    uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+    text = None if uuid is None else str(uuid)
+    if text is not None and not text.startswith("GPU-"):
+        text = f"GPU-{text}"
+    return Placement(f"cuda:{index}", name, index, text, torch.cuda.get_device_name(index))

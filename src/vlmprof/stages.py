@@ -115,3 +115,15 @@ def label(name: str) -> str:
 def record_field(name: str) -> str:
     """The run-record field holding stage `name`'s time in milliseconds."""
     return f"{name}_ms"
+
+
+def exclusive_parts(name: str) -> tuple[str, ...]:
+    """The exclusive stages whose times add up to stage `name`'s (prefill: the vision parts
+    and LLM prefill; decode: itself)."""
+
+    def within(stage: str | None) -> bool:
+        while stage is not None and stage != name:
+            stage = BY_NAME[stage].parent
+        return stage == name
+
+    return tuple(stage for stage in EXCLUSIVE_STAGES if within(stage))

@@ -18,6 +18,7 @@ from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import spec_dims
 from vlmprof.models.base import ModelSpec
+from vlmprof.records import first_placement
 from vlmprof.variants.comparison import BASELINE, read_run, write_comparison
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.gate import judge_variant, merged_outputs, not_applicable
@@ -44,12 +45,16 @@ def aggregate(
     device_requested: str,
 ) -> None:
     """metrics.json and the tables (written beside `stage_ms`) of a run's records, against
-    its static FLOPs and the device's peaks (the datasheet's, or calibrated ones)."""
+    its static FLOPs and the device's peaks (the datasheet's, or calibrated ones). The
+    device, dtype and GPU are those the records say the first shard ran on."""
     model = ModelSpec(**json.loads(spec))
     dims = spec_dims(model.name, model.preset, model.overrides, model.checkpoint)
-    dtype = dtype_name(resolve_dtype(model.dtype, model.device))
-    environment = collect_environment(model.device)
-    environment["device_requested"] = device_requested
+    placement = first_placement(records)
+    if placement is not None:
+        dtype = placement.dtype
+    else:
+        dtype = dtype_name(resolve_dtype(model.dtype, model.device))
+    environment = collect_environment(placement, device_requested)
     calibrated = json.loads(Path(calibration).read_text())
     peaks = resolve_peaks(
         environment.get("device_name"),

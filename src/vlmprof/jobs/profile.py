@@ -42,11 +42,17 @@ def profile_shard(
     """Timing pass of one shard: each of its pages x repeats, one run record (JSON line)
     each, and each page's reference outputs for the correctness gate."""
     pages = shard_pages(pd.read_csv(subset), shard, shards)
-    with launched_model(ModelSpec(**json.loads(spec))) as adapter:
+    with launched_model(ModelSpec(**json.loads(spec))) as (adapter, placement):
         run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
-        log.info("shard %d: %d pages on %s", shard, len(pages), adapter.device)
+        log.info("shard %d: %d pages on %s", shard, len(pages), placement.device)
         profile_images(
-            adapter, pages, run, Path(records), Path(outputs), progress_label=progress_label
+            adapter,
+            placement,
+            pages,
+            run,
+            Path(records),
+            Path(outputs),
+            progress_label=progress_label,
         )
 
 
@@ -65,7 +71,7 @@ def operator_profile(
     """Operator pass: torch.profiler over the subset's first `images` readable pages; its
     traces and tables are written beside `operators` (the operator table)."""
     pages = readable_pages(pd.read_csv(subset), images, max_pixels)
-    with launched_model(ModelSpec(**json.loads(spec))) as adapter:
+    with launched_model(ModelSpec(**json.loads(spec))) as (adapter, _placement):
         run_operator_profile(
             adapter,
             pages,

@@ -20,7 +20,7 @@ from vlmprof.flops.static_compute import (
 from vlmprof.metrics.calibrate import calibrate_peaks as measure_peaks
 from vlmprof.models import spec_dims
 from vlmprof.models.base import ModelSpec
-from vlmprof.runtime.launcher import claimed_device
+from vlmprof.runtime.launcher import claimed_placement
 
 # Measured peaks are kept here per device model and dtype; a rerun on the same kind of GPU
 # skips the benchmark.
@@ -52,11 +52,10 @@ def static_flops(
 def calibrate_peaks(calibration: str, *, device: str, dtype: str, enabled: bool | str) -> None:
     """The device's reachable matmul TFLOP/s and copy bandwidth, or a note that calibration
     is off (`metrics.calibrate: false`); `force` measures again and refreshes the cache."""
-    resolved = dtype_name(resolve_dtype(dtype, device))
     result: dict = {"enabled": False, "reason": "metrics.calibrate is false"}
     if enabled:
-        with claimed_device(device) as claimed:
+        with claimed_placement(device, dtype) as placement:
             force = enabled == "force"
-            peaks = measure_peaks(claimed, resolved, CALIBRATION_CACHE, force=force)
+            peaks = measure_peaks(placement, CALIBRATION_CACHE, force=force)
             result = {"enabled": True, **peaks}
     write_json_atomic(Path(calibration), result)

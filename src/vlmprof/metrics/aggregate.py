@@ -1,8 +1,8 @@
 """Aggregate run records into per-stage timing statistics, counts and a repeatability check.
 
-Prefill contains vision (sam, clip, projector run inside the first forward pass), so the
-decoder's own share of prefill is derived as `prefill - vision` and stage times are never
-added across nesting levels.
+Prefill contains vision (sam, clip, projector run inside the first forward pass; the nesting
+is `vlmprof.stages`'), so the decoder's own share of prefill is derived as `prefill - vision`
+and stage times are never added across nesting levels.
 """
 
 from __future__ import annotations
@@ -14,34 +14,11 @@ import numpy as np
 import pandas as pd
 
 from vlmprof.metrics.stats import finite_values, summarize
+from vlmprof.stages import RECORDED_STAGES, STAGE_PARENTS, record_field
 
-# Stage -> the stage whose time already contains it (None for top-level stages).
-STAGE_NESTING: dict[str, str | None] = {
-    "prefill": None,
-    "decode": None,
-    "vision": "prefill",
-    "sam": "prefill",
-    "clip": "prefill",
-    "projector": "prefill",
-    "llm_prefill": "prefill",
-    "ttft": None,
-    "decode_per_token": "decode",
-    "preprocess": None,
-    "load": None,
-}
-
-# Stages read straight from a record field of the same name plus "_ms".
-_FIELD_STAGES: tuple[str, ...] = (
-    "prefill",
-    "decode",
-    "vision",
-    "sam",
-    "clip",
-    "projector",
-    "ttft",
-    "preprocess",
-    "load",
-)
+# Stage -> the stage whose time already contains it (None for top-level stages), every
+# stage in reading order.
+STAGE_NESTING: dict[str, str | None] = STAGE_PARENTS
 
 PER_IMAGE_FACTS: tuple[str, ...] = ("mode", "n_crops", "image_tokens", "prefill_len", "tokens")
 UNCATEGORISED = "uncategorised"
@@ -71,7 +48,9 @@ def llm_prefill_ms(record: dict[str, Any]) -> float | None:
 
 def record_stage_ms(record: dict[str, Any]) -> dict[str, float | None]:
     """Time of each stage of one record (decode_per_token is the mean of its steps)."""
-    values: dict[str, float | None] = {stage: record.get(f"{stage}_ms") for stage in _FIELD_STAGES}
+    values: dict[str, float | None] = {
+        stage: record.get(record_field(stage)) for stage in RECORDED_STAGES
+    }
     values["llm_prefill"] = llm_prefill_ms(record)
     steps = finite_values(record.get("decode_step_ms") or [])
     values["decode_per_token"] = float(steps.mean()) if steps.size else None

@@ -24,11 +24,12 @@ from vlmprof.metrics.aggregate import (
     per_image_table,
     stage_table,
 )
+from vlmprof.metrics.environment import shard_environment
 from vlmprof.metrics.host import host_section
 from vlmprof.metrics.telemetry import telemetry_section
 from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
 from vlmprof.provenance import config_hash
-from vlmprof.runtime.records import read_records
+from vlmprof.records import read_records
 
 INPUT_COLUMNS: tuple[str, ...] = ("image_id", "category", "width", "height", "sha256")
 RECORD_FACTS: tuple[str, ...] = ("mode", "n_crops", "image_tokens", "prefill_len")
@@ -188,7 +189,7 @@ def build_metrics(
         },
         "telemetry": telemetry_section(records, config, environment),
         "host": host_section(records),
-        "environment": environment,
+        "environment": environment | {"shards": shard_environment(records)},
         "inputs": input_rows(inputs, records),
         "config": config,
         "config_hash": config_hash(config),

@@ -20,8 +20,9 @@ from typing import Any
 import torch
 
 from vlmprof.atomic import write_json_atomic
-from vlmprof.device import dtype_name, resolve_device, resolve_dtype
+from vlmprof.device import resolve_dtype
 from vlmprof.metrics.environment import cpu_model, nvml_facts
+from vlmprof.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -33,13 +34,11 @@ _WARMUP = {"cuda": 3, "cpu": 1}
 _ITERS = {"cuda": 10, "cpu": 4}
 
 
-def _device_kind_and_name(device: str) -> tuple[torch.device, str, str]:
+def _device_kind_and_name(placement: Placement) -> tuple[torch.device, str, str]:
     """The torch device, its kind ("cuda" or "cpu") and a human-readable model name."""
-    dev = torch.device(resolve_device(device))
-    if dev.type == "cuda":
-        dev = torch.device("cuda", dev.index if dev.index is not None else 0)
-        return dev, "cuda", torch.cuda.get_device_name(dev)
-    return dev, "cpu", cpu_model() or "cpu"
+    if placement.on_gpu:
+        return torch.device(placement.device), "cuda", placement.gpu_name or "cuda"
+    return torch.device(placement.device), "cpu", cpu_model() or "cpu"
 
 
 def _best_seconds(kind: str, work: Callable[[], object], warmup: int, iters: int) -> float:
@@ -79,11 +78,12 @@ def _copy_seconds(dev: torch.device, kind: str, nbytes: int) -> float:
     return _best_seconds(kind, lambda: dst.copy_(src), _WARMUP[kind], _ITERS[kind])
 
 
-def measure_peaks(device: str, dtype: str, size: int | None = None) -> dict[str, Any]:
-    """Run the matmul and copy benchmarks now and return TFLOP/s and TB/s achieved."""
-    dev, kind, name = _device_kind_and_name(device)
-    torch_dtype = resolve_dtype(dtype, kind)
-    dtype = dtype_name(torch_dtype)
+def measure_peaks(placement: Placement, size: int | None = None) -> dict[str, Any]:
+    """Run the matmul and copy benchmarks at `placement` now and return TFLOP/s and TB/s
+    achieved."""
+    dev, kind, name = _device_kind_and_name(placement)
+    dtype = placement.dtype
+    torch_dtype = resolve_dtype(dtype, placement.device)
     n = size or _MATMUL_SIZE[kind]
     copy_bytes = _COPY_BYTES[kind]
     matmul_s = _matmul_seconds(dev, kind, n, torch_dtype)
@@ -105,14 +105,14 @@ def measure_peaks(device: str, dtype: str, size: int | None = None) -> dict[str,
     }
 
 
-def machine_key(device: str, dtype: str) -> dict[str, Any]:
+def machine_key(placement: Placement) -> dict[str, Any]:
     """What a calibration depends on: device model and identity (GPU UUID, or host name on a
     CPU), driver, torch and CUDA versions, and dtype. A cached result is reused only when all
     of them match."""
-    dev, kind, name = _device_kind_and_name(device)
+    _, kind, name = _device_kind_and_name(placement)
     if kind == "cuda":
-        facts = nvml_facts(dev)
-        identity = facts["gpu_uuid"] or str(torch.cuda.get_device_properties(dev).uuid)
+        facts = nvml_facts(placement)
+        identity = facts["gpu_uuid"] or placement.gpu_uuid
         driver = facts["driver"]
     else:
         identity, driver = platform.node() or None, None
@@ -122,7 +122,7 @@ def machine_key(device: str, dtype: str) -> dict[str, Any]:
         "driver": driver,
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
-        "dtype": dtype_name(resolve_dtype(dtype, kind)),
+        "dtype": placement.dtype,
     }
 
 
@@ -152,19 +152,19 @@ def _age_s(entry: dict[str, Any], now: datetime) -> float | None:
 
 
 def calibrate_peaks(
-    device: str,
-    dtype: str,
+    placement: Placement,
     cache_path: Path | None,
     size: int | None = None,
     force: bool = False,
 ) -> dict[str, Any]:
-    """Calibrated peaks for `device` and `dtype`, reused from `cache_path` when it holds a
-    result for this machine key (`machine_key`) and `size`, unless `force` re-measures.
+    """Calibrated peaks at `placement` (device and dtype), reused from `cache_path` when it
+    holds a result for this machine key (`machine_key`) and `size`, unless `force`
+    re-measures.
 
     The result says `source: measured` or `cached`, when it was measured and its `age_s`;
     a new measurement replaces this machine's entry in the cache.
     """
-    machine = machine_key(device, dtype)
+    machine = machine_key(placement)
     entries = _read_cache(Path(cache_path)) if cache_path is not None else []
     now = datetime.now(UTC)
     for entry in entries:
@@ -176,7 +176,7 @@ def calibrate_peaks(
             and age_s is not None
         ):
             return entry | {"source": "cached", "age_s": age_s}
-    result = measure_peaks(device, machine["dtype"], size) | {
+    result = measure_peaks(placement, size) | {
         "machine": machine,
         "measured_at": datetime.now(UTC).isoformat(),
     }

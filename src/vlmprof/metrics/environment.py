@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import importlib.metadata
 import platform
+import statistics
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from vlmprof.device import resolve_device
-from vlmprof.device_choice import DeviceUnavailableError
+from vlmprof.placement import Placement
 from vlmprof.provenance import source_state
+from vlmprof.records import record_placement
 from vlmprof.runtime.nvml import nvml_handle
 from vlmprof.runtime.nvml_sample import nvml_value
 
 PACKAGES: tuple[str, ...] = ("vlmprof", "torch", "transformers", "snakemake", "pandas", "numpy")
+NO_PLACEMENT = "no run record names its placement; rerun the profile_shard jobs to record it"
 _GPU_KEYS: tuple[str, ...] = (
     "gpu_name",
     "gpu_uuid",
@@ -57,8 +60,8 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def nvml_facts(device: torch.device) -> dict[str, Any]:
-    """GPU name, driver, clocks, power limit and memory of a CUDA device via NVML."""
+def nvml_facts(placement: Placement) -> dict[str, Any]:
+    """GPU name, driver, clocks, power limit and memory of the placement's GPU via NVML."""
     facts: dict[str, Any] = dict.fromkeys(_GPU_KEYS)
     try:
         import pynvml
@@ -67,7 +70,7 @@ def nvml_facts(device: torch.device) -> dict[str, Any]:
     except Exception as error:  # any failure means "no NVML here"
         return facts | {"nvml": f"unavailable: {error}"}
     try:
-        handle = nvml_handle(pynvml, device)
+        handle = nvml_handle(pynvml, placement)
         clock = pynvml.nvmlDeviceGetClockInfo
         max_clock = pynvml.nvmlDeviceGetMaxClockInfo
         facts.update(
@@ -89,28 +92,41 @@ def nvml_facts(device: torch.device) -> dict[str, Any]:
     return facts
 
 
-def _device_used(device: str) -> tuple[torch.device | None, str | None]:
-    """The torch device a request maps to, or None and why it cannot be used."""
-    try:
-        dev = torch.device(resolve_device(device))
-    except (ValueError, DeviceUnavailableError) as error:
-        return None, str(error)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", 0)
-    return dev, None
+def _median(values: Iterable[float | None]) -> float | None:
+    present = [float(v) for v in values if v is not None]
+    return statistics.median(present) if present else None
 
 
-def _device_name(dev: torch.device | None) -> str | None:
-    """The model name peaks are looked up by: the CUDA device's name, or "cpu"."""
-    if dev is None:
-        return None
-    return torch.cuda.get_device_name(dev) if dev.type == "cuda" else dev.type
+def shard_environment(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per shard (and placement, should a shard name two), in record order: where
+    it ran and the median SM and memory clocks its runs' telemetry saw (None without)."""
+    runs: dict[tuple[Any, Placement], list[dict[str, Any]]] = {}
+    for record in records:
+        placement = record_placement(record)
+        if placement is not None:
+            runs.setdefault((record.get("shard"), placement), []).append(record)
+    entries = []
+    for (shard, placement), group in runs.items():
+        telemetry = [r["telemetry"] for r in group if r.get("telemetry")]
+        entries.append(
+            {
+                "shard": shard,
+                "device": placement.device,
+                "gpu_index": placement.gpu_index,
+                "gpu_uuid": placement.gpu_uuid,
+                "gpu_name": placement.gpu_name,
+                "sm_clock_median_mhz": _median(t.get("sm_clock_median_mhz") for t in telemetry),
+                "mem_clock_median_mhz": _median(t.get("mem_clock_median_mhz") for t in telemetry),
+                "telemetry_runs": len(telemetry),
+            }
+        )
+    return entries
 
 
-def collect_environment(device: str) -> dict[str, Any]:
-    """Software versions, source commit (`vlmprof.provenance`), CPU and (for CUDA runs) GPU
-    facts of this machine."""
-    dev, device_error = _device_used(device)
+def collect_environment(placement: Placement | None, device_requested: str) -> dict[str, Any]:
+    """Software versions, source commit (`vlmprof.provenance`), CPU and, for a GPU run, the
+    GPU facts of the run's placement (the first shard's, read from its run records: not
+    whatever GPU 0 of the aggregating process is). NVML finds that GPU by its UUID."""
     cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     env: dict[str, Any] = {
         **source_state(),
@@ -120,14 +136,21 @@ def collect_environment(device: str) -> dict[str, Any]:
         "packages": package_versions(),
         "cuda_version": torch.version.cuda,
         "cudnn_version": cudnn,
-        "device_requested": device,
-        "device_used": str(dev) if dev is not None else None,
-        "device_name": _device_name(dev),
-        "device_error": device_error,
+        "device_requested": device_requested,
+        "device_used": placement.device if placement is not None else None,
+        "device_name": _device_name(placement),
+        "device_error": None if placement is not None else NO_PLACEMENT,
     }
-    if dev is not None and dev.type == "cuda":
-        env |= nvml_facts(dev)
+    if placement is not None and placement.on_gpu:
+        env |= nvml_facts(placement)
     else:
-        reason = device_error or f"device is {device}, not CUDA"
+        reason = NO_PLACEMENT if placement is None else f"device is {placement.device}, not CUDA"
         env |= dict.fromkeys(_GPU_KEYS) | {"nvml": f"unavailable: {reason}"}
     return env
+
+
+def _device_name(placement: Placement | None) -> str | None:
+    """The model name peaks are looked up by: the GPU's name, or "cpu"."""
+    if placement is None:
+        return None
+    return placement.gpu_name if placement.on_gpu else "cpu"

@@ -21,10 +21,12 @@ from typing import Any
 import pandas as pd
 from torch.autograd import DeviceType
 
+from vlmprof.stages import EXCLUSIVE_STAGES, VISION_PARTS
+
 # record_function labels that open a stage (vision sub-stages, then the generation phases).
-STAGE_LABELS: tuple[str, ...] = ("sam", "clip", "projector", "prefill", "decode")
+STAGE_LABELS: tuple[str, ...] = (*VISION_PARTS, "prefill", "decode")
 # Stages as reported: exclusive, so their self times add up to the profiled total.
-STAGES: tuple[str, ...] = ("sam", "clip", "projector", "llm_prefill", "decode")
+STAGES: tuple[str, ...] = EXCLUSIVE_STAGES
 UNATTRIBUTED = "unattributed"
 # record_function label put around each mixture-of-experts block (a module with `experts`).
 MOE_LABEL = "category:moe"

@@ -32,14 +32,13 @@ from pathlib import Path
 from typing import Any
 
 from vlmprof.profiler.operators import STAGE_LABELS, STAGES
+from vlmprof.stages import exclusive_parts
 
 GAP_THRESHOLD_US = 10.0
 LAUNCH_BOUND_BUSY = 0.5
 LAUNCH_BOUND_MEAN_US = 20.0
 # Inclusive stages reported beside the exclusive ones: their parts' totals added.
-COMBINED_STAGES: dict[str, tuple[str, ...]] = {
-    "prefill": ("sam", "clip", "projector", "llm_prefill"),
-}
+COMBINED_STAGES: dict[str, tuple[str, ...]] = {"prefill": exclusive_parts("prefill")}
 _DEVICE_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 _LAUNCH_PREFIXES = ("cudaLaunch", "cuLaunch", "hipLaunch", "hipModuleLaunch")
 

@@ -21,7 +21,7 @@ from pandas.io.formats.style import Styler
 from vlmprof.flops.analytic import bytes_per_element, llm_prefill_cost, vision_cost
 from vlmprof.metrics.utilisation import moved_bytes
 from vlmprof.models import spec_dims
-from vlmprof.runtime.records import read_records
+from vlmprof.records import read_records
 
 # Display name of each stage of metrics.json's aggregates.stage_ms, in reading order.
 STAGE_NAMES: dict[str, str] = {

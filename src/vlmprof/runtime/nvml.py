@@ -1,24 +1,25 @@
-"""NVML's names for torch CUDA devices, for provenance, the telemetry poller and benchmarks."""
+"""NVML's names for a job's GPU, for provenance, the telemetry poller and benchmarks.
+
+Torch-free: the GPU is named by the job's placement (`vlmprof.placement`), resolved once
+where the job claimed it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-
+from vlmprof.placement import Placement
 from vlmprof.runtime.nvml_sample import device_handle
 
 
-def device_uuid(device: torch.device) -> str:
-    """NVML's name of a torch CUDA device: its UUID (robust to CUDA_VISIBLE_DEVICES), or its
-    index as text where torch knows no UUID."""
-    uuid = getattr(torch.cuda.get_device_properties(device), "uuid", None)
-    if uuid is None:
-        return str(device.index or 0)
-    text = str(uuid)
-    return text if text.startswith("GPU-") else f"GPU-{text}"
+def nvml_device(placement: Placement) -> str:
+    """NVML's name of the placement's GPU: its UUID (robust to CUDA_VISIBLE_DEVICES), or its
+    index as text where torch read no UUID."""
+    if placement.gpu_index is None:
+        raise ValueError(f"placement on {placement.device} names no GPU for NVML")
+    return placement.gpu_uuid or str(placement.gpu_index)
 
 
-def nvml_handle(pynvml: Any, device: torch.device) -> Any:
-    """The NVML handle of a torch CUDA device."""
-    return device_handle(pynvml, device_uuid(device))
+def nvml_handle(pynvml: Any, placement: Placement) -> Any:
+    """The NVML handle of the placement's GPU."""
+    return device_handle(pynvml, nvml_device(placement))

@@ -20,18 +20,20 @@ from PIL import Image
 
 from vlmprof.atomic import atomic_open
 from vlmprof.data.image_loader import ImageLoadError, load_page
-from vlmprof.device import dtype_name
 from vlmprof.models.base import ModelAdapter, ModelInputs
+from vlmprof.placement import Placement
 from vlmprof.progress import Progress
+from vlmprof.records import RunRecord
 from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.generate import GenerationCapture, greedy_generate
 from vlmprof.runtime.host_counters import host_delta, read_host
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
+from vlmprof.runtime.nvml import nvml_device
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_settings import ProfileSettings
-from vlmprof.runtime.records import RunRecord
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler, series_dict, summarize_run
+from vlmprof.stages import VISION_PARTS, record_field
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +111,14 @@ def timed_run(
         telemetry = summarize_run(samples, windows) | {"overhead": sampler.overhead()}
         if keep_series:
             telemetry["series"] = series_dict(samples, windows)
-    sub = [stage(name) for name in ("sam", "clip", "projector")]
+    parts = [stage(name) for name in VISION_PARTS]
     return {
         "tokens": int(tokens.numel()),
         "prefill_ms": stage("prefill"),
         "decode_ms": stage("decode"),
         "ttft_ms": stage("ttft"),
-        "sam_ms": sub[0],
-        "clip_ms": sub[1],
-        "projector_ms": sub[2],
-        "vision_ms": float(sum(v for v in sub if v is not None)) if any(sub) else None,
+        **{record_field(name): ms for name, ms in zip(VISION_PARTS, parts, strict=True)},
+        "vision_ms": float(sum(v for v in parts if v is not None)) if any(parts) else None,
         "decode_step_ms": [round(ms, 4) for ms in times.get("decode_step", [])],
         "peak_mem_bytes": peak,
         "telemetry": telemetry,
@@ -176,38 +176,42 @@ def _elapsed_ms(start: float) -> float:
     return (time.perf_counter() - start) * 1000.0
 
 
-def telemetry_sampler(device: torch.device, settings: ProfileSettings) -> TelemetrySampler:
-    """The shard's sampler: unavailable (with its reason) on a CPU run or when disabled."""
+def telemetry_sampler(placement: Placement, settings: ProfileSettings) -> TelemetrySampler:
+    """The shard's sampler of its GPU: unavailable (with its reason) on a CPU run or when
+    disabled."""
     if not settings.telemetry:
         return TelemetrySampler(None, off_reason="switched off (telemetry.enabled: false)")
-    index = (device.index or 0) if device.type == "cuda" else None
     return TelemetrySampler(
-        index, settings.telemetry_interval_ms, settings.telemetry_counter_interval_ms
+        nvml_device(placement) if placement.on_gpu else None,
+        settings.telemetry_interval_ms,
+        settings.telemetry_counter_interval_ms,
     )
 
 
 def profile_images(
     adapter: ModelAdapter,
+    placement: Placement,
     images: Sequence[tuple[str, Path]],
     settings: ProfileSettings,
     out_path: Path,
     outputs_path: Path | None = None,
     progress_label: str | None = None,
 ) -> list[RunRecord]:
-    """Profile `images` ((image_id, path) pairs) and write their records to `out_path`.
+    """Profile `images` ((image_id, path) pairs) on `adapter`, built at `placement` (which
+    every record keeps), and write their records to `out_path`.
 
-    With `outputs_path`, each page's untimed reference generation (tokens, first-step
-    logits, per-step top-k) is saved there for the correctness gate, keyed by image_id.
-    Progress (page, repeat, elapsed and remaining time) goes to standard error between
-    runs, under `progress_label` (default "profile shard <shard>").
+        With `outputs_path`, each page's untimed reference generation (tokens, first-step
+        logits, per-step top-k) is saved there for the correctness gate, keyed by image_id.
+        Progress (page, repeat, elapsed and remaining time) goes to standard error between
+        runs, under `progress_label` (default "profile shard <shard>").
     """
     nvtx = NvtxRanges(enabled=settings.nvtx)
     outputs: dict[str, dict[str, torch.Tensor]] = {}
-    base = {"device": str(adapter.device), "dtype": dtype_name(adapter.dtype)}
+    base = {"device": placement.device, "dtype": placement.dtype, "placement": placement}
     warm_pages = [Image.new("RGB", WARMUP_PAGE_SIZE, "white")] if settings.warmup_synthetic else []
     records: list[RunRecord] = []
     series_kept = False
-    with atomic_open(out_path) as handle, telemetry_sampler(adapter.device, settings) as sampler:
+    with atomic_open(out_path) as handle, telemetry_sampler(placement, settings) as sampler:
 
         def emit(record: RunRecord) -> None:
             records.append(record)

@@ -20,9 +20,6 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from vlmprof.runtime.nvml import device_uuid
 from vlmprof.runtime.nvml_poller import DEFAULT_READER
 from vlmprof.runtime.nvml_sample import RECORD, Sample, decode
 
@@ -124,8 +121,8 @@ def _extreme(values: Iterable[float | None], pick: Callable[[list[float]], float
 def summarize_run(
     samples: Sequence[Sample], stage_windows: dict[str, tuple[float, float]]
 ) -> dict[str, Any]:
-    """Energy per stage (J), mean/peak power (W), SM clock range and median (MHz), peak
-    temperature (C) and the clock-event reasons seen during the `run` window."""
+    """Energy per stage (J), mean/peak power (W), SM clock range and median, memory clock
+    median (MHz), peak temperature (C) and the clock-event reasons seen during the `run` window."""
     run_t0, run_t1 = stage_windows["run"]
     inside = _within(samples, run_t0, run_t1)
     energy = {stage: energy_j(samples, *stage_windows[stage]) for stage in stage_windows}
@@ -135,6 +132,7 @@ def summarize_run(
         mask |= sample.throttle_reasons or 0
     reasons = decode_reasons(mask)
     sm_clocks = [s.sm_clock_mhz for s in inside if s.sm_clock_mhz is not None]
+    mem_clocks = [s.mem_clock_mhz for s in inside if s.mem_clock_mhz is not None]
     return {
         "samples": len(inside),
         "energy_j": energy,
@@ -143,6 +141,7 @@ def summarize_run(
         "sm_clock_min_mhz": min(sm_clocks) if sm_clocks else None,
         "sm_clock_max_mhz": max(sm_clocks) if sm_clocks else None,
         "sm_clock_median_mhz": statistics.median(sm_clocks) if sm_clocks else None,
+        "mem_clock_median_mhz": statistics.median(mem_clocks) if mem_clocks else None,
         "peak_temperature_c": _extreme((s.temperature_c for s in inside), max),
         "throttle_reasons": reasons,
         "thermal_or_power_throttled": bool(THERMAL_OR_POWER.intersection(reasons)),
@@ -227,7 +226,8 @@ class TelemetrySampler:
     spans two counter readings and MIN_COUNTER_SPAN_S, so a short run still has its power
     trace scaled to the counter over a span the counter resolves (`energy_j`).
 
-    `device_index` None (a CPU run, or telemetry switched off: `off_reason` says which) or
+    `device` is the GPU as NVML names it (`vlmprof.runtime.nvml.nvml_device`: a UUID, or an
+    index as text). None (a CPU run, or telemetry switched off: `off_reason` says which) or
     a poller that fails (no NVML, a device NVML cannot see) makes the sampler unavailable:
     `available` is False, `reason` says why (logged once), and start()/stop() do nothing.
     `reader` names another "module:function" reader factory for the poller, e.g. one that
@@ -236,7 +236,7 @@ class TelemetrySampler:
 
     def __init__(
         self,
-        device_index: int | None,
+        device: str | None,
         interval_ms: float = 20.0,
         counter_interval_ms: float = 500.0,
         reader: str | None = None,
@@ -252,10 +252,10 @@ class TelemetrySampler:
         self._records: Any = None  # the poller's file, read as it grows
         self._pending = b""
         self._started_at: float | None = None
-        if device_index is None:
+        if device is None:
             self.reason = off_reason
         else:
-            self._spawn(device_index, interval_ms, counter_interval_ms, reader)
+            self._spawn(device, interval_ms, counter_interval_ms, reader)
         if self.reason is not None:
             log.warning("GPU telemetry unavailable: %s", self.reason)
 
@@ -265,15 +265,9 @@ class TelemetrySampler:
         return self._process is not None
 
     def _spawn(
-        self, device_index: int, interval_ms: float, counter_interval_ms: float, reader: str | None
+        self, device: str, interval_ms: float, counter_interval_ms: float, reader: str | None
     ) -> None:
         """Start the poller and wait for its first reading; on failure set `reason`."""
-        try:
-            cuda = torch.device("cuda", device_index)
-            device = device_uuid(cuda) if reader is None else str(device_index)
-        except Exception as error:  # torch sees no such CUDA device
-            self.reason = f"NVML: {error}".splitlines()[0]
-            return
         handle, path = tempfile.mkstemp(prefix="vlmprof-telemetry-", suffix=".bin")
         os.close(handle)
         self._path = Path(path)

@@ -36,9 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec = ModelSpec(**json.loads(args[0]))
     images = [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in args[3:]]
-    with launched_model(spec) as adapter:
+    with launched_model(spec) as (adapter, placement):
         settings = ProfileSettings(**json.loads(args[1]), eos_id=adapter.eos_token_id)
-        records = profile_images(adapter, images, settings, Path(args[2]))
+        records = profile_images(adapter, placement, images, settings, Path(args[2]))
     return 0 if all(record.status == "ok" for record in records) else 1
 
 

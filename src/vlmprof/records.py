@@ -1,28 +1,24 @@
 """Run records: one per image x repeat, written as JSON lines.
 
-Stages are defined once: prefill is the first forward pass from inputs on the device to the
-first logits (vision included, so `vision_ms` is nested in `prefill_ms`); decode is the token
-loop until the last token. I/O and preprocessing are timed apart and belong to neither.
+A record holds `<stage>_ms` for every stage `vlmprof.stages` marks as recorded (their
+definitions and nesting live there); the derived stages are computed by aggregation.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-STAGE_COLUMNS: tuple[str, ...] = (
-    "prefill_ms",
-    "decode_ms",
-    "vision_ms",
-    "sam_ms",
-    "clip_ms",
-    "projector_ms",
-    "ttft_ms",
-)
+from vlmprof.placement import Placement
+from vlmprof.stages import RECORDED_STAGES, record_field
+
+# The record fields holding a stage's time, one per recorded stage.
+STAGE_COLUMNS: tuple[str, ...] = tuple(record_field(name) for name in RECORDED_STAGES)
 
 
 @dataclass
@@ -52,6 +48,8 @@ class RunRecord:
     peak_mem_bytes: dict[str, int] = field(default_factory=dict)
     device: str | None = None
     dtype: str | None = None
+    # Where the job ran: device, dtype and GPU (vlmprof.placement), resolved once per job.
+    placement: Placement | None = None
     shard: int | None = None
     # GPU energy, power and clocks of the run (vlmprof.runtime.telemetry); None without NVML.
     telemetry: dict[str, Any] | None = None
@@ -63,13 +61,28 @@ class RunRecord:
         return asdict(self)
 
 
-def read_records(paths: list[str | Path] | tuple[str | Path, ...]) -> list[dict[str, Any]]:
-    """Read run records from JSON-lines files, in file order."""
-    records: list[dict[str, Any]] = []
+def iter_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
+    """Run records from JSON-lines files, in file order, read as they are asked for."""
     for path in paths:
         with open(path, encoding="utf-8") as handle:
-            records.extend(json.loads(line) for line in handle if line.strip())
-    return records
+            yield from (json.loads(line) for line in handle if line.strip())
+
+
+def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """Read run records from JSON-lines files, in file order."""
+    return list(iter_records(paths))
+
+
+def record_placement(record: dict[str, Any]) -> Placement | None:
+    """The placement a run record names; None for records written before placements were."""
+    placement = record.get("placement")
+    return None if placement is None else Placement.from_dict(placement)
+
+
+def first_placement(paths: Iterable[str | Path]) -> Placement | None:
+    """The placement of the first record in `paths` (the first shard's) that names one."""
+    placements = (record_placement(record) for record in iter_records(paths))
+    return next((placement for placement in placements if placement is not None), None)
 
 
 def records_frame(records: list[dict[str, Any]]) -> pd.DataFrame:
