@@ -53,7 +53,7 @@ def profiled(subset: pd.DataFrame) -> list[dict]:
     """Two repeats of each page as the timing pass records them: an error record (its
     reason as the pass writes it) for a page that does not load, else the known prefill
     times (vision a fixed half) and decode."""
-    times = {Path(name).stem: t for pages in SOURCES.values() for name, t in pages}
+    times = {name: t for pages in SOURCES.values() for name, t in pages}
     records = []
     for image_id, path in zip(subset["image_id"], subset["path"], strict=True):
         try:
@@ -133,11 +133,12 @@ def test_failed_pages_table_lists_each_page_once(bench: pd.DataFrame):
     ]
     metrics = {"failures": failures}
     failed = tables.failed_pages_table(metrics, bench)
-    assert sorted(failed["image id"]) == ["exam_1", "slides_2"]
-    row = failed.set_index("image id").loc["exam_1"]
+    assert sorted(failed["image id"]) == ["exam_1.png", "slides_2.png"]
+    row = failed.set_index("image id").loc["exam_1.png"]
     assert Path(row["path"]).name == "exam_1.png"
     assert row["failed repeats"] == 2
     assert str(row["path"]) not in row["reason"] and "ImageLoadError" in row["reason"]
-    per_image = pd.DataFrame(index=pd.Index(["book_1", "book_2", "slides_1"], name="image_id"))
-    assert set(tables.unprofiled_pages(failed, per_image)) == {"slides_2", "exam_1"}
+    profiled_ids = ["book_1.png", "book_2.png", "slides_1.png"]
+    per_image = pd.DataFrame(index=pd.Index(profiled_ids, name="image_id"))
+    assert set(tables.unprofiled_pages(failed, per_image)) == {"slides_2.png", "exam_1.png"}
     assert tables.failed_pages_table({"failures": []}, bench).empty
