@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.device import resolve_device
-from vlmprof.runtime.profile_shard import ProfileSettings, profile_images
+from vlmprof.runtime.profile_shard import ProfileSettings, ShardFailedError, profile_images
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     images = [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in args[3:]]
     adapter = build_adapter(ModelSpec(**{**spec, "device": resolve_device(spec["device"])}))
     settings = ProfileSettings(**{"eos_id": adapter.eos_token_id, **json.loads(args[1])})
-    records = profile_images(adapter, images, settings, Path(args[2]))
+    try:
+        records = profile_images(adapter, images, settings, Path(args[2]))
+    except ShardFailedError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0 if all(record.status == "ok" for record in records) else 1
 
 
