@@ -1,7 +1,7 @@
 """Which size of real error the variants' correctness gate catches: a perturbed output head.
 
-Usage: python benchmarks/gate_resolution.py [--pages 4] [--tokens 32] [--mode gundam]
-       [--sizes 0,0.001,0.003,0.01,0.03] [--tolerance 0.02] [--json out.json] [--markdown out.md]
+Usage: python benchmarks/gate_resolution.py [--pages 6] [--tokens 32] [--mode gundam]
+       [--sizes 0,0.001,0.003,0.01,0.02,0.03] [--tolerance 0.02] [--json out.json] [--markdown out.md]
 
 The model spec's `perturb` (a test switch) adds seeded Gaussian noise to the output head
 (`lm_head`, the last projection to the vocabulary) and nothing else: every weight gets noise
@@ -31,7 +31,7 @@ from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.profile_shard import ProfileSettings, reference_outputs
 from vlmprof.variants.gate import Outputs, judge_variant
 
-SIZES: tuple[float, ...] = (0.0, 0.001, 0.003, 0.01, 0.03)
+SIZES: tuple[float, ...] = (0.0, 0.001, 0.003, 0.01, 0.02, 0.03)
 # What the gate measured on each page, kept per size.
 PAGE_KEYS: tuple[str, ...] = ("relative_logit_diff", "diverged_at", "tie_gap")
 
@@ -121,7 +121,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], tolerance: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Measure the sizes, print the table, write --json and --markdown if given."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=4)
+    parser.add_argument("--pages", type=int, default=6)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--mode", default="gundam")
     parser.add_argument("--sizes", default=",".join(f"{s:g}" for s in SIZES))
