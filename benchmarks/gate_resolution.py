@@ -1,7 +1,8 @@
 """Which size of real error the variants' correctness gate catches: a perturbed output head.
 
 Usage: python benchmarks/gate_resolution.py [--pages 6] [--tokens 32] [--mode gundam]
-       [--sizes 0,0.001,0.003,0.01,0.02,0.03] [--tolerance 0.02] [--json out.json] [--markdown out.md]
+       [--sizes 0,0.001,0.003,0.01,0.02,0.03] [--tolerance 0.02]
+       [--json out.json] [--markdown out.md]
 
 The model spec's `perturb` (a test switch) adds seeded Gaussian noise to the output head
 (`lm_head`, the last projection to the vocabulary) and nothing else: every weight gets noise
