@@ -96,16 +96,21 @@ def resolution_sentence(rows: Sequence[dict[str, Any]]) -> str:
     return "; ".join(parts) or "no size was caught on every page or passed on every page"
 
 
-def markdown_table(rows: Sequence[dict[str, Any]], tolerance: float) -> str:
-    """The rows as Markdown: size, caught / pages, logit difference range, divergences."""
+def markdown_table(rows: Sequence[dict[str, Any]], tolerance: float, setting: str) -> str:
+    """The rows as Markdown under a line saying how they were measured (`setting`): size,
+    caught / pages, logit difference range, divergences; then the resolution."""
 
     def steps(row: dict[str, Any]) -> str:
         return ", ".join("-" if s is None else str(s) for s in row["diverged_at"].values())
 
     lines = [
-        "| perturb (of the head's weight std) | pages caught / pages | first-step max logit "
-        "difference (fraction of the largest logit), min to max over pages | tokens first "
-        "diverge at step (per page; - identical) |",
+        "# Gate resolution: a perturbed output head against the model as built",
+        "",
+        f"{setting}.",
+        "",
+        "| perturb (noise std / head weight std) | pages caught / pages | first-step max logit "
+        "difference (fraction of the largest logit), min to max over pages | first differing "
+        "token (0-based, per page; - identical) |",
         "|---:|---:|---:|:---|",
     ]
     for row in rows:
@@ -133,14 +138,21 @@ def main(argv: list[str] | None = None) -> int:
     spec = ModelSpec(preset="small", device="cpu", dtype="float32", mode=args.mode)
     sizes = [float(size) for size in args.sizes.split(",")]
     rows = gate_resolution(sizes, synthetic_pages(args.pages), args.tokens, args.tolerance, spec)
-    table = markdown_table(rows, args.tolerance)
+    git = git_state()
+    command = ["benchmarks/gate_resolution.py", *(sys.argv[1:] if argv is None else argv)]
+    setting = (
+        f"Small preset on CPU in float32, mode {args.mode}, {args.tokens} greedy tokens on each"
+        f" of {args.pages} generated pages; `python {' '.join(command)}` at commit"
+        f" {git['git_commit']}{' (uncommitted changes)' if git['git_dirty'] else ''}"
+    )
+    table = markdown_table(rows, args.tolerance, setting)
     print(table, end="")
     if args.markdown:
         write_text_atomic(args.markdown, table)
     if args.json:
         payload = {
-            **git_state(),
-            "argv": ["benchmarks/gate_resolution.py", *(sys.argv[1:] if argv is None else argv)],
+            **git,
+            "argv": command,
             "spec": dataclasses.asdict(spec),
             "tokens": args.tokens,
             "tolerance": args.tolerance,

@@ -28,7 +28,8 @@ def test_gate_passes_the_same_model_and_catches_a_big_perturbation():
     assert big["status"] == "failed"
     assert big["relative_logit_diff"][page] > TOLERANCE
 
-    table = markdown_table([control, big], TOLERANCE)
+    table = markdown_table([control, big], TOLERANCE, "One page")
+    assert "\n\nOne page.\n\n" in table
     assert "| 0.0% | 0 / 1 | 0 to 0 | - |" in table
     assert "| 50.0% | 1 / 1 |" in table
     assert table.rstrip().endswith("the gate catches a perturbation of 50.0% on every page.")
