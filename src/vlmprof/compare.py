@@ -10,8 +10,8 @@ test: for every page both runs measured, the ratio of its mean times, their medi
 95% bootstrap interval over pages (from each run's tables/per_image.csv).
 
 Usage: python -m vlmprof.compare RUN_A RUN_B [--tolerance 0.1] [--out table.md] [--force]
-[--include-host-stages] (RUN_A/RUN_B: result folders holding metrics.json, or the
-metrics.json files themselves). Exit code 0 when every judged stage agrees, 1 when one
+[--include-host-stages] (RUN_A/RUN_B: result folders holding metrics.json and
+tables/per_image.csv, or their metrics.json files). Exit code 0 when every judged stage agrees, 1 when one
 does not, 2 when the runs cannot be compared or read.
 """
 
