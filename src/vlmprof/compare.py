@@ -11,8 +11,8 @@ test: for every page both runs measured, the ratio of its mean times, their medi
 
 Usage: python -m vlmprof.compare RUN_A RUN_B [--tolerance 0.1] [--out table.md] [--force]
 [--include-host-stages] (RUN_A/RUN_B: result folders holding metrics.json and
-tables/per_image.csv, or their metrics.json files). Exit code 0 when every judged stage agrees, 1 when one
-does not, 2 when the runs cannot be compared or read.
+tables/per_image.csv, or their metrics.json files). Exit code 0 when every judged stage
+agrees, 1 when one does not, 2 when the runs cannot be compared or read.
 """
 
 from __future__ import annotations
