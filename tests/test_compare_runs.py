@@ -10,12 +10,14 @@ import json
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
-from vlmprof.compare import compare_dirs
+from vlmprof.compare import HOST, JUDGED, compare_dirs
+from vlmprof.stages import HOST_STAGES
 
 pytestmark = pytest.mark.slow
 
@@ -41,18 +43,27 @@ def run_b(pipeline_run: Path, workflow_dir: Path) -> Path:
     return workflow_dir / "results" / RUN_B
 
 
+def _edited_copy(run: Path, suffix: str, edit: Callable[[dict], None]) -> Path:
+    """A copy of `run` beside it whose metrics.json `edit` changed in place."""
+    copy = run.with_name(f"{run.name}-{suffix}")
+    shutil.copytree(run, copy)
+    path = copy / "metrics.json"
+    metrics = json.loads(path.read_text())
+    edit(metrics)
+    path.write_text(json.dumps(metrics))
+    return copy
+
+
 @pytest.fixture(scope="module")
 def altered_b(run_b: Path) -> Path:
     """A copy of run B whose decode stage is 1.5x slower in its metrics.json."""
-    altered = run_b.with_name(f"{RUN_B}-altered")
-    shutil.copytree(run_b, altered)
-    path = altered / "metrics.json"
-    metrics = json.loads(path.read_text())
-    stats = metrics["aggregates"]["stage_ms"][ALTERED_STAGE]
-    for key in ("mean", "std", "min", "max", "p50", "p90", "p99"):
-        stats[key] *= ALTERED_FACTOR
-    path.write_text(json.dumps(metrics))
-    return altered
+
+    def slower(metrics: dict) -> None:
+        stats = metrics["aggregates"]["stage_ms"][ALTERED_STAGE]
+        for key in ("mean", "std", "min", "max", "p50", "p90", "p99"):
+            stats[key] *= ALTERED_FACTOR
+
+    return _edited_copy(run_b, "altered", slower)
 
 
 def _compare_cli(*args: str) -> subprocess.CompletedProcess:
@@ -72,12 +83,19 @@ def test_two_cpu_runs_agree(pipeline_run: Path, run_b: Path):
     result = _compare_cli(str(pipeline_run), str(run_b), "--tolerance", str(CPU_TOLERANCE))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.rstrip().endswith("Verdict: PASS")
-    table, verdict = compare_dirs(pipeline_run, run_b, CPU_TOLERANCE)
-    assert verdict == "PASS"
-    judged = table[table["kind"] == "mean (ms)"]
-    assert set(judged.index) == _stages(pipeline_run) == _stages(run_b)
+    comparison = compare_dirs(pipeline_run, run_b, CPU_TOLERANCE)
+    assert comparison.verdict == "PASS"
+    assert comparison.checked.startswith("same 3 pages (ids and sha256), same config")
+    table = comparison.table
+    shown = table[table["kind"].isin([JUDGED, HOST])]
+    assert set(shown.index) == _stages(pipeline_run) == _stages(run_b)
+    judged = table[table["kind"] == JUDGED]
+    assert set(judged.index) == _stages(run_b) - set(HOST_STAGES)
     assert {"prefill", "decode", "sam", "clip", "projector"} <= set(judged.index)
-    assert (judged["A"] > 0).all() and (judged["B"] > 0).all()
+    assert (shown["A"] > 0).all() and (shown["B"] > 0).all()
+    # The paired test pairs the three pages of every stage from each run's per-page table.
+    assert set(comparison.pages.index) == set(shown.index)
+    assert (comparison.pages["pages"] == 3).all()
 
 
 def test_altered_run_fails_naming_the_stage(run_b: Path, altered_b: Path):
@@ -87,9 +105,9 @@ def test_altered_run_fails_naming_the_stage(run_b: Path, altered_b: Path):
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"Verdict: FAIL: {ALTERED_STAGE}\n" in out.read_text()
-    table, verdict = compare_dirs(run_b, altered_b, GPU_TOLERANCE)
-    assert verdict == f"FAIL: {ALTERED_STAGE}"
-    judged = table[table["kind"] == "mean (ms)"]
+    comparison = compare_dirs(run_b, altered_b, GPU_TOLERANCE)
+    assert comparison.verdict == f"FAIL: {ALTERED_STAGE}"
+    judged = comparison.table[comparison.table["kind"] == JUDGED]
     assert judged.loc[ALTERED_STAGE, "delta %"] == pytest.approx((ALTERED_FACTOR - 1) * 100)
     assert (judged.drop(index=ALTERED_STAGE)["delta %"] == 0).all()
 
@@ -101,12 +119,19 @@ def test_naming_a_baseline_reruns_only_compare(pipeline_run: Path, run_b: Path, 
     assert jobs_in_dry_run(workflow_dir, "--configfile", config, "--", "compare") == {"compare"}
 
 
-def _compare_target(workflow_dir: Path, compare: dict, *args: str) -> str:
+def _run_compare_target(
+    workflow_dir: Path, compare: dict, *args: str
+) -> subprocess.CompletedProcess:
     """Run the `compare` target for run B (`compare` settings in its config file, `args`
-    after it); the compare.md it wrote."""
+    after it)."""
     overrides = {**FAST_CONFIG, "run_name": RUN_B, "compare": compare}
     config = str(write_config(workflow_dir, overrides))
-    result = snakemake(workflow_dir, "--configfile", config, *args, "--", "compare")
+    return snakemake(workflow_dir, "--configfile", config, *args, "--", "compare")
+
+
+def _compare_target(workflow_dir: Path, compare: dict, *args: str) -> str:
+    """The compare.md the `compare` target of run B wrote (it must succeed)."""
+    result = _run_compare_target(workflow_dir, compare, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return (workflow_dir / "results" / RUN_B / "compare" / "compare.md").read_text()
 
@@ -126,3 +151,26 @@ def test_compare_target_fails_against_the_altered_run(altered_b: Path, workflow_
     compare = {"baseline": f"results/{altered_b.name}", "tolerance": GPU_TOLERANCE}
     table = _compare_target(workflow_dir, compare)
     assert table.rstrip().endswith(f"Verdict: FAIL: {ALTERED_STAGE}")
+
+
+@pytest.fixture(scope="module")
+def other_config_b(run_b: Path) -> Path:
+    """A copy of run B whose metrics.json says it ran 5 repeats (another config)."""
+    return _edited_copy(run_b, "other-config", lambda metrics: metrics["config"].update(repeats=5))
+
+
+def test_compare_target_refuses_another_config_unless_forced(
+    other_config_b: Path, workflow_dir: Path
+):
+    compare = {"baseline": f"results/{other_config_b.name}", "tolerance": CPU_TOLERANCE}
+    refused = _run_compare_target(workflow_dir, compare)
+    assert refused.returncode != 0
+    reason = (
+        "cannot compare: other config (repeats 5 vs 2); use --force (compare.force: true) "
+        "to compare anyway"
+    )
+    assert reason in refused.stdout + refused.stderr
+    table = _compare_target(workflow_dir, {**compare, "force": True, "include_host_stages": True})
+    assert table.startswith("Comparable: no, forced: other config (repeats 5 vs 2).\n")
+    assert "not judged" not in table and "host mean" not in table
+    assert table.rstrip().endswith("Verdict: PASS")

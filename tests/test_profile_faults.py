@@ -1,4 +1,5 @@
-"""Faults inside a timing pass: one page out of memory or unreadable, or the job interrupted.
+"""Faults inside a timing pass: one page out of memory or unreadable, the job interrupted, or
+every page failing.
 
 The model is the real small-preset adapter; only the fault is injected, by a test subclass
 that raises where a real run would (out of memory in the prefill, a Ctrl-C mid-shard).
@@ -24,7 +25,7 @@ from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.base import DecodeState, ModelInputs
 from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
 from vlmprof.runtime.profile_settings import ProfileSettings
-from vlmprof.runtime.profile_shard import profile_images
+from vlmprof.runtime.profile_shard import ShardFailedError, profile_images
 
 REPEATS = 2
 # Where the adapter below runs: the default spec's device and dtype.
@@ -104,9 +105,8 @@ def _images(pages: pd.DataFrame) -> list[tuple[str, Path]]:
 
 
 def _settings(**changes: object) -> ProfileSettings:
-    return default_settings(
-        run_id="faults", repeats=REPEATS, max_new_tokens=MAX_NEW_TOKENS, nvtx=False, **changes
-    )
+    settings = {"run_id": "faults", "repeats": REPEATS, "max_new_tokens": MAX_NEW_TOKENS}
+    return default_settings(**{**settings, "nvtx": False, **changes})
 
 
 def _read_lines(path: Path) -> list[dict]:
@@ -218,3 +218,50 @@ def test_interrupted_shard_leaves_no_output_file(
     assert [text.count("\n") for text in faulty.on_disk_at_interrupt] == [REPEATS]
     assert not out.exists()
     assert list(out.parent.iterdir()) == [], "a temporary file was left behind"
+
+
+def test_shard_with_no_ok_run_fails_naming_its_first_error_after_writing_every_record(
+    adapter: DeepseekOcrAdapter, pages: pd.DataFrame, tmp_path: Path
+):
+    empty = tmp_path / "empty.png"
+    empty.touch()
+    failing = pages.iloc[1]
+    faulty = FaultOnPage(adapter, _size(failing), torch.OutOfMemoryError)
+    images = [("empty", empty), (failing.image_id, Path(failing.path))]
+    out = tmp_path / "runs" / "shard-3.jsonl"
+    outputs = tmp_path / "runs" / "shard-3.outputs.pt"
+    with pytest.raises(ShardFailedError) as raised:
+        profile_images(
+            faulty, PLACEMENT, images, _settings(shard=3, warmup_synthetic=False), out, outputs
+        )
+
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith("profile shard 3: no run succeeded (2 pages, 4 runs); ")
+    assert f"first error, page empty: ImageLoadError: {empty}" in message
+    assert "empty file" in message and "OutOfMemoryError" not in message
+    # Every error was written, completely, before the failure; no temporary file is left.
+    lines = _read_lines(out)
+    assert [(r["image_id"], r["status"]) for r in lines] == [
+        ("empty", "error"),
+        ("empty", "error"),
+        (failing.image_id, "error"),
+        (failing.image_id, "error"),
+    ]
+    assert lines[2]["error"] == "OutOfMemoryError: " + OOM_MESSAGE.splitlines()[0]
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name, outputs.name]
+
+
+def test_shard_with_one_ok_page_or_no_page_succeeds(
+    adapter: DeepseekOcrAdapter, pages: pd.DataFrame, tmp_path: Path
+):
+    empty = tmp_path / "empty.png"
+    empty.touch()
+    good = pages.iloc[0]
+    images = [("empty", empty), (good.image_id, Path(good.path))]
+    records = profile_images(
+        adapter, PLACEMENT, images, _settings(repeats=1), tmp_path / "mixed.jsonl"
+    )
+    assert [r.status for r in records] == ["error", "ok"]
+    assert profile_images(adapter, PLACEMENT, [], _settings(), tmp_path / "none.jsonl") == []
+    assert (tmp_path / "none.jsonl").read_text() == ""

@@ -1,11 +1,18 @@
-"""Compare two runs' metrics.json stage by stage and judge whether they agree.
+"""Compare two runs stage by stage and judge whether they agree, if they can be compared.
 
-Stage mean times decide the verdict (relative change within a tolerance); MFU changes are
-listed beside them for reading but do not decide it, since they follow the times.
+Two runs are compared only when they profiled the same pages (image ids and sha256), with
+the same config (apart from the run's name and the sections naming other runs) on the same
+kind of device; otherwise the comparison is refused with the difference in one line, unless
+forced. Stage mean times decide the verdict (relative change within a tolerance); stages
+that run on the host only (image load, preprocessing) are shown but not judged unless
+asked, and MFU changes are listed for reading. Beside the ratio of means, a paired per-page
+test: for every page both runs measured, the ratio of its mean times, their median and a
+95% bootstrap interval over pages (from each run's tables/per_image.csv).
 
-Usage: python -m vlmprof.compare RUN_A RUN_B --tolerance 0.1 [--out table.md]
-(RUN_A/RUN_B: result folders holding metrics.json, or the metrics.json files themselves).
-Exit code 0 when every stage agrees, 1 when one does not, 2 on unreadable input.
+Usage: python -m vlmprof.compare RUN_A RUN_B [--tolerance 0.1] [--out table.md] [--force]
+[--include-host-stages] (RUN_A/RUN_B: result folders holding metrics.json and
+tables/per_image.csv, or their metrics.json files). Exit code 0 when every judged stage
+agrees, 1 when one does not, 2 when the runs cannot be compared or read.
 """
 
 from __future__ import annotations
@@ -13,14 +20,147 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vlmprof.atomic import write_text_atomic
+from vlmprof.provenance import config_hash
+from vlmprof.stages import HOST_STAGES, STAGE_NAMES
 
 COLUMNS: tuple[str, ...] = ("kind", "A", "B", "delta %", "pass")
+PAGE_COLUMNS: tuple[str, ...] = ("pages", "B/A median", "95% low", "95% high", "reading")
+JUDGED = "mean (ms)"
+HOST = "host mean (ms)"
+# Config keys that name this run or other runs: comparable runs differ in them.
+OTHER_RUN_KEYS: tuple[str, ...] = ("run_name", "compare", "variants", "variant_gate")
+PER_IMAGE = Path("tables") / "per_image.csv"
+RESAMPLES = 4000
+SEED = 0
+FORCE_HINT = "use --force (compare.force: true) to compare anyway"
+# Differences named in a refusal before the rest are counted.
+SHOWN = 3
+
+
+class NotComparableError(ValueError):
+    """Two runs that measured different things; the message says what differs, in one line."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The judged stage table, the paired per-page test, the verdict and what was checked."""
+
+    table: pd.DataFrame
+    pages: pd.DataFrame
+    verdict: str
+    checked: str
+
+
+def comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The run config without the keys that name this run or other runs."""
+    return {key: value for key, value in config.items() if key not in OTHER_RUN_KEYS}
+
+
+def comparable_config_hash(config: Mapping[str, Any]) -> str:
+    """sha256 of the comparable config: two runs of one config under two names agree."""
+    return config_hash(comparable_config(config))
+
+
+def device_kind(environment: Mapping[str, Any]) -> str | None:
+    """The device a run measured: the GPU's model, or "cpu" and the CPU's model."""
+    name = environment.get("device_name")
+    if name == "cpu":
+        return f"cpu ({environment.get('cpu_model') or 'model unknown'})"
+    return name
+
+
+def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """(dotted key, value) of every leaf of a nested mapping."""
+    if isinstance(value, Mapping) and value:
+        for key in sorted(value):
+            yield from _leaves(value[key], f"{prefix}.{key}" if prefix else str(key))
+    else:
+        yield prefix, value
+
+
+def _listed(names: list[str]) -> str:
+    """Up to SHOWN names, then how many more."""
+    shown = ", ".join(names[:SHOWN])
+    return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
+
+
+def _config_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """Which config keys differ, with both values, or None when the configs agree."""
+    config_a, config_b = a.get("config"), b.get("config")
+    if config_a is None or config_b is None:
+        return f"no config recorded in run {'A' if config_a is None else 'B'}'s metrics.json"
+    if comparable_config_hash(config_a) == comparable_config_hash(config_b):
+        return None
+    leaves_a = dict(_leaves(comparable_config(config_a)))
+    leaves_b = dict(_leaves(comparable_config(config_b)))
+    differ = [
+        f"{key} {leaves_a.get(key)!r} vs {leaves_b.get(key)!r}"
+        for key in sorted(set(leaves_a) | set(leaves_b))
+        if leaves_a.get(key) != leaves_b.get(key)
+    ]
+    return f"other config ({_listed(differ)})"
+
+
+def _page_hashes(metrics: Mapping[str, Any]) -> dict[str, str | None]:
+    """image_id -> sha256 of the pages a run profiled (its metrics.json `inputs`)."""
+    return {row["image_id"]: row.get("sha256") for row in metrics.get("inputs") or []}
+
+
+def _page_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """Which pages only one run profiled, or which have other bytes; None when the same."""
+    pages_a, pages_b = _page_hashes(a), _page_hashes(b)
+    if not pages_a or not pages_b:
+        return f"no profiled pages listed in run {'A' if not pages_a else 'B'}'s metrics.json"
+    only = {
+        run: sorted(set(mine) - set(other))
+        for run, mine, other in (("A", pages_a, pages_b), ("B", pages_b, pages_a))
+    }
+    if any(only.values()):
+        parts = [f"only in {run}: {_listed(ids)}" for run, ids in only.items() if ids]
+        return f"other pages ({'; '.join(parts)})"
+    changed = sorted(i for i in pages_a if pages_a[i] != pages_b[i])
+    if changed:
+        return f"other page contents (sha256 differs: {_listed(changed)})"
+    return None
+
+
+def _device_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+    """The two devices when they differ (or are unknown), else None."""
+    kind_a = device_kind(a.get("environment") or {})
+    kind_b = device_kind(b.get("environment") or {})
+    if kind_a is None or kind_b is None or kind_a != kind_b:
+        return f"other device ({kind_a or 'unknown'} vs {kind_b or 'unknown'})"
+    return None
+
+
+def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+    """Why two runs' metrics are not comparable (pages, config, device); empty when they are."""
+    checks = (_page_difference, _config_difference, _device_difference)
+    return [found for check in checks if (found := check(a, b)) is not None]
+
+
+def check_comparable(a: Mapping[str, Any], b: Mapping[str, Any], force: bool = False) -> str:
+    """What the two runs share, in one line, or, with `force`, how they differ; without it a
+    NotComparableError naming every difference."""
+    found = differences(a, b)
+    if found and not force:
+        raise NotComparableError(f"cannot compare: {'; '.join(found)}; {FORCE_HINT}")
+    if found:
+        return "no, forced: " + "; ".join(found)
+    return (
+        f"same {len(a['inputs'])} pages (ids and sha256), same config (sha256 "
+        f"{comparable_config_hash(a['config'])[:12]} without run_name), same device "
+        f"({device_kind(a['environment'])})"
+    )
 
 
 def _delta_pct(a: float | None, b: float | None) -> float | None:
@@ -30,8 +170,11 @@ def _delta_pct(a: float | None, b: float | None) -> float | None:
     return (b - a) / a * 100.0
 
 
-def _stage_rows(metrics_a: dict, metrics_b: dict, tolerance: float) -> list[dict[str, Any]]:
-    """One row per stage measured in either run; a stage missing in one run fails."""
+def _stage_rows(
+    metrics_a: dict, metrics_b: dict, tolerance: float, include_host_stages: bool
+) -> list[dict[str, Any]]:
+    """One row per stage measured in either run; a stage missing in one run fails. Host-only
+    stages are shown with their change but not judged, unless `include_host_stages`."""
     stages_a = metrics_a["aggregates"]["stage_ms"]
     stages_b = metrics_b["aggregates"]["stage_ms"]
     rows = []
@@ -39,14 +182,15 @@ def _stage_rows(metrics_a: dict, metrics_b: dict, tolerance: float) -> list[dict
         a = stages_a.get(stage, {}).get("mean")
         b = stages_b.get(stage, {}).get("mean")
         delta = _delta_pct(a, b)
+        judged = include_host_stages or stage not in HOST_STAGES
         rows.append(
             {
                 "metric": stage,
-                "kind": "mean (ms)",
+                "kind": JUDGED if judged else HOST,
                 "A": a,
                 "B": b,
                 "delta %": delta,
-                "pass": delta is not None and abs(delta) <= tolerance * 100.0,
+                "pass": (delta is not None and abs(delta) <= tolerance * 100.0) if judged else None,
             }
         )
     return rows
@@ -76,9 +220,13 @@ def _mfu_rows(metrics_a: dict, metrics_b: dict) -> list[dict[str, Any]]:
     return rows
 
 
-def compare_runs(metrics_a: dict, metrics_b: dict, tolerance: float = 0.10) -> pd.DataFrame:
-    """Per stage: mean A, mean B, change in percent and pass (|change| <= tolerance); MFU too."""
-    rows = _stage_rows(metrics_a, metrics_b, tolerance) + _mfu_rows(metrics_a, metrics_b)
+def compare_runs(
+    metrics_a: dict, metrics_b: dict, tolerance: float = 0.10, include_host_stages: bool = False
+) -> pd.DataFrame:
+    """Per stage: mean A, mean B, change in percent and pass (|change| <= tolerance; empty for
+    host-only stages unless `include_host_stages`); MFU too."""
+    rows = _stage_rows(metrics_a, metrics_b, tolerance, include_host_stages)
+    rows += _mfu_rows(metrics_a, metrics_b)
     return pd.DataFrame(rows, columns=["metric", *COLUMNS]).set_index("metric")
 
 
@@ -89,10 +237,71 @@ def verdict(df: pd.DataFrame) -> str:
     return "PASS" if not failing else "FAIL: " + ", ".join(failing)
 
 
+def median_interval(
+    ratios: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
+) -> tuple[float | None, float | None]:
+    """95% percentile interval of the median of `ratios` over bootstrap resamples of the
+    pages (seeded); None with fewer than two pages."""
+    if ratios.size < 2:
+        return None, None
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, ratios.size, size=(resamples, ratios.size))
+    low, high = np.percentile(np.median(ratios[picks], axis=1), [2.5, 97.5])
+    return float(low), float(high)
+
+
+def _reading(low: float | None, high: float | None) -> str:
+    """How B compares with A by the paired interval."""
+    if low is None or high is None:
+        return "not judged (one page)"
+    if low > 1.0:
+        return "B slower"
+    return "B faster" if high < 1.0 else "within noise"
+
+
+def paired_pages(
+    per_image_a: pd.DataFrame,
+    per_image_b: pd.DataFrame,
+    resamples: int = RESAMPLES,
+    seed: int = SEED,
+) -> pd.DataFrame:
+    """Per stage, over the pages both runs measured: the median of each page's B/A ratio of
+    mean times, its 95% bootstrap interval and how to read it (tables/per_image.csv input)."""
+    rows = []
+    for stage in STAGE_NAMES:
+        column = f"{stage} (ms)"
+        if column not in per_image_a.columns or column not in per_image_b.columns:
+            continue
+        a = pd.to_numeric(per_image_a[column], errors="coerce")
+        b = pd.to_numeric(per_image_b[column], errors="coerce")
+        a, b = a.align(b, join="inner")
+        kept = a.notna() & b.notna() & (a > 0)
+        ratios = (b[kept] / a[kept]).to_numpy(float)
+        if not ratios.size:
+            continue
+        low, high = median_interval(ratios, resamples, seed)
+        rows.append(
+            {
+                "stage": stage,
+                "pages": int(ratios.size),
+                "B/A median": float(np.median(ratios)),
+                "95% low": low,
+                "95% high": high,
+                "reading": _reading(low, high),
+            }
+        )
+    return pd.DataFrame(rows, columns=["stage", *PAGE_COLUMNS]).set_index("stage")
+
+
+def _metrics_file(path: str | Path) -> Path:
+    """The metrics.json a result folder (or the file itself) names."""
+    path = Path(path)
+    return path / "metrics.json" if path.is_dir() else path
+
+
 def _read_metrics(path: str | Path) -> dict[str, Any]:
     """metrics.json of a result folder (or the file itself), with a clear error if absent."""
-    path = Path(path)
-    file = path / "metrics.json" if path.is_dir() else path
+    file = _metrics_file(path)
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no metrics.json; run the pipeline for this run first")
     metrics = json.loads(file.read_text(encoding="utf-8"))
@@ -101,22 +310,56 @@ def _read_metrics(path: str | Path) -> dict[str, Any]:
     return metrics
 
 
+def _read_per_image(path: str | Path) -> pd.DataFrame:
+    """tables/per_image.csv beside a run's metrics.json (each page's stage means)."""
+    file = _metrics_file(path).parent / PER_IMAGE
+    if not file.is_file():
+        raise FileNotFoundError(f"{file}: missing; rerun the aggregate step of this run")
+    return pd.read_csv(file, index_col="image_id")
+
+
 def compare_dirs(
-    dir_a: str | Path, dir_b: str | Path, tolerance: float = 0.10
-) -> tuple[pd.DataFrame, str]:
-    """Compare the metrics.json of two result folders; returns the table and the verdict."""
-    df = compare_runs(_read_metrics(dir_a), _read_metrics(dir_b), tolerance)
-    return df, verdict(df)
+    dir_a: str | Path,
+    dir_b: str | Path,
+    tolerance: float = 0.10,
+    force: bool = False,
+    include_host_stages: bool = False,
+) -> Comparison:
+    """Compare two result folders (metrics.json and tables/per_image.csv); refuse with a
+    NotComparableError when they measured different things, unless `force`."""
+    metrics_a, metrics_b = _read_metrics(dir_a), _read_metrics(dir_b)
+    checked = check_comparable(metrics_a, metrics_b, force)
+    table = compare_runs(metrics_a, metrics_b, tolerance, include_host_stages)
+    pages = paired_pages(_read_per_image(dir_a), _read_per_image(dir_b))
+    return Comparison(table, pages, verdict(table), checked)
 
 
-def to_markdown(df: pd.DataFrame, result: str, tolerance: float) -> str:
-    """The comparison as a Markdown table followed by the verdict line."""
-    table = df.to_markdown(floatfmt=".4g")
-    return f"{table}\n\nTolerance: {tolerance:.0%} on stage means. Verdict: {result}\n"
+def to_markdown(comparison: Comparison, tolerance: float) -> str:
+    """The comparison as Markdown: what was checked, the stage table, the paired per-page
+    test and, last, the verdict line."""
+    host = [str(s) for s in comparison.table.index[comparison.table["kind"] == HOST]]
+    not_judged = f"; {', '.join(host)} run on the host only: shown, not judged" if host else ""
+    return "\n".join(
+        [
+            f"Comparable: {comparison.checked}.",
+            "",
+            comparison.table.to_markdown(floatfmt=".4g"),
+            "",
+            "Paired per-page test: for each page both runs measured, B/A of its mean time;"
+            f" the median over pages and its 95% interval ({RESAMPLES} bootstrap resamples of"
+            f" the pages, seed {SEED}).",
+            "",
+            comparison.pages.to_markdown(floatfmt=".4g"),
+            "",
+            f"Tolerance: {tolerance:.0%} on stage means{not_judged}. Verdict: {comparison.verdict}",
+            "",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: print the comparison, optionally write it, exit 0 on PASS, 1 on FAIL."""
+    """Command line: print the comparison, optionally write it; exit 0 on PASS, 1 on FAIL,
+    2 when the runs cannot be compared or read."""
     parser = argparse.ArgumentParser(
         prog="python -m vlmprof.compare", description="Compare two vlmprof runs stage by stage."
     )
@@ -126,17 +369,29 @@ def main(argv: list[str] | None = None) -> int:
         "--tolerance", type=float, default=0.10, help="allowed relative change (0.1 = 10%%)"
     )
     parser.add_argument("--out", type=Path, help="also write the Markdown table here")
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="compare runs of other pages, config or device (the table says so)",
+    )
+    parser.add_argument(
+        "--include-host-stages",
+        action="store_true",
+        help="also judge the host-only stages (image load, preprocess)",
+    )
     args = parser.parse_args(argv)
     try:
-        df, result = compare_dirs(args.run_a, args.run_b, args.tolerance)
+        comparison = compare_dirs(
+            args.run_a, args.run_b, args.tolerance, args.force, args.include_host_stages
+        )
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    text = to_markdown(df, result, args.tolerance)
+    text = to_markdown(comparison, args.tolerance)
     print(text, end="")
     if args.out is not None:
         write_text_atomic(args.out, text)
-    return 0 if result == "PASS" else 1
+    return 0 if comparison.verdict == "PASS" else 1
 
 
 if __name__ == "__main__":

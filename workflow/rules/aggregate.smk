@@ -102,7 +102,11 @@ rule compare_variants:
 rule compare:
     input:
         run=rules.aggregate.output.metrics,
+        run_pages=rules.aggregate.output.per_image,
         baseline=get_compare_baseline,
+        baseline_pages=lambda wildcards: get_compare_baseline(
+            wildcards, "tables/per_image.csv"
+        ),
     output:
         table=report(
             f"{RUN}/compare/compare.md",
@@ -115,5 +119,7 @@ rule compare:
         ENV
     params:
         tolerance=config["compare"]["tolerance"],
+        force=config["compare"]["force"],
+        include_host_stages=config["compare"]["include_host_stages"],
     script:
         "../scripts/compare.py"

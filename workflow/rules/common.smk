@@ -306,12 +306,12 @@ def get_final_output():
     return outputs
 
 
-def get_compare_baseline(wildcards):
-    """metrics.json of the run named by compare.baseline."""
+def get_compare_baseline(wildcards, name="metrics.json"):
+    """A file (metrics.json by default) of the run named by compare.baseline."""
     baseline = config["compare"]["baseline"]
     if not baseline:
         raise WorkflowError(
             "compare.baseline: set it to the results folder of the run to compare against, "
             "e.g. --config compare='{baseline: results/other}'"
         )
-    return f"{baseline}/metrics.json"
+    return f"{baseline}/{name}"

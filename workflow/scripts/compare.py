@@ -1,4 +1,5 @@
-"""Per-stage deltas of this run against a baseline run, with a pass/fail verdict."""
+"""Per-stage deltas of this run against a baseline run, with a pass/fail verdict; refused
+in one line when the two runs measured other pages, config or device (unless forced)."""
 
 from vlmprof.jobs.aggregate import compare
 from vlmprof.logs import log_to_file

@@ -133,7 +133,19 @@ def compare_variants(
     )
 
 
-def compare(run: str, baseline: str, table: str, *, tolerance: float) -> None:
-    """Per-stage deltas of this run's metrics.json against a baseline run's, with a verdict."""
-    deltas, verdict = compare_dirs(baseline, run, tolerance)
-    write_text_atomic(Path(table), to_markdown(deltas, verdict, tolerance))
+def compare(
+    run: str,
+    baseline: str,
+    table: str,
+    *,
+    tolerance: float,
+    force: bool,
+    include_host_stages: bool,
+) -> None:
+    """Per-stage deltas of this run's metrics.json against a baseline run's, with a verdict;
+    refused in one line when the runs measured other pages, config or device, unless
+    `force`. Host-only stages are judged only with `include_host_stages`."""
+    comparison = compare_dirs(
+        baseline, run, tolerance, force=force, include_host_stages=include_host_stages
+    )
+    write_text_atomic(Path(table), to_markdown(comparison, tolerance))

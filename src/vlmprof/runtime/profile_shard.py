@@ -3,7 +3,8 @@
 Each image x repeat becomes one run record. A page that cannot be read, or a run that
 fails (out of memory included), becomes a `status: error` record with a one-line reason
 and the shard goes on. Records stream into a temporary file that is renamed over the
-output only when the shard is complete.
+output only when the shard is complete. A shard in which no run succeeded then fails with
+its first error, so the run never goes on to aggregate nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from vlmprof.stages import VISION_PARTS, record_field
 log = logging.getLogger(__name__)
 
 WARMUP_PAGE_SIZE = (1240, 1754)  # A4 portrait at 150 dpi
+
+
+class ShardFailedError(RuntimeError):
+    """Every run of a shard failed; the message names the shard and its first error."""
 
 
 def _stage_windows(
@@ -188,6 +193,21 @@ def telemetry_sampler(placement: Placement, settings: ProfileSettings) -> Teleme
     )
 
 
+def check_some_ok(records: Sequence[RunRecord], label: str) -> None:
+    """Raise a ShardFailedError naming `label` and the first error when no record is ok.
+
+    A shard without pages (more shards than pages) has no records and passes.
+    """
+    if not records or any(record.status == "ok" for record in records):
+        return
+    first = records[0]
+    pages = len({record.image_id for record in records})
+    raise ShardFailedError(
+        f"{label}: no run succeeded ({pages} pages, {len(records)} runs); "
+        f"first error, page {first.image_id}: {first.error}"
+    )
+
+
 def profile_images(
     adapter: ModelAdapter,
     placement: Placement,
@@ -200,10 +220,13 @@ def profile_images(
     """Profile `images` ((image_id, path) pairs) on `adapter`, built at `placement` (which
     every record keeps), and write their records to `out_path`.
 
-        With `outputs_path`, each page's untimed reference generation (tokens, first-step
-        logits, per-step top-k) is saved there for the correctness gate, keyed by image_id.
-        Progress (page, repeat, elapsed and remaining time) goes to standard error between
-        runs, under `progress_label` (default "profile shard <shard>").
+    With `outputs_path`, each page's untimed reference generation (tokens, first-step
+    logits, per-step top-k) is saved there for the correctness gate, keyed by image_id.
+    Progress (page, repeat, elapsed and remaining time) goes to standard error between
+    runs, under `progress_label` (default "profile shard <shard>").
+
+    When no run succeeded, the records are still written, then a ShardFailedError names the
+    first page's error.
     """
     nvtx = NvtxRanges(enabled=settings.nvtx)
     outputs: dict[str, dict[str, torch.Tensor]] = {}
@@ -211,6 +234,7 @@ def profile_images(
     warm_pages = [Image.new("RGB", WARMUP_PAGE_SIZE, "white")] if settings.warmup_synthetic else []
     records: list[RunRecord] = []
     series_kept = False
+    label = progress_label or f"profile shard {settings.shard}"
     with atomic_open(out_path) as handle, telemetry_sampler(placement, settings) as sampler:
 
         def emit(record: RunRecord) -> None:
@@ -219,7 +243,6 @@ def profile_images(
             handle.flush()
 
         warmed = False
-        label = progress_label or f"profile shard {settings.shard}"
         progress = Progress(label, len(images) * settings.repeats)
         for index, (image_id, path) in enumerate(images, start=1):
             common = {"run_id": settings.run_id, "image_id": image_id, "shard": settings.shard}
@@ -322,4 +345,5 @@ def profile_images(
         if outputs_path is not None:
             with atomic_open(outputs_path, "wb") as outputs_handle:
                 torch.save(outputs, outputs_handle)
+    check_some_ok(records, label)
     return records

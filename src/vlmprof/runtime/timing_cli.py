@@ -17,7 +17,7 @@ from pathlib import Path
 from vlmprof.models.base import ModelSpec
 from vlmprof.runtime.launcher import launched_model
 from vlmprof.runtime.profile_settings import ProfileSettings
-from vlmprof.runtime.profile_shard import profile_images
+from vlmprof.runtime.profile_shard import ShardFailedError, profile_images
 
 
 def timing_command(
@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     images = [(item.split("=", 1)[0], Path(item.split("=", 1)[1])) for item in args[3:]]
     with launched_model(spec) as (adapter, placement):
         settings = ProfileSettings(**json.loads(args[1]), eos_id=adapter.eos_token_id)
-        records = profile_images(adapter, placement, images, settings, Path(args[2]))
+        try:
+            records = profile_images(adapter, placement, images, settings, Path(args[2]))
+        except ShardFailedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
     return 0 if all(record.status == "ok" for record in records) else 1
 
 
