@@ -16,7 +16,8 @@ from vlmprof.data.manifest import build_manifest
 from vlmprof.data.subset import select_subset
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.metrics.aggregate import per_category_table
-from vlmprof.report import tables
+from vlmprof.report.quality import failed_pages_table, unprofiled_pages
+from vlmprof.report.timing import category_table
 from vlmprof.runtime.records import RunRecord
 
 SMALL = next(size for size in PAGE_SIZES if size.name == "small_scan")
@@ -115,7 +116,7 @@ def test_per_category_table_from_known_records(bench: pd.DataFrame):
 
 def test_report_view_of_the_categories(bench: pd.DataFrame):
     categories = dict(zip(bench["image_id"], bench["category"], strict=True))
-    view = tables.category_table(per_category_table(profiled(bench), categories))
+    view = category_table(per_category_table(profiled(bench), categories))
     assert list(view.index) == ["book", "exam_paper", "slides"]
     assert view.loc["slides", ["ok pages", "failed pages"]].tolist() == [1, 1]
     assert view.loc["book", "prefill (ms)"] == pytest.approx(110.0)
@@ -132,12 +133,12 @@ def test_failed_pages_table_lists_each_page_once(bench: pd.DataFrame):
         if r["status"] == "error"
     ]
     metrics = {"failures": failures}
-    failed = tables.failed_pages_table(metrics, bench)
+    failed = failed_pages_table(metrics, bench)
     assert sorted(failed["image id"]) == ["exam_1", "slides_2"]
     row = failed.set_index("image id").loc["exam_1"]
     assert Path(row["path"]).name == "exam_1.png"
     assert row["failed repeats"] == 2
     assert str(row["path"]) not in row["reason"] and "ImageLoadError" in row["reason"]
     per_image = pd.DataFrame(index=pd.Index(["book_1", "book_2", "slides_1"], name="image_id"))
-    assert set(tables.unprofiled_pages(failed, per_image)) == {"slides_2", "exam_1"}
-    assert tables.failed_pages_table({"failures": []}, bench).empty
+    assert set(unprofiled_pages(failed, per_image)) == {"slides_2", "exam_1"}
+    assert failed_pages_table({"failures": []}, bench).empty
