@@ -48,7 +48,9 @@ report.styled(report.environment_table(metrics))
 # %%
 shards = report.shards_table(metrics)
 if len(shards):
-    display(Markdown("Where each shard ran:"), report.styled(shards))
+    display(
+        Markdown("Where each shard ran, with the median clocks of its runs:"), report.styled(shards)
+    )
 
 # %% [markdown]
 # Cost of the pipeline's own jobs (Snakemake benchmark files: wall time and peak resident

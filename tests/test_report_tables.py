@@ -89,13 +89,19 @@ def test_stage_table_names_and_nests_stages_as_vlmprof_stages_does():
 
 def test_shards_table_lists_where_each_shard_ran():
     gpu = {"shard": 0, "device": "cuda:0", "gpu_index": 0, "gpu_uuid": "GPU-1a2b"}
-    gpu |= {"gpu_name": "NVIDIA H100", "clocks": {"sm_mhz": 1980, "memory_mhz": 2619}}
+    gpu |= {"gpu_name": "NVIDIA H100", "sm_clock_median_mhz": 1980.0, "telemetry_runs": 6}
+    gpu |= {"mem_clock_median_mhz": 2619.0}
     cpu = {"shard": 1, "device": "cpu", "gpu_index": None, "gpu_uuid": None, "gpu_name": None}
+    cpu |= {"sm_clock_median_mhz": None, "mem_clock_median_mhz": None, "telemetry_runs": 0}
     table = quality.shards_table({"environment": {"shards": [gpu, cpu]}})
-    assert list(table.columns) == ["shard", "device", "GPU index", "GPU UUID", "GPU", "clocks"]
-    assert table.loc[0, "clocks"] == "sm_mhz: 1980, memory_mhz: 2619"
-    assert table.loc[0, "GPU UUID"] == "GPU-1a2b"
-    assert table.loc[1].tolist() == ["1", "cpu", "-", "-", "-", "-"]
+    assert list(table.columns[:5]) == ["shard", "device", "GPU index", "GPU UUID", "GPU"]
+    shown = table.map(format_number)
+    assert shown.loc[0].tolist() == ["0", "cuda:0", "0", "GPU-1a2b", "NVIDIA H100"] + [
+        "1,980",
+        "2,619",
+        "6",
+    ]
+    assert shown.loc[1].tolist() == ["1", "cpu", "-", "-", "-", "-", "-", "0"]
     assert quality.shards_table({"environment": {}}).empty
 
 

@@ -12,13 +12,16 @@ import yaml
 from vlmprof.report.formatting import MISSING, as_percent, display_name
 from vlmprof.stages import STAGE_NAMES
 
+# metrics.json's environment.shards keys, with the column each is shown in.
 SHARD_COLUMNS: dict[str, str] = {
     "shard": "shard",
     "device": "device",
     "gpu_index": "GPU index",
     "gpu_uuid": "GPU UUID",
     "gpu_name": "GPU",
-    "clocks": "clocks",
+    "sm_clock_median_mhz": "SM clock, median (MHz)",
+    "mem_clock_median_mhz": "memory clock, median (MHz)",
+    "telemetry_runs": "runs with telemetry",
 }
 
 
@@ -76,22 +79,12 @@ def environment_table(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 def shards_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Where each shard ran (metrics.json's environment.shards): device, GPU index, UUID,
-    name and clocks; empty for a run that does not record it."""
+    """Where each shard ran (metrics.json's environment.shards): device, GPU index, UUID and
+    name, and the median clocks its runs' telemetry saw; empty for a run without them."""
     shards = metrics["environment"].get("shards") or []
-    rows = [
-        {title: _fact(shard.get(key)) for key, title in SHARD_COLUMNS.items()} for shard in shards
-    ]
-    return pd.DataFrame(rows, columns=list(SHARD_COLUMNS.values()))
-
-
-def _fact(value: Any) -> str:
-    """One cell of the shards table: a mapping as `key: value` pairs, nothing as a dash."""
-    if value is None:
-        return MISSING
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {item}" for key, item in value.items()) or MISSING
-    return str(value)
+    rows = [[shard.get(key) for key in SHARD_COLUMNS] for shard in shards]
+    # Object columns keep a GPU index an integer and a missing value None (shown as a dash).
+    return pd.DataFrame(rows, columns=list(SHARD_COLUMNS.values()), dtype=object)
 
 
 def benchmark_table(benchmarks: pd.DataFrame) -> pd.DataFrame:
