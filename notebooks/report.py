@@ -26,42 +26,49 @@ from IPython.display import Markdown, display
 warnings.filterwarnings("ignore", message="IProgress not found")
 from vlmprof.metrics import host
 from vlmprof.metrics import telemetry as energy
-from vlmprof.report import figures, inputs, summary, tables
+from vlmprof.report import figures
+from vlmprof.report import sections as report
 from vlmprof.report.alt_text import describe_figures
-from vlmprof.variants import comparison as variants
 
 describe_figures()
-run = tables.load_run(run_dir)
+run = report.load_run(run_dir)
 metrics = run.metrics
 telemetry = metrics.get("telemetry") or {"available": False, "reason": "not recorded by this run"}
-Markdown(summary.headline(metrics))
+Markdown(report.headline(metrics))
 
 # %% [markdown]
 # ## Environment and provenance
 
 # %%
-Markdown(summary.bullets(tables.provenance_notes(metrics)) or "Timed on a CUDA device.")
+Markdown(report.bullets(report.provenance_notes(metrics)) or "Timed on a CUDA device.")
 
 # %%
-tables.styled(tables.environment_table(metrics))
+report.styled(report.environment_table(metrics))
+
+# %%
+shards = report.shards_table(metrics)
+if len(shards):
+    display(
+        Markdown("Where each shard ran, with the median clocks of its runs:"), report.styled(shards)
+    )
 
 # %% [markdown]
 # Cost of the pipeline's own jobs (Snakemake benchmark files: wall time and peak resident
 # memory of each job; these are not stage timings).
 
 # %%
-tables.styled(tables.benchmark_table(run.benchmarks))
+report.styled(report.benchmark_table(run.benchmarks))
 
 # %% [markdown]
 # ## The input set
 
 # %%
-page_facts = tables.input_table(metrics, run.subset)
-failed_pages = tables.failed_pages_table(metrics, run.subset)
-inputs.thumbnail_grid(
+page_facts = report.input_table(metrics, run.subset)
+failed_pages = report.failed_pages_table(metrics, run.subset)
+report.thumbnail_grid(
     run.subset,
     page_facts,
-    tables.unprofiled_pages(failed_pages, run.per_image),
+    report.unprofiled_pages(failed_pages, run.per_image),
     metrics["config"]["dataset"]["max_pixels"],
 )
 
@@ -71,7 +78,7 @@ inputs.thumbnail_grid(
 # drawn as a box was not profiled: the Failures section lists every failed page and why.
 
 # %%
-tables.styled(page_facts)
+report.styled(page_facts)
 
 # %% [markdown]
 # ## Per-stage timing
@@ -80,19 +87,19 @@ tables.styled(page_facts)
 # the stage named in "nested in" and must not be added to it.
 
 # %%
-tables.styled(tables.stage_timing_table(run.stage_ms))
+report.styled(report.stage_timing_table(run.stage_ms))
 
 # %% [markdown]
 # ## Stage shares
 
 # %%
-timed = tables.timed(metrics)
+timed = report.timed(metrics)
 if timed:
-    run_split = tables.run_split(metrics)
-    prefill_split = tables.prefill_split(metrics)
+    run_split = report.run_split(metrics)
+    prefill_split = report.prefill_split(metrics)
     display(figures.stage_share_figure(run_split, prefill_split))
 else:
-    display(Markdown(tables.NOTHING_TIMED))
+    display(Markdown(report.NOTHING_TIMED))
 
 # %% [markdown]
 # Read the top bar for prefill against decode, the bottom one for what prefill is made of.
@@ -102,17 +109,17 @@ else:
 
 # %%
 if timed:
-    display(tables.styled(run_split), tables.styled(prefill_split))
+    display(report.styled(run_split), report.styled(prefill_split))
 
 # %% [markdown]
 # ## Per page
 
 # %%
 if timed:
-    per_image = tables.per_image_parts(run.per_image)
+    per_image = report.per_image_parts(run.per_image)
     display(figures.per_image_figure(per_image))
 else:
-    display(Markdown(tables.NOTHING_TIMED))
+    display(Markdown(report.NOTHING_TIMED))
 
 # %% [markdown]
 # Pages with more crops spend longer in SAM and in LLM prefill (more image tokens); decode
@@ -120,7 +127,7 @@ else:
 
 # %%
 if timed:
-    display(tables.styled(per_image))
+    display(report.styled(per_image))
 
 # %% [markdown]
 # ## Per category
@@ -131,28 +138,28 @@ if timed:
 # whose pages all failed shows its counts with empty times.
 
 # %%
-tables.styled(tables.category_table(run.per_category))
+report.styled(report.category_table(run.per_category))
 
 # %%
 tolerance = metrics["repeatability"]["tolerance"]
 Markdown(
-    summary.category_sentence(run.per_category, tolerance)
+    report.category_sentence(report.category_gap(run.per_category, tolerance))
     or "No two categories with timed pages differ by more than the repeatability tolerance "
-    f"(+/-{summary.percent(tolerance)}) in these stages."
+    f"(+/-{report.percent(tolerance)}) in these stages."
 )
 
 # %% [markdown]
 # ## Decode latency: TTFT and time per output token
 
 # %%
-tables.styled(tables.decode_latency_table(metrics))
+report.styled(report.decode_latency_table(metrics))
 
 # %%
 if timed:
     display(
         figures.decode_latency_figure(
-            tables.ttft_values(run.records),
-            tables.decode_steps(run.records),
+            report.ttft_values(run.records),
+            report.decode_steps(run.records),
             metrics["aggregates"]["stage_ms"],
         )
     )
@@ -169,28 +176,28 @@ if timed:
 # machine (a matmul and a copy micro-benchmark).
 
 # %%
-tables.styled(tables.peaks_table(metrics))
+report.styled(report.peaks_table(metrics))
 
 # %%
-utilisation = tables.utilisation_table(run.mfu, run.mbu)
-tables.styled(utilisation)
+utilisation = report.utilisation_table(run.mfu, run.mbu)
+report.styled(utilisation)
 
 # %%
-figures.utilisation_figure(utilisation, tables.missing_peak_reasons(metrics))
+figures.utilisation_figure(utilisation, report.missing_peak_reasons(metrics))
 
 # %% [markdown]
 # Prefill is judged by MFU (compute), decode by MBU: at batch size 1 a decode step reads all
 # active weights for one token, so memory bandwidth is its ceiling.
 
 # %%
-tables.styled(tables.decode_roofline_table(metrics))
+report.styled(report.decode_roofline_table(metrics))
 
 # %% [markdown]
 # ## Roofline
 
 # %%
-roofline = tables.roofline_points(metrics, run.records)
-tables.styled(roofline)
+roofline = report.roofline_points(metrics)
+report.styled(roofline)
 
 # %%
 if timed:
@@ -212,14 +219,14 @@ if timed:
 # does different work, so its ratio is shown but it is never an optimisation.
 
 # %%
-comparison = variants.read_comparison(run_dir)
-no_variants = variants.comparison_note(comparison)
-Markdown(no_variants) if no_variants else tables.styled(variants.gate_table(comparison))
+comparison = report.read_comparison(run_dir)
+no_variants = report.comparison_note(comparison)
+Markdown(no_variants) if no_variants else report.styled(report.gate_table(comparison))
 
 # %%
 if not no_variants:
-    display(tables.styled(variants.comparison_table(comparison)))
-    display(figures.variant_figure(variants.chart_frame(comparison), comparison["peak"]))
+    display(report.styled(report.comparison_table(comparison)))
+    display(figures.variant_figure(report.chart_frame(comparison), comparison["peak"]))
 
 # %% [markdown]
 # "x baseline" is baseline time over variant time over the pages both ran (above 1: faster),
@@ -233,32 +240,32 @@ if not no_variants:
 # ## Timeline of the operator pass
 
 # %%
-timeline = tables.timeline_table(metrics)
+timeline = report.timeline_table(metrics)
 if len(timeline):
     display(
-        tables.styled(timeline),
+        report.styled(timeline),
         Markdown(
             "Busy is the share of a stage's wall time covered by kernels (on CPU: top-level "
             'operators); "launch-bound" means below 50% busy with work items under 20 us each.'
         ),
     )
 else:
-    display(Markdown(tables.NO_OPERATOR_PASS))
+    display(Markdown(report.NO_OPERATOR_PASS))
 
 # %% [markdown]
 # ## Operators
 
 # %%
 if run.operators is None:
-    display(Markdown(tables.NO_OPERATOR_PASS))
+    display(Markdown(report.NO_OPERATOR_PASS))
 else:
-    display(tables.styled(tables.top_operators(run.operators)))
+    display(report.styled(report.top_operators(run.operators)))
 
 # %%
 if run.operators is not None:
-    categories = tables.operator_categories(run.operators)
+    categories = report.operator_categories(run.operators)
     display(
-        tables.styled(categories),
+        report.styled(categories),
         figures.operator_category_figure(categories),
         Markdown(
             "Self times from the separate torch.profiler pass (its overhead never reaches the "
@@ -273,10 +280,10 @@ if run.operators is not None:
 # the analytic formulas (the headline), torch's FlopCounterMode and fvcore (x2).
 
 # %%
-tables.styled(tables.params_table(metrics))
+report.styled(report.params_table(metrics))
 
 # %%
-tables.styled(tables.static_crosscheck(run.static))
+report.styled(report.static_crosscheck(run.static))
 
 # %% [markdown]
 # fvcore cannot see inside `scaled_dot_product_attention`; "fvcore adjusted" adds the
@@ -294,7 +301,7 @@ tables.styled(tables.static_crosscheck(run.static))
 
 # %%
 if telemetry["available"]:
-    display(tables.styled(energy.energy_table(telemetry)))
+    display(report.styled(energy.energy_table(telemetry)))
 Markdown(energy.energy_sentence(telemetry))
 
 # %%
@@ -329,7 +336,7 @@ if timeline:
 # ## Assumptions
 
 # %%
-Markdown(summary.bullets(metrics["assumptions"], literal=True))
+Markdown(report.bullets(metrics["assumptions"], literal=True))
 
 # %% [markdown]
 # ## Repeatability
@@ -338,7 +345,7 @@ Markdown(summary.bullets(metrics["assumptions"], literal=True))
 # configured tolerance.
 
 # %%
-tables.styled(tables.repeatability_table(metrics))
+report.styled(report.repeatability_table(metrics))
 
 # %% [markdown]
 # Runs the telemetry guard distrusts: thermal or power throttling seen, or a median SM clock
@@ -347,7 +354,7 @@ tables.styled(tables.repeatability_table(metrics))
 # %%
 flagged = energy.flagged_table(telemetry)
 if len(flagged):
-    display(tables.styled(flagged))
+    display(report.styled(flagged))
 elif telemetry["available"]:
     display(Markdown("No run was flagged: clocks steady, no thermal or power throttling."))
 else:
@@ -365,7 +372,7 @@ Markdown(host.host_sentence(metrics.get("host") or {}))
 
 # %%
 if len(failed_pages):
-    display(Markdown(f"{summary.failed_phrase(metrics['counts'])}:"), tables.styled(failed_pages))
+    display(Markdown(f"{report.failed_phrase(metrics['counts'])}:"), report.styled(failed_pages))
 else:
     display(Markdown("No failures: every record is ok."))
 
@@ -375,5 +382,5 @@ else:
 # Save this as `run-config.yaml` to reproduce the run.
 
 # %%
-print(summary.run_config_yaml(metrics))
-Markdown(summary.reproduce_sentence(metrics))
+print(report.run_config_yaml(metrics))
+Markdown(report.reproduce_sentence(metrics))

@@ -22,42 +22,42 @@ from IPython.display import Markdown, display
 # transformers imports tqdm's notebook bars, which warn without ipywidgets: noise here.
 warnings.filterwarnings("ignore", message="IProgress not found")
 from vlmprof.metrics.telemetry import energy_sentence
-from vlmprof.report import figures, summary, tables
+from vlmprof.report import figures
+from vlmprof.report import sections as report
 from vlmprof.report.alt_text import describe_figures
-from vlmprof.variants.comparison import read_comparison
 
 describe_figures()
-run = tables.load_run(run_dir)
+run = report.load_run(run_dir)
 metrics = run.metrics
-notes = tables.provenance_notes(metrics)
-Markdown(summary.bullets([f"**{note}**" for note in notes]) + "\n\n" + summary.headline(metrics))
+notes = report.provenance_notes(metrics)
+Markdown(report.bullets([f"**{note}**" for note in notes]) + "\n\n" + report.headline(metrics))
 
 # %%
-if tables.timed(metrics):
-    display(figures.page_time_figure(tables.page_split(metrics)))
+if report.timed(metrics):
+    display(figures.page_time_figure(report.page_split(metrics)))
 
 # %%
 tolerance = metrics["repeatability"]["tolerance"]
-Markdown(summary.category_sentence(run.per_category, tolerance) or "")
+Markdown(report.category_sentence(report.category_gap(run.per_category, tolerance)) or "")
 
 # %% [markdown]
 # ## The three biggest cost centres
 
 # %%
-centres = summary.cost_centres(metrics, run.operators)
+centres = report.cost_centres(metrics, run.operators)
 if centres:
     display(
-        Markdown(summary.cost_centre_table(centres).to_markdown()),
-        Markdown(summary.bullets(summary.cost_centre_sentences(centres))),
+        Markdown(report.cost_centre_table(centres).to_markdown()),
+        Markdown(report.bullets(report.cost_centre_sentences(centres))),
     )
 else:
-    display(Markdown(tables.NOTHING_TIMED))
+    display(Markdown(report.NOTHING_TIMED))
 
 # %% [markdown]
 # ## How well the hardware is used
 
 # %%
-Markdown(summary.bullets(summary.utilisation_findings(metrics)))
+Markdown(report.bullets(report.utilisation_sentences(report.utilisation_findings(metrics))))
 
 # %%
 Markdown(energy_sentence(metrics.get("telemetry") or {"reason": "not recorded by this run"}))
@@ -66,17 +66,18 @@ Markdown(energy_sentence(metrics.get("telemetry") or {"reason": "not recorded by
 # ## What to do about it
 
 # %%
-found = summary.recommendations(metrics, run.operators, centres)
-Markdown(summary.bullets(summary.recommendation_sentences(found)))
+found = report.recommendations(metrics, run.operators, centres)
+Markdown(report.bullets(report.recommendation_sentences(found)))
 
 # %% [markdown]
 # ## What the optimisations buy
 
 # %%
-Markdown(summary.bullets(summary.variant_findings(read_comparison(run_dir))))
+bought = report.variant_findings(report.read_comparison(run_dir))
+Markdown(report.bullets(report.variant_sentences(bought)))
 
 # %% [markdown]
 # ## Can these numbers be trusted?
 
 # %%
-Markdown(summary.reliability_sentence(metrics) + "\n\n" + summary.reproduce_sentence(metrics))
+Markdown(report.reliability_sentence(metrics) + "\n\n" + report.reproduce_sentence(metrics))

@@ -17,7 +17,8 @@ from vlmprof.data.subset import select_subset
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.metrics.aggregate import per_category_table
 from vlmprof.records import RunRecord
-from vlmprof.report import tables
+from vlmprof.report.quality import failed_pages_table, unprofiled_pages
+from vlmprof.report.timing import category_table
 
 SMALL = next(size for size in PAGE_SIZES if size.name == "small_scan")
 # data_source -> its pages: (file name, prefill ms of repeat 0 and 1); None: a broken file.
@@ -115,7 +116,7 @@ def test_per_category_table_from_known_records(bench: pd.DataFrame):
 
 def test_report_view_of_the_categories(bench: pd.DataFrame):
     categories = dict(zip(bench["image_id"], bench["category"], strict=True))
-    view = tables.category_table(per_category_table(profiled(bench), categories))
+    view = category_table(per_category_table(profiled(bench), categories))
     assert list(view.index) == ["book", "exam_paper", "slides"]
     assert view.loc["slides", ["ok pages", "failed pages"]].tolist() == [1, 1]
     assert view.loc["book", "prefill (ms)"] == pytest.approx(110.0)
@@ -132,7 +133,7 @@ def test_failed_pages_table_lists_each_page_once(bench: pd.DataFrame):
         if r["status"] == "error"
     ]
     metrics = {"failures": failures}
-    failed = tables.failed_pages_table(metrics, bench)
+    failed = failed_pages_table(metrics, bench)
     assert sorted(failed["image id"]) == ["exam_1.png", "slides_2.png"]
     row = failed.set_index("image id").loc["exam_1.png"]
     assert Path(row["path"]).name == "exam_1.png"
@@ -140,5 +141,5 @@ def test_failed_pages_table_lists_each_page_once(bench: pd.DataFrame):
     assert str(row["path"]) not in row["reason"] and "ImageLoadError" in row["reason"]
     profiled_ids = ["book_1.png", "book_2.png", "slides_1.png"]
     per_image = pd.DataFrame(index=pd.Index(profiled_ids, name="image_id"))
-    assert set(tables.unprofiled_pages(failed, per_image)) == {"slides_2.png", "exam_1.png"}
-    assert tables.failed_pages_table({"failures": []}, bench).empty
+    assert set(unprofiled_pages(failed, per_image)) == {"slides_2.png", "exam_1.png"}
+    assert failed_pages_table({"failures": []}, bench).empty

@@ -10,7 +10,7 @@ from vlmprof.flops.analytic import (
     vision_cost,
 )
 from vlmprof.metrics.peaks import resolve_peaks
-from vlmprof.metrics.utilisation import utilisation
+from vlmprof.metrics.utilisation import roofline_section, utilisation
 from vlmprof.models.deepseek_ocr.dims import preset_dims
 from vlmprof.records import RunRecord
 
@@ -175,3 +175,38 @@ def test_no_ok_records():
     mfu, mbu, rows = utilisation(RECORDS[3:], DIMS, PEAKS, DTYPE)
     assert rows.empty
     assert mfu["reason"] == mbu["reason"] == "no ok records"
+
+
+def test_roofline_of_each_stage_from_the_same_work_as_mfu_and_mbu():
+    timed = [dict(r, sam_ms=0.5 * r["vision_ms"], clip_ms=2.0, projector_ms=0.5) for r in OK]
+    mfu, mbu, rows = utilisation(timed, DIMS, PEAKS, DTYPE)
+    roofline = roofline_section(rows, PEAKS)["per_stage"]
+    for stage in ("vision", "llm_prefill", "prefill", "decode"):
+        assert roofline[stage]["flops_total"] == pytest.approx(
+            mfu["per_stage"][stage]["flops_total"]
+        )
+        assert roofline[stage]["achieved_tflops"] == pytest.approx(
+            mfu["per_stage"][stage]["achieved_tflops"]
+        )
+    for stage in ("prefill", "decode"):
+        assert roofline[stage]["bytes_total"] == pytest.approx(
+            mbu["per_stage"][stage]["bytes_total"]
+        )
+        larger = max(mfu["per_stage"][stage]["calibrated"], mbu["per_stage"][stage]["calibrated"])
+        assert roofline[stage]["calibrated"]["distance"] == pytest.approx(1 / larger)
+    # SAM, CLIP and projector make up vision; vision and LLM prefill make up prefill.
+    parts = sum(roofline[s]["flops_total"] for s in ("sam", "clip", "projector"))
+    assert parts == pytest.approx(roofline["vision"]["flops_total"])
+    halves = roofline["vision"]["bytes_total"] + roofline["llm_prefill"]["bytes_total"]
+    assert halves == pytest.approx(roofline["prefill"]["bytes_total"])
+
+
+def test_roofline_of_the_page_adds_the_prefill_and_decode_bounds():
+    mfu, _, rows = utilisation(OK, DIMS, PEAKS, DTYPE)
+    section = roofline_section(rows, PEAKS)
+    bounds = sum(section["per_stage"][s]["datasheet"]["bound_ms"] for s in ("prefill", "decode"))
+    page = section["model_level"]["datasheet"]
+    assert page["distance"] == pytest.approx(mfu["model_level"]["time_ms_total"] / bounds)
+    assert roofline_section(utilisation(RECORDS[3:], DIMS, PEAKS, DTYPE)[2], PEAKS) == {
+        "reason": "no ok records"
+    }

@@ -16,7 +16,7 @@ from tests.awkward_pages import BAD_PAGES, GOOD_PAGES, MAX_PIXELS, write_awkward
 from tests.test_report_tables import executed_outputs
 from tests.test_report_variants import execute
 from tests.workflow_helpers import FAST_CONFIG, copy_workflow, snakemake, write_config
-from vlmprof.report.tables import NO_OPERATOR_PASS
+from vlmprof.report.operators import NO_OPERATOR_PASS
 
 pytestmark = pytest.mark.slow
 

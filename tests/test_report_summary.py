@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from tests.test_report_tables import executed_outputs
-from vlmprof.report import summary
-from vlmprof.report.summary import percent
-from vlmprof.variants import comparison as cmp
+from vlmprof.report import findings, sentences
+from vlmprof.report.formatting import percent
+from vlmprof.report.quality import run_config_yaml
+from vlmprof.report.variants import gate_table
 
 
 def _metrics(
@@ -76,8 +77,13 @@ def _metrics(
 
 
 def _rules(metrics: dict, operators: pd.DataFrame | None = None) -> list[str]:
-    centres = summary.cost_centres(metrics, operators)
-    return [r.rule for r in summary.recommendations(metrics, operators, centres)]
+    centres = findings.cost_centres(metrics, operators)
+    return [r.rule for r in findings.recommendations(metrics, operators, centres)]
+
+
+def variant_words(comparison: dict | None) -> list[str]:
+    """The summary's sentences on a variant comparison."""
+    return sentences.variant_sentences(findings.variant_findings(comparison))
 
 
 def test_percent():
@@ -128,7 +134,7 @@ def test_cost_centres_weight_operator_shares_by_measured_stage_time():
             "decode (ms)": [0.0, 1.0, 3.0],
         }
     )
-    centres = summary.cost_centres(metrics, operators)
+    centres = findings.cost_centres(metrics, operators)
     # moe: half of LLM prefill (40 ms of 200) + 3/4 of decode (100 of 200).
     moe = next(c for c in centres if c.name == "moe")
     assert moe.share == pytest.approx(0.5 * 0.2 + 0.75 * 0.5)
@@ -138,20 +144,19 @@ def test_cost_centres_weight_operator_shares_by_measured_stage_time():
     attention = next(c for c in centres if c.name == "attention")
     assert attention.share == pytest.approx(0.75 * 0.2 + 0.5 * 0.08 + 0.5 * 0.2)
     assert attention.stage == "SAM"
-    assert "moe" in summary.cost_centre_table(centres)["cost centre"].tolist()
+    assert "moe" in sentences.cost_centre_table(centres)["cost centre"].tolist()
 
 
 def test_cost_centres_without_operator_pass_are_stage_parts():
     metrics = _metrics(prefill=100.0, vision=60.0, sam=45.0, decode=100.0)
-    centres = summary.cost_centres(metrics, None)
+    centres = findings.cost_centres(metrics, None)
     assert [c.name for c in centres] == ["decode", "SAM", "LLM prefill"]
     assert centres[0].share == pytest.approx(0.5)
 
 
 def test_utilisation_words_use_datasheet_when_known():
-    words = " ".join(
-        summary.utilisation_findings(_metrics(decode_mbu=0.05, decode_verdict="launch-bound"))
-    )
+    use = findings.utilisation_findings(_metrics(decode_mbu=0.05, decode_verdict="launch-bound"))
+    words = " ".join(sentences.utilisation_sentences(use))
     assert "Decode moves 5.0% of the memory bandwidth the card offers (3.35 TB/s)" in words
     assert "launch-bound per the timeline" in words
 
@@ -160,22 +165,22 @@ def test_failures_are_counted_in_pages_and_records():
     metrics = _metrics(errors=2)
     metrics["counts"] |= {"images": 16, "records": 32, "error": 10, "ok": 22, "images_failed": 5}
     phrase = "5 of 16 pages failed (10 of 32 records)"
-    assert summary.failed_phrase(metrics["counts"]) == phrase
-    assert phrase in summary.headline(metrics)
-    assert phrase in summary.reliability_sentence(metrics)
-    found = summary.recommendations(metrics, None, summary.cost_centres(metrics, None))
-    assert phrase in next(r.evidence for r in found if r.rule == "failed pages")
-    assert summary.failed_phrase(_metrics()["counts"]) == "all 6 records ok"
+    assert sentences.failed_phrase(metrics["counts"]) == phrase
+    assert phrase in sentences.headline(metrics)
+    assert phrase in sentences.reliability_sentence(metrics)
+    found = findings.recommendations(metrics, None, findings.cost_centres(metrics, None))
+    assert phrase in sentences.evidence(next(r for r in found if r.rule == "failed pages"))
+    assert sentences.failed_phrase(_metrics()["counts"]) == "all 6 records ok"
 
 
 def test_a_run_without_ok_records_still_has_its_sentences():
     metrics = _metrics(errors=6)
     metrics["aggregates"]["stage_ms"] = {}
-    assert summary.headline(metrics) == (
+    assert sentences.headline(metrics) == (
         "No page was timed: 2 pages x 3 repeats, 1 of 2 pages failed (6 of 6 records). "
         "The engineering report lists why each one failed."
     )
-    assert summary.cost_centres(metrics, None) == []
+    assert findings.cost_centres(metrics, None) == []
     assert _rules(metrics) == ["failed pages"]
 
 
@@ -200,13 +205,13 @@ def _per_category(prefill: dict[str, float | None], decode: float = 50.0) -> pd.
 
 def test_category_sentence_names_the_widest_gap_beyond_the_tolerance():
     table = _per_category({"book": 140.0, "slides": 100.0, "note": 120.0, "exam": None})
-    assert summary.category_sentence(table, 0.10) == (
+    assert sentences.category_sentence(findings.category_gap(table, 0.10)) == (
         "Pages of category `book` take 1.40x as long as those of `slides` in prefill "
         "(140.00 ms against 100.00 ms on average), more than the +/-10.0% repeats of one "
         "page may differ by: the mix of pages moves the averages above."
     )
-    assert summary.category_sentence(table, 0.50) is None
-    assert summary.category_sentence(_per_category({"book": 140.0, "exam": None}), 0.1) is None
+    assert findings.category_gap(table, 0.50) is None
+    assert findings.category_gap(_per_category({"book": 140.0, "exam": None}), 0.1) is None
 
 
 def _comparison(variant_ok: int, stages: list[str]) -> dict:
@@ -232,21 +237,21 @@ def _comparison(variant_ok: int, stages: list[str]) -> dict:
 
 
 def test_a_variant_without_ok_records_is_named_not_dropped():
-    words = summary.variant_findings(_comparison(0, ["prefill", "decode"]))
+    words = variant_words(_comparison(0, ["prefill", "decode"]))
     assert words[-1] == (
         "`crops2` (`max_crops: 2`) timed no page: all 4 of its records failed (their reasons "
         "are in `variants/crops2/runs/`)."
     )
-    table = cmp.gate_table(_comparison(0, ["prefill"])).set_index("variant")
+    table = gate_table(_comparison(0, ["prefill"])).set_index("variant")
     assert table.loc["crops2", "records ok / failed"] == "0 / 4"
-    assert summary.variant_findings(_comparison(4, [])) == [
+    assert variant_words(_comparison(4, [])) == [
         "No page of the baseline was timed (every page failed): nothing to compare."
     ]
 
 
 def test_run_config_yaml_drops_resolved_facts():
     metrics = {"config": {"run_name": "x", "repeats": 2, "resolved": {"preset": "small"}}}
-    assert summary.run_config_yaml(metrics) == "repeats: 2\nrun_name: x\n"
+    assert run_config_yaml(metrics) == "repeats: 2\nrun_name: x\n"
 
 
 # --- a real run ----------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Report tables: unit checks on small inputs, and the executed report of a real run."""
+"""Report sections: unit checks on small inputs, and the executed report of a real run."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from vlmprof.report import tables
-from vlmprof.report.tables import format_number
+from vlmprof.report import operators, quality, run, static_compute, timing
+from vlmprof.report.formatting import format_number
+from vlmprof.report.run import RunOutputs, load_run
+from vlmprof.stages import STAGE_DEFINITIONS
 
 
 def executed_outputs(path: Path) -> str:
@@ -61,25 +63,56 @@ def test_prefill_split_parts_add_up_to_prefill():
     metrics = _stage_stats(
         prefill=100.0, vision=70.0, sam=50.0, clip=12.0, projector=3.0, decode=300.0
     )
-    split = tables.prefill_split(metrics)
+    split = timing.prefill_split(metrics)
     assert split.loc["vision remainder", "mean (ms)"] == pytest.approx(5.0)
     assert split.loc["LLM prefill", "mean (ms)"] == pytest.approx(30.0)
     assert split["mean (ms)"].sum() == pytest.approx(100.0)
     assert split["share of prefill (%)"].sum() == pytest.approx(100.0)
-    page = tables.page_split(metrics)
+    page = timing.page_split(metrics)
     assert page.loc["decode", "share (%)"] == pytest.approx(75.0)
-    run = tables.run_split(metrics)
-    assert run["share (%)"].tolist() == pytest.approx([25.0, 75.0])
+    halves = timing.run_split(metrics)
+    assert halves["share (%)"].tolist() == pytest.approx([25.0, 75.0])
+
+
+def test_stage_table_names_and_nests_stages_as_vlmprof_stages_does():
+    stage_ms = pd.DataFrame(
+        {"mean (ms)": 2.0, "std (ms)": 0.1, "cv": 0.05, "p50 (ms)": 2.0, "p90 (ms)": 2.1, "n": 4},
+        index=pd.Index(["decode", "sam", "prefill", "unknown"], name="stage"),
+    )
+    table = timing.stage_timing_table(stage_ms).set_index("stage")
+    assert list(table.index) == ["prefill", "SAM", "decode"]  # reading order, known stages
+    assert table.loc["SAM", "nested in"] == "vision"
+    assert table.loc["prefill", "nested in"] == "-"
+    assert table.loc["SAM", "definition"] == STAGE_DEFINITIONS["sam"]
+    assert table.loc["SAM", "CV (%)"] == pytest.approx(5.0)
+
+
+def test_shards_table_lists_where_each_shard_ran():
+    gpu = {"shard": 0, "device": "cuda:0", "gpu_index": 0, "gpu_uuid": "GPU-1a2b"}
+    gpu |= {"gpu_name": "NVIDIA H100", "sm_clock_median_mhz": 1980.0, "telemetry_runs": 6}
+    gpu |= {"mem_clock_median_mhz": 2619.0}
+    cpu = {"shard": 1, "device": "cpu", "gpu_index": None, "gpu_uuid": None, "gpu_name": None}
+    cpu |= {"sm_clock_median_mhz": None, "mem_clock_median_mhz": None, "telemetry_runs": 0}
+    table = quality.shards_table({"environment": {"shards": [gpu, cpu]}})
+    assert list(table.columns[:5]) == ["shard", "device", "GPU index", "GPU UUID", "GPU"]
+    shown = table.map(format_number)
+    assert shown.loc[0].tolist() == ["0", "cuda:0", "0", "GPU-1a2b", "NVIDIA H100"] + [
+        "1,980",
+        "2,619",
+        "6",
+    ]
+    assert shown.loc[1].tolist() == ["1", "cpu", "-", "-", "-", "-", "-", "0"]
+    assert quality.shards_table({"environment": {}}).empty
 
 
 def test_missing_stage_names_the_key():
     with pytest.raises(KeyError, match="aggregates.stage_ms has no 'vision'"):
-        tables.prefill_split(_stage_stats(prefill=1.0, decode=1.0))
+        timing.prefill_split(_stage_stats(prefill=1.0, decode=1.0))
 
 
 def test_load_run_names_the_missing_file(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="metrics.json: missing"):
-        tables.load_run(tmp_path)
+        load_run(tmp_path)
 
 
 def test_read_benchmarks(tmp_path: Path):
@@ -91,8 +124,8 @@ def test_read_benchmarks(tmp_path: Path):
         "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
         "3.0\t0:00:03\t100.0\t1.0\t1.0\t1.0\t0\t0\t1\t1.0\n"
     )
-    frame = tables.read_benchmarks(sorted(tmp_path.glob("*.tsv")))
-    shown = tables.benchmark_table(frame)
+    frame = run.read_benchmarks(sorted(tmp_path.glob("*.tsv")))
+    shown = quality.benchmark_table(frame)
     assert shown["job"].tolist() == ["profile_shard-0"]
     assert shown.loc[0, "wall (s)"] == 12.41
     assert shown.loc[0, "peak RSS (MB)"] == 817.93
@@ -117,14 +150,14 @@ def test_static_crosscheck_verdicts():
             "d": entry(0.1, 0.0, True),
         }
     }
-    table = tables.static_crosscheck(static)
+    table = static_compute.static_crosscheck(static)
     assert table["agrees"].tolist() == ["yes", "explained", "NO", "NO"]
     assert table.loc[1, "fvcore vs analytic (%)"] == pytest.approx(-50.0)
     assert table.loc[0, "analytic (GFLOP)"] == pytest.approx(2.0)
 
 
 def test_operator_categories_and_stage_shares():
-    operators = pd.DataFrame(
+    table = pd.DataFrame(
         {
             "operator": ["aten::mm", "aten::add", "aten::mm"],
             "category": ["dense_gemm", "elementwise", "moe"],
@@ -137,14 +170,14 @@ def test_operator_categories_and_stage_shares():
             "decode (ms)": [0.0, 0.0, 2.0],
         }
     )
-    categories = tables.operator_categories(operators)
+    categories = operators.operator_categories(table)
     assert categories.index[0] == "dense_gemm"
     assert categories["share (%)"].sum() == pytest.approx(100.0)
     assert categories.loc["dense_gemm", "share (%)"] == pytest.approx(60.0)
-    shares = tables.operator_stage_share(operators)
+    shares = operators.operator_stage_share(table)
     assert shares.loc["dense_gemm", "sam"] == pytest.approx(75.0)
     assert shares.loc["moe", "decode"] == pytest.approx(100.0)
-    top = tables.top_operators(operators, n=2)
+    top = operators.top_operators(table, n=2)
     assert top["self (ms)"].tolist() == [6.0, 2.0]
     assert top.loc[0, "stage"] == "SAM"
 
@@ -153,33 +186,14 @@ def test_operator_categories_and_stage_shares():
 
 
 @pytest.fixture(scope="module")
-def run(pipeline_run: Path) -> tables.RunOutputs:
-    return tables.load_run(pipeline_run)
+def outputs(pipeline_run: Path) -> RunOutputs:
+    return load_run(pipeline_run)
 
 
 @pytest.mark.slow
-def test_roofline_agrees_with_the_metrics_layer(run: tables.RunOutputs):
-    metrics = run.metrics
-    points = tables.roofline_points(metrics, run.records)
-    mfu = metrics["mfu"]["per_stage"]
-    for stage, name in (("vision", "vision"), ("llm_prefill", "LLM prefill")):
-        assert points.loc[name, "achieved (GFLOP/s)"] == pytest.approx(
-            mfu[stage]["achieved_tflops"] * 1e3, rel=1e-9
-        )
-        assert points.loc[name, "GFLOP per page"] == pytest.approx(
-            mfu[stage]["flops_per_run"] / 1e9, rel=1e-9
-        )
-    # Vision and LLM prefill bytes add up to the prefill bytes MBU divides.
-    parts_mb = points.loc[["vision", "LLM prefill"], "MB per page"].sum()
-    assert parts_mb == pytest.approx(metrics["mbu"]["per_stage"]["prefill"]["bytes_per_run"] / 1e6)
-    sub = points.loc[["SAM", "CLIP", "projector"], "GFLOP per page"].sum()
-    assert sub == pytest.approx(points.loc["vision", "GFLOP per page"])
-
-
-@pytest.mark.slow
-def test_report_shows_the_runs_numbers(run: tables.RunOutputs, pipeline_run: Path):
+def test_report_shows_the_runs_numbers(outputs: RunOutputs, pipeline_run: Path):
     shown = executed_outputs(pipeline_run / "report.ipynb")
-    metrics = run.metrics
+    metrics = outputs.metrics
     stages = metrics["aggregates"]["stage_ms"]
     expected = [
         format_number(stages["prefill"]["mean"]),
@@ -191,6 +205,8 @@ def test_report_shows_the_runs_numbers(run: tables.RunOutputs, pipeline_run: Pat
         format_number(100 * metrics["mbu"]["per_stage"]["decode"]["calibrated"]),
         format_number(100 * metrics["repeatability"]["stages"]["prefill"]["max_deviation"]),
         format_number(100 * metrics["timeline"]["decode"]["busy_fraction"]),
+        format_number(metrics["roofline"]["per_stage"]["sam"]["intensity"]),
+        format_number(metrics["roofline"]["per_stage"]["llm_prefill"]["achieved_tflops"] * 1e3),
         metrics["config_hash"],
         metrics["environment"]["packages"]["torch"],
         metrics["peaks"]["calibrated"]["origin"],  # "measured" or "cached (age ...)"
@@ -213,7 +229,7 @@ def test_report_shows_the_runs_numbers(run: tables.RunOutputs, pipeline_run: Pat
     assert "These are CPU timings" in shown
     if metrics["failures"]:
         failure = metrics["failures"][0]
-        path = run.subset.set_index("image_id").loc[failure["image_id"], "path"]
+        path = outputs.subset.set_index("image_id").loc[failure["image_id"], "path"]
         assert failure["error"].replace(f"{path}: ", "") in shown
     else:
         assert "No failures" in shown

@@ -23,8 +23,11 @@ from tests.test_variants_comparison import (
     write_gate,
 )
 from tests.workflow_helpers import snakemake_env
+from vlmprof.atomic import write_text_atomic
 from vlmprof.report import figures
-from vlmprof.report.tables import format_number
+from vlmprof.report import variants as shown_variants
+from vlmprof.report.formatting import format_number
+from vlmprof.report.run import COMPARISON_FILE, read_comparison
 from vlmprof.variants import comparison as cmp
 
 pytestmark = pytest.mark.slow
@@ -60,9 +63,8 @@ def save_comparison(run_dir: Path, runs: list[cmp.VariantRun]) -> dict:
     notebooks read it."""
     comparison = cmp.compare_variants(cmp.read_run(cmp.BASELINE, run_dir / "metrics.json"), runs)
     out = run_dir / "variants"
-    cmp.write_comparison(
-        comparison, out / "comparison.json", out / "comparison.csv", out / "comparison.md"
-    )
+    cmp.write_comparison(comparison, out / "comparison.json", out / "comparison.csv")
+    write_text_atomic(out / "comparison.md", shown_variants.to_markdown(comparison))
     return comparison
 
 
@@ -90,19 +92,19 @@ def compared_run(pipeline_run: Path, workflow_dir: Path, tmp_path_factory) -> Pa
 @pytest.mark.parametrize("notebook", ["report", "stakeholder_summary"])
 def test_a_run_without_variants_says_so_in_one_line(pipeline_run: Path, notebook: str):
     shown = executed_outputs(pipeline_run / f"{notebook}.ipynb")
-    note = cmp.comparison_note(cmp.read_comparison(pipeline_run))
+    note = shown_variants.comparison_note(read_comparison(pipeline_run))
     assert note is not None and note in shown
 
 
 def test_report_shows_each_variant_with_its_gate(compared_run: Path):
     shown = executed_outputs(compared_run / "report.ipynb")
-    comparison = cmp.read_comparison(compared_run)
+    comparison = read_comparison(compared_run)
     rows = {(r["variant"], r["stage"]): r for r in comparison["rows"]}
     expected = [
         "experts: grouped",
         "failed gate: not a speedup",
         "different workload",
-        cmp.gate_difference(FAILED | {"variant": "wrong"}),
+        shown_variants.gate_difference(FAILED | {"variant": "wrong"}),
         format_number(rows[("grouped", "decode")]["ms"]),
         format_number(rows[("grouped", "prefill")]["ratio"]),
         format_number(rows[("crops2", "decode")]["ratio"]),
@@ -111,7 +113,7 @@ def test_report_shows_each_variant_with_its_gate(compared_run: Path):
     ]
     missing = [value for value in expected if value not in shown]
     assert not missing, f"not shown in report.ipynb: {missing}"
-    assert cmp.NO_COMPARISON not in shown
+    assert shown_variants.NO_COMPARISON_NOTE not in shown
     notebook = nbformat.read(compared_run / "report.ipynb", as_version=4)
     drawn = [
         cell
@@ -138,7 +140,7 @@ def test_stakeholder_summary_of_a_baseline_only_comparison(
     run_dir = copy_run(pipeline_run, tmp_path / "run")
     comparison = save_comparison(run_dir, [])
     shown = executed_outputs(execute(workflow_dir, "stakeholder_summary", run_dir))
-    assert cmp.comparison_note(comparison) in shown
+    assert shown_variants.comparison_note(comparison) in shown
 
 
 def bar_containers(ax) -> dict[str, BarContainer]:
@@ -147,8 +149,8 @@ def bar_containers(ax) -> dict[str, BarContainer]:
 
 
 def test_variant_figure_leaves_failed_variants_out(compared_run: Path):
-    comparison = json.loads((compared_run / cmp.COMPARISON_FILE).read_text())
-    chart = cmp.chart_frame(comparison)
+    comparison = json.loads((compared_run / COMPARISON_FILE).read_text())
+    chart = shown_variants.chart_frame(comparison)
     fig = figures.variant_figure(chart, comparison["peak"])
     speedup, roofline = (bar_containers(ax) for ax in fig.axes)
     labels = ["grouped", "crops2 (different workload)"]

@@ -16,10 +16,7 @@ SRC = Path(vlmprof.__file__).parent
 # Modules that still repeat a stage fact literally (display names, definitions, the vision
 # parts in display order, record field names): each entry is a debt this test keeps from
 # growing, and it fails once the module no longer needs its entry.
-STILL_REPEATED: dict[str, str] = {
-    "report/tables.py": "the report's stage display names, definitions and display orders",
-    "report/summary.py": "the summary's stage display names for its sentences",
-}
+STILL_REPEATED: dict[str, str] = {}
 
 
 def _strings(nodes: list[ast.expr | None]) -> list[str | None]:

@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from tests.workflow_helpers import FAST_CONFIG, REPO, snakemake
-from vlmprof.report import summary
+from vlmprof.report import findings, sentences
+from vlmprof.report import variants as shown
 from vlmprof.variants import comparison as cmp
 from vlmprof.variants.gate import not_applicable
 
@@ -94,6 +95,11 @@ def _rows(comparison: dict, variant: str) -> dict[str, dict]:
     return {r["stage"]: r for r in comparison["rows"] if r["variant"] == variant}
 
 
+def summary_words(comparison: dict | None) -> str:
+    """What the stakeholder summary says of a comparison."""
+    return " ".join(sentences.variant_sentences(findings.variant_findings(comparison)))
+
+
 def test_ratio_is_baseline_over_variant_mean_of_the_same_pages(
     baseline: cmp.VariantRun, grouped_run: Path, pipeline_run: Path, tmp_path: Path
 ):
@@ -138,9 +144,18 @@ def test_roofline_distance_is_one_over_the_larger_utilisation(baseline: cmp.Vari
         assert row[f"roofline_x_{peak}"] == pytest.approx(1 / larger)
         assert row["bytes_counted"] is True
     assert rows["decode"][f"bound_{peak}"] == "memory"
+    # Vision's bytes are counted too: its distance is 1 / MFU where compute bounds it, less
+    # where memory does; either way the one aggregation wrote into metrics.json.
     vision = rows["vision"]
-    assert vision[f"roofline_x_{peak}"] == pytest.approx(1 / vision[f"mfu_{peak}"])
-    assert vision[f"bound_{peak}"] == cmp.NO_BYTES and vision["bytes_counted"] is False
+    written = baseline.metrics["roofline"]["per_stage"]["vision"][peak]
+    assert vision[f"roofline_x_{peak}"] == pytest.approx(written["distance"])
+    assert vision["bytes_counted"] is True
+    compute_only = 1 / vision[f"mfu_{peak}"]
+    if vision[f"bound_{peak}"] == "compute":
+        assert vision[f"roofline_x_{peak}"] == pytest.approx(compute_only)
+    else:
+        assert vision[f"bound_{peak}"] == "memory"
+        assert vision[f"roofline_x_{peak}"] < compute_only
     # The whole page's bound is prefill's plus decode's.
     mfu = baseline.metrics["mfu"]
     bound_ms = sum(
@@ -164,7 +179,7 @@ def test_a_passed_twice_as_fast_variant_is_best_everywhere(
         assert row["ratio_low"] == pytest.approx(2.0) and row["ratio_high"] == pytest.approx(2.0)
         assert row["verdict"] == "faster"
     assert set(comparison["best"].values()) == {"fast"}
-    words = " ".join(summary.variant_findings(comparison))
+    words = summary_words(comparison)
     assert "**Decode**: `fast` is 2.00x faster than the baseline" in words
     per_token = _rows(comparison, "fast")["decode_per_token"]["ms"]
     assert f"{per_token:,.2f} ms per token" in words
@@ -182,13 +197,13 @@ def test_a_failed_gate_is_never_a_speedup_nor_best(
     assert {r["verdict"] for r in rows.values()} == {"failed gate: not a speedup"}
     assert rows["prefill"]["ms"] == pytest.approx(rows["prefill"]["baseline_ms"] / 2)
     assert set(comparison["best"].values()) == {None}
-    chart = cmp.chart_frame(comparison)
+    chart = shown.chart_frame(comparison)
     assert chart.loc[chart["variant"] == "wrong", "ratio"].isna().all()
-    gates = cmp.gate_table(comparison).set_index("variant")
+    gates = shown.gate_table(comparison).set_index("variant")
     assert gates.loc["wrong", "gate"] == "failed"
     assert "0.731" in gates.loc["wrong", "measured difference"]
     assert "1 of 3 pages identical" in gates.loc["wrong", "measured difference"]
-    words = " ".join(summary.variant_findings(comparison))
+    words = summary_words(comparison)
     assert "`wrong`" in words and "failed the correctness check" in words and "0.731" in words
     assert "faster than" not in words
     assert "No optimisation passed the correctness check" in words
@@ -204,8 +219,8 @@ def test_a_sweep_point_is_a_different_workload_never_best(
     assert rows["decode"]["ratio"] == pytest.approx(2.0)
     assert {r["verdict"] for r in rows.values()} == {"different workload"}
     assert set(comparison["best"].values()) == {None}
-    assert cmp.gate_table(comparison).iloc[1]["measured difference"] == SWEEP["detail"]
-    words = " ".join(summary.variant_findings(comparison))
+    assert shown.gate_table(comparison).iloc[1]["measured difference"] == SWEEP["detail"]
+    words = summary_words(comparison)
     assert "`crops2` (`max_crops: 2`) computes a different workload" in words
     assert "0.50x the time" in words
     assert "faster than" not in words
@@ -215,11 +230,11 @@ def test_without_variants_the_comparison_holds_the_baseline(baseline: cmp.Varian
     comparison = cmp.compare_variants(baseline, [])
     assert [v["name"] for v in comparison["variants"]] == [cmp.BASELINE]
     assert {r["variant"] for r in comparison["rows"]} == {cmp.BASELINE}
-    note = cmp.comparison_note(comparison)
+    note = shown.comparison_note(comparison)
     assert note.startswith("Only the baseline was profiled") and "variants:" in note
-    assert summary.variant_findings(comparison) == [note]
-    assert note in cmp.to_markdown(comparison)
-    assert summary.variant_findings(None) == [cmp.NO_COMPARISON]
+    assert summary_words(comparison) == note
+    assert note in shown.to_markdown(comparison)
+    assert summary_words(None) == shown.NO_COMPARISON_NOTE
 
 
 def test_bootstrap_interval_is_fixed_and_within_the_page_ratios():

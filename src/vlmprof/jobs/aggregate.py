@@ -19,9 +19,11 @@ from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import spec_dims
 from vlmprof.models.base import ModelSpec
 from vlmprof.records import first_placement
-from vlmprof.variants.comparison import BASELINE, read_run, write_comparison
+from vlmprof.report.variants import to_markdown as comparison_markdown
 from vlmprof.variants.comparison import compare_variants as compare_all
+from vlmprof.variants.comparison import read_run, write_comparison
 from vlmprof.variants.gate import judge_variant, merged_outputs, not_applicable
+from vlmprof.variants.switches import BASELINE
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +129,8 @@ def compare_variants(
         for name, path, gate in zip(names, metrics, gates, strict=True)
     ]
     comparison = compare_all(base, variants)
-    write_comparison(comparison, json_out, csv_out, md_out)
+    write_comparison(comparison, json_out, csv_out)
+    write_text_atomic(Path(md_out), comparison_markdown(comparison))
     log.info(
         "%d variants against the baseline; best per stage: %s", len(variants), comparison["best"]
     )

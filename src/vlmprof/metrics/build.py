@@ -1,8 +1,8 @@
 """Assemble metrics.json and the metric tables of one run from its records and context.
 
 One place decides what a run publishes: timing aggregates, counts and failures,
-repeatability, MFU/MBU, the peaks used, static compute, environment, inputs, config and the
-assumptions a reader needs to interpret the numbers.
+repeatability, MFU/MBU, each stage's roofline bound, the peaks used, static compute,
+environment, inputs, config and the assumptions a reader needs to interpret the numbers.
 """
 
 from __future__ import annotations
@@ -27,7 +27,13 @@ from vlmprof.metrics.aggregate import (
 from vlmprof.metrics.environment import shard_environment
 from vlmprof.metrics.host import host_section
 from vlmprof.metrics.telemetry import telemetry_section
-from vlmprof.metrics.utilisation import HEADLINE, MBU_STAGES, MFU_STAGES, utilisation
+from vlmprof.metrics.utilisation import (
+    HEADLINE,
+    MBU_STAGES,
+    MFU_STAGES,
+    roofline_section,
+    utilisation,
+)
 from vlmprof.provenance import config_hash
 from vlmprof.records import read_records
 
@@ -181,6 +187,7 @@ def build_metrics(
         **agg,
         "mfu": mfu,
         "mbu": mbu,
+        "roofline": roofline_section(per_record, peaks),
         "peaks": peaks,
         "static": {
             "params": static_compute["params"],

@@ -24,11 +24,20 @@ from vlmprof.flops.analytic import (
     vision_cost,
 )
 from vlmprof.metrics.aggregate import llm_prefill_ms, ok_records
+from vlmprof.metrics.roofline import (
+    PEAK_COLUMNS,
+    decode_step_roofline,
+    moved_bytes,
+    page_roofline,
+    stage_roofline,
+)
+from vlmprof.stages import VISION_PARTS, record_field
 
 CONTEXT_MODES: tuple[str, ...] = ("auto", "max", "fixed")
 MFU_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "prefill", "decode", "model")
 MBU_STAGES: tuple[str, ...] = ("prefill", "decode")
-PEAK_COLUMNS: tuple[str, ...] = ("datasheet", "calibrated")
+# Stages whose FLOPs and bytes are counted at each record's shapes, on the roofline.
+ROOFLINE_STAGES: tuple[str, ...] = (*VISION_PARTS, "vision", "llm_prefill", "prefill", "decode")
 HEADLINE = (
     "aggregate MFU/MBU = summed FLOPs (bytes) over summed wall time of the ok records, "
     "divided by the peak; *_mean_of_records is the mean of per-record ratios"
@@ -79,12 +88,6 @@ def _cached_decode_total(
     return decode_total_cost(dims, prefill_len, tokens, bytes_per_el)
 
 
-def moved_bytes(cost: StageCost, with_activations: bool) -> float:
-    """Bytes a stage moves: weights and KV cache, plus activations where they matter."""
-    moved = cost.weight_bytes + cost.kv_bytes
-    return moved + cost.activation_bytes if with_activations else moved
-
-
 def _record_row(
     record: dict[str, Any],
     dims: ModelDims,
@@ -99,7 +102,8 @@ def _record_row(
             f"run record {record.get('run_id')!r} (image {record.get('image_id')!r}): ok "
             f"but missing {', '.join(missing)}; rerun its profiling shard"
         )
-    vision = vision_cost(dims, record["mode"], record["n_crops"], bytes_per_el)["vision"]
+    parts = vision_cost(dims, record["mode"], record["n_crops"], bytes_per_el)
+    vision = parts["vision"]
     llm = llm_prefill_cost(dims, record["prefill_len"], bytes_per_el)
     decode = decode_cost(
         dims,
@@ -109,7 +113,7 @@ def _record_row(
         context_len_mode,
         context_len_fixed,
     )
-    prefill_bytes = moved_bytes(vision, True) + moved_bytes(llm, True)
+    vision_bytes, llm_bytes = moved_bytes(vision, True), moved_bytes(llm, True)
     decode_bytes = moved_bytes(decode, False)
     prefill_ms, decode_ms = float(record["prefill_ms"]), float(record["decode_ms"])
     return {
@@ -120,13 +124,24 @@ def _record_row(
         "prefill_len": record["prefill_len"],
         "tokens": record["tokens"],
         "decode_steps": max(record["tokens"] - 1, 0),
+        **{
+            column: value
+            for part in VISION_PARTS
+            for column, value in (
+                (f"{part} flops", parts[part].flops),
+                (f"{part} bytes", moved_bytes(parts[part], True)),
+                (f"{part} (ms)", record.get(record_field(part))),
+            )
+        },
         "vision flops": vision.flops,
+        "vision bytes": vision_bytes,
         "vision (ms)": record.get("vision_ms"),
         "llm_prefill flops": llm.flops,
+        "llm_prefill bytes": llm_bytes,
         "llm_prefill (ms)": llm_prefill_ms(record),
         "prefill flops": vision.flops + llm.flops,
         "prefill (ms)": prefill_ms,
-        "prefill bytes": prefill_bytes,
+        "prefill bytes": vision_bytes + llm_bytes,
         "decode flops": decode.flops,
         "decode (ms)": decode_ms,
         "decode bytes": decode_bytes,
@@ -191,24 +206,15 @@ def _stage_mbu(df: pd.DataFrame, stage: str, tbps: dict[str, float | None]) -> d
     return _rate_summary(timed[f"{stage} bytes"], timed[f"{stage} (ms)"], peaks_per_s, "bytes")
 
 
-def _decode_roofline(df: pd.DataFrame, tbps: dict[str, float | None]) -> dict[str, Any]:
+def _decode_roofline(df: pd.DataFrame, peaks: dict[str, Any]) -> dict[str, Any]:
     """Bytes one decode step moves and the step time those bytes allow at each peak."""
     timed = _timed(df, "decode")
-    steps = float(timed["decode_steps"].sum())
-    if steps == 0:
-        return {"bytes_per_token": None, "ms_per_token_measured": None} | {
-            f"ms_per_token_at_{column}_bw": None for column in PEAK_COLUMNS
-        }
-    bytes_per_token = float(timed["decode bytes"].sum()) / steps
-    roofline = {
-        "bytes_per_token": bytes_per_token,
-        "ms_per_token_measured": float(timed["decode (ms)"].sum()) / steps,
-    }
-    for column, peak in tbps.items():
-        roofline[f"ms_per_token_at_{column}_bw"] = (
-            bytes_per_token / (peak * 1e12) * 1000.0 if peak else None
-        )
-    return roofline
+    return decode_step_roofline(
+        float(timed["decode bytes"].sum()),
+        float(timed["decode (ms)"].sum()),
+        float(timed["decode_steps"].sum()),
+        peaks,
+    )
 
 
 def _decode_by_mode(
@@ -311,6 +317,37 @@ def utilisation(
         "headline": HEADLINE,
         "peaks": _peak_labels(peaks, "tbps"),
         "per_stage": {stage: _stage_mbu(df, stage, tbps) for stage in MBU_STAGES},
-        "decode_roofline": _decode_roofline(df, tbps),
+        "decode_roofline": _decode_roofline(df, peaks),
     }
     return mfu, mbu, _with_record_ratios(df, tflops, tbps)
+
+
+def roofline_section(per_record: pd.DataFrame, peaks: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json's `roofline`: each stage of `ROOFLINE_STAGES` over the ok records that
+    timed it (`stage_roofline`) and the page, prefill + decode (`page_roofline`).
+
+    `per_record` is `utilisation`'s per-record table; `peaks` is `resolve_peaks`' output.
+    """
+    if per_record.empty:
+        return {"reason": "no ok records"}
+    per_stage = {}
+    for stage in ROOFLINE_STAGES:
+        timed = _timed(per_record, stage)
+        if len(timed):
+            per_stage[stage] = stage_roofline(
+                float(timed[f"{stage} flops"].sum()),
+                float(timed[f"{stage} bytes"].sum()),
+                float(timed[f"{stage} (ms)"].sum()),
+                len(timed),
+                peaks,
+            )
+    section: dict[str, Any] = {"per_stage": per_stage}
+    page = _timed(per_record, "model")
+    if len(page) and {"prefill", "decode"} <= set(per_stage):
+        section["model_level"] = page_roofline(
+            per_stage["prefill"],
+            per_stage["decode"],
+            float(page["model (ms)"].sum()),
+            len(page),
+        )
+    return section

@@ -1,4 +1,4 @@
-"""Figures of the report, drawn from the DataFrames of `vlmprof.report.tables`.
+"""Figures of the report, drawn from the DataFrames of the report's section modules.
 
 Each function returns a matplotlib Figure (not attached to pyplot, so a notebook shows it
 exactly once) with a title and units on every axis. Legends carry the names of small
@@ -13,25 +13,31 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-# One colour per exclusive part of a page's time, shared by every figure.
-PART_COLOURS: dict[str, str] = {
-    "SAM": "#4C72B0",
-    "CLIP": "#55A868",
+from vlmprof.report.timing import PAGE_PARTS, VISION_REMAINDER
+from vlmprof.stages import STAGE_LABELS
+
+# One colour per stage (and for the vision remainder, a part of a page without a stage of
+# its own), keyed by stage name and shared by every figure.
+STAGE_COLOURS: dict[str, str] = {
+    "sam": "#4C72B0",
+    "clip": "#55A868",
     "projector": "#C44E52",
-    "vision remainder": "#8172B2",
-    "LLM prefill": "#CCB974",
+    "vision": "#937860",
+    VISION_REMAINDER: "#8172B2",
+    "llm_prefill": "#CCB974",
     "prefill": "#DD8452",
     "decode": "#64B5CD",
 }
-STAGE_COLOURS: dict[str, str] = {
-    "sam": PART_COLOURS["SAM"],
-    "clip": PART_COLOURS["CLIP"],
-    "projector": PART_COLOURS["projector"],
-    "llm_prefill": PART_COLOURS["LLM prefill"],
-    "decode": PART_COLOURS["decode"],
-    "unattributed": "#999999",
-}
+OTHER_COLOUR = "#999999"
+_STAGE_BY_LABEL: dict[str, str] = {text: name for name, text in STAGE_LABELS.items()}
 _MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+
+
+def colour(name: str) -> str:
+    """The colour of a stage, by its name or display name (grey for anything else)."""
+    return STAGE_COLOURS.get(_STAGE_BY_LABEL.get(name, name), OTHER_COLOUR)
+
+
 # Segments narrower than this share (%) get no label inside the bar, only in the legend.
 _INLINE_LABEL_MIN = 7.0
 
@@ -40,9 +46,8 @@ def _share_bar(ax, shares: pd.Series, values_ms: pd.Series, title: str) -> None:
     """One horizontal 100% bar of `shares` (%), labelled inside where wide enough."""
     left = 0.0
     for name, share in shares.items():
-        colour = PART_COLOURS.get(str(name), "#999999")
         label = f"{name}: {values_ms[name]:,.2f} ms ({share:.1f}%)"
-        ax.barh(0, share, left=left, color=colour, edgecolor="white", label=label)
+        ax.barh(0, share, left=left, color=colour(str(name)), edgecolor="white", label=label)
         if share >= _INLINE_LABEL_MIN:
             ax.text(left + share / 2, 0, f"{share:.1f}%", ha="center", va="center", color="white")
         left += share
@@ -85,7 +90,7 @@ def page_time_figure(page_split: pd.DataFrame) -> Figure:
 
 def per_image_figure(parts: pd.DataFrame) -> Figure:
     """Stacked bars per page: the exclusive parts of prefill and decode (ms)."""
-    columns = [c for c in PART_COLOURS if f"{c} (ms)" in parts.columns]
+    columns = [c for c in PAGE_PARTS if f"{c} (ms)" in parts.columns]
     categories = parts["category"] if "category" in parts.columns else None
     labels = [str(i) if categories is None else f"{i} ({categories[i]})" for i in parts.index]
     fig = Figure(figsize=(11, 1.2 + 0.45 * len(parts)), layout="constrained")
@@ -94,7 +99,7 @@ def per_image_figure(parts: pd.DataFrame) -> Figure:
     left = np.zeros(len(parts))
     for column in columns:
         values = parts[f"{column} (ms)"].to_numpy(dtype=float)
-        ax.barh(y, values, left=left, color=PART_COLOURS[column], label=column, edgecolor="white")
+        ax.barh(y, values, left=left, color=colour(column), label=column, edgecolor="white")
         left += values
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
@@ -141,12 +146,12 @@ def utilisation_figure(table: pd.DataFrame, peak_notes: dict[str, str]) -> Figur
     for ax, kind in zip(axes, ("MFU", "MBU"), strict=True):
         data = table[[f"{kind} datasheet (%)", f"{kind} calibrated (%)"]].dropna(how="all")
         x = np.arange(len(data))
-        for offset, (peak, colour) in zip(
+        for offset, (peak, shade) in zip(
             (-0.2, 0.2), (("datasheet", "#8C8C8C"), ("calibrated", "#4C72B0")), strict=True
         ):
             values = data[f"{kind} {peak} (%)"]
             label = peak if values.notna().any() else f"{peak}: {peak_notes.get(peak, 'none')}"
-            ax.bar(x + offset, values.fillna(0.0), width=0.4, color=colour, label=label)
+            ax.bar(x + offset, values.fillna(0.0), width=0.4, color=shade, label=label)
         ax.set_xticks(x, data.index, rotation=15)
         ax.set_ylabel("% of peak")
         what = "compute (FLOP/s)" if kind == "MFU" else "memory bandwidth (bytes/s)"
@@ -175,13 +180,12 @@ def roofline_figure(points: pd.DataFrame, peaks: dict) -> Figure:
                 label=f"{name} roof: {peak['tflops']:.4g} TFLOP/s, {peak['tbps']:.4g} TB/s",
             )
     for (stage, row), marker in zip(points.iterrows(), _MARKERS, strict=False):
-        colour = PART_COLOURS.get(str(stage), "#DD8452" if stage != "vision" else "#937860")
         ax.scatter(
             row["intensity (FLOP/byte)"],
             row["achieved (GFLOP/s)"],
             s=70,
             marker=marker,
-            color=colour,
+            color=colour(str(stage)),
             edgecolor="black",
             zorder=3,
             label=f"{stage}: {row['achieved (GFLOP/s)']:,.3g} GFLOP/s",
@@ -217,7 +221,7 @@ def operator_category_figure(categories: pd.DataFrame) -> Figure:
             y,
             values,
             left=left,
-            color=STAGE_COLOURS.get(stage, "#999999"),
+            color=colour(stage),
             label=stage,
             edgecolor="white",
         )
@@ -256,7 +260,7 @@ def variant_figure(chart: pd.DataFrame, peak: str) -> Figure:
     """Per stage, each variant's speedup over the baseline (95% interval as whiskers) and
     every variant's distance to the stage's roofline bound (x, log scale).
 
-    `chart` is `vlmprof.variants.comparison.chart_frame`. Sweep points (status
+    `chart` is `vlmprof.report.variants.chart_frame`. Sweep points (status
     not_applicable) are hatched and named a different workload; variants that failed their
     gate are drawn in neither panel, only named in the legend.
     """

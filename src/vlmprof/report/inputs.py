@@ -1,4 +1,5 @@
-"""The input set as a picture: a grid of page thumbnails with their view facts.
+"""The input set: the profiled pages' facts as a table, and as a picture, a grid of page
+thumbnails with their view facts.
 
 Paths come from inputs/subset.csv and are read relative to the folder the notebook runs in
 (the workflow's root). A page the run could not profile is drawn as a box giving the run's
@@ -13,6 +14,7 @@ import textwrap
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -117,3 +119,20 @@ def thumbnail_grid(
     failed = f" ({len(unprofiled)} not profiled)" if unprofiled else ""
     fig.suptitle(f"The input set: {len(subset)} pages{failed}")
     return fig
+
+
+def input_table(metrics: dict[str, Any], subset: pd.DataFrame) -> pd.DataFrame:
+    """The profiled pages: category, size, crops, image tokens and prefill length."""
+    facts = pd.DataFrame(metrics["inputs"]).set_index("image_id")
+    table = subset.set_index("image_id")[["category", "width", "height"]].join(
+        facts[["mode", "n_crops", "image_tokens", "prefill_len"]], how="left"
+    )
+    return table.rename(
+        columns={
+            "width": "width (px)",
+            "height": "height (px)",
+            "n_crops": "crops",
+            "image_tokens": "image tokens",
+            "prefill_len": "prefill length (tokens)",
+        }
+    )

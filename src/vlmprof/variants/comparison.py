@@ -4,11 +4,11 @@ Every variant is a profiled run of the baseline's pages (its metrics.json and, b
 tables/per_image.csv as the aggregate step writes them) with the correctness gate's verdict.
 Per stage the comparison holds the variant's mean time over the pages both runs measured,
 the ratio baseline time / variant time (2.0: twice as fast) with a 95% interval from a
-paired bootstrap over pages, MFU and MBU as metrics.json holds them, and how many times
-the stage's time is above its roofline bound. A variant that failed its gate keeps its
-times but gets no ratio; a sweep point (gate not_applicable: other preset, mode or crops)
-gets a ratio labelled as a different workload; only gate-passed variants can be a stage's
-best.
+paired bootstrap over pages, and MFU, MBU and how many times the stage's time is above its
+roofline bound as metrics.json holds them. A variant that failed its gate keeps its times
+but gets no ratio; a sweep point (gate not_applicable: other preset, mode or crops) gets a
+ratio labelled as a different workload; only gate-passed variants can be a stage's best.
+The comparison is data (comparison.json); `vlmprof.report.variants` presents it.
 """
 
 from __future__ import annotations
@@ -22,32 +22,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlmprof.atomic import atomic_open, write_json_atomic, write_text_atomic
-from vlmprof.metrics.aggregate import STAGE_NESTING
-from vlmprof.metrics.utilisation import PEAK_COLUMNS
-from vlmprof.report.tables import STAGE_NAMES, format_number
+from vlmprof.atomic import atomic_open, write_json_atomic
+from vlmprof.metrics.roofline import PEAK_COLUMNS
+from vlmprof.stages import HOST_STAGES, STAGE_NAMES
+from vlmprof.variants.switches import BASELINE
 
-BASELINE = "baseline"
 GATE_STATUSES: tuple[str, ...] = ("passed", "failed", "not_applicable")
 GATE_KEYS: tuple[str, ...] = ("variant", "status", "criterion", "detail")
 # A page's prefill + decode, the stage MFU calls "model".
 PAGE = "model"
-# Image load and preprocessing run before the model and no switch touches them: not compared.
-HOST_STAGES: tuple[str, ...] = ("load", "preprocess")
-STAGE_ORDER: tuple[str, ...] = (
-    *(s for s in STAGE_NAMES if s in STAGE_NESTING and s not in HOST_STAGES),
-    PAGE,
-)
-DISPLAY_NAMES: dict[str, str] = {**STAGE_NAMES, PAGE: "whole page (prefill + decode)"}
-# Stages with counted FLOPs (and, for prefill and decode, bytes) in metrics.json.
+# Every stage a switch can change (host-only stages run before the model), then the page.
+STAGE_ORDER: tuple[str, ...] = (*(s for s in STAGE_NAMES if s not in HOST_STAGES), PAGE)
+# Stages whose distance to the roofline the comparison reports, besides the page.
 ROOFLINE_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "prefill", "decode")
-CHART_STAGES: tuple[str, ...] = (*ROOFLINE_STAGES, PAGE)
-# The roof of a stage without a byte count (or bandwidth peak): its distance is an upper limit.
-NO_BYTES = "compute (bytes not counted)"
 RESAMPLES = 4000
 SEED = 0
-COMPARISON_FILE = Path("variants") / "comparison.json"
-NO_COMPARISON = "No variant comparison in this run."
 HOW_TO_ADD = (
     "to compare optimisations, name them under `variants:` in the config, each with the "
     "switches it sets over the baseline (e.g. `grouped: {experts: grouped}`), and rerun"
@@ -143,52 +132,17 @@ def ratio_interval(
     return float(low), float(high)
 
 
-def _peaks(metrics: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The two peak columns of metrics.json by their MFU/MBU names."""
-    peaks = metrics["peaks"]
-    return {"datasheet": peaks["reference"], "calibrated": peaks["calibrated"]}
-
-
-def _bound_ms(flops: float, moved: float | None, peak: dict[str, Any]) -> tuple[float, str] | None:
-    """Time (ms) the work needs at the peak and which roof sets it; None without a peak."""
-    if not peak.get("tflops") or flops <= 0:
-        return None
-    compute = flops / (peak["tflops"] * 1e12) * 1e3
-    if moved is None or not peak.get("tbps"):
-        return compute, NO_BYTES
-    memory = moved / (peak["tbps"] * 1e12) * 1e3
-    return (compute, "compute") if compute >= memory else (memory, "memory")
-
-
 def roofline_distance(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
-    """Per stage with counted work and per peak column: measured time over the roofline
-    bound ("x"), the roof that sets the bound and whether bytes were counted."""
-    mfu = metrics.get("mfu", {}).get("per_stage", {})
-    mbu = metrics.get("mbu", {}).get("per_stage", {})
-    result: dict[str, dict[str, dict[str, Any]]] = {}
-    for column, peak in _peaks(metrics).items():
-        bounds: dict[str, tuple[float, str]] = {}
-        for stage in ROOFLINE_STAGES:
-            work = mfu.get(stage) or {}
-            moved = (mbu.get(stage) or {}).get("bytes_total")
-            bound = _bound_ms(work["flops_total"], moved, peak) if work.get("records") else None
-            if bound is None:
-                continue
-            bounds[stage] = bound
-            result.setdefault(stage, {})[column] = {
-                "x": work["time_ms_total"] / bound[0],
-                "bound": bound[1],
-                "bytes_counted": bound[1] != NO_BYTES,
-            }
-        page = metrics.get("mfu", {}).get("model_level") or {}
-        if page.get("records") and {"prefill", "decode"} <= set(bounds):
-            bound_ms = bounds["prefill"][0] + bounds["decode"][0]
-            result.setdefault(PAGE, {})[column] = {
-                "x": page["time_ms_total"] / bound_ms,
-                "bound": f"prefill {bounds['prefill'][1]} + decode {bounds['decode'][1]}",
-                "bytes_counted": NO_BYTES not in (bounds["prefill"][1], bounds["decode"][1]),
-            }
-    return result
+    """Per stage of `ROOFLINE_STAGES` and the page, per peak column with a bound: the
+    roofline entry aggregation wrote into metrics.json (distance, bound, bytes counted)."""
+    roofline = metrics.get("roofline") or {}
+    entries = {s: roofline.get("per_stage", {}).get(s) for s in ROOFLINE_STAGES}
+    entries[PAGE] = roofline.get("model_level")
+    return {
+        stage: {column: entry[column] for column in PEAK_COLUMNS if entry.get(column)}
+        for stage, entry in entries.items()
+        if entry
+    }
 
 
 def _utilisation(metrics: dict[str, Any], stage: str) -> dict[str, float | None]:
@@ -257,7 +211,7 @@ def _rows(
                 "ratio_high": high,
                 "verdict": _verdict(status, low, high) if len(mine) else "not measured",
                 **_utilisation(run.metrics, stage),
-                **{f"roofline_x_{c}": roof.get(c, {}).get("x") for c in PEAK_COLUMNS},
+                **{f"roofline_x_{c}": roof.get(c, {}).get("distance") for c in PEAK_COLUMNS},
                 **{f"bound_{c}": roof.get(c, {}).get("bound") for c in PEAK_COLUMNS},
                 "bytes_counted": next((v["bytes_counted"] for v in roof.values()), None),
             }
@@ -317,155 +271,10 @@ def compare_variants(baseline: VariantRun, variants: Sequence[VariantRun]) -> di
     }
 
 
-def read_comparison(run_dir: str | Path) -> dict[str, Any] | None:
-    """A run's variants/comparison.json, or None when the run has none."""
-    path = Path(run_dir) / COMPARISON_FILE
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-
-
-def comparison_note(comparison: dict[str, Any] | None) -> str | None:
-    """The one line shown instead of the comparison when there is nothing to compare."""
-    if comparison is None:
-        return NO_COMPARISON
-    if len(comparison["variants"]) < 2:
-        return f"Only the baseline was profiled in this run: {comparison['how_to_add']}."
-    if not comparison["stages"]:
-        return "No page of the baseline was timed (every page failed): nothing to compare."
-    return None
-
-
-# --- tables for reading ----------------------------------------------------------------------
-
-
-def switches_text(switches: dict[str, Any]) -> str:
-    """Switches as `key: value` pairs, or "run settings" for none."""
-    return ", ".join(f"{k}: {v}" for k, v in switches.items()) or "run settings"
-
-
-def gate_difference(gate: dict[str, Any] | None) -> str:
-    """The gate's measured difference in one line (pages identical, logit differences)."""
-    if gate is None:
-        return "-"
-    parts = []
-    if gate.get("pages") and gate.get("pages_identical") is not None:
-        parts.append(f"{gate.get('pages_identical')} of {gate['pages']} pages identical")
-    if gate.get("max_abs_logit_diff") is not None:
-        parts.append(f"max absolute logit difference {format_number(gate['max_abs_logit_diff'])}")
-    if gate.get("relative_logit_diff") is not None:
-        relative = format_number(gate["relative_logit_diff"])
-        parts.append(f"relative {relative} (tolerance {format_number(gate.get('tolerance'))})")
-    return "; ".join(parts) or gate.get("detail") or "-"
-
-
-def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
-    """Each variant, its switches, ok and failed records, gate status, measured difference
-    and what decided it."""
-    return pd.DataFrame(
-        [
-            {
-                "variant": v["name"],
-                "switches": switches_text(v["switches"]),
-                "records ok / failed": f"{v['records_ok']} / {v['records_error']}",
-                "gate": v["status"],
-                "measured difference": gate_difference(v["gate"]),
-                "decided by": (v["gate"] or {}).get("criterion") or "-",
-                "detail": (v["gate"] or {}).get("detail") or "-",
-            }
-            for v in comparison["variants"]
-        ]
-    )
-
-
-def _interval_text(row: dict[str, Any]) -> str:
-    """A row's 95% interval as "low to high", or a dash without one."""
-    if row["ratio_low"] is None or row["ratio_high"] is None:
-        return "-"
-    return f"{format_number(row['ratio_low'])} to {format_number(row['ratio_high'])}"
-
-
-def comparison_table(comparison: dict[str, Any]) -> pd.DataFrame:
-    """Stage x variant: mean time, ratio to the baseline with its interval, how to read it,
-    MFU/MBU (%) and the distance to the roofline at the headline peak."""
-    peak = comparison["peak"]
-    rows = [
-        {
-            "stage": DISPLAY_NAMES.get(r["stage"], r["stage"]),
-            "variant": r["variant"],
-            "mean (ms)": r["ms"],
-            "pages": r["pages"],
-            "x baseline": r["ratio"],
-            "95% interval": _interval_text(r),
-            "reading": r["verdict"],
-            f"MFU {peak} (%)": None if r[f"mfu_{peak}"] is None else 100.0 * r[f"mfu_{peak}"],
-            f"MBU {peak} (%)": None if r[f"mbu_{peak}"] is None else 100.0 * r[f"mbu_{peak}"],
-            f"x from roofline ({peak})": r[f"roofline_x_{peak}"],
-            "bound by": r[f"bound_{peak}"] or "-",
-        }
-        for stage in comparison["stages"]
-        for r in comparison["rows"]
-        if r["stage"] == stage
-    ]
-    table = pd.DataFrame(rows)
-    return table.dropna(axis="columns", how="all")
-
-
-def chart_frame(comparison: dict[str, Any]) -> pd.DataFrame:
-    """The rows a variant chart draws: chart stages (display names), every variant, its
-    status, ratio with interval and roofline distance at the headline peak."""
-    peak = comparison["peak"]
-    frame = pd.DataFrame(comparison["rows"])
-    frame = frame[frame["stage"].isin(CHART_STAGES)]
-    order = {stage: i for i, stage in enumerate(CHART_STAGES)}
-    frame = frame.sort_values("stage", key=lambda s: s.map(order), kind="stable")
-    return pd.DataFrame(
-        {
-            "stage": frame["stage"].map(DISPLAY_NAMES),
-            "variant": frame["variant"],
-            "status": frame["status"],
-            "ratio": pd.to_numeric(frame["ratio"], errors="coerce"),
-            "ratio_low": pd.to_numeric(frame["ratio_low"], errors="coerce"),
-            "ratio_high": pd.to_numeric(frame["ratio_high"], errors="coerce"),
-            "roofline_x": pd.to_numeric(frame[f"roofline_x_{peak}"], errors="coerce"),
-        }
-    ).reset_index(drop=True)
-
-
-def to_markdown(comparison: dict[str, Any]) -> str:
-    """comparison.md: the gate table, the stage table, the best per stage and the method."""
-    note = comparison_note(comparison)
-    lines = ["# Variants against the baseline", ""]
-    if note:
-        return "\n".join([*lines, note, ""])
-    shown = comparison_table(comparison).map(format_number)
-    best = [
-        f"- {DISPLAY_NAMES.get(stage, stage)}: {name or 'no gate-passed variant is faster'}"
-        for stage, name in comparison["best"].items()
-    ]
-    method = [f"- {key}: {text}" for key, text in comparison["method"].items()]
-    return "\n".join(
-        [
-            *lines,
-            gate_table(comparison).to_markdown(index=False),
-            "",
-            shown.to_markdown(index=False),
-            "",
-            "Best measured variant per stage:",
-            "",
-            *best,
-            "",
-            "Method:",
-            "",
-            *method,
-            "",
-        ]
-    )
-
-
 def write_comparison(
-    comparison: dict[str, Any], json_path: str | Path, csv_path: str | Path, md_path: str | Path
+    comparison: dict[str, Any], json_path: str | Path, csv_path: str | Path
 ) -> None:
-    """comparison.json, comparison.csv (one row per variant x stage) and comparison.md."""
+    """comparison.json and comparison.csv (one row per variant x stage)."""
     write_json_atomic(json_path, comparison)
     with atomic_open(csv_path) as handle:
         pd.DataFrame(comparison["rows"]).to_csv(handle, index=False)
-    write_text_atomic(md_path, to_markdown(comparison))

@@ -1,0 +1,186 @@
+"""The report's sections in one import, for the notebooks: each name delegates to the module
+of its section. Tables are DataFrames with units in their column names; figures are drawn
+from them by `vlmprof.report.figures`.
+
+Run and formatting
+    load_run(run_dir)                   RunOutputs: metrics.json, tables, records, operators
+    read_comparison(run_dir)            variants/comparison.json, or None
+    styled(table)                       a table for display: numbers via format_number
+    format_number(value)                the one number format (2 decimals, 3 significant)
+    bullets(sentences, literal)         sentences as a Markdown list
+    percent(fraction)                   "36.5%"
+Environment, provenance and quality
+    provenance_notes(metrics)           warnings before any number (CPU timings, fallback)
+    environment_table(metrics)          device, versions, commit and config hash
+    shards_table(metrics)               device, GPU index, UUID, name and clocks per shard
+    benchmark_table(benchmarks)         wall time (s) and peak RSS (MB) of each job
+    repeatability_table(metrics)        spread of repeats per stage (%) against tolerance
+    failed_pages_table(metrics, subset) each failed page: path, failed repeats, reason
+    unprofiled_pages(failed, per_image) failed pages without an ok record, with the reason
+    run_config_yaml(metrics)            the run's configuration as a config file
+Inputs
+    input_table(metrics, subset)        pages: category, size (px), crops, tokens
+    thumbnail_grid(...)                 the pages as a figure (failed pages as boxes)
+Timing
+    timed(metrics)                      whether any ok record timed the stages
+    stage_timing_table(stage_ms)        mean, std, CV, p50, p90 (ms) and nesting per stage
+    run_split(metrics)                  prefill vs decode: mean (ms), share (%)
+    prefill_split(metrics)              prefill's exclusive parts: mean (ms), share (%)
+    page_split(metrics)                 a page's exclusive parts: mean (ms), share (%)
+    per_image_parts(per_image)          per page, each exclusive part (ms)
+    category_table(per_category)        per category: pages, stage means (ms) and CV (%)
+    decode_latency_table(metrics)       TTFT and TPOT: mean, p50, p90, p99 (ms)
+    decode_steps(records)               every decode step's time (ms)
+    ttft_values(records)                every ok record's TTFT (ms)
+Utilisation
+    peaks_table(metrics)                the datasheet and calibrated peaks and their source
+    missing_peak_reasons(metrics)       why a peak is absent
+    utilisation_table(mfu, mbu)         MFU and MBU (%) per stage, achieved rates
+    decode_roofline_table(metrics)      bytes per decode step, step time at each bandwidth
+    roofline_points(metrics)            each stage's intensity, rate and roof (GFLOP/s)
+Operators
+    timeline_table(metrics)             busy (%), launches, idle gaps per stage
+    top_operators(operators, n)         the n heaviest operators by self time (ms)
+    operator_categories(operators)      self time (ms) per category, by stage
+Static compute
+    params_table(metrics)               parameters (M) per part of the model
+    static_crosscheck(static)           FLOPs counted three ways (GFLOP), agreement
+Variants
+    comparison_note(comparison)         the line shown when there is nothing to compare
+    gate_table(comparison)              each variant's gate and measured difference
+    comparison_table(comparison)        stage x variant: time, ratio, MFU/MBU, roofline x
+    chart_frame(comparison)             the rows the variant figure draws
+Findings (data) and their sentences
+    cost_centres(metrics, operators)    the largest cost centres of a page
+    cost_centre_table(centres)          them as a table; cost_centre_sentences: in words
+    utilisation_findings(metrics)       prefill's MFU, decode's MBU, busy; in words:
+                                        utilisation_sentences(findings)
+    recommendations(metrics, ops, cc)   the rules that fire; recommendation_sentences
+    category_gap(per_category, tol)     widest gap between categories; category_sentence
+    variant_findings(comparison)        what each optimisation buys; variant_sentences
+    headline(metrics)                   time per page in one sentence
+    failed_phrase(counts)               "5 of 16 pages failed (10 of 32 records)"
+    reliability_sentence(metrics)       repeats within tolerance, failures
+    reproduce_sentence(metrics)         the command and config hash to rerun the run
+"""
+
+from vlmprof.report.findings import (
+    category_gap,
+    cost_centres,
+    recommendations,
+    utilisation_findings,
+    variant_findings,
+)
+from vlmprof.report.formatting import bullets, format_number, percent, styled
+from vlmprof.report.inputs import input_table, thumbnail_grid
+from vlmprof.report.operators import (
+    NO_OPERATOR_PASS,
+    operator_categories,
+    timeline_table,
+    top_operators,
+)
+from vlmprof.report.quality import (
+    benchmark_table,
+    environment_table,
+    failed_pages_table,
+    provenance_notes,
+    repeatability_table,
+    run_config_yaml,
+    shards_table,
+    unprofiled_pages,
+)
+from vlmprof.report.run import load_run, read_comparison
+from vlmprof.report.sentences import (
+    category_sentence,
+    cost_centre_sentences,
+    cost_centre_table,
+    failed_phrase,
+    headline,
+    recommendation_sentences,
+    reliability_sentence,
+    reproduce_sentence,
+    utilisation_sentences,
+    variant_sentences,
+)
+from vlmprof.report.static_compute import params_table, static_crosscheck
+from vlmprof.report.timing import (
+    NOTHING_TIMED,
+    category_table,
+    decode_latency_table,
+    decode_steps,
+    page_split,
+    per_image_parts,
+    prefill_split,
+    run_split,
+    stage_timing_table,
+    timed,
+    ttft_values,
+)
+from vlmprof.report.utilisation import (
+    decode_roofline_table,
+    missing_peak_reasons,
+    peaks_table,
+    roofline_points,
+    utilisation_table,
+)
+from vlmprof.report.variants import chart_frame, comparison_note, comparison_table, gate_table
+
+__all__ = [
+    "NOTHING_TIMED",
+    "NO_OPERATOR_PASS",
+    "benchmark_table",
+    "bullets",
+    "category_gap",
+    "category_sentence",
+    "category_table",
+    "chart_frame",
+    "comparison_note",
+    "comparison_table",
+    "cost_centre_sentences",
+    "cost_centre_table",
+    "cost_centres",
+    "decode_latency_table",
+    "decode_roofline_table",
+    "decode_steps",
+    "environment_table",
+    "failed_pages_table",
+    "failed_phrase",
+    "format_number",
+    "gate_table",
+    "headline",
+    "input_table",
+    "load_run",
+    "missing_peak_reasons",
+    "operator_categories",
+    "page_split",
+    "params_table",
+    "peaks_table",
+    "per_image_parts",
+    "percent",
+    "prefill_split",
+    "provenance_notes",
+    "read_comparison",
+    "recommendation_sentences",
+    "recommendations",
+    "reliability_sentence",
+    "repeatability_table",
+    "reproduce_sentence",
+    "roofline_points",
+    "run_config_yaml",
+    "run_split",
+    "shards_table",
+    "stage_timing_table",
+    "static_crosscheck",
+    "styled",
+    "thumbnail_grid",
+    "timed",
+    "timeline_table",
+    "top_operators",
+    "ttft_values",
+    "unprofiled_pages",
+    "utilisation_findings",
+    "utilisation_sentences",
+    "utilisation_table",
+    "variant_findings",
+    "variant_sentences",
+]

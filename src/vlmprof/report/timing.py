@@ -1,0 +1,180 @@
+"""The timing sections: per-stage statistics, stage shares, per page, per category and
+decode latency, from metrics.json and the run's tables as written.
+
+Only regroupings are computed here: shares, the exclusive parts of a page (the vision
+remainder no sub-stage timer covers) and unit changes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from vlmprof.report.formatting import MISSING, as_percent
+from vlmprof.stages import (
+    EXCLUSIVE_STAGES,
+    STAGE_DEFINITIONS,
+    STAGE_NAMES,
+    STAGE_PARENTS,
+    VISION_PARTS,
+    label,
+)
+
+NOTHING_TIMED = "Nothing to show: every page failed (the Failures section lists why)."
+# Time in vision that no sub-stage timer covers: vision - (sam + clip + projector).
+VISION_REMAINDER = "vision remainder"
+# Exclusive parts of a page, by display name: the vision sub-stages, the vision remainder,
+# the decoder's part of prefill (prefill - vision) and decode.
+PAGE_PARTS: tuple[str, ...] = (
+    *map(label, VISION_PARTS),
+    VISION_REMAINDER,
+    label("llm_prefill"),
+    label("decode"),
+)
+# The stage that holds each part's time in the operator pass: its own, and LLM prefill for
+# the vision remainder, which has no timer of its own.
+PART_STAGES: dict[str, str] = {label(s): s for s in EXCLUSIVE_STAGES} | {
+    VISION_REMAINDER: "llm_prefill"
+}
+# Stages the per-category views compare: prefill, its two exclusive halves, and decode.
+CATEGORY_STAGES: tuple[str, ...] = ("prefill", "vision", "llm_prefill", "decode")
+_SPLIT_STAGES: tuple[str, ...] = ("prefill", "vision", *VISION_PARTS)
+
+
+def stage_timing_table(stage_ms: pd.DataFrame) -> pd.DataFrame:
+    """Per stage mean, std, CV (%), p50 and p90 (ms), with what each stage is and its nesting."""
+    rows = []
+    for stage in [s for s in STAGE_NAMES if s in stage_ms.index]:
+        row = stage_ms.loc[stage]
+        rows.append(
+            {
+                "stage": label(stage),
+                "mean (ms)": row["mean (ms)"],
+                "std (ms)": row["std (ms)"],
+                "CV (%)": as_percent(row["cv"]),
+                "p50 (ms)": row["p50 (ms)"],
+                "p90 (ms)": row["p90 (ms)"],
+                "n": int(row["n"]),
+                "nested in": STAGE_PARENTS[stage] or MISSING,
+                "definition": STAGE_DEFINITIONS[stage],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def timed(metrics: dict[str, Any]) -> bool:
+    """Whether any ok record timed the run's stages (False when every page failed)."""
+    return {"prefill", "decode"} <= set(metrics["aggregates"]["stage_ms"])
+
+
+def stage_mean(metrics: dict[str, Any], stage: str) -> float:
+    """Mean time (ms) of `stage` over the ok records; a KeyError naming it when none timed it."""
+    stages = metrics["aggregates"]["stage_ms"]
+    if stage not in stages:
+        raise KeyError(f"metrics.json: aggregates.stage_ms has no {stage!r}; no ok record timed it")
+    return float(stages[stage]["mean"])
+
+
+def _remainder(vision: Any, parts: Any) -> Any:
+    """vision - (sam + clip + projector), with rounding noise of a sum-defined vision as 0."""
+    rest = vision - parts
+    noise = abs(rest) <= 1e-9 * abs(vision)
+    if isinstance(rest, pd.Series):
+        return rest.mask(noise, 0.0)
+    return 0.0 if noise else rest
+
+
+def run_split(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Prefill and decode: mean time per page (ms) and share of prefill + decode (%)."""
+    means = pd.Series({p: stage_mean(metrics, p) for p in ("prefill", "decode")})
+    return pd.DataFrame({"mean (ms)": means, "share (%)": 100.0 * means / means.sum()})
+
+
+def _exclusive_prefill_parts(ms: dict[str, Any]) -> dict[str, Any]:
+    """`PREFILL_PARTS` from stage times (scalars or per-page Series alike): the parts that
+    add up to prefill without overlap."""
+    parts = {label(part): ms[part] for part in VISION_PARTS}
+    parts[VISION_REMAINDER] = _remainder(ms["vision"], sum(ms[part] for part in VISION_PARTS))
+    parts[label("llm_prefill")] = ms["prefill"] - ms["vision"]
+    return parts
+
+
+def prefill_split(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Prefill cut into exclusive parts: SAM, CLIP, projector, the vision remainder
+    (vision - SAM - CLIP - projector, time in vision no sub-stage timer covers) and LLM
+    prefill (prefill - vision); mean (ms) and share of prefill (%)."""
+    mean = {s: stage_mean(metrics, s) for s in _SPLIT_STAGES}
+    parts = pd.Series(_exclusive_prefill_parts(mean))
+    return pd.DataFrame(
+        {"mean (ms)": parts, "share of prefill (%)": 100.0 * parts / mean["prefill"]}
+    )
+
+
+def page_split(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Exclusive parts of a page's prefill + decode time: mean (ms) and share (%)."""
+    parts = prefill_split(metrics)["mean (ms)"]
+    parts[label("decode")] = stage_mean(metrics, "decode")
+    return pd.DataFrame({"mean (ms)": parts, "share (%)": 100.0 * parts / parts.sum()})
+
+
+def per_image_parts(per_image: pd.DataFrame) -> pd.DataFrame:
+    """Per page, the mean time (ms) of each exclusive part of prefill and of decode."""
+    ms = {s: per_image[f"{s} (ms)"] for s in _SPLIT_STAGES}
+    parts = pd.DataFrame(
+        {f"{name} (ms)": values for name, values in _exclusive_prefill_parts(ms).items()}
+    )
+    parts[f"{label('decode')} (ms)"] = per_image["decode (ms)"]
+    if "category" in per_image.columns:
+        parts.insert(0, "category", per_image["category"])
+    return parts
+
+
+def category_table(per_category: pd.DataFrame) -> pd.DataFrame:
+    """Per category (tables/per_category.csv): ok and failed pages, then the mean (ms) and
+    CV (%) of each stage of `CATEGORY_STAGES` (empty where no ok record of it measured one)."""
+    table = per_category.groupby("category")[["ok pages", "failed pages"]].first()
+    for stage in CATEGORY_STAGES:
+        rows = per_category[per_category["stage"] == stage].set_index("category")
+        if len(rows):
+            name = label(stage)
+            table[f"{name} (ms)"] = rows["mean (ms)"]
+            table[f"{name} CV (%)"] = 100.0 * rows["cv"]
+    return table
+
+
+def decode_latency_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """TTFT and time per output token: mean, p50, p90, p99 (ms) and samples."""
+    stages = metrics["aggregates"]["stage_ms"]
+    rows = []
+    for stage in ("ttft", "decode_per_token"):
+        if stage in stages:
+            s = stages[stage]
+            rows.append(
+                {
+                    "latency": label(stage),
+                    "mean (ms)": s["mean"],
+                    "p50 (ms)": s["p50"],
+                    "p90 (ms)": s["p90"],
+                    "p99 (ms)": s["p99"],
+                    "samples": s["n"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def decode_steps(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Every decode step of the ok records: image, repeat, step index and its time (ms)."""
+    rows = [
+        {"image_id": r["image_id"], "repeat": r["repeat"], "step": i + 1, "step (ms)": ms}
+        for r in records
+        if r.get("status", "ok") == "ok"
+        for i, ms in enumerate(r.get("decode_step_ms") or [])
+    ]
+    return pd.DataFrame(rows, columns=["image_id", "repeat", "step", "step (ms)"])
+
+
+def ttft_values(records: list[dict[str, Any]]) -> pd.Series:
+    """TTFT (ms) of every ok record."""
+    values = [r["ttft_ms"] for r in records if r.get("status", "ok") == "ok" and r.get("ttft_ms")]
+    return pd.Series(values, name="TTFT (ms)", dtype=float)

@@ -1,0 +1,115 @@
+"""The utilisation sections: the peaks, MFU and MBU per stage, the decode step against
+bandwidth and each stage on the roofline, as aggregation wrote them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from vlmprof.metrics.roofline import PEAK_COLUMNS, peaks_by_column
+from vlmprof.report.formatting import MISSING, display_name
+from vlmprof.stages import VISION_PARTS
+
+# The roofline table's stages: the parts of vision, vision, its two halves of prefill, decode.
+ROOFLINE_STAGES: tuple[str, ...] = (*VISION_PARTS, "vision", "llm_prefill", "prefill", "decode")
+WHOLE_MODEL = "whole model"
+
+
+def peaks_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """The two denominators of MFU and MBU, each with where it came from (or why absent)."""
+    return pd.DataFrame(
+        [
+            {
+                "peak": column,
+                "compute (TFLOP/s)": entry["tflops"],
+                "bandwidth (TB/s)": entry["tbps"],
+                "source": entry.get("label") or entry.get("reason") or MISSING,
+            }
+            for column, entry in peaks_by_column(metrics["peaks"]).items()
+        ]
+    )
+
+
+def missing_peak_reasons(metrics: dict[str, Any]) -> dict[str, str]:
+    """Why the datasheet or calibrated peak is absent, for each that is."""
+    return {
+        column: entry.get("reason") or "unknown"
+        for column, entry in peaks_by_column(metrics["peaks"]).items()
+        if entry["tflops"] is None or entry["tbps"] is None
+    }
+
+
+def utilisation_table(mfu: pd.DataFrame, mbu: pd.DataFrame) -> pd.DataFrame:
+    """Per stage MFU and MBU (%) against the datasheet and calibrated peaks, achieved rates
+    and the work per run (from tables/mfu.csv and tables/mbu.csv)."""
+    table = pd.DataFrame(index=mfu.index)
+    table["MFU datasheet (%)"] = 100.0 * mfu["datasheet"]
+    table["MFU calibrated (%)"] = 100.0 * mfu["calibrated"]
+    table["achieved (GFLOP/s)"] = 1000.0 * mfu["achieved (TFLOP/s)"]
+    table["GFLOP per page"] = mfu["flops_per_run"] / 1e9
+    table["MBU datasheet (%)"] = 100.0 * mbu["datasheet"].reindex(table.index)
+    table["MBU calibrated (%)"] = 100.0 * mbu["calibrated"].reindex(table.index)
+    table["achieved (GB/s)"] = 1000.0 * mbu["achieved (TB/s)"].reindex(table.index)
+    table["GB per page"] = mbu["bytes_per_run"].reindex(table.index) / 1e9
+    table.index = [WHOLE_MODEL if s == "model" else display_name(s) for s in table.index]
+    table.index.name = "stage"
+    return table
+
+
+def decode_roofline_table(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Bytes one decode step moves and the step time each peak bandwidth would allow."""
+    roof = metrics["mbu"].get("decode_roofline")
+    if not roof or roof.get("bytes_per_token") is None:
+        return pd.DataFrame(columns=["quantity", "value"])
+    rows = [
+        ("MB moved per decode step", roof["bytes_per_token"] / 1e6),
+        ("measured time per step (ms)", roof["ms_per_token_measured"]),
+        ("step time at datasheet bandwidth (ms)", roof["ms_per_token_at_datasheet_bw"]),
+        ("step time at calibrated bandwidth (ms)", roof["ms_per_token_at_calibrated_bw"]),
+    ]
+    return pd.DataFrame(rows, columns=["quantity", "value"])
+
+
+def roofline_points(metrics: dict[str, Any]) -> pd.DataFrame:
+    """Each stage on the roofline (metrics.json's `roofline`): work per page, arithmetic
+    intensity (FLOP/byte), achieved rate, and per peak with both a compute and a bandwidth
+    figure its roof (the attainable GFLOP/s at that intensity) and the share of it reached;
+    "bound by" names the roof that limits the stage at the calibrated peak."""
+    if "roofline" not in metrics:
+        raise KeyError("metrics.json: no roofline section; rerun the run's aggregate step")
+    per_stage = metrics["roofline"].get("per_stage", {})
+    stages = [s for s in ROOFLINE_STAGES if s in per_stage]
+    entries = [per_stage[s] for s in stages]
+    table = pd.DataFrame(
+        {
+            "GFLOP per page": [e["flops_per_run"] / 1e9 for e in entries],
+            "MB per page": [e["bytes_per_run"] / 1e6 for e in entries],
+            "intensity (FLOP/byte)": [e["intensity"] for e in entries],
+            "achieved (GFLOP/s)": [e["achieved_tflops"] * 1e3 for e in entries],
+        },
+        index=pd.Index([display_name(s) for s in stages], name="stage"),
+    )
+    peaks = peaks_by_column(metrics["peaks"])
+    for column in PEAK_COLUMNS:
+        if peaks[column]["tflops"] and peaks[column]["tbps"]:
+            at_peak = [e[column] or {} for e in entries]
+            table[f"{column} roof (GFLOP/s)"] = [
+                _scaled(p.get("attainable_tflops"), 1e3) for p in at_peak
+            ]
+            table[f"of {column} roof (%)"] = [
+                _reciprocal_percent(p.get("distance")) for p in at_peak
+            ]
+    calibrated = peaks["calibrated"]
+    if calibrated["tflops"] and calibrated["tbps"]:
+        table["bound by (calibrated)"] = [(e["calibrated"] or {}).get("bound") for e in entries]
+    return table
+
+
+def _scaled(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def _reciprocal_percent(distance: float | None) -> float | None:
+    """The share (%) of its roof a stage reaches, from its distance to it."""
+    return None if not distance else 100.0 / distance

@@ -1,0 +1,162 @@
+"""The variants section: the comparison of `vlmprof.variants.comparison` for reading, as
+tables, the rows a chart draws and comparison.md."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from vlmprof.report.findings import BASELINE_ONLY, BASELINE_UNTIMED, NO_COMPARISON, comparison_gap
+from vlmprof.report.formatting import display_name, format_number
+from vlmprof.variants.comparison import PAGE, ROOFLINE_STAGES
+
+# The stages a variant chart draws: those with a roofline distance, then the whole page.
+CHART_STAGES: tuple[str, ...] = (*ROOFLINE_STAGES, PAGE)
+PAGE_TITLE = "whole page (prefill + decode)"
+NO_COMPARISON_NOTE = "No variant comparison in this run."
+
+
+def stage_title(stage: str) -> str:
+    """A comparison stage's display name, the page's included."""
+    return PAGE_TITLE if stage == PAGE else display_name(stage)
+
+
+def gap_note(gap: str, how_to_add: str) -> str:
+    """The one line shown instead of a comparison with nothing to compare (`comparison_gap`)."""
+    return {
+        NO_COMPARISON: NO_COMPARISON_NOTE,
+        BASELINE_ONLY: f"Only the baseline was profiled in this run: {how_to_add}.",
+        BASELINE_UNTIMED: "No page of the baseline was timed (every page failed): nothing to "
+        "compare.",
+    }[gap]
+
+
+def comparison_note(comparison: dict[str, Any] | None) -> str | None:
+    """The one line shown instead of the comparison when there is nothing to compare."""
+    gap = comparison_gap(comparison)
+    return None if gap is None else gap_note(gap, (comparison or {}).get("how_to_add", ""))
+
+
+def switches_text(switches: dict[str, Any]) -> str:
+    """Switches as `key: value` pairs, or "run settings" for none."""
+    return ", ".join(f"{k}: {v}" for k, v in switches.items()) or "run settings"
+
+
+def gate_difference(gate: dict[str, Any] | None) -> str:
+    """The gate's measured difference in one line (pages identical, logit differences)."""
+    if gate is None:
+        return "-"
+    parts = []
+    if gate.get("pages") and gate.get("pages_identical") is not None:
+        parts.append(f"{gate.get('pages_identical')} of {gate['pages']} pages identical")
+    if gate.get("max_abs_logit_diff") is not None:
+        parts.append(f"max absolute logit difference {format_number(gate['max_abs_logit_diff'])}")
+    if gate.get("relative_logit_diff") is not None:
+        relative = format_number(gate["relative_logit_diff"])
+        parts.append(f"relative {relative} (tolerance {format_number(gate.get('tolerance'))})")
+    return "; ".join(parts) or gate.get("detail") or "-"
+
+
+def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
+    """Each variant, its switches, ok and failed records, gate status, measured difference
+    and what decided it."""
+    return pd.DataFrame(
+        [
+            {
+                "variant": v["name"],
+                "switches": switches_text(v["switches"]),
+                "records ok / failed": f"{v['records_ok']} / {v['records_error']}",
+                "gate": v["status"],
+                "measured difference": gate_difference(v["gate"]),
+                "decided by": (v["gate"] or {}).get("criterion") or "-",
+                "detail": (v["gate"] or {}).get("detail") or "-",
+            }
+            for v in comparison["variants"]
+        ]
+    )
+
+
+def _interval_text(row: dict[str, Any]) -> str:
+    """A row's 95% interval as "low to high", or a dash without one."""
+    if row["ratio_low"] is None or row["ratio_high"] is None:
+        return "-"
+    return f"{format_number(row['ratio_low'])} to {format_number(row['ratio_high'])}"
+
+
+def comparison_table(comparison: dict[str, Any]) -> pd.DataFrame:
+    """Stage x variant: mean time, ratio to the baseline with its interval, how to read it,
+    MFU/MBU (%) and the distance to the roofline at the headline peak."""
+    peak = comparison["peak"]
+    rows = [
+        {
+            "stage": stage_title(r["stage"]),
+            "variant": r["variant"],
+            "mean (ms)": r["ms"],
+            "pages": r["pages"],
+            "x baseline": r["ratio"],
+            "95% interval": _interval_text(r),
+            "reading": r["verdict"],
+            f"MFU {peak} (%)": None if r[f"mfu_{peak}"] is None else 100.0 * r[f"mfu_{peak}"],
+            f"MBU {peak} (%)": None if r[f"mbu_{peak}"] is None else 100.0 * r[f"mbu_{peak}"],
+            f"x from roofline ({peak})": r[f"roofline_x_{peak}"],
+            "bound by": r[f"bound_{peak}"] or "-",
+        }
+        for stage in comparison["stages"]
+        for r in comparison["rows"]
+        if r["stage"] == stage
+    ]
+    table = pd.DataFrame(rows)
+    return table.dropna(axis="columns", how="all")
+
+
+def chart_frame(comparison: dict[str, Any]) -> pd.DataFrame:
+    """The rows a variant chart draws: chart stages (display names), every variant, its
+    status, ratio with interval and roofline distance at the headline peak."""
+    peak = comparison["peak"]
+    frame = pd.DataFrame(comparison["rows"])
+    frame = frame[frame["stage"].isin(CHART_STAGES)]
+    order = {stage: i for i, stage in enumerate(CHART_STAGES)}
+    frame = frame.sort_values("stage", key=lambda s: s.map(order), kind="stable")
+    return pd.DataFrame(
+        {
+            "stage": frame["stage"].map(stage_title),
+            "variant": frame["variant"],
+            "status": frame["status"],
+            "ratio": pd.to_numeric(frame["ratio"], errors="coerce"),
+            "ratio_low": pd.to_numeric(frame["ratio_low"], errors="coerce"),
+            "ratio_high": pd.to_numeric(frame["ratio_high"], errors="coerce"),
+            "roofline_x": pd.to_numeric(frame[f"roofline_x_{peak}"], errors="coerce"),
+        }
+    ).reset_index(drop=True)
+
+
+def to_markdown(comparison: dict[str, Any] | None) -> str:
+    """comparison.md: the gate table, the stage table, the best per stage and the method."""
+    note = comparison_note(comparison)
+    lines = ["# Variants against the baseline", ""]
+    if note:
+        return "\n".join([*lines, note, ""])
+    shown = comparison_table(comparison).map(format_number)
+    best = [
+        f"- {stage_title(stage)}: {name or 'no gate-passed variant is faster'}"
+        for stage, name in comparison["best"].items()
+    ]
+    method = [f"- {key}: {text}" for key, text in comparison["method"].items()]
+    return "\n".join(
+        [
+            *lines,
+            gate_table(comparison).to_markdown(index=False),
+            "",
+            shown.to_markdown(index=False),
+            "",
+            "Best measured variant per stage:",
+            "",
+            *best,
+            "",
+            "Method:",
+            "",
+            *method,
+            "",
+        ]
+    )
