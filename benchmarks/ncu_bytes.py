@@ -42,7 +42,7 @@ from vlmprof.models.base import ModelSpec
 from vlmprof.runtime.records import read_records
 from vlmprof.runtime.timing_cli import timing_command
 
-from bench_args import profile_settings, write_json
+from bench_args import model_spec, profile_settings, write_json
 
 RANGES = ("decode", "prefill")
 NVTX_DOMAIN = "vlmprof"  # vlmprof.runtime.nvtx_ranges pushes every range in this domain
@@ -214,16 +214,6 @@ def table_text(rows: Iterable[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _spec(args: argparse.Namespace) -> ModelSpec:
-    return ModelSpec(
-        preset=args.preset,
-        device=args.device,
-        dtype=args.dtype,
-        mode=args.mode,
-        experts_implementation=args.experts,
-    )
-
-
 def _report(args: argparse.Namespace) -> int:
     spec = ModelSpec(**json.loads((args.out / "spec.json").read_text()))
     kernels, ours, pages = {}, {}, {}
@@ -290,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("range", choices=RANGES)
     args = parser.parse_args(argv)
     if args.step == "prepare":
-        prepare(args.out, _spec(args))
+        prepare(args.out, model_spec(argparse.Namespace(**vars(args), decode="eager")))
         return 0
     return _check(args) if args.step == "check" else _report(args)
 
