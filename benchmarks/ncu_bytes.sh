@@ -7,10 +7,11 @@
 #   ncu --clock-control none --nvtx --nvtx-include "vlmprof@<range>/"
 #       --metrics dram__bytes_read.sum,dram__bytes_write.sum --csv --print-units base
 # and prints the table: range, kernels, ncu read / write / read+write, ours, difference.
-# Settings (environment): EXPERTS (grouped_mm: about 730 kernels a decode step and 2,300 a
-# prefill; eager, the baseline's loop over experts, launches about 1,600 and 13,000),
-# RANGES ("decode prefill"), MAX_KERNELS (ncu's --launch-count per range, 3000),
-# NCU_TIMEOUT (seconds per range, 240), PRESET (full), MODE (gundam).
+# Settings (environment): EXPERTS (grouped_mm: roughly 730 kernels a decode step and 2,300
+# a prefill, counted as ATen calls on the CPU; eager, the baseline's loop over experts,
+# about 1,600 and 13,000, too many for ncu in minutes), RANGES ("decode prefill"),
+# MAX_KERNELS (ncu's --launch-count per range, 3000), NCU_TIMEOUT (seconds per range, 200),
+# PRESET (full), MODE (gundam).
 # Needs the GPU, ncu, and vlmprof with its nvtx package importable (benchmarks/device_env.sh).
 # Stops at the first failure, and with a one-line reason when ncu cannot read the counters.
 set -euo pipefail
@@ -19,7 +20,7 @@ out=${1:?$usage}
 here=$(dirname "$0")
 experts=${EXPERTS:-grouped_mm}
 max_kernels=${MAX_KERNELS:-3000}
-timeout_s=${NCU_TIMEOUT:-240}
+timeout_s=${NCU_TIMEOUT:-200}
 read -r -a ranges <<< "${RANGES:-decode prefill}"
 command -v ncu > /dev/null || { echo "ncu not found on PATH: Nsight Compute is needed" >&2; exit 1; }
 python3 -c "import nvtx, vlmprof" 2> /dev/null || {
