@@ -67,7 +67,9 @@ def test_round_trip_gives_identical_logits_and_tokens(saved, page):
     assert all(path in names for path in loaded.stage_modules())
     logits, tokens = _generate(adapter, page)
     loaded_logits, loaded_tokens = _generate(loaded, page)
-    assert torch.equal(logits, loaded_logits)
+    # Bit-identical weights; the CPU's matmul kernels may still round a few ulps apart when
+    # the loaded tensors sit at other addresses (seen: 3.6e-7 on logits of order 1).
+    torch.testing.assert_close(logits, loaded_logits, rtol=1e-6, atol=1e-6)
     assert torch.equal(tokens, loaded_tokens)
     assert not any(t.is_meta for t in loaded.module.state_dict().values())
     assert loaded.describe()["checkpoint"] == str(directory)
