@@ -28,6 +28,7 @@ from vlmprof.metrics import host
 from vlmprof.metrics import telemetry as energy
 from vlmprof.report import figures, inputs, summary, tables
 from vlmprof.report.alt_text import describe_figures
+from vlmprof.report.timed_busy import quoted_busy
 from vlmprof.variants import comparison as variants
 
 describe_figures()
@@ -239,9 +240,19 @@ if len(timeline):
         tables.styled(timeline),
         Markdown(
             "Busy is the share of a stage's wall time covered by kernels (on CPU: top-level "
-            'operators); "launch-bound" means below 50% busy with work items under 20 us each.'
+            'operators); "launch-bound" means below 50% busy with work items under 20 us each. '
+            # The timed figures: vlmprof.metrics.dilation.
+            "Under the profiler that wall time is the profiler pass's own, which the profiler "
+            "slows; busy vs timed stage is the kernel time from the profiler pass over the "
+            "timing pass's stage time (per decode step for decode, over the pages both passes "
+            "ran), profiler dilation is how many times slower the profiler pass ran, and the "
+            "verdict and timed launch overhead use it."
         ),
     )
+    for stage in ("prefill", "decode"):
+        if stage in metrics["timeline"]:
+            busy, how = quoted_busy(metrics["timeline"][stage])
+            display(Markdown(f"{stage.capitalize()}: busy {summary.percent(busy)} ({how})."))
 else:
     display(Markdown(tables.NO_OPERATOR_PASS))
 

@@ -14,6 +14,7 @@ from vlmprof.atomic import write_json_atomic, write_text_atomic
 from vlmprof.compare import compare_dirs, to_markdown
 from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.metrics.build import build_metrics, write_metrics
+from vlmprof.metrics.dilation import against_timing_pass
 from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import spec_dims
@@ -77,7 +78,10 @@ def aggregate(
         tolerance=tolerance,
     )
     if timeline is not None:
-        built["timeline"] = json.loads(Path(timeline).read_text())
+        # The profiler pass's figures, and beside them the same against the timing pass.
+        built["timeline"] = against_timing_pass(
+            json.loads(Path(timeline).read_text()), tables["per_image"]
+        )
     write_metrics(built, tables, Path(metrics), Path(stage_ms).parent)
 
 

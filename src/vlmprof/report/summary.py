@@ -21,6 +21,7 @@ from vlmprof.report.tables import (
     page_split,
     timed,
 )
+from vlmprof.report.timed_busy import quoted_busy, quoted_verdict
 from vlmprof.variants.comparison import (
     BASELINE,
     NO_BYTES,
@@ -201,12 +202,12 @@ def _timeline_phrase(metrics: dict[str, Any], stage: str) -> str:
     if not timeline:
         return ""
     device, ops = _device_words(metrics)
-    busy = percent(timeline["busy_fraction"])
+    busy, how = quoted_busy(timeline)
     mean = timeline["mean_kernel_us"]
-    detail = f"the {device} is busy {busy} of the time"
+    detail = f"the {device} is busy {percent(busy)} of the time ({how})"
     if mean is not None:
         detail += f", with {ops} of {mean:.1f} us on average"
-    if timeline["verdict"] == "launch-bound":
+    if quoted_verdict(timeline) == "launch-bound":
         return f", and is launch-bound per the timeline: {detail}"
     return f"; it is not launch-bound per the timeline ({detail})"
 
@@ -283,13 +284,14 @@ def _decode_rules(metrics: dict[str, Any]) -> list[Recommendation]:
                 "each step reads the weights once for many tokens",
             )
         )
-    elif timeline.get("verdict") == "launch-bound":
+    elif timeline and quoted_verdict(timeline) == "launch-bound":
         device, ops = _device_words(metrics)
+        busy, how = quoted_busy(timeline)
         found.append(
             Recommendation(
                 "decode launch-bound",
-                f"per the timeline the {device} is busy {percent(timeline['busy_fraction'])} of "
-                f"decode time with {ops} of {timeline['mean_kernel_us']:.1f} us on average",
+                f"per the timeline the {device} is busy {percent(busy)} of decode time ({how}) "
+                f"with {ops} of {timeline['mean_kernel_us']:.1f} us on average",
                 "cut the per-token launch overhead: CUDA graphs or torch.compile "
                 "(mode='reduce-overhead') for the decode step, and fewer small ops per step",
             )

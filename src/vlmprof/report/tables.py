@@ -22,6 +22,7 @@ from vlmprof.flops.analytic import bytes_per_element, llm_prefill_cost, vision_c
 from vlmprof.metrics.utilisation import moved_bytes
 from vlmprof.models import spec_dims
 from vlmprof.records import read_records
+from vlmprof.report.timed_busy import quoted_verdict
 
 # Display name of each stage of metrics.json's aggregates.stage_ms, in reading order.
 STAGE_NAMES: dict[str, str] = {
@@ -483,12 +484,16 @@ def timeline_table(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = [
         {
             "stage": STAGE_NAMES.get(stage, stage),
-            "busy (%)": _percent(t["busy_fraction"]),
+            "busy under profiler (%)": _percent(t["busy_fraction"]),
+            # Against the timing pass (vlmprof.metrics.dilation); absent in older runs.
+            "busy vs timed stage (%)": _percent(t.get("busy_fraction_timed")),
+            "profiler dilation (x)": t.get("dilation"),
             "launches": t["launches"],
             "mean kernel or op (us)": t["mean_kernel_us"],
             "launch overhead (us)": t["launch_overhead_us"],
+            "launch overhead timed (us)": t.get("launch_overhead_us_timed"),
             "idle in gaps (ms)": t["idle_gap_ms"],
-            "verdict": t["verdict"],
+            "verdict": quoted_verdict(t),
             "basis": t["basis"],
         }
         for stage, t in ((s, timeline[s]) for s in stages)
