@@ -225,7 +225,9 @@ if not no_variants:
 # %% [markdown]
 # "x baseline" is baseline time over variant time over the pages both ran (above 1: faster),
 # with a 95% interval from a paired bootstrap over the pages; "faster" means the interval
-# lies above 1. A variant that failed its gate keeps its times but gets no ratio. "x from
+# lies above 1 and above the "control 95% interval", the same interval of the A/A control (the
+# baseline profiled again after the variants: drift between runs), "slower" below both. A
+# variant that failed its gate keeps its times but gets no ratio. "x from
 # roofline" is the stage's time over the time its FLOPs and bytes need at the peak (1 would
 # be at the hardware limit); stages whose bytes are not counted are judged by compute alone,
 # so theirs is an upper limit.

@@ -116,9 +116,11 @@ def compare_variants(
     *,
     names: Sequence[str],
     switches: str,
+    control: str | None = None,
 ) -> None:
     """Every variant (named in `names`, with its metrics.json and gate.json in the same
-    order) against the baseline: comparison.json, comparison.csv and comparison.md."""
+    order) against the baseline: comparison.json, comparison.csv and comparison.md. The
+    one named `control`, if any, is the A/A control every verdict must clear."""
     if not len(names) == len(metrics) == len(gates):
         raise ValueError(
             f"{len(names)} variant names, {len(metrics)} metrics.json and {len(gates)} gate.json:"
@@ -130,10 +132,17 @@ def compare_variants(
         read_run(name, path, gate, by_name.get(name, {}))
         for name, path, gate in zip(names, metrics, gates, strict=True)
     ]
-    comparison = compare_all(base, variants)
+    arm = next((run for run in variants if run.name == control), None)
+    if control is not None and arm is None:
+        raise ValueError(f"control {control!r}: not among the variant names {list(names)}")
+    variants = [run for run in variants if run is not arm]
+    comparison = compare_all(base, variants, arm)
     write_comparison(comparison, json_out, csv_out, md_out)
     log.info(
-        "%d variants against the baseline; best per stage: %s", len(variants), comparison["best"]
+        "%d variants against the baseline (control: %s); best per stage: %s",
+        len(variants),
+        control,
+        comparison["best"],
     )
 
 
