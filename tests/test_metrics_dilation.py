@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from tests.records import page_record
+from tests.test_operator_profile import small_cuda_trace
 from tests.test_report_summary import _metrics
 from vlmprof.metrics.aggregate import per_image_table
 from vlmprof.metrics.dilation import NO_PAGES, against_timing_pass
@@ -16,30 +17,11 @@ from vlmprof.report import summary
 DECODE_STEPS = 2
 
 
-def _x(name: str, cat: str, ts: float, dur: float, tid: int = 1, **args: object) -> dict:
-    return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur, "tid": tid, "args": args}
-
-
-def _trace() -> dict:
-    """One page on a GPU: sam 10 us of kernels in a 10 us window, LLM prefill 10 us of
-    kernels in 40 us, decode (two steps) 10 us of kernels in 40 us, 2 us per launch call."""
-    events = [
-        _x("prefill", "user_annotation", 0, 100),
-        _x("sam", "user_annotation", 10, 30),
-        _x("decode", "user_annotation", 120, 50),
-    ]
-    launches = [(15, 1), (20, 2), (60, 3), (130, 4), (140, 5)]
-    kernels = [(30, 5, 1), (35, 5, 2), (70, 10, 3), (150, 5, 4), (185, 5, 5)]
-    for ts, corr in launches:
-        events.append(_x("cudaLaunchKernel", "cuda_runtime", ts, 2, correlation=corr))
-    for ts, dur, corr in kernels:
-        events.append(_x(f"k{corr}", "kernel", ts, dur, tid=7, correlation=corr))
-    return {"traceEvents": events}
-
-
 def _timeline(page: str = "p") -> dict:
-    """timeline.json of the operator pass over `_trace` as page `page`."""
-    totals = trace_stage_totals(_trace())
+    """timeline.json of the operator pass over one page (`page`) on a GPU: sam 10 us of
+    kernels in a 10 us window, LLM prefill 10 us of kernels in 40 us, decode (two steps) 10 us
+    of kernels in 40 us, 2 us per launch call."""
+    totals = trace_stage_totals(small_cuda_trace())
     return with_pages(
         timeline_metrics(totals, "cuda kernels"), {page: totals}, "cuda kernels", DECODE_STEPS
     )

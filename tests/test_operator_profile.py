@@ -274,8 +274,8 @@ def _x(name: str, cat: str, ts: float, dur: float, tid: int = 1, **args: object)
     return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur, "tid": tid, "args": args}
 
 
-def test_cuda_timeline_from_a_small_trace() -> None:
-    """Kernels join stages through their launch calls; gaps and busy time on the device."""
+def small_cuda_trace() -> dict:
+    """One page on a GPU: labels, five launch calls of 2 us and the kernels they launched."""
     events = [
         _x("prefill", "user_annotation", 0, 100),
         _x("sam", "user_annotation", 10, 30),
@@ -287,7 +287,12 @@ def test_cuda_timeline_from_a_small_trace() -> None:
         events.append(_x("cudaLaunchKernel", "cuda_runtime", ts, 2, correlation=corr))
     for ts, dur, corr in kernels:
         events.append(_x(f"k{corr}", "kernel", ts, dur, tid=7, correlation=corr))
-    timeline = trace_timeline([{"traceEvents": events}])
+    return {"traceEvents": events}
+
+
+def test_cuda_timeline_from_a_small_trace() -> None:
+    """Kernels join stages through their launch calls; gaps and busy time on the device."""
+    timeline = trace_timeline([small_cuda_trace()])
     sam, llm, decode = timeline["sam"], timeline["llm_prefill"], timeline["decode"]
     assert sam["basis"] == "cuda kernels"
     # Device windows: sam 30..40, prefill 30..80 (so llm_prefill 40..80), decode 150..190.
