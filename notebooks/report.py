@@ -254,7 +254,7 @@ if len(timeline):
     for stage in ("prefill", "decode"):
         if stage in metrics["timeline"]:
             busy, how = quoted_busy(metrics["timeline"][stage])
-            display(Markdown(f"{stage.capitalize()}: busy {summary.percent(busy)} ({how})."))
+            display(Markdown(f"{stage.capitalize()} is busy {summary.percent(busy)}: {how}."))
 else:
     display(Markdown(tables.NO_OPERATOR_PASS))
 

@@ -102,7 +102,9 @@ def test_the_summary_quotes_the_timed_busy_fraction_and_how_it_was_obtained():
     decode |= {"busy_fraction": 0.048, "busy_fraction_timed": 0.11, "dilation": 2.27}
     decode |= {"verdict_timed": "launch-bound"}
     words = " ".join(summary.utilisation_findings(metrics))
-    assert "busy 11.0% of the time (kernel time from the profiler pass over the timing " in words
+    assert "busy 11.0% of the time, with kernels of 8.0 us on average; busy is kernel " in words
+    assert "time from the profiler pass over the timing pass's stage time, and the " in words
     assert "the profiler pass ran 2.3x slower" in words and "4.8%" not in words
     rule = next(r for r in summary.recommendations(metrics, None, []) if "launch" in r.rule)
-    assert "busy 11.0% of decode time (kernel time from the profiler pass" in rule.evidence
+    assert "busy 11.0% of decode time" in rule.evidence
+    assert "(busy is kernel time from the profiler pass over the timing pass's" in rule.evidence

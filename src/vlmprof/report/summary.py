@@ -204,12 +204,12 @@ def _timeline_phrase(metrics: dict[str, Any], stage: str) -> str:
     device, ops = _device_words(metrics)
     busy, how = quoted_busy(timeline)
     mean = timeline["mean_kernel_us"]
-    detail = f"the {device} is busy {percent(busy)} of the time ({how})"
+    detail = f"the {device} is busy {percent(busy)} of the time"
     if mean is not None:
         detail += f", with {ops} of {mean:.1f} us on average"
     if quoted_verdict(timeline) == "launch-bound":
-        return f", and is launch-bound per the timeline: {detail}"
-    return f"; it is not launch-bound per the timeline ({detail})"
+        return f", and is launch-bound per the timeline: {detail}; busy is {how}"
+    return f"; it is not launch-bound per the timeline ({detail}); busy is {how}"
 
 
 def utilisation_findings(metrics: dict[str, Any]) -> list[str]:
@@ -290,8 +290,8 @@ def _decode_rules(metrics: dict[str, Any]) -> list[Recommendation]:
         found.append(
             Recommendation(
                 "decode launch-bound",
-                f"per the timeline the {device} is busy {percent(busy)} of decode time ({how}) "
-                f"with {ops} of {timeline['mean_kernel_us']:.1f} us on average",
+                f"per the timeline the {device} is busy {percent(busy)} of decode time with "
+                f"{ops} of {timeline['mean_kernel_us']:.1f} us on average (busy is {how})",
                 "cut the per-token launch overhead: CUDA graphs or torch.compile "
                 "(mode='reduce-overhead') for the decode step, and fewer small ops per step",
             )

@@ -18,14 +18,14 @@ def pass_speed(dilation: float) -> str:
 
 
 def quoted_busy(entry: Mapping[str, Any]) -> tuple[float, str]:
-    """A timeline stage's busy fraction and a clause saying how it was obtained."""
+    """A timeline stage's busy fraction and a clause saying how it was obtained (to follow
+    "busy is")."""
     if entry.get("busy_fraction_timed") is None:
         return entry["busy_fraction"], (
-            "under the profiler: kernel time over the profiler pass's own stage time"
+            "kernel time over the profiler pass's own stage time, which the profiler slows"
         )
-    how = "kernel time from the profiler pass over the timing pass's stage time; " + pass_speed(
-        entry["dilation"]
-    )
+    speed = pass_speed(entry["dilation"])
+    how = f"kernel time from the profiler pass over the timing pass's stage time, and {speed}"
     if entry.get("busy_fraction_capped"):
         how += "; capped at 100%: the profiled kernels outlast the timed stage"
     return entry["busy_fraction_timed"], how
