@@ -69,8 +69,9 @@ def read_wheel(path: Path) -> Wheel:
         metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
         message = email.parser.Parser().parsestr(archive.read(metadata).decode("utf-8"))
     requires = tuple(Requirement(r) for r in message.get_all("Requires-Dist") or [])
-    return Wheel(canonicalize_name(message["Name"]), Version(message["Version"]), requires,
-                 path.name)
+    return Wheel(
+        canonicalize_name(message["Name"]), Version(message["Version"]), requires, path.name
+    )
 
 
 def read_image(path: Path = IMAGE_LIST) -> dict[str, Version | None]:
@@ -144,9 +145,10 @@ def slim(path: Path, drop: Iterable[str], keep: Iterable[str] = ()) -> int:
 
     scratch = path.with_suffix(".slim")
     count = 0
-    with zipfile.ZipFile(path) as source, zipfile.ZipFile(
-        scratch, "w", zipfile.ZIP_DEFLATED
-    ) as target:
+    with (
+        zipfile.ZipFile(path) as source,
+        zipfile.ZipFile(scratch, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
         for item in source.infolist():
             if dropped(item.filename):
                 count += 1

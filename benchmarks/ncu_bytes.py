@@ -79,8 +79,9 @@ class KernelBytes:
 def _value(raw: str, unit: str, where: str) -> float:
     scale = UNITS.get(unit.strip().lower())
     if scale is None:
-        raise ValueError(f"{where}: unit {unit!r} is not a byte unit; rerun ncu with "
-                         "--print-units base")
+        raise ValueError(
+            f"{where}: unit {unit!r} is not a byte unit; rerun ncu with --print-units base"
+        )
     try:
         return float(raw.replace(",", "")) * scale
     except ValueError:
@@ -200,8 +201,10 @@ def comparison(
 
 def table_text(rows: Iterable[Mapping[str, Any]]) -> str:
     """The rows as a Markdown table, bytes in MB (1e6)."""
-    header = "| range | kernels | ncu read MB | ncu write MB | ncu read+write MB | our MB | " \
+    header = (
+        "| range | kernels | ncu read MB | ncu write MB | ncu read+write MB | our MB | "
         "difference | within 10% |"
+    )
     lines = [header, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         kernels = f"{r['kernels']}{' (capped)' if r['capped'] else ''}"
@@ -226,8 +229,9 @@ def _report(args: argparse.Namespace) -> int:
         found = our_bytes(read_records([args.out / f"records-{name}.jsonl"]), spec)
         ours[name], pages[name] = found[name], found["page"]
     if not kernels:
-        print(f"error: no ncu-<range>.csv in {args.out}; run benchmarks/ncu_bytes.sh",
-              file=sys.stderr)
+        print(
+            f"error: no ncu-<range>.csv in {args.out}; run benchmarks/ncu_bytes.sh", file=sys.stderr
+        )
         return 1
     rows = comparison(kernels, ours, args.launch_count)
     page = next(iter(pages.values()))

@@ -231,7 +231,9 @@ if not no_variants:
 # %% [markdown]
 # "x baseline" is baseline time over variant time over the pages both ran (above 1: faster),
 # with a 95% interval from a paired bootstrap over the pages; "faster" means the interval
-# lies above 1. A variant that failed its gate keeps its times but gets no ratio. "x from
+# lies above 1 and above the "control 95% interval", the same interval of the A/A control (the
+# baseline profiled again after the variants: drift between runs), "slower" below both. A
+# variant that failed its gate keeps its times but gets no ratio. "x from
 # roofline" is the stage's time over the time its FLOPs and bytes need at the peak (1 would
 # be at the hardware limit); stages whose bytes are not counted are judged by compute alone,
 # so theirs is an upper limit.
@@ -246,9 +248,19 @@ if len(timeline):
         report.styled(timeline),
         Markdown(
             "Busy is the share of a stage's wall time covered by kernels (on CPU: top-level "
-            'operators); "launch-bound" means below 50% busy with work items under 20 us each.'
+            'operators); "launch-bound" means below 50% busy with work items under 20 us each. '
+            # The timed figures: vlmprof.metrics.dilation.
+            "Under the profiler that wall time is the profiler pass's own, which the profiler "
+            "slows; busy vs timed stage is the kernel time from the profiler pass over the "
+            "timing pass's stage time (per decode step for decode, over the pages both passes "
+            "ran), profiler dilation is how many times slower the profiler pass ran, and the "
+            "verdict and timed launch overhead use it."
         ),
     )
+    for stage in ("prefill", "decode"):
+        if stage in metrics["timeline"]:
+            busy, how = report.quoted_busy(metrics["timeline"][stage])
+            display(Markdown(f"{stage.capitalize()} is busy {report.percent(busy)}: {how}."))
 else:
     display(Markdown(report.NO_OPERATOR_PASS))
 

@@ -32,14 +32,27 @@ def _wheel(tmp_path: Path, name: str, version: str, requires: list[str], files: 
 
 
 def test_requirements_are_met_by_carried_wheels_or_the_image(tmp_path: Path) -> None:
-    tool = read_wheel(_wheel(tmp_path, "Tool", "1.0", [
-        "numpy>=2", "helper==0.3", "packaging<26", "colorama; sys_platform == 'win32'",
-        "pytest; extra == 'test'", "jedi>=0.18",
-    ], {}))
+    tool = read_wheel(
+        _wheel(
+            tmp_path,
+            "Tool",
+            "1.0",
+            [
+                "numpy>=2",
+                "helper==0.3",
+                "packaging<26",
+                "colorama; sys_platform == 'win32'",
+                "pytest; extra == 'test'",
+                "jedi>=0.18",
+            ],
+            {},
+        )
+    )
     helper = read_wheel(_wheel(tmp_path, "helper", "0.3", ["torch>=2.12"], {}))
     gaps, unchecked, omitted = closure_report([tool, helper], IMAGE, [Requirement("tool==1.0")])
-    assert gaps == ["helper-0.3-py3-none-any.whl needs torch>=2.12, but torch 2.11.0 is what "
-                    "will import"]
+    assert gaps == [
+        "helper-0.3-py3-none-any.whl needs torch>=2.12, but torch 2.11.0 is what will import"
+    ]
     assert unchecked == ["packaging<26 (image version not known)"]
     assert omitted == ["jedi (IPython imports it only when a completion is asked for)"]
 
@@ -55,8 +68,10 @@ def test_a_missing_or_doubled_project_is_a_gap(tmp_path: Path) -> None:
 
 def test_slim_drops_files_and_their_record_lines(tmp_path: Path) -> None:
     files = {
-        "pkg/__init__.py": "", "pkg/bin/linux/i64/solver": "x" * 100,
-        "pkg/bin/osx/i64/solver": "y" * 100, "pkg/bin/win/i64/solver.exe": "z" * 100,
+        "pkg/__init__.py": "",
+        "pkg/bin/linux/i64/solver": "x" * 100,
+        "pkg/bin/osx/i64/solver": "y" * 100,
+        "pkg/bin/win/i64/solver.exe": "z" * 100,
     }
     path = _wheel(tmp_path, "pkg", "1.0", [], files)
     assert slim(path, ["pkg/bin/"], keep=["pkg/bin/linux/i64/"]) == 2
@@ -79,7 +94,10 @@ def test_the_device_environment_refuses_a_tree_without_wheels(tmp_path: Path) ->
     script = Path(__file__).resolve().parents[1] / "benchmarks" / "device_env.sh"
     done = subprocess.run(
         ["bash", "-c", f"source {script}; echo returned $?"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.stdout.strip() == "returned 1"
     assert "no wheels in" in done.stderr and "benchmarks/device_kit.sh" in done.stderr

@@ -29,8 +29,16 @@ LABELS = {"prefill": (0.0, 100.0), "sam": (10.0, 30.0), "decode": (120.0, 80.0)}
 
 
 def _x(name: str, cat: str, ts: float, dur: float, tid: int = 1, **args: object) -> dict:
-    return {"ph": "X", "cat": cat, "name": name, "pid": 1, "tid": tid, "ts": ts, "dur": dur,
-            "args": args}
+    return {
+        "ph": "X",
+        "cat": cat,
+        "name": name,
+        "pid": 1,
+        "tid": tid,
+        "ts": ts,
+        "dur": dur,
+        "args": args,
+    }
 
 
 def _device_span(label: str) -> tuple[float, float]:

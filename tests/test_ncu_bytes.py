@@ -28,8 +28,23 @@ HEADER = (
 
 
 def _row(kernel: int, name: str, metric: str, unit: str, value: str) -> str:
-    fields = [str(kernel), "4242", "python3", "127.0.0.1", name, "1", "7", "(128, 1, 1)",
-              "(1280, 1, 1)", "0", "9.0", "Command line profiler metrics", metric, unit, value]
+    fields = [
+        str(kernel),
+        "4242",
+        "python3",
+        "127.0.0.1",
+        name,
+        "1",
+        "7",
+        "(128, 1, 1)",
+        "(1280, 1, 1)",
+        "0",
+        "9.0",
+        "Command line profiler metrics",
+        metric,
+        unit,
+        value,
+    ]
     return ",".join(f'"{field}"' for field in fields)
 
 
@@ -102,9 +117,19 @@ def test_check_stops_when_no_kernel_was_profiled(tmp_path: Path, capsys) -> None
 
 
 def _record(prefill_len: int = 912, tokens: int = 2) -> dict:
-    return {"run_id": "ncu-bytes", "image_id": "page", "repeat": 0, "status": "ok",
-            "mode": "gundam", "n_crops": 6, "prefill_len": prefill_len, "tokens": tokens,
-            "prefill_ms": 200.0, "decode_ms": 40.0, "dtype": "bfloat16"}
+    return {
+        "run_id": "ncu-bytes",
+        "image_id": "page",
+        "repeat": 0,
+        "status": "ok",
+        "mode": "gundam",
+        "n_crops": 6,
+        "prefill_len": prefill_len,
+        "tokens": tokens,
+        "prefill_ms": 200.0,
+        "decode_ms": 40.0,
+        "dtype": "bfloat16",
+    }
 
 
 def test_our_bytes_are_the_mbu_model_for_the_page() -> None:
@@ -150,7 +175,7 @@ def test_the_script_stops_when_ncu_cannot_read_counters(tmp_path: Path) -> None:
     fake = bin_dir / "ncu"
     fake.write_text(
         "#!/usr/bin/env bash\n"
-        'while [[ $1 != --log-file ]]; do shift; done\n'
+        "while [[ $1 != --log-file ]]; do shift; done\n"
         'echo "==ERROR== ERR_NVGPUCTRPERM - The user does not have permission to access '
         'NVIDIA GPU Performance Counters on the target device 0." > "$2"\n'
     )

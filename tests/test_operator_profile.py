@@ -10,6 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.records import page_record
+from vlmprof.metrics.aggregate import per_image_table
+from vlmprof.metrics.dilation import against_timing_pass
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.profiler.operator_profile import run_operator_profile
 from vlmprof.profiler.operators import (
@@ -36,8 +39,12 @@ TIMELINE_KEYS = {
     "idle_gap_ms",
     "idle_gaps",
     "wall_ms",
+    "busy_ms",
+    "kernels",
     "basis",
     "verdict",
+    "pages",
+    "runs_per_page",
 }
 MAX_NEW_TOKENS = 4
 
@@ -117,6 +124,48 @@ def test_timeline_has_every_stage_and_key(base_run: tuple[Path, dict]) -> None:
     assert timeline["decode"]["launches"] > 2 * (MAX_NEW_TOKENS - 1)
     parts = sum(timeline[s]["wall_ms"] for s in ("sam", "clip", "projector", "llm_prefill"))
     assert timeline["prefill"]["wall_ms"] == pytest.approx(parts)
+
+
+def test_timeline_keeps_each_pages_figures(base_run: tuple[Path, dict]) -> None:
+    timeline = base_run[1]["timeline"]
+    for stage, entry in timeline.items():
+        assert [page["image_id"] for page in entry["pages"]] == ["page-a", "page-b"]
+        for key in ("wall_ms", "busy_ms", "kernels", "launches"):
+            assert sum(page[key] for page in entry["pages"]) == pytest.approx(entry[key]), key
+        assert entry["busy_ms"] == pytest.approx(entry["busy_fraction"] * entry["wall_ms"])
+        assert entry["runs_per_page"] == (MAX_NEW_TOKENS - 1 if stage == "decode" else 1)
+
+
+def test_a_cpu_trace_is_set_against_the_timing_pass(base_run: tuple[Path, dict]) -> None:
+    """Timing records that took half of each page's profiled stage time: dilation 2, and the
+    busy fraction against them twice the profiler's (at most 1)."""
+    timeline = base_run[1]["timeline"]
+    half = {
+        page["image_id"]: {stage: timeline[stage]["pages"][i]["wall_ms"] / 2 for stage in STAGES}
+        for i, page in enumerate(timeline["decode"]["pages"])
+    }
+    records = [
+        page_record(
+            image_id,
+            (1240, 1754),
+            sam_ms=t["sam"],
+            clip_ms=t["clip"],
+            projector_ms=t["projector"],
+            vision_ms=t["sam"] + t["clip"] + t["projector"],
+            prefill_ms=t["sam"] + t["clip"] + t["projector"] + t["llm_prefill"],
+            decode_ms=t["decode"],
+            decode_step_ms=[t["decode"] / (MAX_NEW_TOKENS - 1)] * (MAX_NEW_TOKENS - 1),
+        )
+        for image_id, t in half.items()
+    ]
+    timed = against_timing_pass(timeline, per_image_table(records))
+    for stage in (*STAGES, "prefill"):
+        entry = timed[stage]
+        assert entry["timed_pages"] == 2
+        assert entry["dilation"] == pytest.approx(2.0), stage
+        expected = min(2 * entry["busy_fraction"], 1.0)
+        assert entry["busy_fraction_timed"] == pytest.approx(expected), stage
+        assert entry["launch_overhead_us_timed"] is None
 
 
 def test_timeline_wall_matches_label_ranges(base_run: tuple[Path, dict]) -> None:
@@ -225,8 +274,8 @@ def _x(name: str, cat: str, ts: float, dur: float, tid: int = 1, **args: object)
     return {"ph": "X", "cat": cat, "name": name, "ts": ts, "dur": dur, "tid": tid, "args": args}
 
 
-def test_cuda_timeline_from_a_small_trace() -> None:
-    """Kernels join stages through their launch calls; gaps and busy time on the device."""
+def small_cuda_trace() -> dict:
+    """One page on a GPU: labels, five launch calls of 2 us and the kernels they launched."""
     events = [
         _x("prefill", "user_annotation", 0, 100),
         _x("sam", "user_annotation", 10, 30),
@@ -238,7 +287,12 @@ def test_cuda_timeline_from_a_small_trace() -> None:
         events.append(_x("cudaLaunchKernel", "cuda_runtime", ts, 2, correlation=corr))
     for ts, dur, corr in kernels:
         events.append(_x(f"k{corr}", "kernel", ts, dur, tid=7, correlation=corr))
-    timeline = trace_timeline([{"traceEvents": events}])
+    return {"traceEvents": events}
+
+
+def test_cuda_timeline_from_a_small_trace() -> None:
+    """Kernels join stages through their launch calls; gaps and busy time on the device."""
+    timeline = trace_timeline([small_cuda_trace()])
     sam, llm, decode = timeline["sam"], timeline["llm_prefill"], timeline["decode"]
     assert sam["basis"] == "cuda kernels"
     # Device windows: sam 30..40, prefill 30..80 (so llm_prefill 40..80), decode 150..190.

@@ -95,6 +95,7 @@ rule compare_variants:
     params:
         names=list(VARIANTS),
         switches=as_json(VARIANTS),
+        control=CONTROL,
     script:
         "../scripts/compare_variants.py"
 

@@ -29,6 +29,7 @@ from vlmprof.variants.switches import (
     check_variant,
     variant_spec,
 )
+from vlmprof.variants.control import control_arm
 
 
 def config_sources():
@@ -72,7 +73,13 @@ ENV = "../../environment.yml"
 NOTEBOOKS = ["report", "stakeholder_summary"]
 
 
-VARIANTS = config["variants"]
+# The A/A control (vlmprof.variants.control): with variants, the baseline again as one
+# more arm, its switches none, scheduled after the others (get_arms_before).
+try:
+    CONTROL = control_arm(config["variants"], config["variant_control"])
+except VariantError as error:
+    refuse("variant_control.name", str(error))
+VARIANTS = {**config["variants"], **({CONTROL: {}} if CONTROL else {})}
 # A pattern that matches no path when there are no variants.
 VARIANT_PATTERN = "|".join(map(re.escape, VARIANTS)) or "(?!)"
 
@@ -196,7 +203,7 @@ def run_config_json():
     Without the sections that name other runs (compare) or other variants, so adding a
     variant does not redo the baseline's aggregation.
     """
-    other = {"compare", "variants", "variant_gate"}
+    other = {"compare", "variants", "variant_gate", "variant_control"}
     return as_json({key: value for key, value in config.items() if key not in other})
 
 
@@ -259,6 +266,15 @@ def shard_files(variant, suffix):
     """Every shard's file with `suffix` (.jsonl records or .outputs.pt) of a variant."""
     pattern = f"{variant_dir(variant)}/runs/shard-{{shard}}{suffix}"
     return expand(pattern, shard=range(config["shards"]))
+
+
+def get_arms_before(wildcards):
+    """What a variant's timing pass waits for: nothing, except the control's, which waits
+    for the baseline's and every variant's records, so its drift spans their time."""
+    if wildcards.variant != CONTROL:
+        return []
+    others = [BASELINE, *(name for name in VARIANTS if name != CONTROL)]
+    return [path for arm in others for path in shard_files(arm, ".jsonl")]
 
 
 def get_shard_records(wildcards):

@@ -20,8 +20,12 @@ rule profile_shard:
         "../scripts/profile_shard.py"
 
 
-# The same timing pass for each configured variant, on the same pages and settings.
+# The same timing pass for each configured variant, on the same pages and settings; the
+# A/A control's shards start only once every other arm's records exist.
 use rule profile_shard as profile_shard_variant with:
+    input:
+        subset=rules.select_subset.output.subset,
+        after=get_arms_before,
     output:
         records=f"{RUN}/variants/{{variant}}/runs/shard-{{shard}}.jsonl",
         outputs=f"{RUN}/variants/{{variant}}/runs/shard-{{shard}}.outputs.pt",

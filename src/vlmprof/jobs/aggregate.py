@@ -14,6 +14,7 @@ from vlmprof.atomic import write_json_atomic, write_text_atomic
 from vlmprof.compare import compare_dirs, to_markdown
 from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.metrics.build import build_metrics, write_metrics
+from vlmprof.metrics.dilation import against_timing_pass
 from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import spec_dims
@@ -79,7 +80,10 @@ def aggregate(
         tolerance=tolerance,
     )
     if timeline is not None:
-        built["timeline"] = json.loads(Path(timeline).read_text())
+        # The profiler pass's figures, and beside them the same against the timing pass.
+        built["timeline"] = against_timing_pass(
+            json.loads(Path(timeline).read_text()), tables["per_image"]
+        )
     write_metrics(built, tables, Path(metrics), Path(stage_ms).parent)
 
 
@@ -114,9 +118,11 @@ def compare_variants(
     *,
     names: Sequence[str],
     switches: str,
+    control: str | None = None,
 ) -> None:
     """Every variant (named in `names`, with its metrics.json and gate.json in the same
-    order) against the baseline: comparison.json, comparison.csv and comparison.md."""
+    order) against the baseline: comparison.json, comparison.csv and comparison.md. The
+    one named `control`, if any, is the A/A control every verdict must clear."""
     if not len(names) == len(metrics) == len(gates):
         raise ValueError(
             f"{len(names)} variant names, {len(metrics)} metrics.json and {len(gates)} gate.json:"
@@ -128,7 +134,11 @@ def compare_variants(
         read_run(name, path, gate, by_name.get(name, {}))
         for name, path, gate in zip(names, metrics, gates, strict=True)
     ]
-    comparison = compare_all(base, variants)
+    arm = next((run for run in variants if run.name == control), None)
+    if control is not None and arm is None:
+        raise ValueError(f"control {control!r}: not among the variant names {list(names)}")
+    variants = [run for run in variants if run is not arm]
+    comparison = compare_all(base, variants, arm)
     write_comparison(comparison, json_out, csv_out)
     write_text_atomic(Path(md_out), comparison_markdown(comparison))
     log.info(

@@ -42,6 +42,7 @@ from vlmprof.profiler.timeline import (
     timeline_metrics,
     trace_basis,
     trace_stage_totals,
+    with_pages,
 )
 from vlmprof.progress import Progress
 from vlmprof.runtime.generate import greedy_generate
@@ -189,7 +190,13 @@ def run_operator_profile(
     top = table.head(top_n)
     rollup = category_rollup(events)
     consistency = stage_consistency(events, top)
-    timeline = timeline_metrics(merge_stage_totals(stage_totals), bases.pop())
+    basis = bases.pop()
+    timeline = with_pages(
+        timeline_metrics(merge_stage_totals(stage_totals), basis),
+        dict(zip(ids, stage_totals, strict=True)),
+        basis,
+        decode_steps=max_new_tokens - 1,
+    )
     with atomic_open(out_dir / "operators.csv") as handle:
         table.to_csv(handle, index=False)
     write_text_atomic(

@@ -40,6 +40,8 @@ LAUNCH_BOUND_MEAN_US = 20.0
 # Inclusive stages reported beside the exclusive ones: their parts' totals added.
 COMBINED_STAGES: dict[str, tuple[str, ...]] = {"prefill": exclusive_parts("prefill")}
 _DEVICE_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+# A stage's figures kept per page (with_pages).
+PAGE_KEYS: tuple[str, ...] = ("wall_ms", "busy_ms", "kernels", "launches")
 _LAUNCH_PREFIXES = ("cudaLaunch", "cuLaunch", "hipLaunch", "hipModuleLaunch")
 
 Interval = tuple[int, int]  # start and end in integer nanoseconds
@@ -306,7 +308,8 @@ def timeline_metrics(totals: Mapping[str, StageTotals], basis: str) -> dict[str,
     """The `timeline` block of metrics.json: one entry per stage, plus combined stages.
 
     Keys: busy_fraction, launches, mean_kernel_us, launch_overhead_us (mean launch call on
-    CUDA, None on CPU), idle_gap_ms and idle_gaps (gaps over 10 us), wall_ms, basis, verdict.
+    CUDA, None on CPU), idle_gap_ms and idle_gaps (gaps over 10 us), wall_ms, busy_ms (the
+    time kernels cover), kernels (kernels, on CPU top-level operators), basis, verdict.
     """
     stages = {s: totals[s] for s in STAGES if s in totals}
     for combined, parts in COMBINED_STAGES.items():
@@ -327,10 +330,34 @@ def timeline_metrics(totals: Mapping[str, StageTotals], basis: str) -> dict[str,
             "idle_gap_ms": item.idle_gap_us / 1000.0,
             "idle_gaps": item.idle_gaps,
             "wall_ms": item.wall_us / 1000.0,
+            "busy_ms": item.busy_us / 1000.0,
+            "kernels": item.kernels,
             "basis": basis,
             "verdict": verdict(busy_fraction, mean_kernel),
         }
     return result
+
+
+def with_pages(
+    timeline: dict[str, dict[str, Any]],
+    per_page: Mapping[str, Mapping[str, StageTotals]],
+    basis: str,
+    decode_steps: int,
+) -> dict[str, dict[str, Any]]:
+    """`timeline` with each stage's figures per page, so they can be set against the timing
+    pass's times of the same pages.
+
+    Adds `pages` (one entry per page: image_id and the page's wall_ms, busy_ms, kernels and
+    launches in the stage) and `runs_per_page` (how often the stage ran on a page: the
+    pass's decode steps for decode, else 1).
+    """
+    for image_id, totals in per_page.items():
+        for stage, entry in timeline_metrics(totals, basis).items():
+            page = {key: entry[key] for key in PAGE_KEYS}
+            timeline[stage].setdefault("pages", []).append({"image_id": image_id, **page})
+    for stage, entry in timeline.items():
+        entry["runs_per_page"] = decode_steps if stage == "decode" else 1
+    return timeline
 
 
 def trace_timeline(traces: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

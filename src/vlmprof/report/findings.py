@@ -16,6 +16,7 @@ import pandas as pd
 
 from vlmprof.report.formatting import display_name
 from vlmprof.report.operators import operator_stage_share
+from vlmprof.report.timed_busy import quoted_fraction, quoted_verdict
 from vlmprof.report.timing import CATEGORY_STAGES, PART_STAGES, page_split, timed
 from vlmprof.variants.comparison import PAGE
 from vlmprof.variants.switches import BASELINE
@@ -95,9 +96,11 @@ class Busy:
     """A stage in the operator pass's timeline: busy fraction, mean kernel (or operator)
     time and whether it is launch-bound."""
 
-    fraction: float
+    fraction: float  # against the timed stage where the run has it (see `dilation`)
     mean_kernel_us: float | None
     launch_bound: bool
+    dilation: float | None  # the profiler pass's slowdown; None: busy under the profiler
+    capped: bool  # the timed fraction was capped at 1
 
 
 @dataclass(frozen=True)
@@ -249,10 +252,13 @@ def busy(metrics: dict[str, Any], stage: str) -> Busy | None:
     timeline = (metrics.get("timeline") or {}).get(stage)
     if not timeline:
         return None
+    timed = timeline.get("busy_fraction_timed") is not None
     return Busy(
-        fraction=timeline["busy_fraction"],
+        fraction=quoted_fraction(timeline),
         mean_kernel_us=timeline["mean_kernel_us"],
-        launch_bound=timeline["verdict"] == "launch-bound",
+        launch_bound=quoted_verdict(timeline) == "launch-bound",
+        dilation=timeline.get("dilation") if timed else None,
+        capped=bool(timeline.get("busy_fraction_capped")),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from vlmprof.report.formatting import as_percent, display_name
+from vlmprof.report.timed_busy import quoted_verdict
 from vlmprof.stages import STAGE_NAMES
 
 NO_OPERATOR_PASS = (
@@ -22,12 +23,16 @@ def timeline_table(metrics: dict[str, Any]) -> pd.DataFrame:
     rows = [
         {
             "stage": display_name(stage),
-            "busy (%)": as_percent(t["busy_fraction"]),
+            "busy under profiler (%)": as_percent(t["busy_fraction"]),
+            # Against the timing pass (vlmprof.metrics.dilation); absent in older runs.
+            "busy vs timed stage (%)": as_percent(t.get("busy_fraction_timed")),
+            "profiler dilation (x)": t.get("dilation"),
             "launches": t["launches"],
             "mean kernel or op (us)": t["mean_kernel_us"],
             "launch overhead (us)": t["launch_overhead_us"],
+            "launch overhead timed (us)": t.get("launch_overhead_us_timed"),
             "idle in gaps (ms)": t["idle_gap_ms"],
-            "verdict": t["verdict"],
+            "verdict": quoted_verdict(t),
             "basis": t["basis"],
         }
         for stage, t in ((s, timeline[s]) for s in STAGE_NAMES if s in timeline)

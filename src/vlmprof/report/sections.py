@@ -40,6 +40,7 @@ Utilisation
     roofline_points(metrics)            each stage's intensity, rate and roof (GFLOP/s)
 Operators
     timeline_table(metrics)             busy (%), launches, idle gaps per stage
+    quoted_busy(timeline_stage)         the busy fraction quoted, and how it was obtained
     top_operators(operators, n)         the n heaviest operators by self time (ms)
     operator_categories(operators)      self time (ms) per category, by stage
 Static compute
@@ -103,6 +104,7 @@ from vlmprof.report.sentences import (
     variant_sentences,
 )
 from vlmprof.report.static_compute import params_table, static_crosscheck
+from vlmprof.report.timed_busy import quoted_busy
 from vlmprof.report.timing import (
     NOTHING_TIMED,
     category_table,
@@ -175,6 +177,7 @@ __all__ = [
     "thumbnail_grid",
     "timed",
     "timeline_table",
+    "quoted_busy",
     "top_operators",
     "ttft_values",
     "unprofiled_pages",

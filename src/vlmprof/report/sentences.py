@@ -12,6 +12,7 @@ import pandas as pd
 from vlmprof.metrics.roofline import NO_BYTES
 from vlmprof.report import findings as f
 from vlmprof.report.formatting import display_name, percent, times
+from vlmprof.report.timed_busy import busy_basis
 from vlmprof.report.timing import timed
 from vlmprof.report.variants import gap_note, gate_difference, switches_text
 from vlmprof.variants.comparison import PAGE
@@ -121,9 +122,10 @@ def _busy_phrase(timeline: f.Busy | None, cpu: bool) -> str:
     detail = f"the {device} is busy {percent(timeline.fraction)} of the time"
     if timeline.mean_kernel_us is not None:
         detail += f", with {ops} of {timeline.mean_kernel_us:.1f} us on average"
+    how = busy_basis(timeline.dilation, timeline.capped)
     if timeline.launch_bound:
-        return f", and is launch-bound per the timeline: {detail}"
-    return f"; it is not launch-bound per the timeline ({detail})"
+        return f", and is launch-bound per the timeline: {detail}; busy is {how}"
+    return f"; it is not launch-bound per the timeline ({detail}); busy is {how}"
 
 
 def utilisation_sentences(use: f.Utilisation) -> list[str]:
@@ -152,7 +154,8 @@ def _launch_bound(e: dict[str, Any]) -> str:
     device, ops = _device_words(e["on_cpu"])
     return (
         f"per the timeline the {device} is busy {percent(e['busy'].fraction)} of decode time "
-        f"with {ops} of {e['busy'].mean_kernel_us:.1f} us on average"
+        f"with {ops} of {e['busy'].mean_kernel_us:.1f} us on average (busy is "
+        f"{busy_basis(e['busy'].dilation, e['busy'].capped)})"
     )
 
 

@@ -77,10 +77,10 @@ def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def _interval_text(row: dict[str, Any]) -> str:
-    """A row's 95% interval as "low to high", or a dash without one."""
+def _interval_text(row: dict[str, Any], missing: str | None = "-") -> str | None:
+    """A row's 95% interval as "low to high", or `missing` without one."""
     if row["ratio_low"] is None or row["ratio_high"] is None:
-        return "-"
+        return missing
     return f"{format_number(row['ratio_low'])} to {format_number(row['ratio_high'])}"
 
 
@@ -96,6 +96,10 @@ def comparison_table(comparison: dict[str, Any]) -> pd.DataFrame:
             "pages": r["pages"],
             "x baseline": r["ratio"],
             "95% interval": _interval_text(r),
+            # The stage's A/A control interval (vlmprof.variants.control); none without one.
+            "control 95% interval": _interval_text(
+                {"ratio_low": r.get("control_low"), "ratio_high": r.get("control_high")}, None
+            ),
             "reading": r["verdict"],
             f"MFU {peak} (%)": None if r[f"mfu_{peak}"] is None else 100.0 * r[f"mfu_{peak}"],
             f"MBU {peak} (%)": None if r[f"mbu_{peak}"] is None else 100.0 * r[f"mbu_{peak}"],

@@ -5,7 +5,9 @@ tables/per_image.csv as the aggregate step writes them) with the correctness gat
 Per stage the comparison holds the variant's mean time over the pages both runs measured,
 the ratio baseline time / variant time (2.0: twice as fast) with a 95% interval from a
 paired bootstrap over pages, and MFU, MBU and how many times the stage's time is above its
-roofline bound as metrics.json holds them. A variant that failed its gate keeps its times
+roofline bound as metrics.json holds them. The A/A control (`vlmprof.variants.control`),
+when the run has one, gets its interval like a variant, and every verdict must clear it. A
+variant that failed its gate keeps its times
 but gets no ratio; a sweep point (gate not_applicable: other preset, mode or crops) gets a
 ratio labelled as a different workload; only gate-passed variants can be a stage's best.
 The comparison is data (comparison.json); `vlmprof.report.variants` presents it.
@@ -25,6 +27,13 @@ import pandas as pd
 from vlmprof.atomic import atomic_open, write_json_atomic
 from vlmprof.metrics.roofline import PEAK_COLUMNS
 from vlmprof.stages import HOST_STAGES, STAGE_NAMES
+from vlmprof.variants.control import (
+    CONTROL,
+    CONTROL_VERDICT,
+    VERDICT_RULE,
+    drift_verdict,
+    judge_against_control,
+)
 from vlmprof.variants.switches import BASELINE
 
 GATE_STATUSES: tuple[str, ...] = ("passed", "failed", "not_applicable")
@@ -46,9 +55,7 @@ METHOD = {
     "of that page's mean over its ok repeats (above 1: the variant is faster)",
     "interval": f"95% percentile interval of the same ratio over {RESAMPLES} paired bootstrap "
     f"resamples of the pages (seed {SEED}); none with fewer than two pages",
-    "verdict": "faster or slower when the interval excludes 1, else within noise; only a "
-    "variant whose gate passed is called faster, and the best of a stage is the faster one "
-    "with the largest ratio",
+    "verdict": VERDICT_RULE,
     "roofline": "summed stage time over the time its counted FLOPs and bytes need at peak "
     "compute or bandwidth, whichever is longer (= 1 / max(MFU, MBU)); stages with FLOPs but "
     "no byte count use the compute bound only; the whole page adds the prefill and decode "
@@ -163,14 +170,13 @@ def _verdict(status: str, low: float | None, high: float | None) -> str:
         BASELINE: "baseline",
         "failed": "failed gate: not a speedup",
         "not_applicable": "different workload",
+        CONTROL: CONTROL_VERDICT,
     }
     if status in fixed:
         return fixed[status]
     if low is None or high is None:
         return "not judged (one page)"
-    if low > 1.0:
-        return "faster"
-    return "slower" if high < 1.0 else "within noise"
+    return drift_verdict(low, high, None)
 
 
 def _ratio(
@@ -187,10 +193,11 @@ def _ratio(
 
 
 def _rows(
-    run: VariantRun, baseline: dict[str, pd.Series], stages: Sequence[str]
+    run: VariantRun, baseline: dict[str, pd.Series], stages: Sequence[str], status: str = ""
 ) -> list[dict[str, Any]]:
-    """One row per stage of one variant against the baseline's pages."""
-    status = BASELINE if run.gate is None else run.gate["status"]
+    """One row per stage of one variant (`status` its gate's, unless given) against the
+    baseline's pages."""
+    status = status or (BASELINE if run.gate is None else run.gate["status"])
     pages = page_means(run.per_image)
     roofline = roofline_distance(run.metrics)
     rows = []
@@ -234,12 +241,12 @@ def best_per_stage(rows: list[dict[str, Any]], stages: Sequence[str]) -> dict[st
     return best
 
 
-def _variant_entry(run: VariantRun) -> dict[str, Any]:
+def _variant_entry(run: VariantRun, status: str = "") -> dict[str, Any]:
     """What the comparison records of a variant besides its stage rows."""
     counts = run.metrics.get("counts", {})
     return {
         "name": run.name,
-        "status": BASELINE if run.gate is None else run.gate["status"],
+        "status": status or (BASELINE if run.gate is None else run.gate["status"]),
         "switches": run.switches,
         "gate": run.gate,
         "run_name": run.metrics.get("run_name"),
@@ -254,14 +261,21 @@ def headline_peak(metrics: dict[str, Any]) -> str:
     return "datasheet" if metrics["peaks"]["reference"].get("tflops") else "calibrated"
 
 
-def compare_variants(baseline: VariantRun, variants: Sequence[VariantRun]) -> dict[str, Any]:
-    """comparison.json content: variants, one row per variant x stage, best per stage."""
+def compare_variants(
+    baseline: VariantRun, variants: Sequence[VariantRun], control: VariantRun | None = None
+) -> dict[str, Any]:
+    """comparison.json content: variants (the A/A control, if any, after the baseline), one
+    row per variant x stage with the stage's control interval, best per stage."""
     base_pages = page_means(baseline.per_image)
     stages = [s for s in STAGE_ORDER if s in base_pages]
-    rows = [row for run in (baseline, *variants) for row in _rows(run, base_pages, stages)]
+    arms = [(baseline, ""), *([(control, CONTROL)] if control else [])]
+    arms += [(variant, "") for variant in variants]
+    rows = [row for run, status in arms for row in _rows(run, base_pages, stages, status)]
+    rows = judge_against_control(rows)
     return {
         "baseline": baseline.name,
-        "variants": [_variant_entry(run) for run in (baseline, *variants)],
+        "control": control.name if control else None,
+        "variants": [_variant_entry(run, status) for run, status in arms],
         "stages": stages,
         "peak": headline_peak(baseline.metrics),
         "rows": rows,
