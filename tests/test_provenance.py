@@ -20,6 +20,7 @@ from vlmprof.provenance import (
     ENV_DIFF,
     ENV_DIRTY,
     config_hash,
+    files_sha256,
     run_stamp,
     source_state,
     write_stamp,
@@ -78,6 +79,20 @@ def test_dirty_checkout_records_the_hash_of_its_diff(checkout: Path, isolated: P
 def test_live_checkout_wins_over_environment(checkout: Path, isolated: Path):
     env = {ENV_COMMIT: COMMIT, ENV_DIRTY: "0"}
     assert source_state(checkout, env=env, stamp=isolated / "none.json")["git_source"] == "git"
+
+
+def test_matching_stamp_wins_over_an_old_checkout_under_the_copy(checkout: Path):
+    # A copy of a later commit laid over a checkout of an earlier one: git calls it dirty,
+    # the stamp (whose files still match) knows which commit the files are.
+    (checkout / "code.py").write_text("x = 2\n")
+    root, files = checkout.parents[1], ["src/pkg/code.py"]
+    stamp = checkout / "_source.json"
+    recorded = {"git_commit": COMMIT, "git_dirty": False, "git_diff_sha256": None}
+    written = recorded | {"files": files, "package_dir": "src/pkg"}
+    stamp.write_text(json.dumps(written | {"files_sha256": files_sha256(root, files)}))
+    assert source_state(checkout, env={}, stamp=stamp) == recorded | {"git_source": "stamp"}
+    (checkout / "code.py").write_text("x = 3\n")
+    assert source_state(checkout, env={}, stamp=stamp)["git_source"] == "git"
 
 
 @pytest.mark.parametrize(

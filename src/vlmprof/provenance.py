@@ -152,8 +152,18 @@ def source_state(
     root: Path = PACKAGE_DIR, env: Mapping[str, str] = os.environ, stamp: Path = STAMP
 ) -> dict[str, Any]:
     """git_commit, git_dirty, git_diff_sha256 (when dirty) and where they were read
-    (git_source: git, environment, stamp or unknown), in that order of precedence."""
-    for state in (_checkout_state(root), _from_environment(env), _from_stamp(stamp)):
+    (git_source: git, environment, stamp or unknown).
+
+    A clean checkout comes first, then the environment, then a stamp whose files are
+    unchanged, then a dirty checkout, then a stamp whose files changed. A stamp that still
+    matches outranks a dirty checkout because a copy sent elsewhere may carry an old `.git`
+    beside the stamped files (seen on a GPU machine: the tree at a later commit over a
+    checkout of an earlier one, which git calls dirty).
+    """
+    checkout, stamped = _checkout_state(root), _from_stamp(stamp)
+    verified = stamped if stamped and stamped["git_source"] == "stamp" else None
+    clean = checkout if checkout and checkout["git_dirty"] is False else None
+    for state in (clean, _from_environment(env), verified, checkout, stamped):
         if state is not None:
             return state
     return dict(_UNKNOWN)
