@@ -34,13 +34,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vlmprof.runtime.records import read_records
-
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.metrics.utilisation import utilisation
 from vlmprof.models import spec_dims
 from vlmprof.models.base import ModelSpec
+from vlmprof.records import read_records
 from vlmprof.runtime.timing_cli import timing_command
 
 from bench_args import model_spec, profile_settings, write_json
