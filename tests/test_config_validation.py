@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from tests.workflow_helpers import FAST_CONFIG, REPO, copy_workflow, snakemake, write_config
 from vlmprof.config_check import (
     BOUND_WORDS,
+    NEWLINE_GUARD,
     TYPE_WORDS,
     ConfigError,
     ConfigSources,
@@ -199,7 +200,26 @@ def test_string_outside_its_pattern_fails_naming_key_and_pattern(data: st.DataOb
         label="value",
     )
     text = _failure(_with_value(path, value), path)
-    assert f" must match {pattern}" in text
+    assert f" must match {pattern.removesuffix(NEWLINE_GUARD)}" in text
+
+
+def _patterns(schema: Any) -> Iterator[str]:
+    """Every regular expression anywhere in the schema, key names' included."""
+    if isinstance(schema, dict):
+        if isinstance(schema.get("pattern"), str):
+            yield schema["pattern"]
+        for sub in schema.values():
+            yield from _patterns(sub)
+    elif isinstance(schema, list):
+        for sub in schema:
+            yield from _patterns(sub)
+
+
+@pytest.mark.parametrize("pattern", sorted(set(_patterns(SCHEMA))))
+def test_every_pattern_refuses_a_trailing_newline(pattern: str):
+    # Python's `$` matches before a final newline, so a pattern without the guard lets
+    # "name\n" through to become a folder name.
+    assert pattern.endswith(f"${NEWLINE_GUARD}"), pattern
 
 
 def _unknown_name(known: dict) -> st.SearchStrategy[str]:

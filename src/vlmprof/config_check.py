@@ -37,6 +37,8 @@ BOUND_WORDS = {
     "exclusiveMaximum": "less than",
 }
 _SHOWN_CHARS = 60
+# A pattern ends in this so that `$` does not match before a final newline, as in Python it does.
+NEWLINE_GUARD = "(?!\\n)"
 
 KeyPath = tuple[str, ...]
 
@@ -136,7 +138,8 @@ def _read(error: ValidationError) -> list[tuple[KeyPath, str]]:
             if name not in known
         ]
     if "propertyNames" in error.relative_schema_path:
-        return [(path, f"the name {_shown(error.instance)} must match {error.validator_value}")]
+        pattern = _readable(error.validator_value)
+        return [(path, f"the name {_shown(error.instance)} must match {pattern}")]
     return [(path, f"{_shown(error.instance)} {_problem(error)}")]
 
 
@@ -153,8 +156,14 @@ def _problem(error: ValidationError) -> str:
         return f"must be {BOUND_WORDS[kind]} {allowed}"
     if kind == "pattern":
         description = error.schema.get("description")
-        return f"must match {allowed}" + (f" ({description.rstrip('.')})" if description else "")
+        reason = f" ({description.rstrip('.')})" if description else ""
+        return f"must match {_readable(allowed)}{reason}"
     return error.message.splitlines()[0]
+
+
+def _readable(pattern: str) -> str:
+    """A schema pattern without its trailing-newline guard, which only Python's `$` needs."""
+    return pattern.removesuffix(NEWLINE_GUARD)
 
 
 def _unknown_key(path: KeyPath, name: str, known: list[str]) -> str:
