@@ -13,7 +13,13 @@ The Python half of benchmarks/ncu_bytes.sh, in three steps:
         sums dram__bytes_read.sum + dram__bytes_write.sum over the kernels of each range
         (OUT/ncu-<range>.csv, ncu's `--csv` output) and sets beside it the bytes the MBU
         divides by (`vlmprof.metrics.utilisation`) for the same page, from the run record
-        the profiled command wrote (OUT/records-<range>.jsonl)
+        the profiled command wrote (OUT/records-<range>.jsonl); with prefill and vision
+        both profiled, LLM prefill is their difference (it has no NVTX range of its own)
+
+The ranges are the NVTX ranges the timing pass pushes: decode (one step here), prefill,
+and inside it vision and its parts sam, clip and projector. Each kernel is also classed
+by its name as matmul-class (GEMMs, convolutions, attention: the ops our bytes count) or
+other (norms, activations, residual adds, copies), so a gap can be traced to a class.
 
 What the two sides count: ours is the weights a step reads plus the KV cache it reads and
 writes (decode), plus activations in prefill. ncu flushes the caches before each kernel
@@ -28,6 +34,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -44,12 +51,18 @@ from vlmprof.runtime.timing_cli import timing_command
 
 from bench_args import model_spec, profile_settings, write_json
 
-RANGES = ("decode", "prefill")
+RANGES = ("decode", "prefill", "vision", "sam", "clip", "projector")
+DERIVED = {"llm_prefill": ("prefill", "vision")}  # a range profiled as one minus another
 NVTX_DOMAIN = "vlmprof"  # vlmprof.runtime.nvtx_ranges pushes every range in this domain
 METRICS = ("dram__bytes_read.sum", "dram__bytes_write.sum")
 TOLERANCE = 0.10  # the agreement the check asks of our bytes
 # ncu prints SI multiples; `--print-units base` gives plain bytes.
 UNITS = {"byte": 1.0, "kbyte": 1e3, "mbyte": 1e6, "gbyte": 1e9, "tbyte": 1e12}
+# Kernel-name fragments of matmul-class kernels (cuBLAS, CUTLASS, cuDNN convolutions and
+# the SDPA backends); every other kernel is elementwise, reduction or copy work.
+MATMUL_KERNELS = re.compile(
+    r"gemm|gemv|cutlass|nvjet|xmma|cublas|conv|fmha|flash|attention|sdpa", re.IGNORECASE
+)
 # What ncu prints when it cannot profile, and what it means here.
 COUNTER_ERRORS = {
     "ERR_NVGPUCTRPERM": "ncu may not read the GPU performance counters (ERR_NVGPUCTRPERM): "
@@ -117,6 +130,11 @@ def parse_ncu_csv(text: str, source: str = "ncu csv") -> list[KernelBytes]:
     return kernels
 
 
+def is_matmul_class(kernel_name: str) -> bool:
+    """Whether a kernel is a GEMM, convolution or attention kernel, by its name."""
+    return MATMUL_KERNELS.search(kernel_name) is not None
+
+
 def counter_problem(text: str) -> str | None:
     """Why ncu measured nothing, read from its output; None when nothing went wrong."""
     for marker, meaning in COUNTER_ERRORS.items():
@@ -154,7 +172,8 @@ def prepare(out: Path, spec: ModelSpec) -> None:
 
 
 def our_bytes(records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> dict[str, Any]:
-    """The bytes the MBU uses for the record's prefill and for one of its decode steps."""
+    """The bytes the MBU uses for the record's prefill, its vision parts and one of its
+    decode steps."""
     records = list(records)
     if len(records) != 1 or records[0].get("status") != "ok":
         raise ValueError("expected one ok run record; see the timing command's output")
@@ -165,31 +184,71 @@ def our_bytes(records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> dict[str
     row = table.iloc[0]
     steps = int(row["decode_steps"])
     return {
-        "prefill": float(row["prefill bytes"]),
+        **{name: float(row[f"{name} bytes"]) for name in RANGES if name != "decode"},
         "decode": float(row["decode bytes"]) / steps if steps else None,
         "page": {k: record[k] for k in ("mode", "n_crops", "prefill_len", "tokens", "dtype")},
     }
 
 
+@dataclass(frozen=True)
+class RangeBytes:
+    """ncu's DRAM bytes of one range, all kernels and the matmul-class ones apart."""
+
+    kernels: int
+    read: float
+    write: float
+    matmul: float  # read + write of the matmul-class kernels
+
+    @classmethod
+    def of(cls, kernels: list[KernelBytes]) -> RangeBytes:
+        matmul = sum(k.read + k.write for k in kernels if is_matmul_class(k.name))
+        reads, writes = sum(k.read for k in kernels), sum(k.write for k in kernels)
+        return cls(len(kernels), reads, writes, matmul)
+
+    def minus(self, other: RangeBytes) -> RangeBytes:
+        return RangeBytes(
+            self.kernels - other.kernels,
+            self.read - other.read,
+            self.write - other.write,
+            self.matmul - other.matmul,
+        )
+
+
+def with_derived(measured: Mapping[str, RangeBytes]) -> dict[str, RangeBytes]:
+    """The measured ranges plus those derived as one range minus another."""
+    ranges = dict(measured)
+    for name, (whole, part) in DERIVED.items():
+        if whole in measured and part in measured:
+            ranges[name] = measured[whole].minus(measured[part])
+    return ranges
+
+
 def comparison(
     kernels: Mapping[str, list[KernelBytes]], ours: Mapping[str, float | None], cap: int | None
 ) -> list[dict[str, Any]]:
-    """One row per range: ncu's summed DRAM bytes, ours, and their difference."""
+    """One row per range: ncu's summed DRAM bytes (and its matmul-class share), ours, and
+    their difference."""
+    measured = with_derived({name: RangeBytes.of(found) for name, found in kernels.items()})
+    ours = dict(ours)
+    for name, (whole, part) in DERIVED.items():
+        if ours.get(whole) is not None and ours.get(part) is not None:
+            ours[name] = ours[whole] - ours[part]
     rows = []
-    for name, profiled in kernels.items():
-        read = sum(k.read for k in profiled)
-        write = sum(k.write for k in profiled)
+    for name, found in measured.items():
+        total = found.read + found.write
         mine = ours.get(name)
-        difference = (read + write - mine) / mine if mine else None
+        difference = (total - mine) / mine if mine else None
         rows.append(
             {
                 "range": name,
-                "nvtx filter": nvtx_filter(name),
-                "kernels": len(profiled),
-                "capped": cap is not None and len(profiled) >= cap,
-                "ncu read bytes": read,
-                "ncu write bytes": write,
-                "ncu read+write bytes": read + write,
+                "nvtx filter": nvtx_filter(name) if name in kernels else None,
+                "kernels": found.kernels,
+                "capped": cap is not None and name in kernels and found.kernels >= cap,
+                "ncu read bytes": found.read,
+                "ncu write bytes": found.write,
+                "ncu read+write bytes": total,
+                "ncu matmul-class bytes": found.matmul,
+                "ncu other bytes": total - found.matmul,
                 "our bytes": mine,
                 "difference": difference,
                 "within 10%": difference is not None and abs(difference) <= TOLERANCE,
@@ -201,10 +260,10 @@ def comparison(
 def table_text(rows: Iterable[Mapping[str, Any]]) -> str:
     """The rows as a Markdown table, bytes in MB (1e6)."""
     header = (
-        "| range | kernels | ncu read MB | ncu write MB | ncu read+write MB | our MB | "
-        "difference | within 10% |"
+        "| range | kernels | ncu read MB | ncu write MB | ncu read+write MB | of which "
+        "matmul-class MB | other MB | our MB | difference | within 10% |"
     )
-    lines = [header, "|---|---|---|---|---|---|---|---|"]
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         kernels = f"{r['kernels']}{' (capped)' if r['capped'] else ''}"
         ours = "-" if r["our bytes"] is None else f"{r['our bytes'] / 1e6:.1f}"
@@ -212,6 +271,7 @@ def table_text(rows: Iterable[Mapping[str, Any]]) -> str:
         lines.append(
             f"| {r['range']} | {kernels} | {r['ncu read bytes'] / 1e6:.1f} | "
             f"{r['ncu write bytes'] / 1e6:.1f} | {r['ncu read+write bytes'] / 1e6:.1f} | "
+            f"{r['ncu matmul-class bytes'] / 1e6:.1f} | {r['ncu other bytes'] / 1e6:.1f} | "
             f"{ours} | {diff} | {'yes' if r['within 10%'] else 'NO'} |"
         )
     return "\n".join(lines)

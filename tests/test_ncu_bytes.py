@@ -13,7 +13,13 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import ncu_bytes  # noqa: E402
-from ncu_bytes import comparison, counter_problem, our_bytes, parse_ncu_csv  # noqa: E402
+from ncu_bytes import (  # noqa: E402
+    comparison,
+    counter_problem,
+    is_matmul_class,
+    our_bytes,
+    parse_ncu_csv,
+)
 
 from vlmprof.flops.analytic import decode_step_cost, llm_prefill_cost, vision_cost
 from vlmprof.metrics.utilisation import moved_bytes
@@ -142,6 +148,32 @@ def test_our_bytes_are_the_mbu_model_for_the_page() -> None:
     # The one decode step attends over the prompt and the first token.
     assert found["decode"] == pytest.approx(moved_bytes(decode_step_cost(dims, 913, 2), False))
     assert 1.0e9 < found["decode"] < 1.5e9  # about the active weights in bf16
+    parts = vision_cost(dims, "gundam", 6, 2)
+    for part in ("vision", "sam", "clip", "projector"):
+        assert found[part] == pytest.approx(moved_bytes(parts[part], True))
+
+
+@pytest.mark.parametrize(
+    ("name", "matmul"),
+    [
+        ("nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NNT", True),
+        ("void cutlass::Kernel2<cutlass_80_wmma_tensorop_bf16_s161616gemm_bf16_32x32_128x2>", True),
+        ("sm90_xmma_fprop_implicit_gemm_bf16bf16_bf16f32_f32_nhwckrsc_nhwc", True),
+        (
+            "fmha_cutlassF_bf16_aligned_64x128_rf_sm80(PyTorchMemEffAttention::AttentionKernel)",
+            True,
+        ),
+        ("void pytorch_flash::flash_fwd_kernel<Flash_fwd_kernel_traits<64, 128>>", True),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add>", False),
+        (
+            "void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<c10::BFloat16>",
+            False,
+        ),
+        ("void at::native::elementwise_kernel<128, 4, direct_copy_kernel_cuda>", False),
+    ],
+)
+def test_kernels_are_classed_by_name(name: str, matmul: bool) -> None:
+    assert is_matmul_class(name) is matmul
 
 
 def test_rows_compare_read_plus_write_with_ours() -> None:
@@ -153,13 +185,27 @@ def test_rows_compare_read_plus_write_with_ours() -> None:
     assert row["difference"] == pytest.approx(0.05) and row["within 10%"]
     assert row["nvtx filter"] == "vlmprof@decode/"
     assert "| decode | 2 (capped) |" in ncu_bytes.table_text(rows)
+    assert row["ncu matmul-class bytes"] == kernels[0].read + kernels[0].write
+    assert row["ncu other bytes"] == kernels[1].read + kernels[1].write
+
+
+def test_llm_prefill_is_prefill_minus_vision() -> None:
+    kernels = parse_ncu_csv(SAMPLE)
+    rows = comparison(
+        {"prefill": kernels, "vision": kernels[1:]}, {"prefill": 10e6, "vision": 4e6}, None
+    )
+    derived = {row["range"]: row for row in rows}["llm_prefill"]
+    assert derived["kernels"] == 1 and derived["nvtx filter"] is None
+    assert derived["ncu read+write bytes"] == pytest.approx(kernels[0].read + kernels[0].write)
+    assert derived["ncu other bytes"] == pytest.approx(0.0)
+    assert derived["our bytes"] == pytest.approx(6e6)
 
 
 def test_prepare_writes_one_page_and_a_timing_command_per_range(tmp_path: Path) -> None:
     ncu_bytes.main(["prepare", str(tmp_path), "--preset", "small", "--device", "cpu"])
     spec = json.loads((tmp_path / "spec.json").read_text())
     assert spec["experts_implementation"] == "grouped_mm" and spec["preset"] == "small"
-    for name in ("decode", "prefill"):
+    for name in ncu_bytes.RANGES:
         command = (tmp_path / f"timing-{name}.args").read_bytes().split(b"\0")
         settings = json.loads(command[4])
         assert command[1:3] == [b"-m", b"vlmprof.runtime.timing_cli"]
