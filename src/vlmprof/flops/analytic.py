@@ -24,7 +24,10 @@ Conventions (the static report repeats them):
   as one batch (one call), so a stage's weights are read once per view size.
 - activation_bytes: inputs read and outputs written by the counted ops (weights excluded),
   with attention fused (scores never written) except SAM's relative-position bias, which the
-  implementation materialises as a (tokens x tokens) tensor per head before SDPA reads it.
+  implementation materialises as a (tokens x tokens) tensor per head, copies once into
+  SDPA's mask layout and SDPA then reads: four passes over it. Elementwise traffic (norms,
+  activations, residual adds, layout copies, RoPE, routing) is left out, as elementwise
+  FLOPs are; `vlmprof.flops.counted_bytes` counts it on the real modules.
 - kv_bytes: KV-cache traffic of the decoder (written in prefill, read in decode).
 """
 
@@ -212,8 +215,10 @@ def sam_cost(dims: ModelDims, view_size: int, bytes_per_el: int) -> StageCost:
         for _ in range(2):
             tally.flops += 2 * batch_heads * side**2 * head_dim * side
             tally.activation_elements += batch_heads * (side**2 * head_dim + side**3)
-        # The summed bias is written once (tokens x tokens per head) and read by SDPA.
-        tally.activation_elements += 2 * batch_heads * side**4
+        # The summed bias (tokens x tokens per head) moves four times: the add that sums
+        # rel_h and rel_w writes it, the reshape into SDPA's mask copies it (a read and a
+        # write: the sum is not contiguous in the mask's layout) and SDPA reads it.
+        tally.activation_elements += 4 * batch_heads * side**4
         tally.attention(batch_heads, side * side, side * side, head_dim)
         tally.linear(tokens_attn, w, w)
         tally.linear(grid * grid, w, sam.mlp_dim)

@@ -169,7 +169,7 @@ def _is_meta(piece: nn.Module) -> bool:
     return any(p.is_meta for p in piece.parameters())
 
 
-def _on_cpu(piece: nn.Module, seed: int = 0) -> nn.Module:
+def on_cpu(piece: nn.Module, seed: int = 0) -> nn.Module:
     """The piece itself if it holds real weights, else a CPU copy with random weights."""
     if not _is_meta(piece):
         return piece
@@ -181,14 +181,14 @@ def _on_cpu(piece: nn.Module, seed: int = 0) -> nn.Module:
     return real
 
 
-def _model_of(adapter_or_model: ModelAdapter | nn.Module) -> nn.Module:
+def model_of(adapter_or_model: ModelAdapter | nn.Module) -> nn.Module:
     """The top-level DeepSeek-OCR(-2) module of an adapter, or the module itself."""
     return (
         adapter_or_model.module if isinstance(adapter_or_model, ModelAdapter) else adapter_or_model
     )
 
 
-def _text_model(model: nn.Module) -> nn.Module:
+def text_model(model: nn.Module) -> nn.Module:
     """The decoder stack (`layers`, `rotary_emb`, `config`): OCR-2 nests it as language_model."""
     return getattr(model.model, "language_model", model.model)
 
@@ -202,7 +202,7 @@ def _both_counts(
     alone decide its ops) and materialised on the CPU for fvcore, which must trace it.
     """
     meta = _is_meta(piece) and meta_ok
-    real = _on_cpu(piece)
+    real = on_cpu(piece)
     device = next(real.parameters()).device
     real_inputs = tuple(x.to(device) for x in inputs)
     if meta:
@@ -245,7 +245,7 @@ def _dtype_of(piece: nn.Module) -> torch.dtype:
     return next(p.dtype for p in piece.parameters())
 
 
-def _vision_probes(
+def vision_probes(
     model: nn.Module, dims: ModelDims, view_size: int
 ) -> dict[str, tuple[nn.Module, tuple[torch.Tensor, ...]]]:
     """The sam, clip and projector modules of one view with inputs of that view's shapes."""
@@ -290,7 +290,7 @@ def view_counts(
     positions plus the class token; DeepSeek-OCR-2's encoder is fed (view/64)^2 SAM tokens
     and as many queries. The projector sees (view/64)^2 tokens either way.
     """
-    probes = _vision_probes(_model_of(adapter_or_model), dims, view_size)
+    probes = vision_probes(model_of(adapter_or_model), dims, view_size)
     return {stage: _both_counts(module, inputs) for stage, (module, inputs) in probes.items()}
 
 
@@ -307,9 +307,9 @@ def decoder_counts(
         raise ValueError(
             f"decoder counts need 1 <= q_len <= context_len, got {q_len}, {context_len}"
         )
-    model = _model_of(adapter_or_model)
+    model = model_of(adapter_or_model)
     dec = dims.decoder
-    inner = _text_model(model)
+    inner = text_model(model)
     dtype = _dtype_of(inner.layers[0])
     rotary = type(inner.rotary_emb)(inner.config)
     hidden = torch.randn(1, q_len, dec.hidden, dtype=dtype)
@@ -318,7 +318,7 @@ def decoder_counts(
     moe_layers = dec.layers - dec.first_k_dense
     for index, repeats in ((0, dec.first_k_dense), (dec.first_k_dense, moe_layers)):
         if repeats:
-            probe = DecoderLayerProbe(_on_cpu(inner.layers[index]), rotary)
+            probe = DecoderLayerProbe(on_cpu(inner.layers[index]), rotary)
             parts.append((repeats, _both_counts(probe, (hidden, past_kv, past_kv))))
     last = torch.randn(1, dec.hidden, dtype=dtype)
     parts.append((1, _both_counts(model.lm_head, (last,))))
