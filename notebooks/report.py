@@ -173,7 +173,10 @@ if timed:
 #
 # MFU = achieved FLOP/s over peak FLOP/s; MBU = achieved bytes/s over peak bandwidth. Each is
 # given against the datasheet peak of the device and against the peak calibrated on this
-# machine (a matmul and a copy micro-benchmark).
+# machine (a matmul and a copy micro-benchmark). The bytes are the model's: weights, the KV
+# cache, the inputs and outputs of matmul-class ops and SAM's materialised attention bias.
+# Elementwise traffic (norms, activations, residual adds, layout copies) is left out, as the
+# FLOPs leave out elementwise work.
 
 # %%
 report.styled(report.peaks_table(metrics))
