@@ -6,7 +6,8 @@ so its counted reads and writes can be set beside Nsight Compute's DRAM bytes: w
 flushed before each kernel, ncu reads every input from DRAM, as the counter assumes.
     python benchmarks/counted_bytes.py [--json FILE] [--preset full] [--crops 6] ...
 Prints one row per stage (analytic MB; counted MB of the matmul-class ops and of the rest;
-counted reads and writes) and the ops that move the most outside the matmul class. The
+counted reads and writes) and the ops that move the most outside the matmul class;
+`--sam-attention folded` counts the variant switch of that name. The
 decoder is counted on its eager experts (the baseline's), layers scaled as the counted
 FLOPs are. About a minute on two CPU cores; needs about 3 GB of memory.
 """
@@ -25,6 +26,7 @@ from vlmprof.metrics.utilisation import moved_bytes
 from vlmprof.models.deepseek_ocr.dims import PRESETS
 from vlmprof.models.deepseek_ocr.model import build_module
 from vlmprof.models.deepseek_ocr.views import MODES
+from vlmprof.models.sam_attention import fold_relative_positions
 
 from bench_args import write_json
 
@@ -50,10 +52,15 @@ def _row(stage: str, analytic: float, counted: ByteCount) -> dict[str, Any]:
     }
 
 
-def page_rows(preset: str, mode: str, crops: int, prefill_len: int) -> list[dict[str, Any]]:
-    """Analytic and counted traffic of each stage of one page."""
+def page_rows(
+    preset: str, mode: str, crops: int, prefill_len: int, sam_attention: str = "bias"
+) -> list[dict[str, Any]]:
+    """Analytic and counted traffic of each stage of one page (SAM's relative positions
+    as a bias, as released, or folded into the query-key product)."""
     dims = PRESETS[preset]
     model = build_module(dims, "meta", torch.bfloat16)
+    if sam_attention == "folded":
+        fold_relative_positions(model)
     spec = MODES[mode]
     counted = vision_bytes(model, dims, spec.base_size, spec.image_size, crops)
     counted["llm_prefill"] = decoder_bytes(model, dims, prefill_len, prefill_len)
@@ -97,12 +104,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", default="gundam", choices=sorted(MODES))
     parser.add_argument("--crops", type=int, default=6)
     parser.add_argument("--prefill-len", type=int, default=912)
+    parser.add_argument("--sam-attention", default="bias", choices=("bias", "folded"))
     parser.add_argument("--json", help="also write the rows here")
     args = parser.parse_args(argv)
-    rows = page_rows(args.preset, args.mode, args.crops, args.prefill_len)
+    rows = page_rows(args.preset, args.mode, args.crops, args.prefill_len, args.sam_attention)
     print(
         f"{args.preset} preset, {args.mode}, {args.crops} crops, prefill {args.prefill_len} "
-        "tokens, bfloat16: bytes per stage"
+        f"tokens, bfloat16, SAM attention {args.sam_attention}: bytes per stage"
     )
     print(table_text(rows))
     write_json(args.json, vars(args), {"rows": rows})

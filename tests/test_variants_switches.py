@@ -26,6 +26,7 @@ BASE = {
     "trust_remote_code": False,
     "decode": "eager",
     "compile": "none",
+    "sam_attention": "bias",
     "perturb": 0.0,
 }
 
@@ -52,6 +53,7 @@ def test_switches_map_onto_spec_fields():
     [
         ({"experts": "grouped"}, False),
         ({"dtype": "bfloat16", "compile": "vision"}, False),
+        ({"sam_attention": "folded"}, False),
         ({"mode": "base"}, True),
         ({"max_crops": 4}, True),
         ({"preset": "full"}, True),
@@ -79,6 +81,19 @@ def test_only_workload_switches_make_a_sweep_point(switches, sweep):
             BASE | {"checkpoint": "ckpt", "trust_remote_code": True},
             {"decode": "static"},
             "trust_remote_code",
+        ),
+        (
+            "folded",
+            BASE | {"checkpoint": "ckpt", "trust_remote_code": True},
+            {"sam_attention": "folded"},
+            "trust_remote_code",
+        ),
+        ("folded", BASE | {"name": "causal_lm"}, {"sam_attention": "folded"}, "has no SAM"),
+        (
+            "folded",
+            BASE,
+            {"sam_attention": "folded", "attention": "eager"},
+            "variants.folded.sam_attention: folded runs SAM's attention through SDPA",
         ),
     ],
 )

@@ -15,7 +15,7 @@ import pytest
 from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
 
 VARIANTS = {
-    "grouped": {"experts": "grouped"},
+    "fast": {"experts": "grouped", "sam_attention": "folded"},
     "wrong-head": {"perturb": 0.5},
     "base-mode": {"mode": "base"},
 }
@@ -58,13 +58,15 @@ def _gate(run: Path, name: str) -> dict:
 
 
 def test_an_optimisation_passes_the_gate_and_is_profiled(variant_run: Path):
-    gate = _gate(variant_run, "grouped")
+    gate = _gate(variant_run, "fast")
     assert gate["status"] == "passed", gate
     assert gate["pages"] == FAST_CONFIG["subset"]["n"]
-    metrics = json.loads((variant_run / "variants" / "grouped" / "metrics.json").read_text())
-    assert metrics["config"]["resolved"]["experts_implementation"] == "grouped_mm"
+    metrics = json.loads((variant_run / "variants" / "fast" / "metrics.json").read_text())
+    resolved = metrics["config"]["resolved"]
+    assert resolved["experts_implementation"] == "grouped_mm"
+    assert resolved["sam_attention"] == "folded"
     # Optimisations share the baseline's FLOP count: no static job of their own.
-    assert not (variant_run / "variants" / "grouped" / "static").exists()
+    assert not (variant_run / "variants" / "fast" / "static").exists()
 
 
 def test_a_wrong_model_fails_the_gate_with_its_measured_difference(variant_run: Path):

@@ -21,6 +21,7 @@ from vlmprof.device_choice import (
     nvml_visible_gpus,
 )
 from vlmprof.models import ModelSpec, check_preset
+from vlmprof.models.base import spec_params
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.variants.switches import (
     BASELINE,
@@ -210,8 +211,8 @@ def run_config_json():
 def model_spec(variant=BASELINE):
     """The model settings a model-building job of `variant` uses (JSON text)."""
     if variant == BASELINE:
-        return as_json(BASELINE_SPEC)
-    return as_json(variant_spec(BASELINE_SPEC, VARIANTS[variant]))
+        return as_json(spec_params(BASELINE_SPEC))
+    return as_json(spec_params(variant_spec(BASELINE_SPEC, VARIANTS[variant])))
 
 
 def job_variant(wildcards):

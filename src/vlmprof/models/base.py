@@ -41,6 +41,9 @@ class ModelSpec:
     decode: str = "eager"
     # Parts run through torch.compile: none, vision, decoder or all.
     compile: str = "none"
+    # SAM's relative-position term: bias (released: a tokens x tokens bias per head) or
+    # folded into the query-key product (no bias tensor; models/sam_attention.py).
+    sam_attention: str = "bias"
     # Test-only: noise (in units of the weight's std) added to the output head, to show
     # that the correctness gate catches a wrong model. 0 leaves the model as built.
     perturb: float = 0.0
@@ -71,6 +74,18 @@ class ModelSpec:
             compile="none",
             perturb=0.0,
         )
+
+
+# Fields added after runs were planned, with the value that keeps the released code path.
+# A job's params leave them out at that value, so upgrading does not redo finished jobs
+# (Snakemake reruns a job whose params text changes).
+LATER_FIELDS: dict[str, Any] = {"sam_attention": "bias"}
+
+
+def spec_params(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A model spec (as a dict) for a job's params: later fields at their released value
+    left out, since `ModelSpec(**params)` fills them back in."""
+    return {key: value for key, value in spec.items() if LATER_FIELDS.get(key, ...) != value}
 
 
 DimsT = TypeVar("DimsT")

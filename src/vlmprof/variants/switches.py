@@ -2,9 +2,9 @@
 
 A variant is a name and a few switches over the baseline (the run's own model settings,
 which by default are the released code path). Switches that only change how the same
-computation runs (experts, attention, decode, compile, dtype) are optimisations and must
-pass the correctness gate; switches that change what is computed (preset, mode,
-max_crops) make a sweep point, a different workload with its own FLOP count.
+computation runs (experts, attention, decode, compile, sam_attention, dtype) are
+optimisations and must pass the correctness gate; switches that change what is computed
+(preset, mode, max_crops) make a sweep point, a different workload with its own FLOP count.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ SPEC_FIELDS = {
     "attention": "attn_implementation",
     "decode": "decode",
     "compile": "compile",
+    "sam_attention": "sam_attention",
     "dtype": "dtype",
     "preset": "preset",
     "mode": "mode",
@@ -26,6 +27,7 @@ SPEC_FIELDS = {
     "perturb": "perturb",
 }
 WORKLOAD_SWITCHES = ("preset", "mode", "max_crops")
+MODELS_WITH_SAM = ("deepseek_ocr", "deepseek_ocr2")
 
 
 class VariantError(ValueError):
@@ -74,8 +76,19 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             f"{key}.preset: a checkpoint run takes its dimensions from the checkpoint;"
             " drop the preset switch"
         )
-    if base.get("trust_remote_code") and set(switches) & {"decode", "compile", "perturb"}:
+    if spec["sam_attention"] == "folded" and spec["name"] not in MODELS_WITH_SAM:
         raise VariantError(
-            f"{key}: decode, compile and perturb switches need our module tree, not the"
-            " checkpoint's own code (model.trust_remote_code)"
+            f"{key}.sam_attention: folded changes SAM's attention and model {spec['name']}"
+            f" has no SAM; it applies to {', '.join(MODELS_WITH_SAM)}"
+        )
+    if spec["sam_attention"] == "folded" and spec["attn_implementation"] != "sdpa":
+        raise VariantError(
+            f"{key}.sam_attention: folded runs SAM's attention through SDPA, so it cannot be"
+            f" measured with attention: {spec['attn_implementation']}; use attention: sdpa"
+        )
+    remote_only = {"decode", "compile", "sam_attention", "perturb"}
+    if base.get("trust_remote_code") and set(switches) & remote_only:
+        raise VariantError(
+            f"{key}: decode, compile, sam_attention and perturb switches need our module"
+            " tree, not the checkpoint's own code (model.trust_remote_code)"
         )

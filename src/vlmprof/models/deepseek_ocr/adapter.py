@@ -21,6 +21,7 @@ from vlmprof.models.prompt_tokenizer import (
     IMAGE_TOKEN_ID,
     StandInTokenizer,
 )
+from vlmprof.models.sam_attention import fold_relative_positions
 from vlmprof.models.static_decode import StaticDecoder
 
 STAGE_MODULES = {
@@ -70,7 +71,10 @@ class DeepseekOcrAdapter(ModelAdapter):
         return tuple(f"model.layers.{i}" for i in range(len(self.module.model.layers)))
 
     def _apply_switches(self) -> None:
-        """torch.compile the parts `spec.compile` names; perturb the head if asked (tests)."""
+        """Fold SAM's relative positions if asked, then torch.compile the parts
+        `spec.compile` names; perturb the head if asked (tests)."""
+        if self.spec.sam_attention == "folded":
+            fold_relative_positions(self.module)
         vision, decoder = tuple(self.stage_map), self.decoder_layer_paths()
         targets = {"none": (), "vision": vision, "decoder": decoder, "all": vision + decoder}
         compile_parts(self.module, targets[self.spec.compile])

@@ -104,10 +104,16 @@ class DeepseekOcrRemoteAdapter(DeepseekOcrAdapter):
     @classmethod
     def build(cls, spec: ModelSpec) -> DeepseekOcrRemoteAdapter:
         """Our dimensions and tokenizer of `spec.checkpoint`, run by the directory's own code."""
-        if spec.decode != "eager" or spec.compile != "none" or spec.perturb:
+        if (
+            spec.decode != "eager"
+            or spec.compile != "none"
+            or spec.sam_attention != "bias"
+            or spec.perturb
+        ):
             raise ValueError(
                 "model.trust_remote_code: the checkpoint's own code runs its own decode loop;"
-                " decode, compile and perturb switches apply to our module tree only"
+                " decode, compile, sam_attention and perturb switches apply to our module tree"
+                " only"
             )
         if not spec.checkpoint:
             raise ValueError(
