@@ -74,6 +74,12 @@ def test_only_workload_switches_make_a_sweep_point(switches, sweep):
             "variants.graphed.decode",
         ),
         ("loopgraph", BASE | {"device": "cuda"}, {"decode": "cuda_graph"}, "expert loop"),
+        (
+            "graphed32",
+            BASE | {"device": "cuda", "dtype": "float32"},
+            {"experts": "grouped", "decode": "cuda_graph"},
+            "cannot capture grouped experts in float32",
+        ),
         ("baseline", BASE, {"experts": "grouped"}, "variants.baseline"),
         ("bigger", BASE | {"checkpoint": "ckpt"}, {"preset": "full"}, "variants.bigger.preset"),
         (
@@ -105,4 +111,9 @@ def test_impossible_variants_are_refused_with_the_key(name, base, switches, key)
 def test_cuda_graph_with_grouped_experts_on_cuda_is_allowed():
     check_variant(
         "graphed", BASE | {"device": "cuda:0"}, {"experts": "grouped", "decode": "cuda_graph"}
+    )
+    fp32 = BASE | {"device": "cuda:0", "dtype": "float32"}
+    check_variant("graphed", fp32, {"experts": "batched", "decode": "cuda_graph"})
+    check_variant(
+        "graphed", fp32, {"experts": "grouped", "decode": "cuda_graph", "dtype": "bfloat16"}
     )

@@ -71,6 +71,12 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
                 f"{key}.decode: cuda_graph cannot capture the expert loop (it reads expert"
                 " counts back to the host every layer); add experts: grouped or batched"
             )
+        if spec["experts_implementation"] == EXPERTS["grouped"] and spec["dtype"] == "float32":
+            raise VariantError(
+                f"{key}.decode: cuda_graph cannot capture grouped experts in float32 (torch's"
+                " grouped matmul copies to the host in float32); use experts: batched or"
+                " dtype: bfloat16"
+            )
     if base.get("checkpoint") and "preset" in switches:
         raise VariantError(
             f"{key}.preset: a checkpoint run takes its dimensions from the checkpoint;"
