@@ -305,6 +305,20 @@ report.styled(report.static_crosscheck(run.static))
 # analytic attention FLOPs back and removes fvcore's elementwise estimates.
 
 # %% [markdown]
+# ## What a page costs
+#
+# A page of `cost.output_tokens` output tokens, one page at a time: the measured mean
+# prefill plus that many decode steps at the measured time per output token (a floor: a
+# longer output reads a longer KV cache). Pages per GPU-day assume the host's loading and
+# preprocessing overlap other pages' GPU work; the serial figure adds them.
+
+# %%
+cost = metrics.get("cost") or {"available": False, "reason": "this run predates the figure"}
+if cost.get("available"):
+    display(report.styled(report.cost_table(cost)), report.published_table(cost))
+Markdown(report.cost_sentence(cost))
+
+# %% [markdown]
 # ## Telemetry
 #
 # GPU energy, power and clocks, sampled through NVML during every timed run by a process of

@@ -63,6 +63,23 @@ Markdown(report.bullets(report.utilisation_sentences(report.utilisation_findings
 Markdown(energy_sentence(metrics.get("telemetry") or {"reason": "not recorded by this run"}))
 
 # %% [markdown]
+# ## What a page costs
+
+# %%
+cost = metrics.get("cost") or {"available": False, "reason": "this run predates the figure"}
+Markdown(report.cost_sentence(cost))
+
+# %%
+if cost.get("available"):
+    display(
+        Markdown(report.cost_table(cost).map(report.format_number).to_markdown()),
+        Markdown(
+            "For scale, the published throughput of DeepSeek-OCR (batched, not measured "
+            "here):\n\n" + report.published_table(cost).to_markdown(index=False)
+        ),
+    )
+
+# %% [markdown]
 # ## What to do about it
 
 # %%

@@ -222,12 +222,13 @@ def test_every_difference_is_named_in_one_line(tmp_path):
     assert "\n" not in str(pytest.raises(NotComparableError, compare_dirs, a, b).value)
 
 
-def test_run_name_and_sections_naming_other_runs_do_not_count(tmp_path):
+def test_run_name_sections_naming_other_runs_and_the_cost_section_do_not_count(tmp_path):
     def renamed(metrics):
         metrics["config"] |= {
             "run_name": "b",
             "compare": {"baseline": "results/a"},
             "variants": {"grouped": {"experts": "grouped"}},
+            "cost": {"output_tokens": 500, "gpu_hour_price": 2.5},
         }
         metrics["config_hash"] = config_hash(metrics["config"])
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.test_report_tables import executed_outputs
 from vlmprof.report import findings, sentences
-from vlmprof.report.formatting import percent
+from vlmprof.report.formatting import format_number, percent
 from vlmprof.report.quality import run_config_yaml
 from vlmprof.report.variants import gate_table
 
@@ -287,7 +287,11 @@ def test_stakeholder_summary_shows_the_runs_numbers(pipeline_run: Path):
         "kernel time from the profiler pass over the timing pass's stage time",
         metrics["config_hash"][:12],
         "snakemake --cores 1 --resources gpu=1 --configfile run-config.yaml",
+        # A page of 1,000 tokens from the measured prefill and time per token.
+        f"about {format_number(round(metrics['cost']['pages_per_gpu_day']))} pages per GPU-day",
     ]
+    cost_ms = stages["prefill"]["mean"] + 999 * stages["decode_per_token"]["mean"]
+    assert metrics["cost"]["gpu_ms_per_page"] == pytest.approx(cost_ms)
     missing = [value for value in expected if value not in shown]
     assert not missing, f"not shown in stakeholder_summary.ipynb: {missing}"
     assert "These are CPU timings" in shown

@@ -38,6 +38,8 @@ JUDGED = "mean (ms)"
 HOST = "host mean (ms)"
 # Config keys that name this run or other runs: comparable runs differ in them.
 OTHER_RUN_KEYS: tuple[str, ...] = ("run_name", "compare", "variants", "variant_gate")
+# Config sections that change what the report shows, not what was measured.
+PRESENTATION_KEYS: tuple[str, ...] = ("cost",)
 PER_IMAGE = Path("tables") / "per_image.csv"
 RESAMPLES = 4000
 SEED = 0
@@ -61,8 +63,10 @@ class Comparison:
 
 
 def comparable_config(config: Mapping[str, Any]) -> dict[str, Any]:
-    """The run config without the keys that name this run or other runs."""
-    return {key: value for key, value in config.items() if key not in OTHER_RUN_KEYS}
+    """The run config without the keys that name this run or other runs, or only change
+    what the report shows."""
+    ignored = OTHER_RUN_KEYS + PRESENTATION_KEYS
+    return {key: value for key, value in config.items() if key not in ignored}
 
 
 def comparable_config_hash(config: Mapping[str, Any]) -> str:

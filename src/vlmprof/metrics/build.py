@@ -24,6 +24,7 @@ from vlmprof.metrics.aggregate import (
     per_image_table,
     stage_table,
 )
+from vlmprof.metrics.cost import cost_section
 from vlmprof.metrics.environment import shard_environment
 from vlmprof.metrics.host import host_section
 from vlmprof.metrics.telemetry import telemetry_section
@@ -202,6 +203,7 @@ def build_metrics(
         "config_hash": config_hash(config),
         "assumptions": assumptions(config, peaks, dims, context_len_mode, context_len_fixed),
     }
+    metrics["cost"] = cost_section(agg["aggregates"], metrics["telemetry"], config.get("cost", {}))
     per_stage_mfu = {**mfu.get("per_stage", {}), "model": mfu.get("model_level")}
     tables = {
         "stage_ms": stage_table(agg),

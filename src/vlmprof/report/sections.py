@@ -43,6 +43,11 @@ Operators
     quoted_busy(timeline_stage)         the busy fraction quoted, and how it was obtained
     top_operators(operators, n)         the n heaviest operators by self time (ms)
     operator_categories(operators)      self time (ms) per category, by stage
+Cost
+    cost_table(cost)                    a page at its real length: GPU and host ms, pages per
+                                        GPU-day, tokens/s, cost per 1,000 pages
+    cost_sentence(cost)                 the same in one sentence; published_table(cost): the
+                                        published throughput beside it
 Static compute
     params_table(metrics)               parameters (M) per part of the model
     static_crosscheck(static)           FLOPs counted three ways (GFLOP), agreement
@@ -65,6 +70,7 @@ Findings (data) and their sentences
     reproduce_sentence(metrics)         the command and config hash to rerun the run
 """
 
+from vlmprof.report.cost import cost_sentence, cost_table, published_table
 from vlmprof.report.findings import (
     category_gap,
     cost_centres,
@@ -139,6 +145,8 @@ __all__ = [
     "comparison_note",
     "comparison_table",
     "cost_centre_sentences",
+    "cost_sentence",
+    "cost_table",
     "cost_centre_table",
     "cost_centres",
     "decode_latency_table",
@@ -161,6 +169,7 @@ __all__ = [
     "percent",
     "prefill_split",
     "provenance_notes",
+    "published_table",
     "read_comparison",
     "recommendation_sentences",
     "recommendations",
