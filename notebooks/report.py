@@ -102,7 +102,8 @@ else:
     display(Markdown(report.NOTHING_TIMED))
 
 # %% [markdown]
-# Read the top bar for prefill against decode, the bottom one for what prefill is made of.
+# Read the top bar for a page end to end (the host's image load and preprocessing, then
+# prefill and decode on the device), the bottom one for what prefill is made of.
 # The vision remainder is vision minus SAM, CLIP and projector: vision time no sub-stage
 # timer covers (zero when vision is recorded as the sum of its sub-stages; the glue between
 # them is then part of LLM prefill).

@@ -113,11 +113,11 @@ def test_host_stages_are_shown_but_judged_only_when_asked():
     slow_host = metrics_of({"load_ms": 3.0, "preprocess_ms": 2.0})
     df = compare_runs(metrics_of(), slow_host)
     assert verdict(df) == "PASS"
-    assert list(df.index[df["kind"] == HOST]) == ["preprocess", "load"]
+    assert list(df.index[df["kind"] == HOST]) == ["load", "preprocess"]
     assert df.loc["load", "delta %"] == pytest.approx(200.0)
     assert df.loc["load", "pass"] is None
     judged = compare_runs(metrics_of(), slow_host, include_host_stages=True)
-    assert verdict(judged) == "FAIL: preprocess, load"
+    assert verdict(judged) == "FAIL: load, preprocess"
 
 
 def write_run(folder, scale_by_stage=None, pages=PAGES, change=None):
@@ -143,7 +143,7 @@ def test_compare_dirs_and_cli(tmp_path, capsys):
     assert text.startswith("Comparable: same 3 pages (ids and sha256), same config")
     assert "same device (cpu (AMD EPYC 9654))" in text
     assert "| decode " in text
-    assert "preprocess, load run on the host only: shown, not judged" in text
+    assert "load, preprocess run on the host only: shown, not judged" in text
     assert "FAIL" in capsys.readouterr().out
     assert main([str(a / "metrics.json"), str(same)]) == 0
 

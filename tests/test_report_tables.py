@@ -72,6 +72,11 @@ def test_prefill_split_parts_add_up_to_prefill():
     assert page.loc["decode", "share (%)"] == pytest.approx(75.0)
     halves = timing.run_split(metrics)
     assert halves["share (%)"].tolist() == pytest.approx([25.0, 75.0])
+    # The host's part leads the page where the run timed it.
+    metrics["aggregates"]["stage_ms"] |= {"load": {"mean": 20.0}, "preprocess": {"mean": 80.0}}
+    page = timing.run_split(metrics)
+    assert list(page.index) == ["image load", "preprocess", "prefill", "decode"]
+    assert page["share (%)"].tolist() == pytest.approx([4.0, 16.0, 20.0, 60.0])
 
 
 def test_stage_table_names_and_nests_stages_as_vlmprof_stages_does():

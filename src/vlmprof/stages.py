@@ -75,17 +75,17 @@ STAGES: tuple[Stage, ...] = (
         "time to first token: prefill plus sampling the first token",
     ),
     Stage(
-        "preprocess",
-        "preprocess",
-        None,
-        "resize, crop and normalise the page (belongs to no stage)",
-        host_only=True,
-    ),
-    Stage(
         "load",
         "image load",
         None,
         "read and decode the image file (belongs to no stage)",
+        host_only=True,
+    ),
+    Stage(
+        "preprocess",
+        "preprocess",
+        None,
+        "resize, crop and normalise the page (belongs to no stage)",
         host_only=True,
     ),
 )

@@ -59,14 +59,15 @@ def _share_bar(ax, shares: pd.Series, values_ms: pd.Series, title: str) -> None:
 
 
 def stage_share_figure(run_split: pd.DataFrame, prefill_split: pd.DataFrame) -> Figure:
-    """Run level (prefill vs decode) and prefill level (its exclusive parts) shares."""
+    """Page level (the host's load and preprocessing, prefill, decode) and prefill level
+    (its exclusive parts) shares."""
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     top, bottom = fig.subplots(2, 1)
     _share_bar(
         top,
         run_split["share (%)"],
         run_split["mean (ms)"],
-        "Run level: prefill vs decode (mean per page)",
+        "Page level: image load and preprocess (host), prefill, decode (mean per page)",
     )
     _share_bar(
         bottom,

@@ -14,6 +14,7 @@ import pandas as pd
 from vlmprof.report.formatting import MISSING, as_percent
 from vlmprof.stages import (
     EXCLUSIVE_STAGES,
+    HOST_STAGES,
     STAGE_DEFINITIONS,
     STAGE_NAMES,
     STAGE_PARENTS,
@@ -86,8 +87,11 @@ def _remainder(vision: Any, parts: Any) -> Any:
 
 
 def run_split(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Prefill and decode: mean time per page (ms) and share of prefill + decode (%)."""
-    means = pd.Series({p: stage_mean(metrics, p) for p in ("prefill", "decode")})
+    """A page end to end: the host's image load and preprocessing (where the run timed
+    them), prefill and decode; mean time per page (ms) and share of their sum (%)."""
+    stages = metrics["aggregates"]["stage_ms"]
+    host = [stage for stage in HOST_STAGES if stage in stages]
+    means = pd.Series({label(s): stage_mean(metrics, s) for s in (*host, "prefill", "decode")})
     return pd.DataFrame({"mean (ms)": means, "share (%)": 100.0 * means / means.sum()})
 
 
