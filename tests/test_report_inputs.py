@@ -81,6 +81,8 @@ def test_alt_text_names_the_figure_its_panels_and_axes():
         {"mean (ms)": [10.0, 20.0], "share of prefill (%)": [33.3, 66.7]}, index=["SAM", "CLIP"]
     )
     text = alt_text(figures.stage_share_figure(shares, parts))
-    assert text.startswith("Figure: Where a page's time goes; Run level: prefill vs decode")
+    assert text.startswith(
+        "Figure: Where a page's time goes; Page level: image load and preprocess (host)"
+    )
     assert "x: share of time (%)" in text
     assert "\n" not in text
