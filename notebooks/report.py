@@ -242,6 +242,18 @@ if not no_variants:
 # be at the hardware limit); stages whose bytes are not counted are judged by compute alone,
 # so theirs is an upper limit.
 
+# %%
+if not no_variants:
+    display(report.styled(report.bound_table(comparison)))
+    furthest = report.variant_findings(comparison).furthest
+    if furthest is not None:
+        display(Markdown(report.furthest_sentence(furthest)))
+
+# %% [markdown]
+# Each stage on the variant it runs fastest on (the baseline where none is measurably
+# faster), and how far that leaves it from its roofline bound: the stage furthest from its
+# bound is where optimisation pays off next.
+
 # %% [markdown]
 # ## Timeline of the operator pass
 

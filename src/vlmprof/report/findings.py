@@ -51,6 +51,8 @@ BASELINE_ONLY = "baseline only"
 BASELINE_UNTIMED = "baseline untimed"
 # Stages the summary names a best variant for.
 SUMMARY_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "decode", PAGE)
+# The parts of a page whose distance to their roofline bound the summary weighs.
+BOUND_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "decode")
 # What keeps a variant's times from counting as a speedup.
 NO_RECORDS = "no ok records"
 FAILED_GATE = "failed gate"
@@ -154,15 +156,28 @@ class VariantCaveat:
 
 
 @dataclass(frozen=True)
+class FurthestStage:
+    """The part of a page furthest from its roofline bound once each part runs its best
+    gate-passed variant (the baseline where none is measurably faster): the comparison row
+    read, at the headline peak."""
+
+    stage: str
+    row: dict[str, Any]
+    peak: str
+
+
+@dataclass(frozen=True)
 class VariantFindings:
     """What the optimisations buy: a gap (nothing to compare) or, per stage of
-    `SUMMARY_STAGES`, the outcome, then the caveats."""
+    `SUMMARY_STAGES`, the outcome, then the caveats, and the stage now furthest from its
+    bound."""
 
     gap: str | None
     how_to_add: str
     any_passed: bool
     stages: list[StageOutcome]
     caveats: list[VariantCaveat]
+    furthest: FurthestStage | None = None
 
 
 # --- cost centres ------------------------------------------------------------------------
@@ -441,6 +456,25 @@ def _stage_outcome(comparison: dict[str, Any], stage: str) -> StageOutcome:
     return StageOutcome(stage, comparison["peak"], None, None, closest)
 
 
+def furthest_from_bound(comparison: dict[str, Any] | None) -> FurthestStage | None:
+    """Of `BOUND_STAGES`, the one whose best variant (else the baseline) is the most times
+    above its roofline bound at the headline peak; None without a comparison or bounds."""
+    if comparison_gap(comparison) is not None or not comparison.get("peak"):
+        return None
+    peak = comparison["peak"]
+    rows = {(r["variant"], r["stage"]): r for r in comparison["rows"]}
+    candidates = []
+    for stage in BOUND_STAGES:
+        runner = comparison.get("best", {}).get(stage) or comparison["baseline"]
+        row = rows.get((runner, stage))
+        if row is not None and row.get(f"roofline_x_{peak}") is not None:
+            candidates.append(row)
+    if not candidates:
+        return None
+    row = max(candidates, key=lambda r: r[f"roofline_x_{peak}"])
+    return FurthestStage(row["stage"], row, peak)
+
+
 def _caveats(comparison: dict[str, Any]) -> list[VariantCaveat]:
     """The variants whose times are no speedup: no ok records, a failed gate, or another
     workload with its page time."""
@@ -474,4 +508,5 @@ def variant_findings(comparison: dict[str, Any] | None) -> VariantFindings:
         any_passed=any_passed,
         stages=[_stage_outcome(comparison, stage) for stage in stages],
         caveats=_caveats(comparison),
+        furthest=furthest_from_bound(comparison),
     )

@@ -55,6 +55,7 @@ Variants
     comparison_note(comparison)         the line shown when there is nothing to compare
     gate_table(comparison)              each variant's gate and measured difference
     comparison_table(comparison)        stage x variant: time, ratio, MFU/MBU, roofline x
+    bound_table(comparison)             per stage, its fastest variant's distance to its bound
     chart_frame(comparison)             the rows the variant figure draws
 Findings (data) and their sentences
     cost_centres(metrics, operators)    the largest cost centres of a page
@@ -63,7 +64,8 @@ Findings (data) and their sentences
                                         utilisation_sentences(findings)
     recommendations(metrics, ops, cc)   the rules that fire; recommendation_sentences
     category_gap(per_category, tol)     widest gap between categories; category_sentence
-    variant_findings(comparison)        what each optimisation buys; variant_sentences
+    variant_findings(comparison)        what each optimisation buys; variant_sentences;
+                                        furthest_sentence: the stage furthest from its bound
     headline(metrics)                   time per page in one sentence
     failed_phrase(counts)               "5 of 16 pages failed (10 of 32 records)"
     reliability_sentence(metrics)       repeats within tolerance, failures
@@ -102,6 +104,7 @@ from vlmprof.report.sentences import (
     cost_centre_sentences,
     cost_centre_table,
     failed_phrase,
+    furthest_sentence,
     headline,
     recommendation_sentences,
     reliability_sentence,
@@ -131,12 +134,19 @@ from vlmprof.report.utilisation import (
     roofline_points,
     utilisation_table,
 )
-from vlmprof.report.variants import chart_frame, comparison_note, comparison_table, gate_table
+from vlmprof.report.variants import (
+    bound_table,
+    chart_frame,
+    comparison_note,
+    comparison_table,
+    gate_table,
+)
 
 __all__ = [
     "NOTHING_TIMED",
     "NO_OPERATOR_PASS",
     "benchmark_table",
+    "bound_table",
     "bullets",
     "category_gap",
     "category_sentence",
@@ -156,6 +166,7 @@ __all__ = [
     "failed_pages_table",
     "failed_phrase",
     "format_number",
+    "furthest_sentence",
     "gate_table",
     "headline",
     "input_table",

@@ -333,6 +333,18 @@ def _outcome_sentence(outcome: f.StageOutcome) -> str:
     )
 
 
+def furthest_sentence(furthest: f.FurthestStage) -> str:
+    """Which part of a page is now furthest from its limit, so where optimisation pays off
+    next."""
+    row = furthest.row
+    runner = "the baseline" if row["status"] == "baseline" else f"`{row['variant']}`"
+    return (
+        f"With each part of the page on its best variant, **{display_name(furthest.stage)}** "
+        f"is now the furthest from its limit ({runner}{_limit_phrase(row, furthest.peak)}): "
+        "that is where optimisation pays off next."
+    )
+
+
 def _caveat_sentence(caveat: f.VariantCaveat) -> str:
     """Why a variant's times are no speedup."""
     variant = caveat.variant
@@ -367,5 +379,7 @@ def variant_sentences(found: f.VariantFindings) -> list[str]:
     if not found.any_passed:
         sentences.append("No optimisation passed the correctness check: none counts as faster.")
     sentences += [_outcome_sentence(outcome) for outcome in found.stages]
+    if found.furthest is not None:
+        sentences.append(furthest_sentence(found.furthest))
     sentences += [_caveat_sentence(caveat) for caveat in found.caveats]
     return sentences

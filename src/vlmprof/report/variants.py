@@ -114,6 +114,30 @@ def comparison_table(comparison: dict[str, Any]) -> pd.DataFrame:
     return table.dropna(axis="columns", how="all")
 
 
+def bound_table(comparison: dict[str, Any]) -> pd.DataFrame:
+    """Per chart stage: the variant it runs fastest on (gate passed and measurably faster;
+    else the baseline), its mean time and how many times it is above its roofline bound at
+    the headline peak, and which bound."""
+    peak = comparison["peak"]
+    rows = {(r["variant"], r["stage"]): r for r in comparison["rows"]}
+    table = []
+    for stage in CHART_STAGES:
+        runner = comparison["best"].get(stage) or comparison["baseline"]
+        row = rows.get((runner, stage))
+        if row is None:
+            continue
+        table.append(
+            {
+                "stage": stage_title(stage),
+                "fastest (gate passed)": runner,
+                "mean (ms)": row["ms"],
+                f"x from roofline ({peak})": row[f"roofline_x_{peak}"],
+                "bound by": row[f"bound_{peak}"] or "-",
+            }
+        )
+    return pd.DataFrame(table)
+
+
 def chart_frame(comparison: dict[str, Any]) -> pd.DataFrame:
     """The rows a variant chart draws: chart stages (display names), every variant, its
     status, ratio with interval and roofline distance at the headline peak."""
