@@ -34,7 +34,7 @@ Markdown(report.bullets([f"**{note}**" for note in notes]) + "\n\n" + report.hea
 
 # %%
 if report.timed(metrics):
-    display(figures.page_time_figure(report.page_split(metrics)))
+    display(figures.page_time_figure(report.end_to_end_split(metrics)))
 
 # %%
 tolerance = metrics["repeatability"]["tolerance"]

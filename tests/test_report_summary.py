@@ -297,3 +297,10 @@ def test_stakeholder_summary_shows_the_runs_numbers(pipeline_run: Path):
     assert "These are CPU timings" in shown
     html = (pipeline_run / "stakeholder_summary.html").read_text()
     assert "load_run" not in html, "code cells leaked into the stakeholder page"
+
+
+def test_the_headline_adds_the_hosts_part_where_the_run_timed_it():
+    metrics = _metrics()
+    assert "on the host" not in sentences.headline(metrics)
+    metrics["aggregates"]["stage_ms"] |= {"load": {"mean": 35.0}, "preprocess": {"mean": 150.0}}
+    assert ", after 185.00 ms on the host to load and preprocess it;" in sentences.headline(metrics)

@@ -77,6 +77,10 @@ def test_prefill_split_parts_add_up_to_prefill():
     page = timing.run_split(metrics)
     assert list(page.index) == ["image load", "preprocess", "prefill", "decode"]
     assert page["share (%)"].tolist() == pytest.approx([4.0, 16.0, 20.0, 60.0])
+    whole = timing.end_to_end_split(metrics)
+    assert list(whole.index)[:2] == ["image load", "preprocess"]
+    assert whole["mean (ms)"].sum() == pytest.approx(500.0)
+    assert whole.loc["decode", "share (%)"] == pytest.approx(60.0)
 
 
 def test_stage_table_names_and_nests_stages_as_vlmprof_stages_does():

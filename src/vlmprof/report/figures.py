@@ -80,12 +80,12 @@ def stage_share_figure(run_split: pd.DataFrame, prefill_split: pd.DataFrame) -> 
 
 
 def page_time_figure(page_split: pd.DataFrame) -> Figure:
-    """One bar: the exclusive parts of a page's prefill + decode time (%)."""
+    """One bar: the parts of a page's time (%), end to end (`end_to_end_split`)."""
     fig = Figure(figsize=(10, 2.0), layout="constrained")
     ax = fig.subplots()
     _share_bar(ax, page_split["share (%)"], page_split["mean (ms)"], "")
     total = page_split["mean (ms)"].sum()
-    fig.suptitle(f"Where the time of one page goes (prefill + decode: {total:,.2f} ms)")
+    fig.suptitle(f"Where the time of one page goes (end to end: {total:,.2f} ms)")
     return fig
 
 

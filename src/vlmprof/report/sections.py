@@ -27,6 +27,7 @@ Timing
     run_split(metrics)                  prefill vs decode: mean (ms), share (%)
     prefill_split(metrics)              prefill's exclusive parts: mean (ms), share (%)
     page_split(metrics)                 a page's exclusive parts: mean (ms), share (%)
+    end_to_end_split(metrics)           the host's load and preprocess, then those parts
     per_image_parts(per_image)          per page, each exclusive part (ms)
     category_table(per_category)        per category: pages, stage means (ms) and CV (%)
     decode_latency_table(metrics)       TTFT and TPOT: mean, p50, p90, p99 (ms)
@@ -119,6 +120,7 @@ from vlmprof.report.timing import (
     category_table,
     decode_latency_table,
     decode_steps,
+    end_to_end_split,
     page_split,
     per_image_parts,
     prefill_split,
@@ -162,6 +164,7 @@ __all__ = [
     "decode_latency_table",
     "decode_roofline_table",
     "decode_steps",
+    "end_to_end_split",
     "environment_table",
     "failed_pages_table",
     "failed_phrase",

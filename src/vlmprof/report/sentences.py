@@ -13,7 +13,7 @@ from vlmprof.metrics.roofline import NO_BYTES
 from vlmprof.report import findings as f
 from vlmprof.report.formatting import display_name, percent, times
 from vlmprof.report.timed_busy import busy_basis
-from vlmprof.report.timing import timed
+from vlmprof.report.timing import host_ms, timed
 from vlmprof.report.variants import gap_note, gate_difference, switches_text
 from vlmprof.variants.comparison import PAGE
 
@@ -45,7 +45,8 @@ def failed_phrase(counts: dict[str, Any]) -> str:
 
 
 def headline(metrics: dict[str, Any]) -> str:
-    """One sentence: time per page split into prefill (with vision) and decode."""
+    """One sentence: time per page split into prefill (with vision) and decode, and the
+    host's load and preprocessing before it."""
     stages, counts = metrics["aggregates"]["stage_ms"], metrics["counts"]
     size = f"{counts['images']} pages x {counts['repeats']} repeats, {failed_phrase(counts)}"
     if not timed(metrics):
@@ -56,10 +57,16 @@ def headline(metrics: dict[str, Any]) -> str:
     tokens = metrics["aggregates"]["tokens"]["mean"]
     rate = metrics["aggregates"]["tokens_per_s"]["mean"]
     speed = "" if rate is None else f" ({rate:,.2f} tokens/s while decoding)"
+    host = host_ms(metrics)
+    before = (
+        f", after {sum(host.values()):,.2f} ms on the host to load and preprocess it"
+        if host
+        else ""
+    )
     return (
         f"On {device} ({env.get('device_used')}), one page takes {prefill + decode:,.2f} ms "
         f"on average: prefill {prefill:,.2f} ms (of which vision {stages['vision']['mean']:,.2f}"
-        f" ms) and decode {decode:,.2f} ms for {tokens:g} tokens{speed}; {size}."
+        f" ms) and decode {decode:,.2f} ms for {tokens:g} tokens{speed}{before}; {size}."
     )
 
 

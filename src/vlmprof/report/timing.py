@@ -89,9 +89,8 @@ def _remainder(vision: Any, parts: Any) -> Any:
 def run_split(metrics: dict[str, Any]) -> pd.DataFrame:
     """A page end to end: the host's image load and preprocessing (where the run timed
     them), prefill and decode; mean time per page (ms) and share of their sum (%)."""
-    stages = metrics["aggregates"]["stage_ms"]
-    host = [stage for stage in HOST_STAGES if stage in stages]
-    means = pd.Series({label(s): stage_mean(metrics, s) for s in (*host, "prefill", "decode")})
+    device = {label(s): stage_mean(metrics, s) for s in ("prefill", "decode")}
+    means = pd.Series({**host_ms(metrics), **device})
     return pd.DataFrame({"mean (ms)": means, "share (%)": 100.0 * means / means.sum()})
 
 
@@ -119,6 +118,20 @@ def page_split(metrics: dict[str, Any]) -> pd.DataFrame:
     """Exclusive parts of a page's prefill + decode time: mean (ms) and share (%)."""
     parts = prefill_split(metrics)["mean (ms)"]
     parts[label("decode")] = stage_mean(metrics, "decode")
+    return pd.DataFrame({"mean (ms)": parts, "share (%)": 100.0 * parts / parts.sum()})
+
+
+def host_ms(metrics: dict[str, Any]) -> dict[str, float]:
+    """The host's part of a page where the run timed it: mean image load and preprocess
+    (ms), by display name, in the order they run."""
+    stages = metrics["aggregates"]["stage_ms"]
+    return {label(s): stage_mean(metrics, s) for s in HOST_STAGES if s in stages}
+
+
+def end_to_end_split(metrics: dict[str, Any]) -> pd.DataFrame:
+    """A page end to end: the host's load and preprocess, then the exclusive parts of
+    prefill and decode; mean (ms) and share of their sum (%)."""
+    parts = pd.concat([pd.Series(host_ms(metrics), dtype=float), page_split(metrics)["mean (ms)"]])
     return pd.DataFrame({"mean (ms)": parts, "share (%)": 100.0 * parts / parts.sum()})
 
 
