@@ -32,3 +32,6 @@ def test_timing_cli_profiles_the_named_pages(tmp_path: Path):
         ("missing", "error"),
     ]
     assert all(r["tokens"] == 3 for r in records[:2])
+    # The shard's warm-up is timed once, on the record of the page that ran it.
+    assert records[0]["warmup_ms"] > 0
+    assert [r["warmup_ms"] for r in records[1:]] == [None, None, None]

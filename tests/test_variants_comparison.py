@@ -4,6 +4,7 @@ grouped_mm experts), with every gate status, and written by its workflow script.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from pathlib import Path
 
@@ -183,6 +184,36 @@ def test_a_passed_twice_as_fast_variant_is_best_everywhere(
     assert "**Decode**: `fast` is 2.00x faster than the baseline" in words
     per_token = _rows(comparison, "fast")["decode_per_token"]["ms"]
     assert f"{per_token:,.2f} ms per token" in words
+
+
+def test_extra_warm_up_pays_back_after_the_pages_its_saving_covers(
+    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
+):
+    base_warmup = baseline.metrics["aggregates"]["warmup_ms"]["mean"]
+    assert base_warmup > 0  # the shard timed its warm-up
+    fast = halved(pipeline_run / "metrics.json", tmp_path / "fast")
+    metrics = json.loads(fast.read_text())
+    metrics["aggregates"]["warmup_ms"]["mean"] = base_warmup + 10_000.0  # compiles for 10 s
+    fast.write_text(json.dumps(metrics))
+    comparison = cmp.compare_variants(
+        baseline, [cmp.read_run("fast", fast, write_gate(tmp_path, "fast", PASSED))]
+    )
+    entry = next(v for v in comparison["variants"] if v["name"] == "fast")
+    page = _rows(comparison, "fast")[cmp.PAGE]
+    pages = 10_000.0 / (page["baseline_ms"] - page["ms"])
+    assert entry["extra_warmup_ms"] == pytest.approx(10_000.0)
+    assert entry["payback_pages"] == pytest.approx(pages)
+    table = shown.gate_table(comparison).set_index("variant")
+    assert table.loc["fast", "pays back after (pages)"] == f"{math.ceil(pages):,}"
+    assert table.loc["fast", "warm-up (s)"] == pytest.approx(base_warmup / 1000.0 + 10.0)
+    assert table.loc[cmp.BASELINE, "pays back after (pages)"] == "-"
+
+
+@pytest.mark.parametrize(
+    ("extra", "saving", "pages"), [(10.0, 4.0, 2.5), (-3.0, 2.0, 0.0), (5.0, 0.0, None)]
+)
+def test_payback_is_extra_warm_up_over_the_saving_per_page(extra, saving, pages):
+    assert cmp.payback_pages(extra, saving) == pages
 
 
 def test_a_failed_gate_is_never_a_speedup_nor_best(

@@ -37,6 +37,9 @@ class RunRecord:
     tokens: int | None = None
     load_ms: float | None = None
     preprocess_ms: float | None = None
+    # The shard's warm-up (compilation and graph capture included), on the record of the
+    # page that ran it (its first repeat); None on every other record.
+    warmup_ms: float | None = None
     prefill_ms: float | None = None
     decode_ms: float | None = None
     vision_ms: float | None = None

@@ -147,6 +147,8 @@ def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) ->
         "decode_ms": summarize(r.get("decode_ms") for r in good),
         "tokens": summarize(r.get("tokens") for r in good),
         "tokens_per_s": summarize(decode_tokens_per_s(r) for r in good),
+        # Each shard's warm-up: compilation and graph capture, and the warm-up generations.
+        "warmup_ms": summarize(r.get("warmup_ms") for r in records),
         "stage_ms": {stage: summarize(values) for stage, values in samples.items() if values},
     }
     failures = [

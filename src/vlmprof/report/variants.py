@@ -3,6 +3,7 @@ tables, the rows a chart draws and comparison.md."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pandas as pd
@@ -58,9 +59,19 @@ def gate_difference(gate: dict[str, Any] | None) -> str:
     return "; ".join(parts) or gate.get("detail") or "-"
 
 
+def payback_text(variant: dict[str, Any]) -> str:
+    """After how many pages a gate-passed variant's extra warm-up is paid back: "-" where
+    it does not apply, "never" where it saves nothing per page."""
+    if variant.get("status") != "passed" or variant.get("extra_warmup_ms") is None:
+        return "-"
+    pages = variant.get("payback_pages")
+    return "never" if pages is None else f"{math.ceil(pages):,}"
+
+
 def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
     """Each variant, its switches, ok and failed records, gate status, measured difference
-    and what decided it."""
+    and what decided it, its shards' warm-up (compilation and graph capture included) and
+    after how many pages the extra warm-up pays back."""
     return pd.DataFrame(
         [
             {
@@ -71,6 +82,8 @@ def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
                 "measured difference": gate_difference(v["gate"]),
                 "decided by": (v["gate"] or {}).get("criterion") or "-",
                 "detail": (v["gate"] or {}).get("detail") or "-",
+                "warm-up (s)": None if v.get("warmup_ms") is None else v["warmup_ms"] / 1000.0,
+                "pays back after (pages)": payback_text(v),
             }
             for v in comparison["variants"]
         ]

@@ -39,6 +39,8 @@ from vlmprof.stages import VISION_PARTS, record_field
 log = logging.getLogger(__name__)
 
 WARMUP_PAGE_SIZE = (1240, 1754)  # A4 portrait at 150 dpi
+# Record fields measured once per page (on its first repeat), cleared on the others.
+ONCE_PER_PAGE: dict[str, None] = {"load_ms": None, "preprocess_ms": None, "warmup_ms": None}
 
 
 class ShardFailedError(RuntimeError):
@@ -272,12 +274,14 @@ def profile_images(
             failure = None
             try:
                 if not warmed:
+                    start = time.perf_counter()
                     warm_up(
                         adapter,
                         warm_pages or [page],
                         settings.warmup_rounds,
                         settings.max_new_tokens,
                     )
+                    facts["warmup_ms"] = _elapsed_ms(start)
                     warmed = True
                 if settings.warmup_per_image:
                     outputs[image_id] = reference_outputs(adapter, inputs_cpu, settings)
@@ -293,13 +297,14 @@ def profile_images(
                             **common, repeat=repeat, status="error", error=failure, **facts, **base
                         )
                     )
-                    facts = {**facts, "load_ms": None, "preprocess_ms": None}
+                    facts = {**facts, **ONCE_PER_PAGE}
                 progress.step(f"{page_of} failed", settings.repeats)
                 continue
             for repeat in range(settings.repeats):
                 if repeat == 1:
-                    # Loading and preprocessing happen once per image: only repeat 0 has them.
-                    facts = {**facts, "load_ms": None, "preprocess_ms": None}
+                    # Loading, preprocessing (and the shard's warm-up) happen once per image:
+                    # only repeat 0 has them.
+                    facts = {**facts, **ONCE_PER_PAGE}
                 failure = None
                 try:
                     inputs = inputs_cpu.to(adapter.device, adapter.dtype)

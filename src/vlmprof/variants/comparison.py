@@ -56,6 +56,9 @@ METHOD = {
     "interval": f"95% percentile interval of the same ratio over {RESAMPLES} paired bootstrap "
     f"resamples of the pages (seed {SEED}); none with fewer than two pages",
     "verdict": VERDICT_RULE,
+    "payback": "pages after which a gate-passed variant's extra warm-up over the baseline's "
+    "(compilation and graph capture, each shard's warm-up rounds timed) is paid back by its "
+    "whole-page saving",
     "roofline": "summed stage time over the time its counted FLOPs and bytes need at peak "
     "compute or bandwidth, whichever is longer (= 1 / max(MFU, MBU)); stages with FLOPs but "
     "no byte count use the compute bound only; the whole page adds the prefill and decode "
@@ -241,6 +244,35 @@ def best_per_stage(rows: list[dict[str, Any]], stages: Sequence[str]) -> dict[st
     return best
 
 
+def payback_pages(extra_warmup_ms: float | None, saving_ms: float | None) -> float | None:
+    """Pages after which a variant's extra warm-up (compilation, graph capture) is paid
+    back by what it saves per page: 0 when it warms up no slower than the baseline, None
+    when it saves nothing per page or either figure is unknown."""
+    if extra_warmup_ms is None or saving_ms is None or saving_ms <= 0:
+        return None
+    return max(extra_warmup_ms, 0.0) / saving_ms
+
+
+def _warmup_ms(run: VariantRun) -> float | None:
+    """The mean warm-up of the run's shards (ms), None where no record carries one."""
+    return (run.metrics.get("aggregates", {}).get("warmup_ms") or {}).get("mean")
+
+
+def _with_payback(
+    entry: dict[str, Any], baseline_warmup: float | None, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """A gate-passed variant's entry with its extra warm-up over the baseline's and the
+    pages after which its per-page saving pays that back."""
+    if entry["status"] != "passed":
+        return entry
+    page = next((r for r in rows if r["variant"] == entry["name"] and r["stage"] == PAGE), None)
+    extra = None
+    if entry["warmup_ms"] is not None and baseline_warmup is not None:
+        extra = entry["warmup_ms"] - baseline_warmup
+    saving = None if page is None or page["ms"] is None else page["baseline_ms"] - page["ms"]
+    return entry | {"extra_warmup_ms": extra, "payback_pages": payback_pages(extra, saving)}
+
+
 def _variant_entry(run: VariantRun, status: str = "") -> dict[str, Any]:
     """What the comparison records of a variant besides its stage rows."""
     counts = run.metrics.get("counts", {})
@@ -253,6 +285,7 @@ def _variant_entry(run: VariantRun, status: str = "") -> dict[str, Any]:
         "config_hash": run.metrics.get("config_hash"),
         "records_ok": counts.get("ok"),
         "records_error": counts.get("error"),
+        "warmup_ms": _warmup_ms(run),
     }
 
 
@@ -272,10 +305,11 @@ def compare_variants(
     arms += [(variant, "") for variant in variants]
     rows = [row for run, status in arms for row in _rows(run, base_pages, stages, status)]
     rows = judge_against_control(rows)
+    entries = [_variant_entry(run, status) for run, status in arms]
     return {
         "baseline": baseline.name,
         "control": control.name if control else None,
-        "variants": [_variant_entry(run, status) for run, status in arms],
+        "variants": [_with_payback(entry, _warmup_ms(baseline), rows) for entry in entries],
         "stages": stages,
         "peak": headline_peak(baseline.metrics),
         "rows": rows,
