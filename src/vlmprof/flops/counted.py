@@ -294,6 +294,14 @@ def view_counts(
     return {stage: _both_counts(module, inputs) for stage, (module, inputs) in probes.items()}
 
 
+def decoder_layer_groups(dims: ModelDims) -> list[tuple[int, int]]:
+    """(index of the layer counted, how many layers it stands for): the first dense layer
+    for the dense ones, the first MoE layer for the MoE ones (none where there are none)."""
+    dec = dims.decoder
+    groups = ((0, dec.first_k_dense), (dec.first_k_dense, dec.layers - dec.first_k_dense))
+    return [(index, repeats) for index, repeats in groups if repeats]
+
+
 def decoder_counts(
     adapter_or_model: ModelAdapter | nn.Module, dims: ModelDims, q_len: int, context_len: int
 ) -> dict[str, Any]:
@@ -315,11 +323,9 @@ def decoder_counts(
     hidden = torch.randn(1, q_len, dec.hidden, dtype=dtype)
     past_kv = torch.randn(1, dec.kv_heads, context_len - q_len, dec.head_dim, dtype=dtype)
     parts: list[tuple[int, dict[str, Any]]] = []
-    moe_layers = dec.layers - dec.first_k_dense
-    for index, repeats in ((0, dec.first_k_dense), (dec.first_k_dense, moe_layers)):
-        if repeats:
-            probe = DecoderLayerProbe(on_cpu(inner.layers[index]), rotary)
-            parts.append((repeats, _both_counts(probe, (hidden, past_kv, past_kv))))
+    for index, repeats in decoder_layer_groups(dims):
+        probe = DecoderLayerProbe(on_cpu(inner.layers[index]), rotary)
+        parts.append((repeats, _both_counts(probe, (hidden, past_kv, past_kv))))
     last = torch.randn(1, dec.hidden, dtype=dtype)
     parts.append((1, _both_counts(model.lm_head, (last,))))
     return sum_counts(parts, DECODER_SCALING_NOTE)

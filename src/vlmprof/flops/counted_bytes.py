@@ -26,7 +26,13 @@ from torch.utils._pytree import tree_leaves
 from transformers.cache_utils import DynamicCache
 
 from vlmprof.flops.analytic import ModelDims
-from vlmprof.flops.counted import model_of, on_cpu, text_model, vision_probes
+from vlmprof.flops.counted import (
+    decoder_layer_groups,
+    model_of,
+    on_cpu,
+    text_model,
+    vision_probes,
+)
 
 # aten op names of matmul-class work (the CPU and CUDA SDPA kernels included).
 MATMUL_OPS = re.compile(r"^(mm|addmm|bmm|baddbmm|_grouped_mm|convolution|.*scaled_dot_product.*)$")
@@ -246,11 +252,9 @@ def decoder_bytes(model: nn.Module, dims: ModelDims, q_len: int, context_len: in
     inner = text_model(model)
     rotary = type(inner.rotary_emb)(inner.config)
     total = ByteCount()
-    moe_layers = dec.layers - dec.first_k_dense
-    for index, repeats in ((0, dec.first_k_dense), (dec.first_k_dense, moe_layers)):
-        if repeats:
-            layer = on_cpu(inner.layers[index])
-            total = total + _layer_bytes(layer, rotary, q_len, context_len - q_len).scaled(repeats)
+    for index, repeats in decoder_layer_groups(dims):
+        layer = on_cpu(inner.layers[index])
+        total = total + _layer_bytes(layer, rotary, q_len, context_len - q_len).scaled(repeats)
     head = on_cpu(model.lm_head)
     last = torch.randn(1, dec.hidden, dtype=next(head.parameters()).dtype)
     return total + count_bytes(head, last)

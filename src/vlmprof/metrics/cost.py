@@ -13,9 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlmprof.metrics.telemetry import JOULES_PER_KWH
+from vlmprof.stages import HOST_STAGES
+
 MS_PER_DAY = 86_400_000.0
 MS_PER_HOUR = 3_600_000.0
-JOULES_PER_KWH = 3_600_000.0
 DEFAULT_OUTPUT_TOKENS = 1000
 # Published throughput of DeepSeek-OCR, for scale (not measured here).
 PUBLISHED = (
@@ -77,7 +79,7 @@ def cost_section(
     if prefill is None or per_token is None:
         return {"available": False, "reason": "no page was timed with at least two tokens"}
     gpu_ms = prefill + (output_tokens - 1) * per_token
-    host = {stage: _mean(stage_ms, stage) for stage in ("load", "preprocess")}
+    host = {stage: _mean(stage_ms, stage) for stage in HOST_STAGES}
     host_ms = sum(value for value in host.values() if value is not None)
     price = settings.get("gpu_hour_price")
     energy_price = telemetry.get("energy_price_per_kwh")

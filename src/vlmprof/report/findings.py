@@ -18,7 +18,7 @@ from vlmprof.report.formatting import display_name
 from vlmprof.report.operators import operator_stage_share
 from vlmprof.report.timed_busy import quoted_fraction, quoted_verdict
 from vlmprof.report.timing import CATEGORY_STAGES, PART_STAGES, page_split, timed
-from vlmprof.variants.comparison import PAGE
+from vlmprof.variants.comparison import PAGE, fastest_row
 from vlmprof.variants.switches import BASELINE
 
 # Rule thresholds (fractions).
@@ -462,13 +462,8 @@ def furthest_from_bound(comparison: dict[str, Any] | None) -> FurthestStage | No
     if comparison_gap(comparison) is not None or not comparison.get("peak"):
         return None
     peak = comparison["peak"]
-    rows = {(r["variant"], r["stage"]): r for r in comparison["rows"]}
-    candidates = []
-    for stage in BOUND_STAGES:
-        runner = comparison.get("best", {}).get(stage) or comparison["baseline"]
-        row = rows.get((runner, stage))
-        if row is not None and row.get(f"roofline_x_{peak}") is not None:
-            candidates.append(row)
+    rows = (fastest_row(comparison, stage) for stage in BOUND_STAGES)
+    candidates = [r for r in rows if r is not None and r.get(f"roofline_x_{peak}") is not None]
     if not candidates:
         return None
     row = max(candidates, key=lambda r: r[f"roofline_x_{peak}"])

@@ -24,7 +24,7 @@ Inputs
 Timing
     timed(metrics)                      whether any ok record timed the stages
     stage_timing_table(stage_ms)        mean, std, CV, p50, p90 (ms) and nesting per stage
-    run_split(metrics)                  prefill vs decode: mean (ms), share (%)
+    run_split(metrics)                  load, preprocess, prefill, decode: mean, share (%)
     prefill_split(metrics)              prefill's exclusive parts: mean (ms), share (%)
     page_split(metrics)                 a page's exclusive parts: mean (ms), share (%)
     end_to_end_split(metrics)           the host's load and preprocess, then those parts

@@ -86,12 +86,16 @@ def _remainder(vision: Any, parts: Any) -> Any:
     return 0.0 if noise else rest
 
 
+def _with_shares(parts: pd.Series) -> pd.DataFrame:
+    """Parts of a whole: mean (ms) and share of their sum (%)."""
+    return pd.DataFrame({"mean (ms)": parts, "share (%)": 100.0 * parts / parts.sum()})
+
+
 def run_split(metrics: dict[str, Any]) -> pd.DataFrame:
     """A page end to end: the host's image load and preprocessing (where the run timed
     them), prefill and decode; mean time per page (ms) and share of their sum (%)."""
     device = {label(s): stage_mean(metrics, s) for s in ("prefill", "decode")}
-    means = pd.Series({**host_ms(metrics), **device})
-    return pd.DataFrame({"mean (ms)": means, "share (%)": 100.0 * means / means.sum()})
+    return _with_shares(pd.Series({**host_ms(metrics), **device}))
 
 
 def _exclusive_prefill_parts(ms: dict[str, Any]) -> dict[str, Any]:
@@ -118,7 +122,7 @@ def page_split(metrics: dict[str, Any]) -> pd.DataFrame:
     """Exclusive parts of a page's prefill + decode time: mean (ms) and share (%)."""
     parts = prefill_split(metrics)["mean (ms)"]
     parts[label("decode")] = stage_mean(metrics, "decode")
-    return pd.DataFrame({"mean (ms)": parts, "share (%)": 100.0 * parts / parts.sum()})
+    return _with_shares(parts)
 
 
 def host_ms(metrics: dict[str, Any]) -> dict[str, float]:
@@ -131,8 +135,8 @@ def host_ms(metrics: dict[str, Any]) -> dict[str, float]:
 def end_to_end_split(metrics: dict[str, Any]) -> pd.DataFrame:
     """A page end to end: the host's load and preprocess, then the exclusive parts of
     prefill and decode; mean (ms) and share of their sum (%)."""
-    parts = pd.concat([pd.Series(host_ms(metrics), dtype=float), page_split(metrics)["mean (ms)"]])
-    return pd.DataFrame({"mean (ms)": parts, "share (%)": 100.0 * parts / parts.sum()})
+    host = pd.Series(host_ms(metrics), dtype=float)
+    return _with_shares(pd.concat([host, page_split(metrics)["mean (ms)"]]))
 
 
 def per_image_parts(per_image: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ import pandas as pd
 
 from vlmprof.report.findings import BASELINE_ONLY, BASELINE_UNTIMED, NO_COMPARISON, comparison_gap
 from vlmprof.report.formatting import display_name, format_number
-from vlmprof.variants.comparison import PAGE, ROOFLINE_STAGES
+from vlmprof.variants.comparison import PAGE, ROOFLINE_STAGES, fastest_row
 
 # The stages a variant chart draws: those with a roofline distance, then the whole page.
 CHART_STAGES: tuple[str, ...] = (*ROOFLINE_STAGES, PAGE)
@@ -132,17 +132,15 @@ def bound_table(comparison: dict[str, Any]) -> pd.DataFrame:
     else the baseline), its mean time and how many times it is above its roofline bound at
     the headline peak, and which bound."""
     peak = comparison["peak"]
-    rows = {(r["variant"], r["stage"]): r for r in comparison["rows"]}
     table = []
     for stage in CHART_STAGES:
-        runner = comparison["best"].get(stage) or comparison["baseline"]
-        row = rows.get((runner, stage))
+        row = fastest_row(comparison, stage)
         if row is None:
             continue
         table.append(
             {
                 "stage": stage_title(stage),
-                "fastest (gate passed)": runner,
+                "fastest (gate passed)": row["variant"],
                 "mean (ms)": row["ms"],
                 f"x from roofline ({peak})": row[f"roofline_x_{peak}"],
                 "bound by": row[f"bound_{peak}"] or "-",

@@ -244,6 +244,15 @@ def best_per_stage(rows: list[dict[str, Any]], stages: Sequence[str]) -> dict[st
     return best
 
 
+def fastest_row(comparison: dict[str, Any], stage: str) -> dict[str, Any] | None:
+    """The comparison row of `stage` on its best gate-passed variant, else the baseline's
+    (None where that arm has no row for the stage)."""
+    runner = comparison.get("best", {}).get(stage) or comparison["baseline"]
+    return next(
+        (r for r in comparison["rows"] if r["variant"] == runner and r["stage"] == stage), None
+    )
+
+
 def payback_pages(extra_warmup_ms: float | None, saving_ms: float | None) -> float | None:
     """Pages after which a variant's extra warm-up (compilation, graph capture) is paid
     back by what it saves per page: 0 when it warms up no slower than the baseline, None
@@ -306,10 +315,11 @@ def compare_variants(
     rows = [row for run, status in arms for row in _rows(run, base_pages, stages, status)]
     rows = judge_against_control(rows)
     entries = [_variant_entry(run, status) for run, status in arms]
+    baseline_warmup = entries[0]["warmup_ms"]
     return {
         "baseline": baseline.name,
         "control": control.name if control else None,
-        "variants": [_with_payback(entry, _warmup_ms(baseline), rows) for entry in entries],
+        "variants": [_with_payback(entry, baseline_warmup, rows) for entry in entries],
         "stages": stages,
         "peak": headline_peak(baseline.metrics),
         "rows": rows,
