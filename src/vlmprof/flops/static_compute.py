@@ -68,6 +68,10 @@ CONVENTIONS = (
     "weight_bytes: weights read once per call; crops of one size run as one batch. Decode "
     "reads the active weights: attention, dense and shared MLPs, the top-k experts of each "
     "MoE layer, routers, norms, the lm_head and one embedding row.",
+    "activation_bytes: inputs read and outputs written by the counted ops, attention fused; "
+    "SAM's relative-position bias moves four times (the add writes it, the reshape into "
+    "SDPA's mask copies it, SDPA reads it). Elementwise traffic (norms, activations, residual "
+    "adds, layout copies) is left out, as elementwise FLOPs are.",
     "kv_bytes: prefill writes each position's K and V and attention reads them once; a "
     "decode step reads the cache for its context and writes the new entry.",
     "Decoder counts are scaled from one dense layer, one MoE layer and the lm_head.",
