@@ -13,11 +13,12 @@ The Python half of benchmarks/ncu_bytes.sh, in three steps:
         sums dram__bytes_read.sum + dram__bytes_write.sum over the kernels of each range
         (OUT/ncu-<range>.csv, ncu's `--csv` output) and sets beside it the bytes the MBU
         divides by (`vlmprof.metrics.utilisation`) for the same page, from the run record
-        the profiled command wrote (OUT/records-<range>.jsonl); with prefill and vision
-        both profiled, LLM prefill is their difference (it has no NVTX range of its own)
+        the profiled command wrote (OUT/records-<range>.jsonl); vision and LLM prefill have
+        no NVTX range of their own: vision is sam + clip + projector, LLM prefill is prefill
+        minus those three, each given when all its terms were profiled
 
 The ranges are the NVTX ranges the timing pass pushes: decode (one step here), prefill,
-and inside it vision and its parts sam, clip and projector. Each kernel is also classed
+and inside it sam, clip and projector. Each kernel is also classed
 by its name as matmul-class (GEMMs, convolutions, attention: the ops our bytes count) or
 other (norms, activations, residual adds, copies), so a gap can be traced to a class.
 
@@ -51,8 +52,12 @@ from vlmprof.runtime.timing_cli import timing_command
 
 from bench_args import model_spec, profile_settings, write_json
 
-RANGES = ("decode", "prefill", "vision", "sam", "clip", "projector")
-DERIVED = {"llm_prefill": ("prefill", "vision")}  # a range profiled as one minus another
+RANGES = ("decode", "prefill", "sam", "clip", "projector")
+# Ranges without an NVTX range of their own: +1/-1 times the profiled ranges they sum.
+DERIVED: dict[str, dict[str, int]] = {
+    "vision": {"sam": 1, "clip": 1, "projector": 1},
+    "llm_prefill": {"prefill": 1, "sam": -1, "clip": -1, "projector": -1},
+}
 NVTX_DOMAIN = "vlmprof"  # vlmprof.runtime.nvtx_ranges pushes every range in this domain
 METRICS = ("dram__bytes_read.sum", "dram__bytes_write.sum")
 TOLERANCE = 0.10  # the agreement the check asks of our bytes
@@ -205,21 +210,24 @@ class RangeBytes:
         reads, writes = sum(k.read for k in kernels), sum(k.write for k in kernels)
         return cls(len(kernels), reads, writes, matmul)
 
-    def minus(self, other: RangeBytes) -> RangeBytes:
-        return RangeBytes(
-            self.kernels - other.kernels,
-            self.read - other.read,
-            self.write - other.write,
-            self.matmul - other.matmul,
+    @classmethod
+    def signed_sum(cls, terms: Iterable[tuple[int, RangeBytes]]) -> RangeBytes:
+        """The sum of `sign * range` over the terms, field by field."""
+        terms = list(terms)
+        return cls(
+            sum(sign * r.kernels for sign, r in terms),
+            sum(sign * r.read for sign, r in terms),
+            sum(sign * r.write for sign, r in terms),
+            sum(sign * r.matmul for sign, r in terms),
         )
 
 
 def with_derived(measured: Mapping[str, RangeBytes]) -> dict[str, RangeBytes]:
-    """The measured ranges plus those derived as one range minus another."""
+    """The measured ranges plus each derived range whose terms were all measured."""
     ranges = dict(measured)
-    for name, (whole, part) in DERIVED.items():
-        if whole in measured and part in measured:
-            ranges[name] = measured[whole].minus(measured[part])
+    for name, terms in DERIVED.items():
+        if all(term in measured for term in terms):
+            ranges[name] = RangeBytes.signed_sum((s, measured[t]) for t, s in terms.items())
     return ranges
 
 
@@ -230,9 +238,9 @@ def comparison(
     their difference."""
     measured = with_derived({name: RangeBytes.of(found) for name, found in kernels.items()})
     ours = dict(ours)
-    for name, (whole, part) in DERIVED.items():
-        if ours.get(whole) is not None and ours.get(part) is not None:
-            ours[name] = ours[whole] - ours[part]
+    for name, terms in DERIVED.items():
+        if all(ours.get(term) is not None for term in terms):
+            ours[name] = sum(sign * ours[term] for term, sign in terms.items())
     rows = []
     for name, found in measured.items():
         total = found.read + found.write

@@ -9,8 +9,8 @@
 # and prints the table: range, kernels, ncu read / write / read+write, ours, difference.
 # Settings (environment): EXPERTS (grouped_mm: roughly 730 kernels a decode step and 2,300
 # a prefill, counted as ATen calls on the CPU; eager, the baseline's loop over experts,
-# about 1,600 and 13,000, too many for ncu in minutes), RANGES ("decode prefill vision sam
-# clip projector": LLM prefill is prefill minus vision),
+# about 1,600 and 13,000, too many for ncu in minutes), RANGES ("decode prefill sam clip
+# projector": vision is their last three, LLM prefill is prefill minus vision),
 # MAX_KERNELS (ncu's --launch-count per range, 3000), NCU_TIMEOUT (seconds per range, 200),
 # PRESET (full), MODE (gundam).
 # Needs the GPU, ncu, and vlmprof with its nvtx package importable (benchmarks/device_env.sh).
@@ -22,7 +22,7 @@ here=$(dirname "$0")
 experts=${EXPERTS:-grouped_mm}
 max_kernels=${MAX_KERNELS:-3000}
 timeout_s=${NCU_TIMEOUT:-200}
-read -r -a ranges <<< "${RANGES:-decode prefill vision sam clip projector}"
+read -r -a ranges <<< "${RANGES:-decode prefill sam clip projector}"
 command -v ncu > /dev/null || { echo "ncu not found on PATH: Nsight Compute is needed" >&2; exit 1; }
 python3 -c "import nvtx, vlmprof" 2> /dev/null || {
     echo "python3 cannot import nvtx and vlmprof: source benchmarks/device_env.sh first" >&2

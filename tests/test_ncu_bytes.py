@@ -25,6 +25,7 @@ from vlmprof.flops.analytic import decode_step_cost, llm_prefill_cost, vision_co
 from vlmprof.metrics.utilisation import moved_bytes
 from vlmprof.models.base import ModelSpec
 from vlmprof.models.deepseek_ocr.dims import PRESETS
+from vlmprof.profiler.operators import STAGE_LABELS
 
 HEADER = (
     '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream",'
@@ -149,8 +150,11 @@ def test_our_bytes_are_the_mbu_model_for_the_page() -> None:
     assert found["decode"] == pytest.approx(moved_bytes(decode_step_cost(dims, 913, 2), False))
     assert 1.0e9 < found["decode"] < 1.5e9  # about the active weights in bf16
     parts = vision_cost(dims, "gundam", 6, 2)
-    for part in ("vision", "sam", "clip", "projector"):
+    for part in ("sam", "clip", "projector"):
         assert found[part] == pytest.approx(moved_bytes(parts[part], True))
+    # vision, derived as the sum of its three ranges, is the model's vision bytes
+    vision_parts = sum(found[part] for part in ("sam", "clip", "projector"))
+    assert vision_parts == pytest.approx(moved_bytes(parts["vision"], True))
 
 
 @pytest.mark.parametrize(
@@ -189,16 +193,29 @@ def test_rows_compare_read_plus_write_with_ours() -> None:
     assert row["ncu other bytes"] == kernels[1].read + kernels[1].write
 
 
-def test_llm_prefill_is_prefill_minus_vision() -> None:
+def test_vision_sums_its_parts_and_llm_prefill_is_prefill_minus_them() -> None:
     kernels = parse_ncu_csv(SAMPLE)
-    rows = comparison(
-        {"prefill": kernels, "vision": kernels[1:]}, {"prefill": 10e6, "vision": 4e6}, None
-    )
-    derived = {row["range"]: row for row in rows}["llm_prefill"]
+    parts = {"sam": kernels[1:], "clip": [], "projector": []}
+    ours = {"prefill": 10e6, "sam": 3e6, "clip": 0.5e6, "projector": 0.5e6}
+    rows = {row["range"]: row for row in comparison({"prefill": kernels, **parts}, ours, None)}
+    derived = rows["llm_prefill"]
     assert derived["kernels"] == 1 and derived["nvtx filter"] is None
     assert derived["ncu read+write bytes"] == pytest.approx(kernels[0].read + kernels[0].write)
     assert derived["ncu other bytes"] == pytest.approx(0.0)
     assert derived["our bytes"] == pytest.approx(6e6)
+    assert rows["vision"]["kernels"] == 1 and rows["vision"]["our bytes"] == pytest.approx(4e6)
+
+
+def test_a_derived_range_needs_every_term_profiled() -> None:
+    kernels = parse_ncu_csv(SAMPLE)
+    rows = comparison({"prefill": kernels, "sam": kernels[1:]}, {"prefill": 1e6}, None)
+    assert [row["range"] for row in rows] == ["prefill", "sam"]
+
+
+def test_profiled_ranges_are_the_ranges_the_timing_pass_pushes() -> None:
+    # ncu finds no kernel in a range nobody pushes (a "vision" range once failed on a GPU).
+    assert set(ncu_bytes.RANGES) == set(STAGE_LABELS)
+    assert not set(ncu_bytes.DERIVED) & set(STAGE_LABELS)
 
 
 def test_prepare_writes_one_page_and_a_timing_command_per_range(tmp_path: Path) -> None:
