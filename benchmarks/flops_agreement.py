@@ -8,6 +8,7 @@ FlopCounterMode count is off by more than 1% or an fvcore gap above 2% is unexpl
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -26,11 +27,15 @@ DECODE_CONTEXT = 1920  # that page after 1000 generated tokens
 
 def main(argv: list[str]) -> int:
     """Build the full-preset report with counts, write it, print and check agreement."""
-    if not argv:
-        print(__doc__, file=sys.stderr)
-        return 2
-    out = Path(argv[0])
-    modes = argv[1:] or list(MODES)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("out", type=Path, help="folder for static_compute.{json,md}")
+    parser.add_argument("modes", nargs="*", help=f"any of {', '.join(MODES)}; default: all")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.modes) - set(MODES))
+    if unknown:
+        parser.error(f"unknown mode(s) {', '.join(unknown)}; choose from {', '.join(MODES)}")
+    out = args.out
+    modes = args.modes or list(MODES)
     start = time.perf_counter()
     report = build_static_compute(PRESETS["full"], modes, PREFILL_LEN, DECODE_CONTEXT, "bfloat16")
     seconds = time.perf_counter() - start
