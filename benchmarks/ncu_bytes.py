@@ -35,7 +35,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -47,6 +46,7 @@ from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.metrics.utilisation import utilisation
 from vlmprof.models import spec_dims
 from vlmprof.models.base import ModelSpec
+from vlmprof.profiler.operators import categorize_kernel
 from vlmprof.records import read_records
 from vlmprof.runtime.timing_cli import timing_command
 
@@ -63,11 +63,8 @@ METRICS = ("dram__bytes_read.sum", "dram__bytes_write.sum")
 TOLERANCE = 0.10  # the agreement the check asks of our bytes
 # ncu prints SI multiples; `--print-units base` gives plain bytes.
 UNITS = {"byte": 1.0, "kbyte": 1e3, "mbyte": 1e6, "gbyte": 1e9, "tbyte": 1e12}
-# Kernel-name fragments of matmul-class kernels (cuBLAS, CUTLASS, cuDNN convolutions and
-# the SDPA backends); every other kernel is elementwise, reduction or copy work.
-MATMUL_KERNELS = re.compile(
-    r"gemm|gemv|cutlass|nvjet|xmma|cublas|conv|fmha|flash|attention|sdpa", re.IGNORECASE
-)
+# The operator tables' kernel categories that our bytes count (matmul-class).
+MATMUL_CATEGORIES = ("dense_gemm", "convolution", "attention")
 # What ncu prints when it cannot profile, and what it means here.
 COUNTER_ERRORS = {
     "ERR_NVGPUCTRPERM": "ncu may not read the GPU performance counters (ERR_NVGPUCTRPERM): "
@@ -136,8 +133,9 @@ def parse_ncu_csv(text: str, source: str = "ncu csv") -> list[KernelBytes]:
 
 
 def is_matmul_class(kernel_name: str) -> bool:
-    """Whether a kernel is a GEMM, convolution or attention kernel, by its name."""
-    return MATMUL_KERNELS.search(kernel_name) is not None
+    """Whether a kernel is a GEMM, convolution or attention kernel, by its name (the
+    operator tables' rules, `vlmprof.profiler.operators.categorize_kernel`)."""
+    return categorize_kernel(kernel_name) in MATMUL_CATEGORIES
 
 
 def counter_problem(text: str) -> str | None:

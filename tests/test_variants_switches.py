@@ -101,11 +101,30 @@ def test_only_workload_switches_make_a_sweep_point(switches, sweep):
             {"sam_attention": "folded", "attention": "eager"},
             "variants.folded.sam_attention: folded runs SAM's attention through SDPA",
         ),
+        ("visiongraph", BASE, {"vision": "cuda_graph"}, "variants.visiongraph.vision: cuda_graph"),
+        (
+            "visiongraph",
+            BASE | {"name": "causal_lm", "device": "cuda"},
+            {"vision": "cuda_graph"},
+            "no vision stages",
+        ),
+        (
+            "visiongraph",
+            BASE | {"device": "cuda", "checkpoint": "ckpt", "trust_remote_code": True},
+            {"vision": "cuda_graph"},
+            "variants.visiongraph: vision need our module tree",
+        ),
     ],
 )
 def test_impossible_variants_are_refused_with_the_key(name, base, switches, key):
     with pytest.raises(VariantError, match=key):
         check_variant(name, base, switches)
+
+
+def test_vision_graphs_on_cuda_are_allowed_even_for_a_base_that_predates_the_field():
+    older = {k: v for k, v in BASE.items() if k != "sam_attention"}
+    check_variant("visiongraph", older | {"device": "cuda:0"}, {"vision": "cuda_graph"})
+    assert variant_spec(BASE, {"vision": "cuda_graph"})["vision"] == "cuda_graph"
 
 
 def test_cuda_graph_with_grouped_experts_on_cuda_is_allowed():

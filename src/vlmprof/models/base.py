@@ -44,6 +44,9 @@ class ModelSpec:
     # SAM's relative-position term: bias (released: a tokens x tokens bias per head) or
     # folded into the query-key product (no bias tensor; models/sam_attention.py).
     sam_attention: str = "bias"
+    # Vision encoders: eager (released) or cuda_graph (each stage's forward replayed from
+    # one CUDA graph per input shape; models/shape_graphs.py).
+    vision: str = "eager"
     # Test-only: noise (in units of the weight's std) added to the output head, to show
     # that the correctness gate catches a wrong model. 0 leaves the model as built.
     perturb: float = 0.0
@@ -79,7 +82,16 @@ class ModelSpec:
 # Fields added after runs were planned, with the value that keeps the released code path.
 # A job's params leave them out at that value, so upgrading does not redo finished jobs
 # (Snakemake reruns a job whose params text changes).
-LATER_FIELDS: dict[str, Any] = {"sam_attention": "bias"}
+LATER_FIELDS: dict[str, Any] = {"sam_attention": "bias", "vision": "eager"}
+# Switches that change how our module tree runs, at the released code's values: a
+# checkpoint's own model code (trust_remote_code) takes none of them.
+MODULE_TREE_SWITCHES: dict[str, Any] = {
+    "decode": "eager",
+    "compile": "none",
+    "sam_attention": "bias",
+    "vision": "eager",
+    "perturb": 0.0,
+}
 
 
 def spec_params(spec: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import torch
 
 
-def compile_parts(module: torch.nn.Module, paths: Iterable[str]) -> None:
-    """Replace the forward of each named submodule by its torch.compile'd version.
+def wrap_forwards(
+    module: torch.nn.Module,
+    paths: Iterable[str],
+    wrap: Callable[[Callable[..., Any]], Callable[..., Any]],
+    switch: str,
+) -> None:
+    """Replace the forward of each named submodule by `wrap(forward)`.
 
-    Only `forward` is compiled, not the module call, so forward hooks (stage timers, NVTX,
-    profiler labels) keep running eagerly around the compiled code.
+    Only `forward` is replaced, not the module call, so forward hooks (stage timers, NVTX,
+    profiler labels) keep running eagerly around the wrapped code. `switch` names the
+    config key in the error for a path the model lacks.
     """
     named = dict(module.named_modules())
     for path in paths:
         if path not in named:
-            raise ValueError(f"model.compile: module {path!r} not found in the model")
+            raise ValueError(f"{switch}: module {path!r} not found in the model")
         target = named[path]
-        target.forward = torch.compile(target.forward)
+        target.forward = wrap(target.forward)
+
+
+def compile_parts(module: torch.nn.Module, paths: Iterable[str]) -> None:
+    """Replace the forward of each named submodule by its torch.compile'd version."""
+    wrap_forwards(module, paths, torch.compile, "model.compile")
 
 
 def perturb_weight(weight: torch.Tensor, scale: float, seed: int) -> None:

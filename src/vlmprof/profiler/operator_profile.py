@@ -29,6 +29,7 @@ from vlmprof.profiler.operators import (
     MOE_LABEL,
     attribution,
     category_rollup,
+    graph_replay_frame,
     op_event_frame,
     operator_table,
     operators_markdown,
@@ -37,6 +38,7 @@ from vlmprof.profiler.operators import (
 )
 from vlmprof.profiler.timeline import (
     device_time_us,
+    graph_replay_kernels,
     load_trace,
     merge_stage_totals,
     timeline_metrics,
@@ -115,7 +117,8 @@ def write_trace_gz(prof: profile, path: Path) -> dict[str, Any]:
 def profile_page(
     adapter: ModelAdapter, page: Image.Image, max_new_tokens: int, trace_path: Path
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """One labelled generation under torch.profiler: its operator events and its trace."""
+    """One labelled generation under torch.profiler: its operator events (kernels replayed
+    from CUDA graphs among them) and its trace."""
     inputs = adapter.preprocess(page).to(adapter.device, adapter.dtype)
     cuda = adapter.device.type == "cuda"
     instruments = Instruments(None, NvtxRanges(enabled=True), record_functions=True)
@@ -135,9 +138,10 @@ def profile_page(
                 torch.cuda.synchronize()
     finally:
         detach(handles)
-    frame = op_event_frame(prof.events())
     trace = write_trace_gz(prof, trace_path)
-    return frame, trace
+    replayed = graph_replay_frame(graph_replay_kernels(trace))
+    frame = op_event_frame(prof.events())
+    return pd.concat([frame, replayed], ignore_index=True) if len(replayed) else frame, trace
 
 
 def run_operator_profile(

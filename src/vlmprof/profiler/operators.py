@@ -4,7 +4,10 @@ Every operator event is attributed to the innermost stage label (`record_functio
 that encloses it on its thread, read from the profiler's own parent links, which it builds
 by time-interval containment per thread. On CUDA, kernel time reaches an operator through
 the profiler's correlation of each kernel to the CPU operator that launched it
-(`self_device_time_total`). Decoder work of the prefill (ops under `prefill` but under none
+(`self_device_time_total`). Kernels replayed from a CUDA graph have no launching operator
+(torch.profiler hangs them on the enclosing label); they are read from the trace instead,
+one row per kernel in the stage whose label encloses the replay (`graph_replay_frame`).
+Decoder work of the prefill (ops under `prefill` but under none
 of the vision labels) is reported as `llm_prefill`.
 
 Times are SELF times: an operator's own time without its children. Self times partition the
@@ -15,6 +18,7 @@ and `aten::mkldnn_convolution` compute in their own body after allocating childr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -171,6 +175,57 @@ def categorize(name: str, in_moe_block: bool = False, in_attention: bool = False
     if lowered in _ELEMENTWISE_NAMES:
         return "elementwise"
     return "other"
+
+
+# Kernel-name rules for kernels known only by name (replayed from a CUDA graph), first
+# match wins: library GEMMs (cuBLAS's nvjet/xmma/gemv, CUTLASS), SDPA's backends,
+# convolutions, norms, then ATen's copy, index and elementwise kernels.
+_KERNEL_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("attention", re.compile(r"flash|fmha|attention|sdpa|softmax", re.IGNORECASE)),
+    ("dense_gemm", re.compile(r"gemm|gemv|cutlass|nvjet|xmma|cublas", re.IGNORECASE)),
+    ("convolution", re.compile(r"conv", re.IGNORECASE)),
+    ("normalisation", re.compile(r"norm", re.IGNORECASE)),
+    ("copies", re.compile(r"copy|cat|index|gather|scatter|memcpy|pad", re.IGNORECASE)),
+    ("elementwise", re.compile(r"elementwise|vectorized|unrolled|fill", re.IGNORECASE)),
+)
+GRAPH_REPLAY_PREFIX = "[graph] "
+
+
+def categorize_kernel(name: str) -> str:
+    """Category of a kernel from its name alone, by `_KERNEL_RULES` (else "other").
+
+    Without its launching operator, an expert's GEMM reads as dense_gemm: kernel names do
+    not say which module ran them.
+    """
+    for category, pattern in _KERNEL_RULES:
+        if pattern.search(name):
+            return category
+    return "other"
+
+
+def kernel_short_name(name: str) -> str:
+    """A kernel's name without return type, template arguments and parameters."""
+    name = name.removeprefix("void ").strip()
+    return re.split(r"[<(]", name, maxsplit=1)[0] or name
+
+
+def graph_replay_frame(kernels: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Operator rows for kernels replayed from CUDA graphs (`graph_replay_kernels`): one
+    row per kernel, named `[graph] <kernel>`, categorised by its name, device time only."""
+    rows = [
+        {
+            "operator": GRAPH_REPLAY_PREFIX + kernel_short_name(k["name"]),
+            "stage": _exclusive_stage(k["stage"]),
+            "category": categorize_kernel(k["name"]),
+            "self_cpu_us": 0.0,
+            "total_cpu_us": 0.0,
+            "self_device_us": float(k["device_us"]),
+            "total_device_us": float(k["device_us"]),
+            "mem_bytes": 0,
+        }
+        for k in kernels
+    ]
+    return pd.DataFrame(rows, columns=_EVENT_COLUMNS)
 
 
 def _is_attention_op(name: str) -> bool:

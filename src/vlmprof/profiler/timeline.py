@@ -40,9 +40,11 @@ LAUNCH_BOUND_MEAN_US = 20.0
 # Inclusive stages reported beside the exclusive ones: their parts' totals added.
 COMBINED_STAGES: dict[str, tuple[str, ...]] = {"prefill": exclusive_parts("prefill")}
 _DEVICE_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
+# Runtime calls that replay a captured CUDA graph: one call launches all its kernels.
+_GRAPH_LAUNCHES = ("cudaGraphLaunch", "cuGraphLaunch", "hipGraphLaunch")
 # A stage's figures kept per page (with_pages).
 PAGE_KEYS: tuple[str, ...] = ("wall_ms", "busy_ms", "kernels", "launches")
-_LAUNCH_PREFIXES = ("cudaLaunch", "cuLaunch", "hipLaunch", "hipModuleLaunch")
+_LAUNCH_PREFIXES = ("cudaLaunch", "cuLaunch", "hipLaunch", "hipModuleLaunch", *_GRAPH_LAUNCHES)
 
 Interval = tuple[int, int]  # start and end in integer nanoseconds
 
@@ -285,6 +287,38 @@ def _cuda_activities(
         if inside:
             windows.append((label.name, (min(s for s, _ in inside), max(e for _, e in inside))))
     return windows, activities, calls
+
+
+def graph_replay_kernels(
+    trace: Mapping[str, Any], stage_labels: Iterable[str] = STAGE_LABELS
+) -> list[dict[str, Any]]:
+    """Kernels a CUDA graph replay launched: name, exclusive stage (None outside every
+    label) and duration (us). The stage is the label enclosing the replay's launch call, as
+    for any kernel; torch.profiler links these kernels to no operator, so the operator
+    tables take them from here."""
+    labels = set(stage_labels)
+    events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X" and "ts" in e]
+    annotations = [
+        _span(e) for e in events if e.get("cat") == "user_annotation" and e["name"] in labels
+    ]
+    replays = {
+        e.get("args", {}).get("correlation"): _span(e)
+        for e in events
+        if e.get("cat") in ("cuda_runtime", "cuda_driver") and e["name"].startswith(_GRAPH_LAUNCHES)
+    }
+    kernels = []
+    for event in events:
+        call = replays.get(event.get("args", {}).get("correlation"))
+        if event.get("cat") != "kernel" or call is None:
+            continue
+        kernels.append(
+            {
+                "name": event["name"],
+                "stage": _stage_of(annotations, call.tid, call.start),
+                "device_us": float(event.get("dur", 0)),
+            }
+        )
+    return kernels
 
 
 def merge_stage_totals(per_trace: Iterable[Mapping[str, StageTotals]]) -> dict[str, StageTotals]:

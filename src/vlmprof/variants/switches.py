@@ -2,7 +2,7 @@
 
 A variant is a name and a few switches over the baseline (the run's own model settings,
 which by default are the released code path). Switches that only change how the same
-computation runs (experts, attention, decode, compile, sam_attention, dtype) are
+computation runs (experts, attention, decode, compile, sam_attention, vision, dtype) are
 optimisations and must pass the correctness gate; switches that change what is computed
 (preset, mode, max_crops) make a sweep point, a different workload with its own FLOP count.
 """
@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vlmprof.models.base import LATER_FIELDS, MODULE_TREE_SWITCHES
+
 BASELINE = "baseline"
 EXPERTS = {"loop": "eager", "grouped": "grouped_mm", "batched": "batched_mm"}
 # Switch name -> model spec field, for the switches copied as they are.
@@ -20,6 +22,7 @@ SPEC_FIELDS = {
     "decode": "decode",
     "compile": "compile",
     "sam_attention": "sam_attention",
+    "vision": "vision",
     "dtype": "dtype",
     "preset": "preset",
     "mode": "mode",
@@ -58,7 +61,7 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             "variants.baseline: the name is taken by the run's own settings; name the variant"
             " after what it changes"
         )
-    spec = variant_spec(base, switches)
+    spec = {**LATER_FIELDS, **variant_spec(base, switches)}  # fields a base may predate
     key = f"variants.{name}"
     if spec["decode"] == "cuda_graph":
         if not str(spec["device"]).startswith("cuda"):
@@ -92,9 +95,20 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             f"{key}.sam_attention: folded runs SAM's attention through SDPA, so it cannot be"
             f" measured with attention: {spec['attn_implementation']}; use attention: sdpa"
         )
-    remote_only = {"decode", "compile", "sam_attention", "perturb"}
-    if base.get("trust_remote_code") and set(switches) & remote_only:
+    if spec["vision"] == "cuda_graph":
+        if not str(spec["device"]).startswith("cuda"):
+            raise VariantError(
+                f"{key}.vision: cuda_graph needs a CUDA device and this run is on "
+                f"{spec['device']}; drop the variant or the switch"
+            )
+        if spec["name"] not in MODELS_WITH_SAM:
+            raise VariantError(
+                f"{key}.vision: model {spec['name']} has no vision stages to capture; it"
+                f" applies to {', '.join(MODELS_WITH_SAM)}"
+            )
+    module_tree_only = sorted(set(switches) & set(MODULE_TREE_SWITCHES))
+    if base.get("trust_remote_code") and module_tree_only:
         raise VariantError(
-            f"{key}: decode, compile, sam_attention and perturb switches need our module"
-            " tree, not the checkpoint's own code (model.trust_remote_code)"
+            f"{key}: {', '.join(module_tree_only)} need our module tree, not the"
+            " checkpoint's own code (model.trust_remote_code)"
         )

@@ -22,6 +22,7 @@ from vlmprof.models.prompt_tokenizer import (
     StandInTokenizer,
 )
 from vlmprof.models.sam_attention import fold_relative_positions
+from vlmprof.models.shape_graphs import graph_parts
 from vlmprof.models.static_decode import StaticDecoder
 
 STAGE_MODULES = {
@@ -71,13 +72,16 @@ class DeepseekOcrAdapter(ModelAdapter):
         return tuple(f"model.layers.{i}" for i in range(len(self.module.model.layers)))
 
     def _apply_switches(self) -> None:
-        """Fold SAM's relative positions if asked, then torch.compile the parts
-        `spec.compile` names; perturb the head if asked (tests)."""
+        """Fold SAM's relative positions if asked, torch.compile the parts `spec.compile`
+        names, then replay the vision stages from CUDA graphs if asked (compiled code is
+        captured too); perturb the head if asked (tests)."""
         if self.spec.sam_attention == "folded":
             fold_relative_positions(self.module)
         vision, decoder = tuple(self.stage_map), self.decoder_layer_paths()
         targets = {"none": (), "vision": vision, "decoder": decoder, "all": vision + decoder}
         compile_parts(self.module, targets[self.spec.compile])
+        if self.spec.vision == "cuda_graph":
+            graph_parts(self.module, vision)
         if self.spec.perturb:
             perturb_weight(self.module.lm_head.weight, self.spec.perturb, self.spec.seed)
 

@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModel
 
 from vlmprof.device import resolve_dtype
-from vlmprof.models.base import DecodeState, ModelInputs, ModelSpec
+from vlmprof.models.base import MODULE_TREE_SWITCHES, DecodeState, ModelInputs, ModelSpec
 from vlmprof.models.deepseek_ocr.adapter import STAGE_MODULES, DeepseekOcrAdapter
 from vlmprof.models.deepseek_ocr.checkpoint import (
     CONFIG_FILE,
@@ -104,16 +104,11 @@ class DeepseekOcrRemoteAdapter(DeepseekOcrAdapter):
     @classmethod
     def build(cls, spec: ModelSpec) -> DeepseekOcrRemoteAdapter:
         """Our dimensions and tokenizer of `spec.checkpoint`, run by the directory's own code."""
-        if (
-            spec.decode != "eager"
-            or spec.compile != "none"
-            or spec.sam_attention != "bias"
-            or spec.perturb
-        ):
+        changed = [k for k, v in MODULE_TREE_SWITCHES.items() if getattr(spec, k) != v]
+        if changed:
             raise ValueError(
                 "model.trust_remote_code: the checkpoint's own code runs its own decode loop;"
-                " decode, compile, sam_attention and perturb switches apply to our module tree"
-                " only"
+                f" {', '.join(changed)} switches apply to our module tree only"
             )
         if not spec.checkpoint:
             raise ValueError(
