@@ -2,8 +2,8 @@
 replayed from CUDA graphs, and check that every kernel lands in a stage.
 
 Usage: python benchmarks/graph_replay_trace.py OUT_DIR [--preset small] [--tokens 3]
-Needs CUDA. Builds the model with grouped experts, `decode: cuda_graph` and
-`vision: cuda_graph` (bf16), warms it up (the graphs are captured there), profiles one
+Needs CUDA. Builds the model with grouped experts, `decode: cuda_graph`,
+`vision: cuda_graph` and `sam_attention: folded` (bf16), warms it up (the graphs are captured there), profiles one
 synthetic page as the operator pass does, and writes OUT_DIR/graph-replay.json.gz (the
 trace; tests/data holds a copy the CPU tests read) and OUT_DIR/graph-replay.json: per
 stage the operator rows' device time, the replayed kernels' share, and the attribution
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         experts_implementation="grouped_mm",
         decode="cuda_graph",
         vision="cuda_graph",
+        sam_attention="folded",
     )
     adapter = build_adapter(spec)
     page = render_page("text_heavy", PAGE_SIZES[0], seed=0, index=0)
