@@ -6,12 +6,19 @@ from __future__ import annotations
 import pytest
 import torch
 from PIL import Image
+from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
+    DeepseekOcr2SamVisionAttention,
+)
 
 from vlmprof.flops.counted_bytes import view_bytes
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.deepseek_ocr.dims import PRESETS
 from vlmprof.models.deepseek_ocr.model import build_module
-from vlmprof.models.sam_attention import fold_relative_positions, folded_forward
+from vlmprof.models.sam_attention import (
+    cache_relative_positions,
+    fold_relative_positions,
+    folded_forward,
+)
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
@@ -74,3 +81,35 @@ def test_folding_removes_the_bias_traffic():
 def test_a_model_without_sam_attention_is_refused():
     with pytest.raises(ValueError, match="found no SAM attention"):
         fold_relative_positions(torch.nn.Linear(2, 2))
+
+
+@pytest.mark.parametrize("folded", [False, True])
+def test_relative_position_tables_are_computed_once_per_size(folded):
+    # vision: cuda_graph caches them: the released get_rel_pos copies a host index to the
+    # device on every call, which CUDA graph capture refuses (seen on an H100).
+    module = build_module(PRESETS["small"], "cpu", torch.float32)
+    if folded:
+        fold_relative_positions(module)
+    sam = module.model.sam_model
+    pixels = torch.randn(2, 3, 1024, 1024, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = sam(pixels).last_hidden_state
+        attentions = [m for m in sam.modules() if isinstance(m, DeepseekOcr2SamVisionAttention)]
+        assert cache_relative_positions(module) == len(attentions) > 0
+        calls = []
+        released = DeepseekOcr2SamVisionAttention.get_rel_pos
+
+        def counted(self, *args):
+            calls.append(args[:2])
+            return released(self, *args)
+
+        DeepseekOcr2SamVisionAttention.get_rel_pos = counted
+        try:
+            first = sam(pixels).last_hidden_state
+            after_first = len(calls)
+            again = sam(pixels).last_hidden_state
+        finally:
+            DeepseekOcr2SamVisionAttention.get_rel_pos = released
+    assert torch.equal(first, want) and torch.equal(again, want)
+    assert after_first == 2 * len(attentions)  # rows and columns, once each
+    assert len(calls) == after_first  # the second pass computed none

@@ -91,3 +91,26 @@ def fold_relative_positions(module: nn.Module) -> int:
     if not changed:
         raise ValueError("sam_attention: folded found no SAM attention in the model")
     return changed
+
+
+def _cached_rel_pos(self: DeepseekOcr2SamVisionAttention, q_size: int, k_size: int, rel_pos):
+    """The released `get_rel_pos`, computed once per sizes and table (weights are fixed)."""
+    key = (q_size, k_size, rel_pos.data_ptr(), rel_pos.dtype)
+    table = self.rel_pos_tables.get(key)
+    if table is None:
+        table = type(self).get_rel_pos(self, q_size, k_size, rel_pos)
+        self.rel_pos_tables[key] = table
+    return table
+
+
+def cache_relative_positions(module: nn.Module) -> int:
+    """Make every SAM attention in `module` compute its relative-position tables once per
+    size: the released `get_rel_pos` builds its index on the host each call, a copy CUDA
+    graph capture refuses. Returns how many attentions were changed."""
+    changed = 0
+    for sub in module.modules():
+        if isinstance(sub, DeepseekOcr2SamVisionAttention):
+            sub.rel_pos_tables = {}
+            sub.get_rel_pos = types.MethodType(_cached_rel_pos, sub)
+            changed += 1
+    return changed

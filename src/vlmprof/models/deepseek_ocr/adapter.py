@@ -21,7 +21,7 @@ from vlmprof.models.prompt_tokenizer import (
     IMAGE_TOKEN_ID,
     StandInTokenizer,
 )
-from vlmprof.models.sam_attention import fold_relative_positions
+from vlmprof.models.sam_attention import cache_relative_positions, fold_relative_positions
 from vlmprof.models.shape_graphs import graph_parts
 from vlmprof.models.static_decode import StaticDecoder
 
@@ -81,6 +81,7 @@ class DeepseekOcrAdapter(ModelAdapter):
         targets = {"none": (), "vision": vision, "decoder": decoder, "all": vision + decoder}
         compile_parts(self.module, targets[self.spec.compile])
         if self.spec.vision == "cuda_graph":
+            cache_relative_positions(self.module)  # its host-built index blocks capture
             graph_parts(self.module, vision)
         if self.spec.perturb:
             perturb_weight(self.module.lm_head.weight, self.spec.perturb, self.spec.seed)
