@@ -2,13 +2,14 @@
 replayed from CUDA graphs, and check that every kernel lands in a stage.
 
 Usage: python benchmarks/graph_replay_trace.py OUT_DIR [--preset small] [--tokens 3]
-Needs CUDA. Builds the model with grouped experts, `decode: cuda_graph`,
-`vision: cuda_graph` and `sam_attention: folded` (bf16), warms it up (the graphs are captured there), profiles one
-synthetic page as the operator pass does, and writes OUT_DIR/graph-replay.json.gz (the
-trace; tests/data holds a copy the CPU tests read) and OUT_DIR/graph-replay.json: per
-stage the operator rows' device time, the replayed kernels' share, and the attribution
-against all device time in the trace. Exits 1 when under 99% of device time is attributed
-or the rows hold more device time than the trace (a kernel counted twice).
+Needs CUDA. Builds the model with grouped experts, `decode: cuda_graph`, `vision:
+cuda_graph` and `sam_attention: folded` (bf16), warms it up (the graphs are captured
+there), profiles one synthetic page as the operator pass does, and writes
+OUT_DIR/graph-replay.json.gz (the trace; tests/data holds a copy the CPU tests read) and
+OUT_DIR/graph-replay.json: per stage the operator rows' device time, the replayed kernels'
+share, and the attribution against all device time in the trace. Exits 1 when under 99% of
+device time is attributed or the rows hold more device time than the trace (a kernel
+counted twice).
 """
 
 from __future__ import annotations

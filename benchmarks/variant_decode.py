@@ -35,7 +35,16 @@ KNOWN = {
     "graphed": {"experts": "grouped", "decode": "cuda_graph"},
     "graphed-batched": {"experts": "batched", "decode": "cuda_graph"},
     "compiled": {"experts": "grouped", "decode": "cuda_graph", "compile": "all"},
+    "folded": {"experts": "grouped", "decode": "cuda_graph", "sam_attention": "folded"},
+    "vision-graphed": {
+        "experts": "grouped",
+        "decode": "cuda_graph",
+        "sam_attention": "folded",
+        "vision": "cuda_graph",
+    },
 }
+# The stage times kept per variant beside prefill and decode (medians over the repeats).
+PARTS = ("vision_ms", "sam_ms", "clip_ms", "projector_ms")
 
 
 def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
@@ -55,11 +64,20 @@ def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
     ]
     prefill = statistics.median(run["prefill_ms"] for run in runs)
     decode = statistics.median(run["decode_ms"] / (run["tokens"] - 1) for run in runs)
+    parts = {
+        part: statistics.median(run[part] for run in runs)
+        for part in PARTS
+        if all(run.get(part) is not None for run in runs)
+    }
     result = {
         "prefill_ms": prefill,
+        **parts,
+        "llm_prefill_ms": prefill - parts["vision_ms"] if "vision_ms" in parts else None,
         "decode_ms_per_token": decode,
         "prefill_len": inputs_cpu.prefill_len,
-        "runs": [{k: run[k] for k in ("prefill_ms", "decode_ms", "tokens")} for run in runs],
+        "runs": [
+            {k: run.get(k) for k in ("prefill_ms", "decode_ms", "tokens", *PARTS)} for run in runs
+        ],
     }
     del adapter
     gc.collect()
@@ -106,8 +124,11 @@ def main() -> None:
             verdict = judge_variant(name, reference, {"page": outputs}, args.tolerance)
             result["gate"] = f"{verdict['status']}: {verdict['criterion']}; {verdict['detail']}"
         results[name] = result
+        vision = result.get("vision_ms")
+        llm = result["llm_prefill_ms"]
+        split = "" if vision is None else f" = vision {vision:.1f} + LLM {llm:.1f}"
         print(
-            f"{name:>16}: prefill {result['prefill_ms']:8.1f} ms "
+            f"{name:>16}: prefill {result['prefill_ms']:8.1f} ms{split} "
             f"(prefill_len {result['prefill_len']}), decode "
             f"{result['decode_ms_per_token']:7.2f} ms/token; gate {result['gate']}"
         )
