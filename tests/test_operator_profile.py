@@ -18,13 +18,17 @@ from vlmprof.profiler.operator_profile import run_operator_profile
 from vlmprof.profiler.operators import (
     CATEGORIES,
     STAGES,
+    attribution,
     categorize,
+    categorize_kernel,
+    graph_replay_frame,
     operator_table,
     stage_consistency,
     stage_totals_ms,
 )
 from vlmprof.profiler.timeline import (
     exclusive_segments,
+    graph_replay_kernels,
     load_trace,
     trace_stage_totals,
     trace_timeline,
@@ -306,6 +310,81 @@ def test_cuda_timeline_from_a_small_trace() -> None:
     assert decode["mean_kernel_us"] == pytest.approx(5.0)
     assert decode["verdict"] == "launch-bound"
     assert timeline["prefill"]["launches"] == 3
+
+
+def graph_replay_trace() -> dict:
+    """A decode step replayed from a CUDA graph, laid out as torch.profiler writes it: one
+    cudaGraphLaunch (correlation 9) inside the decode label and the three kernels it ran,
+    all carrying the launch's correlation; plus one ordinary launch before it."""
+    events = [
+        _x("decode", "user_annotation", 0, 100),
+        _x("cudaMemcpyAsync", "cuda_runtime", 5, 2, correlation=8),
+        _x("cudaGraphLaunch", "cuda_runtime", 10, 6, correlation=9),
+        _x("Memcpy HtoD (Pageable -> Device)", "gpu_memcpy", 8, 1, tid=7, correlation=8),
+    ]
+    names = [
+        "void at::native::vectorized_elementwise_kernel<4, at::native::CUDAFunctor_add<float>>",
+        "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NNT",
+        "void pytorch_flash::flash_fwd_splitkv_kernel<Flash_fwd_kernel_traits<64>>(Params)",
+    ]
+    for index, name in enumerate(names):
+        events.append(_x(name, "kernel", 20 + 10 * index, 8, tid=7, correlation=9))
+    return {"traceEvents": events}
+
+
+def test_graph_replayed_kernels_land_in_the_stage_that_replayed_them() -> None:
+    kernels = graph_replay_kernels(graph_replay_trace())
+    assert [k["stage"] for k in kernels] == ["decode"] * 3
+    frame = graph_replay_frame(kernels)
+    assert list(frame["operator"]) == [
+        "[graph] at::native::vectorized_elementwise_kernel",
+        "[graph] nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NNT",
+        "[graph] pytorch_flash::flash_fwd_splitkv_kernel",
+    ]
+    assert list(frame["category"]) == ["elementwise", "dense_gemm", "attention"]
+    assert frame["self_device_us"].sum() == pytest.approx(24.0)
+    # every replayed microsecond is attributed, against all device time in the trace
+    assert attribution(frame, device_total_us=24.0)["attributed_share"] == pytest.approx(1.0)
+    assert stage_totals_ms(frame)["decode"] == pytest.approx(0.024)
+
+
+def test_a_graph_launch_is_one_launch_of_all_its_kernels() -> None:
+    decode = trace_timeline([graph_replay_trace()])["decode"]
+    assert decode["kernels"] == 3
+    assert decode["launches"] == 1  # the memcpy call is no kernel launch
+    assert decode["launch_overhead_us"] == pytest.approx(6.0)
+
+
+def test_kernels_without_a_graph_launch_are_not_replays() -> None:
+    assert graph_replay_kernels(small_cuda_trace()) == []
+    outside = graph_replay_trace()
+    outside["traceEvents"][0]["name"] = "not a stage"
+    outside["traceEvents"].append(_x("prefill", "user_annotation", 500, 10))
+    assert {k["stage"] for k in graph_replay_kernels(outside)} == {None}
+    assert set(graph_replay_frame(graph_replay_kernels(outside))["stage"]) == {"unattributed"}
+
+
+@pytest.mark.parametrize(
+    ("name", "category"),
+    [
+        ("sm90_xmma_gemm_bf16bf16_bf16f32_f32_tn_n_tilesize128x128x64", "dense_gemm"),
+        ("void cutlass::Kernel2<cutlass_80_wmma_tensorop_bf16_s161616gemm>", "dense_gemm"),
+        (
+            "void fmha_cutlassF_bf16_aligned_64x64_rf_sm80(PyTorchMemEffAttention::Params)",
+            "attention",
+        ),
+        ("void cudnn::ops::nchwToNhwcKernel<__nv_bfloat16>", "other"),
+        ("implicit_convolve_sgemm", "convolution"),
+        (
+            "void at::native::(anonymous namespace)::vectorized_layer_norm_kernel<float>",
+            "normalisation",
+        ),
+        ("void at::native::index_elementwise_kernel<128, 4>", "copies"),
+        ("void at::native::reduce_kernel<512, 1>", "other"),
+    ],
+)
+def test_kernels_are_categorised_by_name(name: str, category: str) -> None:
+    assert categorize_kernel(name) == category
 
 
 def test_trace_without_stage_labels_is_rejected() -> None:

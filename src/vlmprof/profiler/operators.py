@@ -178,12 +178,13 @@ def categorize(name: str, in_moe_block: bool = False, in_attention: bool = False
 
 
 # Kernel-name rules for kernels known only by name (replayed from a CUDA graph), first
-# match wins: library GEMMs (cuBLAS's nvjet/xmma/gemv, CUTLASS), SDPA's backends,
-# convolutions, norms, then ATen's copy, index and elementwise kernels.
+# match wins: SDPA's backends, convolutions (cuDNN's implicit GEMMs among them), library
+# GEMMs (cuBLAS's nvjet/xmma/gemv, CUTLASS), norms, then ATen's copy, index and
+# elementwise kernels.
 _KERNEL_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("attention", re.compile(r"flash|fmha|attention|sdpa|softmax", re.IGNORECASE)),
-    ("dense_gemm", re.compile(r"gemm|gemv|cutlass|nvjet|xmma|cublas", re.IGNORECASE)),
     ("convolution", re.compile(r"conv", re.IGNORECASE)),
+    ("dense_gemm", re.compile(r"gemm|gemv|cutlass|nvjet|xmma|cublas", re.IGNORECASE)),
     ("normalisation", re.compile(r"norm", re.IGNORECASE)),
     ("copies", re.compile(r"copy|cat|index|gather|scatter|memcpy|pad", re.IGNORECASE)),
     ("elementwise", re.compile(r"elementwise|vectorized|unrolled|fill", re.IGNORECASE)),
