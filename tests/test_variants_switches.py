@@ -114,6 +114,13 @@ def test_only_workload_switches_make_a_sweep_point(switches, sweep):
             {"vision": "cuda_graph"},
             "variants.visiongraph: vision need our module tree",
         ),
+        ("gpupre", BASE, {"preprocess": "gpu"}, "variants.gpupre.preprocess: gpu makes the"),
+        (
+            "gpupre",
+            BASE | {"name": "deepseek_ocr2", "device": "cuda"},
+            {"preprocess": "gpu"},
+            "built for deepseek_ocr's views",
+        ),
     ],
 )
 def test_impossible_variants_are_refused_with_the_key(name, base, switches, key):
@@ -125,6 +132,11 @@ def test_vision_graphs_on_cuda_are_allowed_even_for_a_base_that_predates_the_fie
     older = {k: v for k, v in BASE.items() if k != "sam_attention"}
     check_variant("visiongraph", older | {"device": "cuda:0"}, {"vision": "cuda_graph"})
     assert variant_spec(BASE, {"vision": "cuda_graph"})["vision"] == "cuda_graph"
+
+
+def test_gpu_preprocessing_on_cuda_is_allowed_also_with_remote_code():
+    remote = BASE | {"device": "cuda", "checkpoint": "ckpt", "trust_remote_code": True}
+    check_variant("gpupre", remote, {"preprocess": "gpu"})
 
 
 def test_cuda_graph_with_grouped_experts_on_cuda_is_allowed():

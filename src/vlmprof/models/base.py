@@ -47,6 +47,9 @@ class ModelSpec:
     # Vision encoders: eager (released) or cuda_graph (each stage's forward replayed from
     # one CUDA graph per input shape; models/shape_graphs.py).
     vision: str = "eager"
+    # Where pages become pixel tensors: cpu (PIL on the host, the released code) or gpu
+    # (torch on the model's device; models/deepseek_ocr/device_preprocess.py).
+    preprocess: str = "cpu"
     # Test-only: noise (in units of the weight's std) added to the output head, to show
     # that the correctness gate catches a wrong model. 0 leaves the model as built.
     perturb: float = 0.0
@@ -82,7 +85,7 @@ class ModelSpec:
 # Fields added after runs were planned, with the value that keeps the released code path.
 # A job's params leave them out at that value, so upgrading does not redo finished jobs
 # (Snakemake reruns a job whose params text changes).
-LATER_FIELDS: dict[str, Any] = {"sam_attention": "bias", "vision": "eager"}
+LATER_FIELDS: dict[str, Any] = {"sam_attention": "bias", "vision": "eager", "preprocess": "cpu"}
 # Switches that change how our module tree runs, at the released code's values: a
 # checkpoint's own model code (trust_remote_code) takes none of them.
 MODULE_TREE_SWITCHES: dict[str, Any] = {

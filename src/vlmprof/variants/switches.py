@@ -2,7 +2,8 @@
 
 A variant is a name and a few switches over the baseline (the run's own model settings,
 which by default are the released code path). Switches that only change how the same
-computation runs (experts, attention, decode, compile, sam_attention, vision, dtype) are
+computation runs (experts, attention, decode, compile, sam_attention, vision, preprocess,
+dtype) are
 optimisations and must pass the correctness gate; switches that change what is computed
 (preset, mode, max_crops) make a sweep point, a different workload with its own FLOP count.
 """
@@ -23,6 +24,7 @@ SPEC_FIELDS = {
     "compile": "compile",
     "sam_attention": "sam_attention",
     "vision": "vision",
+    "preprocess": "preprocess",
     "dtype": "dtype",
     "preset": "preset",
     "mode": "mode",
@@ -105,6 +107,17 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             raise VariantError(
                 f"{key}.vision: model {spec['name']} has no vision stages to capture; it"
                 f" applies to {', '.join(MODELS_WITH_SAM)}"
+            )
+    if spec["preprocess"] == "gpu":
+        if not str(spec["device"]).startswith("cuda"):
+            raise VariantError(
+                f"{key}.preprocess: gpu makes the pixels on the GPU and this run is on"
+                f" {spec['device']}; drop the variant (on a CPU both would run on the CPU)"
+            )
+        if spec["name"] != "deepseek_ocr":
+            raise VariantError(
+                f"{key}.preprocess: gpu is built for deepseek_ocr's views, not model"
+                f" {spec['name']}; drop the switch"
             )
     module_tree_only = sorted(set(switches) & set(MODULE_TREE_SWITCHES))
     if base.get("trust_remote_code") and module_tree_only:

@@ -11,6 +11,7 @@ from transformers.cache_utils import DynamicCache, StaticCache
 from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.models.deepseek_ocr.checkpoint import HfPromptTokenizer, load_checkpoint
+from vlmprof.models.deepseek_ocr.device_preprocess import prepare_views_on_device
 from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims, preset_dims
 from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling, build_module
 from vlmprof.models.deepseek_ocr.preprocess import prepare_views
@@ -75,6 +76,10 @@ class DeepseekOcrAdapter(ModelAdapter):
         """Fold SAM's relative positions if asked, torch.compile the parts `spec.compile`
         names, then replay the vision stages from CUDA graphs if asked (compiled code is
         captured too); perturb the head if asked (tests)."""
+        if self.spec.preprocess == "gpu" and self.prepare_views is not prepare_views:
+            raise ValueError(
+                f"preprocess: gpu makes deepseek_ocr's views; {self.name} cuts its own"
+            )
         if self.spec.sam_attention == "folded":
             fold_relative_positions(self.module)
         vision, decoder = tuple(self.stage_map), self.decoder_layer_paths()
@@ -105,8 +110,12 @@ class DeepseekOcrAdapter(ModelAdapter):
         return cls(spec, dims, module)
 
     def preprocess(self, image: Image.Image) -> ModelInputs:
-        """Views, normalised pixels and the prompt with the right number of image tokens."""
-        views = self.prepare_views(image, self.spec.mode, self.spec.max_crops)
+        """Views, normalised pixels and the prompt with the right number of image tokens;
+        with `preprocess: gpu` the pixels are made on the model's device."""
+        if self.spec.preprocess == "gpu":
+            views = prepare_views_on_device(image, self.spec.mode, self.spec.max_crops, self.device)
+        else:
+            views = self.prepare_views(image, self.spec.mode, self.spec.max_crops)
         ids = self.tokenizer.prompt_ids(DOCUMENT_PROMPT, views.plan.image_tokens)
         pixels = {"global": views.global_view}
         if views.crops is not None:
