@@ -17,20 +17,21 @@ from vlmprof.models.base import LATER_FIELDS, MODULE_TREE_SWITCHES
 
 BASELINE = "baseline"
 EXPERTS = {"loop": "eager", "grouped": "grouped_mm", "batched": "batched_mm"}
-# Switch name -> model spec field, for the switches copied as they are.
-SPEC_FIELDS = {
-    "attention": "attn_implementation",
-    "decode": "decode",
-    "compile": "compile",
-    "sam_attention": "sam_attention",
-    "vision": "vision",
-    "preprocess": "preprocess",
-    "dtype": "dtype",
-    "preset": "preset",
-    "mode": "mode",
-    "max_crops": "max_crops",
-    "perturb": "perturb",
-}
+# Switch name -> model spec field, for the switches copied as they are: every switch but
+# `attention` sets the spec field of its own name.
+SAME_NAMED = (
+    "decode",
+    "compile",
+    "sam_attention",
+    "vision",
+    "preprocess",
+    "dtype",
+    "preset",
+    "mode",
+    "max_crops",
+    "perturb",
+)
+SPEC_FIELDS = {"attention": "attn_implementation", **{name: name for name in SAME_NAMED}}
 WORKLOAD_SWITCHES = ("preset", "mode", "max_crops")
 MODELS_WITH_SAM = ("deepseek_ocr", "deepseek_ocr2")
 
