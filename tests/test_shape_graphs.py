@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils._pytree import tree_flatten
 
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.models.shape_graphs import ShapeGraphs, _signature
+from vlmprof.models.shape_graphs import ShapeGraphs, _signature, graph_parts
 
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 # Largest embedding difference of the replayed vision path against the eager one, relative
@@ -32,6 +32,15 @@ def test_a_graph_is_chosen_by_shape_dtype_and_plain_values():
     assert _key(x, scale=2) != _key(x.double(), scale=2)
     assert _key(x, scale=2) != _key(x, scale=3)
     assert _key(x, x) != _key([x, x])
+
+
+def test_graph_parts_wraps_the_named_forwards_and_names_a_missing_one():
+    module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
+    graph_parts(module, ["0"])
+    assert isinstance(module[0].forward, ShapeGraphs)
+    assert not isinstance(module[1].forward, ShapeGraphs)
+    with pytest.raises(ValueError, match="vision: module 'missing' not found"):
+        graph_parts(module, ["missing"])
 
 
 def _embeddings(adapter, inputs):
