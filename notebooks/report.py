@@ -254,6 +254,19 @@ if not no_variants:
 # faster), and how far that leaves it from its roofline bound: the stage furthest from its
 # bound is where optimisation pays off next.
 
+# %%
+if not no_variants:
+    display(report.styled(report.settings_table(comparison)))
+    slo = report.slo_sentence(comparison)
+    if slo is not None:
+        display(Markdown(slo))
+
+# %% [markdown]
+# What a page at its real length (`cost.output_tokens`) costs on each setting: its latency
+# with the host's load and preprocessing in series, pages per GPU-day, and money per 1,000
+# pages where `cost.gpu_hour_price` or an energy price is set. With `cost.latency_slo_ms`
+# the cheapest setting within that latency is named (the baseline or a gate-passed variant).
+
 # %% [markdown]
 # ## Timeline of the operator pass
 

@@ -90,8 +90,10 @@ Markdown(report.bullets(report.recommendation_sentences(found)))
 # ## What the optimisations buy
 
 # %%
-bought = report.variant_findings(report.read_comparison(run_dir))
-Markdown(report.bullets(report.variant_sentences(bought)))
+comparison = report.read_comparison(run_dir)
+bought = report.variant_findings(comparison)
+slo = report.slo_sentence(comparison) if comparison else None
+Markdown(report.bullets(report.variant_sentences(bought) + ([slo] if slo else [])))
 
 # %% [markdown]
 # ## Can these numbers be trusted?

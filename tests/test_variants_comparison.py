@@ -3,6 +3,7 @@ grouped_mm experts), with every gate status, and written by its workflow script.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import shutil
@@ -346,3 +347,70 @@ def test_script_writes_json_csv_and_markdown(
     only = run_script(tmp_path / "none", pipeline_run / "metrics.json", {})
     assert [v["name"] for v in only["variants"]] == [cmp.BASELINE]
     assert "Only the baseline" in (tmp_path / "none" / "out" / "comparison.md").read_text()
+
+
+def _setting(name, status, latency, pages, money=None):
+    return {
+        "name": name,
+        "status": status,
+        "latency_ms": latency,
+        "pages_per_gpu_day": pages,
+        "gpu_cost_per_1000_pages": money,
+        "energy_cost_per_1000_pages": None,
+        "cost_per_1000_pages": money,
+    }
+
+
+def test_the_cheapest_setting_within_the_bound_is_named():
+    settings = [
+        _setting("baseline", cmp.BASELINE, 9_000.0, 9_600.0),
+        _setting("graphed", "passed", 2_000.0, 43_200.0),
+        _setting("wrong", "failed", 500.0, 172_800.0),
+        _setting("tiny", "not_applicable", 400.0, 216_000.0),
+        _setting("grouped", "passed", 4_000.0, 21_600.0),
+    ]
+    pick = cmp.cheapest_within(settings, 5_000.0)
+    # failed variants and sweep points are never candidates, however fast
+    assert (pick["name"], pick["candidates"]) == ("graphed", 2)
+    assert pick["by"] == "pages per GPU-day (no price set)"
+    assert cmp.cheapest_within(settings, 10_000.0)["candidates"] == 3
+    none = cmp.cheapest_within(settings, 1_000.0)
+    assert none["name"] is None and "the fastest setting takes 2,000 ms a page" in none["reason"]
+    assert "latency_slo_ms" in cmp.cheapest_within(settings, None)["reason"]
+
+
+def test_with_prices_the_cheapest_is_by_money_not_speed():
+    settings = [
+        _setting("baseline", cmp.BASELINE, 3_000.0, 28_800.0, money=1.0),
+        _setting("fast-but-dear", "passed", 1_000.0, 86_400.0, money=2.0),
+    ]
+    pick = cmp.cheapest_within(settings, 5_000.0)
+    assert (pick["name"], pick["by"]) == ("baseline", "cost per 1,000 pages")
+    sentence = shown.slo_sentence({"latency_slo_ms": 5_000.0, "cheapest_within_slo": pick})
+    assert sentence.startswith("Within a page latency of 5,000 ms, the cheapest setting is")
+    assert "`baseline`" in sentence and "1.00 per 1,000 pages" in sentence
+
+
+def test_the_comparison_costs_every_setting_against_the_runs_bound(
+    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
+):
+    fast_path = halved(pipeline_run / "metrics.json", tmp_path / "fast")
+    fast = cmp.read_run("fast", fast_path, write_gate(tmp_path, "fast", PASSED))
+    fast.metrics["cost"] = {
+        **baseline.metrics["cost"],
+        "serial_ms_per_page": baseline.metrics["cost"]["serial_ms_per_page"] / 2,
+    }
+    bound = baseline.metrics["cost"]["serial_ms_per_page"] * 0.75
+    bounded = dataclasses.replace(
+        baseline,
+        metrics={**baseline.metrics, "config": {"cost": {"latency_slo_ms": bound}}},
+    )
+    comparison = cmp.compare_variants(bounded, [fast])
+    assert [s["name"] for s in comparison["settings"]] == [cmp.BASELINE, "fast"]
+    assert comparison["latency_slo_ms"] == bound
+    assert comparison["cheapest_within_slo"]["name"] == "fast"
+    table = shown.settings_table(comparison).set_index("setting")
+    assert table.loc["fast", "page latency (ms)"] == pytest.approx(bound * 2 / 3)
+    assert "`fast`" in shown.slo_sentence(comparison)
+    unbounded = cmp.compare_variants(baseline, [fast])
+    assert shown.slo_sentence(unbounded) is None

@@ -57,6 +57,8 @@ Variants
     gate_table(comparison)              each variant's gate and measured difference
     comparison_table(comparison)        stage x variant: time, ratio, MFU/MBU, roofline x
     bound_table(comparison)             per stage, its fastest variant's distance to its bound
+    settings_table(comparison)          per setting, a page's latency, pages per GPU-day, cost;
+                                        slo_sentence: the cheapest within cost.latency_slo_ms
     chart_frame(comparison)             the rows the variant figure draws
 Findings (data) and their sentences
     cost_centres(metrics, operators)    the largest cost centres of a page
@@ -142,6 +144,8 @@ from vlmprof.report.variants import (
     comparison_note,
     comparison_table,
     gate_table,
+    settings_table,
+    slo_sentence,
 )
 
 __all__ = [
@@ -193,7 +197,9 @@ __all__ = [
     "roofline_points",
     "run_config_yaml",
     "run_split",
+    "settings_table",
     "shards_table",
+    "slo_sentence",
     "stage_timing_table",
     "static_crosscheck",
     "styled",

@@ -149,6 +149,42 @@ def bound_table(comparison: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(table)
 
 
+def settings_table(comparison: dict[str, Any]) -> pd.DataFrame:
+    """Per setting (the baseline and each variant but the control): its gate status and what
+    a page at its real length costs: latency with the host in series, pages per GPU-day and
+    money per 1,000 pages where priced."""
+    rows = [
+        {
+            "setting": s["name"],
+            "gate": s["status"],
+            "page latency (ms)": s["latency_ms"],
+            "pages per GPU-day": s["pages_per_gpu_day"],
+            "cost per 1,000 pages": s["cost_per_1000_pages"],
+        }
+        for s in comparison.get("settings", [])
+    ]
+    return pd.DataFrame(rows).dropna(axis="columns", how="all")
+
+
+def slo_sentence(comparison: dict[str, Any]) -> str | None:
+    """Which setting is cheapest within the run's latency bound, or why none is; None when
+    the run sets no bound."""
+    pick = comparison.get("cheapest_within_slo")
+    if not pick or comparison.get("latency_slo_ms") is None:
+        return None
+    bound = f"{format_number(comparison['latency_slo_ms'])} ms"
+    if pick["name"] is None:
+        return f"Within a page latency of {bound}: {pick['reason']}."
+    cost = pick["cost_per_1000_pages"]
+    price = "" if cost is None else f", {format_number(cost)} per 1,000 pages"
+    return (
+        f"Within a page latency of {bound}, the cheapest setting is `{pick['name']}` (by "
+        f"{pick['by']}; {pick['candidates']} of the settings qualify): "
+        f"{format_number(pick['latency_ms'])} ms a page, "
+        f"{format_number(round(pick['pages_per_gpu_day']))} pages per GPU-day{price}."
+    )
+
+
 def chart_frame(comparison: dict[str, Any]) -> pd.DataFrame:
     """The rows a variant chart draws: chart stages (display names), every variant, its
     status, ratio with interval and roofline distance at the headline peak."""

@@ -298,6 +298,50 @@ def _variant_entry(run: VariantRun, status: str = "") -> dict[str, Any]:
     }
 
 
+def _setting(run: VariantRun, status: str) -> dict[str, Any]:
+    """One arm's cost of a page at its real length (its metrics.json `cost` section)."""
+    cost = run.metrics.get("cost") or {}
+    money = [cost.get("gpu_cost_per_1000_pages"), cost.get("energy_cost_per_1000_pages")]
+    priced = [value for value in money if value is not None]
+    return {
+        "name": run.name,
+        "status": status,
+        "latency_ms": cost.get("serial_ms_per_page"),
+        "pages_per_gpu_day": cost.get("pages_per_gpu_day"),
+        "gpu_cost_per_1000_pages": cost.get("gpu_cost_per_1000_pages"),
+        "energy_cost_per_1000_pages": cost.get("energy_cost_per_1000_pages"),
+        "cost_per_1000_pages": sum(priced) if priced else None,
+    }
+
+
+def cheapest_within(settings: Sequence[dict[str, Any]], bound_ms: float | None) -> dict[str, Any]:
+    """The cheapest setting (the baseline or a gate-passed variant) whose page latency (a
+    page at its real length, host in series) is within `bound_ms`: by cost per 1,000 pages
+    when every candidate is priced, else by pages per GPU-day. Sweep points compute
+    another workload and failed variants another answer, so neither is a candidate.
+    {name: None, reason} when none qualifies or no bound is set."""
+    if bound_ms is None:
+        return {"name": None, "reason": "no latency bound is set (cost.latency_slo_ms)"}
+    runnable = [s for s in settings if s["status"] in (BASELINE, "passed")]
+    timed = [s for s in runnable if s["latency_ms"] is not None]
+    within = [s for s in timed if s["latency_ms"] <= bound_ms]
+    if not within:
+        fastest = min((s["latency_ms"] for s in timed), default=None)
+        reason = (
+            "no setting was costed"
+            if fastest is None
+            else (f"the fastest setting takes {fastest:,.0f} ms a page")
+        )
+        return {"name": None, "reason": f"no setting meets {bound_ms:,.0f} ms: {reason}"}
+    if all(s["cost_per_1000_pages"] is not None for s in within):
+        best = min(within, key=lambda s: s["cost_per_1000_pages"])
+        by = "cost per 1,000 pages"
+    else:
+        best = max(within, key=lambda s: s["pages_per_gpu_day"])
+        by = "pages per GPU-day (no price set)"
+    return {**best, "by": by, "bound_ms": bound_ms, "candidates": len(within)}
+
+
 def headline_peak(metrics: dict[str, Any]) -> str:
     """The peak column a reader is shown: the datasheet where known, else the calibrated."""
     return "datasheet" if metrics["peaks"]["reference"].get("tflops") else "calibrated"
@@ -307,7 +351,8 @@ def compare_variants(
     baseline: VariantRun, variants: Sequence[VariantRun], control: VariantRun | None = None
 ) -> dict[str, Any]:
     """comparison.json content: variants (the A/A control, if any, after the baseline), one
-    row per variant x stage with the stage's control interval, best per stage."""
+    row per variant x stage with the stage's control interval, best per stage, each
+    setting's cost of a page and the cheapest within the run's latency bound."""
     base_pages = page_means(baseline.per_image)
     stages = [s for s in STAGE_ORDER if s in base_pages]
     arms = [(baseline, ""), *([(control, CONTROL)] if control else [])]
@@ -316,6 +361,12 @@ def compare_variants(
     rows = judge_against_control(rows)
     entries = [_variant_entry(run, status) for run, status in arms]
     baseline_warmup = entries[0]["warmup_ms"]
+    settings = [
+        _setting(run, entry["status"])
+        for (run, _), entry in zip(arms, entries, strict=True)
+        if entry["status"] != CONTROL
+    ]
+    bound = ((baseline.metrics.get("config") or {}).get("cost") or {}).get("latency_slo_ms")
     return {
         "baseline": baseline.name,
         "control": control.name if control else None,
@@ -324,6 +375,9 @@ def compare_variants(
         "peak": headline_peak(baseline.metrics),
         "rows": rows,
         "best": best_per_stage(rows, stages),
+        "settings": settings,
+        "latency_slo_ms": bound,
+        "cheapest_within_slo": cheapest_within(settings, bound),
         "method": METHOD,
         "how_to_add": HOW_TO_ADD,
     }
