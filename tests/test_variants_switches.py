@@ -114,7 +114,7 @@ def test_only_workload_switches_make_a_sweep_point(switches, sweep):
             {"vision": "cuda_graph"},
             "variants.visiongraph: vision need our module tree",
         ),
-        ("gpupre", BASE, {"preprocess": "gpu"}, "variants.gpupre.preprocess: gpu makes the"),
+        ("gpupre", BASE, {"preprocess": "gpu"}, "variants.gpupre.preprocess: gpu needs a CUDA"),
         (
             "gpupre",
             BASE | {"name": "deepseek_ocr2", "device": "cuda"},

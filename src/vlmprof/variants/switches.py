@@ -34,6 +34,12 @@ SAME_NAMED = (
 SPEC_FIELDS = {"attention": "attn_implementation", **{name: name for name in SAME_NAMED}}
 WORKLOAD_SWITCHES = ("preset", "mode", "max_crops")
 MODELS_WITH_SAM = ("deepseek_ocr", "deepseek_ocr2")
+# Switch -> (the value that needs a CUDA device, what to do instead on another device).
+CUDA_ONLY = {
+    "decode": ("cuda_graph", "use decode: static"),
+    "vision": ("cuda_graph", "the switch"),
+    "preprocess": ("gpu", "the switch (on a CPU both paths run on the CPU)"),
+}
 
 
 class VariantError(ValueError):
@@ -66,12 +72,13 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
         )
     spec = {**LATER_FIELDS, **variant_spec(base, switches)}  # fields a base may predate
     key = f"variants.{name}"
-    if spec["decode"] == "cuda_graph":
-        if not str(spec["device"]).startswith("cuda"):
+    for switch, (value, instead) in CUDA_ONLY.items():
+        if spec[switch] == value and not str(spec["device"]).startswith("cuda"):
             raise VariantError(
-                f"{key}.decode: cuda_graph needs a CUDA device and this run is on "
-                f"{spec['device']}; drop the variant or use decode: static"
+                f"{key}.{switch}: {value} needs a CUDA device and this run is on "
+                f"{spec['device']}; drop the variant or {instead}"
             )
+    if spec["decode"] == "cuda_graph":
         if spec["experts_implementation"] == EXPERTS["loop"]:
             raise VariantError(
                 f"{key}.decode: cuda_graph cannot capture the expert loop (it reads expert"
@@ -98,28 +105,16 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             f"{key}.sam_attention: folded runs SAM's attention through SDPA, so it cannot be"
             f" measured with attention: {spec['attn_implementation']}; use attention: sdpa"
         )
-    if spec["vision"] == "cuda_graph":
-        if not str(spec["device"]).startswith("cuda"):
-            raise VariantError(
-                f"{key}.vision: cuda_graph needs a CUDA device and this run is on "
-                f"{spec['device']}; drop the variant or the switch"
-            )
-        if spec["name"] not in MODELS_WITH_SAM:
-            raise VariantError(
-                f"{key}.vision: model {spec['name']} has no vision stages to capture; it"
-                f" applies to {', '.join(MODELS_WITH_SAM)}"
-            )
-    if spec["preprocess"] == "gpu":
-        if not str(spec["device"]).startswith("cuda"):
-            raise VariantError(
-                f"{key}.preprocess: gpu makes the pixels on the GPU and this run is on"
-                f" {spec['device']}; drop the variant (on a CPU both would run on the CPU)"
-            )
-        if spec["name"] != "deepseek_ocr":
-            raise VariantError(
-                f"{key}.preprocess: gpu is built for deepseek_ocr's views, not model"
-                f" {spec['name']}; drop the switch"
-            )
+    if spec["vision"] == "cuda_graph" and spec["name"] not in MODELS_WITH_SAM:
+        raise VariantError(
+            f"{key}.vision: model {spec['name']} has no vision stages to capture; it"
+            f" applies to {', '.join(MODELS_WITH_SAM)}"
+        )
+    if spec["preprocess"] == "gpu" and spec["name"] != "deepseek_ocr":
+        raise VariantError(
+            f"{key}.preprocess: gpu is built for deepseek_ocr's views, not model"
+            f" {spec['name']}; drop the switch"
+        )
     module_tree_only = sorted(set(switches) & set(MODULE_TREE_SWITCHES))
     if base.get("trust_remote_code") and module_tree_only:
         raise VariantError(
