@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:  # the workflow imports ModelSpec to plan jobs, without torch
@@ -82,19 +82,23 @@ class ModelSpec:
         )
 
 
-# Fields added after runs were planned, with the value that keeps the released code path.
-# A job's params leave them out at that value, so upgrading does not redo finished jobs
+def released_values(names: tuple[str, ...]) -> dict[str, Any]:
+    """The named ModelSpec fields at their defaults, which are the released code path."""
+    values = {item.name: item.default for item in fields(ModelSpec) if item.name in names}
+    if len(values) != len(names):
+        raise ValueError(f"not ModelSpec fields: {sorted(set(names) - set(values))}")
+    return values
+
+
+# Fields added after runs were planned, at the value that keeps the released code path. A
+# job's params leave them out at that value, so upgrading does not redo finished jobs
 # (Snakemake reruns a job whose params text changes).
-LATER_FIELDS: dict[str, Any] = {"sam_attention": "bias", "vision": "eager", "preprocess": "cpu"}
+LATER_FIELDS: dict[str, Any] = released_values(("sam_attention", "vision", "preprocess"))
 # Switches that change how our module tree runs, at the released code's values: a
 # checkpoint's own model code (trust_remote_code) takes none of them.
-MODULE_TREE_SWITCHES: dict[str, Any] = {
-    "decode": "eager",
-    "compile": "none",
-    "sam_attention": "bias",
-    "vision": "eager",
-    "perturb": 0.0,
-}
+MODULE_TREE_SWITCHES: dict[str, Any] = released_values(
+    ("decode", "compile", "sam_attention", "vision", "perturb")
+)
 
 
 def spec_params(spec: Mapping[str, Any]) -> dict[str, Any]:
