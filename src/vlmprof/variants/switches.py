@@ -3,9 +3,9 @@
 A variant is a name and a few switches over the baseline (the run's own model settings,
 which by default are the released code path). Switches that only change how the same
 computation runs (experts, attention, decode, compile, sam_attention, vision, preprocess,
-dtype) are
-optimisations and must pass the correctness gate; switches that change what is computed
-(preset, mode, max_crops) make a sweep point, a different workload with its own FLOP count.
+dtype) are optimisations and must pass the correctness gate; switches that change what is
+computed (preset, mode, max_crops) make a sweep point, a different workload with its own
+FLOP count.
 """
 
 from __future__ import annotations
@@ -39,6 +39,11 @@ CUDA_ONLY = {
     "decode": ("cuda_graph", "use decode: static"),
     "vision": ("cuda_graph", "the switch"),
     "preprocess": ("gpu", "the switch (on a CPU both paths run on the CPU)"),
+}
+# Switch -> (the value that needs SAM's vision stages, why): refused for other models.
+SAM_ONLY = {
+    "sam_attention": ("folded", "changes SAM's attention and model {model} has no SAM"),
+    "vision": ("cuda_graph", "captures the vision stages and model {model} has no vision stages"),
 }
 
 
@@ -95,20 +100,16 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             f"{key}.preset: a checkpoint run takes its dimensions from the checkpoint;"
             " drop the preset switch"
         )
-    if spec["sam_attention"] == "folded" and spec["name"] not in MODELS_WITH_SAM:
-        raise VariantError(
-            f"{key}.sam_attention: folded changes SAM's attention and model {spec['name']}"
-            f" has no SAM; it applies to {', '.join(MODELS_WITH_SAM)}"
-        )
+    for switch, (value, why) in SAM_ONLY.items():
+        if spec[switch] == value and spec["name"] not in MODELS_WITH_SAM:
+            raise VariantError(
+                f"{key}.{switch}: {value} {why.format(model=spec['name'])}; it applies to"
+                f" {', '.join(MODELS_WITH_SAM)}"
+            )
     if spec["sam_attention"] == "folded" and spec["attn_implementation"] != "sdpa":
         raise VariantError(
             f"{key}.sam_attention: folded runs SAM's attention through SDPA, so it cannot be"
             f" measured with attention: {spec['attn_implementation']}; use attention: sdpa"
-        )
-    if spec["vision"] == "cuda_graph" and spec["name"] not in MODELS_WITH_SAM:
-        raise VariantError(
-            f"{key}.vision: model {spec['name']} has no vision stages to capture; it"
-            f" applies to {', '.join(MODELS_WITH_SAM)}"
         )
     if spec["preprocess"] == "gpu" and spec["name"] != "deepseek_ocr":
         raise VariantError(
