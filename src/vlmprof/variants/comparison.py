@@ -327,11 +327,9 @@ def cheapest_within(settings: Sequence[dict[str, Any]], bound_ms: float | None) 
     within = [s for s in timed if s["latency_ms"] <= bound_ms]
     if not within:
         fastest = min((s["latency_ms"] for s in timed), default=None)
-        reason = (
-            "no setting was costed"
-            if fastest is None
-            else (f"the fastest setting takes {fastest:,.0f} ms a page")
-        )
+        reason = "no setting was costed"
+        if fastest is not None:
+            reason = f"the fastest setting takes {fastest:,.0f} ms a page"
         return {"name": None, "reason": f"no setting meets {bound_ms:,.0f} ms: {reason}"}
     if all(s["cost_per_1000_pages"] is not None for s in within):
         best = min(within, key=lambda s: s["cost_per_1000_pages"])
