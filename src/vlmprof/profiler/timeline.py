@@ -192,20 +192,37 @@ def device_time_us(trace: Mapping[str, Any]) -> float:
     return float(sum(e.get("dur", 0) for e in events if e.get("cat") in _DEVICE_CATEGORIES))
 
 
+def _labelled_events(
+    trace: Mapping[str, Any], stage_labels: Iterable[str]
+) -> tuple[list[dict[str, Any]], list[_Span]]:
+    """The trace's complete events, and the spans of its stage labels among them."""
+    labels = set(stage_labels)
+    events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X" and "ts" in e]
+    annotations = [
+        _span(e) for e in events if e.get("cat") == "user_annotation" and e["name"] in labels
+    ]
+    return events, annotations
+
+
+def _runtime_calls(events: list[dict[str, Any]]) -> list[tuple[Any, _Span]]:
+    """The CUDA runtime and driver calls, each with the correlation id its kernels carry."""
+    return [
+        (event.get("args", {}).get("correlation"), _span(event))
+        for event in events
+        if event.get("cat") in ("cuda_runtime", "cuda_driver")
+    ]
+
+
 def trace_stage_totals(
     trace: Mapping[str, Any],
     stage_labels: Iterable[str] = STAGE_LABELS,
     gap_threshold_us: float = GAP_THRESHOLD_US,
 ) -> dict[str, StageTotals]:
     """Per exclusive stage, the sums behind the timeline metrics of one trace."""
-    labels = set(stage_labels)
-    events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X" and "ts" in e]
-    annotations = [
-        _span(e) for e in events if e.get("cat") == "user_annotation" and e["name"] in labels
-    ]
+    events, annotations = _labelled_events(trace, stage_labels)
     if not annotations:
         raise ValueError(
-            f"trace has no stage labels ({', '.join(sorted(labels))}); "
+            f"trace has no stage labels ({', '.join(sorted(stage_labels))}); "
             "profile with record_function ranges for the stages"
         )
     if trace_basis(trace) == "cuda kernels":
@@ -258,15 +275,13 @@ def _cpu_activities(
 def _cuda_activities(
     events: list[dict[str, Any]], annotations: list[_Span]
 ) -> tuple[list[tuple[str, Interval]], list[_Activity], list[tuple[str | None, int]]]:
-    runtime: dict[Any, _Span] = {}
-    calls: list[tuple[str | None, int]] = []
-    for event in events:
-        if event.get("cat") not in ("cuda_runtime", "cuda_driver"):
-            continue
-        span = _span(event)
-        runtime[event.get("args", {}).get("correlation")] = span
-        if _is_launch(span.name):
-            calls.append((_stage_of(annotations, span.tid, span.start), span.end - span.start))
+    called = _runtime_calls(events)
+    runtime = dict(called)
+    calls = [
+        (_stage_of(annotations, span.tid, span.start), span.end - span.start)
+        for _, span in called
+        if _is_launch(span.name)
+    ]
     activities: list[_Activity] = []
     launched_at: list[tuple[Any, int]] = []
     for event in events:
@@ -296,15 +311,11 @@ def graph_replay_kernels(
     label) and duration (us). The stage is the label enclosing the replay's launch call, as
     for any kernel; torch.profiler links these kernels to no operator, so the operator
     tables take them from here."""
-    labels = set(stage_labels)
-    events = [e for e in trace.get("traceEvents", []) if e.get("ph") == "X" and "ts" in e]
-    annotations = [
-        _span(e) for e in events if e.get("cat") == "user_annotation" and e["name"] in labels
-    ]
+    events, annotations = _labelled_events(trace, stage_labels)
     replays = {
-        e.get("args", {}).get("correlation"): _span(e)
-        for e in events
-        if e.get("cat") in ("cuda_runtime", "cuda_driver") and e["name"].startswith(_GRAPH_LAUNCHES)
+        correlation: span
+        for correlation, span in _runtime_calls(events)
+        if span.name.startswith(_GRAPH_LAUNCHES)
     }
     kernels = []
     for event in events:
