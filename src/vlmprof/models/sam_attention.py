@@ -81,16 +81,19 @@ def folded_forward(
     return self.proj(out), None
 
 
+def sam_attentions(module: nn.Module) -> list[DeepseekOcr2SamVisionAttention]:
+    """Every SAM attention in `module`."""
+    return [sub for sub in module.modules() if isinstance(sub, DeepseekOcr2SamVisionAttention)]
+
+
 def fold_relative_positions(module: nn.Module) -> int:
     """Give every SAM attention in `module` the folded forward; how many were changed."""
-    changed = 0
-    for sub in module.modules():
-        if isinstance(sub, DeepseekOcr2SamVisionAttention):
-            sub.forward = types.MethodType(folded_forward, sub)
-            changed += 1
-    if not changed:
+    attentions = sam_attentions(module)
+    for sub in attentions:
+        sub.forward = types.MethodType(folded_forward, sub)
+    if not attentions:
         raise ValueError("sam_attention: folded found no SAM attention in the model")
-    return changed
+    return len(attentions)
 
 
 def _cached_rel_pos(self: DeepseekOcr2SamVisionAttention, q_size: int, k_size: int, rel_pos):
@@ -107,10 +110,8 @@ def cache_relative_positions(module: nn.Module) -> int:
     """Make every SAM attention in `module` compute its relative-position tables once per
     size: the released `get_rel_pos` builds its index on the host each call, a copy CUDA
     graph capture refuses. Returns how many attentions were changed."""
-    changed = 0
-    for sub in module.modules():
-        if isinstance(sub, DeepseekOcr2SamVisionAttention):
-            sub.rel_pos_tables = {}
-            sub.get_rel_pos = types.MethodType(_cached_rel_pos, sub)
-            changed += 1
-    return changed
+    attentions = sam_attentions(module)
+    for sub in attentions:
+        sub.rel_pos_tables = {}
+        sub.get_rel_pos = types.MethodType(_cached_rel_pos, sub)
+    return len(attentions)
