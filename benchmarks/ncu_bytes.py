@@ -36,10 +36,10 @@ import csv
 import dataclasses
 import json
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.metrics.peaks import resolve_peaks
@@ -58,6 +58,7 @@ DERIVED: dict[str, dict[str, int]] = {
     "vision": {"sam": 1, "clip": 1, "projector": 1},
     "llm_prefill": {"prefill": 1, "sam": -1, "clip": -1, "projector": -1},
 }
+T = TypeVar("T")
 NVTX_DOMAIN = "vlmprof"  # vlmprof.runtime.nvtx_ranges pushes every range in this domain
 METRICS = ("dram__bytes_read.sum", "dram__bytes_write.sum")
 TOLERANCE = 0.10  # the agreement the check asks of our bytes
@@ -209,9 +210,8 @@ class RangeBytes:
         return cls(len(kernels), reads, writes, matmul)
 
     @classmethod
-    def signed_sum(cls, terms: Iterable[tuple[int, RangeBytes]]) -> RangeBytes:
+    def signed_sum(cls, terms: list[tuple[int, RangeBytes]]) -> RangeBytes:
         """The sum of `sign * range` over the terms, field by field."""
-        terms = list(terms)
         return cls(
             sum(sign * r.kernels for sign, r in terms),
             sum(sign * r.read for sign, r in terms),
@@ -220,13 +220,20 @@ class RangeBytes:
         )
 
 
-def with_derived(measured: Mapping[str, RangeBytes]) -> dict[str, RangeBytes]:
-    """The measured ranges plus each derived range whose terms were all measured."""
-    ranges = dict(measured)
+def with_derived(
+    values: Mapping[str, T], signed_sum: Callable[[list[tuple[int, T]]], T]
+) -> dict[str, T]:
+    """`values` plus each derived range (`DERIVED`) whose terms all have a value, as the
+    `signed_sum` of its terms."""
+    ranges = dict(values)
     for name, terms in DERIVED.items():
-        if all(term in measured for term in terms):
-            ranges[name] = RangeBytes.signed_sum((s, measured[t]) for t, s in terms.items())
+        if all(values.get(term) is not None for term in terms):
+            ranges[name] = signed_sum([(sign, values[term]) for term, sign in terms.items()])
     return ranges
+
+
+def _signed_number_sum(terms: list[tuple[int, float]]) -> float:
+    return sum(sign * value for sign, value in terms)
 
 
 def comparison(
@@ -234,11 +241,9 @@ def comparison(
 ) -> list[dict[str, Any]]:
     """One row per range: ncu's summed DRAM bytes (and its matmul-class share), ours, and
     their difference."""
-    measured = with_derived({name: RangeBytes.of(found) for name, found in kernels.items()})
-    ours = dict(ours)
-    for name, terms in DERIVED.items():
-        if all(ours.get(term) is not None for term in terms):
-            ours[name] = sum(sign * ours[term] for term, sign in terms.items())
+    ranges = {name: RangeBytes.of(found) for name, found in kernels.items()}
+    measured = with_derived(ranges, RangeBytes.signed_sum)
+    ours = with_derived(ours, _signed_number_sum)
     rows = []
     for name, found in measured.items():
         total = found.read + found.write
