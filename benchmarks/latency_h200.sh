@@ -2,8 +2,8 @@
 # The run meant for docs/measurements/latency-h200.md (not yet measured), on one GPU: the
 # pipeline with CONFIG (default config/examples/h200-latency.yaml: baseline, the vision and
 # decode variants and the A/A control arm; h200-latency-short.yaml is its short form); a
-# tarball of the results
-# (traces excluded; also of a failed run's finished jobs) and the log in OUT_DIR.
+# tarball of the results (traces excluded; also of a failed run's finished jobs) and the log
+# in OUT_DIR.
 # Usage: benchmarks/latency_h200.sh OUT_DIR [CONFIG] (on the GPU machine: source
 # benchmarks/device_env.sh first). Stops at the first failure.
 set -euo pipefail
