@@ -123,7 +123,7 @@ def instrumented_ms(
     settings = profile_settings("overhead", max_new_tokens=tokens)
     _sync(adapter.device)
     start = time.perf_counter()
-    timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=True), sampler)
+    timing = timed_run(adapter, [inputs], settings, NvtxRanges(enabled=True), sampler)
     _sync(adapter.device)
     return (time.perf_counter() - start) * 1000.0, timing["host"]["wall_ms"]
 

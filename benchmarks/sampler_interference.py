@@ -61,11 +61,11 @@ def main() -> None:
         inputs = inputs_cpu.to(adapter.device, adapter.dtype)
         arm = arms[name]
         if arm is None:
-            return timed_run(adapter, inputs, settings, nvtx)
+            return timed_run(adapter, [inputs], settings, nvtx)
         with telemetry_sampler(placement, arm) as sampler:
             if not sampler.available:
                 raise SystemExit(f"needs NVML: {sampler.reason}")
-            return timed_run(adapter, inputs, settings, nvtx, sampler)
+            return timed_run(adapter, [inputs], settings, nvtx, sampler)
 
     page = render_page("text_heavy", PAGE_SIZES[0], seed=0, index=0)
     inputs_cpu = adapter.preprocess(page)

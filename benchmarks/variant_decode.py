@@ -56,14 +56,14 @@ def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
     runs = [
         timed_run(
             adapter,
-            inputs_cpu.to(adapter.device, adapter.dtype),
+            [inputs_cpu.to(adapter.device, adapter.dtype)],
             settings,
             NvtxRanges(enabled=True),
         )
         for _ in range(repeats)
     ]
     prefill = statistics.median(run["prefill_ms"] for run in runs)
-    decode = statistics.median(run["decode_ms"] / (run["tokens"] - 1) for run in runs)
+    decode = statistics.median(run["decode_ms"] / (run["tokens"][0] - 1) for run in runs)
     parts = {
         part: statistics.median(run[part] for run in runs)
         for part in PARTS

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import json
 import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -58,14 +59,14 @@ class FaultOnPage(DeepseekOcrAdapter):
         self.current = image.size
         return super().preprocess(image)
 
-    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
         self.prefills.append(self.current)
         if self.current == self.size:
             # What a run holds when it fails: freeing memory must release it.
             activations = torch.empty(1024, 1024)
             self.failed_runs.append(weakref.ref(activations))
             raise self.fault(OOM_MESSAGE)
-        return super().prefill(inputs)
+        return super().prefill_batch(batch)
 
 
 class InterruptOnPage(FaultOnPage):
@@ -76,10 +77,10 @@ class InterruptOnPage(FaultOnPage):
         self.out_dir = out_dir
         self.on_disk_at_interrupt: list[str] = []
 
-    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
         if self.current == self.size:
             self.on_disk_at_interrupt = [p.read_text() for p in self.out_dir.iterdir()]
-        return super().prefill(inputs)
+        return super().prefill_batch(batch)
 
 
 @pytest.fixture(scope="module")

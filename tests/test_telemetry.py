@@ -343,7 +343,7 @@ def test_timed_run_puts_stage_energy_in_the_record(adapter):
     settings = default_settings(max_new_tokens=4, nvtx=False)
     inputs = adapter.preprocess(Image.new("RGB", (640, 640), "white"))
     with TelemetrySampler("0", interval_ms=1, reader=REPLAY + "ramp_power_only") as sampler:
-        timing = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False), sampler, True)
+        timing = timed_run(adapter, [inputs], settings, NvtxRanges(enabled=False), sampler, True)
     telemetry = timing["telemetry"]
     energy = telemetry["energy_j"]
     assert all(energy[stage] > 0 for stage in ("prefill", "decode", "run"))
@@ -359,7 +359,7 @@ def test_timed_run_puts_stage_energy_in_the_record(adapter):
     assert times[0] <= 0.0 < times[1]  # the timeline starts at the last reading before the run
     # Readings count from start(), just before the run's clock starts.
     assert telemetry["overhead"]["readings"] - len([t for t in times if t >= 0.0]) in (0, 1, 2)
-    without = timed_run(adapter, inputs, settings, NvtxRanges(enabled=False))
+    without = timed_run(adapter, [inputs], settings, NvtxRanges(enabled=False))
     assert without["telemetry"] is None
 
 

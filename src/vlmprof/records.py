@@ -37,6 +37,8 @@ class RunRecord:
     tokens: int | None = None
     load_ms: float | None = None
     preprocess_ms: float | None = None
+    # How long the timing pass waited for the page's inputs (0 when workers ran ahead).
+    input_wait_ms: float | None = None
     # The shard's warm-up (compilation and graph capture included), on the record of the
     # page that ran it (its first repeat); None on every other record.
     warmup_ms: float | None = None
@@ -54,6 +56,9 @@ class RunRecord:
     # Where the job ran: device, dtype and GPU (vlmprof.placement), resolved once per job.
     placement: Placement | None = None
     shard: int | None = None
+    # Pages generated together (their stage times are the batch's) and the batch's index.
+    batch_size: int = 1
+    batch: int | None = None
     # GPU energy, power and clocks of the run (vlmprof.runtime.telemetry); None without NVML.
     telemetry: dict[str, Any] | None = None
     # The run thread's CPU time and context switches, the machine's CPU steal time.

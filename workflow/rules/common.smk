@@ -27,7 +27,9 @@ from vlmprof.variants.switches import (
     BASELINE,
     VariantError,
     changes_workload,
+    check_batch_size,
     check_variant,
+    check_workers,
     variant_spec,
 )
 from vlmprof.variants.control import control_arm
@@ -118,6 +120,14 @@ def resolve_run_device():
 DEVICE = resolve_run_device()
 # The baseline's model settings: the run's own, on the released decode path.
 BASELINE_SPEC = dataclasses.asdict(ModelSpec.from_config(config, DEVICE))
+for key, check_setting in (
+    ("batch_size", check_batch_size),
+    ("workers", check_workers),
+):
+    try:
+        check_setting(BASELINE_SPEC, key)
+    except VariantError as error:
+        refuse(key, str(error))
 if not BASELINE_SPEC["checkpoint"]:
     try:
         check_preset(

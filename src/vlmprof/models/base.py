@@ -9,7 +9,7 @@ that implements this class and registers itself in `vlmprof.models`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -50,6 +50,12 @@ class ModelSpec:
     # Where pages become pixel tensors: cpu (PIL on the host, the released code) or gpu
     # (torch on the model's device; models/deepseek_ocr/device_preprocess.py).
     preprocess: str = "cpu"
+    # Pages generated together: vision over all their views, one left-padded prefill, one
+    # decode step per token for all of them (models/padded_batch.py). 1 is the released code.
+    batch_size: int = 1
+    # Processes loading and preprocessing the next pages while the GPU runs the current ones
+    # (runtime/page_source.py); 0 does it inline, as the released code does.
+    workers: int = 0
     # Test-only: noise (in units of the weight's std) added to the output head, to show
     # that the correctness gate catches a wrong model. 0 leaves the model as built.
     perturb: float = 0.0
@@ -73,6 +79,8 @@ class ModelSpec:
             experts_implementation=model["experts_implementation"],
             mode=config["mode"],
             max_crops=config["max_crops"],
+            batch_size=config["batch_size"],
+            workers=config["workers"],
             seed=model["seed"],
             checkpoint=model["checkpoint"],
             trust_remote_code=model["trust_remote_code"],
@@ -93,7 +101,9 @@ def released_values(names: tuple[str, ...]) -> dict[str, Any]:
 # Fields added after runs were planned, at the value that keeps the released code path. A
 # job's params leave them out at that value, so upgrading does not redo finished jobs
 # (Snakemake reruns a job whose params text changes).
-LATER_FIELDS: dict[str, Any] = released_values(("sam_attention", "vision", "preprocess"))
+LATER_FIELDS: dict[str, Any] = released_values(
+    ("sam_attention", "vision", "preprocess", "batch_size", "workers")
+)
 # Switches that change how our module tree runs, at the released code's values: a
 # checkpoint's own model code (trust_remote_code) takes none of them.
 MODULE_TREE_SWITCHES: dict[str, Any] = released_values(
@@ -157,6 +167,8 @@ class DecodeState:
 
     cache: Any
     position: int
+    # Padding columns per page of a left-padded batch (B,), on the device; None for one page.
+    pads: torch.Tensor | None = None
 
 
 class ModelAdapter(ABC):
@@ -167,6 +179,8 @@ class ModelAdapter(ABC):
     module: torch.nn.Module
     # Token that ends generation unless `ignore_eos`; None where the model has none.
     eos_token_id: int | None = None
+    # Whether `prefill_batch` takes several pages (left-padded into one batch).
+    pads_batches: bool = False
 
     @classmethod
     @abstractmethod
@@ -198,9 +212,18 @@ class ModelAdapter(ABC):
     def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
         """First forward pass from on-device inputs to the last position's logits."""
 
+    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
+        """Prefill several pages together: logits (B, vocab) and one state for all of them.
+        Adapters that cannot batch pages take one page only."""
+        if len(batch) != 1:
+            raise NotImplementedError(
+                f"{self.name} prefills one page at a time; set batch_size: 1 for this model"
+            )
+        return self.prefill(batch[0])
+
     @abstractmethod
     def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
-        """One greedy step: feed `token` (shape (1, 1)), return next logits, advance state."""
+        """One greedy step: feed `token` (shape (B, 1)), return next logits, advance state."""
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -4,7 +4,9 @@ The released code path grows its KV cache by concatenation and launches every ke
 decode step from Python, so a step costs hundreds of launches. With a static cache every
 step has the same shapes and addresses, so the whole step (embedding, decoder, head) can be
 captured once as a CUDA graph and replayed with a single launch. Cache lengths are rounded
-up to a bucket so pages of similar length share one cache and one graph.
+up to a bucket so pages of similar length share one cache and one graph; a batch of pages
+has its own cache and graph per batch size, and its padding counts are a buffer the graph
+reads, refilled before each replay.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ CACHE_BUCKET = 256
 # outside the graph (the CUDA graph documentation asks for this).
 WARMUP_STEPS = 2
 
-StepFunction = Callable[[torch.Tensor, StaticCache], torch.Tensor]
+StepFunction = Callable[[torch.Tensor, StaticCache, torch.Tensor | None], torch.Tensor]
 
 
 def bucket_length(needed: int, bucket: int = CACHE_BUCKET) -> int:
@@ -35,68 +37,75 @@ def _seen_lengths(cache: StaticCache) -> list[torch.Tensor]:
 
 @dataclass
 class _Slot:
-    """One cache size: its cache and, once captured, its graph and static buffers."""
+    """One cache size and batch size: its cache and, once captured, its graph and static
+    buffers."""
 
     cache: StaticCache
     graph: torch.cuda.CUDAGraph | None = None
     token: torch.Tensor | None = None
+    pads: torch.Tensor | None = None
     logits: torch.Tensor | None = None
 
 
 class StaticDecoder:
     """Prefill into a static cache sized to the generation, then decode step by step.
 
-    `step` is the model's decode step: (token (1, 1), cache) -> logits (1, vocab); it must
-    read the position from the cache (no host value), so a replay of its graph advances
-    exactly like an eager call.
+    `step` is the model's decode step: (tokens (B, 1), cache, padding counts (B,) or None
+    for one page) -> logits (B, vocab); it must read the position from the cache (no host
+    value), so a replay of its graph advances exactly like an eager call.
     """
 
     def __init__(self, config: object, step: StepFunction, graph: bool) -> None:
         self.config = config
         self.step_function = step
         self.graph = graph
-        self.slots: dict[int, _Slot] = {}
+        self.slots: dict[tuple[int, int], _Slot] = {}
         self.current: _Slot | None = None
 
-    def cache_for(self, needed: int) -> StaticCache:
-        """An empty static cache with room for `needed` positions (reused per bucket)."""
-        length = bucket_length(needed)
-        slot = self.slots.get(length)
+    def cache_for(self, needed: int, batch: int = 1) -> StaticCache:
+        """An empty static cache with room for `needed` positions of `batch` pages (reused
+        per bucket and batch size)."""
+        key = (bucket_length(needed), batch)
+        slot = self.slots.get(key)
         if slot is None:
-            slot = _Slot(StaticCache(config=self.config, max_cache_len=length))
-            self.slots[length] = slot
+            slot = _Slot(StaticCache(config=self.config, max_cache_len=key[0]))
+            self.slots[key] = slot
         else:
             slot.cache.reset()
         self.current = slot
         return slot.cache
 
-    def step(self, token: torch.Tensor) -> torch.Tensor:
-        """Logits after `token`; the first call per cache size captures the graph."""
+    def step(self, token: torch.Tensor, pads: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits after `token` (B, 1) of pages padded by `pads`; the first call per cache
+        and batch size captures the graph."""
         slot = self.current
         if slot is None:
             raise RuntimeError("StaticDecoder.step called before cache_for (no prefill)")
         if not self.graph:
-            return self.step_function(token, slot.cache)
+            return self.step_function(token, slot.cache, pads)
         if slot.graph is None:
-            self._capture(slot, token)
+            self._capture(slot, token, pads)
         assert slot.token is not None and slot.logits is not None and slot.graph is not None
         slot.token.copy_(token)
+        if slot.pads is not None and pads is not None:
+            slot.pads.copy_(pads)
         slot.graph.replay()
         return slot.logits.clone()
 
-    def _capture(self, slot: _Slot, token: torch.Tensor) -> None:
+    def _capture(self, slot: _Slot, token: torch.Tensor, pads: torch.Tensor | None) -> None:
         """Warm the step up eagerly, rewind the cache, then capture one step as a graph."""
         lengths = _seen_lengths(slot.cache)
         saved = [length.clone() for length in lengths]
         slot.token = token.clone()
+        slot.pads = None if pads is None else pads.clone()
         side = torch.cuda.Stream()
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
             for _ in range(WARMUP_STEPS):
-                self.step_function(slot.token, slot.cache)
+                self.step_function(slot.token, slot.cache, slot.pads)
         torch.cuda.current_stream().wait_stream(side)
         for length, value in zip(lengths, saved, strict=True):
             length.copy_(value)
         slot.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(slot.graph):
-            slot.logits = self.step_function(slot.token, slot.cache)
+            slot.logits = self.step_function(slot.token, slot.cache, slot.pads)

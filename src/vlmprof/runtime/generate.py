@@ -1,7 +1,9 @@
-"""Greedy generation: prefill, then a token loop with a KV cache, under stage instruments."""
+"""Greedy generation of one page or a batch: prefill, then a token loop with a KV cache,
+under stage instruments."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -35,11 +37,12 @@ class GenerationCapture:
         """Tensors to save: tokens, first-step logits, per-step top-k values and indices."""
         if self.first_logits is None:
             raise ValueError("nothing captured: the generation produced no logits")
+        steps = int(tokens.numel())  # a page of a batch may end before the batch's last step
         return {
             "tokens": tokens.cpu(),
             "first_logits": self.first_logits,
-            "top_values": torch.stack(self.top_values).cpu(),
-            "top_indices": torch.stack(self.top_indices).cpu(),
+            "top_values": torch.stack(self.top_values[:steps]).cpu(),
+            "top_indices": torch.stack(self.top_indices[:steps]).cpu(),
         }
 
 
@@ -51,7 +54,7 @@ def greedy_generate(
     eos_id: int | None = None,
     capture: GenerationCapture | None = None,
 ) -> torch.Tensor:
-    """Generate up to `max_new_tokens` tokens greedily; returns them as a (n,) tensor.
+    """Generate up to `max_new_tokens` tokens of one page greedily; returns them as (n,).
 
     The first token comes from the prefill logits; the decode stage runs the remaining
     `max_new_tokens - 1` steps. With `eos_id` None (random weights, `ignore_eos`) every run
@@ -60,28 +63,63 @@ def greedy_generate(
     to back, so that read-back counts in the step after it). A `capture` keeps each step's
     logits summary; it is for untimed runs only, as it adds work to every step.
     """
+    captures = None if capture is None else [capture]
+    return generate_batch(adapter, [inputs], max_new_tokens, instruments, eos_id, captures)[0]
+
+
+def generate_batch(
+    adapter: ModelAdapter,
+    batch: Sequence[ModelInputs],
+    max_new_tokens: int,
+    instruments: Instruments,
+    eos_id: int | None = None,
+    captures: Sequence[GenerationCapture] | None = None,
+) -> list[torch.Tensor]:
+    """Generate greedily for several pages at once (one prefill, one decode step per token
+    for all of them); returns each page's tokens, cut after its first `eos_id`.
+
+    With an `eos_id` the batch stops once every page has ended it. `captures` (one per
+    page) keep each step's logits summary, as `greedy_generate`'s `capture` does.
+    """
     timer = instruments.timer
     adapter.reserve(max_new_tokens)
     with torch.inference_mode():
         ttft = timer.start("ttft") if timer is not None else None
         with instruments.stage("prefill"):
-            logits, state = adapter.prefill(inputs)
+            logits, state = adapter.prefill_batch(batch)
         token = logits.argmax(dim=-1, keepdim=True)
         if timer is not None and ttft is not None:
             timer.stop(ttft)
-        if capture is not None:
-            capture.observe(logits)
+        _observe(captures, logits)
         generated = [token]
+        ended = None if eos_id is None else token == eos_id
         with instruments.stage("decode"):
             step_done = timer.laps("decode_step") if timer is not None else None
             for _ in range(max_new_tokens - 1):
-                if eos_id is not None and int(token.item()) == eos_id:
+                if ended is not None and bool(ended.all()):
                     break
                 logits = adapter.decode_step(token, state)
                 token = logits.argmax(dim=-1, keepdim=True)
                 if step_done is not None:
                     step_done()
-                if capture is not None:
-                    capture.observe(logits)
+                _observe(captures, logits)
                 generated.append(token)
-    return torch.cat(generated, dim=-1).reshape(-1)
+                if ended is not None:
+                    ended |= token == eos_id
+    tokens = torch.cat(generated, dim=-1)
+    return [_until_end(row, eos_id) for row in tokens]
+
+
+def _observe(captures: Sequence[GenerationCapture] | None, logits: torch.Tensor) -> None:
+    """Give each page's capture its row of one step's logits."""
+    if captures is not None:
+        for capture, row in zip(captures, logits, strict=True):
+            capture.observe(row)
+
+
+def _until_end(tokens: torch.Tensor, eos_id: int | None) -> torch.Tensor:
+    """One page's tokens up to and including its first `eos_id` (all of them without one)."""
+    if eos_id is None:
+        return tokens
+    ends = (tokens == eos_id).nonzero()
+    return tokens if ends.numel() == 0 else tokens[: int(ends[0]) + 1]

@@ -14,23 +14,25 @@ import json
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import torch
 from PIL import Image
 
 from vlmprof.atomic import atomic_open
-from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.placement import Placement
 from vlmprof.progress import Progress
 from vlmprof.records import RunRecord
 from vlmprof.runtime.collector import collector_paused
-from vlmprof.runtime.generate import GenerationCapture, greedy_generate
+from vlmprof.runtime.generate import GenerationCapture, generate_batch
 from vlmprof.runtime.host_counters import host_delta, read_host
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvml import nvml_device
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.page_source import error_reason, loaded_pages
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler, series_dict, summarize_run
@@ -40,7 +42,11 @@ log = logging.getLogger(__name__)
 
 WARMUP_PAGE_SIZE = (1240, 1754)  # A4 portrait at 150 dpi
 # Record fields measured once per page (on its first repeat), cleared on the others.
-ONCE_PER_PAGE: dict[str, None] = {"load_ms": None, "preprocess_ms": None, "warmup_ms": None}
+ONCE_PER_PAGE: dict[str, None] = dict.fromkeys(
+    ("load_ms", "preprocess_ms", "input_wait_ms", "warmup_ms")
+)
+# How an out-of-memory run's error begins (`error_reason` of torch.OutOfMemoryError).
+OUT_OF_MEMORY = "OutOfMemoryError"
 
 
 class ShardFailedError(RuntimeError):
@@ -67,13 +73,14 @@ def _stage_windows(
 
 def timed_run(
     adapter: ModelAdapter,
-    inputs: ModelInputs,
+    batch: Sequence[ModelInputs],
     settings: ProfileSettings,
     nvtx: NvtxRanges,
     sampler: TelemetrySampler | None = None,
     keep_series: bool = False,
 ) -> dict[str, object]:
-    """One instrumented generation; returns the timing fields of a run record.
+    """One instrumented generation of a batch of pages (often one); returns the timing
+    fields of its pages' run records, `tokens` holding each page's count.
 
     Python's garbage collector is paused for the run (see `collector_paused`).
 
@@ -98,7 +105,7 @@ def timed_run(
         # in a synchronisation, so this host time is where the run's device work begins.
         with collector_paused():
             host_before = read_host()
-            tokens = greedy_generate(adapter, inputs, settings.max_new_tokens, instruments, eos)
+            tokens = generate_batch(adapter, batch, settings.max_new_tokens, instruments, eos)
             timer.synchronize()
             host_after = read_host()  # the device work is done
         # Reading the marks back and the peak memory is bookkeeping after the run's window.
@@ -120,7 +127,7 @@ def timed_run(
             telemetry["series"] = series_dict(samples, windows)
     parts = [stage(name) for name in VISION_PARTS]
     return {
-        "tokens": int(tokens.numel()),
+        "tokens": [int(page.numel()) for page in tokens],
         "prefill_ms": stage("prefill"),
         "decode_ms": stage("decode"),
         "ttft_ms": stage("ttft"),
@@ -134,14 +141,23 @@ def timed_run(
 
 
 def warm_up(
-    adapter: ModelAdapter, pages: Sequence[Image.Image], rounds: int, max_new_tokens: int
+    adapter: ModelAdapter,
+    pages: Sequence[Image.Image],
+    rounds: int,
+    max_new_tokens: int,
+    batch_size: int = 1,
 ) -> None:
-    """Run untimed generations so one-off costs (allocator, kernels, caches) stay out."""
+    """Run untimed generations of `batch_size` pages so one-off costs (allocator, kernels,
+    caches, graphs of that batch size) stay out."""
     nvtx = NvtxRanges(enabled=False)
     for round_index in range(rounds):
-        page = pages[round_index % len(pages)]
-        inputs = adapter.preprocess(page).to(adapter.device, adapter.dtype)
-        greedy_generate(adapter, inputs, max_new_tokens, Instruments(None, nvtx))
+        batch = [
+            adapter.preprocess(pages[(round_index + row) % len(pages)]).to(
+                adapter.device, adapter.dtype
+            )
+            for row in range(batch_size)
+        ]
+        generate_batch(adapter, batch, max_new_tokens, Instruments(None, nvtx))
     if adapter.device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -149,18 +165,26 @@ def warm_up(
 def reference_outputs(
     adapter: ModelAdapter, inputs_cpu: ModelInputs, settings: ProfileSettings
 ) -> dict[str, torch.Tensor]:
-    """One untimed generation of a page that keeps what the correctness gate compares.
+    """One untimed generation of a page that keeps what the correctness gate compares."""
+    return batch_reference_outputs(adapter, [inputs_cpu], settings)[0]
 
-    It doubles as the page's warm-up (`warmup_per_image`): the first run of a new input
+
+def batch_reference_outputs(
+    adapter: ModelAdapter, batch_cpu: Sequence[ModelInputs], settings: ProfileSettings
+) -> list[dict[str, torch.Tensor]]:
+    """One untimed generation of a batch that keeps, per page, what the correctness gate
+    compares (so a batched variant is judged page by page against the lone baseline).
+
+    It doubles as the batch's warm-up (`warmup_per_image`): the first run of a new input
     shape pays one-off costs (allocator growth, kernel selection), on an H100 up to 2.5x
     the later repeats.
     """
-    inputs = inputs_cpu.to(adapter.device, adapter.dtype)
-    capture = GenerationCapture()
+    batch = [inputs.to(adapter.device, adapter.dtype) for inputs in batch_cpu]
+    captures = [GenerationCapture() for _ in batch]
     eos = None if settings.ignore_eos else settings.eos_id
     instruments = Instruments(None, NvtxRanges(enabled=False))
-    tokens = greedy_generate(adapter, inputs, settings.max_new_tokens, instruments, eos, capture)
-    return capture.to_dict(tokens)
+    tokens = generate_batch(adapter, batch, settings.max_new_tokens, instruments, eos, captures)
+    return [capture.to_dict(page) for capture, page in zip(captures, tokens, strict=True)]
 
 
 def free_memory(device: torch.device) -> None:
@@ -172,11 +196,6 @@ def free_memory(device: torch.device) -> None:
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def _reason(error: BaseException) -> str:
-    """The one-line reason an error record keeps: the exception's type and first line."""
-    return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
 def _elapsed_ms(start: float) -> float:
@@ -198,9 +217,14 @@ def telemetry_sampler(placement: Placement, settings: ProfileSettings) -> Teleme
 def check_some_ok(records: Sequence[RunRecord], label: str) -> None:
     """Raise a ShardFailedError naming `label` and the first error when no record is ok.
 
-    A shard without pages (more shards than pages) has no records and passes.
+    A shard without pages (more shards than pages) has no records and passes, and so does
+    one whose every run ran out of memory: the records say the batch does not fit, which
+    is what a batch-size sweep measures.
     """
     if not records or any(record.status == "ok" for record in records):
+        return
+    if all(str(record.error).startswith(OUT_OF_MEMORY) for record in records):
+        log.warning("%s: every run ran out of memory; its records say so", label)
         return
     first = records[0]
     pages = len({record.image_id for record in records})
@@ -208,6 +232,16 @@ def check_some_ok(records: Sequence[RunRecord], label: str) -> None:
         f"{label}: no run succeeded ({pages} pages, {len(records)} runs); "
         f"first error, page {first.image_id}: {first.error}"
     )
+
+
+@dataclass
+class _Page:
+    """A readable page of a batch: what its records share, its inputs, its image."""
+
+    common: dict[str, object]
+    facts: dict[str, object]
+    inputs: ModelInputs
+    image: Image.Image
 
 
 def profile_images(
@@ -222,13 +256,16 @@ def profile_images(
     """Profile `images` ((image_id, path) pairs) on `adapter`, built at `placement` (which
     every record keeps), and write their records to `out_path`.
 
-    With `outputs_path`, each page's untimed reference generation (tokens, first-step
-    logits, per-step top-k) is saved there for the correctness gate, keyed by image_id.
-    Progress (page, repeat, elapsed and remaining time) goes to standard error between
-    runs, under `progress_label` (default "profile shard <shard>").
+    Pages run `adapter.spec.batch_size` at a time: each page keeps its own record, with its
+    batch's stage times (what the page waited) and the batch's size and index. With
+    `outputs_path`, each page's untimed reference generation (tokens, first-step logits,
+    per-step top-k) is saved there for the correctness gate, keyed by image_id. Progress
+    (page, repeat, elapsed and remaining time) goes to standard error between runs, under
+    `progress_label` (default "profile shard <shard>").
 
     When no run succeeded, the records are still written, then a ShardFailedError names the
-    first page's error.
+    first page's error (unless every run ran out of memory: a batch too large to fit is a
+    finding, and the run goes on).
     """
     nvtx = NvtxRanges(enabled=settings.nvtx)
     outputs: dict[str, dict[str, torch.Tensor]] = {}
@@ -237,6 +274,7 @@ def profile_images(
     records: list[RunRecord] = []
     series_kept = False
     label = progress_label or f"profile shard {settings.shard}"
+    batch_size = adapter.spec.batch_size
     with atomic_open(out_path) as handle, telemetry_sampler(placement, settings) as sampler:
 
         def emit(record: RunRecord) -> None:
@@ -244,109 +282,134 @@ def profile_images(
             handle.write(json.dumps(record.to_dict(), sort_keys=True) + "\n")
             handle.flush()
 
+        def emit_errors(common: dict[str, object], facts: dict[str, object], reason: str) -> None:
+            for repeat in range(settings.repeats):
+                once = facts if repeat == 0 else {**facts, **ONCE_PER_PAGE}
+                emit(
+                    RunRecord(**common, repeat=repeat, status="error", error=reason, **once, **base)
+                )
+
         warmed = False
         progress = Progress(label, len(images) * settings.repeats)
-        for index, (image_id, path) in enumerate(images, start=1):
-            common = {"run_id": settings.run_id, "image_id": image_id, "shard": settings.shard}
-            page_of = f"page {index}/{len(images)} ({image_id})"
-            start = time.perf_counter()
-            try:
-                page = load_page(Path(path), settings.max_pixels)
-                load_ms = _elapsed_ms(start)
-                start = time.perf_counter()
-                inputs_cpu = adapter.preprocess(page)
-                preprocess_ms = _elapsed_ms(start)
-            except (ImageLoadError, OSError, ValueError) as error:
-                reason = _reason(error)
-                log.warning("image %s (%s) skipped: %s", image_id, path, reason)
-                for repeat in range(settings.repeats):
-                    emit(RunRecord(**common, repeat=repeat, status="error", error=reason, **base))
-                progress.step(f"{page_of} unreadable", settings.repeats)
+        source = loaded_pages(adapter, images, settings.max_pixels, adapter.spec.workers)
+        for first in range(0, len(images), batch_size):
+            pages: list[_Page] = []
+            for index, loaded in enumerate(islice(source, batch_size), first):
+                common = {
+                    "run_id": settings.run_id,
+                    "image_id": loaded.image_id,
+                    "shard": settings.shard,
+                }
+                if loaded.error is not None:
+                    log.warning(
+                        "image %s (%s) skipped: %s", loaded.image_id, loaded.path, loaded.error
+                    )
+                    emit_errors(common, {}, loaded.error)
+                    page_of = f"page {index + 1}/{len(images)} ({loaded.image_id})"
+                    progress.step(f"{page_of} unreadable", settings.repeats)
+                    continue
+                assert loaded.inputs is not None and loaded.image is not None
+                facts = {
+                    "mode": loaded.inputs.mode,
+                    "n_crops": loaded.inputs.n_crops,
+                    "image_tokens": loaded.inputs.image_tokens,
+                    "prefill_len": loaded.inputs.prefill_len,
+                    "load_ms": loaded.load_ms,
+                    "preprocess_ms": loaded.preprocess_ms,
+                    "input_wait_ms": loaded.input_wait_ms,
+                }
+                pages.append(_Page(common, facts, loaded.inputs, loaded.image))
+            if not pages:
                 continue
-            facts = {
-                "mode": inputs_cpu.mode,
-                "n_crops": inputs_cpu.n_crops,
-                "image_tokens": inputs_cpu.image_tokens,
-                "prefill_len": inputs_cpu.prefill_len,
-                "load_ms": load_ms,
-                "preprocess_ms": preprocess_ms,
-            }
+            batch = {"batch_size": len(pages), "batch": first // batch_size}
+            for page in pages:
+                page.common.update(batch)
+            ids = [str(page.common["image_id"]) for page in pages]
+            pages_of = f"page {first + 1}/{len(images)} ({ids[0]})"
+            if len(pages) > 1:
+                pages_of = f"pages {first + 1}-{first + len(pages)}/{len(images)}"
+            batch_cpu = [page.inputs for page in pages]
             failure = None
             try:
                 if not warmed:
                     start = time.perf_counter()
                     warm_up(
                         adapter,
-                        warm_pages or [page],
+                        warm_pages or [page.image for page in pages],
                         settings.warmup_rounds,
                         settings.max_new_tokens,
+                        len(pages),
                     )
-                    facts["warmup_ms"] = _elapsed_ms(start)
+                    pages[0].facts["warmup_ms"] = _elapsed_ms(start)
                     warmed = True
                 if settings.warmup_per_image:
-                    outputs[image_id] = reference_outputs(adapter, inputs_cpu, settings)
+                    references = batch_reference_outputs(adapter, batch_cpu, settings)
+                    outputs.update(zip(ids, references, strict=True))
             except (torch.OutOfMemoryError, RuntimeError) as error:
-                failure = _reason(error)
+                failure = error_reason(error)
             if failure is not None:
-                # The page fails in its warm-up (out of memory, say): every repeat would too.
+                # The batch fails in its warm-up (out of memory, say): every repeat would too.
                 free_memory(adapter.device)
-                log.warning("image %s (%s) failed in warm-up: %s", image_id, path, failure)
-                for repeat in range(settings.repeats):
-                    emit(
-                        RunRecord(
-                            **common, repeat=repeat, status="error", error=failure, **facts, **base
-                        )
-                    )
-                    facts = {**facts, **ONCE_PER_PAGE}
-                progress.step(f"{page_of} failed", settings.repeats)
+                log.warning("%s failed in warm-up: %s", pages_of, failure)
+                for page in pages:
+                    emit_errors(page.common, page.facts, failure)
+                progress.step(f"{pages_of} failed", settings.repeats * len(pages))
                 continue
             for repeat in range(settings.repeats):
-                if repeat == 1:
-                    # Loading, preprocessing (and the shard's warm-up) happen once per image:
-                    # only repeat 0 has them.
-                    facts = {**facts, **ONCE_PER_PAGE}
                 failure = None
                 try:
-                    inputs = inputs_cpu.to(adapter.device, adapter.dtype)
+                    inputs = [item.to(adapter.device, adapter.dtype) for item in batch_cpu]
                     # One run keeps its sample series, for the report's timeline: the last
-                    # repeat of the shard's first page that runs, its warmest.
+                    # repeat of the shard's first batch that runs, its warmest.
                     keep = not series_kept and repeat == settings.repeats - 1
                     timing = timed_run(adapter, inputs, settings, nvtx, sampler, keep)
                     series_kept = series_kept or (keep and timing["telemetry"] is not None)
                 except (torch.OutOfMemoryError, RuntimeError) as error:
-                    failure = _reason(error)
-                if failure is None:
-                    record = RunRecord(**common, repeat=repeat, **facts, **timing, **base)
-                else:
+                    failure = error_reason(error)
+                if failure is not None:
                     free_memory(adapter.device)
-                    record = RunRecord(
-                        **common, repeat=repeat, status="error", error=failure, **facts, **base
-                    )
-                emit(record)
+                for number, page in enumerate(pages):
+                    # Loading, preprocessing (and the shard's warm-up) happen once per
+                    # image: only repeat 0 has them.
+                    facts = page.facts if repeat == 0 else {**page.facts, **ONCE_PER_PAGE}
+                    if failure is None:
+                        timing_of_page = {**timing, "tokens": timing["tokens"][number]}
+                        record = RunRecord(
+                            **page.common, repeat=repeat, **facts, **timing_of_page, **base
+                        )
+                    else:
+                        record = RunRecord(
+                            **page.common,
+                            repeat=repeat,
+                            status="error",
+                            error=failure,
+                            **facts,
+                            **base,
+                        )
+                    emit(record)
                 log.info(
-                    "shard %d image %d/%d %s repeat %d/%d: %s",
+                    "shard %d %s repeat %d/%d: %s",
                     settings.shard,
-                    index,
-                    len(images),
-                    image_id,
+                    pages_of,
                     repeat + 1,
                     settings.repeats,
                     "error: " + str(record.error)
                     if record.status == "error"
                     else f"prefill {record.prefill_ms:.1f} ms, decode {record.decode_ms:.1f} ms",
                 )
-                progress.step(f"{page_of} repeat {repeat + 1}/{settings.repeats}")
-            if outputs_path is not None and image_id not in outputs:
+                progress.step(f"{pages_of} repeat {repeat + 1}/{settings.repeats}", len(pages))
+            if outputs_path is not None and ids[0] not in outputs:
                 # Without a per-image warm-up the reference run comes after the repeats,
                 # so it cannot warm them.
                 failure = None
                 try:
-                    outputs[image_id] = reference_outputs(adapter, inputs_cpu, settings)
+                    references = batch_reference_outputs(adapter, batch_cpu, settings)
+                    outputs.update(zip(ids, references, strict=True))
                 except (torch.OutOfMemoryError, RuntimeError) as error:
-                    failure = _reason(error)
+                    failure = error_reason(error)
                 if failure is not None:
                     free_memory(adapter.device)
-                    log.warning("image %s: no reference output: %s", image_id, failure)
+                    log.warning("%s: no reference output: %s", pages_of, failure)
         if outputs_path is not None:
             with atomic_open(outputs_path, "wb") as outputs_handle:
                 torch.save(outputs, outputs_handle)

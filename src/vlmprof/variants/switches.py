@@ -3,9 +3,9 @@
 A variant is a name and a few switches over the baseline (the run's own model settings,
 which by default are the released code path). Switches that only change how the same
 computation runs (experts, attention, decode, compile, sam_attention, vision, preprocess,
-dtype) are optimisations and must pass the correctness gate; switches that change what is
-computed (preset, mode, max_crops) make a sweep point, a different workload with its own
-FLOP count.
+batch_size, workers, dtype) are optimisations and must pass the correctness gate; switches
+that change what is computed (preset, mode, max_crops) make a sweep point, a different
+workload with its own FLOP count.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ SAME_NAMED = (
     "sam_attention",
     "vision",
     "preprocess",
+    "batch_size",
+    "workers",
     "dtype",
     "preset",
     "mode",
@@ -116,9 +118,40 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             f"{key}.preprocess: gpu is built for deepseek_ocr's views, not model"
             f" {spec['name']}; drop the switch"
         )
+    check_batch_size(spec, f"{key}.batch_size")
+    check_workers(spec, f"{key}.workers")
     module_tree_only = sorted(set(switches) & set(MODULE_TREE_SWITCHES))
     if base.get("trust_remote_code") and module_tree_only:
         raise VariantError(
             f"{key}: {', '.join(module_tree_only)} need our module tree, not the"
             " checkpoint's own code (model.trust_remote_code)"
+        )
+
+
+def check_batch_size(spec: Mapping[str, Any], key: str) -> None:
+    """Raise a VariantError naming `key` when `spec` batches pages its model cannot take
+    together (only deepseek_ocr's own module tree pads a batch)."""
+    if spec["batch_size"] == 1 or (
+        spec["name"] == "deepseek_ocr" and not spec.get("trust_remote_code")
+    ):
+        return
+    whose = (
+        "the checkpoint's own code (model.trust_remote_code)"
+        if spec.get("trust_remote_code")
+        else f"model {spec['name']}"
+    )
+    raise VariantError(
+        f"{key}: {spec['batch_size']} pages at once are built for deepseek_ocr's own module"
+        f" tree, and {whose} takes one page at a time; use batch_size: 1"
+    )
+
+
+def check_workers(spec: Mapping[str, Any], key: str) -> None:
+    """Raise a VariantError naming `key` when worker processes would preprocess on the GPU
+    (they are forked from a process that holds the GPU, and must not touch it)."""
+    if spec["workers"] > 0 and spec["preprocess"] == "gpu":
+        raise VariantError(
+            f"{key}: {spec['workers']} worker processes preprocess on the host, and"
+            " preprocess: gpu makes the pixels on the model's device in the timing process;"
+            " use workers: 0 with preprocess: gpu"
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -16,6 +17,7 @@ from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims, preset_dims
 from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling, build_module
 from vlmprof.models.deepseek_ocr.preprocess import prepare_views
 from vlmprof.models.implementation import compile_parts, perturb_weight
+from vlmprof.models.padded_batch import left_pad, padded_attention
 from vlmprof.models.prompt_tokenizer import (
     DOCUMENT_PROMPT,
     EOS_ID,
@@ -41,6 +43,7 @@ class DeepseekOcrAdapter(ModelAdapter):
     stage_map: dict[str, str] = STAGE_MODULES
     # Page -> views in this model's resolution modes.
     prepare_views = staticmethod(prepare_views)
+    pads_batches = True
 
     def __init__(
         self,
@@ -137,34 +140,66 @@ class DeepseekOcrAdapter(ModelAdapter):
         """Tokens the next generation may add: a static cache needs room for them."""
         self.new_tokens = max_new_tokens
 
-    def new_cache(self, prefill_len: int) -> DynamicCache | StaticCache:
-        """A growing KV cache (released code), or a static one with room for the generation."""
+    def new_cache(self, prefill_len: int, batch: int = 1) -> DynamicCache | StaticCache:
+        """A growing KV cache (released code), or a static one with room for the generation
+        of `batch` pages."""
         if self.static is None:
             return DynamicCache(config=self.text_config())
-        return self.static.cache_for(prefill_len + self.new_tokens)
+        return self.static.cache_for(prefill_len + self.new_tokens, batch)
 
     def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
         """Vision encoder, prompt embedding and decoder over the whole prompt."""
-        model = self.module.model
-        image_embeds = model.image_embeddings(
-            inputs.pixel_views["global"], inputs.pixel_views.get("crops"), *inputs.tiles
-        )
-        embeds = self.module.prompt_embeddings(inputs.input_ids, self.image_token_id, image_embeds)
-        cache = self.new_cache(inputs.prefill_len)
-        logits = self.module.decoder_forward(embeds, cache)
-        return logits, DecodeState(cache=cache, position=inputs.prefill_len)
+        return self.prefill_batch([inputs])
+
+    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
+        """Vision over every page's views at once, each page's prompt embedding, then the
+        decoder over the prompts: one page as it is, several left-padded into one batch."""
+        if not self.pads_batches:
+            return super().prefill_batch(batch)
+        views = [(i.pixel_views["global"], i.pixel_views.get("crops"), *i.tiles) for i in batch]
+        image_embeds = self.module.model.batch_embeddings(views)
+        embeds = [
+            self.module.prompt_embeddings(inputs.input_ids, self.image_token_id, image)
+            for inputs, image in zip(batch, image_embeds, strict=True)
+        ]
+        if len(batch) == 1:
+            cache = self.new_cache(batch[0].prefill_len)
+            logits = self.module.decoder_forward(embeds[0], cache)
+            return logits, DecodeState(cache=cache, position=batch[0].prefill_len)
+        padded, pads = left_pad(embeds)
+        cache = self.new_cache(padded.shape[1], len(batch))
+        logits = self._padded_decoder(padded, cache, pads)
+        return logits, DecodeState(cache=cache, position=padded.shape[1], pads=pads)
 
     def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
-        """Embed one token and run it through the decoder with the KV cache."""
+        """Embed each page's token and run them through the decoder with the KV cache."""
         static = self.static
-        logits = self._step(token, state.cache) if static is None else static.step(token)
+        if static is None:
+            logits = self._step(token, state.cache, state.pads)
+        else:
+            logits = static.step(token, state.pads)
         state.position += 1
         return logits
 
-    def _step(self, token: torch.Tensor, cache: DynamicCache | StaticCache) -> torch.Tensor:
+    def _step(
+        self, token: torch.Tensor, cache: DynamicCache | StaticCache, pads: torch.Tensor | None
+    ) -> torch.Tensor:
         """One decode step; positions come from the cache, so a CUDA graph can replay it."""
         embeds = self.module.model.embed_tokens(token)
-        return self.module.decoder_forward(embeds, cache)
+        if pads is None:
+            return self.module.decoder_forward(embeds, cache)
+        return self._padded_decoder(embeds, cache, pads)
+
+    def _padded_decoder(
+        self, embeds: torch.Tensor, cache: DynamicCache | StaticCache, pads: torch.Tensor
+    ) -> torch.Tensor:
+        """The decoder over a left-padded batch, its mask and positions counted from the
+        cache's fill (a device tensor for a static cache, so a graph replay advances)."""
+        length = embeds.shape[1]
+        slots = torch.arange(length, device=embeds.device) + cache.get_seq_length()
+        kv_length, _ = cache.get_mask_sizes(length, 0)
+        mask, positions = padded_attention(pads, slots, kv_length, embeds.dtype)
+        return self.module.decoder_forward(embeds, cache, mask, positions)
 
     def describe(self) -> dict[str, Any]:
         """Model name, preset, dims and implementation switches."""

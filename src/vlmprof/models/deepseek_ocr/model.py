@@ -10,13 +10,13 @@ to a real checkpoint the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import torch
 from torch import nn
 from torch.nn import functional as F
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import Cache
 from transformers.models.clip.configuration_clip import CLIPVisionConfig
 from transformers.models.clip.modeling_clip import CLIPEncoder
 from transformers.models.deepseek_ocr2.configuration_deepseek_ocr2 import (
@@ -31,6 +31,12 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
 from vlmprof.models.deepseek_ocr.dims import ClipDims, DeepseekOcrDims
 
 INIT_STD = 0.02
+
+
+def has_local_views(crops: torch.Tensor | None) -> bool:
+    """Whether a page's crops are encoded: with one crop or none, the global view alone
+    stands for the page."""
+    return crops is not None and crops.shape[0] > 1
 
 
 def sam_config(dims: DeepseekOcrDims, attn_implementation: str) -> DeepseekOcr2SamVisionConfig:
@@ -165,21 +171,38 @@ class DeepseekOcrModel(DeepseekOcr2TextModel):
     def image_embeddings(
         self, global_view: torch.Tensor, crops: torch.Tensor | None, tiles_w: int, tiles_h: int
     ) -> torch.Tensor:
-        """Image-token embeddings in the reference layout.
+        """Image-token embeddings of one page in the reference layout (see `batch_embeddings`)."""
+        return self.batch_embeddings([(global_view, crops, tiles_w, tiles_h)])[0]
 
-        Local tiles as one (h*side) x (w*side) grid with a newline after each row, then the
-        global grid with a newline after each row, then the view separator.
+    def batch_embeddings(
+        self, pages: Sequence[tuple[torch.Tensor, torch.Tensor | None, int, int]]
+    ) -> list[torch.Tensor]:
+        """Image-token embeddings of each page: (global view, crops, tiles_w, tiles_h).
+
+        Every page's crops go through the encoders as one batch, then every global view as
+        another, so a batch of pages costs two vision passes. A page's layout is the
+        reference one: its local tiles as one (h*side) x (w*side) grid with a newline after
+        each row, then its global grid with a newline after each row, then the separator.
         """
-        parts = []
-        if crops is not None and crops.shape[0] > 1:
-            local = self.encode_views(crops)
-            side = local.shape[1]
-            local = local.reshape(tiles_h, tiles_w, side, side, -1).permute(0, 2, 1, 3, 4)
-            local = local.reshape(tiles_h * side, tiles_w * side, -1)
-            parts.append(self._with_newlines(local))
-        parts.append(self._with_newlines(self.encode_views(global_view)[0]))
-        parts.append(self.view_seperator[None, :])
-        return torch.cat(parts, dim=0)
+        tiled = [index for index, page in enumerate(pages) if has_local_views(page[1])]
+        local: dict[int, torch.Tensor] = {}
+        if tiled:
+            counts = [pages[index][1].shape[0] for index in tiled]
+            encoded = self.encode_views(torch.cat([pages[index][1] for index in tiled]))
+            local = dict(zip(tiled, encoded.split(counts), strict=True))
+        global_grids = self.encode_views(torch.cat([page[0] for page in pages]))
+        embeddings = []
+        for index, (_, _, tiles_w, tiles_h) in enumerate(pages):
+            parts = []
+            if index in local:
+                tiles = local[index]
+                side = tiles.shape[1]
+                grid = tiles.reshape(tiles_h, tiles_w, side, side, -1).permute(0, 2, 1, 3, 4)
+                parts.append(self._with_newlines(grid.reshape(tiles_h * side, tiles_w * side, -1)))
+            parts.append(self._with_newlines(global_grids[index]))
+            parts.append(self.view_seperator[None, :])
+            embeddings.append(torch.cat(parts, dim=0))
+        return embeddings
 
     def _with_newlines(self, grid: torch.Tensor) -> torch.Tensor:
         """(rows, cols, hidden) -> (rows * (cols + 1), hidden) with a newline per row."""
@@ -202,10 +225,22 @@ class DeepseekOcrForProfiling(nn.Module):
         self.model = DeepseekOcrModel(dims, attn_implementation, experts_implementation)
         self.lm_head = nn.Linear(dims.decoder.hidden, dims.decoder.vocab, bias=False)
 
-    def decoder_forward(self, inputs_embeds: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
-        """Run the decoder over `inputs_embeds` (1, L, hidden); logits of the last position."""
+    def decoder_forward(
+        self,
+        inputs_embeds: torch.Tensor,
+        cache: Cache,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Run the decoder over `inputs_embeds` (B, L, hidden); logits (B, vocab) of the last
+        position. A padded batch passes its mask and positions (`models.padded_batch`)."""
         hidden = DeepseekOcr2TextModel.forward(
-            self.model, inputs_embeds=inputs_embeds, past_key_values=cache, use_cache=True
+            self.model,
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            past_key_values=cache,
+            use_cache=True,
         ).last_hidden_state
         return self.lm_head(hidden[:, -1, :])
 

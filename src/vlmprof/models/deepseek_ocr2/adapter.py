@@ -43,6 +43,8 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
     name = "deepseek_ocr2"
     stage_map = STAGE_MODULES
     prepare_views = staticmethod(prepare_views)
+    # Its own forward places the image tokens; it takes one page at a time.
+    pads_batches = False
 
     def __init__(
         self,
@@ -96,8 +98,11 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
         )
         return out.logits[:, -1], DecodeState(cache=cache, position=inputs.prefill_len)
 
-    def _step(self, token: torch.Tensor, cache: DynamicCache | StaticCache) -> torch.Tensor:
-        """One decode step; positions come from the cache, so a CUDA graph can replay it."""
+    def _step(
+        self, token: torch.Tensor, cache: DynamicCache | StaticCache, pads: torch.Tensor | None
+    ) -> torch.Tensor:
+        """One decode step; positions come from the cache, so a CUDA graph can replay it
+        (one page: `pads` is None)."""
         out = self.module(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
         return out.logits[:, -1]
 

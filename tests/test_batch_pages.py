@@ -1,0 +1,168 @@
+"""Pages generated together: a left-padded batch gives each page its lone run's tokens, every
+page of a batch keeps its own record, and a batch that runs out of memory is recorded.
+
+The model is the real small-preset DeepSeek-OCR on the CPU; pages of different sizes give
+prompts of different lengths, so the batches really are padded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.workflow_helpers import default_settings
+from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
+from vlmprof.device import resolve_placement
+from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.models.base import DecodeState, ModelInputs
+from vlmprof.models.deepseek_ocr.adapter import DeepseekOcrAdapter
+from vlmprof.models.padded_batch import padded_attention
+from vlmprof.runtime.generate import GenerationCapture, generate_batch, greedy_generate
+from vlmprof.runtime.instruments import Instruments
+from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.profile_shard import batch_reference_outputs, profile_images
+from vlmprof.variants.gate import judge_variant
+from vlmprof.variants.switches import VariantError, check_batch_size, check_variant
+
+TOKENS = 6
+PLACEMENT = resolve_placement("cpu", "float32")
+# An A4 page with six crops, a slide, a receipt and a small scan: four prompt lengths.
+SIZES = (PAGE_SIZES[0], PAGE_SIZES[3], PAGE_SIZES[4], PAGE_SIZES[5])
+INSTRUMENTS = Instruments(None, NvtxRanges(enabled=False))
+
+
+@pytest.fixture(scope="module")
+def batch() -> list[ModelInputs]:
+    adapter = build_adapter(ModelSpec(preset="small"))
+    pages = [render_page("mixed_layout", size, 0, index) for index, size in enumerate(SIZES)]
+    return [adapter.preprocess(page) for page in pages]
+
+
+def test_the_mask_hides_padding_keeps_causality_and_counts_positions_from_the_first_token():
+    pads = torch.tensor([0, 2])
+    mask, positions = padded_attention(pads, torch.arange(4), 4, torch.float32)
+    allowed = (mask[:, 0] == 0).int().tolist()
+    assert allowed[0] == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
+    # Padding queries see themselves only (no empty row); real ones skip the padding.
+    assert allowed[1] == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 1, 1]]
+    assert positions.tolist() == [[0, 1, 2, 3], [0, 0, 0, 1]]
+    # A decode step: one query at cache slot 4 of a 6-slot static cache.
+    mask, positions = padded_attention(pads, torch.tensor([4]), 6, torch.float32)
+    assert (mask[:, 0, 0] == 0).int().tolist() == [[1, 1, 1, 1, 1, 0], [0, 0, 1, 1, 1, 0]]
+    assert positions.tolist() == [[4], [2]]
+
+
+@pytest.mark.parametrize("decode", ["eager", "static"])
+def test_pages_in_a_batch_of_four_get_their_lone_tokens(batch: list[ModelInputs], decode: str):
+    adapter = build_adapter(ModelSpec(preset="small", decode=decode))
+    assert len({inputs.prefill_len for inputs in batch}) == len(batch)
+    alone = [greedy_generate(adapter, inputs, TOKENS, INSTRUMENTS) for inputs in batch]
+    together = generate_batch(adapter, batch, TOKENS, INSTRUMENTS)
+    assert [row.tolist() for row in together] == [row.tolist() for row in alone]
+
+
+def test_the_gate_judges_each_batched_page_against_its_lone_run(batch: list[ModelInputs]):
+    lone = build_adapter(ModelSpec(preset="small"))
+    batched = build_adapter(ModelSpec(preset="small", batch_size=4))
+    settings = default_settings(max_new_tokens=TOKENS)
+    ids = [f"page-{index}" for index in range(len(batch))]
+    baseline = {
+        image: batch_reference_outputs(lone, [inputs], settings)[0]
+        for image, inputs in zip(ids, batch, strict=True)
+    }
+    variant = dict(zip(ids, batch_reference_outputs(batched, batch, settings), strict=True))
+    verdict = judge_variant("batched", baseline, variant, 0.02)
+    assert verdict["status"] == "passed", verdict
+    assert verdict["pages"] == len(batch)
+
+
+def test_a_page_that_ends_early_keeps_its_tokens_up_to_its_end(batch: list[ModelInputs]):
+    adapter = build_adapter(ModelSpec(preset="small"))
+    free = generate_batch(adapter, batch[:2], TOKENS, INSTRUMENTS)
+    eos = int(free[0][2])  # the first page "ends" at its third token
+    captures = [GenerationCapture(), GenerationCapture()]
+    ended = generate_batch(adapter, batch[:2], TOKENS, INSTRUMENTS, eos, captures)
+    first_end = free[0].tolist().index(eos)
+    assert ended[0].tolist() == free[0].tolist()[: first_end + 1]
+    second = free[1].tolist()
+    assert ended[1].tolist() == second[: second.index(eos) + 1] if eos in second else second
+    saved = captures[0].to_dict(ended[0])
+    assert saved["top_indices"].shape[0] == ended[0].numel()
+
+
+def _pages(tmp_path: Path, count: int) -> list[tuple[str, Path]]:
+    images = []
+    for index in range(count):
+        path = tmp_path / f"page-{index}.png"
+        render_page("text_heavy", SIZES[index], 0, index).save(path)
+        images.append((f"page-{index}", path))
+    return images
+
+
+def test_every_page_of_a_batch_keeps_its_record_with_the_batchs_times(tmp_path: Path):
+    adapter = build_adapter(ModelSpec(preset="small", batch_size=2))
+    settings = default_settings(run_id="batched", repeats=2, max_new_tokens=TOKENS)
+    out, outputs = tmp_path / "records.jsonl", tmp_path / "outputs.pt"
+    profile_images(adapter, PLACEMENT, _pages(tmp_path, 3), settings, out, outputs)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    # Each repeat of a batch writes its pages' records together.
+    assert [(r["image_id"], r["repeat"]) for r in lines] == [
+        (f"page-{page}", repeat) for repeat in (0, 1) for page in (0, 1)
+    ] + [("page-2", 0), ("page-2", 1)]
+    assert all(r["status"] == "ok" and r["tokens"] == TOKENS for r in lines)
+    assert [(r["batch_size"], r["batch"]) for r in lines] == [(2, 0)] * 4 + [(1, 1)] * 2
+    first, second = lines[0], lines[1]  # repeat 0 of the two pages of batch 0
+    for field in ("prefill_ms", "decode_ms", "vision_ms", "decode_step_ms"):
+        assert first[field] == second[field], field
+    assert first["prefill_len"] != second["prefill_len"]
+    assert first["load_ms"] > 0 and second["load_ms"] > 0 and lines[2]["load_ms"] is None
+    assert set(torch.load(outputs)) == {"page-0", "page-1", "page-2"}
+
+
+class OutOfMemoryInBatches(DeepseekOcrAdapter):
+    """The real adapter, except that every batch of more than one page runs out of memory
+    (as a batch too large for the GPU does)."""
+
+    def __init__(self, real: DeepseekOcrAdapter) -> None:
+        super().__init__(real.spec, real.dims, real.module)
+
+    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
+        if len(batch) > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB.")
+        return super().prefill_batch(batch)
+
+
+def test_a_batch_too_large_to_fit_is_recorded_and_the_run_goes_on(tmp_path: Path):
+    real = build_adapter(ModelSpec(preset="small", batch_size=2))
+    adapter = OutOfMemoryInBatches(real)
+    settings = default_settings(run_id="too-big", repeats=2, max_new_tokens=TOKENS)
+    out = tmp_path / "records.jsonl"
+    # Every run out of memory: recorded, and no ShardFailedError.
+    records = profile_images(adapter, PLACEMENT, _pages(tmp_path, 2), settings, out)
+    assert [r.status for r in records] == ["error"] * 4
+    assert all(r.error.startswith("OutOfMemoryError: CUDA out of memory") for r in records)
+    assert all(r.batch_size == 2 for r in records)
+    # A last batch of one page fits and is timed beside the failed one.
+    records = profile_images(adapter, PLACEMENT, _pages(tmp_path, 3), settings, out)
+    assert [r.status for r in records] == ["error"] * 4 + ["ok"] * 2
+
+
+def test_only_deepseek_ocrs_own_module_tree_batches_pages():
+    base = dataclasses.asdict(ModelSpec(preset="small"))
+    check_variant("batched", base, {"batch_size": 8})
+    for changes, named in (
+        ({"name": "deepseek_ocr2"}, "model deepseek_ocr2"),
+        ({"checkpoint": "ckpt", "trust_remote_code": True}, "trust_remote_code"),
+    ):
+        with pytest.raises(VariantError, match=rf"variants.batched.batch_size: 8 pages .*{named}"):
+            check_variant("batched", {**base, **changes}, {"batch_size": 8})
+    with pytest.raises(VariantError, match=r"^batch_size: 4 pages at once .* use batch_size: 1"):
+        check_batch_size({**base, "name": "deepseek_ocr2", "batch_size": 4}, "batch_size")
+    lone = build_adapter(ModelSpec(name="deepseek_ocr2", preset="small"))
+    with pytest.raises(NotImplementedError, match="deepseek_ocr2 prefills one page at a time"):
+        lone.prefill_batch([None, None])  # type: ignore[list-item]

@@ -1,0 +1,88 @@
+"""Pages loaded and preprocessed by worker processes ahead of the timing pass: the same
+records and reference outputs as inline, how long the pass still waited, and unreadable
+pages recorded as inline."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.workflow_helpers import default_settings
+from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
+from vlmprof.device import resolve_placement
+from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.runtime.page_source import loaded_pages
+from vlmprof.runtime.profile_shard import profile_images
+from vlmprof.variants.switches import VariantError, check_variant, check_workers
+
+PLACEMENT = resolve_placement("cpu", "float32")
+TOKENS = 4
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, Path]]:
+    """Three pages of different sizes and, second, a file that is no image."""
+    folder = tmp_path_factory.mktemp("pages")
+    images = []
+    for index, size in enumerate((PAGE_SIZES[0], PAGE_SIZES[3], PAGE_SIZES[5])):
+        path = folder / f"page-{index}.png"
+        render_page("text_heavy", size, 0, index).save(path)
+        images.append((f"page-{index}", path))
+    broken = folder / "broken.png"
+    broken.write_bytes(b"not an image")
+    images.insert(1, ("broken", broken))
+    return images
+
+
+def test_workers_hand_over_the_inline_pages_in_order(images: list[tuple[str, Path]]):
+    adapter = build_adapter(ModelSpec(preset="small"))
+    inline = list(loaded_pages(adapter, images, 10**8, 0))
+    ahead = list(loaded_pages(adapter, images, 10**8, 2))
+    assert [p.image_id for p in ahead] == [image_id for image_id, _ in images]
+    for mine, theirs in zip(inline, ahead, strict=True):
+        assert (mine.error is None) == (theirs.error is None)
+        if mine.error is None:
+            assert torch.equal(mine.inputs.input_ids, theirs.inputs.input_ids)
+            for view, pixels in mine.inputs.pixel_views.items():
+                assert torch.equal(pixels, theirs.inputs.pixel_views[view]), view
+            assert theirs.load_ms > 0 and theirs.preprocess_ms > 0
+        assert theirs.input_wait_ms >= 0
+    assert ahead[1].error.startswith("ImageLoadError")
+    # Inline, the pass waits for the whole load and preprocessing of each page.
+    assert all(p.input_wait_ms >= p.load_ms + p.preprocess_ms for p in inline if p.error is None)
+
+
+def test_a_workers_run_times_the_same_pages_and_keeps_how_long_it_waited(
+    images: list[tuple[str, Path]], tmp_path: Path
+):
+    settings = default_settings(run_id="workers", repeats=2, max_new_tokens=TOKENS)
+    runs = {}
+    for workers in (0, 2):
+        adapter = build_adapter(ModelSpec(preset="small", workers=workers))
+        out, outputs = tmp_path / f"{workers}.jsonl", tmp_path / f"{workers}.pt"
+        profile_images(adapter, PLACEMENT, images, settings, out, outputs)
+        runs[workers] = ([json.loads(line) for line in out.read_text().splitlines()], outputs)
+    (inline, inline_outputs), (ahead, ahead_outputs) = runs[0], runs[2]
+    assert [(r["image_id"], r["repeat"], r["status"]) for r in ahead] == [
+        (r["image_id"], r["repeat"], r["status"]) for r in inline
+    ]
+    first_repeats = [r for r in ahead if r["status"] == "ok" and r["repeat"] == 0]
+    assert len(first_repeats) == 3 and all(r["input_wait_ms"] >= 0 for r in first_repeats)
+    assert all(r["input_wait_ms"] is None for r in ahead if r["repeat"] == 1)
+    mine, theirs = torch.load(inline_outputs), torch.load(ahead_outputs)
+    assert set(mine) == set(theirs) == {"page-0", "page-1", "page-2"}
+    for image_id in mine:
+        assert torch.equal(mine[image_id]["tokens"], theirs[image_id]["tokens"])
+
+
+def test_workers_are_refused_with_preprocessing_on_the_gpu():
+    base = dataclasses.asdict(ModelSpec(preset="small", device="cuda"))
+    check_variant("ahead", base, {"workers": 4})
+    with pytest.raises(VariantError, match=r"^variants.ahead.workers: 4 worker processes"):
+        check_variant("ahead", base, {"workers": 4, "preprocess": "gpu"})
+    with pytest.raises(VariantError, match=r"^workers: 2 .* use workers: 0 with preprocess"):
+        check_workers({**base, "workers": 2, "preprocess": "gpu"}, "workers")
