@@ -256,16 +256,21 @@ if not no_variants:
 
 # %%
 if not no_variants:
-    display(report.styled(report.settings_table(comparison)))
+    settings = report.settings_table(comparison)
+    display(report.styled(settings))
     slo = report.slo_sentence(comparison)
     if slo is not None:
         display(Markdown(slo))
+    display(figures.throughput_latency_figure(settings))
 
 # %% [markdown]
 # What a page at its real length (`cost.output_tokens`) costs on each setting: its latency
-# with the host's load and preprocessing in series, pages per GPU-day, and money per 1,000
-# pages where `cost.gpu_hour_price` or an energy price is set. With `cost.latency_slo_ms`
-# the cheapest setting within that latency is named (the baseline or a gate-passed variant).
+# (its batch's GPU time) with the host's load and preprocessing in series, pages per
+# GPU-day, and money per 1,000 pages where `cost.gpu_hour_price` or an energy price is set;
+# beside them each setting's pages per batch and its timed pages/s and decode tokens/s. The
+# figure plots throughput against latency, one point per setting (a batch-size sweep is one
+# point per batch size). With `cost.latency_slo_ms` the cheapest setting within that
+# latency is named (the baseline or a gate-passed variant).
 
 # %% [markdown]
 # ## Timeline of the operator pass
@@ -333,10 +338,11 @@ report.styled(report.static_crosscheck(run.static))
 # %% [markdown]
 # ## What a page costs
 #
-# A page of `cost.output_tokens` output tokens, one page at a time: the measured mean
-# prefill plus that many decode steps at the measured time per output token (a floor: a
-# longer output reads a longer KV cache). Pages per GPU-day assume the host's loading and
-# preprocessing overlap other pages' GPU work; the serial figure adds them.
+# A page of `cost.output_tokens` output tokens at the run's batch size: the measured mean
+# prefill plus that many decode steps at the measured time per output token, shared by the
+# pages of a batch (a floor: a longer output reads a longer KV cache). Pages per GPU-day
+# assume the host's loading and preprocessing overlap other pages' GPU work; the serial
+# figure adds them.
 
 # %%
 cost = metrics.get("cost") or {"available": False, "reason": "this run predates the figure"}

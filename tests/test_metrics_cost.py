@@ -61,5 +61,26 @@ def test_the_sentence_says_what_it_assumes_and_stands_beside_the_published_figur
     assert sentence.startswith("A page of 1,000 output tokens takes about 2.58 s of GPU time")
     assert "measured over 33.00 tokens" in sentence
     assert "if the host's 185.00 ms of loading and preprocessing run in series" in sentence
-    assert "Batching pages per decode step is not measured here." in sentence
+    assert "of GPU time one page at a time (prefill" in sentence
+    assert cost["assumptions"][0] == "one page at a time (batch 1): the run's batch_size is 1"
     assert list(published_table(cost)["figure"]) == ["200k+ pages per day", "~2,500 tokens/s"]
+
+
+def test_a_batch_shares_its_time_among_its_pages_and_each_page_waits_all_of_it():
+    batched = {**AGGREGATES, "batch_size": {"mean": 8.0}}
+    telemetry = {
+        "available": True,
+        "energy_j": {"prefill": {"mean": 40.0}, "decode": {"mean": 64.0}},
+        "energy_price_per_kwh": 0.30,
+    }
+    cost = cost_section(batched, telemetry, {"output_tokens": 101, "gpu_hour_price": 3.6})
+    batch_ms = 80.0 + 100 * 2.5
+    assert cost["batch_size"] == 8.0
+    assert cost["gpu_ms_per_page"] == pytest.approx(batch_ms / 8)
+    assert cost["pages_per_gpu_day"] == pytest.approx(MS_PER_DAY / (batch_ms / 8))
+    assert cost["latency_ms_per_page"] == pytest.approx(batch_ms + 185.0)
+    assert cost["gpu_cost_per_1000_pages"] == pytest.approx(3.6 * batch_ms / 8 / 3.6e6 * 1000)
+    assert cost["joules_per_page"] == pytest.approx((40.0 + 100 * 2.0) / 8)
+    assert cost["assumptions"][0].startswith("pages generated 8 at a time")
+    assert "of GPU time in batches of 8.00 pages (prefill" in cost_sentence(cost)
+    assert cost_table(cost).loc["pages per batch", "value"] == 8.0

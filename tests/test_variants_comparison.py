@@ -398,9 +398,9 @@ def test_the_comparison_costs_every_setting_against_the_runs_bound(
     fast = cmp.read_run("fast", fast_path, write_gate(tmp_path, "fast", PASSED))
     fast.metrics["cost"] = {
         **baseline.metrics["cost"],
-        "serial_ms_per_page": baseline.metrics["cost"]["serial_ms_per_page"] / 2,
+        "latency_ms_per_page": baseline.metrics["cost"]["latency_ms_per_page"] / 2,
     }
-    bound = baseline.metrics["cost"]["serial_ms_per_page"] * 0.75
+    bound = baseline.metrics["cost"]["latency_ms_per_page"] * 0.75
     bounded = dataclasses.replace(
         baseline,
         metrics={**baseline.metrics, "config": {"cost": {"latency_slo_ms": bound}}},

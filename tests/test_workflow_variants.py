@@ -18,6 +18,7 @@ VARIANTS = {
     "fast": {"experts": "grouped", "sam_attention": "folded"},
     "wrong-head": {"perturb": 0.5},
     "base-mode": {"mode": "base"},
+    "batched": {"batch_size": 2},
 }
 VARIANT_JOBS = {
     "profile_shard_variant",
@@ -67,6 +68,28 @@ def test_an_optimisation_passes_the_gate_and_is_profiled(variant_run: Path):
     assert resolved["sam_attention"] == "folded"
     # Optimisations share the baseline's FLOP count: no static job of their own.
     assert not (variant_run / "variants" / "fast" / "static").exists()
+
+
+def test_pages_generated_two_at_a_time_pass_the_gate_and_share_their_batchs_time(
+    variant_run: Path,
+):
+    gate = _gate(variant_run, "batched")
+    assert gate["status"] == "passed", gate
+    metrics = json.loads((variant_run / "variants" / "batched" / "metrics.json").read_text())
+    records = [
+        json.loads(line)
+        for path in sorted((variant_run / "variants" / "batched").glob("runs/shard-*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    sizes = sorted(record["batch_size"] for record in records)
+    assert set(sizes) == {1, 2} and len(records) == FAST_CONFIG["subset"]["n"] * 2
+    aggregates = metrics["aggregates"]
+    assert aggregates["batch_size"]["mean"] == pytest.approx(sum(sizes) / len(sizes))
+    assert metrics["cost"]["batch_size"] == aggregates["batch_size"]["mean"]
+    assert aggregates["pages_per_s"]["mean"] > 0
+    comparison = json.loads((variant_run / "variants" / "comparison.json").read_text())
+    setting = next(s for s in comparison["settings"] if s["name"] == "batched")
+    assert setting["batch_size"] == metrics["cost"]["batch_size"]
 
 
 def test_a_wrong_model_fails_the_gate_with_its_measured_difference(variant_run: Path):

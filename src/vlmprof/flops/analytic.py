@@ -389,6 +389,25 @@ def decoder_active_params(dims: ModelDims, experts_per_layer: float) -> float:
     return total
 
 
+def experts_hit(dims: ModelDims, batch: int) -> float:
+    """Expected distinct routed experts per MoE layer when each of `batch` tokens picks its
+    top-k of E at random (random weights route close to uniformly): E (1 - (1 - k/E)^B).
+    An assumption, not a measurement: trained routers favour some experts."""
+    dec = dims.decoder
+    if dec.routed_experts == 0:
+        return 0.0
+    pick = dec.experts_per_token / dec.routed_experts
+    return dec.routed_experts * (1.0 - (1.0 - pick) ** batch)
+
+
+def decode_weight_share(dims: ModelDims, batch: int) -> float:
+    """A page's share of a decode step's weight reads in a batch of `batch` pages, against
+    its lone step's: the weights the batch's step reads (`experts_hit` experts per layer)
+    over its pages, divided by one page's active weights (1 at batch 1)."""
+    lone = decoder_active_params(dims, dims.decoder.experts_per_token)
+    return decoder_active_params(dims, experts_hit(dims, batch)) / batch / lone
+
+
 def decoder_params(dims: ModelDims) -> int:
     """All decoder parameters: embedding, layers, final norm and the untied lm_head."""
     dec = dims.decoder

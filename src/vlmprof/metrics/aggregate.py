@@ -57,12 +57,26 @@ def record_stage_ms(record: dict[str, Any]) -> dict[str, float | None]:
     return {stage: values[stage] for stage in STAGE_NESTING}
 
 
+def batch_size(record: dict[str, Any]) -> int:
+    """Pages generated together with the record's page (records before batching ran one)."""
+    return int(record.get("batch_size") or 1)
+
+
 def decode_tokens_per_s(record: dict[str, Any]) -> float | None:
-    """Decode throughput: the tokens-1 decoded tokens over the decode time."""
+    """Decode throughput of the record's batch: the tokens-1 decoded tokens of each of its
+    pages over the batch's decode time."""
     tokens, decode_ms = record.get("tokens"), record.get("decode_ms")
     if tokens is None or decode_ms is None or tokens < 2 or decode_ms <= 0:
         return None
-    return (tokens - 1) / decode_ms * 1000.0
+    return (tokens - 1) * batch_size(record) / decode_ms * 1000.0
+
+
+def pages_per_s(record: dict[str, Any]) -> float | None:
+    """Pages finished per second of the record's batch run (prefill and decode, GPU side)."""
+    prefill, decode = record.get("prefill_ms"), record.get("decode_ms")
+    if prefill is None or decode is None or prefill + decode <= 0:
+        return None
+    return batch_size(record) / (prefill + decode) * 1000.0
 
 
 def _stage_samples(records: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -136,7 +150,9 @@ def repeatability(records: list[dict[str, Any]], tolerance: float) -> dict[str, 
 def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) -> dict[str, Any]:
     """Statistics of every stage over the ok records, counts, failures and repeatability.
 
-    `tokens_per_s` is decode throughput ((tokens - 1) / decode time); `stage_ms` holds only
+    `tokens_per_s` is decode throughput ((tokens - 1) x batch size / decode time) and
+    `pages_per_s` the batch's pages over its prefill and decode time; stage times are the
+    batch's, what each of its pages waited. `stage_ms` holds only
     stages that at least one ok record measured. `counts.images_failed` is the number of
     pages with at least one failed record.
     """
@@ -147,6 +163,8 @@ def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) ->
         "decode_ms": summarize(r.get("decode_ms") for r in good),
         "tokens": summarize(r.get("tokens") for r in good),
         "tokens_per_s": summarize(decode_tokens_per_s(r) for r in good),
+        "pages_per_s": summarize(pages_per_s(r) for r in good),
+        "batch_size": summarize(batch_size(r) for r in good),
         # Each shard's warm-up: compilation and graph capture, and the warm-up generations.
         "warmup_ms": summarize(r.get("warmup_ms") for r in records),
         "stage_ms": {stage: summarize(values) for stage, values in samples.items() if values},

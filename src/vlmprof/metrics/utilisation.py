@@ -2,7 +2,9 @@
 
 Work comes from the analytic formulas of `vlmprof.flops.analytic` at each record's own shapes
 (mode, crops, prefill length, tokens); times from the record. Vision runs inside prefill, so
-the model-level time is prefill + decode wall time and vision time is never added to it.
+the model-level time is prefill + decode wall time and vision time is never added to it. A
+page of a batch counts its share: the batch's times over its pages, the weights the batch
+reads once over its pages (in decode, the experts a batch's tokens are expected to hit).
 The headline of every aggregate is summed work over summed time (long runs weigh more);
 the mean of per-record ratios is reported beside it.
 """
@@ -20,10 +22,11 @@ from vlmprof.flops.analytic import (
     bytes_per_element,
     decode_step_cost,
     decode_total_cost,
+    decode_weight_share,
     llm_prefill_cost,
     vision_cost,
 )
-from vlmprof.metrics.aggregate import llm_prefill_ms, ok_records
+from vlmprof.metrics.aggregate import batch_size, llm_prefill_ms, ok_records
 from vlmprof.metrics.roofline import (
     PEAK_COLUMNS,
     decode_step_roofline,
@@ -113,9 +116,13 @@ def _record_row(
         context_len_mode,
         context_len_fixed,
     )
-    vision_bytes, llm_bytes = moved_bytes(vision, True), moved_bytes(llm, True)
-    decode_bytes = moved_bytes(decode, False)
-    prefill_ms, decode_ms = float(record["prefill_ms"]), float(record["decode_ms"])
+    batch = batch_size(record)
+    vision_bytes, llm_bytes = (
+        _page_bytes(vision, True, 1 / batch),
+        _page_bytes(llm, True, 1 / batch),
+    )
+    decode_bytes = _page_bytes(decode, False, decode_weight_share(dims, batch))
+    prefill_ms, decode_ms = float(record["prefill_ms"]) / batch, float(record["decode_ms"]) / batch
     return {
         "image_id": record["image_id"],
         "repeat": record.get("repeat"),
@@ -124,21 +131,22 @@ def _record_row(
         "prefill_len": record["prefill_len"],
         "tokens": record["tokens"],
         "decode_steps": max(record["tokens"] - 1, 0),
+        "batch_size": batch,
         **{
             column: value
             for part in VISION_PARTS
             for column, value in (
                 (f"{part} flops", parts[part].flops),
-                (f"{part} bytes", moved_bytes(parts[part], True)),
-                (f"{part} (ms)", record.get(record_field(part))),
+                (f"{part} bytes", _page_bytes(parts[part], True, 1 / batch)),
+                (f"{part} (ms)", _share(record.get(record_field(part)), batch)),
             )
         },
         "vision flops": vision.flops,
         "vision bytes": vision_bytes,
-        "vision (ms)": record.get("vision_ms"),
+        "vision (ms)": _share(record.get("vision_ms"), batch),
         "llm_prefill flops": llm.flops,
         "llm_prefill bytes": llm_bytes,
-        "llm_prefill (ms)": llm_prefill_ms(record),
+        "llm_prefill (ms)": _share(llm_prefill_ms(record), batch),
         "prefill flops": vision.flops + llm.flops,
         "prefill (ms)": prefill_ms,
         "prefill bytes": vision_bytes + llm_bytes,
@@ -148,6 +156,16 @@ def _record_row(
         "model flops": vision.flops + llm.flops + decode.flops,
         "model (ms)": prefill_ms + decode_ms,
     }
+
+
+def _page_bytes(cost: StageCost, with_activations: bool, weight_share: float) -> float:
+    """Bytes one page moves when `weight_share` of the stage's weight reads are its own."""
+    return moved_bytes(cost, with_activations) - cost.weight_bytes * (1 - weight_share)
+
+
+def _share(ms: float | None, batch: int) -> float | None:
+    """A page's share of its batch's time."""
+    return None if ms is None else float(ms) / batch
 
 
 def _peak_values(peaks: dict[str, Any], key: str) -> dict[str, float | None]:

@@ -13,12 +13,13 @@ NO_COST = "No cost per page: {reason}."
 
 
 def cost_table(cost: dict[str, Any]) -> pd.DataFrame:
-    """One row per figure of a page of `output_tokens` tokens, one page at a time: GPU and
-    host time, pages per GPU-day, output tokens/s, and the money figures where priced."""
+    """One row per figure of a page of `output_tokens` tokens at the run's batch size: GPU
+    and host time, pages per GPU-day, output tokens/s, and the money figures where priced."""
     if not cost.get("available"):
         return pd.DataFrame(columns=["value"])
     tokens = cost["output_tokens"]
     rows = {
+        "pages per batch": cost.get("batch_size", 1),
         f"GPU time per page of {tokens:,} tokens (ms)": cost["gpu_ms_per_page"],
         "host time per page: load + preprocess (ms)": cost["host_ms_per_page"],
         "pages per GPU-day, host overlapped": cost["pages_per_gpu_day"],
@@ -52,7 +53,7 @@ def cost_sentence(cost: dict[str, Any]) -> str:
     tokens = cost["output_tokens"]
     sentence = (
         f"A page of {tokens:,} output tokens takes about "
-        f"{format_number(cost['gpu_ms_per_page'] / 1000)} s of GPU time one page at a time "
+        f"{format_number(cost['gpu_ms_per_page'] / 1000)} s of GPU time {_at_batch(cost)} "
         f"(prefill {format_number(cost['prefill_ms'])} ms, then "
         f"{format_number(cost['decode_per_token_ms'])} ms per token, measured over "
         f"{format_number(cost['measured_tokens'])} tokens): about "
@@ -66,4 +67,10 @@ def cost_sentence(cost: dict[str, Any]) -> str:
             f"; {format_number(cost['gpu_cost_per_1000_pages'])} per 1,000 pages at "
             f"{cost['gpu_hour_price']:g} per GPU-hour"
         )
-    return sentence + ". Batching pages per decode step is not measured here."
+    return sentence + "."
+
+
+def _at_batch(cost: dict[str, Any]) -> str:
+    """How many pages shared the GPU in the figures."""
+    batch = cost.get("batch_size", 1)
+    return "one page at a time" if batch == 1 else f"in batches of {format_number(batch)} pages"

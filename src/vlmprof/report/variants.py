@@ -150,13 +150,16 @@ def bound_table(comparison: dict[str, Any]) -> pd.DataFrame:
 
 
 def settings_table(comparison: dict[str, Any]) -> pd.DataFrame:
-    """Per setting (the baseline and each variant but the control): its gate status and what
-    a page at its real length costs: latency with the host in series, pages per GPU-day and
-    money per 1,000 pages where priced."""
+    """Per setting (the baseline and each variant but the control): its gate status, pages
+    per batch and measured throughput, and what a page at its real length costs: latency
+    with the host in series, pages per GPU-day and money per 1,000 pages where priced."""
     rows = [
         {
             "setting": s["name"],
             "gate": s["status"],
+            "pages per batch": s.get("batch_size"),
+            "pages/s (timed)": s.get("pages_per_s"),
+            "decode tokens/s (timed)": s.get("tokens_per_s"),
             "page latency (ms)": s["latency_ms"],
             "pages per GPU-day": s["pages_per_gpu_day"],
             "cost per 1,000 pages": s["cost_per_1000_pages"],

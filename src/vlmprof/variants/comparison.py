@@ -299,14 +299,19 @@ def _variant_entry(run: VariantRun, status: str = "") -> dict[str, Any]:
 
 
 def _setting(run: VariantRun, status: str) -> dict[str, Any]:
-    """One arm's cost of a page at its real length (its metrics.json `cost` section)."""
+    """One arm's cost of a page at its real length (its metrics.json `cost` section) and its
+    measured throughput (pages/s and decode tokens/s of its batches)."""
     cost = run.metrics.get("cost") or {}
+    aggregates = run.metrics.get("aggregates") or {}
     money = [cost.get("gpu_cost_per_1000_pages"), cost.get("energy_cost_per_1000_pages")]
     priced = [value for value in money if value is not None]
     return {
         "name": run.name,
         "status": status,
-        "latency_ms": cost.get("serial_ms_per_page"),
+        "batch_size": cost.get("batch_size", 1),
+        "pages_per_s": (aggregates.get("pages_per_s") or {}).get("mean"),
+        "tokens_per_s": (aggregates.get("tokens_per_s") or {}).get("mean"),
+        "latency_ms": cost.get("latency_ms_per_page", cost.get("serial_ms_per_page")),
         "pages_per_gpu_day": cost.get("pages_per_gpu_day"),
         "gpu_cost_per_1000_pages": cost.get("gpu_cost_per_1000_pages"),
         "energy_cost_per_1000_pages": cost.get("energy_cost_per_1000_pages"),
