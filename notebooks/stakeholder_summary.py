@@ -93,7 +93,9 @@ Markdown(report.bullets(report.recommendation_sentences(found)))
 comparison = report.read_comparison(run_dir)
 bought = report.variant_findings(comparison)
 slo = report.slo_sentence(comparison) if comparison else None
-Markdown(report.bullets(report.variant_sentences(bought) + ([slo] if slo else [])))
+display(Markdown(report.bullets(report.variant_sentences(bought) + ([slo] if slo else []))))
+if comparison:
+    display(figures.throughput_latency_figure(report.settings_table(comparison)))
 
 # %% [markdown]
 # ## Can these numbers be trusted?

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 from matplotlib.container import BarContainer
 
@@ -160,3 +161,34 @@ def test_variant_figure_leaves_failed_variants_out(compared_run: Path):
     assert [p.get_width() for p in speedup["grouped"].patches] == pytest.approx(grouped)
     legend = [t.get_text() for t in fig.axes[1].get_legend().get_texts()]
     assert "wrong: failed gate, not shown" in legend
+
+
+def test_the_throughput_latency_figure_has_one_point_per_costed_setting():
+    settings = pd.DataFrame(
+        [
+            {
+                "setting": "baseline",
+                "pages per batch": 1,
+                "page latency (ms)": 3000.0,
+                "pages per GPU-day": 30000.0,
+            },
+            {
+                "setting": "b8",
+                "pages per batch": 8,
+                "page latency (ms)": 4000.0,
+                "pages per GPU-day": 160000.0,
+            },
+            {
+                "setting": "uncosted",
+                "pages per batch": 1,
+                "page latency (ms)": None,
+                "pages per GPU-day": None,
+            },
+        ]
+    )
+    ax = figures.throughput_latency_figure(settings).axes[0]
+    points = [tuple(c.get_offsets()[0]) for c in ax.collections]
+    assert points == [(3.0, 30000.0), (4.0, 160000.0)]
+    assert [text.get_text() for text in ax.texts] == ["baseline (batch 1)", "b8 (batch 8)"]
+    # A comparison whose settings were never costed draws nothing rather than failing.
+    assert not figures.throughput_latency_figure(settings[["setting"]]).axes[0].collections

@@ -15,7 +15,7 @@ from PIL import Image
 
 from tests.workflow_helpers import default_settings
 from vlmprof.models import ModelSpec, build_adapter
-from vlmprof.runtime.profile_shard import reference_outputs
+from vlmprof.runtime.profile_shard import batch_reference_outputs, reference_outputs
 from vlmprof.variants.gate import judge_page
 
 TOKENS = 12
@@ -111,3 +111,46 @@ def test_cuda_graph_replays_the_static_paths_outputs(generated, dtype: str, expe
     scale = float(static["top_values"].abs().max())
     worst = float((graphed["top_values"] - static["top_values"]).abs().max())
     assert worst <= GRAPHED[dtype] * scale
+
+
+def _graphed_adapter(**switches: str):
+    spec = ModelSpec(
+        preset="small",
+        mode="base",
+        device="cuda",
+        dtype="bfloat16",
+        experts_implementation="grouped_mm",
+        decode="cuda_graph",
+        **switches,
+    )
+    return build_adapter(spec)
+
+
+@NEEDS_CUDA
+def test_the_compiled_decoder_runs_inside_the_captured_decode_graph(page: Image.Image):
+    settings = default_settings(run_id="compiled-graph", max_new_tokens=TOKENS)
+    outputs = {}
+    for compiled in ("none", "decoder"):
+        adapter = _graphed_adapter(compile=compiled)
+        outputs[compiled] = reference_outputs(adapter, adapter.preprocess(page), settings)
+        assert [slot.graph is not None for slot in adapter.static.slots.values()] == [True]
+    verdict = judge_page(outputs["none"], outputs["decoder"], GATE_TOLERANCE)
+    assert verdict["ok"], verdict
+
+
+@NEEDS_CUDA
+def test_a_batch_replayed_from_its_graph_gets_each_pages_lone_tokens():
+    adapter = _graphed_adapter()
+    settings = default_settings(run_id="batched-graph", max_new_tokens=TOKENS)
+    sizes = ((700, 1000), (1600, 900), (600, 2000), (480, 640))
+    batch = [adapter.preprocess(Image.new("RGB", size, "white")) for size in sizes]
+    assert len({inputs.prefill_len for inputs in batch}) > 1
+    lone = [reference_outputs(adapter, inputs, settings) for inputs in batch]
+    together = batch_reference_outputs(adapter, batch, settings)
+    for alone, batched in zip(lone, together, strict=True):
+        verdict = judge_page(alone, batched, GATE_TOLERANCE)
+        assert verdict["ok"], verdict
+    graphs = {key: slot.graph is not None for key, slot in adapter.static.slots.items()}
+    assert any(
+        batch_size == len(batch) and captured for (_, batch_size), captured in graphs.items()
+    )

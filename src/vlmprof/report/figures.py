@@ -329,14 +329,18 @@ def throughput_latency_figure(settings: pd.DataFrame) -> Figure:
 
     `settings` is `vlmprof.report.variants.settings_table`, the baseline first (rows
     without both figures are left out)."""
-    drawn = settings.dropna(subset=["page latency (ms)", "pages per GPU-day"])
+    figures = ["page latency (ms)", "pages per GPU-day"]
+    drawn = settings.reindex(columns=["setting", "pages per batch", *figures]).dropna(
+        subset=figures
+    )
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     for index, (_, row) in enumerate(drawn.iterrows()):
         point = (row["page latency (ms)"] / 1000.0, row["pages per GPU-day"])
         shade = VARIANT_COLOURS[(index - 1) % len(VARIANT_COLOURS)]
         ax.scatter(*point, color=BASELINE_COLOUR if index == 0 else shade, s=40)
-        label = f"{row['setting']} (batch {row.get('pages per batch', 1):g})"
+        batch = 1 if pd.isna(row["pages per batch"]) else row["pages per batch"]
+        label = f"{row['setting']} (batch {batch:g})"
         ax.annotate(label, point, textcoords="offset points", xytext=(5, 4), fontsize=8)
     ax.set_xlabel("page latency: its batch's GPU time + its load and preprocessing (s)")
     ax.set_ylabel("pages per GPU-day (host overlapped)")
