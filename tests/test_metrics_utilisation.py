@@ -6,6 +6,8 @@ from tests.records import page_record
 from vlmprof.flops.analytic import (
     bytes_per_element,
     decode_step_cost,
+    decode_weight_share,
+    experts_hit,
     llm_prefill_cost,
     vision_cost,
 )
@@ -210,3 +212,30 @@ def test_roofline_of_the_page_adds_the_prefill_and_decode_bounds():
     assert roofline_section(utilisation(RECORDS[3:], DIMS, PEAKS, DTYPE)[2], PEAKS) == {
         "reason": "no ok records"
     }
+
+
+def test_a_page_of_a_batch_counts_its_share_of_the_time_and_of_the_weights():
+    lone = OK[2]
+    batched = {**lone, "batch_size": 4}
+    mfu_lone, mbu_lone, rows_lone = utilisation([lone], DIMS, PEAKS, DTYPE)
+    mfu, mbu, rows = utilisation([batched], DIMS, PEAKS, DTYPE)
+    # The same FLOPs in a quarter of the time: four times the MFU.
+    for stage in ("vision", "llm_prefill", "decode"):
+        assert mfu["per_stage"][stage]["calibrated"] == pytest.approx(
+            4 * mfu_lone["per_stage"][stage]["calibrated"]
+        )
+    assert rows.loc[0, "decode (ms)"] == pytest.approx(lone["decode_ms"] / 4)
+    # Decode: four tokens per step hit more experts than one, fewer than four times as many.
+    weights = decode_step_cost(DIMS, lone["prefill_len"], BPE).weight_bytes * (TOKENS - 1)
+    saved = rows_lone.loc[0, "decode bytes"] - rows.loc[0, "decode bytes"]
+    assert weights * 0.5 < saved < weights * 0.75
+    assert "E (1 - (1 - k/E)^B)" in mbu["batching"] and "batching" not in mbu_lone
+    assert mfu["batching"] == mbu["batching"]
+
+
+def test_the_experts_a_batch_hits_grow_from_top_k_to_every_expert():
+    k, experts = DIMS.decoder.experts_per_token, DIMS.decoder.routed_experts
+    assert experts_hit(DIMS, 1) == pytest.approx(k)
+    assert k < experts_hit(DIMS, 4) < 4 * k
+    assert experts_hit(DIMS, 10_000) == pytest.approx(experts)
+    assert decode_weight_share(DIMS, 1) == pytest.approx(1.0)

@@ -45,6 +45,12 @@ HEADLINE = (
     "aggregate MFU/MBU = summed FLOPs (bytes) over summed wall time of the ok records, "
     "divided by the peak; *_mean_of_records is the mean of per-record ratios"
 )
+BATCHING = (
+    "a page of a batch of B counts its share: the batch's times over B, the weights the batch "
+    "reads once over B; in decode the batch's step reads the experts its B tokens are expected "
+    "to hit, E (1 - (1 - k/E)^B) per MoE layer (an assumption: random weights route close to "
+    "uniformly, trained routers favour some experts)"
+)
 _REQUIRED = ("mode", "n_crops", "prefill_len", "tokens", "prefill_ms", "decode_ms")
 
 
@@ -337,6 +343,8 @@ def utilisation(
         "per_stage": {stage: _stage_mbu(df, stage, tbps) for stage in MBU_STAGES},
         "decode_roofline": _decode_roofline(df, peaks),
     }
+    if int(df["batch_size"].max()) > 1:
+        mfu["batching"] = mbu["batching"] = BATCHING
     return mfu, mbu, _with_record_ratios(df, tflops, tbps)
 
 
