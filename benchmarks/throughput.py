@@ -72,24 +72,6 @@ def _mean(aggregates: dict[str, Any], key: str) -> float | None:
     return (aggregates.get(key) or {}).get("mean")
 
 
-def end_to_end_pages_per_s(records: list[dict[str, Any]]) -> float | None:
-    """Pages over the time their batches took, each batch's wait for its pages included
-    (first repeats of ok records; one row per batch)."""
-    batches = {
-        (r["batch"], r["shard"]): r
-        for r in records
-        if r["status"] == "ok" and r["repeat"] == 0 and r.get("input_wait_ms") is not None
-    }
-    waits = {key: 0.0 for key in batches}
-    for r in records:
-        key = (r["batch"], r["shard"])
-        if key in waits and r["repeat"] == 0 and r.get("input_wait_ms") is not None:
-            waits[key] += r["input_wait_ms"]  # the batch waited for each of its pages
-    total_ms = sum(r["prefill_ms"] + r["decode_ms"] + waits[k] for k, r in batches.items())
-    pages = sum(r["batch_size"] for r in batches.values())
-    return pages / total_ms * 1000.0 if total_ms else None
-
-
 def measure(
     arm: str,
     spec: ModelSpec,
@@ -125,7 +107,7 @@ def measure(
         "errors": sorted({f["error"] for f in summary["failures"]}),
         "decode_tokens_per_s": _mean(aggregates, "tokens_per_s"),
         "pages_per_s": _mean(aggregates, "pages_per_s"),
-        "end_to_end_pages_per_s": end_to_end_pages_per_s(records),
+        "end_to_end_pages_per_s": aggregates["pages_per_s_end_to_end"],
         "prefill_ms": _mean(stage, "prefill"),
         "decode_step_ms": _mean(stage, "decode_per_token"),
         "input_wait_ms": [r.get("input_wait_ms") for r in records if r["repeat"] == 0],

@@ -82,6 +82,28 @@ def test_decode_steps_are_pooled_and_throughput_counts_decode_tokens():
     assert agg["tokens"]["mean"] == pytest.approx(3.5)
 
 
+def test_a_batchs_throughput_counts_its_pages_and_end_to_end_adds_their_wait():
+    # Two pages decoded together: each record holds the batch's times.
+    batch = {"batch_size": 2, "batch": 0, "shard": 0, "steps": (2.0, 2.0)}
+    records = [
+        record("page-a", 0, input_wait_ms=30.0, **batch),
+        record("page-b", 0, input_wait_ms=10.0, **batch),
+        record("page-a", 1, **batch),
+        record("page-b", 1, **batch),
+    ]
+    agg = aggregate_records(records)["aggregates"]
+    # 2 pages x 2 decode tokens over 4 ms; 2 pages over 100 + 4 ms.
+    assert agg["tokens_per_s"]["mean"] == pytest.approx(1000.0)
+    assert agg["pages_per_s"]["mean"] == pytest.approx(2 / 104 * 1000)
+    assert agg["batch_size"]["mean"] == 2
+    # End to end: the first repeat's batch waited 30 + 10 ms for its pages.
+    assert agg["pages_per_s_end_to_end"] == pytest.approx(2 / 144 * 1000)
+    assert agg["input_wait_ms"]["mean"] == pytest.approx(20.0)
+    # Records from before the wait was kept give no end-to-end figure.
+    alone = aggregate_records([record("page-a", 0)])["aggregates"]
+    assert alone["pages_per_s_end_to_end"] is None and alone["batch_size"]["mean"] == 1
+
+
 def test_repeatability_passes_within_tolerance():
     rep = aggregate_records(records_within_tolerance(), tolerance=0.10)["repeatability"]
     assert rep["pass"] is True

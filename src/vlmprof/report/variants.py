@@ -159,6 +159,7 @@ def settings_table(comparison: dict[str, Any]) -> pd.DataFrame:
             "gate": s["status"],
             "pages per batch": s.get("batch_size"),
             "pages/s (timed)": s.get("pages_per_s"),
+            "pages/s end to end (timed)": s.get("pages_per_s_end_to_end"),
             "decode tokens/s (timed)": s.get("tokens_per_s"),
             "page latency (ms)": s["latency_ms"],
             "pages per GPU-day": s["pages_per_gpu_day"],

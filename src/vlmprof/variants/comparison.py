@@ -310,6 +310,7 @@ def _setting(run: VariantRun, status: str) -> dict[str, Any]:
         "status": status,
         "batch_size": cost.get("batch_size", 1),
         "pages_per_s": (aggregates.get("pages_per_s") or {}).get("mean"),
+        "pages_per_s_end_to_end": aggregates.get("pages_per_s_end_to_end"),
         "tokens_per_s": (aggregates.get("tokens_per_s") or {}).get("mean"),
         "latency_ms": cost.get("latency_ms_per_page", cost.get("serial_ms_per_page")),
         "pages_per_gpu_day": cost.get("pages_per_gpu_day"),
