@@ -60,9 +60,10 @@ def test_a_workers_run_times_the_same_pages_and_keeps_how_long_it_waited(
     images: list[tuple[str, Path]], tmp_path: Path
 ):
     settings = default_settings(run_id="workers", repeats=2, max_new_tokens=TOKENS)
+    # Tiny mode (one 512 view per page) keeps the two runs short.
     runs = {}
     for workers in (0, 2):
-        adapter = build_adapter(ModelSpec(preset="small", workers=workers))
+        adapter = build_adapter(ModelSpec(preset="small", mode="tiny", workers=workers))
         out, outputs = tmp_path / f"{workers}.jsonl", tmp_path / f"{workers}.pt"
         profile_images(adapter, PLACEMENT, images, settings, out, outputs)
         runs[workers] = ([json.loads(line) for line in out.read_text().splitlines()], outputs)
