@@ -109,6 +109,18 @@ else:
 # them is then part of LLM prefill).
 
 # %%
+batch_timeline = report.batch_timeline(run.records)
+if len(batch_timeline):
+    display(figures.batch_timeline_figure(batch_timeline))
+
+# %% [markdown]
+# One batch on the host's clock (the last of the largest size, past the first batch's
+# warm-up): each page's loading and preprocessing (inline, or in worker processes running
+# ahead with `workers`), how long the timing pass waited for each page, and the batch's
+# prefill and decode on the GPU. Between the wait and the prefill runs the batch's untimed
+# reference generation (the gate's outputs, also its warm-up).
+
+# %%
 if timed:
     display(report.styled(run_split), report.styled(prefill_split))
 

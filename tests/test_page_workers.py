@@ -15,6 +15,8 @@ from tests.workflow_helpers import default_settings
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.device import resolve_placement
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.report import figures
+from vlmprof.report.timing import batch_timeline
 from vlmprof.runtime.page_source import loaded_pages
 from vlmprof.runtime.profile_shard import profile_images
 from vlmprof.variants.switches import VariantError, check_variant, check_workers
@@ -87,3 +89,35 @@ def test_workers_are_refused_with_preprocessing_on_the_gpu():
         check_variant("ahead", base, {"workers": 4, "preprocess": "gpu"})
     with pytest.raises(VariantError, match=r"^workers: 2 .* use workers: 0 with preprocess"):
         check_workers({**base, "workers": 2, "preprocess": "gpu"}, "workers")
+
+
+def test_one_batchs_host_and_gpu_sides_line_up_on_the_host_clock(
+    images: list[tuple[str, Path]], tmp_path: Path
+):
+    adapter = build_adapter(ModelSpec(preset="small", mode="tiny", batch_size=2, workers=2))
+    settings = default_settings(run_id="timeline", repeats=1, max_new_tokens=TOKENS)
+    out = tmp_path / "records.jsonl"
+    profile_images(adapter, PLACEMENT, images, settings, out)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    timeline = batch_timeline(records)
+    # The last batch of two readable pages: the broken page left pages 1 and 2 together.
+    pages = {"page-1", "page-2"}
+    host = timeline[timeline["lane"] == "host: load + preprocess"]
+    assert set(host["span"]) == pages
+    assert set(timeline[timeline["lane"] == "timing pass: waits for the page"]["span"]) == pages
+    gpu = timeline[timeline["lane"] == "GPU: the batch"].set_index("span")
+    assert list(gpu.index) == ["prefill", "decode"]
+    # Loading came before the batch's run, prefill before decode, all from the first span.
+    assert timeline["start (ms)"].min() == 0.0
+    assert host["end (ms)"].max() <= gpu.loc["prefill", "start (ms)"]
+    assert gpu.loc["prefill", "end (ms)"] <= gpu.loc["decode", "start (ms)"] + 1e-6
+    run = next(r for r in records if r["image_id"] == "page-1")
+    assert gpu.loc["decode", "end (ms)"] - gpu.loc["prefill", "start (ms)"] == pytest.approx(
+        (run["run_span_s"][1] - run["run_span_s"][0]) * 1000.0
+    )
+    ax = figures.batch_timeline_figure(timeline).axes[0]
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == list(
+        dict.fromkeys(timeline["lane"])
+    )
+    # Records from before spans were kept give no timeline, not an error.
+    assert batch_timeline([{**r, "host_span_s": None} for r in records]).empty

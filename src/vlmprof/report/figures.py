@@ -347,3 +347,29 @@ def throughput_latency_figure(settings: pd.DataFrame) -> Figure:
     ax.set_title("Throughput against latency, one point per setting")
     ax.grid(alpha=0.3)
     return fig
+
+
+def batch_timeline_figure(timeline: pd.DataFrame) -> Figure:
+    """`vlmprof.report.timing.batch_timeline` as lanes on one time axis: where the host's
+    loading and preprocessing ran against the GPU's prefill and decode of one batch."""
+    lanes = list(dict.fromkeys(timeline["lane"]))
+    fig = Figure(figsize=(10, 1.2 + 0.5 * len(lanes)), layout="constrained")
+    ax = fig.subplots()
+    for index, (_, row) in enumerate(timeline.iterrows()):
+        width = row["end (ms)"] - row["start (ms)"]
+        shade = colour(row["span"]) if row["lane"].startswith("GPU") else None
+        ax.barh(
+            lanes.index(row["lane"]),
+            width,
+            left=row["start (ms)"],
+            height=0.6,
+            color=shade or VARIANT_COLOURS[index % len(VARIANT_COLOURS)],
+            edgecolor="white",
+        )
+        if row["lane"].startswith("GPU"):
+            ax.text(row["start (ms)"], lanes.index(row["lane"]), f" {row['span']}", va="center")
+    ax.set_yticks(range(len(lanes)), lanes)
+    ax.invert_yaxis()
+    ax.set_xlabel("host clock (ms from the batch's first span)")
+    ax.set_title("One batch: the host's side and the GPU's side")
+    return fig

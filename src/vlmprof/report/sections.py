@@ -28,6 +28,7 @@ Timing
     prefill_split(metrics)              prefill's exclusive parts: mean (ms), share (%)
     page_split(metrics)                 a page's exclusive parts: mean (ms), share (%)
     end_to_end_split(metrics)           the host's load and preprocess, then those parts
+    batch_timeline(records)             one batch's host and GPU spans on the host clock
     per_image_parts(per_image)          per page, each exclusive part (ms)
     category_table(per_category)        per category: pages, stage means (ms) and CV (%)
     decode_latency_table(metrics)       TTFT and TPOT: mean, p50, p90, p99 (ms)
@@ -119,6 +120,7 @@ from vlmprof.report.static_compute import params_table, static_crosscheck
 from vlmprof.report.timed_busy import quoted_busy
 from vlmprof.report.timing import (
     NOTHING_TIMED,
+    batch_timeline,
     category_table,
     decode_latency_table,
     decode_steps,
@@ -151,6 +153,7 @@ from vlmprof.report.variants import (
 __all__ = [
     "NOTHING_TIMED",
     "NO_OPERATOR_PASS",
+    "batch_timeline",
     "benchmark_table",
     "bound_table",
     "bullets",

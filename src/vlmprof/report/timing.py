@@ -199,3 +199,48 @@ def ttft_values(records: list[dict[str, Any]]) -> pd.Series:
     """TTFT (ms) of every ok record."""
     values = [r["ttft_ms"] for r in records if r.get("status", "ok") == "ok" and r.get("ttft_ms")]
     return pd.Series(values, name="TTFT (ms)", dtype=float)
+
+
+BATCH_TIMELINE_COLUMNS: tuple[str, ...] = ("lane", "span", "start (ms)", "end (ms)")
+
+
+def batch_timeline(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """One batch's host and GPU sides on the host clock, in ms from its first span: each
+    page's load and preprocessing, the timing pass's wait for each page, and the batch's
+    prefill and decode (the run's window split by its stage times).
+
+    The batch is the last of the largest size whose first repeat kept its spans (a steady
+    batch, past the first's warm-up); empty for records from before spans were kept.
+    """
+    spans = [
+        r
+        for r in records
+        if r.get("status", "ok") == "ok"
+        and r.get("repeat") == 0
+        and r.get("run_span_s")
+        and r.get("host_span_s")
+    ]
+    if not spans:
+        return pd.DataFrame(columns=list(BATCH_TIMELINE_COLUMNS))
+    largest = max(r.get("batch_size") or 1 for r in spans)
+    last = max((r for r in spans if (r.get("batch_size") or 1) == largest), key=_run_start)
+    batch = [r for r in spans if r.get("run_span_s") == last.get("run_span_s")]
+    rows = []
+    for record in batch:
+        page = record["image_id"]
+        rows.append(("host: load + preprocess", page, *record["host_span_s"]))
+        if record.get("wait_span_s"):
+            rows.append(("timing pass: waits for the page", page, *record["wait_span_s"]))
+    run_start, run_end = last["run_span_s"]
+    prefill_end = run_start + last["prefill_ms"] / 1000.0
+    rows.append(("GPU: the batch", label("prefill"), run_start, prefill_end))
+    rows.append(("GPU: the batch", label("decode"), run_end - last["decode_ms"] / 1000.0, run_end))
+    frame = pd.DataFrame(rows, columns=["lane", "span", "start", "end"])
+    origin = frame["start"].min()
+    frame["start (ms)"] = (frame["start"] - origin) * 1000.0
+    frame["end (ms)"] = (frame["end"] - origin) * 1000.0
+    return frame[list(BATCH_TIMELINE_COLUMNS)]
+
+
+def _run_start(record: dict[str, Any]) -> float:
+    return float(record["run_span_s"][0])

@@ -38,6 +38,10 @@ class LoadedPage:
     error: str | None = None
     # How long the timing pass waited for this page once it asked for it.
     input_wait_ms: float | None = None
+    # Host clock (time.perf_counter: CLOCK_MONOTONIC, shared by the worker processes) of
+    # the load's start and the preprocessing's end, and of the wait's start and end.
+    host_span_s: tuple[float, float] | None = None
+    wait_span_s: tuple[float, float] | None = None
 
 
 def error_reason(error: BaseException) -> str:
@@ -59,13 +63,15 @@ class _Pages(Dataset):
     def __getitem__(self, index: int) -> LoadedPage:
         image_id, path = self.images[index]
         loaded = LoadedPage(image_id, Path(path))
-        start = time.perf_counter()
+        began = start = time.perf_counter()
         try:
             loaded.image = load_page(Path(path), self.max_pixels)
             loaded.load_ms = (time.perf_counter() - start) * 1000.0
             start = time.perf_counter()
             loaded.inputs = self.adapter.preprocess(loaded.image)
-            loaded.preprocess_ms = (time.perf_counter() - start) * 1000.0
+            end = time.perf_counter()
+            loaded.preprocess_ms = (end - start) * 1000.0
+            loaded.host_span_s = (began, end)
         except (ImageLoadError, OSError, ValueError) as error:
             loaded.error = error_reason(error)
         return loaded
@@ -102,5 +108,7 @@ def loaded_pages(
             page = next(source)
         except StopIteration:
             return
-        page.input_wait_ms = (time.perf_counter() - start) * 1000.0
+        end = time.perf_counter()
+        page.input_wait_ms = (end - start) * 1000.0
+        page.wait_span_s = (start, end)
         yield page

@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 WARMUP_PAGE_SIZE = (1240, 1754)  # A4 portrait at 150 dpi
 # Record fields measured once per page (on its first repeat), cleared on the others.
 ONCE_PER_PAGE: dict[str, None] = dict.fromkeys(
-    ("load_ms", "preprocess_ms", "input_wait_ms", "warmup_ms")
+    ("load_ms", "preprocess_ms", "input_wait_ms", "host_span_s", "wait_span_s", "warmup_ms")
 )
 # How an out-of-memory run's error begins (`error_reason` of torch.OutOfMemoryError).
 OUT_OF_MEMORY = "OutOfMemoryError"
@@ -137,6 +137,9 @@ def timed_run(
         "peak_mem_bytes": peak,
         "telemetry": telemetry,
         "host": host,
+        # The run on the host clock (time.perf_counter), from the first launch to the
+        # device finishing: where a batch timeline places the GPU side.
+        "run_span_s": (host_before.wall_s, host_after.wall_s),
     }
 
 
@@ -317,6 +320,8 @@ def profile_images(
                     "load_ms": loaded.load_ms,
                     "preprocess_ms": loaded.preprocess_ms,
                     "input_wait_ms": loaded.input_wait_ms,
+                    "host_span_s": loaded.host_span_s,
+                    "wait_span_s": loaded.wait_span_s,
                 }
                 pages.append(_Page(common, facts, loaded.inputs, loaded.image))
             if not pages:
