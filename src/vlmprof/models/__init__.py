@@ -16,6 +16,7 @@ ADAPTERS: dict[str, str] = {
     "deepseek_ocr": "vlmprof.models.deepseek_ocr.adapter:DeepseekOcrAdapter",
     "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.adapter:DeepseekOcr2Adapter",
     "causal_lm": "vlmprof.models.causal_lm:CausalLmAdapter",
+    "hf_vlm": "vlmprof.models.hf_vlm.adapter:HfVlmAdapter",
 }
 # Adapters that run a checkpoint's own model code (`model.trust_remote_code`), by model name.
 REMOTE_CODE_ADAPTERS: dict[str, str] = {
@@ -26,6 +27,11 @@ REMOTE_CODE_ADAPTERS: dict[str, str] = {
 DIMS: dict[str, str] = {
     "deepseek_ocr": "vlmprof.models.deepseek_ocr.dims",
     "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.dims",
+}
+# Models whose presets are transformers config values per architecture (no dims module):
+# where their `check_preset(preset, overrides)` lives (no transformers import needed).
+PRESET_CHECKS: dict[str, str] = {
+    "hf_vlm": "vlmprof.models.hf_vlm.architectures",
 }
 # Where each pipeline model reads a checkpoint's dimensions (`read_dims`; needs transformers).
 CHECKPOINT_DIMS: dict[str, str] = {
@@ -57,6 +63,9 @@ def _dims_module(name: str) -> Any:
 
 def check_preset(name: str, preset: str, overrides: Mapping[str, Any]) -> None:
     """Raise a ValueError naming the key when `preset` plus `overrides` is not a valid model."""
+    if name in PRESET_CHECKS:
+        importlib.import_module(PRESET_CHECKS[name]).check_preset(preset, overrides)
+        return
     _dims_module(name).preset_dims(preset, dict(overrides))
 
 

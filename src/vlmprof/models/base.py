@@ -23,6 +23,9 @@ class ModelSpec:
     """Everything that decides which model is built and how it runs."""
 
     name: str = "deepseek_ocr"
+    # Which transformers architecture the `hf_vlm` adapter builds (models/hf_vlm/
+    # architectures.py); every other adapter ignores it.
+    architecture: str = "qwen2_5_vl"
     preset: str = "small"
     overrides: Mapping[str, Any] = field(default_factory=dict)
     device: str = "cpu"
@@ -102,7 +105,7 @@ def released_values(names: tuple[str, ...]) -> dict[str, Any]:
 # job's params leave them out at that value, so upgrading does not redo finished jobs
 # (Snakemake reruns a job whose params text changes).
 LATER_FIELDS: dict[str, Any] = released_values(
-    ("sam_attention", "vision", "preprocess", "batch_size", "workers")
+    ("sam_attention", "vision", "preprocess", "batch_size", "workers", "architecture")
 )
 # Switches that change how our module tree runs, at the released code's values: a
 # checkpoint's own model code (trust_remote_code) takes none of them.
@@ -150,10 +153,14 @@ class ModelInputs:
         return int(self.input_ids.shape[-1])
 
     def to(self, device: torch.device | str, dtype: torch.dtype) -> ModelInputs:
-        """Copy to a device; pixel tensors also take the model's dtype."""
+        """Copy to a device; floating-point pixel tensors also take the model's dtype (integer
+        ones, such as an image's patch grid or token types, stay integers)."""
         return ModelInputs(
             input_ids=self.input_ids.to(device),
-            pixel_views={k: v.to(device=device, dtype=dtype) for k, v in self.pixel_views.items()},
+            pixel_views={
+                k: v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
+                for k, v in self.pixel_views.items()
+            },
             mode=self.mode,
             n_crops=self.n_crops,
             image_tokens=self.image_tokens,

@@ -1,0 +1,179 @@
+"""A transformers vision-language model (`model.architecture`) with seeded random weights,
+run through its own forward: the vision stages are timed by hooks on its modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import transformers
+from PIL import Image
+from transformers import PretrainedConfig
+from transformers.cache_utils import DynamicCache
+from transformers.image_processing_utils import BaseImageProcessor
+
+from vlmprof.device import resolve_dtype
+from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
+from vlmprof.models.deepseek_ocr.model import default_dtype
+from vlmprof.models.hf_vlm.architectures import Architecture, architecture, config_values
+from vlmprof.models.hf_vlm.inputs import image_processor, page_inputs
+from vlmprof.models.implementation import compile_parts, perturb_weight
+
+# Switches this adapter cannot take, at the values it runs (the released code's): they
+# change our own module tree (deepseek_ocr's), which a transformers model does not have.
+UNSUPPORTED_SWITCHES = {"decode": "eager", "sam_attention": "bias", "vision": "eager"}
+
+
+def build_config(arch: Architecture, spec: ModelSpec) -> PretrainedConfig:
+    """The transformers config of the spec's preset and overrides, with its attention: the
+    spec's for the decoder, the vision tower's only one where it has one."""
+    config = getattr(transformers, arch.config_class)(
+        **config_values(arch, spec.preset, spec.overrides)
+    )
+    vision = arch.vision_attention or spec.attn_implementation
+    config._attn_implementation = {
+        "": vision,
+        "text_config": spec.attn_implementation,
+        "vision_config": vision,
+    }
+    return config
+
+
+def layer_paths(module: torch.nn.Module, paths: tuple[str, ...]) -> tuple[str, ...]:
+    """Module paths with each ModuleList path replaced by its layers' paths (a ModuleList
+    has no forward of its own to hook or compile)."""
+    expanded: list[str] = []
+    for path in paths:
+        target = module.get_submodule(path)
+        if isinstance(target, torch.nn.ModuleList):
+            expanded.extend(f"{path}.{i}" for i in range(len(target)))
+        else:
+            expanded.append(path)
+    return tuple(expanded)
+
+
+class HfVlmAdapter(ModelAdapter):
+    """A transformers VLM from the architecture table: prefill and decode through the
+    model's own forward with a growing KV cache."""
+
+    name = "hf_vlm"
+
+    def __init__(
+        self,
+        spec: ModelSpec,
+        arch: Architecture,
+        module: torch.nn.Module,
+        processor: BaseImageProcessor,
+    ) -> None:
+        self.spec = spec
+        self.arch = arch
+        self.module = module
+        self.config = module.config
+        self.processor = processor
+        eos = self.config.text_config.eos_token_id
+        self.eos_token_id = eos if isinstance(eos, int) else None
+        self._apply_switches()
+
+    @classmethod
+    def build(cls, spec: ModelSpec) -> HfVlmAdapter:
+        """Random weights seeded by `spec.seed`, made directly on the device in the dtype."""
+        arch = architecture(spec.architecture)
+        changed = [k for k, v in UNSUPPORTED_SWITCHES.items() if getattr(spec, k) != v]
+        if spec.preprocess != "cpu":
+            changed.append("preprocess")
+        if changed:
+            raise ValueError(
+                f"{', '.join(changed)}: hf_vlm runs the model's own forward; these switches "
+                "apply to deepseek_ocr's module tree only"
+            )
+        if spec.checkpoint or spec.trust_remote_code:
+            raise ValueError("model.checkpoint: hf_vlm builds random weights from a preset only")
+        config = build_config(arch, spec)
+        dtype = resolve_dtype(spec.dtype, spec.device)
+        torch.manual_seed(spec.seed)
+        with torch.device(spec.device), default_dtype(dtype):
+            module = getattr(transformers, arch.model_class)(config)
+        processor = image_processor(arch, spec.preset, module.config)
+        return cls(spec, arch, module.eval(), processor)
+
+    def _apply_switches(self) -> None:
+        """torch.compile the parts `spec.compile` names; perturb the head if asked (tests)."""
+        vision = (*self.vision_paths(), self.arch.projector)
+        decoder = layer_paths(self.module, (self.arch.decoder_layers,))
+        targets = {"none": (), "vision": vision, "decoder": decoder, "all": vision + decoder}
+        compile_parts(self.module, targets[self.spec.compile])
+        if self.spec.perturb:
+            perturb_weight(self.module.lm_head.weight, self.spec.perturb, self.spec.seed)
+
+    def vision_paths(self) -> tuple[str, ...]:
+        """Module paths of the vision encoder without its projector."""
+        return layer_paths(self.module, self.arch.vision)
+
+    def preprocess(self, image: Image.Image) -> ModelInputs:
+        """The architecture's processor on the page, and the prompt with its image tokens."""
+        return page_inputs(self.arch, self.config, self.processor, image)
+
+    def stage_modules(self) -> dict[str, str]:
+        """The vision encoder as `clip` and the projector as `projector`.
+
+        stages.py names the vision parts after DeepSeek-OCR (sam, clip, projector); `clip`
+        is "the vision encoder" there (DeepSeek-OCR-2 puts its Qwen2 encoder in that slot
+        too), so these encoders take it and `sam` stays empty.
+        """
+        return {**dict.fromkeys(self.vision_paths(), "clip"), self.arch.projector: "projector"}
+
+    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+        """The model's forward over the whole prompt with its pixels: the last logits."""
+        cache = DynamicCache(config=self.config.text_config)
+        logits = self.module(
+            input_ids=inputs.input_ids,
+            **inputs.pixel_views,
+            past_key_values=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
+        return logits, DecodeState(cache=cache, position=inputs.prefill_len)
+
+    def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
+        """One token through the forward with the cache; Qwen2.5-VL's forward places it with
+        the rope offset its prefill kept (`rope_deltas`), as in its own generate."""
+        logits = self.module(input_ids=token, past_key_values=state.cache, use_cache=True).logits
+        state.position += 1
+        return logits[:, -1, :]
+
+    def describe(self) -> dict[str, Any]:
+        """Model, architecture, preset, main dimensions and the switches it ran with."""
+        text, vision = self.config.text_config, self.config.vision_config
+        return {
+            "model": self.name,
+            "architecture": self.arch.name,
+            "preset": self.spec.preset,
+            "overrides": dict(self.spec.overrides),
+            "dims": {
+                "text": {
+                    key: getattr(text, key, None)
+                    for key in (
+                        "vocab_size",
+                        "hidden_size",
+                        "intermediate_size",
+                        "num_hidden_layers",
+                        "num_attention_heads",
+                        "num_key_value_heads",
+                    )
+                },
+                "vision": {
+                    key: getattr(vision, key, None)
+                    for key in ("hidden_size", "num_hidden_layers", "num_attention_heads")
+                },
+            },
+            "params": sum(p.numel() for p in self.module.parameters()),
+            "stage_modules": self.stage_modules(),
+            "attn_implementation": self.spec.attn_implementation,
+            "vision_attn_implementation": self.arch.vision_attention
+            or self.spec.attn_implementation,
+            "compile": self.spec.compile,
+            "decode": self.spec.decode,
+            "perturb": self.spec.perturb,
+            "image_processor": type(self.processor).__name__,
+            "tokenizer": "none (stand-in prompt ids around the image tokens)",
+        }

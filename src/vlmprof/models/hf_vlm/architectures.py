@@ -1,0 +1,227 @@
+"""The transformers vision-language architectures `hf_vlm` builds, one table row each.
+
+A row names the transformers classes (by attribute name, so reading the table imports
+neither torch nor transformers: the workflow checks presets while planning), the module
+paths of the vision stages, the decoder layers, and two presets of config values: `small`
+(a tiny model for CPU tests) and `full` (a published checkpoint's dimensions; the sources
+of each value are in docs/models/hf_vlm.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+PRESETS = ("small", "full")
+# Config sections an override may set key by key; any other key replaces a top-level value.
+SUB_CONFIGS = ("text_config", "vision_config")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One transformers VLM: its classes, stage modules and presets."""
+
+    name: str
+    # Attribute names in `transformers`: the config, the ...ForConditionalGeneration model
+    # and the image processor (the PIL one: it needs no torchvision).
+    config_class: str
+    model_class: str
+    image_processor_class: str
+    # Module paths whose forwards together are the vision encoder without its projector; a
+    # ModuleList path stands for each of its layers.
+    vision: tuple[str, ...]
+    # The merger or multi-modal projector from vision features to the decoder width.
+    projector: str
+    # The decoder layers' ModuleList (what `compile: decoder` wraps, layer by layer).
+    decoder_layers: str
+    # Preset -> config values (`text_config` and `vision_config` as dicts).
+    presets: Mapping[str, Mapping[str, Any]]
+    # Preset -> image processor settings (what the processor class takes at construction).
+    processor: Mapping[str, Mapping[str, Any]]
+    # The vision config key whose value is the square tile the processor cuts (an encoder
+    # of fixed input size); None where the processor keeps the page's aspect.
+    tile_size_key: str | None = None
+    # The one attention the vision tower has in transformers, if it has only one; the
+    # decoder still takes `model.attn_implementation`.
+    vision_attention: str | None = None
+    # Config keys of the token ids around the run of image tokens (None: none in the config).
+    image_bounds: tuple[str, str] | None = None
+    # Whether the forward takes `mm_token_type_ids` (text 0, image 1), as Qwen's 3D rope does.
+    token_types: bool = False
+
+
+QWEN2_5_VL = Architecture(
+    name="qwen2_5_vl",
+    config_class="Qwen2_5_VLConfig",
+    model_class="Qwen2_5_VLForConditionalGeneration",
+    # Qwen2.5-VL checkpoints use the Qwen2-VL image processor.
+    image_processor_class="Qwen2VLImageProcessorPil",
+    # The patch embedding and the blocks; the window reordering and rope between them
+    # count as glue (LLM prefill), as glue between stages does for every model.
+    vision=("model.visual.patch_embed", "model.visual.blocks"),
+    projector="model.visual.merger",
+    decoder_layers="model.language_model.layers",
+    presets={
+        "small": {
+            "text_config": {
+                "vocab_size": 4096,
+                "hidden_size": 128,
+                "intermediate_size": 256,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 4096,
+                # mrope_section splits head_dim / 2 (16 here) into time, height, width.
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "rope_theta": 1000000.0,
+                    "mrope_section": [4, 6, 6],
+                },
+                # The published ids lie outside the small vocab; the stand-in prompt has none.
+                "bos_token_id": None,
+                "eos_token_id": None,
+            },
+            "vision_config": {
+                "depth": 2,
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_heads": 2,
+                "out_hidden_size": 128,
+                "fullatt_block_indexes": [1],
+            },
+            "image_token_id": 4000,
+            "video_token_id": 4001,
+            "vision_start_token_id": 4002,
+            "vision_end_token_id": 4003,
+        },
+        # Qwen/Qwen2.5-VL-3B-Instruct's config.json (not in transformers, whose defaults are
+        # other sizes): values as quoted by copies of that file, unconfirmed offline.
+        "full": {
+            "text_config": {
+                "vocab_size": 151936,
+                "hidden_size": 2048,
+                "intermediate_size": 11008,
+                "num_hidden_layers": 36,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 128000,
+                "rms_norm_eps": 1e-6,
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "rope_theta": 1000000.0,
+                    "mrope_section": [16, 24, 24],
+                },
+                "tie_word_embeddings": True,
+            },
+            "vision_config": {
+                "depth": 32,
+                "hidden_size": 1280,
+                "intermediate_size": 3420,
+                "num_heads": 16,
+                "out_hidden_size": 2048,
+                "patch_size": 14,
+                "spatial_merge_size": 2,
+                "temporal_patch_size": 2,
+                "window_size": 112,
+                "fullatt_block_indexes": [7, 15, 23, 31],
+                "tokens_per_second": 2,
+            },
+            "tie_word_embeddings": True,
+        },
+    },
+    processor={
+        # At most 64 merged tokens (256 patches of 14 px) per page keeps CPU runs fast; an
+        # A4 page at 150 dpi would otherwise give about 2,800 image tokens.
+        "small": {"size": {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 64}},
+        # The processor's own defaults (min 56*56, max 28*28*1280 pixels).
+        "full": {},
+    },
+    image_bounds=("vision_start_token_id", "vision_end_token_id"),
+    token_types=True,
+)
+
+GOT_OCR2 = Architecture(
+    name="got_ocr2",
+    config_class="GotOcr2Config",
+    model_class="GotOcr2ForConditionalGeneration",
+    image_processor_class="GotOcr2ImageProcessorPil",
+    # The SAM-style encoder with its neck.
+    vision=("model.vision_tower",),
+    projector="model.multi_modal_projector",
+    decoder_layers="model.language_model.layers",
+    presets={
+        "small": {
+            "text_config": {
+                "vocab_size": 4096,
+                "hidden_size": 128,
+                "intermediate_size": 256,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 4,
+                "num_key_value_heads": 2,
+                "max_position_embeddings": 4096,
+            },
+            # 256 px tiles of 16 px patches: 16 x 16 features, 4 x 4 tokens after the
+            # projector's two stride-2 convolutions.
+            "vision_config": {
+                "hidden_size": 64,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "mlp_dim": 128,
+                "output_channels": 32,
+                "image_size": 256,
+                "window_size": 4,
+                "global_attn_indexes": [1],
+            },
+            "image_token_index": 4000,
+        },
+        # transformers' GotOcr2Config defaults, which are stepfun-ai/GOT-OCR-2.0 as converted
+        # (a Qwen2 decoder of 24 layers, width 1024; a SAM ViT-B encoder at 1024 px).
+        "full": {},
+    },
+    processor={
+        # GOT's multi-crop mode, so that a page's tile count follows its size; fewer tiles
+        # (and 256 px ones, from the vision config) keep CPU runs fast.
+        "small": {"crop_to_patches": True, "max_patches": 6},
+        # The processor's default of 12 tiles at most.
+        "full": {"crop_to_patches": True},
+    },
+    tile_size_key="image_size",
+    # transformers' GOT-OCR2 vision tower supports eager attention only.
+    vision_attention="eager",
+)
+
+ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in (QWEN2_5_VL, GOT_OCR2)}
+
+
+def architecture(name: str) -> Architecture:
+    """The table row of `name`, or a ValueError naming the config key and the known ones."""
+    if name not in ARCHITECTURES:
+        raise ValueError(
+            f"model.architecture: unknown architecture {name!r}; "
+            f"allowed: {', '.join(ARCHITECTURES)}"
+        )
+    return ARCHITECTURES[name]
+
+
+def check_preset(preset: str, overrides: Mapping[str, Any]) -> None:
+    """Raise a ValueError naming the key when `preset` or an override section is malformed
+    (whether each key is a config key is left to transformers, at build)."""
+    if preset not in PRESETS:
+        raise ValueError(
+            f"model.preset: unknown preset {preset!r} for hf_vlm; allowed: {', '.join(PRESETS)}"
+        )
+    for section in SUB_CONFIGS:
+        if not isinstance(overrides.get(section, {}), Mapping):
+            raise ValueError(f"model.overrides.{section}: must be a mapping of config keys")
+
+
+def config_values(arch: Architecture, preset: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The preset's config values with `overrides` applied (sub-configs merged key by key)."""
+    check_preset(preset, overrides)
+    values = {**arch.presets[preset], **overrides}
+    for section in SUB_CONFIGS:
+        merged = {**arch.presets[preset].get(section, {}), **overrides.get(section, {})}
+        if merged:
+            values[section] = merged
+    return values

@@ -1,0 +1,150 @@
+"""Generic transformers VLM adapter: each architecture's small preset on the CPU, seeded,
+its stages hooked, its greedy loop equal to the model's own generate."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import torch
+from PIL import Image
+
+from vlmprof.models import ModelSpec, build_adapter, check_preset
+from vlmprof.models.base import ModelInputs
+from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
+from vlmprof.runtime.generate import greedy_generate
+from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
+from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.stage_timer import StageTimer
+
+A4_150_DPI = Image.new("RGB", (1240, 1754), "white")
+ARCHS = sorted(ARCHITECTURES)
+
+
+@pytest.fixture(scope="module", params=ARCHS)
+def adapter(request):
+    return build_adapter(ModelSpec(name="hf_vlm", architecture=request.param))
+
+
+def _inputs(adapter, page: Image.Image = A4_150_DPI) -> ModelInputs:
+    return adapter.preprocess(page).to(adapter.device, adapter.dtype)
+
+
+def test_weights_are_seeded(adapter):
+    inputs = _inputs(adapter)
+    again = build_adapter(adapter.spec)
+    other = build_adapter(replace(adapter.spec, seed=1))
+    with torch.inference_mode():
+        logits = adapter.prefill(inputs)[0]
+        assert logits.shape == (1, adapter.config.text_config.vocab_size)
+        assert torch.equal(logits, again.prefill(inputs)[0])
+        assert not torch.equal(logits, other.prefill(inputs)[0])
+
+
+def test_stage_hooks_fire_in_prefill_only(adapter):
+    inputs = _inputs(adapter)
+    timer = StageTimer("cpu")
+    labels: list[str] = []
+    handles = attach_stage_hooks(
+        adapter.module, adapter.stage_modules(), Instruments(timer, NvtxRanges(enabled=False))
+    )
+    seen = [
+        adapter.module.get_submodule(path).register_forward_hook(
+            lambda *_, path=path: labels.append(path)
+        )
+        for path in adapter.stage_modules()
+    ]
+    try:
+        with torch.inference_mode():
+            logits, state = adapter.prefill(inputs)
+            assert sorted(labels) == sorted(adapter.stage_modules())
+            labels.clear()
+            adapter.decode_step(logits.argmax(-1, keepdim=True), state)
+            assert labels == []
+    finally:
+        detach(handles + seen)
+    times = timer.finish()
+    assert set(times) == {"clip", "projector"}
+    assert len(times["projector"]) == 1
+
+
+def test_greedy_loop_equals_the_models_own_generate(adapter):
+    inputs = _inputs(adapter)
+    tokens = greedy_generate(adapter, inputs, 6, Instruments(None, NvtxRanges(enabled=False)))
+    with torch.inference_mode():
+        own = adapter.module.generate(
+            input_ids=inputs.input_ids,
+            **inputs.pixel_views,
+            do_sample=False,
+            max_new_tokens=6,
+            output_logits=True,
+            return_dict_in_generate=True,
+        )
+        # Logits too, step by step: random weights repeat one token, which alone would not
+        # show that decode positions (Qwen's rope offset) match generate's.
+        logits, state = adapter.prefill(inputs)
+        steps = [logits]
+        for token in own.sequences[0, inputs.prefill_len : -1]:
+            steps.append(adapter.decode_step(token.view(1, 1), state))
+    assert len(tokens) == 6
+    assert torch.equal(tokens, own.sequences[0, inputs.prefill_len :])
+    for ours, theirs in zip(steps, own.logits, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+
+
+def test_prompt_holds_the_image_tokens_of_its_page(adapter):
+    inputs = _inputs(adapter)
+    image_token = adapter.config.image_token_id
+    assert int((inputs.input_ids == image_token).sum()) == inputs.image_tokens > 0
+    # What the model itself makes of the pixels: rows of decoder width out of the projector.
+    rows: list[int] = []
+    hidden = adapter.config.text_config.hidden_size
+    handle = adapter.module.get_submodule(adapter.arch.projector).register_forward_hook(
+        lambda _m, _a, out: rows.append(out.numel() // hidden)
+    )
+    try:
+        with torch.inference_mode():
+            adapter.prefill(inputs)
+    finally:
+        handle.remove()
+    assert rows == [inputs.image_tokens]
+    wide = _inputs(adapter, Image.new("RGB", (1754, 400), "white"))
+    assert wide.image_tokens != inputs.image_tokens
+
+
+def test_integer_inputs_keep_their_dtype_on_the_way_to_the_model():
+    inputs = ModelInputs(
+        input_ids=torch.zeros(1, 3, dtype=torch.long),
+        pixel_views={"pixel_values": torch.zeros(2, 4), "image_grid_thw": torch.ones(1, 3).long()},
+        mode="native",
+        n_crops=0,
+        image_tokens=1,
+    )
+    moved = inputs.to("cpu", torch.bfloat16)
+    assert moved.pixel_views["pixel_values"].dtype == torch.bfloat16
+    assert moved.pixel_views["image_grid_thw"].dtype == torch.long
+
+
+def test_describe_and_bad_settings_are_named(adapter):
+    described = adapter.describe()
+    assert described["architecture"] == adapter.spec.architecture
+    assert (described["model"], described["preset"]) == ("hf_vlm", "small")
+    spec = adapter.spec
+    with pytest.raises(ValueError, match="model.architecture: unknown architecture 'nope'"):
+        build_adapter(replace(spec, architecture="nope"))
+    with pytest.raises(ValueError, match="decode: hf_vlm runs the model's own forward"):
+        build_adapter(replace(spec, decode="static"))
+    with pytest.raises(ValueError, match="model.preset: unknown preset 'tiny' for hf_vlm"):
+        check_preset("hf_vlm", "tiny", {})
+    check_preset("hf_vlm", "small", {})
+    check_preset("hf_vlm", "full", {"text_config": {"num_hidden_layers": 2}})
+
+
+def test_full_presets_build_at_their_published_size():
+    # On the meta device: shapes only, no memory.
+    params = {}
+    for arch in ARCHS:
+        spec = ModelSpec(name="hf_vlm", architecture=arch, preset="full", device="meta")
+        params[arch] = build_adapter(spec).describe()["params"]
+    assert 3.5e9 < params["qwen2_5_vl"] < 4.0e9  # "3B": 3.75B with the vision tower
+    assert 0.5e9 < params["got_ocr2"] < 0.65e9  # GOT-OCR-2.0: about 580M
