@@ -16,6 +16,11 @@ def _aggregates(**means: float) -> dict:
 
 AGGREGATES = _aggregates(prefill=80.0, decode_per_token=2.5, load=35.0, preprocess=150.0)
 NO_TELEMETRY = {"available": False, "reason": "CPU run"}
+TELEMETRY = {
+    "available": True,
+    "energy_j": {"prefill": {"mean": 40.0}, "decode": {"mean": 64.0}},
+    "energy_price_per_kwh": 0.30,
+}
 
 
 def test_a_page_of_real_length_is_prefill_plus_its_decode_steps():
@@ -31,12 +36,7 @@ def test_a_page_of_real_length_is_prefill_plus_its_decode_steps():
 
 
 def test_money_figures_follow_the_prices():
-    telemetry = {
-        "available": True,
-        "energy_j": {"prefill": {"mean": 40.0}, "decode": {"mean": 64.0}},
-        "energy_price_per_kwh": 0.30,
-    }
-    cost = cost_section(AGGREGATES, telemetry, {"output_tokens": 101, "gpu_hour_price": 3.6})
+    cost = cost_section(AGGREGATES, TELEMETRY, {"output_tokens": 101, "gpu_hour_price": 3.6})
     gpu_ms = 80.0 + 100 * 2.5
     assert cost["gpu_cost_per_1000_pages"] == pytest.approx(3.6 * gpu_ms / 3.6e6 * 1000)
     # 32 decode steps measured (33 tokens): 2 J per step.
@@ -68,12 +68,7 @@ def test_the_sentence_says_what_it_assumes_and_stands_beside_the_published_figur
 
 def test_a_batch_shares_its_time_among_its_pages_and_each_page_waits_all_of_it():
     batched = {**AGGREGATES, "batch_size": {"mean": 8.0}}
-    telemetry = {
-        "available": True,
-        "energy_j": {"prefill": {"mean": 40.0}, "decode": {"mean": 64.0}},
-        "energy_price_per_kwh": 0.30,
-    }
-    cost = cost_section(batched, telemetry, {"output_tokens": 101, "gpu_hour_price": 3.6})
+    cost = cost_section(batched, TELEMETRY, {"output_tokens": 101, "gpu_hour_price": 3.6})
     batch_ms = 80.0 + 100 * 2.5
     assert cost["batch_size"] == 8.0
     assert cost["gpu_ms_per_page"] == pytest.approx(batch_ms / 8)

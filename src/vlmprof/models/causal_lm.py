@@ -80,6 +80,22 @@ def causal_lm_config(spec: ModelSpec) -> tuple[PretrainedConfig, int]:
     return config, prompt_tokens
 
 
+# The decoder dimensions an adapter's description names.
+DIM_KEYS = (
+    "vocab_size",
+    "hidden_size",
+    "intermediate_size",
+    "num_hidden_layers",
+    "num_attention_heads",
+    "num_key_value_heads",
+)
+
+
+def config_dims(config: PretrainedConfig) -> dict[str, Any]:
+    """A decoder config's main dimensions (None where it lacks one)."""
+    return {key: getattr(config, key, None) for key in DIM_KEYS}
+
+
 class CausalLmAdapter(ModelAdapter):
     """Any transformers causal LM: prefill over N prompt tokens, then greedy decode."""
 
@@ -143,17 +159,7 @@ class CausalLmAdapter(ModelAdapter):
             "preset": None if self.spec.checkpoint else self.spec.preset,
             "checkpoint": self.spec.checkpoint,
             "model_type": config.model_type,
-            "dims": {
-                key: getattr(config, key, None)
-                for key in (
-                    "vocab_size",
-                    "hidden_size",
-                    "intermediate_size",
-                    "num_hidden_layers",
-                    "num_attention_heads",
-                    "num_key_value_heads",
-                )
-            },
+            "dims": config_dims(config),
             "params": sum(p.numel() for p in self.module.parameters()),
             "prompt_tokens": self.prompt_tokens,
             "attn_implementation": self.spec.attn_implementation,

@@ -14,6 +14,7 @@ from transformers.image_processing_utils import BaseImageProcessor
 
 from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
+from vlmprof.models.causal_lm import config_dims
 from vlmprof.models.deepseek_ocr.model import default_dtype
 from vlmprof.models.hf_vlm.architectures import Architecture, architecture, config_values
 from vlmprof.models.hf_vlm.inputs import image_processor, page_inputs
@@ -150,17 +151,7 @@ class HfVlmAdapter(ModelAdapter):
             "preset": self.spec.preset,
             "overrides": dict(self.spec.overrides),
             "dims": {
-                "text": {
-                    key: getattr(text, key, None)
-                    for key in (
-                        "vocab_size",
-                        "hidden_size",
-                        "intermediate_size",
-                        "num_hidden_layers",
-                        "num_attention_heads",
-                        "num_key_value_heads",
-                    )
-                },
+                "text": config_dims(text),
                 "vision": {
                     key: getattr(vision, key, None)
                     for key in ("hidden_size", "num_hidden_layers", "num_attention_heads")

@@ -16,6 +16,17 @@ from typing import Any
 PRESETS = ("small", "full")
 # Config sections an override may set key by key; any other key replaces a top-level value.
 SUB_CONFIGS = ("text_config", "vision_config")
+# The small presets' decoder, shared by every architecture: two narrow layers and a vocab
+# small enough for fast CPU runs (image token ids sit at its top, from 4000).
+SMALL_TEXT: Mapping[str, Any] = {
+    "vocab_size": 4096,
+    "hidden_size": 128,
+    "intermediate_size": 256,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 4096,
+}
 
 
 @dataclass(frozen=True)
@@ -65,13 +76,7 @@ QWEN2_5_VL = Architecture(
     presets={
         "small": {
             "text_config": {
-                "vocab_size": 4096,
-                "hidden_size": 128,
-                "intermediate_size": 256,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "num_key_value_heads": 2,
-                "max_position_embeddings": 4096,
+                **SMALL_TEXT,
                 # mrope_section splits head_dim / 2 (16 here) into time, height, width.
                 "rope_parameters": {
                     "rope_type": "default",
@@ -153,13 +158,7 @@ GOT_OCR2 = Architecture(
     presets={
         "small": {
             "text_config": {
-                "vocab_size": 4096,
-                "hidden_size": 128,
-                "intermediate_size": 256,
-                "num_hidden_layers": 2,
-                "num_attention_heads": 4,
-                "num_key_value_heads": 2,
-                "max_position_embeddings": 4096,
+                **SMALL_TEXT,
             },
             # 256 px tiles of 16 px patches: 16 x 16 features, 4 x 4 tokens after the
             # projector's two stride-2 convolutions.
