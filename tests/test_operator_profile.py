@@ -402,3 +402,35 @@ def test_exclusive_segments_and_verdict() -> None:
     assert verdict(0.3, 5.0) == "launch-bound"
     assert verdict(0.3, 50.0) == "compute/memory-bound"
     assert verdict(0.9, 5.0) == "compute/memory-bound"
+
+
+# A real trace: the operator pass over one page of the small preset on an H100, SAM, CLIP,
+# the projector and each decode step replayed from CUDA graphs (recorded by
+# benchmarks/graph_replay_trace.py; docs/measurements/graph-replay-h100/).
+RECORDED_REPLAY = Path(__file__).parent / "data" / "graph-replay-h100.json.gz"
+
+
+def test_a_recorded_traces_replayed_kernels_land_in_the_stages_that_replayed_them() -> None:
+    trace = json.loads(gzip.decompress(RECORDED_REPLAY.read_bytes()))
+    kernels = graph_replay_kernels(trace)
+    # Every kernel of the trace whose launch was a graph replay, each once.
+    launches = {
+        event["args"]["correlation"]
+        for event in trace["traceEvents"]
+        if event.get("cat") == "cuda_runtime" and event["name"] == "cudaGraphLaunch"
+    }
+    replayed = [
+        event
+        for event in trace["traceEvents"]
+        if event.get("cat") == "kernel" and event["args"].get("correlation") in launches
+    ]
+    assert len(kernels) == len(replayed) > 800
+    per_stage: dict[str, float] = {}
+    for kernel in kernels:
+        per_stage[kernel["stage"]] = per_stage.get(kernel["stage"], 0.0) + kernel["device_us"]
+    # Vision's three stages and decode were replayed; LLM prefill (eager) launched none.
+    assert set(per_stage) == {"sam", "clip", "projector", "decode"}
+    assert per_stage["sam"] > per_stage["decode"] > per_stage["clip"] > per_stage["projector"]
+    frame = graph_replay_frame(kernels)
+    assert frame["self_device_us"].sum() == pytest.approx(sum(event["dur"] for event in replayed))
+    assert set(frame["stage"]) == {"sam", "clip", "projector", "decode"}

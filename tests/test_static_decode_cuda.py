@@ -113,10 +113,10 @@ def test_cuda_graph_replays_the_static_paths_outputs(generated, dtype: str, expe
     assert worst <= GRAPHED[dtype] * scale
 
 
-def _graphed_adapter(**switches: str):
+def _graphed_adapter(mode: str = "base", **switches: str):
     spec = ModelSpec(
         preset="small",
-        mode="base",
+        mode=mode,
         device="cuda",
         dtype="bfloat16",
         experts_implementation="grouped_mm",
@@ -140,7 +140,7 @@ def test_the_compiled_decoder_runs_inside_the_captured_decode_graph(page: Image.
 
 @NEEDS_CUDA
 def test_a_batch_replayed_from_its_graph_gets_each_pages_lone_tokens():
-    adapter = _graphed_adapter()
+    adapter = _graphed_adapter(mode="gundam")  # crops by page size: prompts of other lengths
     settings = default_settings(run_id="batched-graph", max_new_tokens=TOKENS)
     sizes = ((700, 1000), (1600, 900), (600, 2000), (480, 640))
     batch = [adapter.preprocess(Image.new("RGB", size, "white")) for size in sizes]

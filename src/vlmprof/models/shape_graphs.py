@@ -17,7 +17,7 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from vlmprof.models.implementation import wrap_forwards
-from vlmprof.models.static_decode import WARMUP_STEPS
+from vlmprof.models.static_decode import WARMUP_STEPS, graph_pool
 
 
 @dataclass
@@ -76,7 +76,7 @@ class ShapeGraphs:
                 self.forward(*args, **kwargs)
         torch.cuda.current_stream().wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, pool=graph_pool()):
             output = self.forward(*args, **kwargs)
         inputs = [leaf for leaf in static_leaves if isinstance(leaf, torch.Tensor)]
         return _Capture(graph, inputs, output)

@@ -11,8 +11,10 @@ reads, refilled before each replay.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers.cache_utils import StaticCache
@@ -23,6 +25,19 @@ CACHE_BUCKET = 256
 WARMUP_STEPS = 2
 
 StepFunction = Callable[[torch.Tensor, StaticCache, torch.Tensor | None], torch.Tensor]
+
+
+@functools.cache
+def graph_pool() -> Any:
+    """The one memory pool every CUDA graph of the process captures into.
+
+    The graphs (each decode step's, each vision stage's per input shape) replay one at a
+    time, and every replay's outputs are cloned at once, so one graph's intermediates may
+    reuse another's memory. A pool per graph instead holds the sum of them all: 46-55 GB at
+    batch 32 and 64 on an H100, where it ran the batches out of memory
+    (docs/measurements/throughput-h100.md).
+    """
+    return torch.cuda.graph_pool_handle()
 
 
 def bucket_length(needed: int, bucket: int = CACHE_BUCKET) -> int:
@@ -107,5 +122,5 @@ class StaticDecoder:
         for length, value in zip(lengths, saved, strict=True):
             length.copy_(value)
         slot.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(slot.graph):
+        with torch.cuda.graph(slot.graph, pool=graph_pool()):
             slot.logits = self.step_function(slot.token, slot.cache, slot.pads)
