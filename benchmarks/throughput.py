@@ -133,7 +133,8 @@ def judged(results: list[dict[str, Any]]) -> None:
             continue
         baseline, variant = torch.load(lone["outputs"]), torch.load(result["outputs"])
         verdict = judge_variant(f"batch {result['batch_size']}", baseline, variant, GATE_TOLERANCE)
-        result["gate"] = {k: verdict[k] for k in ("status", "pages", "pages_identical")}
+        kept = ("status", "pages", "pages_identical", "criterion", "detail")
+        result["gate"] = {k: verdict.get(k) for k in kept}
 
 
 def _line(r: dict[str, Any]) -> str:
