@@ -42,9 +42,9 @@ class RunRecord:
     # Host clock (time.perf_counter, one clock for every process of the host) of the page's
     # load and preprocessing, of the timing pass's wait for it (first repeat only), and of
     # its batch's run: the batch timeline's spans.
-    host_span_s: tuple[float, float] | None = None
-    wait_span_s: tuple[float, float] | None = None
-    run_span_s: tuple[float, float] | None = None
+    host_span_s: list[float] | None = None
+    wait_span_s: list[float] | None = None
+    run_span_s: list[float] | None = None
     # The shard's warm-up (compilation and graph capture included), on the record of the
     # page that ran it (its first repeat); None on every other record.
     warmup_ms: float | None = None

@@ -40,8 +40,8 @@ class LoadedPage:
     input_wait_ms: float | None = None
     # Host clock (time.perf_counter: CLOCK_MONOTONIC, shared by the worker processes) of
     # the load's start and the preprocessing's end, and of the wait's start and end.
-    host_span_s: tuple[float, float] | None = None
-    wait_span_s: tuple[float, float] | None = None
+    host_span_s: list[float] | None = None
+    wait_span_s: list[float] | None = None
 
 
 def error_reason(error: BaseException) -> str:
@@ -71,7 +71,7 @@ class _Pages(Dataset):
             loaded.inputs = self.adapter.preprocess(loaded.image)
             end = time.perf_counter()
             loaded.preprocess_ms = (end - start) * 1000.0
-            loaded.host_span_s = (began, end)
+            loaded.host_span_s = [began, end]
         except (ImageLoadError, OSError, ValueError) as error:
             loaded.error = error_reason(error)
         return loaded
@@ -110,5 +110,5 @@ def loaded_pages(
             return
         end = time.perf_counter()
         page.input_wait_ms = (end - start) * 1000.0
-        page.wait_span_s = (start, end)
+        page.wait_span_s = [start, end]
         yield page

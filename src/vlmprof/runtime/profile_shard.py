@@ -139,7 +139,7 @@ def timed_run(
         "host": host,
         # The run on the host clock (time.perf_counter), from the first launch to the
         # device finishing: where a batch timeline places the GPU side.
-        "run_span_s": (host_before.wall_s, host_after.wall_s),
+        "run_span_s": [host_before.wall_s, host_after.wall_s],
     }
 
 
