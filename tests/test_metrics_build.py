@@ -55,6 +55,11 @@ def write_shard(path, repeats=2):
 
 @pytest.fixture
 def built(tmp_path):
+    return _build(write_shard(tmp_path / "shard-0.jsonl"))
+
+
+def _build(shard):
+    """metrics.json's content of one shard file on a CPU (small preset)."""
     inputs = pd.DataFrame(
         [
             {
@@ -76,7 +81,7 @@ def built(tmp_path):
         "cpu", "float32", calibrated={"tflops": 0.1, "tbps": 0.01, "method": "m"}, env={}
     )
     return build_metrics(
-        record_paths=[write_shard(tmp_path / "shard-0.jsonl")],
+        record_paths=[shard],
         static_compute=static,
         dims=DIMS,
         dtype="float32",
@@ -178,3 +183,31 @@ def test_write_metrics_round_trips(built, tmp_path):
         "per_record.csv",
         "stage_ms.csv",
     ]
+
+
+def test_a_batch_size_that_did_not_fit_still_gives_metrics_that_say_so(tmp_path):
+    """Every run of the shard out of memory (a batch too large, as the timing pass records
+    it): metrics are built, counting the failures, with no figure computed from nothing."""
+    oom = "OutOfMemoryError: CUDA out of memory. Tried to allocate 1.98 GiB."
+    records = [
+        RunRecord(
+            run_id="unit",
+            image_id=image_id,
+            repeat=repeat,
+            status="error",
+            error=oom,
+            batch_size=2,
+            batch=0,
+        ).to_dict()
+        for image_id in PAGES
+        for repeat in range(2)
+    ]
+    shard = tmp_path / "shard-0.jsonl"
+    shard.write_text("".join(json.dumps(record) + "\n" for record in records))
+    metrics, _ = _build(shard)
+    assert metrics["counts"]["ok"] == 0 and metrics["counts"]["error"] == 4
+    assert {failure["error"] for failure in metrics["failures"]} == {oom}
+    assert metrics["aggregates"]["pages_per_s"]["n"] == 0
+    assert metrics["aggregates"]["pages_per_s_end_to_end"] is None
+    assert metrics["cost"]["available"] is False
+    assert metrics["mfu"]["reason"] == "no ok records"
