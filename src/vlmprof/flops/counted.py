@@ -5,6 +5,7 @@ counters are handled here rather than hidden:
 - FlopCounterMode has no formula for the CPU SDPA kernel
   (`aten._scaled_dot_product_flash_attention_for_cpu`) and would count CPU attention as 0;
   it is given the same formula torch uses for the CUDA SDPA kernels (full q x k square).
+  Nor for the grouped matmul of grouped experts (`aten._grouped_mm`): it is given one.
 - fvcore counts one multiply-add as one flop: its totals are multiplied by 2 here. It cannot
   see inside `aten::scaled_dot_product_attention` and reports it as unsupported, with any
   other op it skips; those names are returned so a gap can be explained.
@@ -59,7 +60,20 @@ def _sdpa_flops(
     return 2 * batch * heads * q_len * k_len * (head_dim + v_dim)
 
 
-CPU_SDPA_MAPPING: dict[Any, Any] = {aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops}
+def _grouped_mm_flops(a_shape: Any, b_shape: Any, *args: Any, **kwargs: Any) -> int:
+    """torch's grouped matmul (the grouped experts): every row of `a` meets one group's
+    matrix, so 2 x rows x inner x columns whatever the offsets split (3D operands: per
+    group)."""
+    groups = a_shape[0] if len(a_shape) == 3 else 1
+    rows, inner = a_shape[-2], a_shape[-1]
+    return 2 * groups * rows * inner * b_shape[-1]
+
+
+# Formulas FlopCounterMode lacks: the CPU SDPA kernel and the grouped matmul would count 0.
+COUNTER_FORMULAS: dict[Any, Any] = {
+    aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops,
+    aten._grouped_mm: _grouped_mm_flops,
+}
 
 
 def count_flopcountermode(module: Callable[..., Any], *args: Any) -> tuple[float, dict[str, float]]:
@@ -67,7 +81,7 @@ def count_flopcountermode(module: Callable[..., Any], *args: Any) -> tuple[float
 
     Works on the meta device too (SDPA then decomposes into counted matmuls).
     """
-    counter = FlopCounterMode(display=False, custom_mapping=CPU_SDPA_MAPPING)
+    counter = FlopCounterMode(display=False, custom_mapping=COUNTER_FORMULAS)
     with torch.no_grad(), counter:
         module(*args)
     per_op = {str(op): float(n) for op, n in counter.get_flop_counts().get("Global", {}).items()}

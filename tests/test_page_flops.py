@@ -1,0 +1,53 @@
+"""FLOPs of each stage of one page counted by FlopCounterMode over the adapter's own run:
+equal to the analytic formulas where both exist (DeepSeek-OCR, every expert path), and
+counted for models that have no formulas (transformers VLMs by architecture)."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from vlmprof.flops.analytic import decode_step_cost, llm_prefill_cost, vision_cost
+from vlmprof.flops.page_flops import page_stage_flops
+from vlmprof.models import ModelSpec, build_adapter
+
+A4 = Image.new("RGB", (1240, 1754), "white")
+WIDE = Image.new("RGB", (1754, 400), "white")
+FLOAT32_BYTES = 4
+
+
+@pytest.mark.parametrize("experts", ["eager", "grouped_mm", "batched_mm"])
+def test_counted_stages_equal_the_analytic_formulas(experts: str):
+    adapter = build_adapter(ModelSpec(preset="small", experts_implementation=experts))
+    inputs = adapter.preprocess(A4)
+    assert inputs.n_crops > 1  # the crops' SAM, CLIP and projector passes are counted too
+    counted = page_stage_flops(adapter, inputs)
+    dims = adapter.dims
+    analytic = {
+        stage: cost.flops
+        for stage, cost in vision_cost(dims, inputs.mode, inputs.n_crops, FLOAT32_BYTES).items()
+    }
+    analytic["llm_prefill"] = llm_prefill_cost(dims, inputs.prefill_len, FLOAT32_BYTES).flops
+    # The decode step after the prefill attends over the prompt and its own token.
+    step = decode_step_cost(dims, inputs.prefill_len + 1, FLOAT32_BYTES)
+    analytic["decode_step"] = step.flops
+    for stage, flops in analytic.items():
+        assert counted[stage] == pytest.approx(flops, rel=1e-9), stage
+    assert counted["prefill"] == pytest.approx(counted["vision"] + counted["llm_prefill"])
+
+
+@pytest.mark.parametrize("architecture", ["qwen2_5_vl", "got_ocr2"])
+def test_a_model_without_formulas_is_counted_stage_by_stage(architecture: str):
+    adapter = build_adapter(ModelSpec(name="hf_vlm", architecture=architecture))
+    pages = {
+        name: page_stage_flops(adapter, adapter.preprocess(page))
+        for name, page in (("a4", A4), ("wide", WIDE))
+    }
+    for counted in pages.values():
+        assert counted["clip"] > 0 and counted["projector"] > 0 and "sam" not in counted
+        assert counted["vision"] == pytest.approx(counted["clip"] + counted["projector"])
+        assert counted["llm_prefill"] > 0 and counted["decode_step"] > 0
+        assert counted["prefill"] == pytest.approx(counted["vision"] + counted["llm_prefill"])
+    # Another page shape gives other image tokens, so other vision and prefill FLOPs.
+    assert pages["a4"]["vision"] != pages["wide"]["vision"]
+    assert pages["a4"]["llm_prefill"] != pages["wide"]["llm_prefill"]
