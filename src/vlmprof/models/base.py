@@ -44,6 +44,10 @@ class ModelSpec:
     decode: str = "eager"
     # Parts run through torch.compile: none, vision, decoder or all.
     compile: str = "none"
+    # The MoE routers (router linear, softmax, top-k, scaling): eager (released, one kernel
+    # per op) or fused (each router's forward through torch.compile, so the ops around the
+    # linear run as fused kernels).
+    routing: str = "eager"
     # SAM's relative-position term: bias (released: a tokens x tokens bias per head) or
     # folded into the query-key product (no bias tensor; models/sam_attention.py).
     sam_attention: str = "bias"
@@ -105,12 +109,12 @@ def released_values(names: tuple[str, ...]) -> dict[str, Any]:
 # job's params leave them out at that value, so upgrading does not redo finished jobs
 # (Snakemake reruns a job whose params text changes).
 LATER_FIELDS: dict[str, Any] = released_values(
-    ("sam_attention", "vision", "preprocess", "batch_size", "workers", "architecture")
+    ("sam_attention", "vision", "preprocess", "batch_size", "workers", "architecture", "routing")
 )
 # Switches that change how our module tree runs, at the released code's values: a
 # checkpoint's own model code (trust_remote_code) takes none of them.
 MODULE_TREE_SWITCHES: dict[str, Any] = released_values(
-    ("decode", "compile", "sam_attention", "vision", "perturb")
+    ("decode", "compile", "routing", "sam_attention", "vision", "perturb")
 )
 
 

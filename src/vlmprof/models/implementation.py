@@ -28,9 +28,19 @@ def wrap_forwards(
         target.forward = wrap(target.forward)
 
 
-def compile_parts(module: torch.nn.Module, paths: Iterable[str]) -> None:
-    """Replace the forward of each named submodule by its torch.compile'd version."""
-    wrap_forwards(module, paths, torch.compile, "model.compile")
+def compile_parts(
+    module: torch.nn.Module, paths: Iterable[str], switch: str = "model.compile"
+) -> None:
+    """Replace the forward of each named submodule by its torch.compile'd version (`switch`
+    names the config key in the error for a path the model lacks)."""
+    wrap_forwards(module, paths, torch.compile, switch)
+
+
+def is_moe(module: torch.nn.Module, layer_path: str) -> bool:
+    """Whether the decoder layer at `layer_path` routes its MLP through experts (a router
+    at `mlp.gate` with a top-k), not a dense MLP."""
+    mlp = module.get_submodule(layer_path).get_submodule("mlp")
+    return hasattr(getattr(mlp, "gate", None), "top_k")
 
 
 def perturb_weight(weight: torch.Tensor, scale: float, seed: int) -> None:

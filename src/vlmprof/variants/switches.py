@@ -2,10 +2,10 @@
 
 A variant is a name and a few switches over the baseline (the run's own model settings,
 which by default are the released code path). Switches that only change how the same
-computation runs (experts, attention, decode, compile, sam_attention, vision, preprocess,
-batch_size, workers, dtype) are optimisations and must pass the correctness gate; switches
-that change what is computed (preset, mode, max_crops) make a sweep point, a different
-workload with its own FLOP count.
+computation runs (experts, attention, decode, compile, routing, sam_attention, vision,
+preprocess, batch_size, workers, dtype) are optimisations and must pass the correctness
+gate; switches that change what is computed (preset, mode, max_crops) make a sweep point, a
+different workload with its own FLOP count.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ EXPERTS = {"loop": "eager", "grouped": "grouped_mm", "batched": "batched_mm"}
 SAME_NAMED = (
     "decode",
     "compile",
+    "routing",
     "sam_attention",
     "vision",
     "preprocess",
@@ -117,6 +118,11 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
         raise VariantError(
             f"{key}.preprocess: gpu is built for deepseek_ocr's views, not model"
             f" {spec['name']}; drop the switch"
+        )
+    if spec["routing"] == "fused" and spec["compile"] in ("decoder", "all"):
+        raise VariantError(
+            f"{key}.routing: fused compiles the routers, which compile: {spec['compile']}"
+            " already compiles inside the decoder layers; drop one of the two"
         )
     check_batch_size(spec, f"{key}.batch_size")
     check_workers(spec, f"{key}.workers")

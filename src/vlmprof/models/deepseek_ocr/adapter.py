@@ -16,7 +16,7 @@ from vlmprof.models.deepseek_ocr.device_preprocess import prepare_views_on_devic
 from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims, preset_dims
 from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling, build_module
 from vlmprof.models.deepseek_ocr.preprocess import prepare_views
-from vlmprof.models.implementation import compile_parts, perturb_weight
+from vlmprof.models.implementation import compile_parts, is_moe, perturb_weight
 from vlmprof.models.padded_batch import left_pad, padded_attention
 from vlmprof.models.prompt_tokenizer import (
     DOCUMENT_PROMPT,
@@ -75,10 +75,16 @@ class DeepseekOcrAdapter(ModelAdapter):
         """Module paths of the decoder layers (what `compile: decoder` wraps)."""
         return tuple(f"model.layers.{i}" for i in range(len(self.module.model.layers)))
 
+    def router_paths(self) -> tuple[str, ...]:
+        """Module paths of the decoder's MoE routers (what `routing: fused` compiles)."""
+        layers = self.decoder_layer_paths()
+        return tuple(f"{path}.mlp.gate" for path in layers if is_moe(self.module, path))
+
     def _apply_switches(self) -> None:
         """Fold SAM's relative positions if asked, torch.compile the parts `spec.compile`
-        names, then replay the vision stages from CUDA graphs if asked (compiled code is
-        captured too); perturb the head if asked (tests)."""
+        names (and the routers with `routing: fused`), then replay the vision stages from
+        CUDA graphs if asked (compiled code is captured too); perturb the head if asked
+        (tests)."""
         if self.spec.preprocess == "gpu" and self.prepare_views is not prepare_views:
             raise ValueError(
                 f"preprocess: gpu makes deepseek_ocr's views; {self.name} cuts its own"
@@ -88,6 +94,8 @@ class DeepseekOcrAdapter(ModelAdapter):
         vision, decoder = tuple(self.stage_map), self.decoder_layer_paths()
         targets = {"none": (), "vision": vision, "decoder": decoder, "all": vision + decoder}
         compile_parts(self.module, targets[self.spec.compile])
+        if self.spec.routing == "fused":
+            compile_parts(self.module, self.router_paths(), "model.routing")
         if self.spec.vision == "cuda_graph":
             cache_relative_positions(self.module)  # its host-built index blocks capture
             graph_parts(self.module, vision)

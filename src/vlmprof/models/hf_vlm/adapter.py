@@ -22,7 +22,12 @@ from vlmprof.models.implementation import compile_parts, perturb_weight
 
 # Switches this adapter cannot take, at the values it runs (the released code's): they
 # change our own module tree (deepseek_ocr's), which a transformers model does not have.
-UNSUPPORTED_SWITCHES = {"decode": "eager", "sam_attention": "bias", "vision": "eager"}
+UNSUPPORTED_SWITCHES = {
+    "decode": "eager",
+    "routing": "eager",
+    "sam_attention": "bias",
+    "vision": "eager",
+}
 
 
 def build_config(arch: Architecture, spec: ModelSpec) -> PretrainedConfig:
