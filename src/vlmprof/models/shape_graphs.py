@@ -17,7 +17,7 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from vlmprof.models.implementation import wrap_forwards
-from vlmprof.models.static_decode import WARMUP_STEPS, graph_pool
+from vlmprof.models.static_decode import capture_graph
 
 
 @dataclass
@@ -69,15 +69,7 @@ class ShapeGraphs:
         inputs (the CUDA graph documentation asks for the warm-up)."""
         static_leaves = [x.clone() if isinstance(x, torch.Tensor) else x for x in leaves]
         args, kwargs = tree_unflatten(static_leaves, spec)
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):
-                self.forward(*args, **kwargs)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=graph_pool()):
-            output = self.forward(*args, **kwargs)
+        graph, output = capture_graph(lambda: self.forward(*args, **kwargs))
         inputs = [leaf for leaf in static_leaves if isinstance(leaf, torch.Tensor)]
         return _Capture(graph, inputs, output)
 

@@ -40,6 +40,26 @@ def graph_pool() -> Any:
     return torch.cuda.graph_pool_handle()
 
 
+def capture_graph(
+    run: Callable[[], Any], rewind: Callable[[], None] | None = None
+) -> tuple[torch.cuda.CUDAGraph, Any]:
+    """`run` warmed up WARMUP_STEPS times on a side stream, `rewind` (what the warm-up
+    changed, e.g. a cache's fill), then one call captured into a graph in `graph_pool`: the
+    graph and that call's output, which every replay rewrites."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(WARMUP_STEPS):
+            run()
+    torch.cuda.current_stream().wait_stream(side)
+    if rewind is not None:
+        rewind()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph, pool=graph_pool()):
+        output = run()
+    return graph, output
+
+
 def bucket_length(needed: int, bucket: int = CACHE_BUCKET) -> int:
     """Smallest multiple of `bucket` that holds `needed` positions."""
     return -(-needed // bucket) * bucket
@@ -113,14 +133,11 @@ class StaticDecoder:
         saved = [length.clone() for length in lengths]
         slot.token = token.clone()
         slot.pads = None if pads is None else pads.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(WARMUP_STEPS):
-                self.step_function(slot.token, slot.cache, slot.pads)
-        torch.cuda.current_stream().wait_stream(side)
-        for length, value in zip(lengths, saved, strict=True):
-            length.copy_(value)
-        slot.graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(slot.graph, pool=graph_pool()):
-            slot.logits = self.step_function(slot.token, slot.cache, slot.pads)
+
+        def rewind() -> None:
+            for length, value in zip(lengths, saved, strict=True):
+                length.copy_(value)
+
+        slot.graph, slot.logits = capture_graph(
+            lambda: self.step_function(slot.token, slot.cache, slot.pads), rewind
+        )
