@@ -23,7 +23,6 @@ assumption the user passes). Writes OUT_DIR/throughput.json and prints a table.
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import time
 from pathlib import Path
@@ -37,7 +36,7 @@ from vlmprof.metrics.aggregate import aggregate_records
 from vlmprof.metrics.cost import cost_section
 from vlmprof.models import ModelSpec
 from vlmprof.runtime.launcher import launched_model
-from vlmprof.runtime.profile_shard import profile_images
+from vlmprof.runtime.profile_shard import free_memory, profile_images
 from vlmprof.variants.gate import judge_variant
 
 from bench_args import profile_settings, write_json
@@ -117,9 +116,7 @@ def measure(
         "wall_s": wall_s,
         "outputs": None if outputs_path is None else str(outputs_path),
     }
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    free_memory(torch.device(spec.device))  # the model built for this arm is gone
     return result
 
 

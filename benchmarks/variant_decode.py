@@ -12,15 +12,12 @@ decode ms per token and the gate verdict per variant; `--json` keeps them.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-
-import torch
 
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import reference_outputs, timed_run
+from vlmprof.runtime.profile_shard import free_memory, reference_outputs, timed_run
 from vlmprof.variants.gate import judge_variant
 from vlmprof.variants.switches import variant_spec
 
@@ -79,10 +76,9 @@ def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
             {k: run.get(k) for k in ("prefill_ms", "decode_ms", "tokens", *PARTS)} for run in runs
         ],
     }
+    device = adapter.device
     del adapter
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    free_memory(device)
     return result, outputs
 
 

@@ -191,7 +191,8 @@ def batch_reference_outputs(
 
 
 def free_memory(device: torch.device) -> None:
-    """Drop cached blocks after a failed run so the next image starts clean.
+    """Drop cached blocks after a failed run (or a model no longer used) so the next run
+    starts clean.
 
     Call it after the `except` clause: while the exception is alive its traceback keeps the
     failed run's tensors (pytorch/pytorch#18853).
