@@ -12,6 +12,7 @@ from pathlib import Path
 import nbformat
 import pandas as pd
 import pytest
+from matplotlib.colors import to_rgba
 from matplotlib.container import BarContainer
 
 from tests.test_report_tables import executed_outputs
@@ -168,18 +169,21 @@ def test_the_throughput_latency_figure_has_one_point_per_costed_setting():
         [
             {
                 "setting": "baseline",
+                "gate": "baseline",
                 "pages per batch": 1,
                 "page latency (ms)": 3000.0,
                 "pages per GPU-day": 30000.0,
             },
             {
                 "setting": "b8",
+                "gate": "passed",
                 "pages per batch": 8,
                 "page latency (ms)": 4000.0,
                 "pages per GPU-day": 160000.0,
             },
             {
                 "setting": "uncosted",
+                "gate": "passed",
                 "pages per batch": 1,
                 "page latency (ms)": None,
                 "pages per GPU-day": None,
@@ -190,5 +194,8 @@ def test_the_throughput_latency_figure_has_one_point_per_costed_setting():
     points = [tuple(c.get_offsets()[0]) for c in ax.collections]
     assert points == [(3.0, 30000.0), (4.0, 160000.0)]
     assert [text.get_text() for text in ax.texts] == ["baseline (batch 1)", "b8 (batch 8)"]
+    # Coloured as in the variant figure: the baseline grey, each variant its own colour.
+    colours = [tuple(c.get_facecolor()[0]) for c in ax.collections]
+    assert colours[0] == to_rgba(figures.BASELINE_COLOUR) != colours[1]
     # A comparison whose settings were never costed draws nothing rather than failing.
     assert not figures.throughput_latency_figure(settings[["setting"]]).axes[0].collections

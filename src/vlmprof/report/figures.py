@@ -327,18 +327,18 @@ def throughput_latency_figure(settings: pd.DataFrame) -> Figure:
     """Each setting's page latency (x) against its pages per GPU-day (y), one point per
     setting and batch size: the trade a stakeholder chooses on (up and left is better).
 
-    `settings` is `vlmprof.report.variants.settings_table`, the baseline first (rows
-    without both figures are left out)."""
+    `settings` is `vlmprof.report.variants.settings_table` (rows without both figures are
+    left out); points are coloured by gate status as in `variant_figure`."""
     figures = ["page latency (ms)", "pages per GPU-day"]
-    drawn = settings.reindex(columns=["setting", "pages per batch", *figures]).dropna(
+    drawn = settings.reindex(columns=["setting", "gate", "pages per batch", *figures]).dropna(
         subset=figures
     )
+    status = drawn.set_index("setting")["gate"]
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
-    for index, (_, row) in enumerate(drawn.iterrows()):
+    for _, row in drawn.iterrows():
         point = (row["page latency (ms)"] / 1000.0, row["pages per GPU-day"])
-        shade = VARIANT_COLOURS[(index - 1) % len(VARIANT_COLOURS)]
-        ax.scatter(*point, color=BASELINE_COLOUR if index == 0 else shade, s=40)
+        ax.scatter(*point, color=_variant_colour(status, row["setting"]), s=40)
         batch = 1 if pd.isna(row["pages per batch"]) else row["pages per batch"]
         label = f"{row['setting']} (batch {batch:g})"
         ax.annotate(label, point, textcoords="offset points", xytext=(5, 4), fontsize=8)
