@@ -238,6 +238,12 @@ def check_some_ok(records: Sequence[RunRecord], label: str) -> None:
     )
 
 
+def _facts_of_repeat(facts: dict[str, object], repeat: int) -> dict[str, object]:
+    """A page's facts for one repeat's record: loading, preprocessing (and the shard's
+    warm-up) happen once per page, so only repeat 0 keeps them."""
+    return facts if repeat == 0 else {**facts, **ONCE_PER_PAGE}
+
+
 @dataclass
 class _Page:
     """A readable page of a batch: what its records share, its inputs, its image."""
@@ -286,12 +292,15 @@ def profile_images(
             handle.write(json.dumps(record.to_dict(), sort_keys=True) + "\n")
             handle.flush()
 
+        def error_record(
+            common: dict[str, object], repeat: int, facts: dict[str, object], reason: str
+        ) -> RunRecord:
+            once = _facts_of_repeat(facts, repeat)
+            return RunRecord(**common, repeat=repeat, status="error", error=reason, **once, **base)
+
         def emit_errors(common: dict[str, object], facts: dict[str, object], reason: str) -> None:
             for repeat in range(settings.repeats):
-                once = facts if repeat == 0 else {**facts, **ONCE_PER_PAGE}
-                emit(
-                    RunRecord(**common, repeat=repeat, status="error", error=reason, **once, **base)
-                )
+                emit(error_record(common, repeat, facts, reason))
 
         warmed = False
         progress = Progress(label, len(images) * settings.repeats)
@@ -375,23 +384,14 @@ def profile_images(
                 if failure is not None:
                     free_memory(adapter.device)
                 for number, page in enumerate(pages):
-                    # Loading, preprocessing (and the shard's warm-up) happen once per
-                    # image: only repeat 0 has them.
-                    facts = page.facts if repeat == 0 else {**page.facts, **ONCE_PER_PAGE}
                     if failure is None:
+                        facts = _facts_of_repeat(page.facts, repeat)
                         timing_of_page = {**timing, "tokens": timing["tokens"][number]}
                         record = RunRecord(
                             **page.common, repeat=repeat, **facts, **timing_of_page, **base
                         )
                     else:
-                        record = RunRecord(
-                            **page.common,
-                            repeat=repeat,
-                            status="error",
-                            error=failure,
-                            **facts,
-                            **base,
-                        )
+                        record = error_record(page.common, repeat, page.facts, failure)
                     emit(record)
                 log.info(
                     "shard %d %s repeat %d/%d: %s",
