@@ -170,10 +170,9 @@ def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) ->
 
     `tokens_per_s` is decode throughput ((tokens - 1) x batch size / decode time) and
     `pages_per_s` the batch's pages over its prefill and decode time (`..._end_to_end` with
-    the wait for its pages added, `end_to_end_pages_per_s`); stage times are the
-    batch's, what each of its pages waited. `stage_ms` holds only
-    stages that at least one ok record measured. `counts.images_failed` is the number of
-    pages with at least one failed record.
+    the wait for its pages added, `end_to_end_pages_per_s`); stage times are the batch's,
+    what each of its pages waited. `stage_ms` holds only stages that at least one ok record
+    measured. `counts.images_failed` is the number of pages with at least one failed record.
     """
     good = ok_records(records)
     samples = _stage_samples(good)
