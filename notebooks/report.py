@@ -341,7 +341,8 @@ if run.operators is not None:
 report.styled(report.params_table(metrics))
 
 # %%
-report.styled(report.static_crosscheck(run.static))
+counted_note = report.counted_work_note(run.static)
+Markdown(counted_note) if counted_note else report.styled(report.static_crosscheck(run.static))
 
 # %% [markdown]
 # fvcore cannot see inside `scaled_dot_product_attention`; "fvcore adjusted" adds the
@@ -361,6 +362,20 @@ cost = metrics.get("cost") or {"available": False, "reason": "this run predates 
 if cost.get("available"):
     display(report.styled(report.cost_table(cost)), report.published_table(cost))
 Markdown(report.cost_sentence(cost))
+
+# %% [markdown]
+# ## Cost per page by model
+#
+# The run's own model (`baseline`) and each model under `models:`, profiled on the same
+# pages with the same settings: the vision tokens and prompt each page becomes, each
+# stage's mean time, decode throughput, MFU and MBU, and what a page of
+# `cost.output_tokens` tokens costs.
+
+# %%
+models = report.read_model_comparison(run_dir)
+if models:
+    display(report.styled(report.models_table(models)))
+Markdown(report.cheapest_sentence(models) if models else report.NO_MODELS)
 
 # %% [markdown]
 # ## Telemetry

@@ -79,6 +79,14 @@ if cost.get("available"):
         ),
     )
 
+# %%
+models = report.read_model_comparison(run_dir)
+if models:
+    display(
+        Markdown("### By model\n\n" + report.cheapest_sentence(models)),
+        Markdown(report.models_table(models).map(report.format_number).to_markdown()),
+    )
+
 # %% [markdown]
 # ## What to do about it
 

@@ -17,6 +17,7 @@ from vlmprof.runtime.profile_settings import ProfileSettings
 # Config key path -> a valid value other than the default, for every key the model uses.
 MODEL_KEYS = {
     ("model", "name"): "deepseek_ocr2",
+    ("model", "architecture"): "got_ocr2",
     ("model", "preset"): "full",
     ("model", "overrides"): {"decoder": {"layers": 2}},
     ("dtype",): "bfloat16",

@@ -239,3 +239,40 @@ def test_the_experts_a_batch_hits_grow_from_top_k_to_every_expert():
     assert k < experts_hit(DIMS, 4) < 4 * k
     assert experts_hit(DIMS, 10_000) == pytest.approx(experts)
     assert decode_weight_share(DIMS, 1) == pytest.approx(1.0)
+
+
+def counted(record: dict, clip: float, llm: float, step: float, growth: float) -> dict:
+    """`record` as a model without formulas writes it: its page's counted work (bytes are
+    a thousandth of the FLOPs here)."""
+    work = {
+        "clip": clip,
+        "projector": 0.0,
+        "vision": clip,
+        "llm_prefill": llm,
+        "prefill": clip + llm,
+        "decode_step": step,
+        "decode_step_next": step + growth,
+    }
+    return {**record, "counted_work": {k: {"flops": v, "bytes": v / 1e3} for k, v in work.items()}}
+
+
+def test_a_model_without_formulas_takes_each_records_counted_work():
+    records = [counted(OK[0], 5e11, 2e11, 1e9, 1e4), counted(OK[2], 1e11, 1e11, 1e9, 1e4)]
+    mfu, mbu, per_record = utilisation(records, None, PEAKS, DTYPE)
+    steps = TOKENS - 1
+    # Step j costs the first counted step plus j times the growth per cached position.
+    decode = steps * 1e9 + 1e4 * steps * (steps - 1) / 2
+    assert list(per_record["decode flops"]) == pytest.approx([decode, decode])
+    assert list(per_record["vision flops"]) == pytest.approx([5e11, 1e11])
+    assert list(per_record["sam flops"]) == [0.0, 0.0]  # the model has no SAM
+    assert mfu["per_stage"]["prefill"]["flops_total"] == pytest.approx(7e11 + 2e11)
+    assert mbu["per_stage"]["decode"]["bytes_total"] == pytest.approx(2 * decode / 1e3)
+    # A fixed context: every step at that context, from the same two counted steps.
+    fixed = utilisation(records, None, PEAKS, DTYPE, "fixed", 1000)[2]
+    first_context = records[0]["prefill_len"] + 1
+    assert fixed["decode flops"][0] == pytest.approx(steps * (1e9 + 1e4 * (1000 - first_context)))
+    assert set(mfu["by_context_mode"]) == {"auto"}  # max needs the model's longest context
+    with pytest.raises(ValueError, match="context_len_mode: max needs"):
+        utilisation(records, None, PEAKS, DTYPE, "max")
+    with pytest.raises(ValueError, match="has no counted_work; rerun"):
+        utilisation(OK[:1], None, PEAKS, DTYPE)

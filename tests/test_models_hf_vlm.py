@@ -7,18 +7,39 @@ from dataclasses import replace
 
 import pytest
 import torch
+import transformers
+import yaml
 from PIL import Image
+from tokenizers import Tokenizer, models
 
+from tests.workflow_helpers import REPO
 from vlmprof.models import ModelSpec, build_adapter, check_preset
 from vlmprof.models.base import ModelInputs
 from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
+from vlmprof.models.hf_vlm.inputs import PROMPT_AFTER, PROMPT_BEFORE
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.stage_timer import StageTimer
 
 A4_150_DPI = Image.new("RGB", (1240, 1754), "white")
+WIDE = Image.new("RGB", (1754, 400), "white")
 ARCHS = sorted(ARCHITECTURES)
+# Architectures whose transformers processor builds offline from our image processor and a
+# stand-in tokenizer: its class, the tokenizer's special tokens (spelled as the published
+# tokenizers spell them) and the processor's own settings (the checkpoints' values).
+OWN_PROCESSORS = {
+    "lighton_ocr": (
+        "LightOnOcrProcessor",
+        {
+            "image_token": "<|image_pad|>",
+            "image_break_token": "<|vision_pad|>",
+            "image_end_token": "<|vision_end|>",
+        },
+        {"patch_size": 14, "spatial_merge_size": 2},
+    ),
+    "paddleocr_vl": ("PaddleOCRVLProcessor", {"image_token": "<|IMAGE_PLACEHOLDER|>"}, {}),
+}
 
 
 @pytest.fixture(scope="module", params=ARCHS)
@@ -108,8 +129,37 @@ def test_prompt_holds_the_image_tokens_of_its_page(adapter):
     finally:
         handle.remove()
     assert rows == [inputs.image_tokens]
-    wide = _inputs(adapter, Image.new("RGB", (1754, 400), "white"))
+    wide = _inputs(adapter, WIDE)
     assert wide.image_tokens != inputs.image_tokens
+
+
+def test_image_tokens_are_one_run_between_the_architectures_bounds(adapter):
+    inputs = _inputs(adapter)
+    bounds = [getattr(adapter.config, key) for key in adapter.arch.image_bounds or ()]
+    image_run = [adapter.config.image_token_id] * inputs.image_tokens
+    # The stand-in text around the run and its bounds (where the architecture has them).
+    expected = [*PROMPT_BEFORE, *bounds[:1], *image_run, *bounds[1:], *PROMPT_AFTER]
+    assert inputs.input_ids.tolist() == [expected]
+
+
+@pytest.mark.parametrize("page", [A4_150_DPI, WIDE], ids=["a4", "wide"])
+@pytest.mark.parametrize("arch", sorted(OWN_PROCESSORS))
+def test_the_architectures_own_processor_expands_its_placeholder_alike(arch: str, page):
+    adapter = build_adapter(ModelSpec(name="hf_vlm", architecture=arch))
+    class_name, specials, settings = OWN_PROCESSORS[arch]
+    vocab = {"<unk>": 0, **{token: i + 1 for i, token in enumerate(specials.values())}}
+    tokenizer = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
+        unk_token="<unk>",
+        extra_special_tokens=specials,
+    )
+    processor = getattr(transformers, class_name)(
+        image_processor=adapter.processor, tokenizer=tokenizer, **settings
+    )
+    ids = processor(images=page, text=specials["image_token"], return_tensors="pt")["input_ids"]
+    # Image tokens only: no row-break or end tokens (LightOnOCR's tokenizer has them, its
+    # processor in this transformers does not lay them out).
+    assert ids.tolist() == [[tokenizer.image_token_id] * adapter.preprocess(page).image_tokens]
 
 
 def test_integer_inputs_keep_their_dtype_on_the_way_to_the_model():
@@ -148,3 +198,11 @@ def test_full_presets_build_at_their_published_size():
         params[arch] = build_adapter(spec).describe()["params"]
     assert 3.5e9 < params["qwen2_5_vl"] < 4.0e9  # "3B": 3.75B with the vision tower
     assert 0.5e9 < params["got_ocr2"] < 0.65e9  # GOT-OCR-2.0: about 580M
+    assert 0.95e9 < params["lighton_ocr"] < 1.05e9  # LightOnOCR-1B: 1.01B
+    assert 0.85e9 < params["paddleocr_vl"] < 0.95e9  # PaddleOCR-VL-0.9B: 0.91B
+
+
+def test_the_config_schema_offers_exactly_the_tables_architectures():
+    schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+    offered = schema["properties"]["model"]["properties"]["architecture"]["enum"]
+    assert offered == list(ARCHITECTURES)

@@ -79,3 +79,9 @@ def test_job_label_names_a_variant():
     assert job_label("FLOP count", SimpleNamespace(variant="grouped")) == (
         "FLOP count, variant grouped"
     )
+
+
+def test_job_label_names_a_compared_model():
+    assert job_label("profile shard 0", SimpleNamespace(model="got", shard="0")) == (
+        "profile shard 0, model got"
+    )

@@ -28,9 +28,13 @@ def clock_text(seconds: float) -> str:
 
 
 def job_label(task: str, wildcards: object) -> str:
-    """`task` as a workflow job's lines name it: with the variant for a variant's job."""
-    variant = getattr(wildcards, "variant", None)
-    return task if variant is None else f"{task}, variant {variant}"
+    """`task` as a workflow job's lines name it: with the variant (or the `models:` entry)
+    for a variant's (or that model's) job."""
+    for kind in ("variant", "model"):
+        name = getattr(wildcards, kind, None)
+        if name is not None:
+            return f"{task}, {kind} {name}"
+    return task
 
 
 class Progress:

@@ -35,6 +35,9 @@ class RunRecord:
     image_tokens: int | None = None
     prefill_len: int | None = None
     tokens: int | None = None
+    # FLOPs and bytes of each stage of the page ({stage: {"flops", "bytes"}}), counted over
+    # an untimed run, for models without analytic formulas (flops/page_work.py); else None.
+    counted_work: dict[str, dict[str, float]] | None = None
     load_ms: float | None = None
     preprocess_ms: float | None = None
     # How long the timing pass waited for the page's inputs (0 when workers ran ahead).

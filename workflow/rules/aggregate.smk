@@ -56,6 +56,42 @@ use rule aggregate as aggregate_variant with:
         f"{RUN}/logs/aggregate-{{variant}}.log",
 
 
+# Each compared model aggregated like the baseline, against its own FLOP count.
+use rule aggregate as aggregate_model with:
+    output:
+        metrics=f"{RUN}/models/{{model}}/metrics.json",
+        stage_ms=f"{RUN}/models/{{model}}/tables/stage_ms.csv",
+        mfu=f"{RUN}/models/{{model}}/tables/mfu.csv",
+        mbu=f"{RUN}/models/{{model}}/tables/mbu.csv",
+        per_image=f"{RUN}/models/{{model}}/tables/per_image.csv",
+        per_category=f"{RUN}/models/{{model}}/tables/per_category.csv",
+        per_record=f"{RUN}/models/{{model}}/tables/per_record.csv",
+    log:
+        f"{RUN}/logs/aggregate-model-{{model}}.log",
+
+
+rule compare_models:
+    input:
+        baseline=rules.aggregate.output.metrics,
+        metrics=expand(f"{RUN}/models/{{model}}/metrics.json", model=MODELS),
+    output:
+        json=f"{RUN}/models/comparison.json",
+        csv=f"{RUN}/models/comparison.csv",
+        md=report(
+            f"{RUN}/models/comparison.md",
+            caption="../report/models.rst",
+            category="Models",
+        ),
+    log:
+        f"{RUN}/logs/compare_models.log",
+    conda:
+        ENV
+    params:
+        names=list(MODELS),
+    script:
+        "../scripts/compare_models.py"
+
+
 rule variant_gate:
     input:
         unpack(get_gate_outputs),

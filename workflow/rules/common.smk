@@ -87,10 +87,17 @@ VARIANTS = {**config["variants"], **({CONTROL: {}} if CONTROL else {})}
 VARIANT_PATTERN = "|".join(map(re.escape, VARIANTS)) or "(?!)"
 
 
+# Other models profiled on the same pages with the same settings (`models:`, each a `model:`
+# section), their results under models/<name>/, compared by cost per page.
+MODELS = config["models"]
+MODEL_PATTERN = "|".join(map(re.escape, MODELS)) or "(?!)"
+
+
 wildcard_constraints:
     shard=r"\d+",
     notebook="|".join(NOTEBOOKS),
     variant=VARIANT_PATTERN,
+    model=MODEL_PATTERN,
 
 
 def resolve_run_device():
@@ -135,6 +142,36 @@ if not BASELINE_SPEC["checkpoint"]:
         )
     except ValueError as error:
         refuse("model", str(error))
+
+
+def model_arm_specs():
+    """Each `models:` entry's model settings: the run's own, with its `model:` section."""
+    specs = {}
+    for name, section in MODELS.items():
+        key = f"models.{name}"
+        if name == BASELINE:
+            refuse(
+                key,
+                f"{key}: the name is taken by the run's own model; name it after it",
+            )
+        spec = dataclasses.asdict(
+            ModelSpec.from_config({**config, "model": section}, DEVICE)
+        )
+        try:
+            check_batch_size(spec, key)
+            check_workers(spec, key)
+        except VariantError as error:
+            refuse(key, str(error))
+        if not spec["checkpoint"]:
+            try:
+                check_preset(spec["name"], spec["preset"], spec["overrides"])
+            except ValueError as error:
+                refuse(key, f"{key}: {error}")
+        specs[name] = spec
+    return specs
+
+
+MODEL_SPECS = model_arm_specs()
 
 
 def all_cores():
@@ -211,10 +248,10 @@ def as_json(value):
 def run_config_json():
     """The run's configuration for provenance.
 
-    Without the sections that name other runs (compare) or other variants, so adding a
-    variant does not redo the baseline's aggregation.
+    Without the sections that name other runs (compare), other variants or other models, so
+    adding a variant or a model does not redo the baseline's aggregation.
     """
-    other = {"compare", "variants", "variant_gate", "variant_control"}
+    other = {"compare", "variants", "variant_gate", "variant_control", "models"}
     return as_json({key: value for key, value in config.items() if key not in other})
 
 
@@ -231,7 +268,10 @@ def job_variant(wildcards):
 
 
 def job_model_spec(wildcards):
-    """model_spec of the job's variant."""
+    """model_spec of the job's variant, or the model settings of its `models:` entry."""
+    model = getattr(wildcards, "model", None)
+    if model is not None:
+        return as_json(spec_params(MODEL_SPECS[model]))
     return model_spec(job_variant(wildcards))
 
 
@@ -279,23 +319,38 @@ def shard_files(variant, suffix):
     return expand(pattern, shard=range(config["shards"]))
 
 
+def model_files(model, suffix):
+    """Every shard's file with `suffix` of a `models:` entry."""
+    pattern = f"{RUN}/models/{model}/runs/shard-{{shard}}{suffix}"
+    return expand(pattern, shard=range(config["shards"]))
+
+
 def get_arms_before(wildcards):
     """What a variant's timing pass waits for: nothing, except the control's, which waits
-    for the baseline's and every variant's records, so its drift spans their time."""
+    for the records of the baseline, every variant and every compared model, so its drift
+    spans their time."""
     if wildcards.variant != CONTROL:
         return []
     others = [BASELINE, *(name for name in VARIANTS if name != CONTROL)]
-    return [path for arm in others for path in shard_files(arm, ".jsonl")]
+    paths = [path for arm in others for path in shard_files(arm, ".jsonl")]
+    return paths + [path for model in MODELS for path in model_files(model, ".jsonl")]
 
 
 def get_shard_records(wildcards):
-    """Every shard's run records of the job's variant (the baseline without a wildcard)."""
+    """Every shard's run records of the job's variant or compared model (the baseline
+    without a wildcard)."""
+    model = getattr(wildcards, "model", None)
+    if model is not None:
+        return model_files(model, ".jsonl")
     return shard_files(job_variant(wildcards), ".jsonl")
 
 
 def get_static_compute(wildcards):
     """The FLOP count a job's MFU uses: the baseline's, unless its variant changes the
-    workload (a sweep point counts its own)."""
+    workload (a sweep point counts its own) or it is another model's."""
+    model = getattr(wildcards, "model", None)
+    if model is not None:
+        return f"{RUN}/models/{model}/static/static_compute.json"
     variant = job_variant(wildcards)
     if variant != BASELINE and variant_is_sweep_point(variant):
         return f"{RUN}/variants/{variant}/static/static_compute.json"
@@ -317,12 +372,22 @@ def get_variant_results(kind):
 
 def get_operator_outputs(wildcards):
     """The baseline's operator pass (timeline), when the pass is enabled."""
-    if config["operators"]["enabled"] and job_variant(wildcards) == BASELINE:
+    own_model = getattr(wildcards, "model", None) is None
+    if (
+        config["operators"]["enabled"]
+        and own_model
+        and job_variant(wildcards) == BASELINE
+    ):
         return {
             "timeline": f"{RUN}/ops/timeline.json",
             "operators": f"{RUN}/ops/operators.csv",
         }
     return {}
+
+
+def get_model_comparison(wildcards):
+    """The comparison of models by cost per page, when the run compares any."""
+    return {"models": f"{RUN}/models/comparison.json"} if MODELS else {}
 
 
 def get_final_output():

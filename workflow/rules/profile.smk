@@ -35,6 +35,17 @@ use rule profile_shard as profile_shard_variant with:
         f"{RUN}/benchmarks/profile_shard-{{variant}}-{{shard}}.tsv"
 
 
+# The same timing pass for each compared model (`models:`), on the same pages and settings.
+use rule profile_shard as profile_shard_model with:
+    output:
+        records=f"{RUN}/models/{{model}}/runs/shard-{{shard}}.jsonl",
+        outputs=f"{RUN}/models/{{model}}/runs/shard-{{shard}}.outputs.pt",
+    log:
+        f"{RUN}/logs/profile_shard-model-{{model}}-{{shard}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/profile_shard-model-{{model}}-{{shard}}.tsv"
+
+
 rule operator_profile:
     input:
         subset=rules.select_subset.output.subset,

@@ -1,5 +1,6 @@
 rule render_notebook:
     input:
+        unpack(get_model_comparison),
         notebook="notebooks/{notebook}.py",
         metrics=rules.aggregate.output.metrics,
         variants=rules.compare_variants.output.json,

@@ -36,6 +36,17 @@ use rule static_flops as static_flops_variant with:
         f"{RUN}/benchmarks/static_flops-{{variant}}.tsv"
 
 
+# Each compared model (`models:`) counts its own.
+use rule static_flops as static_flops_model with:
+    output:
+        json=f"{RUN}/models/{{model}}/static/static_compute.json",
+        md=f"{RUN}/models/{{model}}/static/static_compute.md",
+    log:
+        f"{RUN}/logs/static_flops-model-{{model}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/static_flops-model-{{model}}.tsv"
+
+
 rule calibrate_peaks:
     output:
         calibration=f"{RUN}/static/calibration.json",

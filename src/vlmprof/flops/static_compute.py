@@ -289,11 +289,16 @@ def _gap_note(name: str, entry: dict[str, Any]) -> str | None:
 
 def static_compute_markdown(report: dict[str, Any]) -> str:
     """The static compute report as Markdown: parameters, stage table, gap notes, conventions."""
+    costed = bool(report["stages"])
+    shapes = (
+        f"prefill length {report['prefill_len']}; decode context {report['decode_context']}"
+        if costed
+        else "FLOPs and bytes counted per page by the timing pass (run records' counted_work)"
+    )
     lines = [
         "# Static compute",
         "",
-        f"dtype {report['dtype']} ({report['bytes_per_element']} bytes per element); "
-        f"prefill length {report['prefill_len']}; decode context {report['decode_context']}.",
+        f"dtype {report['dtype']} ({report['bytes_per_element']} bytes per element); {shapes}.",
         "",
         "## Parameters",
         "",
@@ -301,14 +306,15 @@ def static_compute_markdown(report: dict[str, Any]) -> str:
         "|---|---:|",
     ]
     lines += [f"| {part} | {count:,} |" for part, count in report["params"].items()]
-    lines += [
-        "",
-        "## FLOPs per stage (GFLOP; analytic vs counted)",
-        "",
-        "| stage | analytic | FlopCounterMode | fvcore x2 | diff FCM | diff fvcore "
-        "| weights (GB) | activations (GB) | KV (GB) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    if costed:
+        lines += [
+            "",
+            "## FLOPs per stage (GFLOP; analytic vs counted)",
+            "",
+            "| stage | analytic | FlopCounterMode | fvcore x2 | diff FCM | diff fvcore "
+            "| weights (GB) | activations (GB) | KV (GB) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        ]
     for name, entry in report["stages"].items():
         lines.append(
             f"| {name} | {_giga(entry['analytic'])} | {_giga(entry['flopcountermode'])} "

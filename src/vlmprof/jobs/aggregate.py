@@ -10,16 +10,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from vlmprof.atomic import write_json_atomic, write_text_atomic
+from vlmprof.atomic import atomic_open, write_json_atomic, write_text_atomic
 from vlmprof.compare import compare_dirs, to_markdown
 from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.dilation import against_timing_pass
 from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
-from vlmprof.models import spec_dims
+from vlmprof.models import has_formulas, spec_dims
 from vlmprof.models.base import ModelSpec
 from vlmprof.records import first_placement
+from vlmprof.report.models import compare_models as model_comparison
+from vlmprof.report.models import models_table
+from vlmprof.report.models import to_markdown as models_markdown
 from vlmprof.report.variants import to_markdown as comparison_markdown
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.comparison import read_run, write_comparison
@@ -51,7 +54,9 @@ def aggregate(
     its static FLOPs and the device's peaks (the datasheet's, or calibrated ones). The
     device, dtype and GPU are those the records say the first shard ran on."""
     model = ModelSpec(**json.loads(spec))
-    dims = spec_dims(model.name, model.preset, model.overrides, model.checkpoint)
+    dims = None  # a model without formulas: its records carry their counted work
+    if has_formulas(model.name):
+        dims = spec_dims(model.name, model.preset, model.overrides, model.checkpoint)
     placement = first_placement(records)
     if placement is not None:
         dtype = placement.dtype
@@ -144,6 +149,34 @@ def compare_variants(
     log.info(
         "%d variants against the baseline; best per stage: %s", len(variants), comparison["best"]
     )
+
+
+def compare_models(
+    baseline: str,
+    metrics: Sequence[str],
+    json_out: str,
+    csv_out: str,
+    md_out: str,
+    *,
+    names: Sequence[str],
+) -> None:
+    """The run's own model (as `baseline`) and each of `models:` (named in `names`, their
+    metrics.json in the same order), by cost per page: comparison.json, .csv and .md."""
+    if len(names) != len(metrics):
+        raise ValueError(
+            f"{len(names)} model names and {len(metrics)} metrics.json: each model needs one,"
+            " in the order of the names"
+        )
+    runs = {BASELINE: json.loads(Path(baseline).read_text())}
+    for name, path in zip(names, metrics, strict=True):
+        runs[name] = json.loads(Path(path).read_text())
+    comparison = model_comparison(runs)
+    table = models_table(comparison)
+    write_json_atomic(Path(json_out), comparison)
+    with atomic_open(Path(csv_out)) as handle:
+        table.to_csv(handle)
+    write_text_atomic(Path(md_out), models_markdown(comparison))
+    log.info("%d models by cost per page; cheapest: %s", len(runs), comparison["cheapest"])
 
 
 def compare(

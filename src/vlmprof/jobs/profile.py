@@ -13,7 +13,9 @@ import pandas as pd
 
 from vlmprof.atomic import write_text_atomic
 from vlmprof.data.subset import readable_pages, shard_pages
-from vlmprof.models.base import ModelSpec
+from vlmprof.flops.page_work import page_work
+from vlmprof.models import has_formulas
+from vlmprof.models.base import ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.profiler.operator_profile import run_operator_profile
 from vlmprof.runtime.launcher import launched_model
 from vlmprof.runtime.profile_settings import ProfileSettings
@@ -42,7 +44,8 @@ def profile_shard(
     """Timing pass of one shard: each of its pages x repeats, one run record (JSON line)
     each, and each page's reference outputs for the correctness gate."""
     pages = shard_pages(pd.read_csv(subset), shard, shards)
-    with launched_model(ModelSpec(**json.loads(spec))) as (adapter, placement):
+    model = ModelSpec(**json.loads(spec))
+    with launched_model(model) as (adapter, placement):
         run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
         log.info("shard %d: %d pages on %s", shard, len(pages), placement.device)
         profile_images(
@@ -53,7 +56,13 @@ def profile_shard(
             Path(records),
             Path(outputs),
             progress_label=progress_label,
+            page_facts=None if has_formulas(model.name) else counted_work,
         )
+
+
+def counted_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, object]:
+    """A page's counted work, for a model whose FLOPs no formula gives."""
+    return {"counted_work": page_work(adapter, inputs)}
 
 
 def operator_profile(

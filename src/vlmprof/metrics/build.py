@@ -83,7 +83,7 @@ def input_rows(inputs: pd.DataFrame, records: list[dict[str, Any]]) -> list[dict
 def assumptions(
     config: dict[str, Any],
     peaks: dict[str, Any],
-    dims: ModelDims,
+    dims: ModelDims | None,
     context_len_mode: str,
     context_len_fixed: int | None,
 ) -> list[str]:
@@ -120,13 +120,27 @@ def assumptions(
         )
     else:
         sentences.append(f"The 'calibrated' columns are empty: {calibrated['reason']}.")
+    if dims is None:
+        work = (
+            "FLOPs and bytes are counted over each page's own untimed run (FlopCounterMode, "
+            "and each matmul-class op's tensors read and written at the dispatcher, weights "
+            "included): a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work "
+            "is counted, and attention is counted whatever its kernel; decode steps after "
+            "the two counted ones grow by the same work per cached position."
+        )
+        max_positions = None
+    else:
+        work = (
+            "FLOPs and bytes are analytic, from the model's dimensions at each record's "
+            "shapes: a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work is "
+            "counted, and prefill attention counts the full L x L square as SDPA computes it "
+            "(static.conventions lists every rule)."
+        )
+        max_positions = dims.decoder.max_positions
     sentences += [
-        "FLOPs and bytes are analytic, from the model's dimensions at each record's shapes: "
-        "a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work is counted, and "
-        "prefill attention counts the full L x L square as SDPA computes it "
-        "(static.conventions lists every rule).",
+        work,
         _CONTEXT_SENTENCES[context_len_mode].format(
-            max_positions=dims.decoder.max_positions, fixed=context_len_fixed
+            max_positions=max_positions, fixed=context_len_fixed
         ),
         "Vision (SAM, CLIP, projector) runs inside prefill: its time is part of prefill time, "
         "llm_prefill = prefill - vision, and no total adds vision to prefill.",
@@ -160,7 +174,7 @@ def _ratio_table(
 def build_metrics(
     record_paths: Sequence[str | Path],
     static_compute: dict[str, Any],
-    dims: ModelDims,
+    dims: ModelDims | None,
     dtype: str,
     peaks: dict[str, Any],
     environment: dict[str, Any],

@@ -1,12 +1,13 @@
 """Model FLOP utilisation (MFU) and memory bandwidth utilisation (MBU) per stage.
 
 Work comes from the analytic formulas of `vlmprof.flops.analytic` at each record's own shapes
-(mode, crops, prefill length, tokens); times from the record. Vision runs inside prefill, so
-the model-level time is prefill + decode wall time and vision time is never added to it. A
-page of a batch counts its share: the batch's times over its pages, the weights the batch
-reads once over its pages (in decode, the experts a batch's tokens are expected to hit).
-The headline of every aggregate is summed work over summed time (long runs weigh more);
-the mean of per-record ratios is reported beside it.
+(mode, crops, prefill length, tokens), or, for a model without formulas, from the work
+counted over the page's own run that its record carries; times from the record. Vision
+runs inside prefill, so the model-level time is prefill + decode wall time and vision time
+is never added to it. A page of a batch counts its share: the batch's times over its pages,
+the weights the batch reads once over its pages (in decode, the experts a batch's tokens
+are expected to hit). The headline of every aggregate is summed work over summed time
+(long runs weigh more); the mean of per-record ratios is reported beside it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from vlmprof.flops.analytic import (
     llm_prefill_cost,
     vision_cost,
 )
+from vlmprof.flops.work import decode_work
 from vlmprof.metrics.aggregate import batch_size, llm_prefill_ms, ok_records
 from vlmprof.metrics.roofline import (
     PEAK_COLUMNS,
@@ -97,22 +99,18 @@ def _cached_decode_total(
     return decode_total_cost(dims, prefill_len, tokens, bytes_per_el)
 
 
-def _record_row(
+def _analytic_work(
     record: dict[str, Any],
     dims: ModelDims,
     bytes_per_el: int,
     context_len_mode: str,
     context_len_fixed: int | None,
-) -> dict[str, Any]:
-    """Work and time of each stage of one ok record (times in ms; None where unmeasured)."""
-    missing = [key for key in _REQUIRED if record.get(key) is None]
-    if missing:
-        raise ValueError(
-            f"run record {record.get('run_id')!r} (image {record.get('image_id')!r}): ok "
-            f"but missing {', '.join(missing)}; rerun its profiling shard"
-        )
+) -> dict[str, tuple[float, float]]:
+    """FLOPs and the page's bytes of each vision part, vision, llm_prefill and decode of one
+    record, from the formulas at its shapes (a page of a batch counts its share of the
+    weights the batch reads)."""
+    batch = batch_size(record)
     parts = vision_cost(dims, record["mode"], record["n_crops"], bytes_per_el)
-    vision = parts["vision"]
     llm = llm_prefill_cost(dims, record["prefill_len"], bytes_per_el)
     decode = decode_cost(
         dims,
@@ -122,13 +120,66 @@ def _record_row(
         context_len_mode,
         context_len_fixed,
     )
+    work = {
+        part: (parts[part].flops, _page_bytes(parts[part], True, 1 / batch))
+        for part in (*VISION_PARTS, "vision")
+    }
+    work["llm_prefill"] = (llm.flops, _page_bytes(llm, True, 1 / batch))
+    work["decode"] = (decode.flops, _page_bytes(decode, False, decode_weight_share(dims, batch)))
+    return work
+
+
+def _counted_work(
+    record: dict[str, Any], context_len_mode: str, context_len_fixed: int | None
+) -> dict[str, tuple[float, float]]:
+    """The same from the work counted over the page's own run (`counted_work`), for a model
+    without formulas: a stage its model does not have (SAM, say) did no work."""
+    counted = record.get("counted_work")
+    if not counted:
+        raise ValueError(
+            f"run record {record.get('run_id')!r} (image {record.get('image_id')!r}): its "
+            "model has no FLOP formulas and the record has no counted_work; rerun its "
+            "profiling shard"
+        )
+    if context_len_mode == "max":
+        raise ValueError(
+            "metrics.context_len_mode: max needs the model's longest context, which only "
+            "models with formulas state; use auto or fixed"
+        )
+    none = {"flops": 0.0, "bytes": 0.0}
+    work = {
+        stage: (counted.get(stage, none)["flops"], counted.get(stage, none)["bytes"])
+        for stage in (*VISION_PARTS, "vision", "llm_prefill")
+    }
+    context = context_len_fixed if context_len_mode == "fixed" else None
+    decode = decode_work(counted, record["prefill_len"], record["tokens"], context)
+    work["decode"] = (decode["flops"], decode["bytes"])
+    return work
+
+
+def _record_row(
+    record: dict[str, Any],
+    dims: ModelDims | None,
+    bytes_per_el: int,
+    context_len_mode: str,
+    context_len_fixed: int | None,
+) -> dict[str, Any]:
+    """Work and time of each stage of one ok record (times in ms; None where unmeasured):
+    the work analytic from `dims`, or counted over the run where the model has none."""
+    missing = [key for key in _REQUIRED if record.get(key) is None]
+    if missing:
+        raise ValueError(
+            f"run record {record.get('run_id')!r} (image {record.get('image_id')!r}): ok "
+            f"but missing {', '.join(missing)}; rerun its profiling shard"
+        )
+    if dims is None:
+        work = _counted_work(record, context_len_mode, context_len_fixed)
+    else:
+        work = _analytic_work(record, dims, bytes_per_el, context_len_mode, context_len_fixed)
     batch = batch_size(record)
-    vision_bytes, llm_bytes = (
-        _page_bytes(vision, True, 1 / batch),
-        _page_bytes(llm, True, 1 / batch),
-    )
-    decode_bytes = _page_bytes(decode, False, decode_weight_share(dims, batch))
     prefill_ms, decode_ms = float(record["prefill_ms"]) / batch, float(record["decode_ms"]) / batch
+    (vision_flops, vision_bytes), (llm_flops, llm_bytes) = work["vision"], work["llm_prefill"]
+    decode_flops, decode_bytes = work["decode"]
     return {
         "image_id": record["image_id"],
         "repeat": record.get("repeat"),
@@ -142,24 +193,24 @@ def _record_row(
             column: value
             for part in VISION_PARTS
             for column, value in (
-                (f"{part} flops", parts[part].flops),
-                (f"{part} bytes", _page_bytes(parts[part], True, 1 / batch)),
+                (f"{part} flops", work[part][0]),
+                (f"{part} bytes", work[part][1]),
                 (f"{part} (ms)", _share(record.get(record_field(part)), batch)),
             )
         },
-        "vision flops": vision.flops,
+        "vision flops": vision_flops,
         "vision bytes": vision_bytes,
         "vision (ms)": _share(record.get("vision_ms"), batch),
-        "llm_prefill flops": llm.flops,
+        "llm_prefill flops": llm_flops,
         "llm_prefill bytes": llm_bytes,
         "llm_prefill (ms)": _share(llm_prefill_ms(record), batch),
-        "prefill flops": vision.flops + llm.flops,
+        "prefill flops": vision_flops + llm_flops,
         "prefill (ms)": prefill_ms,
         "prefill bytes": vision_bytes + llm_bytes,
-        "decode flops": decode.flops,
+        "decode flops": decode_flops,
         "decode (ms)": decode_ms,
         "decode bytes": decode_bytes,
-        "model flops": vision.flops + llm.flops + decode.flops,
+        "model flops": vision_flops + llm_flops + decode_flops,
         "model (ms)": prefill_ms + decode_ms,
     }
 
@@ -244,19 +295,19 @@ def _decode_roofline(df: pd.DataFrame, peaks: dict[str, Any]) -> dict[str, Any]:
 def _decode_by_mode(
     records: list[dict[str, Any]],
     df: pd.DataFrame,
-    dims: ModelDims,
+    dims: ModelDims | None,
     bytes_per_el: int,
     context_len_fixed: int | None,
     tflops: dict[str, float | None],
 ) -> dict[str, Any]:
-    """Decode MFU under every context-length mode, for what-if comparison."""
-    modes = ["auto", "max"] + (["fixed"] if context_len_fixed is not None else [])
+    """Decode MFU under every context-length mode the model's work can be given in (max needs
+    formulas), for what-if comparison."""
+    modes = ["auto"] + (["max"] if dims is not None else [])
+    modes += ["fixed"] if context_len_fixed is not None else []
     by_mode = {}
     for mode in modes:
         flops = [
-            decode_cost(
-                dims, r["prefill_len"], r["tokens"], bytes_per_el, mode, context_len_fixed
-            ).flops
+            _record_row(r, dims, bytes_per_el, mode, context_len_fixed)["decode flops"]
             for r in records
         ]
         by_mode[mode] = _stage_mfu(df.assign(**{"decode flops": flops}), "decode", tflops)
@@ -302,7 +353,7 @@ def _with_record_ratios(
 
 def utilisation(
     records: list[dict[str, Any]],
-    dims: ModelDims,
+    dims: ModelDims | None,
     peaks: dict[str, Any],
     dtype: str,
     context_len_mode: str = "auto",
@@ -310,9 +361,10 @@ def utilisation(
 ) -> tuple[dict[str, Any], dict[str, Any], pd.DataFrame]:
     """MFU and MBU of the ok records against the reference and calibrated peaks.
 
-    `peaks` is `resolve_peaks`' output. Returns (mfu, mbu, per-record table). Stages:
-    vision, llm_prefill (= prefill - vision), prefill, decode, and model (prefill + decode
-    FLOPs over prefill + decode wall time).
+    `peaks` is `resolve_peaks`' output; `dims` None takes each record's counted work (a
+    model without formulas). Returns (mfu, mbu, per-record table). Stages: vision,
+    llm_prefill (= prefill - vision), prefill, decode, and model (prefill + decode FLOPs
+    over prefill + decode wall time).
     """
     check_context_mode(context_len_mode, context_len_fixed)
     bytes_per_el = bytes_per_element(dtype)

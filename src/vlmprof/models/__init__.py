@@ -61,6 +61,12 @@ def _dims_module(name: str) -> Any:
     return importlib.import_module(DIMS[name])
 
 
+def has_formulas(name: str) -> bool:
+    """Whether model `name` has analytic FLOP and byte formulas (its dims module); the work
+    of any other model is counted over its own runs (flops/page_work.py)."""
+    return name in DIMS
+
+
 def check_preset(name: str, preset: str, overrides: Mapping[str, Any]) -> None:
     """Raise a ValueError naming the key when `preset` plus `overrides` is not a valid model."""
     if name in PRESET_CHECKS:

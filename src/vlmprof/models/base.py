@@ -78,6 +78,7 @@ class ModelSpec:
             preset = "full" if device.startswith("cuda") else "small"
         return cls(
             name=model["name"],
+            architecture=model["architecture"],
             preset=preset,
             overrides=model["overrides"],
             device=device,

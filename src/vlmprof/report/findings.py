@@ -318,7 +318,8 @@ def _prefill_rules(metrics: dict[str, Any]) -> list[Recommendation]:
     stages = metrics["aggregates"]["stage_ms"]
     found = []
     vision_share = _fraction(metrics, "vision")
-    sam_of_vision = stages["sam"]["mean"] / stages["vision"]["mean"]
+    # A model without SAM (a transformers VLM) has no SAM time to weigh.
+    sam_of_vision = stages.get("sam", {"mean": 0.0})["mean"] / stages["vision"]["mean"]
     if vision_share > VISION_SHARE_MATTERS and sam_of_vision > SAM_OF_VISION_HIGH:
         found.append(
             Recommendation(

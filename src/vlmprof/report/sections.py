@@ -52,7 +52,12 @@ Cost
                                         published throughput beside it
 Static compute
     params_table(metrics)               parameters (M) per part of the model
-    static_crosscheck(static)           FLOPs counted three ways (GFLOP), agreement
+    static_crosscheck(static)           FLOPs counted three ways (GFLOP), agreement;
+                                        counted_work_note(static): why a model has none
+Models
+    read_model_comparison(run_dir)      models/comparison.json, or None (NO_MODELS says how)
+    models_table(comparison)            per model: tokens, ms by stage, tokens/s, MFU/MBU, cost
+    cheapest_sentence(comparison)       the model with the least GPU time per page
 Variants
     comparison_note(comparison)         the line shown when there is nothing to compare
     gate_table(comparison)              each variant's gate and measured difference
@@ -86,6 +91,12 @@ from vlmprof.report.findings import (
 )
 from vlmprof.report.formatting import bullets, format_number, percent, styled
 from vlmprof.report.inputs import input_table, thumbnail_grid
+from vlmprof.report.models import (
+    NO_MODELS,
+    cheapest_sentence,
+    models_table,
+    read_model_comparison,
+)
 from vlmprof.report.operators import (
     NO_OPERATOR_PASS,
     operator_categories,
@@ -116,7 +127,7 @@ from vlmprof.report.sentences import (
     utilisation_sentences,
     variant_sentences,
 )
-from vlmprof.report.static_compute import params_table, static_crosscheck
+from vlmprof.report.static_compute import counted_work_note, params_table, static_crosscheck
 from vlmprof.report.timed_busy import quoted_busy
 from vlmprof.report.timing import (
     NOTHING_TIMED,
@@ -152,6 +163,7 @@ from vlmprof.report.variants import (
 
 __all__ = [
     "NOTHING_TIMED",
+    "NO_MODELS",
     "NO_OPERATOR_PASS",
     "batch_timeline",
     "benchmark_table",
@@ -161,9 +173,11 @@ __all__ = [
     "category_sentence",
     "category_table",
     "chart_frame",
+    "cheapest_sentence",
     "comparison_note",
     "comparison_table",
     "cost_centre_sentences",
+    "counted_work_note",
     "cost_sentence",
     "cost_table",
     "cost_centre_table",
@@ -182,6 +196,7 @@ __all__ = [
     "input_table",
     "load_run",
     "missing_peak_reasons",
+    "models_table",
     "operator_categories",
     "page_split",
     "params_table",
@@ -192,6 +207,7 @@ __all__ = [
     "provenance_notes",
     "published_table",
     "read_comparison",
+    "read_model_comparison",
     "recommendation_sentences",
     "recommendations",
     "reliability_sentence",

@@ -59,5 +59,18 @@ def static_crosscheck(static: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def counted_work_note(static: dict[str, Any]) -> str | None:
+    """Why a model has no per-stage FLOP table: its work is counted per page (None when its
+    stages are costed here)."""
+    if static["stages"]:
+        return None
+    return (
+        "This model has no analytic formulas: each page's FLOPs and bytes are counted over "
+        "one untimed run of that page (FlopCounterMode and a byte counter at PyTorch's "
+        "dispatcher) and kept in its run records (`counted_work`), so MFU and MBU use each "
+        "page's own counts."
+    )
+
+
 def _giga(value: float | None) -> float | None:
     return None if value is None else value / 1e9

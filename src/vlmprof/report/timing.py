@@ -100,9 +100,11 @@ def run_split(metrics: dict[str, Any]) -> pd.DataFrame:
 
 def _exclusive_prefill_parts(ms: dict[str, Any]) -> dict[str, Any]:
     """`PREFILL_PARTS` from stage times (scalars or per-page Series alike): the parts that
-    add up to prefill without overlap."""
-    parts = {label(part): ms[part] for part in VISION_PARTS}
-    parts[VISION_REMAINDER] = _remainder(ms["vision"], sum(ms[part] for part in VISION_PARTS))
+    add up to prefill without overlap. A vision part the model does not have (no SAM in a
+    transformers VLM) is absent from `ms` and from the parts."""
+    present = [part for part in VISION_PARTS if part in ms]
+    parts = {label(part): ms[part] for part in present}
+    parts[VISION_REMAINDER] = _remainder(ms["vision"], sum(ms[part] for part in present))
     parts[label("llm_prefill")] = ms["prefill"] - ms["vision"]
     return parts
 
@@ -111,7 +113,10 @@ def prefill_split(metrics: dict[str, Any]) -> pd.DataFrame:
     """Prefill cut into exclusive parts: SAM, CLIP, projector, the vision remainder
     (vision - SAM - CLIP - projector, time in vision no sub-stage timer covers) and LLM
     prefill (prefill - vision); mean (ms) and share of prefill (%)."""
-    mean = {s: stage_mean(metrics, s) for s in _SPLIT_STAGES}
+    stages = metrics["aggregates"]["stage_ms"]
+    mean = {
+        s: stage_mean(metrics, s) for s in _SPLIT_STAGES if s in stages or s not in VISION_PARTS
+    }
     parts = pd.Series(_exclusive_prefill_parts(mean))
     return pd.DataFrame(
         {"mean (ms)": parts, "share of prefill (%)": 100.0 * parts / mean["prefill"]}
@@ -141,7 +146,11 @@ def end_to_end_split(metrics: dict[str, Any]) -> pd.DataFrame:
 
 def per_image_parts(per_image: pd.DataFrame) -> pd.DataFrame:
     """Per page, the mean time (ms) of each exclusive part of prefill and of decode."""
-    ms = {s: per_image[f"{s} (ms)"] for s in _SPLIT_STAGES}
+    ms = {
+        s: per_image[f"{s} (ms)"]
+        for s in _SPLIT_STAGES
+        if s not in VISION_PARTS or f"{s} (ms)" in per_image.columns
+    }
     parts = pd.DataFrame(
         {f"{name} (ms)": values for name, values in _exclusive_prefill_parts(ms).items()}
     )

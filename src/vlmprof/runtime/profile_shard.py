@@ -13,7 +13,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -262,6 +262,7 @@ def profile_images(
     out_path: Path,
     outputs_path: Path | None = None,
     progress_label: str | None = None,
+    page_facts: Callable[[ModelAdapter, ModelInputs], dict[str, object]] | None = None,
 ) -> list[RunRecord]:
     """Profile `images` ((image_id, path) pairs) on `adapter`, built at `placement` (which
     every record keeps), and write their records to `out_path`.
@@ -271,7 +272,8 @@ def profile_images(
     `outputs_path`, each page's untimed reference generation (tokens, first-step logits,
     per-step top-k) is saved there for the correctness gate, keyed by image_id. Progress
     (page, repeat, elapsed and remaining time) goes to standard error between runs, under
-    `progress_label` (default "profile shard <shard>").
+    `progress_label` (default "profile shard <shard>"). `page_facts` adds what it finds in an
+    untimed run of each page (its counted work, say) to every record of the page.
 
     When no run succeeded, the records are still written, then a ShardFailedError names the
     first page's error (unless every run ran out of memory: a batch too large to fit is a
@@ -360,6 +362,10 @@ def profile_images(
                 if settings.warmup_per_image:
                     references = batch_reference_outputs(adapter, batch_cpu, settings)
                     outputs.update(zip(ids, references, strict=True))
+                if page_facts is not None:
+                    for page in pages:
+                        placed = page.inputs.to(adapter.device, adapter.dtype)
+                        page.facts.update(page_facts(adapter, placed))
             except (torch.OutOfMemoryError, RuntimeError) as error:
                 failure = error_reason(error)
             if failure is not None:

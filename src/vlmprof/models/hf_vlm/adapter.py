@@ -141,8 +141,9 @@ class HfVlmAdapter(ModelAdapter):
         return logits, DecodeState(cache=cache, position=inputs.prefill_len)
 
     def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
-        """One token through the forward with the cache; Qwen2.5-VL's forward places it with
-        the rope offset its prefill kept (`rope_deltas`), as in its own generate."""
+        """One token through the forward with the cache; a 3D-rope forward (Qwen2.5-VL,
+        PaddleOCR-VL) places it with the rope offset its prefill kept (`rope_deltas`), as in
+        its own generate."""
         logits = self.module(input_ids=token, past_key_values=state.cache, use_cache=True).logits
         state.position += 1
         return logits[:, -1, :]

@@ -190,7 +190,167 @@ GOT_OCR2 = Architecture(
     vision_attention="eager",
 )
 
-ARCHITECTURES: dict[str, Architecture] = {arch.name: arch for arch in (QWEN2_5_VL, GOT_OCR2)}
+LIGHTON_OCR = Architecture(
+    name="lighton_ocr",
+    config_class="LightOnOcrConfig",
+    model_class="LightOnOcrForConditionalGeneration",
+    image_processor_class="PixtralImageProcessorPil",
+    # The Pixtral encoder; the projector (RMSNorm, 2x2 patch merger, MLP) is its sibling.
+    vision=("model.vision_encoder",),
+    projector="model.vision_projection",
+    decoder_layers="model.language_model.layers",
+    presets={
+        "small": {
+            # Qwen3's head_dim defaults to 128 whatever the width; 32 keeps it narrow.
+            "text_config": {**SMALL_TEXT, "head_dim": 32},
+            # image_size bounds the encoder's 2D rope: at least the processor's longest edge.
+            "vision_config": {
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "hidden_act": "silu",
+                "patch_size": 14,
+                "image_size": 224,
+            },
+            "image_token_id": 4000,
+        },
+        # lightonai/LightOnOCR-1B-1025's config.json as quoted by a third-party copy; a
+        # dict sub-config replaces transformers' defaults rather than merging with them.
+        "full": {
+            "text_config": {
+                "vocab_size": 151936,
+                "hidden_size": 1024,
+                "intermediate_size": 3072,
+                "num_hidden_layers": 28,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 8,
+                "head_dim": 128,
+                "max_position_embeddings": 8192,
+                "rms_norm_eps": 1e-6,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 1000000.0},
+                "tie_word_embeddings": True,
+            },
+            "vision_config": {
+                "hidden_size": 1024,
+                "intermediate_size": 4096,
+                "num_hidden_layers": 24,
+                "num_attention_heads": 16,
+                "hidden_act": "silu",
+                "patch_size": 14,
+                "image_size": 1540,
+                "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+            },
+            "spatial_merge_size": 2,
+            "image_token_id": 151655,
+            "tie_word_embeddings": True,
+        },
+    },
+    processor={
+        # A page's longest edge at 224 px: at most 8 x 8 merged tokens of 28 px.
+        "small": {"patch_size": 14, "size": {"longest_edge": 224}},
+        # The checkpoint's preprocessor_config.json (Pixtral's own defaults are 16 / 1024).
+        "full": {"patch_size": 14, "size": {"longest_edge": 1540}},
+    },
+)
+
+PADDLEOCR_VL = Architecture(
+    name="paddleocr_vl",
+    config_class="PaddleOCRVLConfig",
+    model_class="PaddleOCRVLForConditionalGeneration",
+    image_processor_class="PaddleOCRVLImageProcessorPil",
+    # The NaViT-style encoder (embeddings, blocks, post-norm); the projector is its sibling.
+    vision=("model.visual",),
+    projector="model.projector",
+    decoder_layers="model.language_model.layers",
+    presets={
+        "small": {
+            "text_config": {
+                **SMALL_TEXT,
+                # The config's head_dim defaults to 128 whatever the width; mrope_section
+                # splits head_dim / 2 (16 here) into time, height, width.
+                "head_dim": 32,
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "rope_theta": 500000.0,
+                    "mrope_section": [4, 6, 6],
+                },
+                # ERNIE's ids 1 and 2 lie inside the small vocab: random weights emitting
+                # eos would end the model's own generate early, unlike our loop.
+                "bos_token_id": None,
+                "eos_token_id": None,
+            },
+            # image_size sets the learned position grid (4 x 4 here), resampled to each page.
+            "vision_config": {
+                "hidden_size": 64,
+                "intermediate_size": 128,
+                "num_hidden_layers": 2,
+                "num_attention_heads": 2,
+                "image_size": 56,
+            },
+            "image_token_id": 4000,
+            "video_token_id": 4001,
+            "vision_start_token_id": 4002,
+            "vision_end_token_id": 4003,
+        },
+        # PaddlePaddle/PaddleOCR-VL: transformers' PaddleOCRVLConfig defaults (written for
+        # that checkpoint) and third-party copies of its config.json; untied embeddings
+        # and the video id are unconfirmed (docs/models/hf_vlm.md).
+        "full": {
+            "text_config": {
+                "vocab_size": 103424,
+                "hidden_size": 1024,
+                "intermediate_size": 3072,
+                "num_hidden_layers": 18,
+                "num_attention_heads": 16,
+                "num_key_value_heads": 2,
+                "head_dim": 128,
+                "max_position_embeddings": 131072,
+                "rms_norm_eps": 1e-5,
+                "rope_parameters": {
+                    "rope_type": "default",
+                    "rope_theta": 500000.0,
+                    "mrope_section": [16, 24, 24],
+                },
+                # Also here: a tied text config would re-tie the model (transformers' BC).
+                "tie_word_embeddings": False,
+            },
+            "vision_config": {
+                "hidden_size": 1152,
+                "intermediate_size": 4304,
+                "num_hidden_layers": 27,
+                "num_attention_heads": 16,
+                "image_size": 384,
+                "patch_size": 14,
+                "spatial_merge_size": 2,
+                "hidden_act": "gelu_pytorch_tanh",
+                "layer_norm_eps": 1e-6,
+            },
+            "image_token_id": 100295,
+            "video_token_id": 101307,
+            "vision_start_token_id": 101305,
+            "vision_end_token_id": 101306,
+            "tie_word_embeddings": False,
+        },
+    },
+    processor={
+        # At most 64 merged tokens per page, as qwen2_5_vl's small preset.
+        "small": {"size": {"shortest_edge": 56 * 56, "longest_edge": 28 * 28 * 64}},
+        # The checkpoint's preprocessor_config.json, which differs from the class defaults
+        # (CLIP mean and std, 384*384 to 1536*1536 pixels).
+        "full": {
+            "size": {"shortest_edge": 147384, "longest_edge": 2822400},
+            "image_mean": [0.5, 0.5, 0.5],
+            "image_std": [0.5, 0.5, 0.5],
+        },
+    },
+    image_bounds=("vision_start_token_id", "vision_end_token_id"),
+    token_types=True,
+)
+
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.name: arch for arch in (QWEN2_5_VL, GOT_OCR2, LIGHTON_OCR, PADDLEOCR_VL)
+}
 
 
 def architecture(name: str) -> Architecture:

@@ -34,10 +34,18 @@ def image_processor(
     return getattr(transformers, arch.image_processor_class)(**settings)
 
 
-def qwen_image_tokens(config: PretrainedConfig, pixels: Mapping[str, torch.Tensor]) -> int:
-    """Qwen2.5-VL: one token per spatial_merge_size^2 patches of the page's grid."""
+def grid_image_tokens(config: PretrainedConfig, pixels: Mapping[str, torch.Tensor]) -> int:
+    """Qwen2.5-VL, PaddleOCR-VL: one token per spatial_merge_size^2 patches of the page's
+    grid (`image_grid_thw`)."""
     merge = config.vision_config.spatial_merge_size
     return int(pixels["image_grid_thw"].prod(dim=-1).sum()) // (merge * merge)
+
+
+def lighton_image_tokens(config: PretrainedConfig, pixels: Mapping[str, torch.Tensor]) -> int:
+    """LightOnOCR: one token per merged square of patches of the resized page
+    (`image_sizes`, before padding); an odd last row or column of patches is dropped."""
+    side = config.vision_config.patch_size * config.spatial_merge_size
+    return int((pixels["image_sizes"] // side).prod(dim=-1).sum())
 
 
 def got_image_tokens(config: PretrainedConfig, pixels: Mapping[str, torch.Tensor]) -> int:
@@ -48,8 +56,10 @@ def got_image_tokens(config: PretrainedConfig, pixels: Mapping[str, torch.Tensor
 
 
 IMAGE_TOKENS: dict[str, Callable[[PretrainedConfig, Mapping[str, torch.Tensor]], int]] = {
-    "qwen2_5_vl": qwen_image_tokens,
+    "qwen2_5_vl": grid_image_tokens,
     "got_ocr2": got_image_tokens,
+    "lighton_ocr": lighton_image_tokens,
+    "paddleocr_vl": grid_image_tokens,
 }
 
 

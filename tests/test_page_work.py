@@ -1,15 +1,22 @@
-"""FLOPs of each stage of one page counted by FlopCounterMode over the adapter's own run:
-equal to the analytic formulas where both exist (DeepSeek-OCR, every expert path), and
-counted for models that have no formulas (transformers VLMs by architecture)."""
+"""Work of each stage of one page counted over the adapter's own run: FLOPs equal to the
+analytic formulas where both exist (DeepSeek-OCR, every expert path), and counted for
+models that have no formulas (transformers VLMs by architecture), bytes too."""
 
 from __future__ import annotations
 
 import pytest
 from PIL import Image
 
-from vlmprof.flops.analytic import decode_step_cost, llm_prefill_cost, vision_cost
-from vlmprof.flops.page_flops import page_stage_flops
+from vlmprof.flops.analytic import (
+    decode_step_cost,
+    decode_total_cost,
+    llm_prefill_cost,
+    vision_cost,
+)
+from vlmprof.flops.page_work import page_work
+from vlmprof.flops.work import decode_work
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
 
 A4 = Image.new("RGB", (1240, 1754), "white")
 WIDE = Image.new("RGB", (1754, 400), "white")
@@ -21,7 +28,8 @@ def test_counted_stages_equal_the_analytic_formulas(experts: str):
     adapter = build_adapter(ModelSpec(preset="small", experts_implementation=experts))
     inputs = adapter.preprocess(A4)
     assert inputs.n_crops > 1  # the crops' SAM, CLIP and projector passes are counted too
-    counted = page_stage_flops(adapter, inputs)
+    work = page_work(adapter, inputs)
+    counted = {stage: values["flops"] for stage, values in work.items()}
     dims = adapter.dims
     analytic = {
         stage: cost.flops
@@ -34,13 +42,26 @@ def test_counted_stages_equal_the_analytic_formulas(experts: str):
     for stage, flops in analytic.items():
         assert counted[stage] == pytest.approx(flops, rel=1e-9), stage
     assert counted["prefill"] == pytest.approx(counted["vision"] + counted["llm_prefill"])
+    # Two counted steps give every later one: a generation's decode FLOPs are the formula's.
+    tokens = 9
+    total = decode_total_cost(dims, inputs.prefill_len, tokens, FLOAT32_BYTES)
+    assert decode_work(work, inputs.prefill_len, tokens)["flops"] == pytest.approx(
+        total.flops, rel=1e-9
+    )
+    # Each cached position adds its K and V rows to what the next step's attention reads.
+    growth = work["decode_step_next"]["bytes"] - work["decode_step"]["bytes"]
+    next_step = decode_step_cost(dims, inputs.prefill_len + 2, FLOAT32_BYTES)
+    assert growth == pytest.approx(next_step.kv_bytes - step.kv_bytes, rel=1e-9)
 
 
-@pytest.mark.parametrize("architecture", ["qwen2_5_vl", "got_ocr2"])
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_a_model_without_formulas_is_counted_stage_by_stage(architecture: str):
     adapter = build_adapter(ModelSpec(name="hf_vlm", architecture=architecture))
     pages = {
-        name: page_stage_flops(adapter, adapter.preprocess(page))
+        name: {
+            stage: values["flops"]
+            for stage, values in page_work(adapter, adapter.preprocess(page)).items()
+        }
         for name, page in (("a4", A4), ("wide", WIDE))
     }
     for counted in pages.values():

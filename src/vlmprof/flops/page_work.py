@@ -1,0 +1,85 @@
+"""FLOPs and bytes of each stage of one page, counted over the adapter's own run: any model,
+whatever its module layout, at the page's real shapes.
+
+The adapter's prefill and two decode steps run under FlopCounterMode and the traffic
+counter (`counted_bytes`). Hooks on the modules of the adapter's stage map read both
+running totals as each stage's forward starts and ends, so a stage's work is what ran
+inside its modules; LLM prefill is the rest of the prefill. The attention core is counted
+whatever the kernel (as matmuls in eager attention, SDPA by the formula torch uses for its
+CUDA kernels, given to the CPU kernel too), and so are the experts (the loop's matmuls, or
+the grouped matmul by `counted.COUNTER_FORMULAS`). Bytes are those of the matmul-class ops
+(weights read, activations read and written, attention's KV reads), as the analytic model
+counts them. A decode step's work grows by the same amount with every cached position, so
+the two counted steps give every later one (`flops.work.decode_work`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from vlmprof.flops.counted import COUNTER_FORMULAS
+from vlmprof.flops.counted_bytes import BytesCounterMode
+from vlmprof.flops.work import WORK_KEYS
+from vlmprof.models.base import ModelAdapter, ModelInputs
+
+
+def page_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, dict[str, float]]:
+    """Counted work ({"flops", "bytes"}) of one page (`inputs` on the adapter's device): each
+    vision stage of the adapter's stage map, vision, llm_prefill, prefill, the first decode
+    step after the prefill and the one after it (`decode_step`, `decode_step_next`)."""
+    flop_counter = FlopCounterMode(display=False, custom_mapping=COUNTER_FORMULAS)
+    weights = {p.untyped_storage().data_ptr() for p in adapter.module.parameters()}
+    byte_counter = BytesCounterMode(weights)
+
+    def totals() -> tuple[float, float]:
+        return float(flop_counter.get_total_flops()), byte_counter.count.matmul.total
+
+    stages: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
+    started: dict[int, tuple[float, float]] = {}
+
+    def start(module: torch.nn.Module, _args: Any) -> None:
+        started[id(module)] = totals()
+
+    def finish(stage: str) -> Any:
+        def hook(module: torch.nn.Module, _args: Any, _output: Any) -> None:
+            begun = started.pop(id(module))
+            for i, now in enumerate(totals()):
+                stages[stage][i] += now - begun[i]
+
+        return hook
+
+    handles = []
+    for path, stage in adapter.stage_modules().items():
+        module = adapter.module.get_submodule(path)
+        handles.append(module.register_forward_pre_hook(start))
+        handles.append(module.register_forward_hook(finish(stage)))
+    try:
+        adapter.reserve(3)
+        with torch.no_grad(), flop_counter, byte_counter:
+            logits, state = adapter.prefill(inputs)
+            prefill = totals()
+            token = logits.argmax(dim=-1, keepdim=True)
+            logits = adapter.decode_step(token, state)
+            first = totals()
+            adapter.decode_step(logits.argmax(dim=-1, keepdim=True), state)
+            second = totals()
+    finally:
+        for handle in handles:
+            handle.remove()
+    vision = [sum(values[i] for values in stages.values()) for i in range(2)]
+
+    def work(values: Any) -> dict[str, float]:
+        return dict(zip(WORK_KEYS, map(float, values), strict=True))
+
+    return {
+        **{stage: work(values) for stage, values in stages.items()},
+        "vision": work(vision),
+        "llm_prefill": work(p - v for p, v in zip(prefill, vision, strict=True)),
+        "prefill": work(prefill),
+        "decode_step": work(f - p for f, p in zip(first, prefill, strict=True)),
+        "decode_step_next": work(s - f for s, f in zip(second, first, strict=True)),
+    }

@@ -1,0 +1,28 @@
+"""A page's counted work as records keep it (flops/page_work.py counts it), read without
+torch: what a generation's decode steps cost, from the two steps counted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+WORK_KEYS = ("flops", "bytes")
+
+
+def decode_work(
+    work: Mapping[str, Mapping[str, float]],
+    prefill_len: int,
+    tokens: int,
+    context: int | None = None,
+) -> dict[str, float]:
+    """Work of a generation's tokens - 1 decode steps. The first counted step attends over
+    prefill_len + 1 positions and each further position adds the growth between the two
+    counted steps; step j attends over prefill_len + 1 + j, or every step over `context`."""
+    steps = max(tokens - 1, 0)
+    first, second = work["decode_step"], work["decode_step_next"]
+    if context is None:
+        extra_positions = steps * (steps - 1) / 2
+    else:
+        extra_positions = steps * (context - prefill_len - 1)
+    return {
+        key: steps * first[key] + (second[key] - first[key]) * extra_positions for key in WORK_KEYS
+    }

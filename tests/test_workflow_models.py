@@ -1,0 +1,127 @@
+"""Models compared by cost per page through the real workflow on the CPU: DeepSeek-OCR (the
+run's own), DeepSeek-OCR-2 and four transformers VLMs, small presets, one `models:` run.
+
+The run starts from a copy of the session's finished run and adds the models, so it also
+shows that adding models leaves the baseline's jobs alone.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
+
+MODELS = {
+    "ocr2": {"name": "deepseek_ocr2"},
+    "got": {"name": "hf_vlm", "architecture": "got_ocr2"},
+    "qwen": {"name": "hf_vlm", "architecture": "qwen2_5_vl"},
+    "lighton": {"name": "hf_vlm", "architecture": "lighton_ocr"},
+    "paddle": {"name": "hf_vlm", "architecture": "paddleocr_vl"},
+}
+MODEL_JOBS = {
+    "static_flops_model",
+    "profile_shard_model",
+    "aggregate_model",
+    "compare_models",
+    "render_notebook",
+    "export_notebook",
+    "report_figures",
+    "publish",
+    "all",
+}
+
+
+@pytest.fixture(scope="module")
+def models_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's workflow checkout with its finished baseline run."""
+    checkout = tmp_path_factory.mktemp("models") / "checkout"
+    shutil.copytree(pipeline_run.parents[1], checkout, symlinks=True)
+    return checkout
+
+
+@pytest.fixture(scope="module")
+def models_run(models_checkout: Path) -> Path:
+    """The same run with five more models to compare."""
+    config = write_config(models_checkout, {**FAST_CONFIG, "models": MODELS})
+    jobs = jobs_in_dry_run(models_checkout, "--configfile", str(config))
+    assert jobs <= MODEL_JOBS, f"adding models reran baseline jobs: {jobs - MODEL_JOBS}"
+    result = snakemake(models_checkout, "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return models_checkout / "results" / FAST_CONFIG["run_name"]
+
+
+def _records(run: Path, model: str) -> list[dict]:
+    path = run / "models" / model / "runs" / "shard-0.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_every_model_is_profiled_and_costed_on_the_same_pages(models_run: Path):
+    comparison = json.loads((models_run / "models" / "comparison.json").read_text())
+    entries = {entry["name"]: entry for entry in comparison["models"]}
+    # The run's own model first, then the models in the config's order (here sorted, as
+    # the test's config file was written).
+    assert list(entries) == ["baseline", *sorted(MODELS)]
+    assert entries["got"]["model"] == "hf_vlm: got_ocr2"
+    pages = FAST_CONFIG["subset"]["n"]
+    for name, entry in entries.items():
+        assert (entry["pages"], entry["pages_failed"]) == (pages, 0), name
+        assert entry["image_tokens"] > 0 and entry["prefill_len"] > entry["image_tokens"], name
+        assert all(ms > 0 for ms in entry["stage_ms"].values()), name
+        assert 0 < entry["mfu_prefill"] < 1 and 0 < entry["mbu_decode"] < 1, name
+        assert entry["cost"]["gpu_ms_per_page"] > 0 and entry["tokens_per_s"] > 0, name
+    # The architectures make different prompts of the same pages.
+    assert len({entry["image_tokens"] for entry in entries.values()}) > 1
+    cheapest = min(entries.values(), key=lambda e: e["cost"]["gpu_ms_per_page"])
+    assert comparison["cheapest"] == cheapest["name"]
+
+
+def test_a_model_without_formulas_carries_its_counted_work(models_run: Path):
+    for model in ("got", "qwen", "lighton", "paddle"):
+        records = _records(models_run, model)
+        assert all(r["status"] == "ok" for r in records)
+        for record in records:
+            work = record["counted_work"]
+            assert "sam" not in work and work["clip"]["flops"] > 0, model
+            assert work["prefill"]["flops"] == pytest.approx(
+                work["vision"]["flops"] + work["llm_prefill"]["flops"]
+            )
+            # The next decode step reads one more cached position.
+            assert work["decode_step_next"]["bytes"] > work["decode_step"]["bytes"]
+        static = json.loads(
+            (models_run / "models" / model / "static" / "static_compute.json").read_text()
+        )
+        assert static["stages"] == {} and static["params"]["total"] > 0
+        metrics = json.loads((models_run / "models" / model / "metrics.json").read_text())
+        assert metrics["mfu"]["per_stage"]["prefill"]["flops_total"] == pytest.approx(
+            sum(r["counted_work"]["prefill"]["flops"] for r in records)
+        )
+    # Models with formulas keep them: no counted work in their records.
+    assert all(r.get("counted_work") is None for r in _records(models_run, "ocr2"))
+
+
+@pytest.mark.parametrize(
+    ("notebook", "heading"),
+    [("report", "## Cost per page by model"), ("stakeholder_summary", "### By model")],
+)
+def test_both_notebooks_compare_the_models(models_run: Path, notebook: str, heading: str):
+    text = (models_run / f"{notebook}.md").read_text()
+    section = text.split(heading, 1)[1]
+    assert "costs the least GPU time per page" in section
+    for name in MODELS:
+        assert name in section
+
+
+def test_a_model_that_cannot_take_the_run_settings_is_refused_before_any_job(
+    models_checkout: Path,
+):
+    config = write_config(
+        models_checkout,
+        {**FAST_CONFIG, "batch_size": 2, "models": {"got": MODELS["got"]}},
+    )
+    result = snakemake(models_checkout, "-n", "--configfile", str(config))
+    assert result.returncode != 0
+    assert "models.got: 2 pages at once are built for deepseek_ocr" in result.stderr
