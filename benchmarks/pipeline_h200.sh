@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# One GPU's pipeline run for a measurement page: the pipeline with CONFIG (default
+# config/examples/h200-latency.yaml, for docs/measurements/latency-h200.md; its short form
+# h200-latency-short.yaml; h200-models.yaml for docs/measurements/models-h200.md) and any
+# further snakemake arguments (e.g. --config subset='{n: 4}'), then a tarball of the results
+# (traces excluded; also of a failed run's finished jobs) and the log in OUT_DIR.
+# Usage: benchmarks/pipeline_h200.sh OUT_DIR [CONFIG [snakemake args...]] (on the GPU
+# machine: source benchmarks/device_env.sh first). Stops at the first failure.
+set -euo pipefail
+usage="usage: benchmarks/pipeline_h200.sh OUT_DIR [CONFIG [snakemake args...]]"
+out=${1:?$usage}
+config=${2:-config/examples/h200-latency.yaml}
+shift $(( $# < 2 ? $# : 2 ))
+run_name=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["run_name"])' \
+    "$config")
+mkdir -p "$out"
+. "$(dirname "$0")/common.sh"
+record_source "$out"
+record_gpus "$out/gpu.csv" name,driver_version,clocks.sm,clocks.max.sm,power.limit,temperature.gpu
+start=$(date +%s)
+# Whatever the pipeline finished is kept, also when it fails (the exit status stays its).
+trap 'echo "pipeline wall time: $(( $(date +%s) - start )) s";
+    tar czf "$out/$run_name.tgz" --exclude=traces "results/$run_name"' EXIT
+run_logged "$out/snakemake.log" 40 \
+    snakemake --cores 16 --resources gpu=1 --configfile "$config" "$@"
