@@ -6,9 +6,12 @@ import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
+from torch.utils.flop_counter import FlopCounterMode
 
 from vlmprof.flops import analytic
 from vlmprof.flops.counted import (
+    COUNTER_FORMULAS,
+    SDPA_KERNELS,
     DecoderLayerProbe,
     count_flopcountermode,
     count_fvcore,
@@ -121,3 +124,15 @@ def test_view_counts_of_meta_model_count_on_meta_and_trace_on_cpu() -> None:
 def test_decoder_counts_reject_a_query_longer_than_its_context() -> None:
     with pytest.raises(ValueError, match="q_len"):
         decoder_counts(build_module(SMALL, "meta", torch.float32), SMALL, 10, 5)
+
+
+def test_every_sdpa_kernel_counts_grouped_query_attention_by_its_query_heads() -> None:
+    # 16 query heads served by 2 key/value heads (Qwen2.5-VL-3B's decoder): torch's own
+    # formula for the CUDA kernels refuses these shapes.
+    counter = FlopCounterMode(display=False, custom_mapping=COUNTER_FORMULAS)
+    query = torch.empty(1, 16, 10, 64, device="meta")
+    key = torch.empty(1, 2, 12, 64, device="meta")
+    for kernel in SDPA_KERNELS:
+        assert counter.flop_registry[kernel](query, key, key, out_val=None) == (
+            2 * 16 * 10 * 12 * (64 + 64)
+        ), kernel

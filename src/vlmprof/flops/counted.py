@@ -53,7 +53,9 @@ DECODER_SCALING_NOTE = (
 def _sdpa_flops(
     query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any
 ) -> int:
-    """Scores and weighted sum of SDPA, as torch counts its CUDA kernels (no causal discount)."""
+    """Scores and weighted sum of SDPA, as torch counts its CUDA kernels (no causal discount),
+    also where fewer key and value heads serve the query heads (grouped-query attention,
+    which torch's own formula refuses)."""
     batch, heads, q_len, head_dim = query_shape
     k_len = key_shape[2]
     v_dim = value_shape[3]
@@ -69,9 +71,17 @@ def _grouped_mm_flops(a_shape: Any, b_shape: Any, *args: Any, **kwargs: Any) -> 
     return 2 * groups * rows * inner * b_shape[-1]
 
 
-# Formulas FlopCounterMode lacks: the CPU SDPA kernel and the grouped matmul would count 0.
+# Formulas FlopCounterMode lacks or gets wrong: the CPU SDPA kernel and the grouped matmul
+# would count 0, and torch's formula for the CUDA SDPA kernels fails on grouped-query
+# attention (its key and value have fewer heads than its query).
+SDPA_KERNELS = (
+    aten._scaled_dot_product_flash_attention_for_cpu,
+    aten._scaled_dot_product_flash_attention,
+    aten._scaled_dot_product_efficient_attention,
+    aten._scaled_dot_product_cudnn_attention,
+)
 COUNTER_FORMULAS: dict[Any, Any] = {
-    aten._scaled_dot_product_flash_attention_for_cpu: _sdpa_flops,
+    **dict.fromkeys(SDPA_KERNELS, _sdpa_flops),
     aten._grouped_mm: _grouped_mm_flops,
 }
 
