@@ -8,12 +8,17 @@ shows that adding models leaves the baseline's jobs alone.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
+from tests.workflow_helpers import (
+    FAST_CONFIG,
+    checkout_of_run,
+    run_with_more_arms,
+    snakemake,
+    write_config,
+)
 
 MODELS = {
     "ocr2": {"name": "deepseek_ocr2"},
@@ -38,20 +43,14 @@ MODEL_JOBS = {
 @pytest.fixture(scope="module")
 def models_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's workflow checkout with its finished baseline run."""
-    checkout = tmp_path_factory.mktemp("models") / "checkout"
-    shutil.copytree(pipeline_run.parents[1], checkout, symlinks=True)
-    return checkout
+    return checkout_of_run(pipeline_run, tmp_path_factory.mktemp("models"))
 
 
 @pytest.fixture(scope="module")
 def models_run(models_checkout: Path) -> Path:
     """The same run with five more models to compare."""
-    config = write_config(models_checkout, {**FAST_CONFIG, "models": MODELS})
-    jobs = jobs_in_dry_run(models_checkout, "--configfile", str(config))
-    assert jobs <= MODEL_JOBS, f"adding models reran baseline jobs: {jobs - MODEL_JOBS}"
-    result = snakemake(models_checkout, "--configfile", str(config))
-    assert result.returncode == 0, result.stderr[-5000:]
-    return models_checkout / "results" / FAST_CONFIG["run_name"]
+    required = {"static_flops_model", "profile_shard_model", "aggregate_model", "compare_models"}
+    return run_with_more_arms(models_checkout, {"models": MODELS}, MODEL_JOBS, required)
 
 
 def _records(run: Path, model: str) -> list[dict]:

@@ -7,12 +7,17 @@ shows that adding variants leaves the baseline's jobs alone.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
+from tests.workflow_helpers import (
+    FAST_CONFIG,
+    checkout_of_run,
+    run_with_more_arms,
+    snakemake,
+    write_config,
+)
 
 VARIANTS = {
     "fast": {"experts": "grouped", "sam_attention": "folded"},
@@ -37,21 +42,14 @@ VARIANT_JOBS = {
 @pytest.fixture(scope="module")
 def variant_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the session's workflow checkout with its finished baseline run."""
-    checkout = tmp_path_factory.mktemp("variants") / "checkout"
-    shutil.copytree(pipeline_run.parents[1], checkout, symlinks=True)
-    return checkout
+    return checkout_of_run(pipeline_run, tmp_path_factory.mktemp("variants"))
 
 
 @pytest.fixture(scope="module")
 def variant_run(variant_checkout: Path) -> Path:
     """The same run with three variants added: one optimisation, one broken, one sweep point."""
-    config = write_config(variant_checkout, {**FAST_CONFIG, "variants": VARIANTS})
-    jobs = jobs_in_dry_run(variant_checkout, "--configfile", str(config))
-    assert jobs <= VARIANT_JOBS, f"adding variants reran baseline jobs: {jobs - VARIANT_JOBS}"
-    assert {"profile_shard_variant", "variant_gate", "aggregate_variant"} <= jobs
-    result = snakemake(variant_checkout, "--configfile", str(config))
-    assert result.returncode == 0, result.stderr[-5000:]
-    return variant_checkout / "results" / FAST_CONFIG["run_name"]
+    required = {"profile_shard_variant", "variant_gate", "aggregate_variant"}
+    return run_with_more_arms(variant_checkout, {"variants": VARIANTS}, VARIANT_JOBS, required)
 
 
 def _gate(run: Path, name: str) -> dict:
