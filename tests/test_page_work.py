@@ -1,6 +1,6 @@
 """Work of each stage of one page counted over the adapter's own run: FLOPs equal to the
-analytic formulas where both exist (DeepSeek-OCR, every expert path), and counted for
-models that have no formulas (transformers VLMs by architecture), bytes too."""
+analytic formulas where both exist (DeepSeek-OCR on every expert path, DeepSeek-OCR-2), and
+counted for models that have no formulas (transformers VLMs by architecture), bytes too."""
 
 from __future__ import annotations
 
@@ -23,9 +23,18 @@ WIDE = Image.new("RGB", (1754, 400), "white")
 FLOAT32_BYTES = 4
 
 
-@pytest.mark.parametrize("experts", ["eager", "grouped_mm", "batched_mm"])
-def test_counted_stages_equal_the_analytic_formulas(experts: str):
-    adapter = build_adapter(ModelSpec(preset="small", experts_implementation=experts))
+@pytest.mark.parametrize(
+    ("model", "experts"),
+    [
+        ("deepseek_ocr", "eager"),
+        ("deepseek_ocr", "grouped_mm"),
+        ("deepseek_ocr", "batched_mm"),
+        ("deepseek_ocr2", "grouped_mm"),
+    ],
+)
+def test_counted_stages_equal_the_analytic_formulas(model: str, experts: str):
+    spec = ModelSpec(name=model, preset="small", experts_implementation=experts)
+    adapter = build_adapter(spec)
     inputs = adapter.preprocess(A4)
     assert inputs.n_crops > 1  # the crops' SAM, CLIP and projector passes are counted too
     work = page_work(adapter, inputs)
