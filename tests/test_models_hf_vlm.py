@@ -206,3 +206,35 @@ def test_the_config_schema_offers_exactly_the_tables_architectures():
     schema = yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
     offered = schema["properties"]["model"]["properties"]["architecture"]["enum"]
     assert offered == list(ARCHITECTURES)
+
+
+@pytest.mark.parametrize("name", list(ARCHITECTURES))
+def test_a_checkpoint_directory_gives_the_model_it_holds(name: str, tmp_path):
+    built = build_adapter(ModelSpec(name="hf_vlm", architecture=name, seed=3))
+    built.module.save_pretrained(tmp_path)
+    built.processor.save_pretrained(tmp_path)
+    loaded = build_adapter(ModelSpec(name="hf_vlm", architecture=name, checkpoint=str(tmp_path)))
+    saved, read = built.module.state_dict(), loaded.module.state_dict()
+    assert saved.keys() == read.keys()
+    assert all(torch.equal(saved[key], read[key]) for key in saved)
+    page = Image.new("RGB", (1240, 1754), "white")
+    ours, theirs = built.preprocess(page), loaded.preprocess(page)
+    assert torch.equal(ours.input_ids, theirs.input_ids)
+    with torch.no_grad():
+        # Equal weights; the loaded tensors' layouts may round the last bit differently.
+        torch.testing.assert_close(built.prefill(ours)[0], loaded.prefill(theirs)[0])
+    meta = ModelSpec(name="hf_vlm", architecture=name, checkpoint=str(tmp_path), device="meta")
+    tree = build_adapter(replace(meta, dtype="float32")).module
+    assert sum(p.numel() for p in tree.parameters()) == (
+        sum(p.numel() for p in built.module.parameters())
+    )
+
+
+def test_a_checkpoint_of_another_architecture_is_refused(tmp_path):
+    build_adapter(ModelSpec(name="hf_vlm", architecture="got_ocr2")).module.save_pretrained(
+        tmp_path
+    )
+    with pytest.raises(ValueError, match="holds a 'got_ocr2' model, not model.architecture"):
+        build_adapter(
+            ModelSpec(name="hf_vlm", architecture="lighton_ocr", checkpoint=str(tmp_path))
+        )

@@ -3,6 +3,7 @@ run through its own forward: the vision stages are timed by hooks on its modules
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -20,6 +21,8 @@ from vlmprof.models.hf_vlm.architectures import Architecture, architecture, conf
 from vlmprof.models.hf_vlm.inputs import image_processor, page_inputs
 from vlmprof.models.implementation import compile_parts, perturb_weight
 
+# An image processor's settings in a checkpoint directory (transformers' file name).
+PROCESSOR_FILE = "preprocessor_config.json"
 # Switches this adapter cannot take, at the values it runs (the released code's): they
 # change our own module tree (deepseek_ocr's), which a transformers model does not have.
 UNSUPPORTED_SWITCHES = {
@@ -36,6 +39,12 @@ def build_config(arch: Architecture, spec: ModelSpec) -> PretrainedConfig:
     config = getattr(transformers, arch.config_class)(
         **config_values(arch, spec.preset, spec.overrides)
     )
+    return with_attention(config, arch, spec)
+
+
+def with_attention(config: PretrainedConfig, arch: Architecture, spec: ModelSpec) -> Any:
+    """`config` with the spec's attention for the decoder and the vision tower's only one
+    where it has one (else the spec's)."""
     vision = arch.vision_attention or spec.attn_implementation
     config._attn_implementation = {
         "": vision,
@@ -82,7 +91,8 @@ class HfVlmAdapter(ModelAdapter):
 
     @classmethod
     def build(cls, spec: ModelSpec) -> HfVlmAdapter:
-        """Random weights seeded by `spec.seed`, made directly on the device in the dtype."""
+        """Random weights seeded by `spec.seed`, made directly on the device in the dtype, or
+        the weights of `spec.checkpoint`."""
         arch = architecture(spec.architecture)
         changed = [k for k, v in UNSUPPORTED_SWITCHES.items() if getattr(spec, k) != v]
         if spec.preprocess != "cpu":
@@ -92,14 +102,49 @@ class HfVlmAdapter(ModelAdapter):
                 f"{', '.join(changed)}: hf_vlm runs the model's own forward; these switches "
                 "apply to deepseek_ocr's module tree only"
             )
-        if spec.checkpoint or spec.trust_remote_code:
-            raise ValueError("model.checkpoint: hf_vlm builds random weights from a preset only")
+        if spec.trust_remote_code:
+            raise ValueError(
+                "model.trust_remote_code: hf_vlm runs transformers' own classes; drop it"
+            )
+        if spec.checkpoint:
+            return cls._from_checkpoint(spec, arch)
         config = build_config(arch, spec)
         dtype = resolve_dtype(spec.dtype, spec.device)
         torch.manual_seed(spec.seed)
         with torch.device(spec.device), default_dtype(dtype):
             module = getattr(transformers, arch.model_class)(config)
         processor = image_processor(arch, spec.preset, module.config)
+        return cls(spec, arch, module.eval(), processor)
+
+    @classmethod
+    def _from_checkpoint(cls, spec: ModelSpec, arch: Architecture) -> HfVlmAdapter:
+        """The checkpoint directory's model (its config and weights; on the meta device its
+        module tree only) and its image processor where it has one (else the preset's);
+        nothing is downloaded."""
+        folder = spec.checkpoint
+        config = getattr(transformers, arch.config_class).from_pretrained(
+            folder, local_files_only=True
+        )
+        config = with_attention(config, arch, spec)
+        if config.model_type != arch.name:
+            raise ValueError(
+                f"model.checkpoint: {folder} holds a {config.model_type!r} model, not "
+                f"model.architecture {arch.name!r}; set the architecture it holds"
+            )
+        dtype = resolve_dtype(spec.dtype, spec.device)
+        model_class = getattr(transformers, arch.model_class)
+        if spec.device == "meta":
+            with torch.device("meta"), default_dtype(dtype):
+                module = model_class(config)
+        else:
+            # Loaded on the host, then moved (a device_map would need accelerate).
+            module = model_class.from_pretrained(
+                folder, config=config, local_files_only=True, dtype=dtype
+            )
+            module = module.to(spec.device)
+        processor = image_processor(arch, spec.preset, module.config)
+        if (Path(folder) / PROCESSOR_FILE).is_file():
+            processor = type(processor).from_pretrained(folder, local_files_only=True)
         return cls(spec, arch, module.eval(), processor)
 
     def _apply_switches(self) -> None:
