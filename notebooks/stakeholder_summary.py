@@ -82,9 +82,11 @@ if cost.get("available"):
 # %%
 models = report.read_model_comparison(run_dir)
 if models:
+    by_model = report.models_table(models)
     display(
         Markdown("### By model\n\n" + report.cheapest_sentence(models)),
-        Markdown(report.models_table(models).map(report.format_number).to_markdown()),
+        figures.models_figure(by_model),
+        Markdown(by_model.map(report.format_number).to_markdown()),
     )
 
 # %% [markdown]

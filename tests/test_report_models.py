@@ -3,6 +3,10 @@ a model whose every page failed kept in the table but never the cheapest."""
 
 from __future__ import annotations
 
+import pandas as pd
+import pytest
+
+from vlmprof.report.figures import models_figure
 from vlmprof.report.models import cheapest_sentence, compare_models, models_table
 
 
@@ -52,3 +56,22 @@ def test_no_model_costed_says_so():
     comparison = compare_models({"baseline": metrics("deepseek_ocr", None)})
     assert comparison["cheapest"] is None
     assert cheapest_sentence(comparison) == "No model was costed: no page ran."
+
+
+def test_the_figure_splits_each_models_page_into_its_stages():
+    table = pd.DataFrame(
+        {
+            "vision (ms)": [100.0, 20.0],
+            "LLM prefill (ms)": [50.0, 10.0],
+            "decode per token (ms)": [2.0, 1.0],
+            "GPU ms per page of 11 tokens": [170.0, 40.0],
+        },
+        index=pd.Index(["baseline", "small"], name="model"),
+    )
+    ax = models_figure(table).axes[0]
+    widths: dict[str, float] = {}
+    for bar, label in zip(ax.patches, ["small", "baseline"] * 3, strict=True):
+        widths[label] = widths.get(label, 0.0) + bar.get_width()
+    # vision + LLM prefill + 10 decode steps: the page's GPU time, in seconds.
+    assert widths == pytest.approx({"baseline": 0.170, "small": 0.040})
+    assert "11 output tokens" in ax.get_xlabel()

@@ -108,10 +108,12 @@ def test_a_model_without_formulas_carries_its_counted_work(models_run: Path):
 )
 def test_both_notebooks_compare_the_models(models_run: Path, notebook: str, heading: str):
     text = (models_run / f"{notebook}.md").read_text()
-    section = text.split(heading, 1)[1]
+    section = text.split(heading, 1)[1].split("\n## ", 1)[0]
     assert "costs the least GPU time per page" in section
+    assert "![png]" in section  # the figure of where each model spends a page
     for name in MODELS:
         assert name in section
+    assert (models_run / "figures" / "models_figure.png").is_file()
 
 
 def test_a_model_that_cannot_take_the_run_settings_is_refused_before_any_job(
