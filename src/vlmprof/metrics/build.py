@@ -88,11 +88,19 @@ def assumptions(
     context_len_fixed: int | None,
 ) -> list[str]:
     """Plain sentences a reader needs before trusting or comparing the numbers."""
-    sentences = [
-        f"Weights are random (seed {config['model']['seed']}): times, FLOPs and bytes depend "
-        "on shapes only, and the generated text is meaningless.",
+    # The model this run's records come from (a `models:` entry's own, for its arm).
+    seed = config.get("resolved", {}).get("seed", config["model"]["seed"])
+    prompt = (
         "The prompt is tokenised by a stand-in tokenizer (BOS, the image tokens, then the "
-        "reference prompt split like a BPE tokenizer would), so its text length is an estimate.",
+        "reference prompt split like a BPE tokenizer would), so its text length is an estimate."
+        if dims is not None
+        else "The prompt is a stand-in: a few fixed token ids around the image tokens, laid out "
+        "as the architecture's processor lays them out, so its text length is an estimate."
+    )
+    sentences = [
+        f"Weights are random (seed {seed}): times, FLOPs and bytes depend on shapes only, and "
+        "the generated text is meaningless.",
+        prompt,
     ]
     if config["ignore_eos"]:
         sentences.append(
