@@ -61,12 +61,12 @@ def test_no_model_costed_says_so():
 def test_the_figure_splits_each_models_page_into_its_stages():
     table = pd.DataFrame(
         {
-            "vision (ms)": [100.0, 20.0],
-            "LLM prefill (ms)": [50.0, 10.0],
-            "decode per token (ms)": [2.0, 1.0],
-            "GPU ms per page of 11 tokens": [170.0, 40.0],
+            "vision (ms)": [100.0, 20.0, None],
+            "LLM prefill (ms)": [50.0, 10.0, None],
+            "decode per token (ms)": [2.0, 1.0, None],
+            "GPU ms per page of 11 tokens": [170.0, 40.0, None],
         },
-        index=pd.Index(["baseline", "small"], name="model"),
+        index=pd.Index(["baseline", "small", "every-page-failed"], name="model"),
     )
     ax = models_figure(table).axes[0]
     widths: dict[str, float] = {}
