@@ -1,6 +1,7 @@
 """Work of each stage of one page counted over the adapter's own run: FLOPs equal to the
 analytic formulas where both exist (DeepSeek-OCR on every expert path, DeepSeek-OCR-2), and
-counted for models that have no formulas (transformers VLMs by architecture), bytes too."""
+counted for models that have no formulas (transformers VLMs by architecture), bytes too;
+their decoders' counts equal a dense decoder's formula written out from the config."""
 
 from __future__ import annotations
 
@@ -81,3 +82,28 @@ def test_a_model_without_formulas_is_counted_stage_by_stage(architecture: str):
     # Another page shape gives other image tokens, so other vision and prefill FLOPs.
     assert pages["a4"]["vision"] != pages["wide"]["vision"]
     assert pages["a4"]["llm_prefill"] != pages["wide"]["llm_prefill"]
+
+
+def dense_decoder_flops(text: object, q_len: int, context: int) -> int:
+    """A dense decoder's FLOPs over `q_len` positions attending over `context`, written out
+    from its config: q, k, v and o projections (grouped-query k and v), a gated MLP, the
+    attention core as SDPA counts it, and the lm_head on the last position."""
+    width, heads = text.hidden_size, text.num_attention_heads
+    head_dim = getattr(text, "head_dim", None) or width // heads
+    kv_width = text.num_key_value_heads * head_dim
+    projections = 2 * q_len * width * (2 * heads * head_dim + 2 * kv_width)
+    mlp = 3 * 2 * q_len * width * text.intermediate_size
+    attention = 2 * heads * q_len * context * 2 * head_dim
+    layers = text.num_hidden_layers * (projections + mlp + attention)
+    return layers + 2 * width * text.vocab_size
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_a_transformers_vlms_decoder_counts_as_its_formula(architecture: str):
+    adapter = build_adapter(ModelSpec(name="hf_vlm", architecture=architecture))
+    inputs = adapter.preprocess(A4)
+    work = page_work(adapter, inputs)
+    text, prompt = adapter.config.text_config, inputs.prefill_len
+    assert work["llm_prefill"]["flops"] == dense_decoder_flops(text, prompt, prompt)
+    assert work["decode_step"]["flops"] == dense_decoder_flops(text, 1, prompt + 1)
+    assert work["decode_step_next"]["flops"] == dense_decoder_flops(text, 1, prompt + 2)
