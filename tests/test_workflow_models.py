@@ -95,6 +95,8 @@ def test_a_model_without_formulas_carries_its_counted_work(models_run: Path):
         )
         assert static["stages"] == {} and static["params"]["total"] > 0
         metrics = json.loads((models_run / "models" / model / "metrics.json").read_text())
+        # Its own model section, not the run's, is what its metrics say it ran.
+        assert metrics["config"]["model"]["architecture"] == MODELS[model]["architecture"]
         said = " ".join(metrics["assumptions"])
         assert "counted over each page's own untimed run" in said
         assert "a few fixed token ids around the image tokens" in said

@@ -31,7 +31,7 @@ rule aggregate:
         ENV
     params:
         spec=job_model_spec,
-        config=run_config_json(),
+        config=run_config_json,
         peak_tflops=config["metrics"]["peak_tflops"],
         peak_bandwidth_tbps=config["metrics"]["peak_bandwidth_tbps"],
         context_len_mode=config["metrics"]["context_len_mode"],

@@ -245,14 +245,19 @@ def as_json(value):
     return json.dumps(value, sort_keys=True)
 
 
-def run_config_json():
-    """The run's configuration for provenance.
+def run_config_json(wildcards):
+    """The configuration a job's records come from, for provenance: the run's, with a
+    compared model's own `model:` section for that model's jobs.
 
     Without the sections that name other runs (compare), other variants or other models, so
     adding a variant or a model does not redo the baseline's aggregation.
     """
     other = {"compare", "variants", "variant_gate", "variant_control", "models"}
-    return as_json({key: value for key, value in config.items() if key not in other})
+    own = {key: value for key, value in config.items() if key not in other}
+    model = getattr(wildcards, "model", None)
+    if model is not None:
+        own["model"] = MODELS[model]
+    return as_json(own)
 
 
 def model_spec(variant=BASELINE):

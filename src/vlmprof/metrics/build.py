@@ -88,8 +88,7 @@ def assumptions(
     context_len_fixed: int | None,
 ) -> list[str]:
     """Plain sentences a reader needs before trusting or comparing the numbers."""
-    # The model this run's records come from (a `models:` entry's own, for its arm).
-    seed = config.get("resolved", {}).get("seed", config["model"]["seed"])
+    seed = config["model"]["seed"]
     prompt = (
         "The prompt is tokenised by a stand-in tokenizer (BOS, the image tokens, then the "
         "reference prompt split like a BPE tokenizer would), so its text length is an estimate."
