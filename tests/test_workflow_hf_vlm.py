@@ -1,0 +1,61 @@
+"""A transformers VLM as the run's own model through the real workflow on the CPU: its counted
+work, the operator pass, a gated variant and both notebooks, with no SAM stage anywhere."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.workflow_helpers import FAST_CONFIG, snakemake, write_config
+
+CONFIG = {
+    **FAST_CONFIG,
+    "run_name": "hf-vlm",
+    "model": {"name": "hf_vlm", "architecture": "got_ocr2"},
+    "subset": {"n": 2},
+    "repeats": 1,
+    "max_new_tokens": 4,
+    "variants": {"eager-attention": {"attention": "eager"}},
+}
+
+
+@pytest.fixture(scope="module")
+def hf_run(workflow_dir: Path) -> Path:
+    """The scratch checkout's workflow run with GOT-OCR-2.0 (small) as its model."""
+    config = write_config(workflow_dir, CONFIG)
+    result = snakemake(workflow_dir, "--configfile", str(config))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return workflow_dir / "results" / CONFIG["run_name"]
+
+
+def test_its_metrics_come_from_the_counted_work_of_its_pages(hf_run: Path):
+    metrics = json.loads((hf_run / "metrics.json").read_text())
+    records = [json.loads(line) for line in (hf_run / "runs" / "shard-0.jsonl").open()]
+    assert metrics["config"]["resolved"]["architecture"] == "got_ocr2"
+    assert metrics["mfu"]["per_stage"]["vision"]["flops_total"] == pytest.approx(
+        sum(r["counted_work"]["vision"]["flops"] for r in records)
+    )
+    assert "sam" not in metrics["aggregates"]["stage_ms"]
+    static = json.loads((hf_run / "static" / "static_compute.json").read_text())
+    assert static["params"]["clip"] > 0 and static["stages"] == {}
+
+
+def test_the_operator_pass_attributes_its_stages(hf_run: Path):
+    operators = pd.read_csv(hf_run / "ops" / "operators.csv")
+    assert {"clip", "projector", "decode"} <= set(operators["stage"])
+
+
+def test_a_variant_of_it_passes_the_gate(hf_run: Path):
+    gate = json.loads((hf_run / "variants" / "eager-attention" / "gate.json").read_text())
+    assert gate["status"] == "passed", gate
+
+
+@pytest.mark.parametrize("notebook", ["report", "stakeholder_summary"])
+def test_both_notebooks_run_without_a_sam_stage(hf_run: Path, notebook: str):
+    text = (hf_run / f"{notebook}.md").read_text()
+    assert "Traceback" not in text
+    if notebook == "report":
+        assert "This model has no analytic formulas" in text
