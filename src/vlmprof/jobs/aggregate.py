@@ -1,5 +1,6 @@
 """Jobs of the aggregate step: a run's metrics and tables, the correctness gate of a
-variant, every variant against the baseline, and this run against another."""
+variant, every variant against the baseline, the compared models by cost per page, and
+this run against another."""
 
 from __future__ import annotations
 
