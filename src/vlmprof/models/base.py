@@ -119,6 +119,17 @@ MODULE_TREE_SWITCHES: dict[str, Any] = released_values(
 )
 
 
+# Models whose own module tree pads several pages into one batch (`batch_size` above 1);
+# read without torch by the workflow's planning, and by the adapters.
+BATCHING_MODELS = frozenset({"deepseek_ocr"})
+
+
+def batches_pages(name: str, trust_remote_code: bool) -> bool:
+    """Whether model `name` generates several pages together: its own module tree does, a
+    checkpoint's own code (trust_remote_code) takes one page at a time."""
+    return name in BATCHING_MODELS and not trust_remote_code
+
+
 def spec_params(spec: Mapping[str, Any]) -> dict[str, Any]:
     """A model spec (as a dict) for a job's params: later fields at their released value
     left out, since `ModelSpec(**params)` fills them back in."""
@@ -191,8 +202,11 @@ class ModelAdapter(ABC):
     module: torch.nn.Module
     # Token that ends generation unless `ignore_eos`; None where the model has none.
     eos_token_id: int | None = None
-    # Whether `prefill_batch` takes several pages (left-padded into one batch).
-    pads_batches: bool = False
+
+    @property
+    def pads_batches(self) -> bool:
+        """Whether `prefill_batch` takes several pages (left-padded into one batch)."""
+        return batches_pages(self.name, self.spec.trust_remote_code)
 
     @classmethod
     @abstractmethod

@@ -13,7 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vlmprof.models.base import LATER_FIELDS, MODULE_TREE_SWITCHES
+from vlmprof.models.base import (
+    BATCHING_MODELS,
+    LATER_FIELDS,
+    MODULE_TREE_SWITCHES,
+    batches_pages,
+)
 
 BASELINE = "baseline"
 EXPERTS = {"loop": "eager", "grouped": "grouped_mm", "batched": "batched_mm"}
@@ -136,10 +141,8 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
 
 def check_batch_size(spec: Mapping[str, Any], key: str) -> None:
     """Raise a VariantError naming `key` when `spec` batches pages its model cannot take
-    together (only deepseek_ocr's own module tree pads a batch)."""
-    if spec["batch_size"] == 1 or (
-        spec["name"] == "deepseek_ocr" and not spec.get("trust_remote_code")
-    ):
+    together (`models.base.batches_pages`)."""
+    if spec["batch_size"] == 1 or batches_pages(spec["name"], spec.get("trust_remote_code", False)):
         return
     whose = (
         "the checkpoint's own code (model.trust_remote_code)"
@@ -147,8 +150,9 @@ def check_batch_size(spec: Mapping[str, Any], key: str) -> None:
         else f"model {spec['name']}"
     )
     raise VariantError(
-        f"{key}: {spec['batch_size']} pages at once are built for deepseek_ocr's own module"
-        f" tree, and {whose} takes one page at a time; use batch_size: 1"
+        f"{key}: {spec['batch_size']} pages at once are built for"
+        f" {', '.join(sorted(BATCHING_MODELS))}'s own module tree, and {whose} takes one page"
+        " at a time; use batch_size: 1"
     )
 
 

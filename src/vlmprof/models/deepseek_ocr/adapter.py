@@ -43,7 +43,6 @@ class DeepseekOcrAdapter(ModelAdapter):
     stage_map: dict[str, str] = STAGE_MODULES
     # Page -> views in this model's resolution modes.
     prepare_views = staticmethod(prepare_views)
-    pads_batches = True
 
     def __init__(
         self,

@@ -102,7 +102,6 @@ class DeepseekOcrRemoteAdapter(DeepseekOcrAdapter):
     """
 
     # The checkpoint's own forward takes one page at a time.
-    pads_batches = False
 
     @classmethod
     def build(cls, spec: ModelSpec) -> DeepseekOcrRemoteAdapter:

@@ -44,7 +44,6 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
     stage_map = STAGE_MODULES
     prepare_views = staticmethod(prepare_views)
     # Its own forward places the image tokens; it takes one page at a time.
-    pads_batches = False
 
     def __init__(
         self,
