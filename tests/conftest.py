@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import FAST_CONFIG, copy_workflow, snakemake, write_config
+from tests.workflow_helpers import FAST_CONFIG, copy_workflow, run_workflow
 
 
 @pytest.fixture(scope="session")
@@ -18,7 +18,4 @@ def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def pipeline_run(workflow_dir: Path) -> Path:
     """Run the whole workflow once (the CPU default, fewer pages); the run's results folder."""
-    config = write_config(workflow_dir, FAST_CONFIG)
-    result = snakemake(workflow_dir, "--configfile", str(config))
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workflow_dir / "results" / FAST_CONFIG["run_name"]
+    return run_workflow(workflow_dir, FAST_CONFIG)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.workflow_helpers import FAST_CONFIG, snakemake, write_config
+from tests.workflow_helpers import FAST_CONFIG, run_workflow
 
 CONFIG = {
     **FAST_CONFIG,
@@ -25,10 +25,7 @@ CONFIG = {
 @pytest.fixture(scope="module")
 def hf_run(workflow_dir: Path) -> Path:
     """The scratch checkout's workflow run with GOT-OCR-2.0 (small) as its model."""
-    config = write_config(workflow_dir, CONFIG)
-    result = snakemake(workflow_dir, "--configfile", str(config))
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workflow_dir / "results" / CONFIG["run_name"]
+    return run_workflow(workflow_dir, CONFIG)
 
 
 def test_its_metrics_come_from_the_counted_work_of_its_pages(hf_run: Path):

@@ -97,16 +97,23 @@ def checkout_of_run(pipeline_run: Path, scratch: Path) -> Path:
     return checkout
 
 
+def run_workflow(checkout: Path, config: dict) -> Path:
+    """Run the checkout's whole workflow with `config` as its config file, which must
+    succeed; the run's results folder."""
+    path = write_config(checkout, config)
+    result = snakemake(checkout, "--configfile", str(path))
+    assert result.returncode == 0, result.stderr[-5000:]
+    return checkout / "results" / config["run_name"]
+
+
 def run_with_more_arms(
     checkout: Path, overrides: dict, allowed_jobs: set[str], required_jobs: set[str]
 ) -> Path:
     """Run the checkout's workflow with `overrides` added to the fast config, first checking
     by a dry run that the `required_jobs` and no others than `allowed_jobs` would run (the
     baseline's are done); the run's results folder."""
-    config = write_config(checkout, {**FAST_CONFIG, **overrides})
-    jobs = jobs_in_dry_run(checkout, "--configfile", str(config))
+    config = {**FAST_CONFIG, **overrides}
+    jobs = jobs_in_dry_run(checkout, "--configfile", str(write_config(checkout, config)))
     assert jobs <= allowed_jobs, f"adding {list(overrides)} reran: {jobs - allowed_jobs}"
     assert required_jobs <= jobs, f"{required_jobs - jobs} would not run"
-    result = snakemake(checkout, "--configfile", str(config))
-    assert result.returncode == 0, result.stderr[-5000:]
-    return checkout / "results" / FAST_CONFIG["run_name"]
+    return run_workflow(checkout, config)
