@@ -99,19 +99,64 @@ def _cached_decode_total(
     return decode_total_cost(dims, prefill_len, tokens, bytes_per_el)
 
 
-def _analytic_work(
+def _counted(record: dict[str, Any]) -> dict[str, Any]:
+    """The work counted over the page's own run (`counted_work`), which a record of a model
+    without formulas must carry."""
+    counted = record.get("counted_work")
+    if not counted:
+        raise ValueError(
+            f"run record {record.get('run_id')!r} (image {record.get('image_id')!r}): its "
+            "model has no FLOP formulas and the record has no counted_work; rerun its "
+            "profiling shard"
+        )
+    return counted
+
+
+def _prefill_work(
+    record: dict[str, Any], dims: ModelDims | None, bytes_per_el: int
+) -> dict[str, tuple[float, float]]:
+    """FLOPs and the page's bytes of each vision part, vision and llm_prefill of one record:
+    from the formulas at its shapes (a page of a batch counts its share of the weights the
+    batch reads), or counted over its run where `dims` is None (a stage its model does not
+    have, SAM say, did no work)."""
+    if dims is None:
+        counted, none = _counted(record), {"flops": 0.0, "bytes": 0.0}
+        return {
+            stage: (counted.get(stage, none)["flops"], counted.get(stage, none)["bytes"])
+            for stage in (*VISION_PARTS, "vision", "llm_prefill")
+        }
+    share = 1 / batch_size(record)
+    parts = vision_cost(dims, record["mode"], record["n_crops"], bytes_per_el)
+    llm = llm_prefill_cost(dims, record["prefill_len"], bytes_per_el)
+    work = {
+        part: (parts[part].flops, _page_bytes(parts[part], True, share))
+        for part in (*VISION_PARTS, "vision")
+    }
+    work["llm_prefill"] = (llm.flops, _page_bytes(llm, True, share))
+    return work
+
+
+def _decode_work(
     record: dict[str, Any],
-    dims: ModelDims,
+    dims: ModelDims | None,
     bytes_per_el: int,
     context_len_mode: str,
     context_len_fixed: int | None,
-) -> dict[str, tuple[float, float]]:
-    """FLOPs and the page's bytes of each vision part, vision, llm_prefill and decode of one
-    record, from the formulas at its shapes (a page of a batch counts its share of the
-    weights the batch reads)."""
-    batch = batch_size(record)
-    parts = vision_cost(dims, record["mode"], record["n_crops"], bytes_per_el)
-    llm = llm_prefill_cost(dims, record["prefill_len"], bytes_per_el)
+) -> tuple[float, float]:
+    """FLOPs and the page's bytes of one record's decode steps under a context-length mode:
+    from the formulas (the experts its batch is expected to hit), or from the two counted
+    steps where `dims` is None (max needs the model's longest context, which only formulas
+    state)."""
+    if dims is None:
+        counted = _counted(record)
+        if context_len_mode == "max":
+            raise ValueError(
+                "metrics.context_len_mode: max needs the model's longest context, which only "
+                "models with formulas state; use auto or fixed"
+            )
+        context = context_len_fixed if context_len_mode == "fixed" else None
+        work = decode_work(counted, record["prefill_len"], record["tokens"], context)
+        return work["flops"], work["bytes"]
     decode = decode_cost(
         dims,
         record["prefill_len"],
@@ -120,41 +165,8 @@ def _analytic_work(
         context_len_mode,
         context_len_fixed,
     )
-    work = {
-        part: (parts[part].flops, _page_bytes(parts[part], True, 1 / batch))
-        for part in (*VISION_PARTS, "vision")
-    }
-    work["llm_prefill"] = (llm.flops, _page_bytes(llm, True, 1 / batch))
-    work["decode"] = (decode.flops, _page_bytes(decode, False, decode_weight_share(dims, batch)))
-    return work
-
-
-def _counted_work(
-    record: dict[str, Any], context_len_mode: str, context_len_fixed: int | None
-) -> dict[str, tuple[float, float]]:
-    """The same from the work counted over the page's own run (`counted_work`), for a model
-    without formulas: a stage its model does not have (SAM, say) did no work."""
-    counted = record.get("counted_work")
-    if not counted:
-        raise ValueError(
-            f"run record {record.get('run_id')!r} (image {record.get('image_id')!r}): its "
-            "model has no FLOP formulas and the record has no counted_work; rerun its "
-            "profiling shard"
-        )
-    if context_len_mode == "max":
-        raise ValueError(
-            "metrics.context_len_mode: max needs the model's longest context, which only "
-            "models with formulas state; use auto or fixed"
-        )
-    none = {"flops": 0.0, "bytes": 0.0}
-    work = {
-        stage: (counted.get(stage, none)["flops"], counted.get(stage, none)["bytes"])
-        for stage in (*VISION_PARTS, "vision", "llm_prefill")
-    }
-    context = context_len_fixed if context_len_mode == "fixed" else None
-    decode = decode_work(counted, record["prefill_len"], record["tokens"], context)
-    work["decode"] = (decode["flops"], decode["bytes"])
-    return work
+    share = decode_weight_share(dims, batch_size(record))
+    return decode.flops, _page_bytes(decode, False, share)
 
 
 def _record_row(
@@ -172,14 +184,13 @@ def _record_row(
             f"run record {record.get('run_id')!r} (image {record.get('image_id')!r}): ok "
             f"but missing {', '.join(missing)}; rerun its profiling shard"
         )
-    if dims is None:
-        work = _counted_work(record, context_len_mode, context_len_fixed)
-    else:
-        work = _analytic_work(record, dims, bytes_per_el, context_len_mode, context_len_fixed)
+    work = _prefill_work(record, dims, bytes_per_el)
+    decode_flops, decode_bytes = _decode_work(
+        record, dims, bytes_per_el, context_len_mode, context_len_fixed
+    )
     batch = batch_size(record)
     prefill_ms, decode_ms = float(record["prefill_ms"]) / batch, float(record["decode_ms"]) / batch
     (vision_flops, vision_bytes), (llm_flops, llm_bytes) = work["vision"], work["llm_prefill"]
-    decode_flops, decode_bytes = work["decode"]
     return {
         "image_id": record["image_id"],
         "repeat": record.get("repeat"),
@@ -306,10 +317,7 @@ def _decode_by_mode(
     modes += ["fixed"] if context_len_fixed is not None else []
     by_mode = {}
     for mode in modes:
-        flops = [
-            _record_row(r, dims, bytes_per_el, mode, context_len_fixed)["decode flops"]
-            for r in records
-        ]
+        flops = [_decode_work(r, dims, bytes_per_el, mode, context_len_fixed)[0] for r in records]
         by_mode[mode] = _stage_mfu(df.assign(**{"decode flops": flops}), "decode", tflops)
     return by_mode
 
