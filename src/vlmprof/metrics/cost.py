@@ -6,8 +6,8 @@ N output tokens is costed as the measured mean prefill plus N - 1 decode steps a
 measured time per output token, shared by the pages of a batch (the run's batch size; one
 page at a time unless batched). The host's image load and preprocessing are reported beside
 it: pages per GPU-day assume they overlap the GPU work of other pages (worker processes);
-the serial figure adds them. Each figure says what it
-assumes, and the published DeepSeek-OCR throughput stands beside them for scale.
+the serial figure adds them. Each figure says what it assumes, and the published
+DeepSeek-OCR throughput stands beside them for scale.
 """
 
 from __future__ import annotations
