@@ -1,5 +1,6 @@
-"""A transformers vision-language model (`model.architecture`) with seeded random weights,
-run through its own forward: the vision stages are timed by hooks on its modules."""
+"""A transformers vision-language model (`model.architecture`) with seeded random weights or
+a local checkpoint's, run through its own forward: the vision stages are timed by hooks on
+its modules."""
 
 from __future__ import annotations
 
@@ -34,15 +35,30 @@ UNSUPPORTED_SWITCHES = {
 
 
 def build_config(arch: Architecture, spec: ModelSpec) -> PretrainedConfig:
-    """The transformers config of the spec's preset and overrides, with its attention: the
-    spec's for the decoder, the vision tower's only one where it has one."""
+    """The transformers config of the spec's preset and overrides, with its attention."""
     config = getattr(transformers, arch.config_class)(
         **config_values(arch, spec.preset, spec.overrides)
     )
     return with_attention(config, arch, spec)
 
 
-def with_attention(config: PretrainedConfig, arch: Architecture, spec: ModelSpec) -> Any:
+def checkpoint_config(arch: Architecture, spec: ModelSpec) -> PretrainedConfig:
+    """The config of the checkpoint directory (nothing is downloaded), with the attention
+    `build_config` gives; a checkpoint of another architecture is refused."""
+    config = getattr(transformers, arch.config_class).from_pretrained(
+        spec.checkpoint, local_files_only=True
+    )
+    if config.model_type != arch.name:
+        raise ValueError(
+            f"model.checkpoint: {spec.checkpoint} holds a {config.model_type!r} model, not "
+            f"model.architecture {arch.name!r}; set the architecture it holds"
+        )
+    return with_attention(config, arch, spec)
+
+
+def with_attention(
+    config: PretrainedConfig, arch: Architecture, spec: ModelSpec
+) -> PretrainedConfig:
     """`config` with the spec's attention for the decoder and the vision tower's only one
     where it has one (else the spec's)."""
     vision = arch.vision_attention or spec.attn_implementation
@@ -106,45 +122,21 @@ class HfVlmAdapter(ModelAdapter):
             raise ValueError(
                 "model.trust_remote_code: hf_vlm runs transformers' own classes; drop it"
             )
-        if spec.checkpoint:
-            return cls._from_checkpoint(spec, arch)
-        config = build_config(arch, spec)
-        dtype = resolve_dtype(spec.dtype, spec.device)
-        torch.manual_seed(spec.seed)
-        with torch.device(spec.device), default_dtype(dtype):
-            module = getattr(transformers, arch.model_class)(config)
-        processor = image_processor(arch, spec.preset, module.config)
-        return cls(spec, arch, module.eval(), processor)
-
-    @classmethod
-    def _from_checkpoint(cls, spec: ModelSpec, arch: Architecture) -> HfVlmAdapter:
-        """The checkpoint directory's model (its config and weights; on the meta device its
-        module tree only) and its image processor where it has one (else the preset's);
-        nothing is downloaded."""
-        folder = spec.checkpoint
-        config = getattr(transformers, arch.config_class).from_pretrained(
-            folder, local_files_only=True
-        )
-        config = with_attention(config, arch, spec)
-        if config.model_type != arch.name:
-            raise ValueError(
-                f"model.checkpoint: {folder} holds a {config.model_type!r} model, not "
-                f"model.architecture {arch.name!r}; set the architecture it holds"
-            )
+        config = checkpoint_config(arch, spec) if spec.checkpoint else build_config(arch, spec)
         dtype = resolve_dtype(spec.dtype, spec.device)
         model_class = getattr(transformers, arch.model_class)
-        if spec.device == "meta":
-            with torch.device("meta"), default_dtype(dtype):
-                module = model_class(config)
-        else:
+        if spec.checkpoint and spec.device != "meta":
             # Loaded on the host, then moved (a device_map would need accelerate).
             module = model_class.from_pretrained(
-                folder, config=config, local_files_only=True, dtype=dtype
-            )
-            module = module.to(spec.device)
+                spec.checkpoint, config=config, local_files_only=True, dtype=dtype
+            ).to(spec.device)
+        else:  # random weights, or on the meta device the module tree alone
+            torch.manual_seed(spec.seed)
+            with torch.device(spec.device), default_dtype(dtype):
+                module = model_class(config)
         processor = image_processor(arch, spec.preset, module.config)
-        if (Path(folder) / PROCESSOR_FILE).is_file():
-            processor = type(processor).from_pretrained(folder, local_files_only=True)
+        if spec.checkpoint and (Path(spec.checkpoint) / PROCESSOR_FILE).is_file():
+            processor = type(processor).from_pretrained(spec.checkpoint, local_files_only=True)
         return cls(spec, arch, module.eval(), processor)
 
     def _apply_switches(self) -> None:
