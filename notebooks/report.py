@@ -375,7 +375,7 @@ Markdown(report.cost_sentence(cost))
 models = report.read_model_comparison(run_dir)
 if models:
     display(report.styled(report.models_table(models)))
-    display(figures.models_figure(report.models_table(models)))
+    display(figures.models_figure(report.page_parts(models), models["output_tokens"]))
 Markdown(report.cheapest_sentence(models) if models else report.NO_MODELS)
 
 # %% [markdown]

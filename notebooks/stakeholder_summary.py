@@ -85,7 +85,7 @@ if models:
     by_model = report.models_table(models)
     display(
         Markdown("### By model\n\n" + report.cheapest_sentence(models)),
-        figures.models_figure(by_model),
+        figures.models_figure(report.page_parts(models), models["output_tokens"]),
         Markdown(by_model.map(report.format_number).to_markdown()),
     )
 

@@ -3,11 +3,15 @@ a model whose every page failed kept in the table but never the cheapest."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from vlmprof.report.figures import models_figure
-from vlmprof.report.models import cheapest_sentence, compare_models, models_table
+from vlmprof.report.models import (
+    cheapest_sentence,
+    compare_models,
+    models_table,
+    page_parts,
+)
 
 
 def metrics(name: str, gpu_ms: float | None, architecture: str | None = None) -> dict:
@@ -59,16 +63,19 @@ def test_no_model_costed_says_so():
 
 
 def test_the_figure_splits_each_models_page_into_its_stages():
-    table = pd.DataFrame(
-        {
-            "vision (ms)": [100.0, 20.0, None],
-            "LLM prefill (ms)": [50.0, 10.0, None],
-            "decode per token (ms)": [2.0, 1.0, None],
-            "GPU ms per page of 11 tokens": [170.0, 40.0, None],
-        },
-        index=pd.Index(["baseline", "small", "every-page-failed"], name="model"),
-    )
-    ax = models_figure(table).axes[0]
+    def entry(name: str, vision: float | None, llm: float | None, token: float | None) -> dict:
+        stage_ms = {"vision": vision, "llm_prefill": llm, "decode_per_token": token}
+        return {"name": name, "stage_ms": stage_ms}
+
+    comparison = {
+        "output_tokens": 11,
+        "models": [
+            entry("baseline", 100.0, 50.0, 2.0),
+            entry("small", 20.0, 10.0, 1.0),
+            entry("every-page-failed", None, None, None),
+        ],
+    }
+    ax = models_figure(page_parts(comparison), comparison["output_tokens"]).axes[0]
     widths: dict[str, float] = {}
     for bar, label in zip(ax.patches, ["small", "baseline"] * 3, strict=True):
         widths[label] = widths.get(label, 0.0) + bar.get_width()

@@ -375,26 +375,10 @@ def batch_timeline_figure(timeline: pd.DataFrame) -> Figure:
     return fig
 
 
-def models_figure(table: pd.DataFrame) -> Figure:
-    """Per model, the GPU time of one page of the cost section's length, split into vision,
-    LLM prefill and its decode steps: where each model spends a page.
-
-    `table` is `vlmprof.report.models.models_table`; models without a timed page are left
-    out. Decode is the measured time per token times the page's tokens after the first."""
-    cost = next((c for c in table.columns if c.startswith("GPU ms per page of ")), None)
-    parts = ["vision (ms)", "LLM prefill (ms)", "decode per token (ms)"]
-    if cost is None or not set(parts) <= set(table.columns):
-        drawn = table.iloc[0:0]
-    else:
-        drawn = table.dropna(subset=parts)
-    tokens = int(cost.split(" of ")[1].split()[0]) if cost else 0
-    seconds = pd.DataFrame(
-        {
-            "vision": drawn["vision (ms)"] / 1000.0,
-            "llm_prefill": drawn["LLM prefill (ms)"] / 1000.0,
-            "decode": drawn["decode per token (ms)"] * max(tokens - 1, 0) / 1000.0,
-        }
-    ).iloc[::-1]
+def models_figure(parts: pd.DataFrame, output_tokens: int) -> Figure:
+    """Per model, the GPU time of one page of `output_tokens` tokens split into its parts:
+    where each model spends a page. `parts` is `vlmprof.report.models.page_parts`."""
+    seconds = parts.iloc[::-1]
     fig = Figure(figsize=(8, 1.2 + 0.5 * len(seconds)), layout="constrained")
     ax = fig.subplots()
     left = np.zeros(len(seconds))
@@ -408,7 +392,7 @@ def models_figure(table: pd.DataFrame) -> Figure:
             label=STAGE_LABELS.get(stage, stage),
         )
         left += seconds[stage].to_numpy()
-    ax.set_xlabel(f"GPU time of a page of {tokens:,} output tokens (s)")
+    ax.set_xlabel(f"GPU time of a page of {output_tokens:,} output tokens (s)")
     ax.set_title("Where each model spends a page", loc="left")
     ax.legend(loc="lower right", frameon=False, fontsize=9)
     ax.grid(axis="x", alpha=0.3)

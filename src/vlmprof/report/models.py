@@ -85,7 +85,12 @@ def compare_models(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     entries = [model_entry(name, metrics) for name, metrics in runs.items()]
     costed = [e for e in entries if e["cost"]["gpu_ms_per_page"] is not None]
     cheapest = min(costed, key=lambda e: e["cost"]["gpu_ms_per_page"], default=None)
-    return {"models": entries, "cheapest": cheapest["name"] if cheapest else None}
+    return {
+        "models": entries,
+        "cheapest": cheapest["name"] if cheapest else None,
+        # The run's `cost.output_tokens`, the same for every model's cost section.
+        "output_tokens": entries[0]["cost"]["output_tokens"],
+    }
 
 
 def read_model_comparison(run_dir: str | Path) -> dict[str, Any] | None:
@@ -126,6 +131,23 @@ def models_table(comparison: Mapping[str, Any]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows).set_index("model").dropna(axis="columns", how="all")
+
+
+def page_parts(comparison: Mapping[str, Any]) -> pd.DataFrame:
+    """Per model whose pages were timed, the GPU time (s) of a page of the comparison's
+    `output_tokens` tokens by part: vision, LLM prefill, and its decode steps (the measured
+    time per token times the tokens after the first)."""
+    steps = max(comparison["output_tokens"] - 1, 0)
+    rows = {
+        entry["name"]: {
+            "vision": entry["stage_ms"]["vision"] / 1000.0,
+            "llm_prefill": entry["stage_ms"]["llm_prefill"] / 1000.0,
+            "decode": entry["stage_ms"]["decode_per_token"] * steps / 1000.0,
+        }
+        for entry in comparison["models"]
+        if None not in (entry["stage_ms"][s] for s in ("vision", "llm_prefill", "decode_per_token"))
+    }
+    return pd.DataFrame.from_dict(rows, orient="index", columns=["vision", "llm_prefill", "decode"])
 
 
 def _percent(fraction: float | None) -> float | None:

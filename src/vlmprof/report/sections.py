@@ -58,6 +58,7 @@ Models
     read_model_comparison(run_dir)      models/comparison.json, or None (NO_MODELS says how)
     models_table(comparison)            per model: tokens, ms by stage, tokens/s, MFU/MBU, cost
     cheapest_sentence(comparison)       the model with the least GPU time per page
+    page_parts(comparison)              per model, a page's GPU time (s) by part: the figure
 Variants
     comparison_note(comparison)         the line shown when there is nothing to compare
     gate_table(comparison)              each variant's gate and measured difference
@@ -95,6 +96,7 @@ from vlmprof.report.models import (
     NO_MODELS,
     cheapest_sentence,
     models_table,
+    page_parts,
     read_model_comparison,
 )
 from vlmprof.report.operators import (
@@ -198,6 +200,7 @@ __all__ = [
     "missing_peak_reasons",
     "models_table",
     "operator_categories",
+    "page_parts",
     "page_split",
     "params_table",
     "peaks_table",
