@@ -318,15 +318,22 @@ def dataset_input():
     return dataset["path"]
 
 
-def shard_files(variant, suffix):
-    """Every shard's file with `suffix` (.jsonl records or .outputs.pt) of a variant."""
-    pattern = f"{variant_dir(variant)}/runs/shard-{{shard}}{suffix}"
-    return expand(pattern, shard=range(config["shards"]))
+def model_dir(model):
+    """Where a compared model's (`models:` entry's) results live."""
+    return f"{RUN}/models/{model}"
 
 
-def model_files(model, suffix):
-    """Every shard's file with `suffix` of a `models:` entry."""
-    pattern = f"{RUN}/models/{model}/runs/shard-{{shard}}{suffix}"
+def job_dir(wildcards):
+    """Where the job's arm keeps its results: its compared model's, its variant's, or the
+    run's own."""
+    model = getattr(wildcards, "model", None)
+    return variant_dir(job_variant(wildcards)) if model is None else model_dir(model)
+
+
+def shard_files(directory, suffix):
+    """Every shard's file with `suffix` (.jsonl records or .outputs.pt) of the arm whose
+    results are in `directory`."""
+    pattern = f"{directory}/runs/shard-{{shard}}{suffix}"
     return expand(pattern, shard=range(config["shards"]))
 
 
@@ -336,37 +343,34 @@ def get_arms_before(wildcards):
     spans their time."""
     if wildcards.variant != CONTROL:
         return []
-    others = [BASELINE, *(name for name in VARIANTS if name != CONTROL)]
-    paths = [path for arm in others for path in shard_files(arm, ".jsonl")]
-    return paths + [path for model in MODELS for path in model_files(model, ".jsonl")]
+    others = [
+        variant_dir(BASELINE),
+        *(variant_dir(v) for v in VARIANTS if v != CONTROL),
+    ]
+    others += [model_dir(model) for model in MODELS]
+    return [path for arm in others for path in shard_files(arm, ".jsonl")]
 
 
 def get_shard_records(wildcards):
     """Every shard's run records of the job's variant or compared model (the baseline
     without a wildcard)."""
-    model = getattr(wildcards, "model", None)
-    if model is not None:
-        return model_files(model, ".jsonl")
-    return shard_files(job_variant(wildcards), ".jsonl")
+    return shard_files(job_dir(wildcards), ".jsonl")
 
 
 def get_static_compute(wildcards):
     """The FLOP count a job's MFU uses: the baseline's, unless its variant changes the
     workload (a sweep point counts its own) or it is another model's."""
-    model = getattr(wildcards, "model", None)
-    if model is not None:
-        return f"{RUN}/models/{model}/static/static_compute.json"
     variant = job_variant(wildcards)
-    if variant != BASELINE and variant_is_sweep_point(variant):
-        return f"{RUN}/variants/{variant}/static/static_compute.json"
-    return f"{RUN}/static/static_compute.json"
+    sweep_point = variant != BASELINE and variant_is_sweep_point(variant)
+    own_count = getattr(wildcards, "model", None) is not None or sweep_point
+    return f"{job_dir(wildcards) if own_count else RUN}/static/static_compute.json"
 
 
 def get_gate_outputs(wildcards):
     """Reference outputs of the baseline and the variant, every shard."""
     return {
-        "baseline": shard_files(BASELINE, ".outputs.pt"),
-        "variant": shard_files(wildcards.variant, ".outputs.pt"),
+        "baseline": shard_files(variant_dir(BASELINE), ".outputs.pt"),
+        "variant": shard_files(job_dir(wildcards), ".outputs.pt"),
     }
 
 
