@@ -21,6 +21,10 @@ import zmq
 from jupyter_client.manager import KernelManager
 from traitlets.config import Config
 
+# What jupyter_client says of a kernel that died on start, and how often one is started.
+KERNEL_DIED = "Kernel died before replying to kernel_info"
+KERNEL_STARTS = 3
+
 
 def kernel_config() -> Config:
     """Kernel manager settings: CurveZMQ transport encryption for kernels that support it,
@@ -32,16 +36,28 @@ def kernel_config() -> Config:
 
 def execute(source: Path, output: Path, run_dir: str) -> None:
     """Run `source` (.ipynb) in the current folder with parameter `run_dir`; the executed
-    notebook goes to `output` (papermill writes it there even when a cell fails)."""
-    papermill.execute_notebook(
-        str(source),
-        str(output),
-        parameters={"run_dir": run_dir},
-        cwd=".",
-        progress_bar=False,
-        config=kernel_config(),
-        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-    )
+    notebook goes to `output` (papermill writes it there even when a cell fails).
+
+    A kernel that dies before it answers is started again, up to `KERNEL_STARTS` times:
+    jupyter_client picks a kernel's TCP ports before binding them, so two notebooks
+    rendered at once can pick the same port and one kernel dies on "Address already in use".
+    """
+    for start in range(1, KERNEL_STARTS + 1):
+        try:
+            papermill.execute_notebook(
+                str(source),
+                str(output),
+                parameters={"run_dir": run_dir},
+                cwd=".",
+                progress_bar=False,
+                config=kernel_config(),
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            )
+            return
+        except RuntimeError as error:
+            if KERNEL_DIED not in str(error) or start == KERNEL_STARTS:
+                raise
+            logging.getLogger(__name__).warning("kernel start %d failed (%s); again", start, error)
 
 
 def main(argv: list[str] | None = None) -> None:
