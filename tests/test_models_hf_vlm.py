@@ -1,5 +1,6 @@
 """Generic transformers VLM adapter: each architecture's small preset on the CPU, seeded,
-its stages hooked, its greedy loop equal to the model's own generate."""
+its stages hooked, its greedy loop equal to the model's own generate, its static-cache
+decode equal to the released one."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import yaml
 from PIL import Image
 from tokenizers import Tokenizer, models
 
-from tests.workflow_helpers import REPO
+from tests.workflow_helpers import REPO, default_settings
 from vlmprof.models import ModelSpec, build_adapter, check_preset
 from vlmprof.models.base import ModelInputs
 from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
@@ -20,6 +21,7 @@ from vlmprof.models.hf_vlm.inputs import PROMPT_AFTER, PROMPT_BEFORE
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.profile_shard import reference_outputs
 from vlmprof.runtime.stage_timer import StageTimer
 
 A4_150_DPI = Image.new("RGB", (1240, 1754), "white")
@@ -113,6 +115,24 @@ def test_greedy_loop_equals_the_models_own_generate(adapter):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
 
 
+def test_a_static_cache_gives_the_released_paths_outputs_page_after_page(adapter):
+    static = build_adapter(replace(adapter.spec, decode="static"))
+    assert static.describe()["decode"] == "static"
+    settings = default_settings(run_id="static-decode", max_new_tokens=6)
+    pages = [adapter.preprocess(page) for page in (A4_150_DPI, WIDE)]
+    assert pages[0].prefill_len != pages[1].prefill_len
+    for inputs in pages:
+        eager = reference_outputs(adapter, inputs, settings)
+        ours = reference_outputs(static, inputs, settings)
+        assert torch.equal(ours["tokens"], eager["tokens"])
+        # Every step's top logits too: random weights repeat one token, which alone would not
+        # show that each page decodes at its own rope offset (Qwen2.5-VL, PaddleOCR-VL).
+        for key in ("first_logits", "top_values"):
+            torch.testing.assert_close(ours[key], eager[key], rtol=1e-4, atol=1e-5)
+    # Both prompts fit one bucket: one static cache, reset for the second page.
+    assert len(static.static.slots) == 1
+
+
 def test_prompt_holds_the_image_tokens_of_its_page(adapter):
     inputs = _inputs(adapter)
     image_token = adapter.config.image_token_id
@@ -182,8 +202,8 @@ def test_describe_and_bad_settings_are_named(adapter):
     spec = adapter.spec
     with pytest.raises(ValueError, match="model.architecture: unknown architecture 'nope'"):
         build_adapter(replace(spec, architecture="nope"))
-    with pytest.raises(ValueError, match="decode: hf_vlm runs the model's own forward"):
-        build_adapter(replace(spec, decode="static"))
+    with pytest.raises(ValueError, match="vision: hf_vlm runs the model's own forward"):
+        build_adapter(replace(spec, vision="cuda_graph"))
     with pytest.raises(ValueError, match="model.preset: unknown preset 'tiny' for hf_vlm"):
         check_preset("hf_vlm", "tiny", {})
     check_preset("hf_vlm", "small", {})

@@ -1,9 +1,12 @@
 """Work of each stage of one page counted over the adapter's own run: FLOPs equal to the
 analytic formulas where both exist (DeepSeek-OCR on every expert path, DeepSeek-OCR-2), and
 counted for models that have no formulas (transformers VLMs by architecture), bytes too;
-their decoders' counts equal a dense decoder's formula written out from the config."""
+their decoders' counts equal a dense decoder's formula written out from the config. A
+static-cache adapter counts the released path's work."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pytest
 from PIL import Image
@@ -107,3 +110,20 @@ def test_a_transformers_vlms_decoder_counts_as_its_formula(architecture: str):
     assert work["llm_prefill"]["flops"] == dense_decoder_flops(text, prompt, prompt)
     assert work["decode_step"]["flops"] == dense_decoder_flops(text, 1, prompt + 1)
     assert work["decode_step_next"]["flops"] == dense_decoder_flops(text, 1, prompt + 2)
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        *(ModelSpec(name="hf_vlm", architecture=name) for name in sorted(ARCHITECTURES)),
+        ModelSpec(name="deepseek_ocr", preset="small"),
+    ],
+    ids=lambda spec: spec.architecture if spec.name == "hf_vlm" else spec.name,
+)
+def test_a_static_decode_adapter_counts_the_released_paths_work(spec: ModelSpec):
+    eager = build_adapter(spec)
+    static = build_adapter(replace(spec, decode="static"))
+    inputs = eager.preprocess(A4)
+    # Not attention over the whole static cache: the released path's growing one.
+    assert page_work(static, inputs) == page_work(eager, inputs)
+    assert static.static is not None  # the static path back after counting

@@ -121,6 +121,19 @@ def test_only_workload_switches_make_a_sweep_point(switches, sweep):
             {"preprocess": "gpu"},
             "built for deepseek_ocr's views",
         ),
+        (
+            "grouped",
+            BASE | {"name": "hf_vlm"},
+            {"experts": "grouped"},
+            "^variants.grouped.experts: grouped picks how the MoE experts run and model hf_vlm"
+            " has none",
+        ),
+        (
+            "fused",
+            BASE | {"name": "hf_vlm", "device": "cuda"},
+            {"routing": "fused"},
+            "^variants.fused.routing: fused compiles the MoE routers and model hf_vlm has none",
+        ),
     ],
 )
 def test_impossible_variants_are_refused_with_the_key(name, base, switches, key):
@@ -148,3 +161,7 @@ def test_cuda_graph_with_grouped_experts_on_cuda_is_allowed():
     check_variant(
         "graphed", fp32, {"experts": "grouped", "decode": "cuda_graph", "dtype": "bfloat16"}
     )
+
+
+def test_cuda_graph_decode_of_a_model_without_experts_needs_no_experts_switch():
+    check_variant("graphed", BASE | {"name": "hf_vlm", "device": "cuda"}, {"decode": "cuda_graph"})

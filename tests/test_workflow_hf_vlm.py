@@ -1,5 +1,6 @@
 """A transformers VLM as the run's own model through the real workflow on the CPU: its counted
-work, the operator pass, a gated variant and both notebooks, with no SAM stage anywhere."""
+work, the operator pass, gated variants (eager attention, a static KV cache) and both
+notebooks, with no SAM stage anywhere."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ CONFIG = {
     "subset": {"n": 2},
     "repeats": 1,
     "max_new_tokens": 4,
-    "variants": {"eager-attention": {"attention": "eager"}},
+    "variants": {
+        "eager-attention": {"attention": "eager"},
+        "static-decode": {"decode": "static"},
+    },
 }
 
 
@@ -45,8 +49,9 @@ def test_the_operator_pass_attributes_its_stages(hf_run: Path):
     assert {"clip", "projector", "decode"} <= set(operators["stage"])
 
 
-def test_a_variant_of_it_passes_the_gate(hf_run: Path):
-    gate = json.loads((hf_run / "variants" / "eager-attention" / "gate.json").read_text())
+@pytest.mark.parametrize("variant", sorted(CONFIG["variants"]))
+def test_its_variants_pass_the_gate(hf_run: Path, variant: str):
+    gate = json.loads((hf_run / "variants" / variant / "gate.json").read_text())
     assert gate["status"] == "passed", gate
 
 

@@ -2,9 +2,11 @@
 whatever its module layout, at the page's real shapes.
 
 The adapter's prefill and two decode steps run under FlopCounterMode and the traffic
-counter (`counted_bytes`). Hooks on the modules of the adapter's stage map read both
-running totals as each stage's forward starts and ends, so a stage's work is what ran
-inside its modules; LLM prefill is the rest of the prefill. The attention core is counted
+counter (`counted_bytes`), on the released decode path whatever the adapter's decode switch
+(a static cache would count attention over its whole padded length, a CUDA graph its
+warm-up runs and nothing of its replays). Hooks on the modules of the adapter's stage map
+read both running totals as each stage's forward starts and ends, so a stage's work is what
+ran inside its modules; LLM prefill is the rest of the prefill. The attention core is counted
 whatever the kernel (as matmuls in eager attention, SDPA by the formula torch uses for its
 CUDA kernels, given to the CPU kernel too), and so are the experts (the loop's matmuls, or
 the grouped matmul by `counted.COUNTER_FORMULAS`). Bytes are those of the matmul-class ops
@@ -59,7 +61,7 @@ def page_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, dict[str,
         handles.append(module.register_forward_hook(finish(stage)))
     try:
         adapter.reserve(3)
-        with torch.no_grad(), flop_counter, byte_counter:
+        with torch.no_grad(), adapter.released_decode(), flop_counter, byte_counter:
             logits, state = adapter.prefill(inputs)
             prefill = totals()
             token = logits.argmax(dim=-1, keepdim=True)

@@ -9,7 +9,8 @@ that implements this class and registers itself in `vlmprof.models`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -225,6 +226,11 @@ class ModelAdapter(ABC):
 
     def reserve(self, max_new_tokens: int) -> None:  # noqa: B027 - optional hook, no-op
         """Say how many tokens the next generation may add (static KV caches size to it)."""
+
+    @contextmanager
+    def released_decode(self) -> Iterator[None]:
+        """Run the block on the released decode path (this adapter has no other)."""
+        yield
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> ModelInputs:

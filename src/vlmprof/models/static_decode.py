@@ -12,12 +12,15 @@ reads, refilled before each replay.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from transformers.cache_utils import StaticCache
+from transformers.cache_utils import DynamicCache, StaticCache
+
+from vlmprof.models.base import DecodeState, ModelSpec
 
 CACHE_BUCKET = 256
 # Eager runs of the step before capture, so lazy initialisation and kernel selection happen
@@ -141,3 +144,60 @@ class StaticDecoder:
         slot.graph, slot.logits = capture_graph(
             lambda: self.step_function(slot.token, slot.cache, slot.pads), rewind
         )
+
+
+class StaticDecodePath:
+    """The decode path `spec.decode` picks, for adapters that offer static and CUDA-graph
+    decode: the released one (a growing DynamicCache, the adapter's eager `_step`) or a
+    StaticDecoder, so every such adapter sizes, resets and steps its caches alike.
+
+    It goes before ModelAdapter in an adapter's bases, so its `reserve` and `decode_step`
+    are the adapter's. The adapter defines `text_config()` (what a cache is shaped by) and
+    `_step(token, cache, pads)`, its released decode step, and calls `init_decode_path`.
+    """
+
+    spec: ModelSpec
+    new_tokens: int
+    static: StaticDecoder | None
+
+    def init_decode_path(self, step: StepFunction) -> None:
+        """Set up the decode path of `spec.decode`; `step` decodes a static cache (it must
+        read its position from the cache, as StaticDecoder asks)."""
+        self.new_tokens = 0
+        self.static = (
+            StaticDecoder(self.text_config(), step, graph=self.spec.decode == "cuda_graph")
+            if self.spec.decode != "eager"
+            else None
+        )
+
+    def reserve(self, max_new_tokens: int) -> None:
+        """Tokens the next generation may add: a static cache needs room for them."""
+        self.new_tokens = max_new_tokens
+
+    def new_cache(self, prefill_len: int, batch: int = 1) -> DynamicCache | StaticCache:
+        """A growing KV cache (released code), or a static one with room for the generation
+        of `batch` pages."""
+        if self.static is None:
+            return DynamicCache(config=self.text_config())
+        return self.static.cache_for(prefill_len + self.new_tokens, batch)
+
+    def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
+        """Each page's token through the decoder with the KV cache: the released `_step`, or
+        the static decoder's step (a graph replay under cuda_graph)."""
+        static = self.static
+        if static is None:
+            logits = self._step(token, state.cache, state.pads)
+        else:
+            logits = static.step(token, state.pads)
+        state.position += 1
+        return logits
+
+    @contextmanager
+    def released_decode(self) -> Iterator[None]:
+        """Run the block on the released path (growing cache, eager steps), whatever
+        `spec.decode` says: its work is then the released code's, op by op."""
+        static, self.static = self.static, None
+        try:
+            yield
+        finally:
+            self.static = static

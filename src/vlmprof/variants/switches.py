@@ -42,6 +42,7 @@ SAME_NAMED = (
 SPEC_FIELDS = {"attention": "attn_implementation", **{name: name for name in SAME_NAMED}}
 WORKLOAD_SWITCHES = ("preset", "mode", "max_crops")
 MODELS_WITH_SAM = ("deepseek_ocr", "deepseek_ocr2")
+MODELS_WITH_EXPERTS = ("deepseek_ocr", "deepseek_ocr2")
 # Switch -> (the value that needs a CUDA device, what to do instead on another device).
 CUDA_ONLY = {
     "decode": ("cuda_graph", "use decode: static"),
@@ -52,6 +53,12 @@ CUDA_ONLY = {
 SAM_ONLY = {
     "sam_attention": ("folded", "changes SAM's attention and model {model} has no SAM"),
     "vision": ("cuda_graph", "captures the vision stages and model {model} has no vision stages"),
+}
+# Switch -> (its released value, what any other value changes): refused for models without
+# MoE experts at any other value.
+MOE_ONLY = {
+    "experts": ("loop", "picks how the MoE experts run"),
+    "routing": ("eager", "compiles the MoE routers"),
 }
 
 
@@ -91,7 +98,7 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
                 f"{key}.{switch}: {value} needs a CUDA device and this run is on "
                 f"{spec['device']}; drop the variant or {instead}"
             )
-    if spec["decode"] == "cuda_graph":
+    if spec["decode"] == "cuda_graph" and spec["name"] in MODELS_WITH_EXPERTS:
         if spec["experts_implementation"] == EXPERTS["loop"]:
             raise VariantError(
                 f"{key}.decode: cuda_graph cannot capture the expert loop (it reads expert"
@@ -113,6 +120,13 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             raise VariantError(
                 f"{key}.{switch}: {value} {why.format(model=spec['name'])}; it applies to"
                 f" {', '.join(MODELS_WITH_SAM)}"
+            )
+    for switch, (released, what) in MOE_ONLY.items():
+        value = switches.get(switch, released)
+        if value != released and spec["name"] not in MODELS_WITH_EXPERTS:
+            raise VariantError(
+                f"{key}.{switch}: {value} {what} and model {spec['name']} has none; it"
+                f" applies to {', '.join(MODELS_WITH_EXPERTS)}"
             )
     if spec["sam_attention"] == "folded" and spec["attn_implementation"] != "sdpa":
         raise VariantError(

@@ -26,7 +26,7 @@ from vlmprof.models.prompt_tokenizer import (
 )
 from vlmprof.models.sam_attention import cache_relative_positions, fold_relative_positions
 from vlmprof.models.shape_graphs import graph_parts
-from vlmprof.models.static_decode import StaticDecoder
+from vlmprof.models.static_decode import StaticDecodePath
 
 STAGE_MODULES = {
     "model.sam_model": "sam",
@@ -35,7 +35,7 @@ STAGE_MODULES = {
 }
 
 
-class DeepseekOcrAdapter(ModelAdapter):
+class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
     """DeepSeek-OCR with random weights at a preset's dimensions, or a local checkpoint's."""
 
     name = "deepseek_ocr"
@@ -58,12 +58,7 @@ class DeepseekOcrAdapter(ModelAdapter):
         real = isinstance(self.tokenizer, HfPromptTokenizer)
         self.image_token_id = self.tokenizer.image_token_id if real else IMAGE_TOKEN_ID
         self.eos_token_id = self.tokenizer.eos_id if real else EOS_ID
-        self.new_tokens = 0
-        self.static = (
-            StaticDecoder(self.text_config(), self._step, graph=spec.decode == "cuda_graph")
-            if spec.decode != "eager"
-            else None
-        )
+        self.init_decode_path(self._step)
         self._apply_switches()
 
     def text_config(self) -> Any:
@@ -143,17 +138,6 @@ class DeepseekOcrAdapter(ModelAdapter):
         """Vision sub-stages by module path."""
         return dict(self.stage_map)
 
-    def reserve(self, max_new_tokens: int) -> None:
-        """Tokens the next generation may add: a static cache needs room for them."""
-        self.new_tokens = max_new_tokens
-
-    def new_cache(self, prefill_len: int, batch: int = 1) -> DynamicCache | StaticCache:
-        """A growing KV cache (released code), or a static one with room for the generation
-        of `batch` pages."""
-        if self.static is None:
-            return DynamicCache(config=self.text_config())
-        return self.static.cache_for(prefill_len + self.new_tokens, batch)
-
     def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
         """Vision encoder, prompt embedding and decoder over the whole prompt."""
         return self.prefill_batch([inputs])
@@ -177,16 +161,6 @@ class DeepseekOcrAdapter(ModelAdapter):
         cache = self.new_cache(padded.shape[1], len(batch))
         logits = self._padded_decoder(padded, cache, pads)
         return logits, DecodeState(cache=cache, position=padded.shape[1], pads=pads)
-
-    def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
-        """Embed each page's token and run them through the decoder with the KV cache."""
-        static = self.static
-        if static is None:
-            logits = self._step(token, state.cache, state.pads)
-        else:
-            logits = static.step(token, state.pads)
-        state.position += 1
-        return logits
 
     def _step(
         self, token: torch.Tensor, cache: DynamicCache | StaticCache, pads: torch.Tensor | None

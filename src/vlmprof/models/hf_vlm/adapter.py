@@ -11,7 +11,7 @@ import torch
 import transformers
 from PIL import Image
 from transformers import PretrainedConfig
-from transformers.cache_utils import DynamicCache
+from transformers.cache_utils import DynamicCache, StaticCache
 from transformers.image_processing_utils import BaseImageProcessor
 
 from vlmprof.device import resolve_dtype
@@ -21,13 +21,13 @@ from vlmprof.models.deepseek_ocr.model import default_dtype
 from vlmprof.models.hf_vlm.architectures import Architecture, architecture, config_values
 from vlmprof.models.hf_vlm.inputs import image_processor, page_inputs
 from vlmprof.models.implementation import compile_parts, perturb_weight
+from vlmprof.models.static_decode import StaticDecodePath
 
 # An image processor's settings in a checkpoint directory (transformers' file name).
 PROCESSOR_FILE = "preprocessor_config.json"
 # Switches this adapter cannot take, at the values it runs (the released code's): they
 # change our own module tree (deepseek_ocr's), which a transformers model does not have.
 UNSUPPORTED_SWITCHES = {
-    "decode": "eager",
     "routing": "eager",
     "sam_attention": "bias",
     "vision": "eager",
@@ -83,9 +83,10 @@ def layer_paths(module: torch.nn.Module, paths: tuple[str, ...]) -> tuple[str, .
     return tuple(expanded)
 
 
-class HfVlmAdapter(ModelAdapter):
+class HfVlmAdapter(StaticDecodePath, ModelAdapter):
     """A transformers VLM from the architecture table: prefill and decode through the
-    model's own forward with a growing KV cache."""
+    model's own forward, with a growing KV cache (released code) or a static one
+    (`decode: static`, `cuda_graph`)."""
 
     name = "hf_vlm"
 
@@ -103,6 +104,12 @@ class HfVlmAdapter(ModelAdapter):
         self.processor = processor
         eos = self.config.text_config.eos_token_id
         self.eos_token_id = eos if isinstance(eos, int) else None
+        # 3D (multimodal) rope (Qwen2.5-VL, PaddleOCR-VL): each prefill keeps its rope
+        # offset, which the static step reads from `rope_delta`, a buffer of its own whose
+        # address a captured graph keeps (the model makes a new tensor every prefill).
+        self.rope_3d = hasattr(module.model, "rope_deltas")
+        self.rope_delta: torch.Tensor | None = None
+        self.init_decode_path(self._static_step)
         self._apply_switches()
 
     @classmethod
@@ -165,9 +172,14 @@ class HfVlmAdapter(ModelAdapter):
         """
         return {**dict.fromkeys(self.vision_paths(), "clip"), self.arch.projector: "projector"}
 
+    def text_config(self) -> PretrainedConfig:
+        """The decoder's transformers config (what a KV cache is shaped by)."""
+        return self.config.text_config
+
     def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
-        """The model's forward over the whole prompt with its pixels: the last logits."""
-        cache = DynamicCache(config=self.config.text_config)
+        """The model's forward over the whole prompt with its pixels: the last logits; on
+        the static path a 3D-rope model's rope offset is copied for the decode steps."""
+        cache = self.new_cache(inputs.prefill_len)
         logits = self.module(
             input_ids=inputs.input_ids,
             **inputs.pixel_views,
@@ -175,15 +187,39 @@ class HfVlmAdapter(ModelAdapter):
             use_cache=True,
             logits_to_keep=1,
         ).logits[:, -1, :]
+        if self.static is not None and self.rope_3d:
+            delta = self.module.model.rope_deltas
+            if self.rope_delta is None:
+                self.rope_delta = delta.clone()
+            else:
+                self.rope_delta.copy_(delta)
         return logits, DecodeState(cache=cache, position=inputs.prefill_len)
 
-    def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
-        """One token through the forward with the cache; a 3D-rope forward (Qwen2.5-VL,
-        PaddleOCR-VL) places it with the rope offset its prefill kept (`rope_deltas`), as in
-        its own generate."""
-        logits = self.module(input_ids=token, past_key_values=state.cache, use_cache=True).logits
-        state.position += 1
+    def _step(
+        self, token: torch.Tensor, cache: DynamicCache, _pads: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The released step: one token through the forward with the cache; a 3D-rope
+        forward places it with the rope offset its prefill kept (`rope_deltas`), as in its
+        own generate."""
+        logits = self.module(input_ids=token, past_key_values=cache, use_cache=True).logits
         return logits[:, -1, :]
+
+    def _static_step(
+        self, token: torch.Tensor, cache: StaticCache, _pads: torch.Tensor | None
+    ) -> torch.Tensor:
+        """One token through the forward at the position the static cache holds on the
+        device (no host value, so a graph replay advances like an eager call); a 3D-rope
+        model's position is shifted by its prefill's rope offset on all three axes."""
+        positions = token.new_zeros(token.shape) + cache.get_seq_length()
+        if self.rope_3d:
+            positions = (positions + self.rope_delta)[None].expand(3, -1, -1)
+        return self.module(
+            input_ids=token,
+            past_key_values=cache,
+            position_ids=positions,
+            use_cache=True,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
 
     def describe(self) -> dict[str, Any]:
         """Model, architecture, preset, main dimensions and the switches it ran with."""
