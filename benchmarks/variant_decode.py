@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/variant_decode.py [--preset full] [--device cuda] [--tokens 64]
        [--repeats 3] [--variants baseline,grouped,batched,graphed]
+       [--model hf_vlm --architecture qwen2_5_vl --variants baseline,dense-graphed]
 
 Builds each variant in turn (the same seeded weights), runs one untimed reference
 generation (the gate's outputs, also the warm-up) and `--repeats` timed generations of an
@@ -39,6 +40,30 @@ KNOWN = {
         "sam_attention": "folded",
         "vision": "cuda_graph",
     },
+    "vision-compiled": {
+        "experts": "grouped",
+        "decode": "cuda_graph",
+        "sam_attention": "folded",
+        "compile": "vision",
+    },
+    "decoder-compiled": {
+        "experts": "grouped",
+        "decode": "cuda_graph",
+        "sam_attention": "folded",
+        "vision": "cuda_graph",
+        "compile": "decoder",
+    },
+    "routed": {
+        "experts": "grouped",
+        "decode": "cuda_graph",
+        "sam_attention": "folded",
+        "vision": "cuda_graph",
+        "routing": "fused",
+    },
+    # For a model without MoE experts (hf_vlm, causal_lm): the decode paths alone.
+    "dense-static": {"decode": "static"},
+    "dense-graphed": {"decode": "cuda_graph"},
+    "dense-graphed-compiled": {"decode": "cuda_graph", "compile": "decoder"},
 }
 # The stage times kept per variant beside prefill and decode (medians over the repeats).
 PARTS = ("vision_ms", "sam_ms", "clip_ms", "projector_ms")
@@ -85,6 +110,8 @@ def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
 def main() -> None:
     """Measure the named variants and print one line each."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", default="deepseek_ocr")
+    parser.add_argument("--architecture", default="qwen2_5_vl", help="of --model hf_vlm")
     parser.add_argument("--preset", default="small")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--dtype", default="auto")
@@ -95,6 +122,8 @@ def main() -> None:
     parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args()
     base = {
+        "name": args.model,
+        "architecture": args.architecture,
         "preset": args.preset,
         "device": args.device,
         "dtype": args.dtype,
