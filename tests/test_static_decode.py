@@ -6,12 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.workflow_helpers import default_settings
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.implementation import compile_parts, perturb_weight
 from vlmprof.models.static_decode import bucket_length
 from vlmprof.runtime.generate import TOP_K, GenerationCapture, greedy_generate
 from vlmprof.runtime.instruments import Instruments
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.profile_shard import reference_outputs
 
 TOKENS = 10
 
@@ -93,3 +95,22 @@ def test_compiled_forward_keeps_stage_hooks_firing():
     assert calls == ["hook", "hook"]
     with pytest.raises(ValueError, match="model.compile"):
         compile_parts(module, ["missing"])
+
+
+def test_every_compiled_decoder_layer_stays_compiled_through_prefill_and_decode():
+    """Layers of one class share one dynamo cache and each specialises on its own cache
+    layer: with dynamo's default limit the later ones fell back to eager."""
+    torch._dynamo.reset()
+    spec = ModelSpec(
+        preset="small",
+        mode="base",
+        experts_implementation="grouped_mm",
+        decode="static",
+        compile="decoder",
+    )
+    adapter = build_adapter(spec)
+    settings = default_settings(run_id="compiled-layers", max_new_tokens=4)
+    with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+        for size in ((700, 1000), (900, 700)):
+            page = adapter.preprocess(Image.new("RGB", size, "white"))
+            reference_outputs(adapter, page, settings)

@@ -28,12 +28,27 @@ def wrap_forwards(
         target.forward = wrap(target.forward)
 
 
+# Compiled versions dynamo keeps per code object before it runs the code uncompiled (its
+# default `recompile_limit`).
+RECOMPILES_PER_MODULE = 8
+
+
 def compile_parts(
     module: torch.nn.Module, paths: Iterable[str], switch: str = "model.compile"
 ) -> None:
     """Replace the forward of each named submodule by its torch.compile'd version (`switch`
-    names the config key in the error for a path the model lacks)."""
+    names the config key in the error for a path the model lacks).
+
+    Dynamo caches compiled versions per code object, and the layers of one class share
+    their forward's code. Each decoder layer specialises on its own KV-cache layer (and on
+    prefill against decode shapes), so a model's layers together outgrew the default limit
+    of 8 and the rest ran uncompiled (an H100's `compile: decoder` decoded exactly as fast as
+    eager). The limit is raised so that every compiled module has the default's room.
+    """
+    paths = tuple(paths)
     wrap_forwards(module, paths, torch.compile, switch)
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILES_PER_MODULE * len(paths))
 
 
 def is_moe(module: torch.nn.Module, layer_path: str) -> bool:
