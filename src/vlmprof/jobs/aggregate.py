@@ -176,7 +176,7 @@ def compare_models(
     write_json_atomic(Path(json_out), comparison)
     with atomic_open(Path(csv_out)) as handle:
         table.to_csv(handle)
-    write_text_atomic(Path(md_out), models_markdown(comparison))
+    write_text_atomic(Path(md_out), models_markdown(comparison, table))
     log.info("%d models by cost per page; cheapest: %s", len(runs), comparison["cheapest"])
 
 

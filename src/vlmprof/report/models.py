@@ -179,9 +179,10 @@ def cheapest_sentence(comparison: Mapping[str, Any]) -> str:
     )
 
 
-def to_markdown(comparison: Mapping[str, Any]) -> str:
-    """models/comparison.md: the table and the cheapest model in a sentence."""
-    shown = models_table(comparison).map(format_number)
+def to_markdown(comparison: Mapping[str, Any], table: pd.DataFrame) -> str:
+    """models/comparison.md: the comparison's table (`models_table`) and the cheapest model
+    in a sentence."""
+    shown = table.map(format_number)
     return "\n".join(
         ["# Cost per page by model", "", shown.to_markdown(), "", cheapest_sentence(comparison), ""]
     )
