@@ -101,8 +101,6 @@ class DeepseekOcrRemoteAdapter(DeepseekOcrAdapter):
     The registry builds this class for `deepseek_ocr` with `trust_remote_code`.
     """
 
-    # The checkpoint's own forward takes one page at a time.
-
     @classmethod
     def build(cls, spec: ModelSpec) -> DeepseekOcrRemoteAdapter:
         """Our dimensions and tokenizer of `spec.checkpoint`, run by the directory's own code."""

@@ -43,7 +43,6 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
     name = "deepseek_ocr2"
     stage_map = STAGE_MODULES
     prepare_views = staticmethod(prepare_views)
-    # Its own forward places the image tokens; it takes one page at a time.
 
     def __init__(
         self,
