@@ -24,42 +24,25 @@ from vlmprof.variants.switches import variant_spec
 
 from bench_args import profile_settings, write_json
 
+# The graphed decode, then SAM's folded relative positions on it, then the vision stages
+# replayed from graphs on that: the arms below build on each other.
+GRAPHED = {"experts": "grouped", "decode": "cuda_graph"}
+FOLDED = {**GRAPHED, "sam_attention": "folded"}
+VISION_GRAPHED = {**FOLDED, "vision": "cuda_graph"}
 # Named switch sets this benchmark knows, as a config's variants section would name them.
 KNOWN = {
     "baseline": {},
     "grouped": {"experts": "grouped"},
     "batched": {"experts": "batched"},
     "static": {"experts": "grouped", "decode": "static"},
-    "graphed": {"experts": "grouped", "decode": "cuda_graph"},
+    "graphed": GRAPHED,
     "graphed-batched": {"experts": "batched", "decode": "cuda_graph"},
-    "compiled": {"experts": "grouped", "decode": "cuda_graph", "compile": "all"},
-    "folded": {"experts": "grouped", "decode": "cuda_graph", "sam_attention": "folded"},
-    "vision-graphed": {
-        "experts": "grouped",
-        "decode": "cuda_graph",
-        "sam_attention": "folded",
-        "vision": "cuda_graph",
-    },
-    "vision-compiled": {
-        "experts": "grouped",
-        "decode": "cuda_graph",
-        "sam_attention": "folded",
-        "compile": "vision",
-    },
-    "decoder-compiled": {
-        "experts": "grouped",
-        "decode": "cuda_graph",
-        "sam_attention": "folded",
-        "vision": "cuda_graph",
-        "compile": "decoder",
-    },
-    "routed": {
-        "experts": "grouped",
-        "decode": "cuda_graph",
-        "sam_attention": "folded",
-        "vision": "cuda_graph",
-        "routing": "fused",
-    },
+    "compiled": {**GRAPHED, "compile": "all"},
+    "folded": FOLDED,
+    "vision-graphed": VISION_GRAPHED,
+    "vision-compiled": {**FOLDED, "compile": "vision"},
+    "decoder-compiled": {**VISION_GRAPHED, "compile": "decoder"},
+    "routed": {**VISION_GRAPHED, "routing": "fused"},
     # For a model without MoE experts (hf_vlm, causal_lm): the decode paths alone.
     "dense-static": {"decode": "static"},
     "dense-graphed": {"decode": "cuda_graph"},
