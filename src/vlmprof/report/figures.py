@@ -7,6 +7,8 @@ segments and points, so labels never sit on top of each other.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -58,6 +60,19 @@ def _share_bar(ax, shares: pd.Series, values_ms: pd.Series, title: str) -> None:
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=9)
 
 
+def _stacked_bars(ax, frame: pd.DataFrame, legend: Callable[[str], str] = str) -> np.ndarray:
+    """One horizontal bar per row of `frame` at y = 0, 1, ..., its columns (stage names,
+    coloured as such, named in the legend by `legend`) stacked left to right; returns the y
+    positions for the row labels."""
+    y = np.arange(len(frame))
+    left = np.zeros(len(frame))
+    for stage in frame.columns:
+        values = frame[stage].to_numpy(dtype=float)
+        ax.barh(y, values, left=left, color=colour(stage), label=legend(stage), edgecolor="white")
+        left += values
+    return y
+
+
 def stage_share_figure(run_split: pd.DataFrame, prefill_split: pd.DataFrame) -> Figure:
     """Page level (the host's load and preprocessing, prefill, decode) and prefill level
     (its exclusive parts) shares."""
@@ -96,12 +111,7 @@ def per_image_figure(parts: pd.DataFrame) -> Figure:
     labels = [str(i) if categories is None else f"{i} ({categories[i]})" for i in parts.index]
     fig = Figure(figsize=(11, 1.2 + 0.45 * len(parts)), layout="constrained")
     ax = fig.subplots()
-    y = np.arange(len(parts))
-    left = np.zeros(len(parts))
-    for column in columns:
-        values = parts[f"{column} (ms)"].to_numpy(dtype=float)
-        ax.barh(y, values, left=left, color=colour(column), label=column, edgecolor="white")
-        left += values
+    y = _stacked_bars(ax, parts[[f"{c} (ms)" for c in columns]].set_axis(columns, axis=1))
     ax.set_yticks(y, labels)
     ax.invert_yaxis()
     ax.set_xlabel("mean time per page (ms)")
@@ -211,22 +221,8 @@ def operator_category_figure(categories: pd.DataFrame) -> Figure:
     stage_columns = [c for c in categories.columns if c.endswith(" (ms)") and c != "self (ms)"]
     fig = Figure(figsize=(11, 1.5 + 0.42 * len(categories)), layout="constrained")
     ax = fig.subplots()
-    y = np.arange(len(categories))
-    left = np.zeros(len(categories))
-    for column in stage_columns:
-        stage = column.removesuffix(" (ms)")
-        values = categories[column].to_numpy(dtype=float)
-        if values.sum() == 0:
-            continue
-        ax.barh(
-            y,
-            values,
-            left=left,
-            color=colour(stage),
-            label=stage,
-            edgecolor="white",
-        )
-        left += values
+    by_stage = categories[stage_columns].rename(columns=lambda c: c.removesuffix(" (ms)"))
+    y = _stacked_bars(ax, by_stage.loc[:, by_stage.sum() != 0])
     ax.set_yticks(y, categories.index)
     ax.invert_yaxis()
     ax.set_xlabel("operator self time in the profiler pass (ms)")
@@ -381,17 +377,8 @@ def models_figure(parts: pd.DataFrame, output_tokens: int) -> Figure:
     seconds = parts.iloc[::-1]
     fig = Figure(figsize=(8, 1.2 + 0.5 * len(seconds)), layout="constrained")
     ax = fig.subplots()
-    left = np.zeros(len(seconds))
-    for stage in seconds.columns:
-        ax.barh(
-            seconds.index,
-            seconds[stage],
-            left=left,
-            color=colour(stage),
-            edgecolor="white",
-            label=STAGE_LABELS.get(stage, stage),
-        )
-        left += seconds[stage].to_numpy()
+    y = _stacked_bars(ax, seconds, lambda stage: STAGE_LABELS.get(stage, stage))
+    ax.set_yticks(y, seconds.index)
     ax.set_xlabel(f"GPU time of a page of {output_tokens:,} output tokens (s)")
     ax.set_title("Where each model spends a page", loc="left")
     ax.legend(loc="lower right", frameon=False, fontsize=9)
