@@ -158,3 +158,11 @@ def test_per_image_table_means_and_facts():
     assert table.loc["page-b", "image_tokens"] == 273
     assert table.loc["page-a", "repeats"] == 3
     assert "preprocess (ms)" not in table.columns
+
+
+def test_per_image_table_keeps_each_pages_shard():
+    records = records_within_tolerance()
+    for record in records:
+        record["shard"] = 0 if record["image_id"] == "page-a" else 1
+    table = per_image_table(records)
+    assert table["shard"].to_dict() == {"page-a": 0, "page-b": 1}

@@ -20,7 +20,16 @@ from vlmprof.stages import RECORDED_STAGES, STAGE_PARENTS, record_field
 # stage in reading order.
 STAGE_NESTING: dict[str, str | None] = STAGE_PARENTS
 
-PER_IMAGE_FACTS: tuple[str, ...] = ("mode", "n_crops", "image_tokens", "prefill_len", "tokens")
+# A page's shard (the job it ran in: the variants comparison measures drift per shard) and
+# its view facts.
+PER_IMAGE_FACTS: tuple[str, ...] = (
+    "shard",
+    "mode",
+    "n_crops",
+    "image_tokens",
+    "prefill_len",
+    "tokens",
+)
 UNCATEGORISED = "uncategorised"
 PER_CATEGORY_COLUMNS: tuple[str, ...] = (
     "category",
@@ -231,7 +240,8 @@ def stage_table(agg: dict[str, Any]) -> pd.DataFrame:
 
 
 def per_image_table(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Mean time of each stage per image over its ok repeats, with the image's view facts."""
+    """Mean time of each stage per image over its ok repeats, with the image's shard and view
+    facts."""
     rows: dict[str, dict[str, Any]] = {}
     stage_values: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record in ok_records(records):
