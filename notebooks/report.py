@@ -245,14 +245,18 @@ if not no_variants:
     display(figures.variant_figure(report.chart_frame(comparison), comparison["peak"]))
 
 # %% [markdown]
-# "x baseline" is baseline time over variant time over the pages both ran (above 1: faster),
-# with a 95% interval from a paired bootstrap over the pages; "faster" means the interval
-# lies above 1 and above the "control 95% interval", the same interval of the A/A control (the
-# baseline profiled again after the variants: drift between runs), "slower" below both. A
-# variant that failed its gate keeps its times but gets no ratio. "x from
-# roofline" is the stage's time over the time its FLOPs and bytes need at the peak (1 would
-# be at the hardware limit); stages whose bytes are not counted are judged by compute alone,
-# so theirs is an upper limit.
+# "x baseline" is baseline time over variant time over the pages both ran (above 1: faster);
+# with an A/A control (the baseline profiled again after the variants) the baseline time is
+# the two averaged page by page. The 95% interval holds the page-to-page noise and the drift
+# between runs the control measured per shard; the "noise floor" is the smallest change the
+# run could have called. "faster" or "slower" needs a p of at most 5% after Holm's correction
+# (the whole page across the variants, every other stage x variant apart); one shard
+# measures drift once, so only large changes clear it: `shards: 4` resolves a few percent.
+# Below 8 pages no interval is given ("too few pages"); without a control nothing is judged.
+# A variant that failed its gate keeps its times but gets no ratio. "x from roofline" is
+# the stage's time over the time its FLOPs and bytes need at the peak (1 would be at the
+# hardware limit); stages whose bytes are not counted are judged by compute alone, so theirs
+# is an upper limit.
 
 # %%
 if not no_variants:

@@ -22,6 +22,8 @@ def _row(variant: str, stage: str, ms: float, distance: float | None, bound: str
         "ratio": 1.0,
         "ratio_low": 0.9,
         "ratio_high": 1.1,
+        "noise_floor": 0.1,
+        "drift_shards": 4,
         "verdict": "within noise",
         f"roofline_x_{PEAK}": distance,
         f"bound_{PEAK}": bound,

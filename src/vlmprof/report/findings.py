@@ -178,6 +178,8 @@ class VariantFindings:
     stages: list[StageOutcome]
     caveats: list[VariantCaveat]
     furthest: FurthestStage | None = None
+    # Shards whose A/A control measured the drift between runs (0: no control ran).
+    drift_shards: int = 0
 
 
 # --- cost centres ------------------------------------------------------------------------
@@ -488,6 +490,12 @@ def _caveats(comparison: dict[str, Any]) -> list[VariantCaveat]:
     return caveats
 
 
+def drift_shards(comparison: dict[str, Any]) -> int:
+    """How many shards measured the drift between runs on the whole page (0 without an
+    A/A control): one gives the verdicts a single degree of freedom."""
+    return max((r["drift_shards"] for r in comparison["rows"] if r["stage"] == PAGE), default=0)
+
+
 def variant_findings(comparison: dict[str, Any] | None) -> VariantFindings:
     """What each optimisation buys: the best gate-passed variant per stage of
     `SUMMARY_STAGES` the comparison holds, then the variants that timed nothing, failed
@@ -505,4 +513,5 @@ def variant_findings(comparison: dict[str, Any] | None) -> VariantFindings:
         stages=[_stage_outcome(comparison, stage) for stage in stages],
         caveats=_caveats(comparison),
         furthest=furthest_from_bound(comparison),
+        drift_shards=drift_shards(comparison),
     )

@@ -16,6 +16,7 @@ from vlmprof.report.timed_busy import busy_basis
 from vlmprof.report.timing import host_ms, timed
 from vlmprof.report.variants import gap_note, gate_difference, switches_text
 from vlmprof.variants.comparison import PAGE
+from vlmprof.variants.paired import FASTER, MIN_PAGES, WITHIN_NOISE
 
 REPRODUCE_COMMAND = "snakemake --cores 1 --resources gpu=1 --configfile run-config.yaml"
 _ROOF_WORDS = {"compute": "compute limit", "memory": "memory-bandwidth limit"}
@@ -295,10 +296,21 @@ def _stage_title(stage: str) -> str:
 
 
 def _interval(row: dict[str, Any]) -> str:
-    """ "95% interval 1.02x to 1.15x" of a comparison row (a note when it has none)."""
+    """ "95% interval 1.02x to 1.15x" of a comparison row, or why it has none."""
     if row["ratio_low"] is None or row["ratio_high"] is None:
-        return "no interval from a single page"
+        return f"no interval from {row['pages']} pages: {MIN_PAGES} are needed"
     return f"95% interval {times(row['ratio_low'])} to {times(row['ratio_high'])}"
+
+
+def _reading(row: dict[str, Any]) -> str:
+    """Why a variant with an interval is not called faster: its verdict, and for "within
+    noise" the smallest change this run could have called."""
+    if row["ratio_low"] is None or row["verdict"] == FASTER:
+        return ""
+    if row["verdict"] == WITHIN_NOISE and row["noise_floor"] is not None:
+        floor = percent(row["noise_floor"])
+        return f"; within noise: this run could call only a change above {floor}"
+    return f"; {row['verdict']}"
 
 
 def _limit_phrase(row: dict[str, Any], peak: str) -> str:
@@ -328,7 +340,8 @@ def _outcome_sentence(outcome: f.StageOutcome) -> str:
         if closest is None:
             return sentence + "."
         ratio = times(closest["ratio"])
-        return f"{sentence} (closest: `{closest['variant']}`, {ratio}, {_interval(closest)})."
+        interval = _interval(closest) + _reading(closest)
+        return f"{sentence} (closest: `{closest['variant']}`, {ratio}, {interval})."
     per_token = outcome.per_token
     if per_token is not None and per_token["ms"] is not None:
         took = f"{per_token['ms']:,.2f} ms per token instead of {per_token['baseline_ms']:,.2f} ms"
@@ -374,6 +387,16 @@ def _caveat_sentence(caveat: f.VariantCaveat) -> str:
     )
 
 
+# What the verdicts can say when the drift between runs was measured on fewer than 2 shards.
+DRIFT_NOTES = {
+    0: "No A/A control ran (`variant_control.enabled: false`), so the drift between runs was "
+    "not measured and no variant is judged faster or slower.",
+    1: "The drift between runs was measured on one shard: with one degree of freedom only "
+    "large changes can be called (the noise floor in the report's variants table). "
+    "`shards: 4`, each shard its own job, measures it four times and resolves a few percent.",
+}
+
+
 def variant_sentences(found: f.VariantFindings) -> list[str]:
     """What each optimisation buys, in words: the best gate-passed variant per stage, then
     the variants that timed nothing, failed their gate or are sweep points."""
@@ -385,6 +408,8 @@ def variant_sentences(found: f.VariantFindings) -> list[str]:
     ]
     if not found.any_passed:
         sentences.append("No optimisation passed the correctness check: none counts as faster.")
+    elif found.drift_shards < 2:
+        sentences.append(DRIFT_NOTES[found.drift_shards])
     sentences += [_outcome_sentence(outcome) for outcome in found.stages]
     if found.furthest is not None:
         sentences.append(furthest_sentence(found.furthest))

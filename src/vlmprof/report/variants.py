@@ -90,16 +90,17 @@ def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def _interval_text(row: dict[str, Any], missing: str | None = "-") -> str | None:
-    """A row's 95% interval as "low to high", or `missing` without one."""
+def _interval_text(row: dict[str, Any]) -> str:
+    """A row's 95% interval as "low to high", or "-" without one."""
     if row["ratio_low"] is None or row["ratio_high"] is None:
-        return missing
+        return "-"
     return f"{format_number(row['ratio_low'])} to {format_number(row['ratio_high'])}"
 
 
 def comparison_table(comparison: dict[str, Any]) -> pd.DataFrame:
-    """Stage x variant: mean time, ratio to the baseline with its interval, how to read it,
-    MFU/MBU (%) and the distance to the roofline at the headline peak."""
+    """Stage x variant: mean time, ratio to the baseline with its interval and noise floor
+    (the smallest change the run could have called), how to read it, MFU/MBU (%) and the
+    distance to the roofline at the headline peak."""
     peak = comparison["peak"]
     rows = [
         {
@@ -109,10 +110,7 @@ def comparison_table(comparison: dict[str, Any]) -> pd.DataFrame:
             "pages": r["pages"],
             "x baseline": r["ratio"],
             "95% interval": _interval_text(r),
-            # The stage's A/A control interval (vlmprof.variants.control); none without one.
-            "control 95% interval": _interval_text(
-                {"ratio_low": r.get("control_low"), "ratio_high": r.get("control_high")}, None
-            ),
+            "noise floor (%)": None if r["noise_floor"] is None else 100.0 * r["noise_floor"],
             "reading": r["verdict"],
             f"MFU {peak} (%)": None if r[f"mfu_{peak}"] is None else 100.0 * r[f"mfu_{peak}"],
             f"MBU {peak} (%)": None if r[f"mbu_{peak}"] is None else 100.0 * r[f"mbu_{peak}"],

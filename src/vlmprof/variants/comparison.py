@@ -1,16 +1,19 @@
 """Variants against the baseline, stage by stage: time, ratio, utilisation, roofline distance.
 
 Every variant is a profiled run of the baseline's pages (its metrics.json and, beside it,
-tables/per_image.csv as the aggregate step writes them) with the correctness gate's verdict.
-Per stage the comparison holds the variant's mean time over the pages both runs measured,
-the ratio baseline time / variant time (2.0: twice as fast) with a 95% interval from a
-paired bootstrap over pages, and MFU, MBU and how many times the stage's time is above its
-roofline bound as metrics.json holds them. The A/A control (`vlmprof.variants.control`),
-when the run has one, gets its interval like a variant, and every verdict must clear it. A
-variant that failed its gate keeps its times
-but gets no ratio; a sweep point (gate not_applicable: other preset, mode or crops) gets a
-ratio labelled as a different workload; only gate-passed variants can be a stage's best.
-The comparison is data (comparison.json); `vlmprof.report.variants` presents it.
+tables/per_image.csv as the aggregate step writes them, each page with its shard) with the
+correctness gate's verdict. Per stage the comparison holds the variant's mean time over the
+pages both runs measured, the ratio reference time / variant time (2.0: twice as fast) with
+its 95% interval, noise floor and verdict from the one comparison engine
+(`vlmprof.variants.paired`), and MFU, MBU and how many times the stage's time is above its
+roofline bound as metrics.json holds them. The reference is the baseline averaged page by
+page with the A/A control (`vlmprof.variants.control`) when the run has one; the control
+also measures the drift between runs that every interval holds. Verdicts are corrected for
+how many are made (Holm, in two families: the whole page across the variants, and every
+other stage x variant). A variant that failed its gate keeps its times but gets no ratio; a
+sweep point (gate not_applicable: other preset, mode or crops) gets a ratio labelled as a
+different workload; only gate-passed variants are judged, and only they can be a stage's
+best. The comparison is data (comparison.json); `vlmprof.report.variants` presents it.
 """
 
 from __future__ import annotations
@@ -27,13 +30,9 @@ import pandas as pd
 from vlmprof.atomic import atomic_open, write_json_atomic
 from vlmprof.metrics.roofline import PEAK_COLUMNS
 from vlmprof.stages import HOST_STAGES, STAGE_NAMES
-from vlmprof.variants.control import (
-    CONTROL,
-    CONTROL_VERDICT,
-    VERDICT_RULE,
-    drift_verdict,
-    judge_against_control,
-)
+from vlmprof.variants import paired
+from vlmprof.variants.control import CONTROL, CONTROL_VERDICT
+from vlmprof.variants.paired import Drift, PairedRatio
 from vlmprof.variants.switches import BASELINE
 
 GATE_STATUSES: tuple[str, ...] = ("passed", "failed", "not_applicable")
@@ -44,18 +43,22 @@ PAGE = "model"
 STAGE_ORDER: tuple[str, ...] = (*(s for s in STAGE_NAMES if s not in HOST_STAGES), PAGE)
 # Stages whose distance to the roofline the comparison reports, besides the page.
 ROOFLINE_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "prefill", "decode")
-RESAMPLES = 4000
-SEED = 0
+# Holm's families: the whole page across the variants, and every other stage x variant.
+FAMILIES: dict[bool, str] = {True: "page", False: "stages"}
 HOW_TO_ADD = (
     "to compare optimisations, name them under `variants:` in the config, each with the "
     "switches it sets over the baseline (e.g. `grouped: {experts: grouped}`), and rerun"
 )
 METHOD = {
-    "ratio": "baseline time / variant time, each the mean over the pages both runs measured "
-    "of that page's mean over its ok repeats (above 1: the variant is faster)",
-    "interval": f"95% percentile interval of the same ratio over {RESAMPLES} paired bootstrap "
-    f"resamples of the pages (seed {SEED}); none with fewer than two pages",
-    "verdict": VERDICT_RULE,
+    **paired.METHOD,
+    "verdict": "faster or slower when the two-sided p of E / sqrt(V) is at most "
+    f"{paired.ALPHA:.0%} after Holm's correction within its family (the whole page, prefill + "
+    "decode, across the gate-passed variants; every other stage x variant apart), else within "
+    f"noise; {paired.TOO_FEW_PAGES!r} below {paired.MIN_PAGES} pages, {paired.NOT_JUDGED!r} "
+    "without an A/A control (variant_control.enabled: false); only a variant whose gate passed "
+    "is judged, and the best of a stage is the faster one with the largest ratio",
+    "control": "the A/A control is the baseline profiled again after every other arm, shard "
+    "by shard; its row's ratio is baseline time / control time, the drift between runs",
     "payback": "pages after which a gate-passed variant's extra warm-up over the baseline's "
     "(compilation and graph capture, each shard's warm-up rounds timed) is paid back by its "
     "whole-page saving",
@@ -125,21 +128,43 @@ def page_means(per_image: pd.DataFrame) -> dict[str, pd.Series]:
     return means
 
 
-def ratio_interval(
-    baseline: np.ndarray, variant: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
-) -> tuple[float | None, float | None]:
-    """95% interval of sum(baseline) / sum(variant) over paired bootstrap resamples of pages."""
-    if len(baseline) < 2:
-        return None, None
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(baseline), size=(resamples, len(baseline)))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratios = baseline[picks].sum(axis=1) / variant[picks].sum(axis=1)
-    ratios = ratios[np.isfinite(ratios)]
-    if not ratios.size:
-        return None, None
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return float(low), float(high)
+def page_shards(per_image: pd.DataFrame) -> pd.Series | None:
+    """The shard each page ran in (tables/per_image.csv's `shard`); None for tables written
+    before it was kept, whose pages then count as one shard."""
+    if "shard" not in per_image.columns:
+        return None
+    return pd.to_numeric(per_image["shard"], errors="coerce").fillna(-1).astype(int)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What one stage's arms are measured against: each page's reference time (the
+    baseline's, averaged with the control's where the run has one), the baseline's own,
+    each page's shard, and the drift between runs the control measured (None without)."""
+
+    times: pd.Series
+    baseline: pd.Series
+    shard: pd.Series | None
+    drift: Drift | None
+
+
+def stage_reference(
+    baseline: pd.Series, control: pd.Series | None, shard: pd.Series | None
+) -> Reference:
+    """One stage's reference from the baseline's and the control's page means."""
+    if control is None:
+        return Reference(baseline, baseline, shard, None)
+    base, again = baseline.align(control, join="inner")
+    drift = paired.shard_drift(base.to_numpy(float), again.to_numpy(float), _shards(shard, base))
+    if drift is None:
+        return Reference(baseline, baseline, shard, None)
+    times = pd.Series(paired.reference_times(base.to_numpy(float), again.to_numpy(float)))
+    return Reference(times.set_axis(base.index), baseline, shard, drift)
+
+
+def _shards(shard: pd.Series | None, pages: pd.Series) -> np.ndarray | None:
+    """The shard of each of `pages`, in their order (None where the pages do not say)."""
+    return None if shard is None else shard.reindex(pages.index).fillna(-1).to_numpy(int)
 
 
 def roofline_distance(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -167,66 +192,100 @@ def _utilisation(metrics: dict[str, Any], stage: str) -> dict[str, float | None]
     }
 
 
-def _verdict(status: str, low: float | None, high: float | None) -> str:
-    """How to read a row's ratio given the variant's gate status and interval."""
+@dataclass(frozen=True)
+class _Measured:
+    """One arm's stage against its reference: mean times over the pages both measured (the
+    reference's as `baseline_ms`) and the engine's paired ratio."""
+
+    run: VariantRun
+    status: str
+    stage: str
+    ms: float | None
+    baseline_ms: float | None
+    pair: PairedRatio
+
+
+def _measure(
+    run: VariantRun, status: str, stage: str, reference: Reference, mine: pd.Series | None
+) -> _Measured:
+    """An arm's stage (`mine`: its page means) against the reference: a gate-passed variant
+    or a sweep point through the engine, the baseline's own ratio without an interval (it is
+    half the reference), the control against the baseline (the drift), a failed variant
+    without a ratio."""
+    mine = pd.Series(dtype=float) if mine is None else mine
+    against = reference.baseline if status == CONTROL else reference.times
+    base, mine = against.align(mine, join="inner")
+    ms = float(mine.mean()) if len(mine) else None
+    base_ms = float(base.mean()) if len(base) else None
+    pages = len(mine)
+    if status in ("passed", "not_applicable"):
+        shard = _shards(reference.shard, base)
+        pair = paired.paired_ratio(
+            base.to_numpy(float), mine.to_numpy(float), shard, reference.drift
+        )
+    elif status == "failed" or not pages or not mine.sum() > 0:
+        pair = PairedRatio(pages, None)
+    else:
+        shards = 0 if reference.drift is None else reference.drift.shards
+        pair = PairedRatio(pages, float(base.sum() / mine.sum()), drift_shards=shards)
+    return _Measured(run, status, stage, ms, base_ms, pair)
+
+
+def _verdict(measured: _Measured, p_adjusted: float | None) -> str:
+    """How to read a row's ratio given the arm's gate status and the engine's test."""
     fixed = {
         BASELINE: "baseline",
         "failed": "failed gate: not a speedup",
         "not_applicable": "different workload",
         CONTROL: CONTROL_VERDICT,
     }
-    if status in fixed:
-        return fixed[status]
-    if low is None or high is None:
-        return "not judged (one page)"
-    return drift_verdict(low, high, None)
+    if not measured.pair.pages:
+        return "not measured"
+    if measured.status in fixed:
+        return fixed[measured.status]
+    return paired.verdict(measured.pair, p_adjusted)
 
 
-def _ratio(
-    status: str, base: pd.Series, mine: pd.Series
-) -> tuple[float | None, float | None, float | None]:
-    """Ratio of mean baseline to mean variant time and its interval; none for a failed
-    gate, no interval for the baseline itself."""
-    if status == "failed" or not len(mine) or mine.mean() <= 0:
-        return None, None, None
-    ratio = float(base.mean() / mine.mean())
-    if status == BASELINE:
-        return ratio, None, None
-    return (ratio, *ratio_interval(base.to_numpy(float), mine.to_numpy(float)))
+def _judged_rows(measured: list[_Measured]) -> list[dict[str, Any]]:
+    """One row per arm x stage, verdicts taken on p-values Holm-adjusted per family; only
+    gate-passed variants are tested."""
+    families = [FAMILIES[m.stage == PAGE] for m in measured]
+    tested = [m.pair.p if m.status == "passed" else None for m in measured]
+    adjusted = paired.holm_by_family(families, tested)
+    return [
+        _row(m, family if p is not None else None, p, adjusted_p)
+        for m, family, p, adjusted_p in zip(measured, families, tested, adjusted, strict=True)
+    ]
 
 
-def _rows(
-    run: VariantRun, baseline: dict[str, pd.Series], stages: Sequence[str], status: str = ""
-) -> list[dict[str, Any]]:
-    """One row per stage of one variant (`status` its gate's, unless given) against the
-    baseline's pages."""
-    status = status or (BASELINE if run.gate is None else run.gate["status"])
-    pages = page_means(run.per_image)
-    roofline = roofline_distance(run.metrics)
-    rows = []
-    for stage in stages:
-        base, mine = baseline[stage].align(pages.get(stage, pd.Series(dtype=float)), "inner")
-        ratio, low, high = _ratio(status, base, mine)
-        roof = roofline.get(stage, {})
-        rows.append(
-            {
-                "variant": run.name,
-                "status": status,
-                "stage": stage,
-                "ms": float(mine.mean()) if len(mine) else None,
-                "baseline_ms": float(base.mean()) if len(base) else None,
-                "pages": len(mine),
-                "ratio": ratio,
-                "ratio_low": low,
-                "ratio_high": high,
-                "verdict": _verdict(status, low, high) if len(mine) else "not measured",
-                **_utilisation(run.metrics, stage),
-                **{f"roofline_x_{c}": roof.get(c, {}).get("distance") for c in PEAK_COLUMNS},
-                **{f"bound_{c}": roof.get(c, {}).get("bound") for c in PEAK_COLUMNS},
-                "bytes_counted": next((v["bytes_counted"] for v in roof.values()), None),
-            }
-        )
-    return rows
+def _row(
+    measured: _Measured, family: str | None, p: float | None, p_adjusted: float | None
+) -> dict[str, Any]:
+    """A comparison row: times, the paired ratio and its test, utilisation and roofline."""
+    run, stage, pair = measured.run, measured.stage, measured.pair
+    roof = roofline_distance(run.metrics).get(stage, {})
+    return {
+        "variant": run.name,
+        "status": measured.status,
+        "stage": stage,
+        "ms": measured.ms,
+        "baseline_ms": measured.baseline_ms,
+        "pages": pair.pages,
+        "ratio": pair.ratio,
+        "ratio_low": pair.low,
+        "ratio_high": pair.high,
+        "noise_floor": pair.noise_floor,
+        "df": pair.df,
+        "drift_shards": pair.drift_shards,
+        "p": p,
+        "p_adjusted": p_adjusted,
+        "family": family,
+        "verdict": _verdict(measured, p_adjusted),
+        **_utilisation(run.metrics, stage),
+        **{f"roofline_x_{c}": roof.get(c, {}).get("distance") for c in PEAK_COLUMNS},
+        **{f"bound_{c}": roof.get(c, {}).get("bound") for c in PEAK_COLUMNS},
+        "bytes_counted": next((v["bytes_counted"] for v in roof.values()), None),
+    }
 
 
 def best_per_stage(rows: list[dict[str, Any]], stages: Sequence[str]) -> dict[str, Any]:
@@ -282,12 +341,12 @@ def _with_payback(
     return entry | {"extra_warmup_ms": extra, "payback_pages": payback_pages(extra, saving)}
 
 
-def _variant_entry(run: VariantRun, status: str = "") -> dict[str, Any]:
-    """What the comparison records of a variant besides its stage rows."""
+def _variant_entry(run: VariantRun, status: str) -> dict[str, Any]:
+    """What the comparison records of an arm besides its stage rows."""
     counts = run.metrics.get("counts", {})
     return {
         "name": run.name,
-        "status": status or (BASELINE if run.gate is None else run.gate["status"]),
+        "status": status,
         "switches": run.switches,
         "gate": run.gate,
         "run_name": run.metrics.get("run_name"),
@@ -355,14 +414,24 @@ def compare_variants(
     baseline: VariantRun, variants: Sequence[VariantRun], control: VariantRun | None = None
 ) -> dict[str, Any]:
     """comparison.json content: variants (the A/A control, if any, after the baseline), one
-    row per variant x stage with the stage's control interval, best per stage, each
-    setting's cost of a page and the cheapest within the run's latency bound."""
+    row per variant x stage against the reference (the baseline, averaged with the control),
+    best per stage, each setting's cost of a page and the cheapest within the run's latency
+    bound."""
     base_pages = page_means(baseline.per_image)
+    control_pages = page_means(control.per_image) if control else {}
+    shard = page_shards(baseline.per_image)
     stages = [s for s in STAGE_ORDER if s in base_pages]
-    arms = [(baseline, ""), *([(control, CONTROL)] if control else [])]
-    arms += [(variant, "") for variant in variants]
-    rows = [row for run, status in arms for row in _rows(run, base_pages, stages, status)]
-    rows = judge_against_control(rows)
+    references = {
+        stage: stage_reference(base_pages[stage], control_pages.get(stage), shard)
+        for stage in stages
+    }
+    arms = [(baseline, BASELINE), *([(control, CONTROL)] if control else [])]
+    arms += [(variant, variant.gate["status"]) for variant in variants]
+    measured = []
+    for run, status in arms:
+        means = page_means(run.per_image)
+        measured += [_measure(run, status, s, references[s], means.get(s)) for s in stages]
+    rows = _judged_rows(measured)
     entries = [_variant_entry(run, status) for run, status in arms]
     baseline_warmup = entries[0]["warmup_ms"]
     settings = [
