@@ -16,7 +16,6 @@ from vlmprof.compare import (
     compare_dirs,
     compare_runs,
     main,
-    median_interval,
     paired_pages,
     verdict,
 )
@@ -24,6 +23,7 @@ from vlmprof.metrics.aggregate import aggregate_records, per_image_table
 from vlmprof.metrics.build import input_rows
 from vlmprof.provenance import config_hash
 from vlmprof.records import RunRecord
+from vlmprof.variants.paired import MIN_PAGES, NOT_JUDGED, TOO_FEW_PAGES
 
 PAGES = ("p1.png", "p2.png", "p3.png")
 CONFIG = {
@@ -248,9 +248,9 @@ def test_a_run_without_inputs_is_refused(tmp_path):
 
 
 def test_paired_per_page_test_on_a_constructed_pair():
-    pages = [f"p{i}" for i in range(6)]
-    a_ms = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 60.0])
-    ratios = np.array([1.04, 1.06, 1.05, 1.07, 1.05, 1.06])
+    pages = [f"p{i}" for i in range(10)]
+    a_ms = np.arange(1.0, 11.0) * 10.0
+    ratios = np.array([1.04, 1.06, 1.05, 1.07, 1.05, 1.06, 1.04, 1.05, 1.06, 1.05])
     per_a = pd.DataFrame({"image_id": pages, "decode (ms)": a_ms, "load (ms)": 1.0})
     per_b = pd.DataFrame({"image_id": pages, "decode (ms)": a_ms * ratios, "load (ms)": 1.0})
     # A page only one run measured is left out of the pairs.
@@ -258,24 +258,24 @@ def test_paired_per_page_test_on_a_constructed_pair():
     table = paired_pages(per_a.set_index("image_id"), per_b.set_index("image_id"))
 
     decode = table.loc["decode"]
-    assert decode["pages"] == 6
-    assert decode["B/A median"] == pytest.approx(1.055)
-    # The median of a resample is a middle value of resampled ratios: between their extremes.
-    assert 1.04 <= decode["95% low"] <= 1.055 <= decode["95% high"] <= 1.07
-    assert decode["reading"] == "B slower"
-    assert (decode["95% low"], decode["95% high"]) == median_interval(ratios)
+    assert decode["pages"] == 10
+    assert decode["B/A"] == pytest.approx((a_ms * ratios).sum() / a_ms.sum())
+    # A ratio of totals is a weighted mean of the page ratios: its interval lies near them.
+    assert 1.03 < decode["95% low"] < decode["B/A"] < decode["95% high"] < 1.08
+    # Two runs have no A/A control: drift between them is not measured, nothing is judged.
+    assert decode["reading"] == NOT_JUDGED
     load = table.loc["load"]
-    assert (load["B/A median"], load["95% low"], load["95% high"]) == (1.0, 1.0, 1.0)
-    assert load["reading"] == "within noise"
+    assert (load["B/A"], load["95% low"], load["95% high"]) == (1.0, 1.0, 1.0)
 
 
-def test_paired_interval_by_hand_and_its_limits():
-    ratios = np.array([0.9, 1.0, 1.1, 1.3])
-    rng = np.random.default_rng(7)
-    picks = rng.integers(0, ratios.size, size=(500, ratios.size))
-    expected = np.percentile(np.median(ratios[picks], axis=1), [2.5, 97.5])
-    assert median_interval(ratios, resamples=500, seed=7) == pytest.approx(tuple(expected))
-    assert median_interval(np.array([1.2])) == (None, None)
+def test_below_the_minimum_of_pages_there_is_no_interval():
+    pages = [f"p{i}" for i in range(MIN_PAGES - 1)]
+    per_a = pd.DataFrame({"image_id": pages, "decode (ms)": 10.0}).set_index("image_id")
+    per_b = per_a * 0.84
+    decode = paired_pages(per_a, per_b).loc["decode"]
+    assert decode["B/A"] == pytest.approx(0.84)
+    assert decode["reading"] == TOO_FEW_PAGES
+    assert pd.isna(decode["95% low"]) and pd.isna(decode["95% high"])
 
 
 def test_paired_test_reads_each_runs_per_page_table(tmp_path):
@@ -285,9 +285,10 @@ def test_paired_test_reads_each_runs_per_page_table(tmp_path):
     # 2% slower on every page: within the 10% tolerance, and the paired test sees it.
     assert comparison.verdict == "PASS"
     prefill = comparison.pages.loc["prefill"]
-    assert prefill["pages"] == 3 and prefill["B/A median"] == pytest.approx(1.02)
-    assert prefill["reading"] == "B slower"
-    assert comparison.pages.loc["sam", "reading"] == "within noise"
+    assert prefill["pages"] == 3 and prefill["B/A"] == pytest.approx(1.02)
+    # Three pages are too few for an interval: no reading of slower or faster.
+    assert set(comparison.pages["reading"]) == {TOO_FEW_PAGES}
     assert main([str(a), str(b), "--out", str(tmp_path / "t.md")]) == 0
     text = (tmp_path / "t.md").read_text()
-    assert "Paired per-page test" in text and "| B slower " in text
+    assert "Paired per-page test" in text and f"| {TOO_FEW_PAGES} " in text
+    assert "drift between them is not measured" in text

@@ -6,8 +6,11 @@ kind of device; otherwise the comparison is refused with the difference in one l
 forced. Stage mean times decide the verdict (relative change within a tolerance); stages
 that run on the host only (image load, preprocessing) are shown but not judged unless
 asked, and MFU changes are listed for reading. Beside the ratio of means, a paired per-page
-test: for every page both runs measured, the ratio of its mean times, their median and a
-95% bootstrap interval over pages (from each run's tables/per_image.csv).
+test through the comparison engine (`vlmprof.variants.paired`): B/A of each stage's times
+summed over the pages both runs measured (each run's tables/per_image.csv) with its 95%
+interval over the pages, none below its minimum of pages. Two runs have no A/A control, so
+the drift between them is not measured and the test judges nothing: it says how closely the
+pages pin the ratio down.
 
 Usage: python -m vlmprof.compare RUN_A RUN_B [--tolerance 0.1] [--out table.md] [--force]
 [--include-host-stages] (RUN_A/RUN_B: result folders holding metrics.json and
@@ -25,15 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from vlmprof.atomic import write_text_atomic
 from vlmprof.provenance import config_hash
 from vlmprof.stages import HOST_STAGES, STAGE_NAMES
+from vlmprof.variants.paired import MIN_PAGES, paired_ratio
 
 COLUMNS: tuple[str, ...] = ("kind", "A", "B", "delta %", "pass")
-PAGE_COLUMNS: tuple[str, ...] = ("pages", "B/A median", "95% low", "95% high", "reading")
+PAGE_COLUMNS: tuple[str, ...] = ("pages", "B/A", "95% low", "95% high", "reading")
 JUDGED = "mean (ms)"
 HOST = "host mean (ms)"
 # Config keys that name this run or other runs: comparable runs differ in them.
@@ -41,8 +44,6 @@ OTHER_RUN_KEYS: tuple[str, ...] = ("run_name", "compare", "variants", "variant_g
 # Config sections that change what the report shows, not what was measured.
 PRESENTATION_KEYS: tuple[str, ...] = ("cost",)
 PER_IMAGE = Path("tables") / "per_image.csv"
-RESAMPLES = 4000
-SEED = 0
 FORCE_HINT = "use --force (compare.force: true) to compare anyway"
 # Differences named in a refusal before the rest are counted.
 SHOWN = 3
@@ -241,36 +242,14 @@ def verdict(df: pd.DataFrame) -> str:
     return "PASS" if not failing else "FAIL: " + ", ".join(failing)
 
 
-def median_interval(
-    ratios: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED
-) -> tuple[float | None, float | None]:
-    """95% percentile interval of the median of `ratios` over bootstrap resamples of the
-    pages (seeded); None with fewer than two pages."""
-    if ratios.size < 2:
-        return None, None
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, ratios.size, size=(resamples, ratios.size))
-    low, high = np.percentile(np.median(ratios[picks], axis=1), [2.5, 97.5])
-    return float(low), float(high)
+def _inverse(value: float | None) -> float | None:
+    return None if value is None else 1.0 / value
 
 
-def _reading(low: float | None, high: float | None) -> str:
-    """How B compares with A by the paired interval."""
-    if low is None or high is None:
-        return "not judged (one page)"
-    if low > 1.0:
-        return "B slower"
-    return "B faster" if high < 1.0 else "within noise"
-
-
-def paired_pages(
-    per_image_a: pd.DataFrame,
-    per_image_b: pd.DataFrame,
-    resamples: int = RESAMPLES,
-    seed: int = SEED,
-) -> pd.DataFrame:
-    """Per stage, over the pages both runs measured: the median of each page's B/A ratio of
-    mean times, its 95% bootstrap interval and how to read it (tables/per_image.csv input)."""
+def paired_pages(per_image_a: pd.DataFrame, per_image_b: pd.DataFrame) -> pd.DataFrame:
+    """Per stage, over the pages both runs measured: B/A of their summed times, its 95%
+    interval over the pages (page noise only) and the engine's reading: too few pages, or
+    not judged since drift between two runs is not measured (tables/per_image.csv input)."""
     rows = []
     for stage in STAGE_NAMES:
         column = f"{stage} (ms)"
@@ -279,19 +258,18 @@ def paired_pages(
         a = pd.to_numeric(per_image_a[column], errors="coerce")
         b = pd.to_numeric(per_image_b[column], errors="coerce")
         a, b = a.align(b, join="inner")
-        kept = a.notna() & b.notna() & (a > 0)
-        ratios = (b[kept] / a[kept]).to_numpy(float)
-        if not ratios.size:
+        # The engine's ratio is reference over arm: A/B, inverted for the table.
+        pair = paired_ratio(a.to_numpy(float), b.to_numpy(float))
+        if not pair.pages:
             continue
-        low, high = median_interval(ratios, resamples, seed)
         rows.append(
             {
                 "stage": stage,
-                "pages": int(ratios.size),
-                "B/A median": float(np.median(ratios)),
-                "95% low": low,
-                "95% high": high,
-                "reading": _reading(low, high),
+                "pages": pair.pages,
+                "B/A": _inverse(pair.ratio),
+                "95% low": _inverse(pair.high),
+                "95% high": _inverse(pair.low),
+                "reading": pair.reading,
             }
         )
     return pd.DataFrame(rows, columns=["stage", *PAGE_COLUMNS]).set_index("stage")
@@ -349,9 +327,10 @@ def to_markdown(comparison: Comparison, tolerance: float) -> str:
             "",
             comparison.table.to_markdown(floatfmt=".4g"),
             "",
-            "Paired per-page test: for each page both runs measured, B/A of its mean time;"
-            f" the median over pages and its 95% interval ({RESAMPLES} bootstrap resamples of"
-            f" the pages, seed {SEED}).",
+            "Paired per-page test: B/A of each stage's times summed over the pages both runs"
+            " measured, with its 95% interval over the pages (page noise only; none below"
+            f" {MIN_PAGES} pages). Two runs have no A/A control: the drift between them is not"
+            " measured, so the test judges nothing; the tolerance on stage means decides.",
             "",
             comparison.pages.to_markdown(floatfmt=".4g"),
             "",
