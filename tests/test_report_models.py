@@ -6,12 +6,8 @@ from __future__ import annotations
 import pytest
 
 from vlmprof.report.figures import models_figure
-from vlmprof.report.models import (
-    cheapest_sentence,
-    compare_models,
-    models_table,
-    page_parts,
-)
+from vlmprof.report.models import cheapest_sentence, models_table, page_parts
+from vlmprof.variants.models_comparison import compare_models
 
 
 def metrics(name: str, gpu_ms: float | None, architecture: str | None = None) -> dict:

@@ -21,13 +21,13 @@ from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import has_formulas, spec_dims
 from vlmprof.models.base import ModelSpec
 from vlmprof.records import first_placement
-from vlmprof.report.models import compare_models as model_comparison
 from vlmprof.report.models import models_table
 from vlmprof.report.models import to_markdown as models_markdown
 from vlmprof.report.variants import to_markdown as comparison_markdown
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.comparison import read_run, write_comparison
 from vlmprof.variants.gate import judge_variant, merged_outputs, not_applicable
+from vlmprof.variants.models_comparison import compare_models as model_comparison
 from vlmprof.variants.switches import BASELINE
 
 log = logging.getLogger(__name__)
