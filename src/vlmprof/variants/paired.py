@@ -167,8 +167,9 @@ def page_variance(reference: np.ndarray, arm: np.ndarray) -> tuple[float, int]:
     # Each page's influence on the log ratio: its share of the reference minus of the arm.
     influence = reference / reference.sum() - arm / arm.sum()
     variance = float(np.square(influence).sum()) * pages / (pages - 1)
-    weight = np.square((reference / reference.sum() + arm / arm.sum()) / 2)
-    effective = float(weight.sum() ** 2 / np.square(weight).sum())
+    # Satterthwaite's count of the pages the variance rests on: sum(w^2)^2 / sum(w^4).
+    squared_share = np.square((reference / reference.sum() + arm / arm.sum()) / 2)
+    effective = float(squared_share.sum() ** 2 / np.square(squared_share).sum())
     return variance, max(1, round(effective) - 1)
 
 
