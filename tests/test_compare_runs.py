@@ -18,6 +18,7 @@ import pytest
 from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
 from vlmprof.compare import HOST, JUDGED, compare_dirs
 from vlmprof.stages import HOST_STAGES
+from vlmprof.variants.paired import TOO_FEW_PAGES
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +97,9 @@ def test_two_cpu_runs_agree(pipeline_run: Path, run_b: Path):
     # The paired test pairs the three pages of every stage from each run's per-page table.
     assert set(comparison.pages.index) == set(shown.index)
     assert (comparison.pages["pages"] == 3).all()
+    # Three pages make no interval: the paired test reads no stage slower or faster.
+    assert set(comparison.pages["reading"]) == {TOO_FEW_PAGES}
+    assert comparison.pages["95% low"].isna().all()
 
 
 def test_altered_run_fails_naming_the_stage(run_b: Path, altered_b: Path):
