@@ -65,7 +65,7 @@ def test_a_missing_baseline_is_named(tmp_path: Path):
         workflow_refusal(tmp_path / "absent" / "metrics.json", run, CONFIG)
 
 
-def _compare_job(baseline: Path, run: Path, table: Path, force: bool) -> str | None:
+def _compare_job(baseline: Path, run: Path, table: Path, force: bool) -> int:
     return compare(
         str(run / "metrics.json"),
         str(baseline / "metrics.json"),
@@ -76,20 +76,26 @@ def _compare_job(baseline: Path, run: Path, table: Path, force: bool) -> str | N
     )
 
 
-def test_the_compare_job_refuses_without_writing_and_compares_when_forced(tmp_path: Path):
+def test_the_compare_job_refuses_without_writing_and_compares_when_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     baseline = write_run(tmp_path / "baseline")
     run = write_run(tmp_path / "run", change=_on_h200)
     table = tmp_path / "compare.md"
-    assert _compare_job(baseline, run, table, force=False) == _refusal(OTHER_DEVICE)
+    assert _compare_job(baseline, run, table, force=False) == 2
+    assert capsys.readouterr().err == f"error: {_refusal(OTHER_DEVICE)}\n"
     assert not table.exists()
-    assert _compare_job(baseline, run, table, force=True) is None
+    assert _compare_job(baseline, run, table, force=True) == 0
     assert table.read_text().startswith(f"Comparable: no, forced: {OTHER_DEVICE}.\n")
 
 
-def test_the_compare_job_names_an_unreadable_run(tmp_path: Path):
+def test_the_compare_job_names_an_unreadable_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
     baseline = write_run(tmp_path / "baseline")
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.json").write_text(json.dumps({"aggregates": {}}))
-    refused = _compare_job(baseline, run, tmp_path / "compare.md", force=False)
-    assert refused == f"{run / 'metrics.json'}: no aggregates.stage_ms; not a vlmprof metrics.json"
+    assert _compare_job(baseline, run, tmp_path / "compare.md", force=False) == 2
+    unreadable = f"{run / 'metrics.json'}: no aggregates.stage_ms; not a vlmprof metrics.json"
+    assert capsys.readouterr().err == f"error: {unreadable}\n"

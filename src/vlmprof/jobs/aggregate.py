@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -188,12 +189,14 @@ def compare(
     tolerance: float,
     force: bool,
     include_host_stages: bool,
-) -> str | None:
+) -> int:
     """Per-stage deltas of this run's metrics.json against a baseline run's, with a verdict,
-    written to `table`. Host-only stages are judged only with `include_host_stages`.
+    written to `table`; the job's exit status, 0. Host-only stages are judged only with
+    `include_host_stages`.
 
     Runs of other pages, config or device (unless `force`) and an unreadable metrics.json
-    are refused: the reason in one line, logged and returned, and `table` not written.
+    are refused with status 2, as vlmprof-compare does: the reason in one line, logged and
+    on stderr, and `table` not written.
     """
     try:
         refused = None if force else workflow_refusal(baseline, run)
@@ -205,6 +208,7 @@ def compare(
         refused = str(error)
     if refused is not None:
         log.error("%s", refused)
-        return refused
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     write_text_atomic(Path(table), to_markdown(comparison, tolerance))
-    return None
+    return 0
