@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install SLURM (slurmctld, slurmd, client tools) and munge for the single-node test cluster.
-# The tests start and stop their own daemons; this only installs packages. Where it cannot
-# install (not root, no apt-get, no network) it says so and exits 0: the SLURM tests then skip.
-set -uo pipefail
+# The tests start and stop their own daemons; this only installs packages. It fails where
+# it cannot install (not root, no apt-get, no network): CI needs the SLURM tests to run.
+set -euo pipefail
 
 if command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 \
     && command -v munged >/dev/null 2>&1 && command -v sbatch >/dev/null 2>&1; then
@@ -10,25 +10,18 @@ if command -v slurmctld >/dev/null 2>&1 && command -v slurmd >/dev/null 2>&1 \
     exit 0
 fi
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "slurm-setup: needs root and apt-get; SLURM tests will be skipped"
-    exit 0
+    echo "slurm-setup: needs root and apt-get to install slurm-wlm and munge" >&2
+    exit 1
 fi
 
 # Keep the packages' own services from starting: the tests run private daemons.
 policy=/usr/sbin/policy-rc.d
-added_policy=0
 if [ ! -e "$policy" ]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added_policy=1
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    trap 'rm -f "$policy"' EXIT
+    chmod +x "$policy"
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq \
-    && apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
-status=$?
-if [ "$added_policy" -eq 1 ]; then
-    rm -f "$policy"
-fi
-if [ "$status" -ne 0 ]; then
-    echo "slurm-setup: apt-get could not install slurm-wlm; SLURM tests will be skipped"
-    exit 0
-fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
 echo "slurm-setup: installed $(slurmctld -V)"

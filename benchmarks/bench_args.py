@@ -1,13 +1,16 @@
-"""What the benchmarks share: which model to build, the order of arms, the stamped JSON file."""
+"""What the benchmarks share: which model to build, the order of arms, an arm in a process of
+its own, the stamped JSON file."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import multiprocessing
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from snakemake.utils import validate
@@ -18,6 +21,7 @@ from vlmprof.provenance import run_stamp
 from vlmprof.runtime.profile_settings import ProfileSettings
 
 REPO = Path(__file__).resolve().parents[1]
+Result = TypeVar("Result")
 
 
 def add_model_arguments(parser: argparse.ArgumentParser, device: str = "cpu") -> None:
@@ -66,6 +70,19 @@ def balanced_orders(names: list[str]) -> list[list[str]]:
     if n % 2:
         orders += [order[::-1] for order in orders]
     return orders
+
+
+def in_own_process(function: Callable[..., Result], *args: Any) -> Result:
+    """`function(*args)` in a fresh Python process (spawned, not forked), its result or its
+    exception sent back; a process that dies is a BrokenProcessPool (a RuntimeError).
+
+    One model per process: its CUDA graphs, memory and allocator state end with it, so no
+    arm runs beside another's graphs (several graphed models built one after another in
+    one process broke the allocator on an H100: docs/measurements/decode-paths-h100.md).
+    """
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(function, *args).result()
 
 
 def write_json(

@@ -9,15 +9,16 @@ Two arms on synthetic pages in gundam mode: `best` (grouped experts, graphed dec
 folded relative positions, vision replayed from CUDA graphs; on a CPU a static KV cache and
 eager vision instead) at each of --batches on --pages pages, and `baseline` (the released
 code path: expert loop, eager decode) at each of --baseline-batches on the first
---baseline-pages of them. Each (arm, batch size) builds the model and runs
-`profile_images` (one repeat; the best arm's pages warmed by their untimed reference
-generation, which the gate compares, the baseline's by the shard's warm-up only) and
-aggregates its records as the pipeline does. Then the best arm's batch size with the most
-pages/s runs again with --workers processes loading and preprocessing ahead: end-to-end
-pages/s count each batch's wait for its pages, inline and overlapped. A batch that runs out
-of memory is recorded as not fitting. The cost per 1,000 pages is the pipeline's
-(`metrics.cost`) at --tokens output tokens per page, priced at --gpu-hour-price (an
-assumption the user passes). Writes OUT_DIR/throughput.json and prints a table.
+--baseline-pages of them. Each (arm, batch size), in a process of its own (no two models'
+CUDA graphs in one process), builds the model and runs `profile_images` (one repeat; the
+best arm's pages warmed by their untimed reference generation, which the gate compares, the
+baseline's by the shard's warm-up only) and aggregates its records as the pipeline does.
+Then the best arm's batch size with the most pages/s runs again with --workers processes
+loading and preprocessing ahead: end-to-end pages/s count each batch's wait for its pages,
+inline and overlapped. A batch that runs out of memory is recorded as not fitting. The cost
+per 1,000 pages is the pipeline's (`metrics.cost`) at --tokens output tokens per page, priced
+at --gpu-hour-price (an assumption the user passes). Writes OUT_DIR/throughput.json and
+prints a table.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from vlmprof.metrics.aggregate import aggregate_records
 from vlmprof.metrics.cost import cost_section
 from vlmprof.models import ModelSpec
 from vlmprof.runtime.launcher import launched_model
-from vlmprof.runtime.profile_shard import free_memory, profile_images
+from vlmprof.runtime.profile_shard import profile_images
 from vlmprof.variants.gate import judge_variant
 
-from bench_args import profile_settings, write_json
+from bench_args import in_own_process, profile_settings, write_json
 
 ARMS = {
     "best": {
@@ -81,7 +82,8 @@ def measure(
 ) -> dict[str, Any]:
     """One (arm, batch size, workers): its records aggregated, cost and wall time. The best
     arm warms every batch with its untimed reference generation (kept for the gate); the
-    baseline, whose eager decode is slow, has the shard's warm-up only and no gate."""
+    baseline, whose eager decode is slow, has the shard's warm-up only and no gate. Run it
+    in a process of its own (`in_own_process`)."""
     label = f"{arm}-b{spec.batch_size}-w{spec.workers}"
     gated = arm == "best"
     settings = profile_settings(
@@ -97,7 +99,7 @@ def measure(
     summary = aggregate_records(records)
     aggregates = summary["aggregates"]
     stage = aggregates["stage_ms"]
-    result = {
+    return {
         "arm": arm,
         "batch_size": spec.batch_size,
         "workers": spec.workers,
@@ -116,8 +118,6 @@ def measure(
         "wall_s": wall_s,
         "outputs": None if outputs_path is None else str(outputs_path),
     }
-    free_memory(torch.device(spec.device))  # the model built for this arm is gone
-    return result
 
 
 def judged(results: list[dict[str, Any]]) -> None:
@@ -172,7 +172,9 @@ def main() -> None:
     results = []
     for arm, batch, pages in plan:
         spec = ModelSpec(**{**vars(base), **arm_switches(arm, args.device), "batch_size": batch})
-        results.append(measure(arm, spec, pages, args.tokens, args.gpu_hour_price, args.out))
+        results.append(
+            in_own_process(measure, arm, spec, pages, args.tokens, args.gpu_hour_price, args.out)
+        )
         print(_line(results[-1]), flush=True)
     fitted = [r for r in results if r["arm"] == "best" and r["records_ok"] == r["pages"]]
     if fitted and args.workers:
@@ -180,7 +182,8 @@ def main() -> None:
         switches = {**arm_switches("best", args.device), "batch_size": best["batch_size"]}
         switches["workers"] = args.workers
         spec = ModelSpec(**{**vars(base), **switches})
-        results.append(measure("best", spec, images, args.tokens, args.gpu_hour_price, args.out))
+        price = args.gpu_hour_price
+        results.append(in_own_process(measure, "best", spec, images, args.tokens, price, args.out))
     judged(results)
     arguments = {**vars(args), "out": str(args.out)}
     write_json(args.out / "throughput.json", arguments, {"results": results})

@@ -4,10 +4,11 @@ Usage: python benchmarks/variant_decode.py [--preset full] [--device cuda] [--to
        [--repeats 3] [--variants baseline,grouped,batched,graphed]
        [--model hf_vlm --architecture qwen2_5_vl --variants baseline,dense-graphed]
 
-Builds each variant in turn (the same seeded weights), runs one untimed reference
-generation (the gate's outputs, also the warm-up) and `--repeats` timed generations of an
-A4 page in gundam mode, then judges its outputs against the baseline's. Prints prefill ms,
-decode ms per token and the gate verdict per variant; `--json` keeps them.
+Builds each variant in turn (the same seeded weights), each in a process of its own so that
+no two models' CUDA graphs share one, runs one untimed reference generation (the gate's
+outputs, also the warm-up) and `--repeats` timed generations of an A4 page in gundam mode,
+then judges its outputs against the baseline's. Prints prefill ms, decode ms per token and
+the gate verdict per variant; `--json` keeps them.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import statistics
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import free_memory, reference_outputs, timed_run
+from vlmprof.runtime.profile_shard import reference_outputs, timed_run
 from vlmprof.variants.gate import judge_variant
 from vlmprof.variants.switches import variant_spec
 
-from bench_args import profile_settings, write_json
+from bench_args import in_own_process, profile_settings, write_json
 
 # The graphed decode, then SAM's folded relative positions on it, then the vision stages
 # replayed from graphs on that: the arms below build on each other.
@@ -53,7 +54,8 @@ PARTS = ("vision_ms", "sam_ms", "clip_ms", "projector_ms")
 
 
 def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
-    """Timed runs and reference outputs of one variant; frees its model afterwards."""
+    """Timed runs and reference outputs of one variant (run it in a process of its own,
+    `in_own_process`)."""
     adapter = build_adapter(ModelSpec(**spec))
     settings = profile_settings("variants", max_new_tokens=tokens, telemetry=False)
     inputs_cpu = adapter.preprocess(page)
@@ -84,9 +86,6 @@ def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
             {k: run.get(k) for k in ("prefill_ms", "decode_ms", "tokens", *PARTS)} for run in runs
         ],
     }
-    device = adapter.device
-    del adapter
-    free_memory(device)
     return result, outputs
 
 
@@ -120,7 +119,7 @@ def main() -> None:
     for name in args.variants.split(","):
         spec = variant_spec(base | {"experts_implementation": "eager"}, KNOWN[name])
         try:
-            result, outputs = measure(spec, page, args.tokens, args.repeats)
+            result, outputs = in_own_process(measure, spec, page, args.tokens, args.repeats)
         except (RuntimeError, ValueError) as error:
             results[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
             print(f"{name:>16}: failed: {results[name]['error']}")

@@ -1,4 +1,5 @@
-"""Shared fixtures: one real run of the workflow on the CPU default, reused by many tests."""
+"""Shared fixtures: one real run of the workflow on the CPU default, reused by many tests;
+the check of a test's `needs_tool` mark."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs_tool import missing_tool
 from tests.workflow_helpers import FAST_CONFIG, copy_workflow, run_workflow
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A test marked `needs_tool` whose tool is missing skips (or fails, where every tool is
+    required) before its fixtures run: no pipeline run for a test that cannot use it."""
+    for mark in item.iter_markers("needs_tool"):
+        missing_tool(*mark.args)
 
 
 @pytest.fixture(scope="session")

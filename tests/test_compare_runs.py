@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
-from vlmprof.compare import HOST, JUDGED, compare_dirs
+from vlmprof.compare import HOST, JUDGED, compare_dirs, device_kind
 from vlmprof.stages import HOST_STAGES
 from vlmprof.variants.paired import TOO_FEW_PAGES
 
@@ -163,18 +163,63 @@ def other_config_b(run_b: Path) -> Path:
     return _edited_copy(run_b, "other-config", lambda metrics: metrics["config"].update(repeats=5))
 
 
+def _refused_before_any_job(result: subprocess.CompletedProcess) -> str:
+    """The one line a run refused where the workflow was planned printed after planning."""
+    assert result.returncode == 2, result.stdout[-3000:] + result.stderr[-3000:]
+    planned = result.stderr.split("Building DAG of jobs...\n", 1)[1]
+    assert len(planned.splitlines()) == 1 and not result.stdout, result.stderr
+    return planned.rstrip("\n")
+
+
+def _forced_hint(found: str) -> str:
+    return f"cannot compare: {found}; set compare.force: true to compare anyway"
+
+
 def test_compare_target_refuses_another_config_unless_forced(
     other_config_b: Path, workflow_dir: Path
 ):
     compare = {"baseline": f"results/{other_config_b.name}", "tolerance": CPU_TOLERANCE}
-    refused = _run_compare_target(workflow_dir, compare)
-    assert refused.returncode != 0
-    reason = (
-        "cannot compare: other config (repeats 5 vs 2); use --force (compare.force: true) "
-        "to compare anyway"
-    )
-    assert reason in refused.stdout + refused.stderr
     table = _compare_target(workflow_dir, {**compare, "force": True, "include_host_stages": True})
     assert table.startswith("Comparable: no, forced: other config (repeats 5 vs 2).\n")
     assert "not judged" not in table and "host mean" not in table
     assert table.rstrip().endswith("Verdict: PASS")
+    # Both runs' metrics exist: refused where the workflow is planned, the comparison kept.
+    refused = _refused_before_any_job(_run_compare_target(workflow_dir, compare))
+    assert refused.endswith(f"test-config.yaml: {_forced_hint('other config (repeats 5 vs 2)')}")
+    assert (workflow_dir / "results" / RUN_B / "compare" / "compare.md").read_text() == table
+
+
+@pytest.fixture(scope="module")
+def other_device_b(run_b: Path) -> Path:
+    """A copy of run B whose metrics.json says it ran on an H100."""
+
+    def on_h100(metrics: dict) -> None:
+        metrics["environment"]["device_name"] = "NVIDIA H100 80GB HBM3"
+
+    return _edited_copy(run_b, "other-device", on_h100)
+
+
+def test_a_refusal_by_the_compare_job_keeps_the_previous_comparison(
+    pipeline_run: Path, run_b: Path, other_device_b: Path, workflow_dir: Path
+):
+    """Where the run's metrics.json is not there when the workflow is planned, its pages and
+    device are judged by the compare job: it fails with the reason in one line and Snakemake
+    puts the previous compare.md back (the rule marks it `update`)."""
+    compare_md = run_b / "compare" / "compare.md"
+    previous = _compare_target(
+        workflow_dir, {"baseline": f"results/{pipeline_run.name}", "tolerance": CPU_TOLERANCE}
+    )
+    device = device_kind(json.loads((run_b / "metrics.json").read_text())["environment"])
+    (run_b / "metrics.json").unlink()  # the run's aggregate job makes it again, then compare
+    compare = {"baseline": f"results/{other_device_b.name}", "tolerance": CPU_TOLERANCE}
+    failed = _run_compare_target(workflow_dir, compare)
+    output = failed.stdout + failed.stderr
+    assert failed.returncode == 1, output[-3000:]  # Snakemake's status for a failed job
+    reason = _forced_hint(f"other device (NVIDIA H100 80GB HBM3 vs {device})")
+    assert f"\nerror: {reason}\n" in output and "Traceback" not in output, output[-3000:]
+    assert f"Restored previous version of results/{RUN_B}/compare/compare.md" in output
+    assert (run_b / "metrics.json").is_file() and compare_md.read_text() == previous
+    # Planned again, both metrics now exist: refused before any job, and the file kept.
+    refused = _refused_before_any_job(_run_compare_target(workflow_dir, compare))
+    assert refused.endswith(f"test-config.yaml: {reason}")
+    assert compare_md.read_text() == previous

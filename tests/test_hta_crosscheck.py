@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.needs_tool import needs_tool
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import hta_crosscheck  # noqa: E402
@@ -112,10 +114,10 @@ def test_a_cpu_only_trace_is_reported_and_exits_zero(tmp_path: Path, capsys) -> 
     assert written["args"]["traces"] == [str(trace)] and "git_commit" in written["provenance"]
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("hta") is None,
-    reason="HolisticTraceAnalysis is not installed (an optional tool: pip install "
-    "holistictraceanalysis==0.5.0)",
+@needs_tool(
+    None
+    if importlib.util.find_spec("hta")
+    else "HolisticTraceAnalysis is not installed (pip install -e '.[test]' installs it)"
 )
 def test_hta_reads_the_same_stage_times(tmp_path: Path) -> None:
     trace = tmp_path / "page.json.gz"

@@ -11,13 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.needs_tool import needs_tool
+
 CHROMIUM = Path("/usr/bin/chromium")
 WINDOW = (1280, 4000)
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(), reason="/usr/bin/chromium missing: apt-get install chromium"
+    needs_tool(
+        None if CHROMIUM.exists() else "/usr/bin/chromium missing: apt-get install chromium"
     ),
 ]
 

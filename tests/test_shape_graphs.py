@@ -14,6 +14,7 @@ from torch.utils._pytree import tree_flatten
 
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.shape_graphs import ShapeGraphs, _signature, graph_parts
+from vlmprof.models.static_decode import GraphPool
 
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 # Largest embedding difference of the replayed vision path against the eager one, relative
@@ -36,11 +37,13 @@ def test_a_graph_is_chosen_by_shape_dtype_and_plain_values():
 
 def test_graph_parts_wraps_the_named_forwards_and_names_a_missing_one():
     module = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.ReLU())
-    graph_parts(module, ["0"])
+    pool = GraphPool()
+    graph_parts(module, ["0"], pool)
     assert isinstance(module[0].forward, ShapeGraphs)
+    assert module[0].forward.pool is pool
     assert not isinstance(module[1].forward, ShapeGraphs)
     with pytest.raises(ValueError, match="vision: module 'missing' not found"):
-        graph_parts(module, ["missing"])
+        graph_parts(module, ["missing"], pool)
 
 
 def _embeddings(adapter, inputs):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.needs_tool import missing_tool
 from tests.slurm_cluster import SlurmCluster, SlurmJob, cluster_jobs, running_cluster
 from tests.slurm_cluster import unavailable_reason as slurm_unavailable
 from tests.workflow_helpers import (
@@ -73,10 +74,9 @@ def test_profile_names_only_rules_of_the_workflow(tmp_path: Path):
 
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
-    """A single-node SLURM on localhost for this module's tests; skipped where it cannot run."""
-    reason = slurm_unavailable()
-    if reason:
-        pytest.skip(reason)
+    """A single-node SLURM on localhost for this module's tests; skipped (or failed, see
+    tests/needs_tool.py) where it cannot run."""
+    missing_tool(slurm_unavailable())
     with running_cluster(tmp_path_factory.mktemp("slurm")) as cluster:
         yield cluster
 

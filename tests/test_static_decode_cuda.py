@@ -9,6 +9,9 @@ the correctness gate compares (`reference_outputs`).
 
 from __future__ import annotations
 
+import dataclasses
+import gc
+
 import pytest
 import torch
 from PIL import Image
@@ -16,6 +19,7 @@ from PIL import Image
 from tests.workflow_helpers import default_settings
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
+from vlmprof.models.shape_graphs import ShapeGraphs
 from vlmprof.runtime.profile_shard import batch_reference_outputs, reference_outputs
 from vlmprof.variants.gate import judge_page
 
@@ -195,3 +199,60 @@ def test_an_hf_vlm_replayed_from_its_graph_gives_the_static_paths_outputs(archit
     # Both pages replayed the one graph captured for their bucket.
     slots = adapters["cuda_graph"].static.slots.values()
     assert [slot.graph is not None for slot in slots] == [True]
+
+
+# Two models of other weights and views, each with graphed decode and vision, in float32
+# (batched_mm captures in float32): their graphs replay against their eager runs' outputs.
+TWO_GRAPHED = {
+    "first": ModelSpec(
+        preset="small",
+        mode="base",
+        device="cuda",
+        dtype="float32",
+        experts_implementation="batched_mm",
+        decode="cuda_graph",
+        vision="cuda_graph",
+        sam_attention="folded",
+    ),
+}
+TWO_GRAPHED["second"] = dataclasses.replace(TWO_GRAPHED["first"], mode="gundam", seed=1)
+
+
+def _graph_pools(adapter) -> set[tuple[int, int]]:
+    """The memory pools of every graph the adapter captured: decode steps, vision stages."""
+    graphs = [slot.graph for slot in adapter.static.slots.values()]
+    for module in adapter.module.modules():
+        if isinstance(module.forward, ShapeGraphs):
+            graphs += [capture.graph for capture in module.forward.captures.values()]
+    assert graphs and None not in graphs
+    return {tuple(graph.pool()) for graph in graphs}
+
+
+@NEEDS_CUDA
+def test_graphed_models_built_one_after_another_each_give_their_eager_outputs(page: Image.Image):
+    """Each model's graphs capture into its own pool: a model built after another, or after
+    another was freed, replays its own graphs; they gave the eager outputs, not another
+    model's memory (one pool for the process broke the allocator on an H100)."""
+    settings = default_settings(run_id="two-graphed-models", max_new_tokens=TOKENS)
+
+    def generated(adapter) -> Outputs:
+        return reference_outputs(adapter, adapter.preprocess(page), settings)
+
+    eager = {
+        name: generated(build_adapter(dataclasses.replace(spec, decode="eager", vision="eager")))
+        for name, spec in TWO_GRAPHED.items()
+    }
+    first = build_adapter(TWO_GRAPHED["first"])
+    runs = [("first", generated(first))]
+    second = build_adapter(TWO_GRAPHED["second"])
+    runs.append(("second", generated(second)))
+    runs.append(("first", generated(first)))  # its graphs replay after the second's capture
+    assert _graph_pools(first) == {first.graph_pool.handle}
+    assert _graph_pools(second) == {second.graph_pool.handle} != {first.graph_pool.handle}
+    del first
+    gc.collect()  # the first model's graphs and pool are freed while the second lives on
+    runs.append(("first", generated(build_adapter(TWO_GRAPHED["first"]))))
+    runs.append(("second", generated(second)))
+    for name, outputs in runs:
+        assert torch.equal(outputs["tokens"], eager[name]["tokens"]), name
+        assert _relative_logit_diff(eager[name], outputs) <= EAGER_FP32, name

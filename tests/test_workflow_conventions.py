@@ -19,6 +19,7 @@ import torch
 import yaml
 from PIL import Image
 
+from tests.needs_tool import needs_tool
 from tests.workflow_helpers import (
     BIN,
     FAST_CONFIG,
@@ -245,7 +246,7 @@ def test_committed_rule_graph_is_current(checkout: Path):
     )
 
 
-@pytest.mark.skipif(shutil.which("dot") is None, reason="dot missing: apt-get install graphviz")
+@needs_tool(None if shutil.which("dot") else "dot missing: apt-get install graphviz")
 def test_rulegraph_target_redraws_the_committed_files(tmp_path: Path):
     scratch = copy_workflow(tmp_path)
     result = snakemake(scratch, "--", "rulegraph")

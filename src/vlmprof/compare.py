@@ -45,6 +45,8 @@ OTHER_RUN_KEYS: tuple[str, ...] = ("run_name", "compare", "variants", "variant_g
 PRESENTATION_KEYS: tuple[str, ...] = ("cost",)
 PER_IMAGE = Path("tables") / "per_image.csv"
 FORCE_HINT = "use --force (compare.force: true) to compare anyway"
+# The way out where the workflow refuses (Snakemake has a --force of its own).
+WORKFLOW_FORCE_HINT = "set compare.force: true to compare anyway"
 # Differences named in a refusal before the rest are counted.
 SHOWN = 3
 
@@ -153,12 +155,17 @@ def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
     return [found for check in checks if (found := check(a, b)) is not None]
 
 
+def refusal(found: list[str], hint: str = FORCE_HINT) -> str:
+    """The one line that refuses a comparison: every difference found, then the way out."""
+    return f"cannot compare: {'; '.join(found)}; {hint}"
+
+
 def check_comparable(a: Mapping[str, Any], b: Mapping[str, Any], force: bool = False) -> str:
     """What the two runs share, in one line, or, with `force`, how they differ; without it a
     NotComparableError naming every difference."""
     found = differences(a, b)
     if found and not force:
-        raise NotComparableError(f"cannot compare: {'; '.join(found)}; {FORCE_HINT}")
+        raise NotComparableError(refusal(found))
     if found:
         return "no, forced: " + "; ".join(found)
     return (
@@ -298,6 +305,32 @@ def _read_per_image(path: str | Path) -> pd.DataFrame:
     if not file.is_file():
         raise FileNotFoundError(f"{file}: missing; rerun the aggregate step of this run")
     return pd.read_csv(file, index_col="image_id")
+
+
+def workflow_refusal(
+    baseline: str | Path, run: str | Path, planned_config: Mapping[str, Any] | None = None
+) -> str | None:
+    """Why the workflow refuses to compare `run` with `baseline` (one line naming every
+    difference and compare.force), or None; an unreadable metrics.json raises.
+
+    Given `planned_config` (the config the run will record), it is judged where the workflow
+    is planned, before the run's jobs: the run's metrics.json counts only if it recorded
+    that config (else its jobs remake it); if not, only that config is judged against the
+    baseline's, as the pages and device are known once the run has run. Without it, the
+    run's metrics.json as it is.
+    """
+    base = _read_metrics(baseline)
+    if planned_config is None:
+        judged = _read_metrics(run)
+    else:
+        judged = {**base, "config": planned_config}
+        if _metrics_file(run).is_file():
+            recorded = _read_metrics(run)
+            planned = comparable_config_hash(planned_config)
+            if comparable_config_hash(recorded.get("config") or {}) == planned:
+                judged = recorded
+    found = differences(base, judged)
+    return refusal(found, WORKFLOW_FORCE_HINT) if found else None
 
 
 def compare_dirs(

@@ -136,19 +136,23 @@ rule compare_variants:
         "../scripts/compare_variants.py"
 
 
+# Refused at planning where both runs' metrics say they cannot be compared (see
+# get_compare_baseline); refused by the job otherwise. compare.md is marked `update`:
+# Snakemake keeps it through the job and puts it back when the job fails, so a refusal
+# leaves the previous comparison in place.
 rule compare:
     input:
         run=rules.aggregate.output.metrics,
         run_pages=rules.aggregate.output.per_image,
         baseline=get_compare_baseline,
-        baseline_pages=lambda wildcards: get_compare_baseline(
-            wildcards, "tables/per_image.csv"
-        ),
+        baseline_pages=lambda wildcards: f"{compare_baseline()}/tables/per_image.csv",
     output:
-        table=report(
-            f"{RUN}/compare/compare.md",
-            caption="../report/compare.rst",
-            category="Timing",
+        table=update(
+            report(
+                f"{RUN}/compare/compare.md",
+                caption="../report/compare.rst",
+                category="Timing",
+            )
         ),
     log:
         f"{RUN}/logs/compare.log",

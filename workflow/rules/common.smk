@@ -8,6 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 
+from vlmprof.compare import workflow_refusal
 from vlmprof.config_check import ConfigError, ConfigSources, check_config, load_schema
 from vlmprof.data.source import (
     DatasetSourceError,
@@ -53,13 +54,15 @@ def config_sources():
 CONFIG_SOURCES = config_sources()
 
 
-def refuse(key, message):
-    """Stop before any job with `message` about `key`, led by the file that set it.
+def refuse(key, message, status=1):
+    """Stop before any job with `message` about `key`, led by the file that set it, and exit
+    status `status`.
 
     An exit with the message alone: a WorkflowError would add this file's path, a line
     number and a traceback to what is a mistake in the user's configuration.
     """
-    sys.exit(CONFIG_SOURCES.label(key, message))
+    print(CONFIG_SOURCES.label(key, message), file=sys.stderr)
+    sys.exit(status)
 
 
 try:
@@ -407,12 +410,32 @@ def get_final_output():
     return outputs
 
 
-def get_compare_baseline(wildcards, name="metrics.json"):
-    """A file (metrics.json by default) of the run named by compare.baseline."""
+def compare_baseline():
+    """The results folder of the run named by compare.baseline (the compare target's)."""
     baseline = config["compare"]["baseline"]
     if not baseline:
-        raise WorkflowError(
+        refuse(
+            "compare.baseline",
             "compare.baseline: set it to the results folder of the run to compare against, "
-            "e.g. --config compare='{baseline: results/other}'"
+            "e.g. --config compare='{baseline: results/other}'",
         )
-    return f"{baseline}/{name}"
+    return baseline
+
+
+def get_compare_baseline(wildcards):
+    """The baseline's metrics.json, once judged comparable with this run where the workflow
+    is planned (input functions run then, for the jobs a target needs): a refusal exits
+    with status 2, as vlmprof-compare does, before any job runs."""
+    metrics = f"{compare_baseline()}/metrics.json"
+    if not config["compare"]["force"]:
+        planned = {
+            **json.loads(run_config_json(wildcards)),
+            "resolved": json.loads(job_model_spec(wildcards)),
+        }
+        try:
+            refused = workflow_refusal(metrics, rules.aggregate.output.metrics, planned)
+        except (OSError, ValueError) as error:
+            refused = str(error)
+        if refused is not None:
+            refuse("compare.baseline", refused, status=2)
+    return metrics

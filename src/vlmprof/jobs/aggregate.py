@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
 from vlmprof.atomic import atomic_open, write_json_atomic, write_text_atomic
-from vlmprof.compare import compare_dirs, to_markdown
+from vlmprof.compare import compare_dirs, to_markdown, workflow_refusal
 from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.dilation import against_timing_pass
@@ -188,11 +189,26 @@ def compare(
     tolerance: float,
     force: bool,
     include_host_stages: bool,
-) -> None:
-    """Per-stage deltas of this run's metrics.json against a baseline run's, with a verdict;
-    refused in one line when the runs measured other pages, config or device, unless
-    `force`. Host-only stages are judged only with `include_host_stages`."""
-    comparison = compare_dirs(
-        baseline, run, tolerance, force=force, include_host_stages=include_host_stages
-    )
+) -> int:
+    """Per-stage deltas of this run's metrics.json against a baseline run's, with a verdict,
+    written to `table`; the job's exit status, 0. Host-only stages are judged only with
+    `include_host_stages`.
+
+    Runs of other pages, config or device (unless `force`) and an unreadable metrics.json
+    are refused with status 2, as vlmprof-compare does: the reason in one line, logged and
+    on stderr, and `table` not written.
+    """
+    try:
+        refused = None if force else workflow_refusal(baseline, run)
+        if refused is None:
+            comparison = compare_dirs(
+                baseline, run, tolerance, force=force, include_host_stages=include_host_stages
+            )
+    except (OSError, ValueError) as error:
+        refused = str(error)
+    if refused is not None:
+        log.error("%s", refused)
+        print(f"error: {refused}", file=sys.stderr)
+        return 2
     write_text_atomic(Path(table), to_markdown(comparison, tolerance))
+    return 0

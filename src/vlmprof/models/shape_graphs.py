@@ -9,6 +9,7 @@ profiler labels) keep running eagerly around the replay.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 from torch.utils._pytree import tree_flatten, tree_map, tree_unflatten
 
 from vlmprof.models.implementation import wrap_forwards
-from vlmprof.models.static_decode import capture_graph
+from vlmprof.models.static_decode import GraphPool
 
 
 @dataclass
@@ -45,10 +46,12 @@ def _clone_tensors(tree: Any) -> Any:
 
 
 class ShapeGraphs:
-    """Call `forward` through a CUDA graph captured on the first call of each signature."""
+    """Call `forward` through a CUDA graph captured (into `pool`) on the first call of each
+    signature."""
 
-    def __init__(self, forward: Callable[..., Any]) -> None:
+    def __init__(self, forward: Callable[..., Any], pool: GraphPool) -> None:
         self.forward = forward
+        self.pool = pool
         self.captures: dict[tuple[Any, ...], _Capture] = {}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -69,11 +72,12 @@ class ShapeGraphs:
         inputs (the CUDA graph documentation asks for the warm-up)."""
         static_leaves = [x.clone() if isinstance(x, torch.Tensor) else x for x in leaves]
         args, kwargs = tree_unflatten(static_leaves, spec)
-        graph, output = capture_graph(lambda: self.forward(*args, **kwargs))
+        graph, output = self.pool.capture(lambda: self.forward(*args, **kwargs))
         inputs = [leaf for leaf in static_leaves if isinstance(leaf, torch.Tensor)]
         return _Capture(graph, inputs, output)
 
 
-def graph_parts(module: torch.nn.Module, paths: Iterable[str]) -> None:
-    """Replace the forward of each named submodule by a `ShapeGraphs` replay of it."""
-    wrap_forwards(module, paths, ShapeGraphs, "vision")
+def graph_parts(module: torch.nn.Module, paths: Iterable[str], pool: GraphPool) -> None:
+    """Replace the forward of each named submodule by a `ShapeGraphs` replay of it, its
+    graphs captured into `pool` (the model's)."""
+    wrap_forwards(module, paths, functools.partial(ShapeGraphs, pool=pool), "vision")

@@ -11,7 +11,6 @@ reads, refilled before each replay.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,37 +29,45 @@ WARMUP_STEPS = 2
 StepFunction = Callable[[torch.Tensor, StaticCache, torch.Tensor | None], torch.Tensor]
 
 
-@functools.cache
-def graph_pool() -> Any:
-    """The one memory pool every CUDA graph of the process captures into.
+class GraphPool:
+    """The memory pool one model's CUDA graphs capture into, owned by its adapter.
 
-    The graphs (each decode step's, each vision stage's per input shape) replay one at a
-    time, and every replay's outputs are cloned at once, so one graph's intermediates may
-    reuse another's memory. A pool per graph instead holds the sum of them all: 46-55 GB at
-    batch 32 and 64 on an H100, where it ran the batches out of memory
-    (docs/measurements/throughput-h100.md).
+    The model's graphs (each decode step's, each vision stage's per input shape) replay one
+    at a time and every replay's outputs are cloned at once, so one graph's intermediates
+    may reuse another's memory. A pool per graph instead holds the sum of them all: 46-55 GB
+    at batch 32 and 64 on an H100, where it ran the batches out of memory
+    (docs/measurements/throughput-h100.md). Another model's graphs get a pool of their own:
+    one pool for the whole process broke the allocator when a second graphed model was
+    built after the first (an H100, docs/measurements/decode-paths-h100.md), and would let
+    one model's capture take memory another model's graphs still replay into. torch keeps a
+    private pool until its graphs and every tensor made during their capture are gone, so
+    the pool goes with the adapter that holds them.
     """
-    return torch.cuda.graph_pool_handle()
 
+    def __init__(self) -> None:
+        # Taken at the first capture, so a model that never captures never touches CUDA.
+        self.handle: Any = None
 
-def capture_graph(
-    run: Callable[[], Any], rewind: Callable[[], None] | None = None
-) -> tuple[torch.cuda.CUDAGraph, Any]:
-    """`run` warmed up WARMUP_STEPS times on a side stream, `rewind` (what the warm-up
-    changed, e.g. a cache's fill), then one call captured into a graph in `graph_pool`: the
-    graph and that call's output, which every replay rewrites."""
-    side = torch.cuda.Stream()
-    side.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(side):
-        for _ in range(WARMUP_STEPS):
-            run()
-    torch.cuda.current_stream().wait_stream(side)
-    if rewind is not None:
-        rewind()
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph, pool=graph_pool()):
-        output = run()
-    return graph, output
+    def capture(
+        self, run: Callable[[], Any], rewind: Callable[[], None] | None = None
+    ) -> tuple[torch.cuda.CUDAGraph, Any]:
+        """`run` warmed up WARMUP_STEPS times on a side stream, `rewind` (what the warm-up
+        changed, e.g. a cache's fill), then one call captured into a graph in this pool: the
+        graph and that call's output, which every replay rewrites."""
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                run()
+        torch.cuda.current_stream().wait_stream(side)
+        if rewind is not None:
+            rewind()
+        if self.handle is None:
+            self.handle = torch.cuda.graph_pool_handle()
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self.handle):
+            output = run()
+        return graph, output
 
 
 def bucket_length(needed: int, bucket: int = CACHE_BUCKET) -> int:
@@ -93,10 +100,11 @@ class StaticDecoder:
     value), so a replay of its graph advances exactly like an eager call.
     """
 
-    def __init__(self, config: object, step: StepFunction, graph: bool) -> None:
+    def __init__(self, config: object, step: StepFunction, graph: bool, pool: GraphPool) -> None:
         self.config = config
         self.step_function = step
         self.graph = graph
+        self.pool = pool
         self.slots: dict[tuple[int, int], _Slot] = {}
         self.current: _Slot | None = None
 
@@ -141,7 +149,7 @@ class StaticDecoder:
             for length, value in zip(lengths, saved, strict=True):
                 length.copy_(value)
 
-        slot.graph, slot.logits = capture_graph(
+        slot.graph, slot.logits = self.pool.capture(
             lambda: self.step_function(slot.token, slot.cache, slot.pads), rewind
         )
 
@@ -153,19 +161,25 @@ class StaticDecodePath:
 
     It goes before ModelAdapter in an adapter's bases, so its `reserve` and `decode_step`
     are the adapter's. The adapter defines `text_config()` (what a cache is shaped by) and
-    `_step(token, cache, pads)`, its released decode step, and calls `init_decode_path`.
+    `_step(token, cache, pads)`, its released decode step, and calls `init_decode_path`,
+    which also gives it `graph_pool`: every CUDA graph of the adapter (its decode steps, its
+    vision stages) captures into that pool, its own.
     """
 
     spec: ModelSpec
     new_tokens: int
     static: StaticDecoder | None
+    graph_pool: GraphPool
 
     def init_decode_path(self, step: StepFunction) -> None:
-        """Set up the decode path of `spec.decode`; `step` decodes a static cache (it must
-        read its position from the cache, as StaticDecoder asks)."""
+        """Set up the decode path of `spec.decode` and the adapter's graph pool; `step`
+        decodes a static cache (it must read its position from the cache, as StaticDecoder
+        asks)."""
         self.new_tokens = 0
+        self.graph_pool = GraphPool()
+        graphed = self.spec.decode == "cuda_graph"
         self.static = (
-            StaticDecoder(self.text_config(), step, graph=self.spec.decode == "cuda_graph")
+            StaticDecoder(self.text_config(), step, graphed, self.graph_pool)
             if self.spec.decode != "eager"
             else None
         )

@@ -92,7 +92,7 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
             compile_parts(self.module, self.router_paths(), "model.routing")
         if self.spec.vision == "cuda_graph":
             cache_relative_positions(self.module)  # its host-built index blocks capture
-            graph_parts(self.module, vision)
+            graph_parts(self.module, vision, self.graph_pool)
         if self.spec.perturb:
             perturb_weight(self.module.lm_head.weight, self.spec.perturb, self.spec.seed)
 
