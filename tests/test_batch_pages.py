@@ -26,7 +26,6 @@ from vlmprof.runtime.generate import GenerationCapture, generate_batch, greedy_g
 from vlmprof.runtime.instruments import Instruments
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_shard import batch_reference_outputs, profile_images
-from vlmprof.variants.gate import judge_variant
 from vlmprof.variants.switches import VariantError, check_batch_size, check_variant
 
 TOKENS = 6
@@ -66,19 +65,28 @@ def test_pages_in_a_batch_of_four_get_their_lone_tokens(batch: list[ModelInputs]
     assert [row.tolist() for row in together] == [row.tolist() for row in alone]
 
 
-def test_the_gate_judges_each_batched_page_against_its_lone_run(batch: list[ModelInputs]):
-    lone = build_adapter(ModelSpec(preset="small"))
-    batched = build_adapter(ModelSpec(preset="small", batch_size=4))
+def test_teacher_forcing_feeds_another_runs_tokens_and_keeps_each_pages_length(
+    batch: list[ModelInputs],
+):
+    adapter = build_adapter(ModelSpec(preset="small"))
     settings = default_settings(max_new_tokens=TOKENS)
-    ids = [f"page-{index}" for index in range(len(batch))]
-    baseline = {
-        image: batch_reference_outputs(lone, [inputs], settings)[0]
-        for image, inputs in zip(ids, batch, strict=True)
-    }
-    variant = dict(zip(ids, batch_reference_outputs(batched, batch, settings), strict=True))
-    verdict = judge_variant("batched", baseline, variant, 0.02)
-    assert verdict["status"] == "passed", verdict
-    assert verdict["pages"] == len(batch)
+    free = [batch_reference_outputs(adapter, [inputs], settings)[0] for inputs in batch[:2]]
+    # Fed its own tokens, a run computes what it computed freely, step for step.
+    again = batch_reference_outputs(adapter, batch[:2], settings, free)
+    for alone, forced in zip(free, again, strict=True):
+        assert torch.equal(forced["tokens"], alone["tokens"])
+        assert torch.allclose(forced["probe_values"], alone["probe_values"], atol=1e-4)
+    # Fed another token at step 2 (and a shorter second page), the steps up to 2 agree, the
+    # next ones see that token, and each page keeps its own length.
+    other = [dict(saved) for saved in free]
+    other[0]["tokens"] = free[0]["tokens"].clone()
+    other[0]["tokens"][2] = (free[0]["tokens"][2] + 1) % 4096
+    other[1]["tokens"] = free[1]["tokens"][:3]
+    forced = batch_reference_outputs(adapter, batch[:2], settings, other)
+    assert [saved["probe_values"].shape[0] for saved in forced] == [TOKENS, 3]
+    first, lone = forced[0]["probe_values"], free[0]["probe_values"]
+    assert torch.allclose(first[:3], lone[:3], atol=1e-4)
+    assert not torch.allclose(first[3], lone[3], atol=1e-4)
 
 
 def test_a_page_that_ends_early_keeps_its_tokens_up_to_its_end(batch: list[ModelInputs]):

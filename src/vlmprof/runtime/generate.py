@@ -1,5 +1,6 @@
 """Greedy generation of one page or a batch: prefill, then a token loop with a KV cache,
-under stage instruments."""
+under stage instruments; untimed, it can feed another run's tokens back (teacher forcing)
+and keep what the correctness gate compares."""
 
 from __future__ import annotations
 
@@ -11,30 +12,58 @@ import torch
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.runtime.instruments import Instruments
 
-# Logits kept per step for the correctness gate: the chosen token and its closest rivals,
-# so a divergence between two implementations can be told apart from a near-tie (in bf16,
-# random weights give exact ties between several tokens).
+# Logits kept per step for the correctness gate: the chosen token and its closest rivals.
 TOP_K = 8
+# Vocabulary entries whose logits every step keeps besides the leading ones: a fixed,
+# seeded sample, the same in every run of a model, so two runs' logits are compared entry
+# by entry (a wrong hidden state moves nearly every logit, so a sample sees it) without
+# saving the whole vocabulary at every step.
+PROBE_SAMPLE = 248
+PROBE_SEED = 0
+
+
+def probe_sample(vocab: int) -> torch.Tensor:
+    """The fixed vocabulary sample every run of a `vocab`-sized model keeps (sorted ids)."""
+    generator = torch.Generator().manual_seed(PROBE_SEED)
+    picked = torch.randperm(vocab, generator=generator)[: min(PROBE_SAMPLE, vocab)]
+    return picked.sort().values
 
 
 @dataclass
 class GenerationCapture:
-    """What an untimed generation keeps for the correctness gate (all on the CPU, fp32)."""
+    """What an untimed generation keeps for the correctness gate (all on the CPU, fp32).
 
+    Per step: the top-k logits and their ids, and the probe: the logits at the leading ids
+    (`leading[step]`, another run's top-k when given, else this run's own) and at the fixed
+    vocabulary sample, so runs fed the same tokens are compared entry by entry.
+    """
+
+    leading: torch.Tensor | None = None
     first_logits: torch.Tensor | None = None
     top_values: list[torch.Tensor] = field(default_factory=list)
     top_indices: list[torch.Tensor] = field(default_factory=list)
+    probe_values: list[torch.Tensor] = field(default_factory=list)
+    sample: torch.Tensor | None = None
 
     def observe(self, logits: torch.Tensor) -> None:
-        """Keep one step's top-k (and the whole first step's logits)."""
+        """Keep one step's top-k and probe (and the whole first step's logits)."""
+        row = logits.reshape(-1).float()
         if self.first_logits is None:
-            self.first_logits = logits.reshape(-1).float().cpu()
-        values, indices = logits.reshape(-1).float().topk(TOP_K)
+            self.first_logits = row.cpu()
+            self.sample = probe_sample(row.numel()).to(row.device)
+        assert self.sample is not None
+        values, indices = row.topk(TOP_K)
+        step = len(self.top_values)
+        leading = indices
+        if self.leading is not None and step < self.leading.shape[0]:
+            leading = self.leading[step].to(row.device)
         self.top_values.append(values)
         self.top_indices.append(indices)
+        self.probe_values.append(row[torch.cat([leading, self.sample])])
 
     def to_dict(self, tokens: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Tensors to save: tokens, first-step logits, per-step top-k values and indices."""
+        """Tensors to save: tokens, first-step logits, per-step top-k values and indices,
+        per-step probe values (leading ids first, then the sample)."""
         if self.first_logits is None:
             raise ValueError("nothing captured: the generation produced no logits")
         steps = int(tokens.numel())  # a page of a batch may end before the batch's last step
@@ -43,6 +72,7 @@ class GenerationCapture:
             "first_logits": self.first_logits,
             "top_values": torch.stack(self.top_values[:steps]).cpu(),
             "top_indices": torch.stack(self.top_indices[:steps]).cpu(),
+            "probe_values": torch.stack(self.probe_values[:steps]).cpu(),
         }
 
 
@@ -74,15 +104,23 @@ def generate_batch(
     instruments: Instruments,
     eos_id: int | None = None,
     captures: Sequence[GenerationCapture] | None = None,
+    forced: Sequence[torch.Tensor] | None = None,
 ) -> list[torch.Tensor]:
     """Generate greedily for several pages at once (one prefill, one decode step per token
     for all of them); returns each page's tokens, cut after its first `eos_id`.
 
     With an `eos_id` the batch stops once every page has ended it. `captures` (one per
-    page) keep each step's logits summary, as `greedy_generate`'s `capture` does.
+    page) keep each step's logits summary, as `greedy_generate`'s `capture` does. With
+    `forced` (each page's tokens from another run) every step is fed that run's previous
+    token instead of this run's pick (teacher forcing: both runs see one sequence, so their
+    logits can be compared at every step); the batch then runs as many steps as the longest
+    forced page and returns each page's picks (its own argmax at every step), cut to that
+    page's forced length.
     """
     timer = instruments.timer
-    adapter.reserve(max_new_tokens)
+    steps = max_new_tokens if forced is None else max(int(page.numel()) for page in forced)
+    feed = None if forced is None else _forced_feed(forced, adapter.device)
+    adapter.reserve(steps)
     with torch.inference_mode():
         ttft = timer.start("ttft") if timer is not None else None
         with instruments.stage("prefill"):
@@ -92,13 +130,14 @@ def generate_batch(
             timer.stop(ttft)
         _observe(captures, logits)
         generated = [token]
-        ended = None if eos_id is None else token == eos_id
+        ended = None if eos_id is None or feed is not None else token == eos_id
         with instruments.stage("decode"):
             step_done = timer.laps("decode_step") if timer is not None else None
-            for _ in range(max_new_tokens - 1):
+            for step in range(1, steps):
                 if ended is not None and bool(ended.all()):
                     break
-                logits = adapter.decode_step(token, state)
+                fed = token if feed is None else feed[:, step - 1 : step]
+                logits = adapter.decode_step(fed, state)
                 token = logits.argmax(dim=-1, keepdim=True)
                 if step_done is not None:
                     step_done()
@@ -107,7 +146,18 @@ def generate_batch(
                 if ended is not None:
                     ended |= token == eos_id
     tokens = torch.cat(generated, dim=-1)
+    if forced is not None:
+        return [row[: page.numel()] for row, page in zip(tokens, forced, strict=True)]
     return [_until_end(row, eos_id) for row in tokens]
+
+
+def _forced_feed(forced: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:
+    """The pages' forced tokens as one (B, longest) tensor on `device`; a shorter page is
+    fed token 0 after its end (its picks there are cut off)."""
+    feed = torch.zeros((len(forced), max(int(page.numel()) for page in forced)), dtype=torch.long)
+    for row, page in enumerate(forced):
+        feed[row, : page.numel()] = page.reshape(-1)
+    return feed.to(device)
 
 
 def _observe(captures: Sequence[GenerationCapture] | None, logits: torch.Tensor) -> None:
