@@ -67,6 +67,10 @@ class ModelSpec:
     # Test-only: noise (in units of the weight's std) added to the output head, to show
     # that the correctness gate catches a wrong model. 0 leaves the model as built.
     perturb: float = 0.0
+    # The correctness gate's higher-precision runs (float32, float64): the weights made or
+    # loaded in `dtype`, then cast to this before any switch applies, so the same weights
+    # are computed more exactly. None runs in `dtype`.
+    upcast: str | None = None
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], device: str) -> ModelSpec:
@@ -111,7 +115,16 @@ def released_values(names: tuple[str, ...]) -> dict[str, Any]:
 # job's params leave them out at that value, so upgrading does not redo finished jobs
 # (Snakemake reruns a job whose params text changes).
 LATER_FIELDS: dict[str, Any] = released_values(
-    ("sam_attention", "vision", "preprocess", "batch_size", "workers", "architecture", "routing")
+    (
+        "sam_attention",
+        "vision",
+        "preprocess",
+        "batch_size",
+        "workers",
+        "architecture",
+        "routing",
+        "upcast",
+    )
 )
 # Switches that change how our module tree runs, at the released code's values: a
 # checkpoint's own model code (trust_remote_code) takes none of them.

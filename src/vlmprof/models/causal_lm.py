@@ -21,6 +21,7 @@ from transformers.cache_utils import DynamicCache
 
 from vlmprof.device import resolve_dtype
 from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs, ModelSpec
+from vlmprof.models.implementation import upcast
 
 PROMPT_TOKENS = 256
 # The prompt is the same whatever the weights' seed, so runs differ only in the model.
@@ -123,7 +124,7 @@ class CausalLmAdapter(ModelAdapter):
             torch.manual_seed(spec.seed)
             with torch.device(spec.device):
                 module = AutoModelForCausalLM.from_config(config, dtype=dtype)
-        return cls(spec, module.eval(), prompt_tokens)
+        return cls(spec, upcast(module.eval(), spec.upcast), prompt_tokens)
 
     def preprocess(self, image: Image.Image) -> ModelInputs:
         """A fixed prompt of `prompt_tokens` random ids; the image is not used."""

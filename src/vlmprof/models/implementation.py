@@ -1,11 +1,14 @@
-"""Implementation switches any adapter can apply to its module: torch.compile, test perturbation."""
+"""Implementation switches any adapter can apply to its module: torch.compile, upcasts for
+the gate, test perturbations."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
+
+ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
 
 def wrap_forwards(
@@ -64,3 +67,35 @@ def perturb_weight(weight: torch.Tensor, scale: float, seed: int) -> None:
     noise = torch.randn(weight.shape, generator=generator, dtype=torch.float32)
     with torch.no_grad():
         weight.add_((noise * scale * weight.float().std().item()).to(weight))
+
+
+def scale_decode_attention(
+    module: torch.nn.Module, attention_path: str, factor: float
+) -> torch.utils.hooks.RemovableHandle:
+    """Multiply the output of the attention module at `attention_path` by `factor` at
+    decode steps (one query per page), not in the prefill: a small wrong computation
+    confined to decode, for the gate to catch (tests and the gate's resolution benchmark).
+    Returns the hook's handle; remove it to undo."""
+
+    def scaled(_module: torch.nn.Module, _args: Any, output: Any) -> Any:
+        hidden = output[0] if isinstance(output, tuple) else output
+        if hidden.shape[1] != 1:
+            return output
+        hidden = hidden * factor
+        return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
+
+    return module.get_submodule(attention_path).register_forward_hook(scaled)
+
+
+# The precisions a gate run may cast a model's weights to.
+UPCASTS = {"float32": torch.float32, "float64": torch.float64}
+
+
+def upcast(module: ModuleT, dtype: str | None) -> ModuleT:
+    """`module` with its floating-point weights and buffers cast to `dtype` (the gate's
+    higher-precision runs of the same weights); as built when `dtype` is None."""
+    if dtype is not None:
+        if dtype not in UPCASTS:
+            raise ValueError(f"upcast: {dtype!r} is not allowed; use {', '.join(UPCASTS)}")
+        module.to(UPCASTS[dtype])
+    return module

@@ -16,7 +16,7 @@ from vlmprof.models.deepseek_ocr.device_preprocess import prepare_views_on_devic
 from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims, preset_dims
 from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling, build_module
 from vlmprof.models.deepseek_ocr.preprocess import prepare_views
-from vlmprof.models.implementation import compile_parts, is_moe, perturb_weight
+from vlmprof.models.implementation import compile_parts, is_moe, perturb_weight, upcast
 from vlmprof.models.padded_batch import left_pad, padded_attention
 from vlmprof.models.prompt_tokenizer import (
     DOCUMENT_PROMPT,
@@ -101,7 +101,7 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
         """Build from `spec.checkpoint` if set, else the preset with its overrides (random)."""
         if spec.checkpoint:
             parts = load_checkpoint(spec.checkpoint, spec)
-            return cls(spec, parts.dims, parts.module, parts.tokenizer)
+            return cls(spec, parts.dims, upcast(parts.module, spec.upcast), parts.tokenizer)
         dims = preset_dims(spec.preset, dict(spec.overrides))
         dtype = resolve_dtype(spec.dtype, spec.device)
         module = build_module(
@@ -112,7 +112,7 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
             spec.experts_implementation,
             spec.seed,
         )
-        return cls(spec, dims, module)
+        return cls(spec, dims, upcast(module, spec.upcast))
 
     def preprocess(self, image: Image.Image) -> ModelInputs:
         """Views, normalised pixels and the prompt with the right number of image tokens;

@@ -28,6 +28,7 @@ from vlmprof.models.deepseek_ocr.checkpoint import (
     checkpoint_tokenizer,
     read_dims,
 )
+from vlmprof.models.implementation import upcast
 
 MODEL_CLASS_KEY = "AutoModel"
 
@@ -120,7 +121,7 @@ class DeepseekOcrRemoteAdapter(DeepseekOcrAdapter):
         dtype = resolve_dtype(spec.dtype, spec.device)
         tokenizer = checkpoint_tokenizer(directory, dims.decoder.vocab)
         module = load_remote_model(directory, spec.device, dtype)
-        return cls(spec, dims, module, tokenizer)  # type: ignore[arg-type]
+        return cls(spec, dims, upcast(module, spec.upcast), tokenizer)  # type: ignore[arg-type]
 
     def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
         """Vision, prompt embedding and decoder in one call of the model's own forward."""

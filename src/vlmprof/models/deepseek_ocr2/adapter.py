@@ -24,6 +24,7 @@ from vlmprof.models.deepseek_ocr2.checkpoint import load_checkpoint
 from vlmprof.models.deepseek_ocr2.dims import DeepseekOcr2Dims, preset_dims
 from vlmprof.models.deepseek_ocr2.model import build_module
 from vlmprof.models.deepseek_ocr2.preprocess import prepare_views
+from vlmprof.models.implementation import upcast
 from vlmprof.models.prompt_tokenizer import StandInTokenizer
 
 STAGE_MODULES = {
@@ -69,7 +70,7 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
         """Build from `spec.checkpoint` if set, else the preset with its overrides (random)."""
         if spec.checkpoint:
             parts = load_checkpoint(spec.checkpoint, spec)
-            return cls(spec, parts.dims, parts.module, parts.tokenizer)
+            return cls(spec, parts.dims, upcast(parts.module, spec.upcast), parts.tokenizer)
         dims = preset_dims(spec.preset, dict(spec.overrides))
         module = build_module(
             dims,
@@ -79,7 +80,7 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
             spec.experts_implementation,
             spec.seed,
         )
-        return cls(spec, dims, module)
+        return cls(spec, dims, upcast(module, spec.upcast))
 
     def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
         """The model's own forward: vision, image tokens into the prompt, the decoder."""

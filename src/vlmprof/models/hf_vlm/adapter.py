@@ -20,7 +20,7 @@ from vlmprof.models.causal_lm import config_dims
 from vlmprof.models.deepseek_ocr.model import default_dtype
 from vlmprof.models.hf_vlm.architectures import Architecture, architecture, config_values
 from vlmprof.models.hf_vlm.inputs import image_processor, page_inputs
-from vlmprof.models.implementation import compile_parts, perturb_weight
+from vlmprof.models.implementation import compile_parts, perturb_weight, upcast
 from vlmprof.models.static_decode import StaticDecodePath
 
 # An image processor's settings in a checkpoint directory (transformers' file name).
@@ -144,7 +144,7 @@ class HfVlmAdapter(StaticDecodePath, ModelAdapter):
         processor = image_processor(arch, spec.preset, module.config)
         if spec.checkpoint and (Path(spec.checkpoint) / PROCESSOR_FILE).is_file():
             processor = type(processor).from_pretrained(spec.checkpoint, local_files_only=True)
-        return cls(spec, arch, module.eval(), processor)
+        return cls(spec, arch, upcast(module.eval(), spec.upcast), processor)
 
     def _apply_switches(self) -> None:
         """torch.compile the parts `spec.compile` names; perturb the head if asked (tests)."""
