@@ -47,12 +47,17 @@ def model_spec(args: argparse.Namespace) -> ModelSpec:
     )
 
 
+def default_config() -> dict[str, Any]:
+    """config/config.yaml as the workflow reads it: validated, the schema's defaults filled."""
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
+    return config
+
+
 def profile_settings(run_id: str, **changes: Any) -> ProfileSettings:
     """The timing pass's settings of the default config (the schema's defaults filled), as
     shard 0 of run `run_id`, with `changes`."""
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    validate(config, str(REPO / "workflow" / "schemas" / "config.schema.yaml"))
-    settings = ProfileSettings.from_config(config, shard=0)
+    settings = ProfileSettings.from_config(default_config(), shard=0)
     return dataclasses.replace(settings, run_id=run_id, **changes)
 
 

@@ -1,18 +1,22 @@
-"""Which size of real error the variants' correctness gate catches: a perturbed output head.
+"""Which size of real error the variants' correctness gate catches, in float32 and bfloat16:
+a perturbed output head, and one decode layer's attention output off by a fraction.
 
-Usage: python benchmarks/gate_resolution.py [--pages 6] [--tokens 32] [--mode gundam]
-       [--sizes 0,0.001,0.003,0.01,0.02,0.03] [--tolerance 0.02]
+Usage: python benchmarks/gate_resolution.py [--pages 4] [--tokens 32] [--mode gundam]
+       [--dtypes float32,bfloat16] [--sizes 0,0.0001,0.001,0.003,0.01]
        [--json out.json] [--markdown out.md]
 
-The model spec's `perturb` (a test switch) adds seeded Gaussian noise to the output head
-(`lm_head`, the last projection to the vocabulary) and nothing else: every weight gets noise
-of standard deviation `perturb` times the standard deviation of the head's weights, so 0.01
-is noise at 1% of the head's weight spread. For each size the perturbed small-preset model
-generates greedily on generated pages, and the gate (`judge_variant`, the pipeline's own)
-judges its outputs against the unperturbed model's at `--tolerance`. Per size: pages caught
-out of pages, the first-step logit difference as a fraction of the largest first-step logit,
-and where the greedy tokens first diverge. Size 0 is the control: the same model built again
-must pass on every page.
+Two perturbations of the small-preset model, each at every size:
+- head: the model spec's `perturb` (a test switch) adds seeded Gaussian noise to the output
+  head's weights, of `size` times their standard deviation;
+- decode attention: the last decoder layer's attention output is multiplied by 1 + `size`
+  at every decode step (`models.implementation.scale_decode_attention`), the prefill left
+  alone, so only the decode can show it.
+For each, the gate's own runs (`variants.gate_runs.GateRuns`: the baseline, the float64
+oracle, the float32 checks, the perturbed model fed the baseline's tokens) and its verdict
+at the config's default factors. Per dtype, kind and size: pages caught out of pages, the
+largest error ratio at the check precision (float32) and, for bfloat16, the RMS error ratio
+at the run's precision, each min to max over the pages. Size 0 is the control: the same
+model built again must pass on every page.
 """
 
 from __future__ import annotations
@@ -27,16 +31,19 @@ from PIL import Image
 
 from vlmprof.atomic import write_text_atomic
 from vlmprof.data.synthetic_pages import CATEGORIES, PAGE_SIZES, render_page
-from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.models import ModelSpec
+from vlmprof.models.base import ModelAdapter
+from vlmprof.models.implementation import scale_decode_attention
 from vlmprof.provenance import source_state
-from vlmprof.runtime.profile_shard import reference_outputs
-from vlmprof.variants.gate import Outputs, judge_variant
+from vlmprof.variants.gate import GateFactors
+from vlmprof.variants.gate_runs import Alteration, GateRuns
 
-from bench_args import profile_settings, write_json
+from bench_args import default_config, profile_settings, write_json
 
-SIZES: tuple[float, ...] = (0.0, 0.001, 0.003, 0.01, 0.02, 0.03)
-# What the gate measured on each page, kept per size.
-PAGE_KEYS: tuple[str, ...] = ("relative_logit_diff", "diverged_at", "tie_gap")
+SIZES: tuple[float, ...] = (0.0, 0.0001, 0.001, 0.003, 0.01)
+KINDS: tuple[str, ...] = ("head", "decode attention")
+# What the gate measured on each page, kept per row.
+PAGE_KEYS: tuple[str, ...] = ("code_path_ratio", "precision_ratio", "first_different_pick")
 
 
 def synthetic_pages(n: int) -> dict[str, Image.Image]:
@@ -48,106 +55,137 @@ def synthetic_pages(n: int) -> dict[str, Image.Image]:
     return pages
 
 
-def model_outputs(spec: ModelSpec, pages: dict[str, Image.Image], tokens: int) -> Outputs:
-    """The gate's reference outputs of the model `spec` builds, on every page."""
-    adapter = build_adapter(spec)
-    settings = profile_settings("gate-resolution", max_new_tokens=tokens)
-    return {
-        name: reference_outputs(adapter, adapter.preprocess(page), settings)
-        for name, page in pages.items()
-    }
+def _attention_off_by(size: float) -> Alteration:
+    """The last decoder layer's attention output (1 + `size`) times too large at decode."""
+
+    def alter(adapter: ModelAdapter) -> None:
+        last = adapter.decoder_layer_paths()[-1]
+        scale_decode_attention(adapter.module, f"{last}.self_attn", 1.0 + size)
+
+    return alter
+
+
+def perturbed_verdict(runs: GateRuns, kind: str, size: float) -> dict[str, Any]:
+    """The gate's verdict on the baseline perturbed by `kind` at `size` (0: built again)."""
+    name = f"{kind} {size:g}"
+    if kind == "head":
+        return runs.judge(name, {"perturb": size})
+    return runs.judge(name, {}, _attention_off_by(size) if size else None)
 
 
 def gate_resolution(
+    dtypes: Sequence[str],
+    kinds: Sequence[str],
     sizes: Sequence[float],
     pages: dict[str, Image.Image],
     tokens: int,
-    tolerance: float,
     spec: ModelSpec,
+    factors: GateFactors,
 ) -> list[dict[str, Any]]:
-    """One row per perturb size: pages caught, and per page the first-step relative logit
-    difference and the step where the tokens first diverge (None: identical)."""
-    baseline = model_outputs(spec, pages, tokens)
+    """One row per dtype x kind x size: pages caught, and per page what the gate measured."""
+    settings = profile_settings("gate-resolution", max_new_tokens=tokens)
     rows = []
-    for size in sizes:
-        perturbed = model_outputs(dataclasses.replace(spec, perturb=size), pages, tokens)
-        verdict = judge_variant(f"perturb {size:g}", baseline, perturbed, tolerance)
-        results = verdict["page_results"]
-        per_page = {key: {n: page[key] for n, page in results.items()} for key in PAGE_KEYS}
-        rows.append(
-            {
-                "perturb": size,
-                "pages": len(results),
-                "caught": sum(not page["ok"] for page in results.values()),
-                "status": verdict["status"],
-                **per_page,
-            }
-        )
+    for dtype in dtypes:
+        runs = GateRuns(dataclasses.replace(spec, dtype=dtype), pages, settings, factors)
+        for kind in kinds:
+            for size in sizes:
+                verdict = perturbed_verdict(runs, kind, size)
+                results = verdict["page_results"]
+                per_page = {
+                    key: {image: page.get(key) for image, page in results.items()}
+                    for key in PAGE_KEYS
+                }
+                rows.append(
+                    {
+                        "dtype": dtype,
+                        "kind": kind,
+                        "size": size,
+                        "pages": len(results),
+                        "caught": sum(not page["ok"] for page in results.values()),
+                        "status": verdict["status"],
+                        **per_page,
+                    }
+                )
     return rows
 
 
 def resolution_sentence(rows: Sequence[dict[str, Any]]) -> str:
-    """The smallest size caught on every page and the largest that passes on every page."""
-    caught = [r["perturb"] for r in rows if r["perturb"] > 0 and r["caught"] == r["pages"]]
-    passed = [r["perturb"] for r in rows if r["perturb"] > 0 and r["caught"] == 0]
+    """Per dtype and kind, the smallest size caught on every page and the largest that
+    passes on every page."""
     parts = []
-    if caught:
-        parts.append(f"the gate catches a perturbation of {min(caught):.1%} on every page")
-    if passed:
-        parts.append(f"{max(passed):.1%} passes on every page")
-    return "; ".join(parts) or "no size was caught on every page or passed on every page"
+    for dtype, kind in dict.fromkeys((r["dtype"], r["kind"]) for r in rows):
+        mine = [r for r in rows if (r["dtype"], r["kind"]) == (dtype, kind) and r["size"] > 0]
+        caught = [r["size"] for r in mine if r["caught"] == r["pages"]]
+        passed = [r["size"] for r in mine if r["caught"] == 0]
+        found = []
+        if caught:
+            found.append(f"caught on every page from {min(caught):.2%}")
+        if passed:
+            found.append(f"{max(passed):.2%} passes on every page")
+        parts.append(f"{kind} in {dtype}: " + ("; ".join(found) or "no size decided"))
+    return ". ".join(parts)
 
 
-def markdown_table(rows: Sequence[dict[str, Any]], tolerance: float, setting: str) -> str:
-    """The rows as Markdown under a line saying how they were measured (`setting`): size,
-    caught / pages, logit difference range, divergences; then the resolution."""
+def _range(values: dict[str, Any]) -> str:
+    present = [v for v in values.values() if v is not None]
+    return f"{min(present):.3g} to {max(present):.3g}" if present else "-"
 
-    def steps(row: dict[str, Any]) -> str:
-        return ", ".join("-" if s is None else str(s) for s in row["diverged_at"].values())
 
+def markdown_table(rows: Sequence[dict[str, Any]], factors: GateFactors, setting: str) -> str:
+    """The rows as Markdown under a line saying how they were measured (`setting`)."""
     lines = [
-        "# Gate resolution: a perturbed output head against the model as built",
+        "# Gate resolution: a perturbed head and a perturbed decode layer against the model "
+        "as built",
         "",
         f"{setting}.",
         "",
-        "| perturb (noise std / head weight std) | pages caught / pages | first-step max logit "
-        "difference (fraction of the largest logit), min to max over pages | first differing "
-        "token (0-based, per page; - identical) |",
-        "|---:|---:|---:|:---|",
+        "| dtype | perturbation | size | pages caught / pages | largest error / baseline's "
+        "(float32), min to max over pages | RMS error / baseline's at the run's precision | "
+        "first step whose greedy pick differs (per page; - none) |",
+        "|:---|:---|---:|---:|---:|---:|:---|",
     ]
     for row in rows:
-        diffs = row["relative_logit_diff"].values()
-        lines.append(
-            f"| {row['perturb']:.1%} | {row['caught']} / {row['pages']} | "
-            f"{min(diffs):.3g} to {max(diffs):.3g} | {steps(row)} |"
+        picks = ", ".join(
+            "-" if s is None else str(s) for s in row["first_different_pick"].values()
         )
-    return "\n".join(
-        [*lines, "", f"Gate tolerance {tolerance:g}: {resolution_sentence(rows)}.", ""]
+        lines.append(
+            f"| {row['dtype']} | {row['kind']} | {row['size']:.2%} | {row['caught']} / "
+            f"{row['pages']} | {_range(row['code_path_ratio'])} | "
+            f"{_range(row['precision_ratio'])} | {picks} |"
+        )
+    limits = (
+        f"Limits (the config's defaults): {factors.code_path:g}x at float32, "
+        f"{factors.precision:g}x at the run's precision"
     )
+    return "\n".join([*lines, "", f"{limits}. {resolution_sentence(rows)}.", ""])
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Measure the sizes, print the table, write --json and --markdown if given."""
+    """Measure every dtype, kind and size, print the table, write --json and --markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", type=int, default=6)
+    parser.add_argument("--pages", type=int, default=4)
     parser.add_argument("--tokens", type=int, default=32)
     parser.add_argument("--mode", default="gundam")
+    parser.add_argument("--dtypes", default="float32,bfloat16")
     parser.add_argument("--sizes", default=",".join(f"{s:g}" for s in SIZES))
-    parser.add_argument("--tolerance", type=float, default=0.02)
     parser.add_argument("--json", help="also write the measurements here")
     parser.add_argument("--markdown", help="also write the table here")
     args = parser.parse_args(argv)
-    spec = ModelSpec(preset="small", device="cpu", dtype="float32", mode=args.mode)
+    gate = default_config()["variant_gate"]
+    factors = GateFactors(gate["code_path_factor"], gate["precision_factor"])
+    spec = ModelSpec(preset="small", device="cpu", mode=args.mode)
+    dtypes = args.dtypes.split(",")
     sizes = [float(size) for size in args.sizes.split(",")]
-    rows = gate_resolution(sizes, synthetic_pages(args.pages), args.tokens, args.tolerance, spec)
+    pages = synthetic_pages(args.pages)
+    rows = gate_resolution(dtypes, KINDS, sizes, pages, args.tokens, spec, factors)
     git = source_state()
     command = ["benchmarks/gate_resolution.py", *(sys.argv[1:] if argv is None else argv)]
     setting = (
-        f"Small preset on CPU in float32, mode {args.mode}, {args.tokens} greedy tokens on each"
-        f" of {args.pages} generated pages; `python {' '.join(command)}` at commit"
-        f" {git['git_commit']}{' (uncommitted changes)' if git['git_dirty'] else ''}"
+        f"Small preset on CPU, mode {args.mode}, {args.tokens} tokens on each of {args.pages} "
+        f"generated pages, fed the baseline's tokens; `python {' '.join(command)}` at commit "
+        f"{git['git_commit']}{' (uncommitted changes)' if git['git_dirty'] else ''}"
     )
-    table = markdown_table(rows, args.tolerance, setting)
+    table = markdown_table(rows, factors, setting)
     print(table, end="")
     if args.markdown:
         write_text_atomic(args.markdown, table)
@@ -155,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         payload = {
             "spec": dataclasses.asdict(spec),
             "tokens": args.tokens,
-            "tolerance": args.tolerance,
+            "factors": dataclasses.asdict(factors),
             "resolution": resolution_sentence(rows),
             "rows": rows,
         }

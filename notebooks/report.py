@@ -231,13 +231,20 @@ if timed:
 #
 # The baseline (this run's own settings, by default the released code path) against named
 # optimisation variants and sweep points, each profiled on the same pages. An optimisation
-# counts only after its correctness gate passes; a sweep point (other preset, mode or crops)
+# counts only after its correctness gate passes: fed the baseline's tokens, its logits at
+# every step are compared with a float64 run of the released code (the oracle) and must
+# stay as close to it as the baseline's own. A sweep point (other preset, mode or crops)
 # does different work, so its ratio is shown but it is never an optimisation.
 
 # %%
 comparison = report.read_comparison(run_dir)
 no_variants = report.comparison_note(comparison)
-Markdown(no_variants) if no_variants else report.styled(report.gate_table(comparison))
+if no_variants:
+    display(Markdown(no_variants))
+else:
+    display(report.styled(report.gate_table(comparison)))
+    meaning = report.gate_meaning(report.gated(comparison))
+    display(Markdown(meaning or "No variant was gated: every variant is a sweep point."))
 
 # %%
 if not no_variants:

@@ -1,35 +1,36 @@
-"""The gate-resolution benchmark's measurement on one page: the unperturbed model built again
-passes, a head perturbed by half its weight spread is caught."""
+"""The gate-resolution benchmark's measurement on one page: the model built again passes, a
+head perturbed by half its weight spread and a decode layer's attention 50% off are caught."""
 
 import sys
 from pathlib import Path
 
 from vlmprof.models import ModelSpec
+from vlmprof.variants.gate import GateFactors
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from gate_resolution import gate_resolution, markdown_table, synthetic_pages  # noqa: E402
+from gate_resolution import KINDS, gate_resolution, markdown_table, synthetic_pages  # noqa: E402
 
-TOLERANCE = 0.02
+FACTORS = GateFactors(code_path=10.0, precision=1.5)
 
 
-def test_gate_passes_the_same_model_and_catches_a_big_perturbation():
+def test_gate_passes_the_same_model_and_catches_big_perturbations():
     pages = synthetic_pages(1)
     spec = ModelSpec(preset="small", mode="base")
-    control, big = gate_resolution([0.0, 0.5], pages, 6, TOLERANCE, spec)
+    rows = gate_resolution(["float32"], KINDS, [0.0, 0.5], pages, 6, spec, FACTORS)
     (page,) = pages
+    by = {(row["kind"], row["size"]): row for row in rows}
+    for kind in KINDS:
+        control, big = by[kind, 0.0], by[kind, 0.5]
+        assert (control["pages"], control["caught"], control["status"]) == (1, 0, "passed")
+        assert control["code_path_ratio"][page] == 1.0
+        assert control["first_different_pick"][page] is None
+        assert (big["pages"], big["caught"], big["status"]) == (1, 1, "failed")
+        assert big["code_path_ratio"][page] > FACTORS.code_path
 
-    assert (control["perturb"], control["pages"], control["caught"]) == (0.0, 1, 0)
-    assert control["status"] == "passed"
-    assert control["relative_logit_diff"][page] == 0.0
-    assert control["diverged_at"][page] is None
-
-    assert (big["perturb"], big["pages"], big["caught"]) == (0.5, 1, 1)
-    assert big["status"] == "failed"
-    assert big["relative_logit_diff"][page] > TOLERANCE
-
-    table = markdown_table([control, big], TOLERANCE, "One page")
+    table = markdown_table(rows, FACTORS, "One page")
     assert "\n\nOne page.\n\n" in table
-    assert "| 0.0% | 0 / 1 | 0 to 0 | - |" in table
-    assert "| 50.0% | 1 / 1 |" in table
-    assert table.rstrip().endswith("the gate catches a perturbation of 50.0% on every page.")
+    assert "| float32 | head | 0.00% | 0 / 1 | 1 to 1 | - | - |" in table
+    assert "| float32 | decode attention | 50.00% | 1 / 1 |" in table
+    assert "head in float32: caught on every page from 50.00%" in table
+    assert "decode attention in float32: caught on every page from 50.00%" in table

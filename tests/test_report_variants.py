@@ -129,7 +129,10 @@ def test_report_shows_each_variant_with_its_gate(compared_run: Path):
 def test_stakeholder_summary_names_what_each_variant_buys(compared_run: Path):
     shown = executed_outputs(compared_run / "stakeholder_summary.ipynb")
     assert "`wrong` (`compile: max`) failed the correctness check" in shown
-    assert "0.731" in shown
+    assert "731x the baseline's (limit 10x)" in shown
+    # What "passed" means, once, with the closest call among those that passed.
+    assert "\"Passed\" means: fed the baseline's tokens" in shown
+    assert "The closest call among the variants that passed: `grouped`" in shown
     assert "`crops2` (`max_crops: 2`) computes a different workload" in shown
     for label in ("**Vision**", "**Decode**", "**Whole page**"):
         assert label in shown

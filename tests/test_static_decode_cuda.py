@@ -16,16 +16,18 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.workflow_helpers import default_settings
+from tests.workflow_helpers import default_config, default_settings
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
 from vlmprof.models.shape_graphs import ShapeGraphs
 from vlmprof.runtime.profile_shard import batch_reference_outputs, reference_outputs
-from vlmprof.variants.gate import judge_page
+from vlmprof.variants.gate import GateFactors
+from vlmprof.variants.gate_runs import GateRuns
 
 TOKENS = 12
-# The gate's default tolerance (config variant_gate.tolerance), for bf16 eager vs static.
-GATE_TOLERANCE = 0.02
+# The gate's default factors (config variant_gate), for bf16 paths against each other.
+GATE = default_config()["variant_gate"]
+FACTORS = GateFactors(GATE["code_path_factor"], GATE["precision_factor"])
 NEEDS_CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 DEVICES = [pytest.param("cpu"), pytest.param("cuda", marks=NEEDS_CUDA)]
 DTYPES = ["float32", "bfloat16"]
@@ -77,6 +79,13 @@ def generated(page: Image.Image):
     return outputs
 
 
+def _gate(baseline: ModelSpec, changes: dict, pages: list[Image.Image], run_id: str) -> dict:
+    """The gate's verdict on `baseline` with `changes`, over `pages`."""
+    settings = default_settings(run_id=run_id, max_new_tokens=TOKENS)
+    images = {f"page-{index}": page for index, page in enumerate(pages)}
+    return GateRuns(baseline, images, settings, FACTORS).judge(run_id, changes)
+
+
 def _relative_logit_diff(a: Outputs, b: Outputs) -> float:
     scale = float(a["first_logits"].abs().max())
     return float((a["first_logits"] - b["first_logits"]).abs().max()) / scale
@@ -86,7 +95,7 @@ def _relative_logit_diff(a: Outputs, b: Outputs) -> float:
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("device", DEVICES)
 def test_static_cache_gives_the_eager_paths_outputs(
-    generated, device: str, dtype: str, experts: str
+    generated, page: Image.Image, device: str, dtype: str, experts: str
 ):
     eager, _ = generated(device, dtype, experts, "eager")
     static, adapter = generated(device, dtype, experts, "static")
@@ -97,9 +106,12 @@ def test_static_cache_gives_the_eager_paths_outputs(
         assert _relative_logit_diff(eager, static) <= EAGER_FP32
     else:
         # A static cache attends over its padded length, a growing one over the tokens so
-        # far: in bf16 a later greedy step may flip at a near-tie, which the gate allows.
-        verdict = judge_page(eager, static, GATE_TOLERANCE)
-        assert verdict["ok"], verdict
+        # far: in bf16 their logits differ by rounding, which the gate allows.
+        spec = ModelSpec(
+            preset="small", mode="base", device=device, dtype=dtype, experts_implementation=experts
+        )
+        verdict = _gate(spec, {"decode": "static"}, [page], "static-cache")
+        assert verdict["status"] == "passed", verdict["detail"]
 
 
 @NEEDS_CUDA
@@ -121,8 +133,8 @@ def test_cuda_graph_replays_the_static_paths_outputs(generated, dtype: str, expe
     assert worst <= GRAPHED[dtype] * scale
 
 
-def _graphed_adapter(mode: str = "base", **switches: str):
-    spec = ModelSpec(
+def _graphed_spec(mode: str = "base", **switches: str) -> ModelSpec:
+    return ModelSpec(
         preset="small",
         mode=mode,
         device="cuda",
@@ -131,37 +143,35 @@ def _graphed_adapter(mode: str = "base", **switches: str):
         decode="cuda_graph",
         **switches,
     )
-    return build_adapter(spec)
 
 
 @NEEDS_CUDA
 def test_the_compiled_decoder_runs_inside_the_captured_decode_graph(page: Image.Image):
     settings = default_settings(run_id="compiled-graph", max_new_tokens=TOKENS)
-    outputs = {}
-    for compiled in ("none", "decoder"):
-        adapter = _graphed_adapter(compile=compiled)
-        outputs[compiled] = reference_outputs(adapter, adapter.preprocess(page), settings)
-        assert [slot.graph is not None for slot in adapter.static.slots.values()] == [True]
-    verdict = judge_page(outputs["none"], outputs["decoder"], GATE_TOLERANCE)
-    assert verdict["ok"], verdict
+    adapter = build_adapter(_graphed_spec(compile="decoder"))
+    reference_outputs(adapter, adapter.preprocess(page), settings)
+    assert [slot.graph is not None for slot in adapter.static.slots.values()] == [True]
+    verdict = _gate(_graphed_spec(), {"compile": "decoder"}, [page], "compiled-graph")
+    assert verdict["status"] == "passed", verdict["detail"]
 
 
 @NEEDS_CUDA
-def test_a_batch_replayed_from_its_graph_gets_each_pages_lone_tokens():
-    adapter = _graphed_adapter(mode="gundam")  # crops by page size: prompts of other lengths
-    settings = default_settings(run_id="batched-graph", max_new_tokens=TOKENS)
+def test_a_batch_replayed_from_its_graph_gets_each_pages_lone_outputs():
     sizes = ((700, 1000), (1600, 900), (600, 2000), (480, 640))
-    batch = [adapter.preprocess(Image.new("RGB", size, "white")) for size in sizes]
+    pages = [Image.new("RGB", size, "white") for size in sizes]
+    spec = _graphed_spec(mode="gundam")  # crops by page size: prompts of other lengths
+    adapter = build_adapter(dataclasses.replace(spec, batch_size=len(pages)))
+    batch = [adapter.preprocess(page) for page in pages]
     assert len({inputs.prefill_len for inputs in batch}) > 1
-    lone = [reference_outputs(adapter, inputs, settings) for inputs in batch]
-    together = batch_reference_outputs(adapter, batch, settings)
-    for alone, batched in zip(lone, together, strict=True):
-        verdict = judge_page(alone, batched, GATE_TOLERANCE)
-        assert verdict["ok"], verdict
+    settings = default_settings(run_id="batched-graph", max_new_tokens=TOKENS)
+    reference_outputs(adapter, batch[0], settings)
+    batch_reference_outputs(adapter, batch, settings)
     graphs = {key: slot.graph is not None for key, slot in adapter.static.slots.items()}
     assert any(
         batch_size == len(batch) and captured for (_, batch_size), captured in graphs.items()
     )
+    verdict = _gate(spec, {"batch_size": len(pages)}, pages, "batched-graph")
+    assert verdict["status"] == "passed", verdict["detail"]
 
 
 @NEEDS_CUDA
@@ -188,8 +198,6 @@ def test_an_hf_vlm_replayed_from_its_graph_gives_the_static_paths_outputs(archit
         static, graphed = (
             reference_outputs(adapter, inputs, settings) for adapter in adapters.values()
         )
-        verdict = judge_page(static, graphed, GATE_TOLERANCE)
-        assert verdict["ok"], verdict
         assert torch.equal(graphed["tokens"], static["tokens"])
         # Every step's top logits too: a graph replaying the first page's rope offset on the
         # second keeps its tokens and passes the gate (seen on an H100), but not this.
@@ -199,6 +207,9 @@ def test_an_hf_vlm_replayed_from_its_graph_gives_the_static_paths_outputs(archit
     # Both pages replayed the one graph captured for their bucket.
     slots = adapters["cuda_graph"].static.slots.values()
     assert [slot.graph is not None for slot in slots] == [True]
+    images = [Image.new("RGB", size, "white") for size in HF_VLM_PAGES]
+    verdict = _gate(adapters["static"].spec, {"decode": "cuda_graph"}, images, "hf-vlm-graph")
+    assert verdict["status"] == "passed", verdict["detail"]
 
 
 # Two models of other weights and views, each with graphed decode and vision, in float32

@@ -30,21 +30,20 @@ GROUPED_CONFIG = {
 # Gate contents for one variant; only the status and numbers vary between tests.
 PASSED = {
     "status": "passed",
-    "criterion": "tokens identical and first-step logits within tolerance",
+    "method": "teacher-forced",
+    "criterion": "fed the baseline's tokens, every step within the factors",
     "pages": 3,
-    "pages_identical": 3,
-    "max_abs_logit_diff": 0.0001,
-    "relative_logit_diff": 0.00002,
-    "tolerance": 0.02,
-    "detail": "every page identical",
+    "pages_same_picks": 3,
+    "factors": {"code_path": 10.0, "precision": 1.5},
+    "code_path_ratio": 1.2,
+    "precision_ratio": None,
+    "detail": "largest error 1.2x the baseline's",
 }
 FAILED = PASSED | {
     "status": "failed",
-    "criterion": "first-step logits beyond tolerance",
-    "pages_identical": 1,
-    "max_abs_logit_diff": 0.731,
-    "relative_logit_diff": 0.0412,
-    "detail": "page_001 diverged at step 2",
+    "pages_same_picks": 1,
+    "code_path_ratio": 731.0,
+    "detail": "page_001: largest logit error 0.004 of the logit range, 731x the baseline's",
 }
 SWEEP = not_applicable("crops2", "max_crops 2: a different workload from the baseline")
 
@@ -233,10 +232,10 @@ def test_a_failed_gate_is_never_a_speedup_nor_best(
     assert chart.loc[chart["variant"] == "wrong", "ratio"].isna().all()
     gates = shown.gate_table(comparison).set_index("variant")
     assert gates.loc["wrong", "gate"] == "failed"
-    assert "0.731" in gates.loc["wrong", "measured difference"]
-    assert "1 of 3 pages identical" in gates.loc["wrong", "measured difference"]
+    assert "731x the baseline's (limit 10x)" in gates.loc["wrong", "measured margin"]
+    assert "same greedy picks on 1 of 3 pages" in gates.loc["wrong", "measured margin"]
     words = summary_words(comparison)
-    assert "`wrong`" in words and "failed the correctness check" in words and "0.731" in words
+    assert "`wrong`" in words and "failed the correctness check" in words and "731x" in words
     assert "faster than" not in words
     assert "No optimisation passed the correctness check" in words
 
@@ -251,7 +250,7 @@ def test_a_sweep_point_is_a_different_workload_never_best(
     assert rows["decode"]["ratio"] == pytest.approx(2.0)
     assert {r["verdict"] for r in rows.values()} == {"different workload"}
     assert set(comparison["best"].values()) == {None}
-    assert shown.gate_table(comparison).iloc[1]["measured difference"] == SWEEP["detail"]
+    assert shown.gate_table(comparison).iloc[1]["measured margin"] == SWEEP["detail"]
     words = summary_words(comparison)
     assert "`crops2` (`max_crops: 2`) computes a different workload" in words
     assert "0.50x the time" in words
@@ -330,7 +329,7 @@ def test_script_writes_json_csv_and_markdown(
     assert table.loc[table["variant"] == "wrong", "ratio"].isna().all()
     markdown = (out / "comparison.md").read_text()
     assert "| wrong " in markdown and "failed gate: not a speedup" in markdown
-    assert "0.731" in markdown
+    assert "731x the baseline" in markdown
     assert (out / "compare_variants.log").read_text().count("2 variants") == 1
     only = run_script(tmp_path / "none", pipeline_run / "metrics.json", {})
     assert [v["name"] for v in only["variants"]] == [cmp.BASELINE]

@@ -49,13 +49,17 @@ def test_a_run_with_variants_plans_the_control_after_every_other_arm(checkout: P
     waits_for = set(shard["input"].split(", "))
     assert {f"{RUN}/runs/shard-0.jsonl", f"{RUN}/variants/grouped/runs/shard-0.jsonl"} <= waits_for
     assert shard["output"].startswith(f"{RUN}/variants/control/runs/shard-0.jsonl")
-    # A variant waits for nothing but the pages.
+    # A variant waits for the pages and the baseline's outputs (the tokens its reference
+    # run is fed for the gate), nothing else.
     grouped = next(
         job
         for job in jobs
         if job["rule"] == "profile_shard_variant" and "variant=grouped" in job["wildcards"]
     )
-    assert grouped["input"] == f"{RUN}/inputs/subset.csv"
+    assert set(grouped["input"].split(", ")) == {
+        f"{RUN}/inputs/subset.csv",
+        f"{RUN}/runs/shard-0.outputs.pt",
+    }
     compare = next(job for job in jobs if job["rule"] == "compare_variants")
     assert f"{RUN}/variants/control/metrics.json" in compare["input"]
 

@@ -29,6 +29,7 @@ VARIANT_JOBS = {
     "profile_shard_variant",
     "aggregate_variant",
     "variant_gate",
+    "gate_oracle",
     "static_flops_variant",
     "compare_variants",
     "render_notebook",
@@ -97,8 +98,8 @@ def test_pages_generated_two_at_a_time_with_a_worker_pass_the_gate(
 def test_a_wrong_model_fails_the_gate_with_its_measured_difference(variant_run: Path):
     gate = _gate(variant_run, "wrong-head")
     assert gate["status"] == "failed"
-    assert gate["relative_logit_diff"] > 0.02
-    assert "differ by" in gate["detail"]
+    assert gate["code_path_ratio"] > gate["factors"]["code_path"]
+    assert "largest logit error" in gate["detail"]
     comparison = (variant_run / "variants" / "comparison.md").read_text()
     assert "wrong-head" in comparison and "failed" in comparison
 

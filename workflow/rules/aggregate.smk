@@ -102,7 +102,8 @@ rule variant_gate:
     conda:
         ENV
     params:
-        tolerance=config["variant_gate"]["tolerance"],
+        code_path_factor=config["variant_gate"]["code_path_factor"],
+        precision_factor=config["variant_gate"]["precision_factor"],
         sweep_point=lambda wildcards: variant_is_sweep_point(wildcards.variant),
         switches=lambda wildcards: as_json(VARIANTS[wildcards.variant]),
     script:

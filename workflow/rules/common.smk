@@ -31,6 +31,8 @@ from vlmprof.variants.switches import (
     check_batch_size,
     check_variant,
     check_workers,
+    gate_check_spec,
+    oracle_spec,
     variant_spec,
 )
 from vlmprof.variants.control import control_arm
@@ -283,6 +285,28 @@ def job_model_spec(wildcards):
     return model_spec(job_variant(wildcards))
 
 
+def arm_spec(variant):
+    """The model settings of the baseline or a variant (a dict)."""
+    if variant == BASELINE:
+        return BASELINE_SPEC
+    return variant_spec(BASELINE_SPEC, VARIANTS[variant])
+
+
+# Whether the run is narrower than float32, so that every gated arm also runs in float32
+# for the gate (gate_check); otherwise the arms' own outputs are the check.
+GATE_CHECKED = gate_check_spec(BASELINE_SPEC) is not None
+
+
+def job_check_spec(wildcards):
+    """The model settings of the job's arm's gate check at float32 (JSON text)."""
+    return as_json(spec_params(gate_check_spec(arm_spec(job_variant(wildcards)))))
+
+
+def oracle_spec_json():
+    """The model settings of the gate's oracle: the released code path in float64."""
+    return as_json(spec_params(oracle_spec(BASELINE_SPEC)))
+
+
 def check_variants():
     """Refuse, before any job, a variant that cannot run here (e.g. CUDA graphs on a CPU)."""
     for name, switches in VARIANTS.items():
@@ -369,12 +393,29 @@ def get_static_compute(wildcards):
     return f"{job_dir(wildcards) if own_count else RUN}/static/static_compute.json"
 
 
+def get_gate_against(wildcards):
+    """What a variant's timing pass is fed for the gate: the baseline's outputs of its
+    shard, unless the variant is a sweep point (another workload, not gated)."""
+    if variant_is_sweep_point(wildcards.variant):
+        return {}
+    return {"against": f"{RUN}/runs/shard-{wildcards.shard}.outputs.pt"}
+
+
 def get_gate_outputs(wildcards):
-    """Reference outputs of the baseline and the variant, every shard."""
-    return {
+    """What a variant's gate compares, every shard: the baseline's and the variant's
+    outputs, and, unless it is a sweep point, the oracle's and (for a run narrower than
+    float32) both arms' float32 checks."""
+    outputs = {
         "baseline": shard_files(variant_dir(BASELINE), ".outputs.pt"),
         "variant": shard_files(job_dir(wildcards), ".outputs.pt"),
     }
+    if variant_is_sweep_point(wildcards.variant):
+        return outputs
+    outputs["oracle"] = shard_files(variant_dir(BASELINE), ".oracle.pt")
+    if GATE_CHECKED:
+        outputs["baseline_check"] = shard_files(variant_dir(BASELINE), ".check.pt")
+        outputs["variant_check"] = shard_files(job_dir(wildcards), ".check.pt")
+    return outputs
 
 
 def get_variant_results(kind):

@@ -24,6 +24,7 @@ rule profile_shard:
 # A/A control's shards start only once every other arm's records exist.
 use rule profile_shard as profile_shard_variant with:
     input:
+        unpack(get_gate_against),
         subset=rules.select_subset.output.subset,
         after=get_arms_before,
     output:
@@ -44,6 +45,50 @@ use rule profile_shard as profile_shard_model with:
         f"{RUN}/logs/profile_shard-model-{{model}}-{{shard}}.log",
     benchmark:
         f"{RUN}/benchmarks/profile_shard-model-{{model}}-{{shard}}.tsv"
+
+
+# The correctness gate's runs fed the baseline's tokens: the oracle (the released code path
+# in float64) and, for a run narrower than float32, each gated arm's code path in float32.
+rule gate_oracle:
+    input:
+        subset=rules.select_subset.output.subset,
+        against=rules.profile_shard.output.outputs,
+    output:
+        outputs=f"{RUN}/runs/shard-{{shard}}.oracle.pt",
+    log:
+        f"{RUN}/logs/gate_oracle-{{shard}}.log",
+    conda:
+        ENV
+    resources:
+        gpu=1,
+    params:
+        spec=oracle_spec_json(),
+        settings=profile_settings(),
+        shards=config["shards"],
+    script:
+        "../scripts/gate_reference.py"
+
+
+use rule gate_oracle as gate_check with:
+    output:
+        outputs=f"{RUN}/runs/shard-{{shard}}.check.pt",
+    log:
+        f"{RUN}/logs/gate_check-{{shard}}.log",
+    params:
+        spec=job_check_spec,
+        settings=profile_settings(),
+        shards=config["shards"],
+
+
+use rule gate_oracle as gate_check_variant with:
+    output:
+        outputs=f"{RUN}/variants/{{variant}}/runs/shard-{{shard}}.check.pt",
+    log:
+        f"{RUN}/logs/gate_check-{{variant}}-{{shard}}.log",
+    params:
+        spec=job_check_spec,
+        settings=profile_settings(),
+        shards=config["shards"],
 
 
 rule operator_profile:

@@ -8,5 +8,5 @@ smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])
 shard = int(smk.wildcards.shard)
 label = job_label(f"profile shard {shard}", smk.wildcards)
-outputs = (smk.output.records, smk.output.outputs)
-profile_shard(smk.input.subset, *outputs, shard, progress_label=label, **smk.params)
+against = dict(smk.input.items()).get("against")  # a gated arm's: the baseline's outputs
+profile_shard(smk.input.subset, *smk.output, shard, label, against, **smk.params)

@@ -1,9 +1,11 @@
-"""Correctness gate of one variant: its reference outputs against the baseline's."""
+"""Correctness gate of one variant: its outputs, fed the baseline's tokens, against the
+baseline's and the oracle's."""
 
 from vlmprof.jobs.aggregate import variant_gate
 from vlmprof.logs import log_to_file
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])
-outputs, name = smk.input, smk.wildcards.variant
-variant_gate(outputs.baseline, outputs.variant, smk.output.gate, name, **smk.params)
+inputs = {key: list(paths) for key, paths in smk.input.items()}
+name = smk.wildcards.variant
+variant_gate(gate=smk.output.gate, name=name, **inputs, **smk.params)

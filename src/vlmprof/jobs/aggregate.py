@@ -27,7 +27,7 @@ from vlmprof.report.models import to_markdown as models_markdown
 from vlmprof.report.variants import to_markdown as comparison_markdown
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.comparison import read_run, write_comparison
-from vlmprof.variants.gate import judge_variant, merged_outputs, not_applicable
+from vlmprof.variants.gate import GateFactors, judge_variant, merged_outputs, not_applicable
 from vlmprof.variants.models_comparison import compare_models as model_comparison
 from vlmprof.variants.switches import BASELINE
 
@@ -95,22 +95,37 @@ def aggregate(
 
 
 def variant_gate(
-    baseline: Sequence[str],
-    variant: Sequence[str],
     gate: str,
     name: str,
     *,
-    tolerance: float,
+    baseline: Sequence[str],
+    variant: Sequence[str],
+    oracle: Sequence[str] = (),
+    code_path_factor: float,
+    precision_factor: float,
     sweep_point: bool,
     switches: str,
+    baseline_check: Sequence[str] = (),
+    variant_check: Sequence[str] = (),
 ) -> None:
-    """The correctness gate of variant `name`: its saved reference outputs against the
-    baseline's, every shard; a sweep point (another workload) is not gated."""
+    """The correctness gate of variant `name`: its saved outputs, fed the baseline's tokens,
+    against the baseline's and the oracle's, every shard (with the arms' float32 checks when
+    the run is narrower); a sweep point (another workload) is not gated."""
     if sweep_point:
         changed = ", ".join(f"{key} {value}" for key, value in sorted(json.loads(switches).items()))
         verdict = not_applicable(name, f"{changed}: a different workload from the baseline")
     else:
-        verdict = judge_variant(name, merged_outputs(baseline), merged_outputs(variant), tolerance)
+        checks = None
+        if baseline_check:
+            checks = (merged_outputs(baseline_check), merged_outputs(variant_check))
+        verdict = judge_variant(
+            name,
+            merged_outputs(baseline),
+            merged_outputs(variant),
+            merged_outputs(oracle),
+            GateFactors(code_path_factor, precision_factor),
+            checks,
+        )
     log.info("gate %s: %s (%s)", name, verdict["status"], verdict["detail"])
     write_json_atomic(Path(gate), verdict)
 

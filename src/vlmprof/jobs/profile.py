@@ -1,5 +1,6 @@
 """Jobs of the profile step, each on a claimed GPU: the timing pass of a shard, the
-operator pass, and an Nsight Systems timeline of one page."""
+correctness gate's higher-precision runs of a shard, the operator pass, and an Nsight
+Systems timeline of one page."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import torch
 
-from vlmprof.atomic import write_text_atomic
+from vlmprof.atomic import atomic_open, write_text_atomic
 from vlmprof.data.subset import readable_pages, shard_pages
 from vlmprof.flops.page_work import page_work
 from vlmprof.models import has_formulas
 from vlmprof.models.base import ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.profiler.operator_profile import run_operator_profile
+from vlmprof.runtime.gate_references import exact_float32, teacher_forced_outputs
 from vlmprof.runtime.launcher import launched_model
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.profile_shard import profile_images
 from vlmprof.runtime.timing_cli import timing_command
+from vlmprof.variants.gate import merged_outputs
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +39,19 @@ def profile_shard(
     records: str,
     outputs: str,
     shard: int,
+    progress_label: str,
+    against: str | None = None,
     *,
     spec: str,
     settings: str,
     shards: int,
-    progress_label: str,
 ) -> None:
     """Timing pass of one shard: each of its pages x repeats, one run record (JSON line)
-    each, and each page's reference outputs for the correctness gate."""
+    each, and each page's reference outputs for the correctness gate (fed the tokens of the
+    baseline's outputs `against`, for an arm the gate judges)."""
     pages = shard_pages(pd.read_csv(subset), shard, shards)
     model = ModelSpec(**json.loads(spec))
+    baseline = None if against is None else merged_outputs([against])
     with launched_model(model) as (adapter, placement):
         run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
         log.info("shard %d: %d pages on %s", shard, len(pages), placement.device)
@@ -57,7 +64,34 @@ def profile_shard(
             Path(outputs),
             progress_label=progress_label,
             page_facts=None if has_formulas(model.name) else counted_work,
+            against=baseline,
         )
+
+
+def gate_reference(
+    subset: str,
+    against: str,
+    outputs: str,
+    shard: int,
+    *,
+    spec: str,
+    settings: str,
+    shards: int,
+    progress_label: str,
+) -> None:
+    """The gate's run of one shard at a higher precision (`spec.upcast`): each page the
+    baseline ran, fed the baseline's tokens (its outputs `against`), in float32 without
+    TensorFloat-32; written like the timing pass's reference outputs."""
+    pages = shard_pages(pd.read_csv(subset), shard, shards)
+    model = ModelSpec(**json.loads(spec))
+    with exact_float32(), launched_model(model) as (adapter, placement):
+        run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
+        log.info("gate run of shard %d in %s on %s", shard, adapter.dtype, placement.device)
+        saved = teacher_forced_outputs(
+            adapter, pages, merged_outputs([against]), run, model.batch_size, progress_label
+        )
+    with atomic_open(Path(outputs), "wb") as handle:
+        torch.save(saved, handle)
 
 
 def counted_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, object]:

@@ -180,6 +180,8 @@ class VariantFindings:
     furthest: FurthestStage | None = None
     # Shards whose A/A control measured the drift between runs (0: no control ran).
     drift_shards: int = 0
+    # The gate verdicts of the variants the gate judged (sweep points are not).
+    gated: list[dict[str, Any]] = field(default_factory=list)
 
 
 # --- cost centres ------------------------------------------------------------------------
@@ -514,4 +516,11 @@ def variant_findings(comparison: dict[str, Any] | None) -> VariantFindings:
         caveats=_caveats(comparison),
         furthest=furthest_from_bound(comparison),
         drift_shards=drift_shards(comparison),
+        gated=gated(comparison),
     )
+
+
+def gated(comparison: dict[str, Any]) -> list[dict[str, Any]]:
+    """The gate verdicts of the variants the gate judged (passed or failed; not the sweep
+    points), in the comparison's order."""
+    return [v["gate"] for v in comparison["variants"] if (v["gate"] or {}).get("factors")]

@@ -61,7 +61,8 @@ Models
     page_parts(comparison)              per model, a page's GPU time (s) by part: the figure
 Variants
     comparison_note(comparison)         the line shown when there is nothing to compare
-    gate_table(comparison)              each variant's gate and measured difference
+    gate_table(comparison)              each variant's gate and measured margin
+    gate_meaning(gated(comparison))     what "passed" means, with the closest call
     comparison_table(comparison)        stage x variant: time, ratio, MFU/MBU, roofline x
     bound_table(comparison)             per stage, its fastest variant's distance to its bound
     settings_table(comparison)          per setting, a page's latency, pages per GPU-day, cost;
@@ -86,6 +87,7 @@ from vlmprof.report.cost import cost_sentence, cost_table, published_table
 from vlmprof.report.findings import (
     category_gap,
     cost_centres,
+    gated,
     recommendations,
     utilisation_findings,
     variant_findings,
@@ -158,6 +160,7 @@ from vlmprof.report.variants import (
     chart_frame,
     comparison_note,
     comparison_table,
+    gate_meaning,
     gate_table,
     settings_table,
     slo_sentence,
@@ -193,7 +196,9 @@ __all__ = [
     "failed_phrase",
     "format_number",
     "furthest_sentence",
+    "gate_meaning",
     "gate_table",
+    "gated",
     "headline",
     "input_table",
     "load_run",

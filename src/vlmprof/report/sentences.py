@@ -14,7 +14,7 @@ from vlmprof.report import findings as f
 from vlmprof.report.formatting import display_name, percent, times
 from vlmprof.report.timed_busy import busy_basis
 from vlmprof.report.timing import host_ms, timed
-from vlmprof.report.variants import gap_note, gate_difference, switches_text
+from vlmprof.report.variants import gap_note, gate_difference, gate_meaning, switches_text
 from vlmprof.variants.comparison import PAGE
 from vlmprof.variants.paired import FASTER, MIN_PAGES, WITHIN_NOISE
 
@@ -406,6 +406,9 @@ def variant_sentences(found: f.VariantFindings) -> list[str]:
         "Each variant ran the baseline's pages (the baseline is this run's own settings, by "
         "default the released code path); speedup = baseline time / variant time."
     ]
+    meaning = gate_meaning(found.gated)
+    if meaning is not None:
+        sentences.append(meaning)
     if not found.any_passed:
         sentences.append("No optimisation passed the correctness check: none counts as faster.")
     elif found.drift_shards < 2:

@@ -4,6 +4,7 @@ tables, the rows a chart draws and comparison.md."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
@@ -45,18 +46,42 @@ def switches_text(switches: dict[str, Any]) -> str:
 
 
 def gate_difference(gate: dict[str, Any] | None) -> str:
-    """The gate's measured difference in one line (pages identical, logit differences)."""
+    """The gate's measured margin in one line: the largest error ratios against their
+    limits, and on how many pages the greedy picks equal the baseline's."""
     if gate is None:
         return "-"
+    factors = gate.get("factors") or {}
     parts = []
-    if gate.get("pages") and gate.get("pages_identical") is not None:
-        parts.append(f"{gate.get('pages_identical')} of {gate['pages']} pages identical")
-    if gate.get("max_abs_logit_diff") is not None:
-        parts.append(f"max absolute logit difference {format_number(gate['max_abs_logit_diff'])}")
-    if gate.get("relative_logit_diff") is not None:
-        relative = format_number(gate["relative_logit_diff"])
-        parts.append(f"relative {relative} (tolerance {format_number(gate.get('tolerance'))})")
+    if gate.get("code_path_ratio") is not None:
+        parts.append(
+            f"largest error {gate['code_path_ratio']:.3g}x the baseline's "
+            f"(limit {factors.get('code_path'):g}x)"
+        )
+    if gate.get("precision_ratio") is not None:
+        parts.append(
+            f"RMS error at the run's precision {gate['precision_ratio']:.3g}x "
+            f"(limit {factors.get('precision'):g}x)"
+        )
+    if gate.get("pages"):
+        same = gate.get("pages_same_picks")
+        parts.append(f"same greedy picks on {same} of {gate['pages']} pages")
     return "; ".join(parts) or gate.get("detail") or "-"
+
+
+def gate_meaning(gated: Sequence[dict[str, Any]]) -> str | None:
+    """What "passed" means in this run, in one sentence, with the closest call measured
+    among the `gated` verdicts (`findings.gated`; None when no variant was gated)."""
+    if not gated:
+        return None
+    passed = [gate for gate in gated if gate["status"] == "passed"]
+    sentence = f'"Passed" means: {gated[0]["criterion"]}.'
+    if passed:
+        closest = max(passed, key=lambda gate: gate["code_path_ratio"])
+        sentence += (
+            f" The closest call among the variants that passed: `{closest['variant']}`, "
+            f"{gate_difference(closest)}."
+        )
+    return sentence
 
 
 def payback_text(variant: dict[str, Any]) -> str:
@@ -69,8 +94,8 @@ def payback_text(variant: dict[str, Any]) -> str:
 
 
 def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
-    """Each variant, its switches, ok and failed records, gate status, measured difference
-    and what decided it, its shards' warm-up (compilation and graph capture included) and
+    """Each variant, its switches, ok and failed records, gate status, measured margin
+    and why it failed, its shards' warm-up (compilation and graph capture included) and
     after how many pages the extra warm-up pays back."""
     return pd.DataFrame(
         [
@@ -79,8 +104,7 @@ def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
                 "switches": switches_text(v["switches"]),
                 "records ok / failed": f"{v['records_ok']} / {v['records_error']}",
                 "gate": v["status"],
-                "measured difference": gate_difference(v["gate"]),
-                "decided by": (v["gate"] or {}).get("criterion") or "-",
+                "measured margin": gate_difference(v["gate"]),
                 "detail": (v["gate"] or {}).get("detail") or "-",
                 "warm-up (s)": None if v.get("warmup_ms") is None else v["warmup_ms"] / 1000.0,
                 "pays back after (pages)": payback_text(v),

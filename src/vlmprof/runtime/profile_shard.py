@@ -13,7 +13,7 @@ import gc
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -166,27 +166,43 @@ def warm_up(
 
 
 def reference_outputs(
-    adapter: ModelAdapter, inputs_cpu: ModelInputs, settings: ProfileSettings
+    adapter: ModelAdapter,
+    inputs_cpu: ModelInputs,
+    settings: ProfileSettings,
+    against: Mapping[str, torch.Tensor] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One untimed generation of a page that keeps what the correctness gate compares."""
-    return batch_reference_outputs(adapter, [inputs_cpu], settings)[0]
+    return batch_reference_outputs(
+        adapter, [inputs_cpu], settings, None if against is None else [against]
+    )[0]
 
 
 def batch_reference_outputs(
-    adapter: ModelAdapter, batch_cpu: Sequence[ModelInputs], settings: ProfileSettings
+    adapter: ModelAdapter,
+    batch_cpu: Sequence[ModelInputs],
+    settings: ProfileSettings,
+    against: Sequence[Mapping[str, torch.Tensor]] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """One untimed generation of a batch that keeps, per page, what the correctness gate
     compares (so a batched variant is judged page by page against the lone baseline).
+
+    With `against` (the baseline's saved outputs of these pages) the generation is
+    teacher-forced on the baseline's tokens and every step's probe keeps the baseline's
+    leading ids, so the gate compares both runs' logits at every step of one sequence.
 
     It doubles as the batch's warm-up (`warmup_per_image`): the first run of a new input
     shape pays one-off costs (allocator growth, kernel selection), on an H100 up to 2.5x
     the later repeats.
     """
     batch = [inputs.to(adapter.device, adapter.dtype) for inputs in batch_cpu]
-    captures = [GenerationCapture() for _ in batch]
+    leading = [None] * len(batch) if against is None else [ref["top_indices"] for ref in against]
+    captures = [GenerationCapture(leading=rows) for rows in leading]
+    forced = None if against is None else [ref["tokens"] for ref in against]
     eos = None if settings.ignore_eos else settings.eos_id
     instruments = Instruments(None, NvtxRanges(enabled=False))
-    tokens = generate_batch(adapter, batch, settings.max_new_tokens, instruments, eos, captures)
+    tokens = generate_batch(
+        adapter, batch, settings.max_new_tokens, instruments, eos, captures, forced
+    )
     return [capture.to_dict(page) for capture, page in zip(captures, tokens, strict=True)]
 
 
@@ -263,6 +279,7 @@ def profile_images(
     outputs_path: Path | None = None,
     progress_label: str | None = None,
     page_facts: Callable[[ModelAdapter, ModelInputs], dict[str, object]] | None = None,
+    against: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
 ) -> list[RunRecord]:
     """Profile `images` ((image_id, path) pairs) on `adapter`, built at `placement` (which
     every record keeps), and write their records to `out_path`.
@@ -273,7 +290,9 @@ def profile_images(
     per-step top-k) is saved there for the correctness gate, keyed by image_id. Progress
     (page, repeat, elapsed and remaining time) goes to standard error between runs, under
     `progress_label` (default "profile shard <shard>"). `page_facts` adds what it finds in an
-    untimed run of each page (its counted work, say) to every record of the page.
+    untimed run of each page (its counted work, say) to every record of the page. With
+    `against` (the baseline's saved outputs by image_id) the reference generation is fed the
+    baseline's tokens, for the gate (a batch with a page the baseline lacks runs freely).
 
     When no run succeeded, the records are still written, then a ShardFailedError names the
     first page's error (unless every run ran out of memory: a batch too large to fit is a
@@ -346,6 +365,9 @@ def profile_images(
             if len(pages) > 1:
                 pages_of = f"pages {first + 1}-{first + len(pages)}/{len(images)}"
             batch_cpu = [page.inputs for page in pages]
+            forced_by = None
+            if against is not None and all(image in against for image in ids):
+                forced_by = [against[image] for image in ids]
             failure = None
             try:
                 if not warmed:
@@ -360,7 +382,7 @@ def profile_images(
                     pages[0].facts["warmup_ms"] = _elapsed_ms(start)
                     warmed = True
                 if settings.warmup_per_image:
-                    references = batch_reference_outputs(adapter, batch_cpu, settings)
+                    references = batch_reference_outputs(adapter, batch_cpu, settings, forced_by)
                     outputs.update(zip(ids, references, strict=True))
                 if page_facts is not None:
                     for page in pages:
@@ -415,7 +437,7 @@ def profile_images(
                 # so it cannot warm them.
                 failure = None
                 try:
-                    references = batch_reference_outputs(adapter, batch_cpu, settings)
+                    references = batch_reference_outputs(adapter, batch_cpu, settings, forced_by)
                     outputs.update(zip(ids, references, strict=True))
                 except (torch.OutOfMemoryError, RuntimeError) as error:
                     failure = error_reason(error)

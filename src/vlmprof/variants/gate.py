@@ -1,143 +1,255 @@
-"""Correctness gate: a variant must produce the baseline's outputs before it is timed as one.
+"""Correctness gate: a variant must compute the baseline's outputs before it is timed as one.
 
-Both runs save, per page, the greedy tokens, the first step's logits and each step's top-k
-logits. A page passes when its tokens are identical, or when they first differ at a
-near-tie: the variant picked one of the baseline's top-k there whose logit is within the
-tolerance of the baseline's choice (bf16 reordering can flip such ties, and random weights
-in bf16 give exact ties between several tokens). In every case the first-step
-logits must agree within the tolerance. Tolerances are relative to the largest absolute
-first-step logit of the baseline.
+Every arm keeps, per page and step, its logits at the probe ids (the baseline's top-k and a
+fixed vocabulary sample; `runtime.generate.GenerationCapture`). The baseline generates
+freely; every other arm, and an oracle (the released code path with the same weights in
+float64), is teacher-forced on the baseline's tokens, so all of them are compared at every
+step of one sequence, not only up to the first token where greedy picks part.
+
+Each arm's error at a step is the largest difference of its probe logits from the
+oracle's, as a fraction of the oracle's largest; the baseline's own error is the noise
+floor the same run measures. A page passes when
+
+- the code path holds: at the check precision (float32, or the run's own when it is
+  float32 or wider) the variant's largest error over the page's steps is within
+  `code_path` times the baseline's (a wrong mask, position or cache write moves the logits
+  by thousands of times float32 rounding; a right path by about its rounding), and
+- the run's precision holds: where the run is narrower (bfloat16), the variant's
+  root-mean-square error over the page's steps is within `precision` times the
+  baseline's at that precision.
+
+Whether its greedy picks equal the baseline's tokens is kept as information: after a
+near-tie they carry none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 Outputs = Mapping[str, Mapping[str, torch.Tensor]]
+# The saved tensors a teacher-forced comparison needs.
+NEEDED = ("tokens", "top_indices", "probe_values")
+# Below this, an error is float64 rounding: the floor a ratio divides by.
+ERROR_FLOOR = 1e-12
+
+
+@dataclass(frozen=True)
+class GateFactors:
+    """How far a variant's error may exceed the baseline's own: per page, its largest step
+    error at the check precision (`code_path`), its RMS step error at the run's precision
+    (`precision`)."""
+
+    code_path: float
+    precision: float
+
+
+class GateInputError(ValueError):
+    """Saved outputs the gate cannot compare (missing tensors: made by an older version)."""
 
 
 def merged_outputs(paths: Iterable[str | Path]) -> dict[str, dict[str, torch.Tensor]]:
-    """Every shard's saved reference outputs in one mapping (image_id -> tensors), read on
-    the CPU; the shards hold disjoint pages."""
+    """Every shard's saved outputs in one mapping (image_id -> tensors), read on the CPU;
+    the shards hold disjoint pages."""
     outputs: dict[str, dict[str, torch.Tensor]] = {}
     for path in paths:
-        outputs.update(torch.load(path, map_location="cpu", weights_only=True))
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        for image, saved in loaded.items():
+            missing = [key for key in NEEDED if key not in saved]
+            if missing:
+                raise GateInputError(
+                    f"{path}: page {image} has no {', '.join(missing)}; it was made by an "
+                    "older version: rerun its profile step"
+                )
+        outputs.update(loaded)
     return outputs
 
 
-def _first_divergence(base: torch.Tensor, other: torch.Tensor) -> int | None:
-    """Index of the first differing token (or the shorter length), None when identical."""
-    length = min(base.numel(), other.numel())
-    differ = (base[:length] != other[:length]).nonzero()
-    if differ.numel():
-        return int(differ[0])
-    return None if base.numel() == other.numel() else length
+Saved = Mapping[str, torch.Tensor]
+
+
+def step_errors(arm: Saved, oracle: Saved) -> torch.Tensor:
+    """Per step, the largest difference of `arm`'s probe logits from the oracle's, as a
+    fraction of the oracle's largest probe logit at that step (steps both have)."""
+    steps = min(arm["probe_values"].shape[0], oracle["probe_values"].shape[0])
+    truth = oracle["probe_values"][:steps].double()
+    scale = truth.abs().amax(dim=1).clamp(min=ERROR_FLOOR)
+    return (arm["probe_values"][:steps].double() - truth).abs().amax(dim=1) / scale
+
+
+def _ratio(variant: float, baseline: float) -> float:
+    """variant / baseline error, both floored at float64 rounding."""
+    return max(variant, ERROR_FLOOR) / max(baseline, ERROR_FLOOR)
+
+
+def _picks(base: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor]) -> dict[str, Any]:
+    """How the variant's own picks (fed the baseline's tokens) match the baseline's tokens:
+    the first step where they part (None: never), the share of steps with the same pick,
+    and the mean overlap of the two top-k sets."""
+    steps = min(base["tokens"].numel(), other["tokens"].numel())
+    same = base["tokens"][:steps] == other["tokens"][:steps]
+    differ = (~same).nonzero()
+    top_base, top_other = base["top_indices"][:steps], other["top_indices"][:steps]
+    overlap = (top_base[:, :, None] == top_other[:, None, :]).any(dim=2).float().mean(dim=1)
+    return {
+        "same_picks": bool(same.all()) and base["tokens"].numel() == other["tokens"].numel(),
+        "first_different_pick": int(differ[0]) if differ.numel() else None,
+        "top1_agreement": float(same.float().mean()) if steps else None,
+        "topk_overlap": float(overlap.mean()) if steps else None,
+    }
 
 
 def judge_page(
-    base: Mapping[str, torch.Tensor], other: Mapping[str, torch.Tensor], tolerance: float
+    baseline: Mapping[str, torch.Tensor],
+    variant: Mapping[str, torch.Tensor],
+    oracle: Mapping[str, torch.Tensor],
+    factors: GateFactors,
+    checks: tuple[Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]] | None = None,
 ) -> dict[str, Any]:
-    """One page's verdict: identical, near-tie divergence, or a failure with its numbers."""
-    scale = float(base["first_logits"].abs().max()) or 1.0
-    logit_diff = float((base["first_logits"] - other["first_logits"]).abs().max())
-    result: dict[str, Any] = {
-        "max_abs_logit_diff": logit_diff,
-        "relative_logit_diff": logit_diff / scale,
-        "identical": False,
-        "diverged_at": None,
-        "tie_gap": None,
+    """One page's verdict and its numbers. `baseline` and `variant` are the runs at the
+    run's precision; `checks` (baseline, variant) the same arms at the check precision when
+    the run is narrower than it (None: the run's own outputs are the check)."""
+    steps = int(baseline["tokens"].numel())
+    base_check, variant_check = checks if checks is not None else (baseline, variant)
+    result: dict[str, Any] = {"steps": steps, **_picks(baseline, variant)}
+    if variant_check["probe_values"].shape[0] < steps:
+        return result | {
+            "ok": False,
+            "reason": f"{variant_check['probe_values'].shape[0]} of {steps} steps ran",
+        }
+    code_base = float(step_errors(base_check, oracle).max())
+    code_variant = float(step_errors(variant_check, oracle).max())
+    result |= {
+        "code_path_error": code_variant,
+        "code_path_baseline_error": code_base,
+        "code_path_ratio": _ratio(code_variant, code_base),
     }
-    step = _first_divergence(base["tokens"], other["tokens"])
-    logits_ok = result["relative_logit_diff"] <= tolerance
-    if step is None:
-        result["identical"] = True
-        result["ok"] = logits_ok
-        return result
-    result["diverged_at"] = step
-    near_tie = False
-    if step < base["top_indices"].shape[0] and step < other["tokens"].numel():
-        values, indices = base["top_values"][step], base["top_indices"][step]
-        chosen = (indices == int(other["tokens"][step])).nonzero()
-        if chosen.numel():
-            gap = float(values[0] - values[int(chosen[0])]) / scale
-            result["tie_gap"] = gap
-            near_tie = gap <= tolerance
-    result["ok"] = logits_ok and near_tie
-    return result
+    ok = result["code_path_ratio"] <= factors.code_path
+    if checks is not None:
+        precision_base = float(step_errors(baseline, oracle).pow(2).mean().sqrt())
+        precision_variant = float(step_errors(variant, oracle).pow(2).mean().sqrt())
+        result |= {
+            "precision_error": precision_variant,
+            "precision_baseline_error": precision_base,
+            "precision_ratio": _ratio(precision_variant, precision_base),
+        }
+        ok = ok and result["precision_ratio"] <= factors.precision
+    return result | {"ok": ok}
+
+
+def _largest(pages: Mapping[str, Mapping[str, Any]], key: str) -> float | None:
+    """The largest `key` over the pages that have it."""
+    values = [page[key] for page in pages.values() if page.get(key) is not None]
+    return max(values) if values else None
+
+
+def criterion(factors: GateFactors, checked_precision: bool, steps: int | None = None) -> str:
+    """What "passed" means, in one sentence."""
+    every = f"every one of its {steps} steps" if steps else "every step"
+    text = (
+        f"fed the baseline's tokens, at {every} of every page the variant's logits stay as "
+        "close to a float64 run of the released code with the same weights as the "
+        f"baseline's own: its largest error within {factors.code_path:g}x the baseline's "
+        "at the check precision (float32)"
+    )
+    if checked_precision:
+        text += f", and its RMS error within {factors.precision:g}x at the run's precision"
+    return text
 
 
 def judge_variant(
-    name: str, baseline: Outputs, variant: Outputs, tolerance: float
+    name: str,
+    baseline: Outputs,
+    variant: Outputs,
+    oracle: Outputs,
+    factors: GateFactors,
+    checks: tuple[Outputs, Outputs] | None = None,
 ) -> dict[str, Any]:
-    """The gate verdict of a variant over every page the baseline has outputs for."""
-    missing = sorted(set(baseline) - set(variant))
+    """The gate verdict of a variant over every page the baseline has outputs for.
+
+    `checks` (baseline, variant at the check precision) are given when the run is
+    narrower than float32."""
+    images = sorted(baseline)
+    missing = [
+        image
+        for image in images
+        if image not in variant
+        or image not in oracle
+        or (checks is not None and any(image not in side for side in checks))
+    ]
     pages = {
-        image: judge_page(baseline[image], variant[image], tolerance)
-        for image in sorted(set(baseline) & set(variant))
+        image: judge_page(
+            baseline[image],
+            variant[image],
+            oracle[image],
+            factors,
+            None if checks is None else (checks[0][image], checks[1][image]),
+        )
+        for image in images
+        if image not in missing
     }
-    identical = sum(page["identical"] for page in pages.values())
-    failed = {image: page for image, page in pages.items() if not page["ok"]}
-    max_abs = max((page["max_abs_logit_diff"] for page in pages.values()), default=None)
-    max_rel = max((page["relative_logit_diff"] for page in pages.values()), default=None)
+    steps = max((page["steps"] for page in pages.values()), default=None)
     verdict: dict[str, Any] = {
         "variant": name,
-        "pages": len(baseline),
-        "pages_identical": identical,
-        "max_abs_logit_diff": max_abs,
-        "relative_logit_diff": max_rel,
-        "tolerance": tolerance,
+        "method": "teacher-forced",
+        "pages": len(images),
+        "pages_same_picks": sum(page["same_picks"] for page in pages.values()),
+        "factors": asdict(factors),
+        "code_path_ratio": _largest(pages, "code_path_ratio"),
+        "precision_ratio": _largest(pages, "precision_ratio"),
+        "criterion": criterion(factors, checks is not None, steps),
         "page_results": pages,
     }
-    if not baseline:
+    if not images:
         return verdict | {
             "status": "failed",
-            "criterion": "no baseline outputs to compare with",
             "detail": "the baseline saved no reference outputs (every page failed?)",
         }
+    failed = {image: page for image, page in pages.items() if not page["ok"]}
     if missing or failed:
-        reasons = (
-            [f"{len(missing)} page(s) without output ({', '.join(missing[:3])})"] if missing else []
+        reasons = [f"{len(missing)} page(s) without output ({', '.join(missing[:3])})"]
+        reasons = reasons if missing else []
+        reasons += [_failure(image, page, factors) for image, page in list(failed.items())[:3]]
+        return verdict | {"status": "failed", "detail": "; ".join(reasons)}
+    return verdict | {"status": "passed", "detail": margin(verdict)}
+
+
+def _failure(image: str, page: Mapping[str, Any], factors: GateFactors) -> str:
+    """Why one page failed, with its numbers."""
+    if "reason" in page:
+        return f"{image}: {page['reason']}"
+    parts = []
+    if page["code_path_ratio"] > factors.code_path:
+        parts.append(
+            f"largest logit error {page['code_path_error']:.3g} of the logit range, "
+            f"{page['code_path_ratio']:.3g}x the baseline's (limit {factors.code_path:g}x)"
         )
-        for image, page in list(failed.items())[:3]:
-            if page["diverged_at"] is None:
-                reasons.append(
-                    f"{image}: first-step logits differ by {page['relative_logit_diff']:.3g}"
-                    f" of their range (tolerance {tolerance:g})"
-                )
-            else:
-                gap = page["tie_gap"]
-                reasons.append(
-                    f"{image}: tokens diverge at step {page['diverged_at']}"
-                    + (
-                        f" to a token {gap:.3g} below the baseline's choice"
-                        if gap is not None
-                        else " to a token outside the baseline's top candidates"
-                    )
-                    + f", first-step logits differ by {page['relative_logit_diff']:.3g}"
-                )
-        return verdict | {
-            "status": "failed",
-            "criterion": "tokens identical, or diverging only at a near-tie, with first-step"
-            f" logits within {tolerance:g} of their range",
-            "detail": "; ".join(reasons),
-        }
-    if identical == len(pages):
-        criterion = f"greedy tokens identical on all {len(pages)} pages"
-    else:
-        criterion = (
-            f"greedy tokens identical on {identical} of {len(pages)} pages; the others diverge"
-            f" only at a near-tie (a token within {tolerance:g} of the baseline's choice)"
+    if page.get("precision_ratio") is not None and page["precision_ratio"] > factors.precision:
+        parts.append(
+            f"RMS logit error at the run's precision {page['precision_ratio']:.3g}x the "
+            f"baseline's (limit {factors.precision:g}x)"
         )
-    return verdict | {
-        "status": "passed",
-        "criterion": criterion,
-        "detail": f"first-step logits within {max_rel:.3g} of their range"
-        f" (tolerance {tolerance:g})",
-    }
+    return f"{image}: " + "; ".join(parts)
+
+
+def margin(verdict: Mapping[str, Any]) -> str:
+    """The measured margin of a passed verdict: the largest ratios against their limits."""
+    factors = verdict["factors"]
+    text = (
+        f"largest error {verdict['code_path_ratio']:.3g}x the baseline's at the check "
+        f"precision (limit {factors['code_path']:g}x)"
+    )
+    if verdict.get("precision_ratio") is not None:
+        text += (
+            f", RMS error {verdict['precision_ratio']:.3g}x at the run's precision "
+            f"(limit {factors['precision']:g}x)"
+        )
+    same = verdict["pages_same_picks"]
+    return text + f"; greedy picks equal the baseline's on {same} of {verdict['pages']} pages"
 
 
 def not_applicable(name: str, reason: str) -> dict[str, Any]:
@@ -145,11 +257,12 @@ def not_applicable(name: str, reason: str) -> dict[str, Any]:
     return {
         "variant": name,
         "status": "not_applicable",
+        "method": None,
         "criterion": "a different workload: compared, not gated",
         "pages": 0,
-        "pages_identical": 0,
-        "max_abs_logit_diff": None,
-        "relative_logit_diff": None,
-        "tolerance": None,
+        "pages_same_picks": 0,
+        "factors": None,
+        "code_path_ratio": None,
+        "precision_ratio": None,
         "detail": reason,
     }

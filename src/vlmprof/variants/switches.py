@@ -18,6 +18,7 @@ from vlmprof.models.base import (
     LATER_FIELDS,
     MODULE_TREE_SWITCHES,
     batches_pages,
+    released_values,
 )
 
 BASELINE = "baseline"
@@ -179,3 +180,42 @@ def check_workers(spec: Mapping[str, Any], key: str) -> None:
             " preprocess: gpu makes the pixels on the model's device in the timing process;"
             " use workers: 0 with preprocess: gpu"
         )
+
+
+# Run precisions narrower than the gate's check precision (float32): an arm of such a run
+# is also run in float32 for the gate, so a wrong code path is told from rounding.
+NARROW_DTYPES = ("bfloat16", "float16")
+
+
+def run_dtype(spec: Mapping[str, Any]) -> str:
+    """The dtype a spec runs in: `auto` is bfloat16 on CUDA and float32 elsewhere."""
+    if spec["dtype"] != "auto":
+        return str(spec["dtype"])
+    return "bfloat16" if str(spec["device"]).startswith("cuda") else "float32"
+
+
+def gate_check_spec(spec: Mapping[str, Any]) -> dict[str, Any] | None:
+    """An arm's gate check: its own code path with its weights in float32, or None when the
+    run is float32 or wider (its own outputs are then the check).
+
+    Two switches change there: graphs cannot capture grouped experts in float32, so they run
+    as batched experts (the same sums); pixels made on the GPU are an input, not the code
+    path, so the check reads the host's and the run's precision check judges the pixels."""
+    if run_dtype(spec) not in NARROW_DTYPES:
+        return None
+    check = {**spec, "upcast": "float32", "preprocess": "cpu", "workers": 0}
+    if check["decode"] == "cuda_graph" and check["experts_implementation"] == EXPERTS["grouped"]:
+        check["experts_implementation"] = EXPERTS["batched"]
+    return check
+
+
+def oracle_spec(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """The oracle every arm's error is measured against: the baseline's weights on the
+    released code path (one page at a time, eager decode, the expert loop), in float64."""
+    return {
+        **spec,
+        **MODULE_TREE_SWITCHES,
+        **released_values(("preprocess", "batch_size", "workers")),
+        "experts_implementation": EXPERTS["loop"],
+        "upcast": "float64",
+    }
