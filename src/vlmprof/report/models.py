@@ -61,7 +61,7 @@ def model_entry(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
             stage: _stage_mean(metrics, stage)
             for stage in ("vision", "llm_prefill", "prefill", "decode_per_token")
         },
-        "tokens_per_s": ((metrics.get("aggregates") or {}).get("tokens_per_s") or {}).get("mean"),
+        "decode_tokens_per_s": (metrics.get("aggregates") or {}).get("decode_tokens_per_s"),
         "peak": peak,
         "mfu_prefill": _ratio(mfu, "prefill", peak),
         "mbu_decode": _ratio(mbu, "decode", peak),
@@ -121,7 +121,7 @@ def models_table(comparison: Mapping[str, Any]) -> pd.DataFrame:
                 "LLM prefill (ms)": stage_ms["llm_prefill"],
                 "prefill (ms)": stage_ms["prefill"],
                 "decode per token (ms)": stage_ms["decode_per_token"],
-                "decode tokens/s": entry["tokens_per_s"],
+                "decode tokens/s": entry["decode_tokens_per_s"],
                 f"prefill MFU ({entry['peak']}, %)": _percent(entry["mfu_prefill"]),
                 f"decode MBU ({entry['peak']}, %)": _percent(entry["mbu_decode"]),
                 f"GPU ms per page of {cost['output_tokens']} tokens": cost["gpu_ms_per_page"],
