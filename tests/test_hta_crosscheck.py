@@ -15,13 +15,14 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import hta_crosscheck  # noqa: E402
-from vlmprof.profiler.operators import MOE_LABEL  # noqa: E402
 from hta_crosscheck import (  # noqa: E402
     StageSide,
     comparison_rows,
     our_stage_times,
     windowed_stage_times,
 )
+
+from vlmprof.profiler.operators import MOE_LABEL  # noqa: E402
 
 # Launch (ts) and kernel (ts, dur) of each correlation id, in microseconds.
 LAUNCHES = {1: 15.0, 2: 20.0, 3: 60.0, 4: 130.0, 5: 140.0, 6: 142.0}
