@@ -167,6 +167,10 @@ def test_wrapped_forwards_are_counted_as_their_eager_code():
     eager = build_adapter(spec)
     wrapped = build_adapter(spec)
     wrap_forwards(wrapped.module, ["model.sam_model", "model.vision_model"], replayed, "vision")
+    compiled = build_adapter(replace(spec, compile="all"))
     inputs = eager.preprocess(A4)
-    assert page_work(wrapped, inputs) == page_work(eager, inputs)
+    expected = page_work(eager, inputs)
+    assert page_work(wrapped, inputs) == expected
     assert wrapped.module.model.sam_model.forward.__name__ == "hidden"  # back after counting
+    # torch.compile'd parts are counted as the code they compile, without compiling it.
+    assert page_work(compiled, inputs) == expected
