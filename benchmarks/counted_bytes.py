@@ -1,15 +1,16 @@
-"""Traffic of one page counted op by op on the real modules (CPU), beside the analytic bytes.
+"""Traffic of one page counted op by op on the real modules (CPU): its bytes as implemented,
+beside the necessary bytes the analytic model gives (what MBU divides by).
 
 The page is the one benchmarks/ncu_bytes.sh profiles (full preset, gundam: the 1024 global
 view and 6 crops of 640, a 912-token prompt, one decode step over 913 positions, bfloat16),
 so its counted reads and writes can be set beside Nsight Compute's DRAM bytes: with caches
 flushed before each kernel, ncu reads every input from DRAM, as the counter assumes.
     python benchmarks/counted_bytes.py [--json FILE] [--preset full] [--crops 6] ...
-Prints one row per stage (analytic MB; counted MB of the matmul-class ops and of the rest;
-counted reads and writes) and the ops that move the most outside the matmul class;
-`--sam-attention folded` counts the variant switch of that name. The
-decoder is counted on its eager experts (the baseline's), layers scaled as the counted
-FLOPs are. About a minute on two CPU cores; needs about 3 GB of memory.
+Prints one row per stage (necessary MB; counted MB of the matmul-class ops and of the rest,
+whose sum is the bytes as implemented; counted reads and writes) and the ops that move the
+most outside the matmul class; `--sam-attention folded` counts the variant switch of that
+name. The decoder is counted on its eager experts (the baseline's), layers scaled as the
+counted FLOPs are. About a minute on two CPU cores; needs about 3 GB of memory.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import torch
 
 from vlmprof.flops.analytic import decode_step_cost, llm_prefill_cost, vision_cost
 from vlmprof.flops.counted_bytes import MATMUL_OPS, ByteCount, decoder_bytes, vision_bytes
-from vlmprof.metrics.utilisation import moved_bytes
 from vlmprof.models.deepseek_ocr.dims import PRESETS
 from vlmprof.models.deepseek_ocr.model import build_module
 from vlmprof.models.deepseek_ocr.views import MODES
@@ -34,11 +34,12 @@ BYTES_PER_ELEMENT = 2  # bfloat16
 TOP_OPS = 8
 
 
-def _row(stage: str, analytic: float, counted: ByteCount) -> dict[str, Any]:
+def _row(stage: str, necessary: float, counted: ByteCount) -> dict[str, Any]:
     total = counted.total
     return {
         "stage": stage,
-        "analytic bytes": analytic,
+        "necessary bytes": necessary,
+        "bytes as implemented": total.total,
         "counted matmul-class bytes": counted.matmul.total,
         "counted other bytes": counted.other.total,
         "counted read bytes": total.read,
@@ -55,8 +56,8 @@ def _row(stage: str, analytic: float, counted: ByteCount) -> dict[str, Any]:
 def page_rows(
     preset: str, mode: str, crops: int, prefill_len: int, sam_attention: str = "bias"
 ) -> list[dict[str, Any]]:
-    """Analytic and counted traffic of each stage of one page (SAM's relative positions
-    as a bias, as released, or folded into the query-key product)."""
+    """Necessary (analytic) and counted traffic of each stage of one page (SAM's relative
+    positions as a bias, as released, or folded into the query-key product)."""
     dims = PRESETS[preset]
     model = build_module(dims, "meta", torch.bfloat16)
     if sam_attention == "folded":
@@ -67,29 +68,29 @@ def page_rows(
     counted["prefill"] = counted["vision"] + counted["llm_prefill"]
     counted["decode_step"] = decoder_bytes(model, dims, 1, prefill_len + 1)
     costs = vision_cost(dims, mode, crops, BYTES_PER_ELEMENT)
-    analytic = {stage: moved_bytes(cost, True) for stage, cost in costs.items()}
-    analytic["llm_prefill"] = moved_bytes(
-        llm_prefill_cost(dims, prefill_len, BYTES_PER_ELEMENT), True
-    )
-    analytic["prefill"] = analytic["vision"] + analytic["llm_prefill"]
+    necessary = {stage: cost.necessary_bytes for stage, cost in costs.items()}
+    prefill = llm_prefill_cost(dims, prefill_len, BYTES_PER_ELEMENT)
+    necessary["llm_prefill"] = prefill.necessary_bytes
+    necessary["prefill"] = necessary["vision"] + necessary["llm_prefill"]
     step = decode_step_cost(dims, prefill_len + 1, BYTES_PER_ELEMENT)
-    analytic["decode_step"] = moved_bytes(step, False)
-    return [_row(stage, analytic[stage], counted[stage]) for stage in counted]
+    necessary["decode_step"] = step.necessary_bytes
+    return [_row(stage, necessary[stage], counted[stage]) for stage in counted]
 
 
 def table_text(rows: list[dict[str, Any]]) -> str:
     """The rows as Markdown, MB = 1e6 bytes."""
     lines = [
-        "| stage | analytic MB | counted matmul-class MB | counted other MB | counted read MB "
-        "| counted write MB | largest other ops (MB) |",
-        "|---|---|---|---|---|---|---|",
+        "| stage | necessary MB | as implemented MB | counted matmul-class MB | counted other MB "
+        "| counted read MB | counted write MB | largest other ops (MB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         top = ", ".join(
             f"{op} {moved / 1e6:,.0f}" for op, moved in list(r["top other ops"].items())[:TOP_OPS]
         )
         lines.append(
-            f"| {r['stage']} | {r['analytic bytes'] / 1e6:,.1f} | "
+            f"| {r['stage']} | {r['necessary bytes'] / 1e6:,.1f} | "
+            f"{r['bytes as implemented'] / 1e6:,.1f} | "
             f"{r['counted matmul-class bytes'] / 1e6:,.1f} | "
             f"{r['counted other bytes'] / 1e6:,.1f} | {r['counted read bytes'] / 1e6:,.1f} | "
             f"{r['counted write bytes'] / 1e6:,.1f} | {top} |"

@@ -5,12 +5,14 @@ Usage: python benchmarks/hta_crosscheck.py TRACE.json.gz [TRACE ...] [--json OUT
 
 Ours is `vlmprof.profiler.timeline`: a kernel belongs to the stage whose CPU range launched
 it (matched by correlation id), idle time is the gaps over 10 us inside the stage's device
-window. HTA (0.5) has no breakdown by `record_function` label, so its side is HTA's parse of
-the trace (`TraceAnalysis`): its GPU kernels, windowed by the stages' `gpu_user_annotation`
-spans from HTA's own trace frame (torch's device-side copy of each label), each kernel in
-the innermost stage covering its start. Idle on HTA's side is shown twice: gaps over 10 us
-(like ours) and every gap. A last row compares all device activity of the trace with HTA's
-temporal breakdown (its idle there spans first to last kernel, between stages too).
+window. HTA's side is its own attribution: `TraceAnalysis.get_gpu_kernels_with_user_annotations`
+(HTA 0.5) gives each GPU kernel the innermost `gpu_user_annotation` (torch's device-side copy
+of a `record_function` label) it overlaps; the trace HTA reads keeps only the stages' labels
+among them (the operator pass also labels each MoE block, which would otherwise claim its
+kernels). HTA has no idle time per annotation, so idle on its side is its kernels windowed
+by the same stage spans from its trace frame, shown twice: gaps over 10 us (like ours) and
+every gap. A last row compares all device activity of the trace with HTA's temporal
+breakdown (its idle there spans first to last kernel, between stages too).
 
 HTA rounds float timestamps to whole microseconds by default (start up, end down), which
 cuts about 1 us off every kernel; this script turns that off (HTA_DISABLE_NS_ROUNDING=1).
@@ -33,6 +35,7 @@ from vlmprof.profiler.timeline import (
     GAP_THRESHOLD_US,
     device_time_us,
     exclusive_segments,
+    exclusive_stage,
     load_trace,
     trace_basis,
     trace_stage_totals,
@@ -122,8 +125,27 @@ def _import_hta() -> Any:
     return TraceAnalysis
 
 
+def _attributed(analysis: Any) -> dict[str, StageSide]:
+    """Kernel count and time per stage as HTA attributes kernels to the innermost stage
+    annotation (`get_gpu_kernels_with_user_annotations`); kernels under none are left out."""
+    kernels = analysis.get_gpu_kernels_with_user_annotations(
+        rank=0, expand_names=True, shortern_names=False
+    )
+    sides: dict[str, StageSide] = {}
+    if kernels is None:
+        return sides
+    kernels = kernels[(kernels["s_cat"] == "kernel") & kernels["s_user_annotation"].ne("")]
+    for label, group in kernels.groupby("s_user_annotation"):
+        side = sides.setdefault(exclusive_stage(str(label)), StageSide(idle_all_ms=0.0))
+        side.kernels += len(group)
+        side.kernel_ms += float(group["dur"].sum()) / 1000.0
+    return sides
+
+
 def hta_side(path: Path) -> tuple[dict[str, StageSide], dict[str, float]]:
-    """HTA's per-stage figures for one trace, and its whole-trace temporal breakdown (ms)."""
+    """HTA's per-stage figures for one trace (kernels and kernel time as HTA attributes them,
+    idle from its kernels inside the stages' device spans), and its whole-trace temporal
+    breakdown (ms)."""
     analysis = _import_hta()(trace_files={0: str(path)}, trace_dir=str(path.parent))
     frame = analysis.t.get_trace(0)
     symbols = analysis.t.symbol_table.get_sym_table()
@@ -134,7 +156,8 @@ def hta_side(path: Path) -> tuple[dict[str, StageSide], dict[str, float]]:
         (_ns(ts), _ns(ts) + _ns(dur))
         for ts, dur in zip(kernel_rows["ts"], kernel_rows["dur"], strict=True)
     ]
-    annotated = (cat == "gpu_user_annotation") & name.isin(STAGE_LABELS)
+    annotation = cat == "gpu_user_annotation"
+    annotated = annotation & name.isin(STAGE_LABELS)
     windows = [
         (label, (_ns(ts), _ns(ts) + _ns(dur)))
         for label, ts, dur in zip(
@@ -146,15 +169,21 @@ def hta_side(path: Path) -> tuple[dict[str, StageSide], dict[str, float]]:
             f"{path}: kernels but no gpu_user_annotation stage spans; profile with a torch "
             "that records them (torch.profiler with CUDA activity does)"
         )
+    # HTA attributes kernels to the stage annotations only.
+    analysis.t.traces[0] = frame[~annotation | annotated]
+    sides = _attributed(analysis)
+    for stage, windowed in windowed_stage_times(kernels, windows).items():
+        side = sides.setdefault(stage, StageSide(idle_all_ms=0.0))
+        side.idle_ms, side.idle_all_ms = windowed.idle_ms, windowed.idle_all_ms
     # Annotations sit on a GPU stream in HTA's frame; out of the temporal breakdown with them,
     # or they would count as device activity.
-    analysis.t.traces[0] = frame[cat != "gpu_user_annotation"]
+    analysis.t.traces[0] = frame[~annotation]
     temporal = analysis.get_temporal_breakdown(visualize=False).iloc[0]
     whole = {
         "device_ms": (temporal["compute_time(us)"] + temporal["non_compute_time(us)"]) / 1000.0,
         "idle_ms": temporal["idle_time(us)"] / 1000.0,
     }
-    return windowed_stage_times(kernels, windows), whole
+    return sides, whole
 
 
 def _difference(ours: float, theirs: float) -> float | None:

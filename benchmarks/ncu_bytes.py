@@ -11,22 +11,27 @@ The Python half of benchmarks/ncu_bytes.sh, in three steps:
         kernel in the range
     python benchmarks/ncu_bytes.py report OUT [--launch-count N] [--json FILE]
         sums dram__bytes_read.sum + dram__bytes_write.sum over the kernels of each range
-        (OUT/ncu-<range>.csv, ncu's `--csv` output) and sets beside it the bytes the MBU
-        divides by (`vlmprof.metrics.utilisation`) for the same page, from the run record
-        the profiled command wrote (OUT/records-<range>.jsonl); vision and LLM prefill have
-        no NVTX range of their own: vision is sam + clip + projector, LLM prefill is prefill
-        minus those three, each given when all its terms were profiled
+        (OUT/ncu-<range>.csv, ncu's `--csv` output) and sets beside it our two byte figures
+        for the same page (`vlmprof.metrics.utilisation`, from the run record the profiled
+        command wrote, OUT/records-<range>.jsonl): the bytes as implemented, every op's
+        traffic counted over an untimed run of the page on this device (`page_work`, run
+        here, outside ncu), which the check compares with; and the necessary bytes MBU
+        divides by. Vision and LLM prefill have no NVTX range of their own: vision is sam +
+        clip + projector, LLM prefill is prefill minus those three, each given when all its
+        terms were profiled
 
 The ranges are the NVTX ranges the timing pass pushes: decode (one step here), prefill,
 and inside it sam, clip and projector. Each kernel is also classed
 by its name as matmul-class (GEMMs, convolutions, attention: the ops our bytes count) or
 other (norms, activations, residual adds, copies), so a gap can be traced to a class.
 
-What the two sides count: ours is the weights a step reads plus the KV cache it reads and
-writes (decode), plus activations in prefill. ncu flushes the caches before each kernel
-(its default `--cache-control all`), so every input a kernel reads comes from DRAM and is
-counted, while a kernel's output still held in the 60 MB L2 when it ends is not yet
-written back: reads are the firmer column, writes a lower bound.
+What the sides count: the bytes as implemented are each op's inputs read and outputs
+written, as the dispatcher sees them; the necessary bytes are the weights, the KV cache read
+and written and the matmul-class ops' inputs and outputs, the least any implementation
+moves. ncu flushes the caches before each kernel (its default `--cache-control all`), so
+every input a kernel reads comes from DRAM and is counted, while a kernel's output still
+held in the 60 MB L2 when it ends is not yet written back: reads are the firmer column,
+writes a lower bound.
 """
 
 from __future__ import annotations
@@ -35,19 +40,24 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+from PIL import Image
+
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
+from vlmprof.flops.page_work import page_work
 from vlmprof.metrics.peaks import resolve_peaks
-from vlmprof.metrics.utilisation import utilisation
+from vlmprof.metrics.utilisation import AS_IMPLEMENTED, NECESSARY, utilisation
 from vlmprof.models import spec_dims
 from vlmprof.models.base import ModelSpec
 from vlmprof.profiler.operators import categorize_kernel
 from vlmprof.records import read_records
+from vlmprof.runtime.launcher import launched_model
 from vlmprof.runtime.timing_cli import timing_command
 
 from bench_args import model_spec, profile_settings, write_json
@@ -61,7 +71,7 @@ DERIVED: dict[str, dict[str, int]] = {
 T = TypeVar("T")
 NVTX_DOMAIN = "vlmprof"  # vlmprof.runtime.nvtx_ranges pushes every range in this domain
 METRICS = ("dram__bytes_read.sum", "dram__bytes_write.sum")
-TOLERANCE = 0.10  # the agreement the check asks of our bytes
+TOLERANCE = 0.10  # the agreement the check asks of our bytes as implemented
 # ncu prints SI multiples; `--print-units base` gives plain bytes.
 UNITS = {"byte": 1.0, "kbyte": 1e3, "mbyte": 1e6, "gbyte": 1e9, "tbyte": 1e12}
 # The operator tables' kernel categories that our bytes count (matmul-class).
@@ -175,9 +185,23 @@ def prepare(out: Path, spec: ModelSpec) -> None:
         (out / f"timing-{name}.args").write_bytes(b"\0".join(c.encode() for c in command))
 
 
+def counted_page(out: Path, spec: ModelSpec) -> dict[str, Any]:
+    """The page's work counted over an untimed run of it on the spec's device (its
+    `counted_work`, which carries the bytes as implemented), outside any ncu range."""
+    with launched_model(spec) as (adapter, _placement):
+        inputs = adapter.preprocess(Image.open(out / "page.png").convert("RGB"))
+        return page_work(adapter, inputs.to(adapter.device, adapter.dtype))
+
+
+def _number(value: Any) -> float | None:
+    """A table cell as a number; None where it is empty (None or NaN)."""
+    return None if value is None or math.isnan(value) else float(value)
+
+
 def our_bytes(records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> dict[str, Any]:
-    """The bytes the MBU uses for the record's prefill, its vision parts and one of its
-    decode steps."""
+    """Our two byte figures for the record's prefill, its vision parts and one of its decode
+    steps: `necessary` (what the MBU divides by) and `as_implemented` (None for a record
+    without counted work)."""
     records = list(records)
     if len(records) != 1 or records[0].get("status") != "ok":
         raise ValueError("expected one ok run record; see the timing command's output")
@@ -187,9 +211,16 @@ def our_bytes(records: Iterable[Mapping[str, Any]], spec: ModelSpec) -> dict[str
     _, _, table = utilisation(records, dims, peaks, record["dtype"])
     row = table.iloc[0]
     steps = int(row["decode_steps"])
+
+    def figures(column: str) -> dict[str, float | None]:
+        values = {name: _number(row[f"{name} {column}"]) for name in RANGES}
+        decode = values["decode"]
+        values["decode"] = decode / steps if decode is not None and steps else None
+        return values
+
     return {
-        **{name: float(row[f"{name} bytes"]) for name in RANGES if name != "decode"},
-        "decode": float(row["decode bytes"]) / steps if steps else None,
+        "necessary": figures(NECESSARY),
+        "as_implemented": figures(AS_IMPLEMENTED),
         "page": {k: record[k] for k in ("mode", "n_crops", "prefill_len", "tokens", "dtype")},
     }
 
@@ -237,17 +268,21 @@ def _signed_number_sum(terms: list[tuple[int, float]]) -> float:
 
 
 def comparison(
-    kernels: Mapping[str, list[KernelBytes]], ours: Mapping[str, float | None], cap: int | None
+    kernels: Mapping[str, list[KernelBytes]],
+    as_implemented: Mapping[str, float | None],
+    necessary: Mapping[str, float | None],
+    cap: int | None,
 ) -> list[dict[str, Any]]:
-    """One row per range: ncu's summed DRAM bytes (and its matmul-class share), ours, and
-    their difference."""
+    """One row per range: ncu's summed DRAM bytes (and its matmul-class share), our bytes as
+    implemented and their difference, and our necessary bytes beside them."""
     ranges = {name: RangeBytes.of(found) for name, found in kernels.items()}
     measured = with_derived(ranges, RangeBytes.signed_sum)
-    ours = with_derived(ours, _signed_number_sum)
+    implemented = with_derived(as_implemented, _signed_number_sum)
+    minimum = with_derived(necessary, _signed_number_sum)
     rows = []
     for name, found in measured.items():
         total = found.read + found.write
-        mine = ours.get(name)
+        mine = implemented.get(name)
         difference = (total - mine) / mine if mine else None
         rows.append(
             {
@@ -260,7 +295,8 @@ def comparison(
                 "ncu read+write bytes": total,
                 "ncu matmul-class bytes": found.matmul,
                 "ncu other bytes": total - found.matmul,
-                "our bytes": mine,
+                "our bytes as implemented": mine,
+                "our necessary bytes": minimum.get(name),
                 "difference": difference,
                 "within 10%": difference is not None and abs(difference) <= TOLERANCE,
             }
@@ -269,41 +305,49 @@ def comparison(
 
 
 def table_text(rows: Iterable[Mapping[str, Any]]) -> str:
-    """The rows as a Markdown table, bytes in MB (1e6)."""
+    """The rows as a Markdown table, bytes in MB (1e6); the difference is ncu's against our
+    bytes as implemented."""
     header = (
         "| range | kernels | ncu read MB | ncu write MB | ncu read+write MB | of which "
-        "matmul-class MB | other MB | our MB | difference | within 10% |"
+        "matmul-class MB | other MB | ours as implemented MB | difference | within 10% "
+        "| ours necessary MB |"
     )
-    lines = [header, "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [header, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         kernels = f"{r['kernels']}{' (capped)' if r['capped'] else ''}"
-        ours = "-" if r["our bytes"] is None else f"{r['our bytes'] / 1e6:.1f}"
         diff = "-" if r["difference"] is None else f"{r['difference'] * 100:+.1f}%"
         lines.append(
             f"| {r['range']} | {kernels} | {r['ncu read bytes'] / 1e6:.1f} | "
             f"{r['ncu write bytes'] / 1e6:.1f} | {r['ncu read+write bytes'] / 1e6:.1f} | "
             f"{r['ncu matmul-class bytes'] / 1e6:.1f} | {r['ncu other bytes'] / 1e6:.1f} | "
-            f"{ours} | {diff} | {'yes' if r['within 10%'] else 'NO'} |"
+            f"{_megabytes(r['our bytes as implemented'])} | {diff} | "
+            f"{'yes' if r['within 10%'] else 'NO'} | {_megabytes(r['our necessary bytes'])} |"
         )
     return "\n".join(lines)
 
 
+def _megabytes(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e6:.1f}"
+
+
 def _report(args: argparse.Namespace) -> int:
     spec = ModelSpec(**json.loads((args.out / "spec.json").read_text()))
-    kernels, ours, pages = {}, {}, {}
-    for name in RANGES:
-        csv_path = args.out / f"ncu-{name}.csv"
-        if not csv_path.is_file():
-            continue
-        kernels[name] = parse_ncu_csv(csv_path.read_text(errors="replace"), str(csv_path))
-        found = our_bytes(read_records([args.out / f"records-{name}.jsonl"]), spec)
-        ours[name], pages[name] = found[name], found["page"]
-    if not kernels:
+    profiled = [name for name in RANGES if (args.out / f"ncu-{name}.csv").is_file()]
+    if not profiled:
         print(
             f"error: no ncu-<range>.csv in {args.out}; run benchmarks/ncu_bytes.sh", file=sys.stderr
         )
         return 1
-    rows = comparison(kernels, ours, args.launch_count)
+    counted = counted_page(args.out, spec)
+    kernels, implemented, necessary, pages = {}, {}, {}, {}
+    for name in profiled:
+        csv_path = args.out / f"ncu-{name}.csv"
+        kernels[name] = parse_ncu_csv(csv_path.read_text(errors="replace"), str(csv_path))
+        records = read_records([args.out / f"records-{name}.jsonl"])
+        found = our_bytes([{**record, "counted_work": counted} for record in records], spec)
+        implemented[name] = found["as_implemented"][name]
+        necessary[name], pages[name] = found["necessary"][name], found["page"]
+    rows = comparison(kernels, implemented, necessary, args.launch_count)
     page = next(iter(pages.values()))
     print(
         f"one page ({page['mode']}, {page['n_crops']} crops, prefill {page['prefill_len']} "

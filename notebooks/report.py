@@ -186,10 +186,14 @@ if timed:
 #
 # MFU = achieved FLOP/s over peak FLOP/s; MBU = achieved bytes/s over peak bandwidth. Each is
 # given against the datasheet peak of the device and against the peak calibrated on this
-# machine (a matmul and a copy micro-benchmark). The bytes are the model's: weights, the KV
-# cache, the inputs and outputs of matmul-class ops and SAM's materialised attention bias.
-# Elementwise traffic (norms, activations, residual adds, layout copies) is left out, as the
-# FLOPs leave out elementwise work.
+# machine (a matmul and a copy micro-benchmark). MBU divides the necessary bytes: weights
+# read, the KV cache read and written, and the inputs and outputs of matmul-class ops, the
+# least any implementation moves. Beside them stand the bytes as implemented: every op's
+# reads and writes (SAM's materialised attention bias, norms, activations, residual adds,
+# layout copies included), counted over an untimed run of each page; an implementation that
+# removes traffic moves fewer of these while its necessary bytes stay. FLOPs count causal
+# attention as the fused kernels compute it: each query against the keys up to itself,
+# L(L+1)/2 pairs in a prefill of L tokens (vision attention is bidirectional: the square).
 
 # %%
 report.styled(report.peaks_table(metrics))
@@ -222,9 +226,9 @@ if timed:
 # %% [markdown]
 # A stage left of the ridge (where the slanted and flat roofs meet) is limited by memory
 # bandwidth, right of it by compute; the gap below its roof is what the stage leaves unused.
-# Intensity is analytic FLOPs over the bytes MBU counts (weights, KV cache, activations). A
-# point above the calibrated roof means the micro-benchmark's shapes reach less than this
-# stage does.
+# Intensity is FLOPs over the necessary bytes MBU counts (weights, KV cache, matmul inputs
+# and outputs); the bytes as implemented stand beside them in the table. A point above the
+# calibrated roof means the micro-benchmark's shapes reach less than this stage does.
 
 # %% [markdown]
 # ## Variants
@@ -346,7 +350,9 @@ if run.operators is not None:
 # ## Static compute
 #
 # Parameters of the model as built, and FLOPs per stage and view size counted three ways:
-# the analytic formulas (the headline), torch's FlopCounterMode and fvcore (x2).
+# the analytic formulas (the headline), torch's FlopCounterMode and fvcore (x2). Causal
+# attention counts L(L+1)/2 (query, key) pairs, as the fused kernels compute it, in the
+# formulas and in FlopCounterMode's SDPA formula alike (torch's own counts the square).
 
 # %%
 report.styled(report.params_table(metrics))

@@ -8,9 +8,11 @@ from typing import Any
 
 # Numeric leaves whose key path says they count work, not time.
 _COUNTED = re.compile(r"flops|params|parameters|bytes|counts/")
-# Key paths that hold measured or machine-specific values under counted names.
+# Key paths that hold measured or machine-specific values under counted names; bytes as
+# implemented are counted op by op as the torch build dispatches them, not from shapes alone.
 _MEASURED = re.compile(
     r"calibrated|tflops|tbps|peak_mem|telemetry|host/|environment/|timeline/|achieved|_ms|_s$"
+    r"|as_implemented"
 )
 
 

@@ -163,7 +163,8 @@ def test_moe_layer_matches_hand_count_and_flopcountermode() -> None:
     )
     h, inter = dec.hidden, dec.moe_intermediate
     projections = 2 * tokens * h * (dec.heads + 2 * dec.kv_heads + dec.heads) * dec.head_dim
-    attention = 2 * 2 * dec.heads * tokens * tokens * dec.head_dim
+    # Causal: each query meets the keys up to itself.
+    attention = 2 * 2 * dec.heads * (tokens * (tokens + 1) // 2) * dec.head_dim
     router = 2 * tokens * h * dec.routed_experts
     routed = dec.experts_per_token * 2 * tokens * 3 * h * inter
     shared = 2 * tokens * 3 * h * inter * dec.shared_experts
@@ -259,16 +260,53 @@ def test_decode_step_weights_kv_and_flops() -> None:
     assert step.flops - attention == 2 * (active - dec.hidden - norms)
 
 
-def test_prefill_causal_fraction_and_expert_weights() -> None:
-    full_square = analytic.llm_prefill_cost(FULL, 900, 2)
-    causal = analytic.llm_prefill_cost(FULL, 900, 2, causal_fraction=0.5)
-    assert causal.attention_flops == pytest.approx(full_square.attention_flops / 2)
-    assert full_square.flops - causal.flops == pytest.approx(full_square.attention_flops / 2)
+def test_prefill_attention_is_causal_and_prefill_reads_every_expert() -> None:
+    dec = FULL.decoder
+    prefill = analytic.llm_prefill_cost(FULL, 900, 2)
+    # Each of the 900 queries meets the keys up to itself: 900 x 901 / 2 pairs, not 900^2.
+    pairs = 900 * 901 // 2
+    assert prefill.attention_flops == dec.layers * 2 * 2 * dec.heads * pairs * dec.head_dim
+    assert analytic.causal_pairs(900, 900) == pairs
+    assert analytic.causal_pairs(1, 1000) == 1000  # a decode token sees every cached key
+    assert analytic.causal_pairs(3, 10) == 8 + 9 + 10
+    with pytest.raises(ValueError, match="q_len"):
+        analytic.causal_pairs(10, 5)
     # 900 tokens touch all 64 experts; one token touches exactly its top-6.
     assert analytic.expected_distinct_experts(64, 6, 900) == pytest.approx(64, abs=1e-6)
     assert analytic.expected_distinct_experts(64, 6, 1) == pytest.approx(6)
-    every_expert = analytic.decoder_active_params(FULL, 64) + 899 * FULL.decoder.hidden
-    assert full_square.weight_bytes == pytest.approx(every_expert * 2)
+    every_expert = analytic.decoder_active_params(FULL, 64) + 899 * dec.hidden
+    assert prefill.weight_bytes == pytest.approx(every_expert * 2)
+
+
+def test_the_k_and_v_projections_write_the_cache_and_are_counted_once() -> None:
+    """One dense layer by hand: the K and V projections' outputs are the cache written
+    (kv_bytes, then read back by attention), not also activations, which would count each
+    position's cache write twice."""
+    dec = dataclasses.replace(SMALL.decoder, layers=1, first_k_dense=1)
+    dims = dataclasses.replace(SMALL, decoder=dec)
+    length, h = 10, dec.hidden
+    q_width, kv_width = dec.heads * dec.head_dim, dec.kv_heads * dec.head_dim
+    per_token = (
+        (h + q_width)  # q projection: input read, output written
+        + 2 * h  # k and v projections: input read, output into the cache
+        + 2 * q_width  # attention: q read, output written (K and V are the cache's)
+        + (q_width + h)  # output projection
+        + (h + 2 * dec.dense_intermediate) + (dec.dense_intermediate + h)  # gated MLP
+    )
+    prefill = analytic.llm_prefill_cost(dims, length, FP32)
+    assert prefill.activation_bytes == (length * per_token + h + dec.vocab) * FP32
+    assert prefill.kv_bytes == 2 * length * 2 * kv_width * FP32  # written once, read once
+
+
+def test_necessary_bytes_are_weights_cache_and_matmul_inputs_and_outputs() -> None:
+    dec = FULL.decoder
+    entry = 2 * dec.layers * dec.kv_heads * dec.head_dim * 2
+    prefill = analytic.llm_prefill_cost(FULL, 100, 2)
+    assert prefill.kv_bytes == 2 * 100 * entry  # written once, read back once
+    step = analytic.decode_step_cost(FULL, 500, 2)
+    assert step.kv_bytes == 501 * entry  # 500 positions read, the new one written
+    for cost in (prefill, step, analytic.sam_cost(FULL, 1024, 2)):
+        assert cost.necessary_bytes == cost.weight_bytes + cost.kv_bytes + cost.activation_bytes
 
 
 def test_decode_total_counts_tokens_minus_one_steps() -> None:

@@ -16,6 +16,7 @@ from vlmprof.flops.counted import (
     count_flopcountermode,
     count_fvcore,
     decoder_counts,
+    sdpa_pairs,
     stage_counts,
     view_counts,
 )
@@ -36,13 +37,30 @@ class Attention(nn.Module):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
 
-def test_flopcountermode_counts_linear_and_cpu_sdpa_like_meta() -> None:
+def test_flopcountermode_counts_linear_and_sdpa_as_its_kernel_computes_it() -> None:
     total, per_op = count_flopcountermode(nn.Linear(5, 7), torch.randn(3, 5))
     assert total == 2 * 3 * 5 * 7 and per_op == {"aten.addmm": total}
     q, k, v = (torch.randn(2, 3, 11, 8) for _ in range(3))
+    # The fused CPU kernel skips the masked pairs: each query meets the keys up to itself.
     cpu, _ = count_flopcountermode(Attention(), q, k, v)
+    assert cpu == 2 * 2 * 2 * 3 * (11 * 12 // 2) * 8
+    # torch's own formula for the CUDA kernel, called causal, counts the square it skips.
+    stock = FlopCounterMode(display=False).flop_registry
+    efficient = torch.ops.aten._scaled_dot_product_efficient_attention
+    assert stock[efficient](q, k, v, None, False, 0.0, True, out_val=None) == (
+        2 * 2 * 2 * 3 * 11 * 11 * 8
+    )
+    # The math path on the meta device computes every score, then masks: the square.
     meta, _ = count_flopcountermode(Attention(), *(x.to("meta") for x in (q, k, v)))
-    assert cpu == meta == 2 * 2 * 2 * 3 * 11 * 11 * 8
+    assert meta == 2 * 2 * 2 * 3 * 11 * 11 * 8
+    full, _ = count_flopcountermode(F.scaled_dot_product_attention, q, k, v)
+    assert full == meta
+
+
+def test_causal_pairs_follow_the_kernels_top_left_mask() -> None:
+    assert sdpa_pairs(4, 4, True) == 10 and sdpa_pairs(4, 4, False) == 16
+    assert sdpa_pairs(2, 5, True) == 1 + 2  # query i meets keys 0..i
+    assert sdpa_pairs(5, 2, True) == 1 + 2 + 2 + 2 + 2
 
 
 def test_fvcore_doubles_macs_and_names_what_it_cannot_see() -> None:
@@ -135,4 +153,11 @@ def test_every_sdpa_kernel_counts_grouped_query_attention_by_its_query_heads() -
     for kernel in SDPA_KERNELS:
         assert counter.flop_registry[kernel](query, key, key, out_val=None) == (
             2 * 16 * 10 * 12 * (64 + 64)
+        ), kernel
+        # Called with is_causal (positionally, as the dispatcher passes it), each kernel
+        # counts the pairs under the mask.
+        names = [a.name for a in kernel.default._schema.arguments]
+        args = [query, key, key] + [None] * (names.index("is_causal") - 3) + [True]
+        assert counter.flop_registry[kernel](*args, out_val=None) == (
+            2 * 16 * sdpa_pairs(10, 12, True) * (64 + 64)
         ), kernel

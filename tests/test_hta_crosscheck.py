@@ -1,5 +1,6 @@
-"""The HTA cross-check's windowing: kernels and idle time per stage from device-side stage
-spans agree with the timeline's launch-based attribution on a small hand-made trace."""
+"""The HTA cross-check: kernels and idle time per stage from device-side stage spans agree
+with the timeline's launch-based attribution on a small hand-made trace, and so does HTA's
+own attribution of kernels to annotations where HTA is installed."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from hta_crosscheck import (  # noqa: E402
     our_stage_times,
     windowed_stage_times,
 )
+
+from vlmprof.profiler.operators import MOE_LABEL  # noqa: E402
 
 # Launch (ts) and kernel (ts, dur) of each correlation id, in microseconds.
 LAUNCHES = {1: 15.0, 2: 20.0, 3: 60.0, 4: 130.0, 5: 140.0, 6: 142.0}
@@ -52,9 +55,13 @@ def _device_span(label: str) -> tuple[float, float]:
     return first, max(ts + d for ts, d in inside) - first
 
 
-def cuda_trace() -> dict:
-    """CPU labels, launches and kernels, and the device-side stage spans torch adds."""
+def cuda_trace(moe_label: bool = False) -> dict:
+    """CPU labels, launches and kernels, and the device-side stage spans torch adds; with
+    `moe_label`, the operator pass's label around an MoE block (kernel 3, in prefill) too."""
     events = [_x(label, "user_annotation", *span) for label, span in LABELS.items()]
+    if moe_label:
+        events.append(_x(MOE_LABEL, "user_annotation", 55.0, 10.0))
+        events.append(_x(MOE_LABEL, "gpu_user_annotation", *KERNELS[3], tid=7, stream=7))
     for corr, ts in LAUNCHES.items():
         events.append(_x("cudaLaunchKernel", "cuda_runtime", ts, 2.0, correlation=corr))
     for corr, (ts, dur) in KERNELS.items():
@@ -119,12 +126,15 @@ def test_a_cpu_only_trace_is_reported_and_exits_zero(tmp_path: Path, capsys) -> 
     if importlib.util.find_spec("hta")
     else "HolisticTraceAnalysis is not installed (pip install -e '.[test]' installs it)"
 )
-def test_hta_reads_the_same_stage_times(tmp_path: Path) -> None:
+def test_hta_attributes_the_same_kernels_to_each_stage(tmp_path: Path) -> None:
+    """HTA's `get_gpu_kernels_with_user_annotations` gives each kernel its innermost
+    annotation; the MoE label inside prefill must not claim kernel 3 from LLM prefill."""
     trace = tmp_path / "page.json.gz"
     with gzip.open(trace, "wt") as handle:
-        json.dump(cuda_trace(), handle)
+        json.dump(cuda_trace(moe_label=True), handle)
     hta, whole = hta_crosscheck.hta_side(trace)
-    ours = our_stage_times(cuda_trace())
+    ours = our_stage_times(cuda_trace(moe_label=True))
+    assert ours["llm_prefill"].kernels == 1 and set(hta) == set(ours)
     for stage, mine in ours.items():
         assert hta[stage].kernels == mine.kernels
         assert hta[stage].kernel_ms == pytest.approx(mine.kernel_ms)

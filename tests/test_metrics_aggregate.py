@@ -78,8 +78,28 @@ def test_decode_steps_are_pooled_and_throughput_counts_decode_tokens():
     assert agg["stage_ms"]["decode_per_token"]["n"] == 5
     assert agg["stage_ms"]["decode_per_token"]["mean"] == pytest.approx(2.0)
     # tokens - 1 decode tokens over decode time: 2 / 4 ms and 3 / 6 ms, both 500 tok/s.
-    assert agg["tokens_per_s"]["mean"] == pytest.approx(500.0)
+    assert agg["decode_tokens_per_s"] == pytest.approx(500.0)
     assert agg["tokens"]["mean"] == pytest.approx(3.5)
+    assert "tokens generated in decode" in agg["rates"]["decode_tokens_per_s"]
+
+
+def test_rates_are_totals_over_totals_not_means_of_each_records_rate():
+    """A known timeline: a fast short page and a slow long one. Decode: 2 tokens in 2 ms
+    and 20 tokens in 40 ms, 22 tokens in 42 ms in all (523.8 tokens/s; the mean of the two
+    records' rates, 1,000 and 500, would say 750). Pages: 2 pages in 10 + 2 + 50 + 40 ms."""
+    records = [
+        record("page-a", 0, steps=(1.0, 1.0), prefill_ms=10.0),
+        record("page-b", 0, steps=(2.0,) * 20, prefill_ms=50.0),
+    ]
+    agg = aggregate_records(records)["aggregates"]
+    assert agg["decode_tokens_per_s"] == 22 / 42 * 1000
+    assert agg["pages_per_s"] == 2 / 102 * 1000
+    failed = RunRecord(run_id="x", image_id="page-b", repeat=1, status="error").to_dict()
+    assert aggregate_records([*records, failed])["aggregates"]["decode_tokens_per_s"] == (
+        22 / 42 * 1000
+    )
+    nothing = aggregate_records([failed])["aggregates"]
+    assert nothing["decode_tokens_per_s"] is None and nothing["pages_per_s"] is None
 
 
 def test_a_batchs_throughput_counts_its_pages_and_end_to_end_adds_their_wait():
@@ -93,8 +113,8 @@ def test_a_batchs_throughput_counts_its_pages_and_end_to_end_adds_their_wait():
     ]
     agg = aggregate_records(records)["aggregates"]
     # 2 pages x 2 decode tokens over 4 ms; 2 pages over 100 + 4 ms.
-    assert agg["tokens_per_s"]["mean"] == pytest.approx(1000.0)
-    assert agg["pages_per_s"]["mean"] == pytest.approx(2 / 104 * 1000)
+    assert agg["decode_tokens_per_s"] == pytest.approx(1000.0)
+    assert agg["pages_per_s"] == pytest.approx(2 / 104 * 1000)
     assert agg["batch_size"]["mean"] == 2
     # End to end: the first repeat's batch waited 30 + 10 ms for its pages.
     assert agg["pages_per_s_end_to_end"] == pytest.approx(2 / 144 * 1000)

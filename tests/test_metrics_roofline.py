@@ -48,7 +48,14 @@ def test_stage_and_page_entries():
     prefill = stage_roofline(8e9, 2e8, 20.0, 2, PEAKS)
     decode = stage_roofline(1e9, 6e8, 30.0, 2, PEAKS)
     assert prefill["datasheet"] is None
-    assert prefill["intensity"] == pytest.approx(40.0)
+    assert prefill["intensity_necessary"] == pytest.approx(40.0)
+    assert prefill["bytes_as_implemented_total"] is None
+    assert prefill["intensity_as_implemented"] is None
+    # Bytes as implemented stand beside the necessary bytes; the bound stays theirs.
+    copies = stage_roofline(8e9, 2e8, 20.0, 2, PEAKS, bytes_as_implemented_total=8e8)
+    assert copies["bytes_as_implemented_per_run"] == pytest.approx(4e8)
+    assert copies["intensity_as_implemented"] == pytest.approx(10.0)
+    assert copies["calibrated"] == prefill["calibrated"]
     assert prefill["flops_per_run"] == pytest.approx(4e9)
     assert prefill["achieved_tflops"] == pytest.approx(8e9 / 20e-3 / 1e12)
     assert (prefill["calibrated"]["bound"], decode["calibrated"]["bound"]) == ("compute", "memory")
@@ -60,9 +67,10 @@ def test_stage_and_page_entries():
 
 
 def test_decode_step_time_at_each_bandwidth():
-    step = decode_step_roofline(6e8, 30.0, 10, PEAKS)
-    assert step["bytes_per_token"] == pytest.approx(6e7)
+    step = decode_step_roofline(6e8, 30.0, 10, PEAKS, bytes_as_implemented_total=9e8)
+    assert step["bytes_necessary_per_token"] == pytest.approx(6e7)
+    assert step["bytes_as_implemented_per_token"] == pytest.approx(9e7)
     assert step["ms_per_token_measured"] == pytest.approx(3.0)
     assert step["ms_per_token_at_calibrated_bw"] == pytest.approx(6e7 / 0.1e12 * 1e3)
     assert step["ms_per_token_at_datasheet_bw"] is None
-    assert decode_step_roofline(0.0, 0.0, 0, PEAKS)["bytes_per_token"] is None
+    assert decode_step_roofline(0.0, 0.0, 0, PEAKS)["bytes_necessary_per_token"] is None

@@ -146,18 +146,19 @@ def test_decode_mbu_and_roofline():
     steps = sum(r["tokens"] - 1 for r in OK)
     decode_ms = sum(r["decode_ms"] for r in OK)
     assert decode["achieved_tbps"] == pytest.approx(
-        rows["decode bytes"].sum() / decode_ms * 1e3 / 1e12
+        rows["decode bytes necessary"].sum() / decode_ms * 1e3 / 1e12
     )
     assert decode["calibrated"] == pytest.approx(decode["achieved_tbps"] / 3.0)
     roofline = mbu["decode_roofline"]
     assert roofline["ms_per_token_measured"] == pytest.approx(decode_ms / steps)
-    assert roofline["bytes_per_token"] == pytest.approx(rows["decode bytes"].sum() / steps)
+    necessary = rows["decode bytes necessary"].sum()
+    assert roofline["bytes_necessary_per_token"] == pytest.approx(necessary / steps)
     assert roofline["ms_per_token_at_calibrated_bw"] == pytest.approx(
-        roofline["bytes_per_token"] / 3e12 * 1e3
+        roofline["bytes_necessary_per_token"] / 3e12 * 1e3
     )
     # Decode reads at least the active weights of one step per token.
-    assert roofline["bytes_per_token"] > decode_step_cost(DIMS, 1, BPE).weight_bytes
-    assert mbu["per_stage"]["prefill"]["bytes_per_run"] > 0
+    assert roofline["bytes_necessary_per_token"] > decode_step_cost(DIMS, 1, BPE).weight_bytes
+    assert mbu["per_stage"]["prefill"]["bytes_necessary_per_run"] > 0
 
 
 def test_records_without_vision_time_still_give_prefill_mfu():
@@ -191,16 +192,17 @@ def test_roofline_of_each_stage_from_the_same_work_as_mfu_and_mbu():
             mfu["per_stage"][stage]["achieved_tflops"]
         )
     for stage in ("prefill", "decode"):
-        assert roofline[stage]["bytes_total"] == pytest.approx(
-            mbu["per_stage"][stage]["bytes_total"]
+        assert roofline[stage]["bytes_necessary_total"] == pytest.approx(
+            mbu["per_stage"][stage]["bytes_necessary_total"]
         )
         larger = max(mfu["per_stage"][stage]["calibrated"], mbu["per_stage"][stage]["calibrated"])
         assert roofline[stage]["calibrated"]["distance"] == pytest.approx(1 / larger)
     # SAM, CLIP and projector make up vision; vision and LLM prefill make up prefill.
     parts = sum(roofline[s]["flops_total"] for s in ("sam", "clip", "projector"))
     assert parts == pytest.approx(roofline["vision"]["flops_total"])
-    halves = roofline["vision"]["bytes_total"] + roofline["llm_prefill"]["bytes_total"]
-    assert halves == pytest.approx(roofline["prefill"]["bytes_total"])
+    halves = roofline["vision"]["bytes_necessary_total"]
+    halves += roofline["llm_prefill"]["bytes_necessary_total"]
+    assert halves == pytest.approx(roofline["prefill"]["bytes_necessary_total"])
 
 
 def test_roofline_of_the_page_adds_the_prefill_and_decode_bounds():
@@ -227,7 +229,7 @@ def test_a_page_of_a_batch_counts_its_share_of_the_time_and_of_the_weights():
     assert rows.loc[0, "decode (ms)"] == pytest.approx(lone["decode_ms"] / 4)
     # Decode: four tokens per step hit more experts than one, fewer than four times as many.
     weights = decode_step_cost(DIMS, lone["prefill_len"], BPE).weight_bytes * (TOKENS - 1)
-    saved = rows_lone.loc[0, "decode bytes"] - rows.loc[0, "decode bytes"]
+    saved = rows_lone.loc[0, "decode bytes necessary"] - rows.loc[0, "decode bytes necessary"]
     assert weights * 0.5 < saved < weights * 0.75
     assert "E (1 - (1 - k/E)^B)" in mbu["batching"] and "batching" not in mbu_lone
     assert mfu["batching"] == mbu["batching"]
@@ -266,7 +268,10 @@ def test_a_model_without_formulas_takes_each_records_counted_work():
     assert list(per_record["vision flops"]) == pytest.approx([5e11, 1e11])
     assert list(per_record["sam flops"]) == [0.0, 0.0]  # the model has no SAM
     assert mfu["per_stage"]["prefill"]["flops_total"] == pytest.approx(7e11 + 2e11)
-    assert mbu["per_stage"]["decode"]["bytes_total"] == pytest.approx(2 * decode / 1e3)
+    assert mbu["per_stage"]["decode"]["bytes_necessary_total"] == pytest.approx(2 * decode / 1e3)
+    # Counted before bytes as implemented were: that column is empty, not zero.
+    assert per_record["decode bytes as implemented"].isna().all()
+    assert mbu["per_stage"]["decode"]["bytes_as_implemented_total"] is None
     # A fixed context: every step at that context, from the same two counted steps.
     fixed = utilisation(records, None, PEAKS, DTYPE, "fixed", 1000)[2]
     first_context = records[0]["prefill_len"] + 1
@@ -276,3 +281,47 @@ def test_a_model_without_formulas_takes_each_records_counted_work():
         utilisation(records, None, PEAKS, DTYPE, "max")
     with pytest.raises(ValueError, match="has no counted_work; rerun"):
         utilisation(OK[:1], None, PEAKS, DTYPE)
+
+
+def with_bytes_as_implemented(record: dict, per_stage: float, weights: float) -> dict:
+    """`record` with the counted work a timing pass now keeps for every model: each stage's
+    bytes as implemented (`per_stage`, of which `weights` read weights); the two decode steps
+    differ by one cached position's growth (1e3 bytes)."""
+    stages = ("sam", "clip", "projector", "vision", "llm_prefill", "prefill")
+    work = {stage: {"bytes_as_implemented": per_stage} for stage in stages}
+    work["decode_step"] = {"bytes_as_implemented": per_stage}
+    work["decode_step_next"] = {"bytes_as_implemented": per_stage + 1e3}
+    for values in work.values():
+        values |= {"flops": 1.0, "bytes": 1.0, "weight_bytes_as_implemented": weights}
+    return {**record, "counted_work": work}
+
+
+def test_bytes_as_implemented_stand_beside_the_necessary_bytes_mbu_divides_by():
+    counted = [with_bytes_as_implemented(r, 5e8, 1e8) for r in OK]
+    mfu, mbu, rows = utilisation(counted, DIMS, PEAKS, DTYPE)
+    _, plain_mbu, plain_rows = utilisation(OK, DIMS, PEAKS, DTYPE)
+    # The necessary bytes, and so MBU, are the formulas' whatever the implementation moved.
+    for stage, entry in plain_mbu["per_stage"].items():
+        unchanged = {k: v for k, v in entry.items() if "as_implemented" not in k}
+        assert unchanged.items() <= mbu["per_stage"][stage].items(), stage
+    assert list(rows["decode bytes necessary"]) == list(plain_rows["decode bytes necessary"])
+    # Prefill is vision plus LLM prefill, each as counted.
+    assert list(rows["llm_prefill bytes as implemented"]) == [5e8] * 3
+    assert list(rows["prefill bytes as implemented"]) == [1e9] * 3
+    steps = TOKENS - 1
+    decode = steps * 5e8 + 1e3 * steps * (steps - 1) / 2
+    assert list(rows["decode bytes as implemented"]) == pytest.approx([decode] * 3)
+    assert mbu["per_stage"]["decode"]["bytes_as_implemented_total"] == pytest.approx(3 * decode)
+    roofline = roofline_section(rows, PEAKS)["per_stage"]["prefill"]
+    assert roofline["bytes_as_implemented_total"] == pytest.approx(3e9)
+    assert roofline["intensity_as_implemented"] == pytest.approx(roofline["flops_total"] / 3e9)
+    assert mbu["decode_roofline"]["bytes_as_implemented_per_token"] == pytest.approx(
+        decode / steps
+    )
+    assert "least any implementation" in mbu["bytes"]["necessary"]
+    # One record without the count leaves the totals empty rather than partial.
+    mixed = utilisation([*counted[:2], OK[2]], DIMS, PEAKS, DTYPE)[1]
+    assert mixed["per_stage"]["prefill"]["bytes_as_implemented_total"] is None
+    # A page of a batch of 4 counts a quarter of the weights its batch reads once.
+    batched = utilisation([{**counted[2], "batch_size": 4}], DIMS, PEAKS, DTYPE)[2]
+    assert batched.loc[0, "llm_prefill bytes as implemented"] == pytest.approx(5e8 - 0.75e8)

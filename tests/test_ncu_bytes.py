@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
@@ -22,7 +23,7 @@ from ncu_bytes import (  # noqa: E402
 )
 
 from vlmprof.flops.analytic import decode_step_cost, llm_prefill_cost, vision_cost
-from vlmprof.metrics.utilisation import moved_bytes
+from vlmprof.models import build_adapter
 from vlmprof.models.base import ModelSpec
 from vlmprof.models.deepseek_ocr.dims import PRESETS
 from vlmprof.profiler.operators import STAGE_LABELS
@@ -139,22 +140,48 @@ def _record(prefill_len: int = 912, tokens: int = 2) -> dict:
     }
 
 
-def test_our_bytes_are_the_mbu_model_for_the_page() -> None:
+def test_our_necessary_bytes_are_the_mbu_model_for_the_page() -> None:
     spec = ModelSpec(preset="full", device="cuda", dtype="bfloat16")
-    found = our_bytes([_record()], spec)
+    found = our_bytes([_record()], spec)["necessary"]
     dims = PRESETS["full"]
     vision = vision_cost(dims, "gundam", 6, 2)["vision"]
-    prefill = moved_bytes(vision, True) + moved_bytes(llm_prefill_cost(dims, 912, 2), True)
+    prefill = vision.necessary_bytes + llm_prefill_cost(dims, 912, 2).necessary_bytes
     assert found["prefill"] == pytest.approx(prefill)
     # The one decode step attends over the prompt and the first token.
-    assert found["decode"] == pytest.approx(moved_bytes(decode_step_cost(dims, 913, 2), False))
+    assert found["decode"] == pytest.approx(decode_step_cost(dims, 913, 2).necessary_bytes)
     assert 1.0e9 < found["decode"] < 1.5e9  # about the active weights in bf16
     parts = vision_cost(dims, "gundam", 6, 2)
     for part in ("sam", "clip", "projector"):
-        assert found[part] == pytest.approx(moved_bytes(parts[part], True))
+        assert found[part] == pytest.approx(parts[part].necessary_bytes)
     # vision, derived as the sum of its three ranges, is the model's vision bytes
     vision_parts = sum(found[part] for part in ("sam", "clip", "projector"))
-    assert vision_parts == pytest.approx(moved_bytes(parts["vision"], True))
+    assert vision_parts == pytest.approx(parts["vision"].necessary_bytes)
+    # A record without counted work has no bytes as implemented to compare with.
+    assert our_bytes([_record()], spec)["as_implemented"]["prefill"] is None
+
+
+def test_the_bytes_compared_with_ncu_are_those_counted_over_the_page_on_its_device(
+    tmp_path: Path,
+) -> None:
+    ncu_bytes.main(["prepare", str(tmp_path), "--preset", "small", "--device", "cpu"])
+    spec = ModelSpec(**json.loads((tmp_path / "spec.json").read_text()))
+    counted = ncu_bytes.counted_page(tmp_path, spec)
+    record = _record(prefill_len=counted_prefill_len(tmp_path, spec))
+    found = our_bytes([{**record, "counted_work": counted}], spec)
+    implemented, necessary = found["as_implemented"], found["necessary"]
+    for name in ("prefill", "sam", "clip", "projector"):
+        assert implemented[name] == pytest.approx(counted[name]["bytes_as_implemented"])
+    for name in ("prefill", "sam", "clip"):
+        assert implemented[name] > necessary[name]  # layout copies, norms, SAM's bias
+    # The projector is one matmul: it moves exactly what it must.
+    assert implemented["projector"] == pytest.approx(necessary["projector"])
+    assert implemented["decode"] == pytest.approx(counted["decode_step"]["bytes_as_implemented"])
+
+
+def counted_prefill_len(out: Path, spec: ModelSpec) -> int:
+    """The prompt length of the page `prepare` wrote, as the model preprocesses it."""
+    image = Image.open(out / "page.png").convert("RGB")
+    return build_adapter(spec).preprocess(image).prefill_len
 
 
 @pytest.mark.parametrize(
@@ -183,11 +210,12 @@ def test_kernels_are_classed_by_name(name: str, matmul: bool) -> None:
 def test_rows_compare_read_plus_write_with_ours() -> None:
     kernels = parse_ncu_csv(SAMPLE)
     ours = (kernels[0].read + kernels[0].write + kernels[1].read + kernels[1].write) / 1.05
-    rows = comparison({"decode": kernels}, {"decode": ours}, cap=2)
+    rows = comparison({"decode": kernels}, {"decode": ours}, {"decode": ours / 2}, cap=2)
     row = rows[0]
     assert row["kernels"] == 2 and row["capped"]
     assert row["difference"] == pytest.approx(0.05) and row["within 10%"]
     assert row["nvtx filter"] == "vlmprof@decode/"
+    assert row["our necessary bytes"] == pytest.approx(ours / 2)
     assert "| decode | 2 (capped) |" in ncu_bytes.table_text(rows)
     assert row["ncu matmul-class bytes"] == kernels[0].read + kernels[0].write
     assert row["ncu other bytes"] == kernels[1].read + kernels[1].write
@@ -197,18 +225,22 @@ def test_vision_sums_its_parts_and_llm_prefill_is_prefill_minus_them() -> None:
     kernels = parse_ncu_csv(SAMPLE)
     parts = {"sam": kernels[1:], "clip": [], "projector": []}
     ours = {"prefill": 10e6, "sam": 3e6, "clip": 0.5e6, "projector": 0.5e6}
-    rows = {row["range"]: row for row in comparison({"prefill": kernels, **parts}, ours, None)}
+    rows = {
+        row["range"]: row for row in comparison({"prefill": kernels, **parts}, ours, ours, None)
+    }
     derived = rows["llm_prefill"]
     assert derived["kernels"] == 1 and derived["nvtx filter"] is None
     assert derived["ncu read+write bytes"] == pytest.approx(kernels[0].read + kernels[0].write)
     assert derived["ncu other bytes"] == pytest.approx(0.0)
-    assert derived["our bytes"] == pytest.approx(6e6)
-    assert rows["vision"]["kernels"] == 1 and rows["vision"]["our bytes"] == pytest.approx(4e6)
+    assert derived["our bytes as implemented"] == pytest.approx(6e6)
+    assert derived["our necessary bytes"] == pytest.approx(6e6)
+    vision = rows["vision"]
+    assert vision["kernels"] == 1 and vision["our bytes as implemented"] == pytest.approx(4e6)
 
 
 def test_a_derived_range_needs_every_term_profiled() -> None:
     kernels = parse_ncu_csv(SAMPLE)
-    rows = comparison({"prefill": kernels, "sam": kernels[1:]}, {"prefill": 1e6}, None)
+    rows = comparison({"prefill": kernels, "sam": kernels[1:]}, {"prefill": 1e6}, {}, None)
     assert [row["range"] for row in rows] == ["prefill", "sam"]
 
 

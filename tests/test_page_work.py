@@ -10,8 +10,11 @@ from dataclasses import replace
 
 import pytest
 from PIL import Image
+from torch.utils._python_dispatch import _disable_current_modes
 
 from vlmprof.flops.analytic import (
+    bytes_per_element,
+    causal_pairs,
     decode_step_cost,
     decode_total_cost,
     llm_prefill_cost,
@@ -21,6 +24,7 @@ from vlmprof.flops.page_work import page_work
 from vlmprof.flops.work import decode_work
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
+from vlmprof.models.implementation import wrap_forwards
 
 A4 = Image.new("RGB", (1240, 1754), "white")
 WIDE = Image.new("RGB", (1754, 400), "white")
@@ -88,15 +92,16 @@ def test_a_model_without_formulas_is_counted_stage_by_stage(architecture: str):
 
 
 def dense_decoder_flops(text: object, q_len: int, context: int) -> int:
-    """A dense decoder's FLOPs over `q_len` positions attending over `context`, written out
+    """A dense decoder's FLOPs over the last `q_len` of `context` positions, written out
     from its config: q, k, v and o projections (grouped-query k and v), a gated MLP, the
-    attention core as SDPA counts it, and the lm_head on the last position."""
+    causal attention core (each query against the keys up to itself, as the kernels compute
+    it), and the lm_head on the last position."""
     width, heads = text.hidden_size, text.num_attention_heads
     head_dim = getattr(text, "head_dim", None) or width // heads
     kv_width = text.num_key_value_heads * head_dim
     projections = 2 * q_len * width * (2 * heads * head_dim + 2 * kv_width)
     mlp = 3 * 2 * q_len * width * text.intermediate_size
-    attention = 2 * heads * q_len * context * 2 * head_dim
+    attention = 2 * heads * causal_pairs(q_len, context) * 2 * head_dim
     layers = text.num_hidden_layers * (projections + mlp + attention)
     return layers + 2 * width * text.vocab_size
 
@@ -127,3 +132,45 @@ def test_a_static_decode_adapter_counts_the_released_paths_work(spec: ModelSpec)
     # Not attention over the whole static cache: the released path's growing one.
     assert page_work(static, inputs) == page_work(eager, inputs)
     assert static.static is not None  # the static path back after counting
+
+
+def test_every_op_is_counted_as_implemented_beside_the_matmul_class_bytes():
+    adapter = build_adapter(ModelSpec(name="deepseek_ocr", preset="small"))
+    inputs = adapter.preprocess(A4)
+    work = page_work(adapter, inputs)
+    for stage, values in work.items():
+        assert values["bytes_as_implemented"] >= values["bytes"] > 0, stage
+        assert 0 < values["weight_bytes_as_implemented"] < values["bytes_as_implemented"], stage
+    # SAM moves its relative-position bias and its layout copies besides its matmuls.
+    assert work["sam"]["bytes_as_implemented"] > 2 * work["sam"]["bytes"]
+    # The two decode steps give every later one, for both byte figures.
+    steps = decode_work(work, inputs.prefill_len, 9)
+    assert steps["bytes_as_implemented"] > steps["bytes"]
+    # The eager step reads less than the necessary bytes only if something is missing.
+    step = decode_step_cost(adapter.dims, inputs.prefill_len + 1, bytes_per_element("float32"))
+    assert work["decode_step"]["bytes_as_implemented"] > step.weight_bytes
+
+
+def replayed(forward):  # noqa: ANN001, ANN201
+    """A forward whose ops no dispatch mode sees, as a CUDA graph's replay or compiled
+    kernels hide them."""
+
+    def hidden(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        with _disable_current_modes():
+            return forward(*args, **kwargs)
+
+    return hidden
+
+
+def test_wrapped_forwards_are_counted_as_their_eager_code():
+    spec = ModelSpec(name="deepseek_ocr", preset="small")
+    eager = build_adapter(spec)
+    wrapped = build_adapter(spec)
+    wrap_forwards(wrapped.module, ["model.sam_model", "model.vision_model"], replayed, "vision")
+    compiled = build_adapter(replace(spec, compile="all"))
+    inputs = eager.preprocess(A4)
+    expected = page_work(eager, inputs)
+    assert page_work(wrapped, inputs) == expected
+    assert wrapped.module.model.sam_model.forward.__name__ == "hidden"  # back after counting
+    # torch.compile'd parts are counted as the code they compile, without compiling it.
+    assert page_work(compiled, inputs) == expected

@@ -204,6 +204,7 @@ def test_report_shows_the_runs_numbers(outputs: RunOutputs, pipeline_run: Path):
     shown = executed_outputs(pipeline_run / "report.ipynb")
     metrics = outputs.metrics
     stages = metrics["aggregates"]["stage_ms"]
+    roofline = metrics["roofline"]["per_stage"]
     expected = [
         format_number(stages["prefill"]["mean"]),
         format_number(stages["decode"]["p90"]),
@@ -214,7 +215,8 @@ def test_report_shows_the_runs_numbers(outputs: RunOutputs, pipeline_run: Path):
         format_number(100 * metrics["mbu"]["per_stage"]["decode"]["calibrated"]),
         format_number(100 * metrics["repeatability"]["stages"]["prefill"]["max_deviation"]),
         format_number(100 * metrics["timeline"]["decode"]["busy_fraction"]),
-        format_number(metrics["roofline"]["per_stage"]["sam"]["intensity"]),
+        format_number(roofline["sam"]["intensity_necessary"]),
+        format_number(roofline["sam"]["bytes_as_implemented_per_run"] / 1e6),
         format_number(metrics["roofline"]["per_stage"]["llm_prefill"]["achieved_tflops"] * 1e3),
         metrics["config_hash"],
         metrics["environment"]["packages"]["torch"],

@@ -56,9 +56,13 @@ def test_small_report_layout(small_report: dict) -> None:
         "weight_bytes",
         "activation_bytes",
         "kv_bytes",
+        "necessary_bytes",
     }
     for entry in report["stages"].values():
         assert keys <= set(entry)
+        assert entry["necessary_bytes"] == pytest.approx(
+            entry["weight_bytes"] + entry["activation_bytes"] + entry["kv_bytes"]
+        )
     assert report["dtype"] == "bfloat16"
     assert report["dims"] == json.loads(json.dumps(SMALL.to_dict()))
     assert report["stages"]["vision_gundam"]["n_crops"] == 6
@@ -93,6 +97,9 @@ def test_markdown_has_every_stage_and_names_the_ops_behind_gaps(small_report: di
     assert "`aten::scaled_dot_product_attention`" in text
     assert "NOT explained" not in text
     assert "## Conventions" in text
+    # The causal convention is said where the FLOPs are shown.
+    table = text.split("## FLOPs per stage")[1].split("| stage |")[0]
+    assert "L(L+1)/2" in table and "necessary bytes" in table
 
 
 def test_full_preset_analytic_report_without_counting() -> None:

@@ -184,6 +184,17 @@ def test_metrics_section_gives_energy_per_page_token_and_cost():
     assert telemetry_section(recorded_runs(), {}, {})["cost_per_page"] is None
 
 
+def test_the_sections_power_is_every_runs_energy_over_their_time():
+    runs = recorded_runs()
+    run_j, watts = exact_ramp_j(0.1, 0.9), exact_ramp_j(0.1, 0.9) / 0.8
+    longer = runs[0]["telemetry"]  # a run of twice the energy at four times the power
+    longer["energy_j"]["run"], longer["mean_power_w"] = 2 * run_j, 4 * watts
+    section = telemetry_section(runs, {}, {"nvml": "ok"})
+    seconds = 5 * 0.8 + 0.8 / 2
+    assert section["mean_power_w"] == pytest.approx((5 * run_j + 2 * run_j) / seconds)
+    assert section["mean_power_w"] != pytest.approx((5 * watts + 4 * watts) / 6)
+
+
 def test_a_stage_no_run_has_energy_for_is_left_out_of_the_table():
     runs = recorded_runs()
     for run in runs:

@@ -35,8 +35,8 @@ class RunRecord:
     image_tokens: int | None = None
     prefill_len: int | None = None
     tokens: int | None = None
-    # FLOPs and bytes of each stage of the page ({stage: {"flops", "bytes"}}), counted over
-    # an untimed run, for models without analytic formulas (flops/page_work.py); else None.
+    # FLOPs and bytes of each stage of the page ({stage: {key: value}}, flops/work.WORK_KEYS),
+    # counted over an untimed run of it (flops/page_work.py); None in records from before.
     counted_work: dict[str, dict[str, float]] | None = None
     load_ms: float | None = None
     preprocess_ms: float | None = None

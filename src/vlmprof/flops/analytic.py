@@ -13,22 +13,27 @@ Conventions (the static report repeats them):
   interpolations and bias adds are left out, as torch's FlopCounterMode leaves them out, so
   the two can be compared op for op.
 - Attention is counted as the kernel computes it: scores Q.K^T and the weighted sum P.V, each
-  2 * q_len * k_len * head_dim per head. SDPA with `is_causal` still computes (and
-  FlopCounterMode still counts) the full L x L square in prefill; `causal_fraction` scales it.
+  2 * head_dim per (query, key) pair and head. Causal attention (the decoder's prefill)
+  counts the pairs the fused kernels compute, each query against the keys up to itself:
+  n(n+1)/2 of them, not n^2, since flash and SDPA kernels skip fully masked tiles (their
+  diagonal tiles are the O(n x tile) left out). Bidirectional attention (SAM, CLIP) and
+  attention under an explicit mask count the full square.
 - DeepSeek-OCR-2's encoder runs over the view's SAM tokens plus as many learned queries;
-  its hybrid mask (bidirectional over SAM tokens, causal over queries) goes to SDPA, which
-  computes the full square; the mask itself is not counted in activation bytes.
+  its hybrid mask (bidirectional over SAM tokens, causal over queries) goes to SDPA as a
+  mask, so the kernel computes the full square; the mask itself is not counted in bytes.
 - SAM's windowed blocks pad the token grid up to a multiple of the window before attention,
   so their qkv and output projections and their attention run on the padded grid.
-- weight_bytes: every weight a stage reads, read once per call; crops of one view size run
-  as one batch (one call), so a stage's weights are read once per view size.
-- activation_bytes: inputs read and outputs written by the counted ops (weights excluded),
-  with attention fused (scores never written) except SAM's relative-position bias, which the
-  implementation materialises as a (tokens x tokens) tensor per head, copies once into
-  SDPA's mask layout and SDPA then reads: four passes over it. Elementwise traffic (norms,
-  activations, residual adds, layout copies, RoPE, routing) is left out, as elementwise
-  FLOPs are; `vlmprof.flops.counted_bytes` counts it on the real modules.
-- kv_bytes: KV-cache traffic of the decoder (written in prefill, read in decode).
+- Bytes are the necessary traffic, the least any implementation of these ops moves:
+  weight_bytes, every weight a stage reads, read once per call (crops of one view size run
+  as one batch, one call, so a stage's weights are read once per view size);
+  activation_bytes, inputs read and outputs written by the counted ops (weights excluded),
+  attention fused (scores never written); kv_bytes, the decoder's KV cache written and read.
+  A decoder's K and V projections write straight into the cache: their outputs are
+  kv_bytes, not activations. What the implementation moves beyond this (SAM's
+  relative-position bias materialised and copied into SDPA's mask, norms, activations,
+  residual adds, layout copies, RoPE, routing, the cache's growth by concatenation) is
+  counted op by op on the real modules by `vlmprof.flops.counted_bytes` (bytes as
+  implemented).
 """
 
 from __future__ import annotations
@@ -49,8 +54,6 @@ ModelDims = DeepseekOcrDims | DeepseekOcr2Dims
 
 BYTES_PER_ELEMENT: dict[str, int] = {"float32": 4, "float16": 2, "bfloat16": 2}
 IMAGE_CHANNELS = 3
-# FlopCounterMode counts the full L x L attention square for SDPA, causal or not.
-FULL_SQUARE = 1.0
 
 
 def view_geometry(dims: ModelDims) -> ModuleType:
@@ -69,7 +72,7 @@ def bytes_per_element(dtype: str) -> int:
 
 @dataclass(frozen=True)
 class StageCost:
-    """FLOPs, parameters and bytes moved by one stage (one call, or a sum of calls).
+    """FLOPs, parameters and the necessary bytes of one stage (one call, or a sum of calls).
 
     `attention_flops` is the part of `flops` done inside fused attention kernels (SDPA);
     counters that cannot see inside SDPA miss exactly this part.
@@ -106,6 +109,12 @@ class StageCost:
         """n inputs in one call: work and activations times n, weights read once."""
         return dataclasses.replace(self.scaled(n), weight_bytes=self.weight_bytes if n else 0.0)
 
+    @property
+    def necessary_bytes(self) -> float:
+        """The least traffic any implementation of the stage moves: weights, KV cache, and
+        the inputs and outputs of its matmul-class ops (what MBU divides by)."""
+        return self.weight_bytes + self.kv_bytes + self.activation_bytes
+
     def to_dict(self) -> dict[str, float]:
         """Plain dict for JSON."""
         return dataclasses.asdict(self)
@@ -119,10 +128,11 @@ class _Tally:
     activation_elements: float = 0.0
     attention_flops: float = 0.0
 
-    def linear(self, tokens: float, d_in: int, d_out: int) -> None:
-        """A (tokens x d_in) by (d_in x d_out) matmul."""
+    def linear(self, tokens: float, d_in: int, d_out: int, into_cache: bool = False) -> None:
+        """A (tokens x d_in) by (d_in x d_out) matmul; `into_cache`: its output is a KV-cache
+        write, counted in kv_bytes, so only its input counts here."""
         self.flops += 2 * tokens * d_in * d_out
-        self.activation_elements += tokens * (d_in + d_out)
+        self.activation_elements += tokens * (d_in if into_cache else d_in + d_out)
 
     def conv(self, in_side: int, out_side: int, c_in: int, c_out: int, kernel: int) -> None:
         """A square convolution with a square kernel, one image."""
@@ -137,7 +147,8 @@ class _Tally:
         head_dim: int,
         kv_batch_heads: float | None = None,
     ) -> None:
-        """Fused attention (SDPA): scores and weighted sum; reads q, k, v and writes out.
+        """Fused bidirectional attention (SDPA): scores and weighted sum over every (query,
+        key) pair; reads q, k, v and writes out.
 
         `kv_batch_heads` (grouped-query attention) is how many K and V heads are read.
         """
@@ -212,13 +223,12 @@ def sam_cost(dims: ModelDims, view_size: int, bytes_per_el: int) -> StageCost:
         batch_heads = windows * heads
         tally.linear(tokens_attn, w, 3 * w)
         # Decomposed relative positions: q . rel_h and q . rel_w, (side^2 x c) by (c x side).
+        # The (tokens x tokens) bias the released code sums them into is not necessary
+        # traffic (folding them into the query-key product needs none): it is counted as
+        # implemented, op by op.
         for _ in range(2):
             tally.flops += 2 * batch_heads * side**2 * head_dim * side
             tally.activation_elements += batch_heads * (side**2 * head_dim + side**3)
-        # The summed bias (tokens x tokens per head) moves four times: the add that sums
-        # rel_h and rel_w writes it, the reshape into SDPA's mask copies it (a read and a
-        # write: the sum is not contiguous in the mask's layout) and SDPA reads it.
-        tally.activation_elements += 4 * batch_heads * side**4
         tally.attention(batch_heads, side * side, side * side, head_dim)
         tally.linear(tokens_attn, w, w)
         tally.linear(grid * grid, w, sam.mlp_dim)
@@ -415,8 +425,18 @@ def decoder_params(dims: ModelDims) -> int:
     return int(every_expert + (dec.vocab - 1) * dec.hidden)  # the rest of the embedding
 
 
-def _decoder_tally(dims: ModelDims, q_len: int, kv_len: int, attention_scale: float) -> _Tally:
-    """Decoder layers over q_len new tokens attending to kv_len positions, lm_head on the last."""
+def causal_pairs(q_len: int, kv_len: int) -> int:
+    """(query, key) pairs of causal attention for the last q_len of kv_len positions, each
+    query against the keys up to itself: q_len(q_len+1)/2 in a prefill (q_len == kv_len),
+    kv_len for one decode token."""
+    if not 1 <= q_len <= kv_len:
+        raise ValueError(f"causal attention needs 1 <= q_len <= kv_len, got {q_len}, {kv_len}")
+    return q_len * (kv_len - q_len) + q_len * (q_len + 1) // 2
+
+
+def _decoder_tally(dims: ModelDims, q_len: int, kv_len: int) -> _Tally:
+    """Decoder layers over q_len new tokens, the last of kv_len positions, attending causally;
+    lm_head on the last."""
     dec = dims.decoder
     h = dec.hidden
     q_width = dec.heads * dec.head_dim
@@ -424,10 +444,10 @@ def _decoder_tally(dims: ModelDims, q_len: int, kv_len: int, attention_scale: fl
     tally = _Tally()
     for layer in range(dec.layers):
         tally.linear(q_len, h, q_width)
-        tally.linear(q_len, h, kv_width)
-        tally.linear(q_len, h, kv_width)
+        tally.linear(q_len, h, kv_width, into_cache=True)
+        tally.linear(q_len, h, kv_width, into_cache=True)
         # K and V reads of the cache are kv_bytes, so only q and the output count here.
-        flops = 2 * 2 * dec.heads * q_len * kv_len * dec.head_dim * attention_scale
+        flops = 2 * 2 * dec.heads * causal_pairs(q_len, kv_len) * dec.head_dim
         tally.flops += flops
         tally.attention_flops += flops
         tally.activation_elements += 2 * dec.heads * q_len * dec.head_dim
@@ -458,24 +478,23 @@ def llm_prefill_cost(
     dims: ModelDims,
     prefill_len: int,
     bytes_per_el: int,
-    causal_fraction: float = FULL_SQUARE,
 ) -> StageCost:
     """Decoder over the whole prompt of `prefill_len` tokens (vision excluded).
 
-    Attention counts `causal_fraction` of the L x L square; the default 1.0 is what SDPA with
-    `is_causal` is counted as by FlopCounterMode (about 0.5 is the useful work). The lm_head
-    runs on the last position only, since prefill returns the last logits. Weights: every
-    weight the prefill reads, with the expected number of distinct experts per MoE layer;
-    kv_bytes: the cache written for all positions.
+    Attention is causal: L(L+1)/2 (query, key) pairs, as the fused kernels compute it. The
+    lm_head runs on the last position only, since prefill returns the last logits.
+    Weights: every weight the prefill reads, with the expected number of distinct experts
+    per MoE layer; kv_bytes: the cache written for all positions and read back once.
     """
     if prefill_len < 1:
         raise ValueError(f"prefill_len: must be at least 1, got {prefill_len}")
     dec = dims.decoder
-    tally = _decoder_tally(dims, prefill_len, prefill_len, causal_fraction)
+    tally = _decoder_tally(dims, prefill_len, prefill_len)
     experts = expected_distinct_experts(dec.routed_experts, dec.experts_per_token, prefill_len)
     weights = decoder_active_params(dims, experts) + (prefill_len - 1) * dec.hidden
     cost = tally.cost(decoder_params(dims), bytes_per_el, weight_params=weights)
-    # Each position's K and V are written to the cache once and read back by attention once.
+    # Each position's K and V are written to the cache once (the K and V projections'
+    # outputs) and read back by attention once.
     kv = 2 * prefill_len * _kv_entry_bytes(dims, bytes_per_el)
     return dataclasses.replace(cost, kv_bytes=kv)
 
@@ -485,12 +504,13 @@ def decode_step_cost(dims: ModelDims, context_len: int, bytes_per_el: int) -> St
 
     Reads every active weight once (attention, dense and shared MLPs, exactly top-k experts
     per MoE layer, routers, norms, the full lm_head, one embedding row); kv_bytes is the
-    cache read for `context_len` positions plus the write of the new entry.
+    cache read for `context_len` positions plus the write of the new entry (the K and V
+    projections' outputs).
     """
     if context_len < 1:
         raise ValueError(f"context_len: must be at least 1, got {context_len}")
     dec = dims.decoder
-    tally = _decoder_tally(dims, 1, context_len, FULL_SQUARE)
+    tally = _decoder_tally(dims, 1, context_len)
     weights = decoder_active_params(dims, dec.experts_per_token)
     cost = tally.cost(decoder_params(dims), bytes_per_el, weight_params=weights)
     kv = (context_len + 1) * _kv_entry_bytes(dims, bytes_per_el)

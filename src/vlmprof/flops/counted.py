@@ -1,11 +1,16 @@
 """FLOPs counted on the real modules: torch's FlopCounterMode and fvcore's FlopCountAnalysis.
 
-Both counters see only matmul-class ops, as the analytic formulas do. Two gaps of the stock
+Both counters see only matmul-class ops, as the analytic formulas do. The gaps of the stock
 counters are handled here rather than hidden:
 - FlopCounterMode has no formula for the CPU SDPA kernel
   (`aten._scaled_dot_product_flash_attention_for_cpu`) and would count CPU attention as 0;
-  it is given the same formula torch uses for the CUDA SDPA kernels (full q x k square).
-  Nor for the grouped matmul of grouped experts (`aten._grouped_mm`): it is given one.
+  nor for the grouped matmul of grouped experts (`aten._grouped_mm`): each is given one.
+- torch's formula for the fused SDPA kernels counts the full q x k square even when they
+  are called with `is_causal`, although they skip the masked tiles. Every SDPA kernel is
+  given one formula that counts the pairs it computes: each query against the keys up to
+  itself when causal (n(n+1)/2 in a prefill), every pair otherwise, as the analytic
+  formulas do. Attention that computes the square and masks it afterwards (eager
+  attention, SDPA's math path on the meta device) is counted as its matmuls: the square.
 - fvcore counts one multiply-add as one flop: its totals are multiplied by 2 here. It cannot
   see inside `aten::scaled_dot_product_attention` and reports it as unsupported, with any
   other op it skips; those names are returned so a gap can be explained.
@@ -50,16 +55,32 @@ DECODER_SCALING_NOTE = (
 )
 
 
-def _sdpa_flops(
-    query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any
-) -> int:
-    """Scores and weighted sum of SDPA, as torch counts its CUDA kernels (no causal discount),
-    also where fewer key and value heads serve the query heads (grouped-query attention,
-    which torch's own formula refuses)."""
-    batch, heads, q_len, head_dim = query_shape
-    k_len = key_shape[2]
-    v_dim = value_shape[3]
-    return 2 * batch * heads * q_len * k_len * (head_dim + v_dim)
+def sdpa_pairs(q_len: int, k_len: int, is_causal: bool) -> int:
+    """(query, key) pairs an SDPA kernel computes: all of them, or with `is_causal` (whose
+    mask torch aligns to the top left) query i against keys 0..i."""
+    if not is_causal:
+        return q_len * k_len
+    inside = min(q_len, k_len)
+    return inside * (inside + 1) // 2 + (q_len - inside) * k_len
+
+
+def _sdpa_formula(kernel: Any) -> Callable[..., int]:
+    """The FLOP formula of one SDPA kernel: scores and weighted sum over the pairs it
+    computes (`sdpa_pairs`, reading its `is_causal` argument), by its query heads, so also
+    where fewer key and value heads serve them (grouped-query attention, which torch's own
+    formula refuses)."""
+    names = [argument.name for argument in kernel.default._schema.arguments]
+    causal_at = names.index("is_causal") - 3  # after query, key and value
+
+    def flops(
+        query_shape: Any, key_shape: Any, value_shape: Any, *args: Any, **kwargs: Any
+    ) -> int:
+        is_causal = args[causal_at] if len(args) > causal_at else kwargs.get("is_causal", False)
+        batch, heads, q_len, head_dim = query_shape
+        pairs = sdpa_pairs(q_len, key_shape[2], bool(is_causal))
+        return 2 * batch * heads * pairs * (head_dim + value_shape[3])
+
+    return flops
 
 
 def _grouped_mm_flops(a_shape: Any, b_shape: Any, *args: Any, **kwargs: Any) -> int:
@@ -72,8 +93,9 @@ def _grouped_mm_flops(a_shape: Any, b_shape: Any, *args: Any, **kwargs: Any) -> 
 
 
 # Formulas FlopCounterMode lacks or gets wrong: the CPU SDPA kernel and the grouped matmul
-# would count 0, and torch's formula for the CUDA SDPA kernels fails on grouped-query
-# attention (its key and value have fewer heads than its query).
+# would count 0, and torch's formula for the CUDA SDPA kernels counts causal attention as
+# the full square and fails on grouped-query attention (its key and value have fewer heads
+# than its query).
 SDPA_KERNELS = (
     aten._scaled_dot_product_flash_attention_for_cpu,
     aten._scaled_dot_product_flash_attention,
@@ -81,7 +103,7 @@ SDPA_KERNELS = (
     aten._scaled_dot_product_cudnn_attention,
 )
 COUNTER_FORMULAS: dict[Any, Any] = {
-    **dict.fromkeys(SDPA_KERNELS, _sdpa_flops),
+    **{kernel: _sdpa_formula(kernel) for kernel in SDPA_KERNELS},
     aten._grouped_mm: _grouped_mm_flops,
 }
 
@@ -89,7 +111,8 @@ COUNTER_FORMULAS: dict[Any, Any] = {
 def count_flopcountermode(module: Callable[..., Any], *args: Any) -> tuple[float, dict[str, float]]:
     """Total FLOPs and FLOPs per aten op of `module(*args)` (any callable) under FlopCounterMode.
 
-    Works on the meta device too (SDPA then decomposes into counted matmuls).
+    Works on the meta device too (SDPA then decomposes into counted matmuls over the full
+    square, as its math path computes them).
     """
     counter = FlopCounterMode(display=False, custom_mapping=COUNTER_FORMULAS)
     with torch.no_grad(), counter:
@@ -161,7 +184,8 @@ class EncoderProbe(nn.Module):
 class DecoderLayerProbe(nn.Module):
     """One decoder layer fed (1, q, hidden) new tokens after `past_key.shape[2]` cached ones.
 
-    Attention sees no mask, as in the model: causal SDPA in prefill, full in decode.
+    Attention sees no mask, as in the model: causal SDPA in prefill (counted as the kernel
+    computes it, `sdpa_pairs`), every cached position in decode.
     """
 
     def __init__(self, layer: nn.Module, rotary: nn.Module) -> None:

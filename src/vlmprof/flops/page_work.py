@@ -4,15 +4,20 @@ whatever its module layout, at the page's real shapes.
 The adapter's prefill and two decode steps run under FlopCounterMode and the traffic
 counter (`counted_bytes`), on the released decode path whatever the adapter's decode switch
 (a static cache would count attention over its whole padded length, a CUDA graph its
-warm-up runs and nothing of its replays). Hooks on the modules of the adapter's stage map
-read both running totals as each stage's forward starts and ends, so a stage's work is what
-ran inside its modules; LLM prefill is the rest of the prefill. The attention core is counted
-whatever the kernel (as matmuls in eager attention, SDPA by the formula torch uses for its
-CUDA kernels, given to the CPU kernel too), and so are the experts (the loop's matmuls, or
-the grouped matmul by `counted.COUNTER_FORMULAS`). Bytes are those of the matmul-class ops
-(weights read, activations read and written, attention's KV reads), as the analytic model
-counts them. A decode step's work grows by the same amount with every cached position, so
-the two counted steps give every later one (`flops.work.decode_work`).
+warm-up runs and nothing of its replays), and with compiled or graph-replayed parts run as
+their eager code (`implementation.eager_forwards`), whose ops a dispatch mode sees. Hooks on
+the modules of the adapter's stage map read the running totals as each stage's forward
+starts and ends, so a stage's work is what ran inside its modules; LLM prefill is the rest
+of the prefill. The attention core is counted whatever the kernel (as matmuls in eager
+attention, SDPA as the kernel computes it, causal or not, by `counted.COUNTER_FORMULAS`),
+and so are the experts (the loop's matmuls, or the grouped matmul).
+
+Bytes come twice: `bytes`, those of the matmul-class ops (weights read, activations read
+and written, attention's KV reads), which stand for the necessary bytes of a model without
+formulas; and `bytes_as_implemented`, every op's reads and writes, with
+`weight_bytes_as_implemented` the part of them that reads weights (a batch shares it). A
+decode step's work grows by the same amount with every cached position, so the two counted
+steps give every later one (`flops.work.decode_work`).
 """
 
 from __future__ import annotations
@@ -27,21 +32,28 @@ from vlmprof.flops.counted import COUNTER_FORMULAS
 from vlmprof.flops.counted_bytes import BytesCounterMode
 from vlmprof.flops.work import WORK_KEYS
 from vlmprof.models.base import ModelAdapter, ModelInputs
+from vlmprof.models.implementation import eager_forwards
 
 
 def page_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, dict[str, float]]:
-    """Counted work ({"flops", "bytes"}) of one page (`inputs` on the adapter's device): each
-    vision stage of the adapter's stage map, vision, llm_prefill, prefill, the first decode
-    step after the prefill and the one after it (`decode_step`, `decode_step_next`)."""
+    """Counted work (`WORK_KEYS`) of one page (`inputs` on the adapter's device): each vision
+    stage of the adapter's stage map, vision, llm_prefill, prefill, the first decode step
+    after the prefill and the one after it (`decode_step`, `decode_step_next`)."""
     flop_counter = FlopCounterMode(display=False, custom_mapping=COUNTER_FORMULAS)
     weights = {p.untyped_storage().data_ptr() for p in adapter.module.parameters()}
     byte_counter = BytesCounterMode(weights)
 
-    def totals() -> tuple[float, float]:
-        return float(flop_counter.get_total_flops()), byte_counter.count.matmul.total
+    def totals() -> tuple[float, ...]:
+        every_op = byte_counter.count.total
+        return (
+            float(flop_counter.get_total_flops()),
+            byte_counter.count.matmul.total,
+            every_op.total,
+            every_op.weights,
+        )
 
-    stages: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
-    started: dict[int, tuple[float, float]] = {}
+    stages: dict[str, list[float]] = defaultdict(lambda: [0.0] * len(WORK_KEYS))
+    started: dict[int, tuple[float, ...]] = {}
 
     def start(module: torch.nn.Module, _args: Any) -> None:
         started[id(module)] = totals()
@@ -61,7 +73,13 @@ def page_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, dict[str,
         handles.append(module.register_forward_hook(finish(stage)))
     try:
         adapter.reserve(3)
-        with torch.no_grad(), adapter.released_decode(), flop_counter, byte_counter:
+        with (
+            torch.no_grad(),
+            adapter.released_decode(),
+            eager_forwards(adapter.module),
+            flop_counter,
+            byte_counter,
+        ):
             logits, state = adapter.prefill(inputs)
             prefill = totals()
             token = logits.argmax(dim=-1, keepdim=True)
@@ -72,7 +90,7 @@ def page_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, dict[str,
     finally:
         for handle in handles:
             handle.remove()
-    vision = [sum(values[i] for values in stages.values()) for i in range(2)]
+    vision = [sum(values[i] for values in stages.values()) for i in range(len(WORK_KEYS))]
 
     def work(values: Any) -> dict[str, float]:
         return dict(zip(WORK_KEYS, map(float, values), strict=True))

@@ -43,6 +43,13 @@ FVCORE_ELEMENTWISE_OPS = (
     "adaptive_avg_pool2d",
     "grid_sampler",
 )
+# Said where the FLOPs are shown (the static report, the report's cross-check).
+CAUSAL_NOTE = (
+    "Causal attention (LLM prefill) counts each query against the keys up to itself, "
+    "L(L+1)/2 pairs for L tokens, as the fused kernels compute it; vision attention is "
+    "bidirectional (the full square). Bytes are the necessary bytes: weights, KV cache and "
+    "the matmul-class ops' inputs and outputs."
+)
 CONVENTIONS = (
     "FLOPs = 2 x multiply-accumulates: a (m x k) by (k x n) matmul is 2*m*k*n FLOPs.",
     "fvcore reports multiply-accumulates; its totals are multiplied by 2 here.",
@@ -51,11 +58,18 @@ CONVENTIONS = (
     "fvcore adds rough estimates for LayerNorm and similar ops (a fraction of a percent) and "
     "cannot see inside scaled_dot_product_attention; its gap is explained by adding the "
     "analytic attention FLOPs back and removing its elementwise estimates.",
-    "FlopCounterMode's CPU SDPA kernel is given the formula torch uses for the CUDA kernels.",
-    "Attention counts the full L x L square in prefill, as SDPA with is_causal is counted by "
-    "FlopCounterMode; the useful causal work is about half of it.",
+    "Causal attention (the decoder's prefill) counts each query against the keys up to "
+    "itself, L(L+1)/2 (query, key) pairs for L tokens, not L^2: the fused kernels (flash, "
+    "SDPA with is_causal) skip the masked tiles. Bidirectional attention (SAM, CLIP) counts "
+    "the full square.",
+    "FlopCounterMode counts every SDPA kernel (the CPU one included) by a formula that "
+    "reads its is_causal argument, as the analytic formulas count; torch's own formula "
+    "counts the full square for causal kernels too. Attention computed as matmuls and "
+    "masked afterwards (eager attention, SDPA's math path on the meta device) is counted "
+    "as computed: the full square.",
     "DeepSeek-OCR-2: the `clip` stages are its Qwen2 visual encoder, over a view's SAM "
-    "tokens plus as many learned queries (full square attention under its hybrid mask).",
+    "tokens plus as many learned queries (full square attention: its hybrid mask goes to "
+    "SDPA as a mask, so the kernel computes every pair).",
     "SAM's windowed blocks pad the 14x14-window grid; projections and attention run on the "
     "padded tokens.",
     "The lm_head runs on the last position only in prefill and on the one new token per "
@@ -65,15 +79,20 @@ CONVENTIONS = (
     "A decode step at context c attends over c positions, itself included; a generation of "
     "`tokens` tokens has tokens - 1 decode steps (the first token comes from prefill) and "
     "step j attends over prefill_len + j positions.",
+    "Bytes are the necessary bytes (weights + activations + KV), the least any "
+    "implementation moves; MBU divides by them. The bytes as implemented (every op's reads "
+    "and writes, counted on the real modules over each page's run) are in metrics.json and "
+    "the report, beside them.",
     "weight_bytes: weights read once per call; crops of one size run as one batch. Decode "
     "reads the active weights: attention, dense and shared MLPs, the top-k experts of each "
     "MoE layer, routers, norms, the lm_head and one embedding row.",
-    "activation_bytes: inputs read and outputs written by the counted ops, attention fused; "
-    "SAM's relative-position bias moves four times (the add writes it, the reshape into "
-    "SDPA's mask copies it, SDPA reads it). Elementwise traffic (norms, activations, residual "
-    "adds, layout copies) is left out, as elementwise FLOPs are.",
-    "kv_bytes: prefill writes each position's K and V and attention reads them once; a "
-    "decode step reads the cache for its context and writes the new entry.",
+    "activation_bytes: inputs read and outputs written by the counted ops, attention fused. "
+    "SAM's relative-position bias (which the released code materialises, copies into "
+    "SDPA's mask and SDPA reads) and elementwise traffic (norms, activations, residual "
+    "adds, layout copies) are not necessary and left out, as elementwise FLOPs are.",
+    "kv_bytes: prefill writes each position's K and V (the K and V projections' outputs, "
+    "counted here and not again as activations) and attention reads them once; a decode "
+    "step reads the cache for its context and writes the new entry.",
     "Decoder counts are scaled from one dense layer, one MoE layer and the lm_head.",
     "Counts run on the CPU (FlopCounterMode on the meta device where shapes alone decide the "
     "ops) with random weights; MoE FLOPs do not depend on the routing (top-k per token).",
@@ -147,6 +166,7 @@ def _stage_entry(cost: analytic.StageCost, counts: dict[str, Any] | None) -> dic
         "weight_bytes": cost.weight_bytes,
         "activation_bytes": cost.activation_bytes,
         "kv_bytes": cost.kv_bytes,
+        "necessary_bytes": cost.necessary_bytes,
         "flopcountermode": None,
         "fvcore": None,
         "rel_diff_flopcountermode": None,
@@ -311,16 +331,19 @@ def static_compute_markdown(report: dict[str, Any]) -> str:
             "",
             "## FLOPs per stage (GFLOP; analytic vs counted)",
             "",
+            CAUSAL_NOTE,
+            "",
             "| stage | analytic | FlopCounterMode | fvcore x2 | diff FCM | diff fvcore "
-            "| weights (GB) | activations (GB) | KV (GB) |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| weights (GB) | activations (GB) | KV (GB) | necessary bytes (GB) |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
     for name, entry in report["stages"].items():
         lines.append(
             f"| {name} | {_giga(entry['analytic'])} | {_giga(entry['flopcountermode'])} "
             f"| {_giga(entry['fvcore'])} | {_percent(entry['rel_diff_flopcountermode'])} "
             f"| {_percent(entry['rel_diff_fvcore'])} | {_giga(entry['weight_bytes'])} "
-            f"| {_giga(entry['activation_bytes'])} | {_giga(entry['kv_bytes'])} |"
+            f"| {_giga(entry['activation_bytes'])} | {_giga(entry['kv_bytes'])} "
+            f"| {_giga(entry['necessary_bytes'])} |"
         )
     notes = [note for name, e in report["stages"].items() if (note := _gap_note(name, e))]
     if notes:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-WORK_KEYS = ("flops", "bytes")
+# FLOPs; bytes of the matmul-class ops; bytes of every op (as implemented) and the part of
+# them that reads weights. Records from before the last two were counted lack them.
+WORK_KEYS = ("flops", "bytes", "bytes_as_implemented", "weight_bytes_as_implemented")
 
 
 def decode_work(
@@ -16,7 +18,8 @@ def decode_work(
 ) -> dict[str, float]:
     """Work of a generation's tokens - 1 decode steps. The first counted step attends over
     prefill_len + 1 positions and each further position adds the growth between the two
-    counted steps; step j attends over prefill_len + 1 + j, or every step over `context`."""
+    counted steps; step j attends over prefill_len + 1 + j, or every step over `context`.
+    Each key both steps hold is extrapolated."""
     steps = max(tokens - 1, 0)
     first, second = work["decode_step"], work["decode_step_next"]
     if context is None:
@@ -24,5 +27,7 @@ def decode_work(
     else:
         extra_positions = steps * (context - prefill_len - 1)
     return {
-        key: steps * first[key] + (second[key] - first[key]) * extra_positions for key in WORK_KEYS
+        key: steps * first[key] + (second[key] - first[key]) * extra_positions
+        for key in WORK_KEYS
+        if key in first and key in second
     }

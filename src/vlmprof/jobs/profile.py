@@ -16,7 +16,6 @@ import torch
 from vlmprof.atomic import atomic_open, write_text_atomic
 from vlmprof.data.subset import readable_pages, shard_pages
 from vlmprof.flops.page_work import page_work
-from vlmprof.models import has_formulas
 from vlmprof.models.base import ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.profiler.operator_profile import run_operator_profile
 from vlmprof.runtime.gate_references import exact_float32, teacher_forced_outputs
@@ -63,7 +62,7 @@ def profile_shard(
             Path(records),
             Path(outputs),
             progress_label=progress_label,
-            page_facts=None if has_formulas(model.name) else counted_work,
+            page_facts=counted_work,
             against=baseline,
         )
 
@@ -95,7 +94,8 @@ def gate_reference(
 
 
 def counted_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, object]:
-    """A page's counted work, for a model whose FLOPs no formula gives."""
+    """A page's work counted over an untimed run of it: the FLOPs and bytes of a model no
+    formula gives, and for every model the bytes as implemented (every op's traffic)."""
     return {"counted_work": page_work(adapter, inputs)}
 
 

@@ -71,21 +71,43 @@ def batch_size(record: dict[str, Any]) -> int:
     return int(record.get("batch_size") or 1)
 
 
-def decode_tokens_per_s(record: dict[str, Any]) -> float | None:
-    """Decode throughput of the record's batch: the tokens-1 decoded tokens of each of its
-    pages over the batch's decode time."""
-    tokens, decode_ms = record.get("tokens"), record.get("decode_ms")
-    if tokens is None or decode_ms is None or tokens < 2 or decode_ms <= 0:
-        return None
-    return (tokens - 1) * batch_size(record) / decode_ms * 1000.0
+# What each aggregated rate counts, as metrics.json states it beside them.
+RATES = {
+    "decode_tokens_per_s": (
+        "decode tokens/s: the tokens generated in decode (tokens - 1 per page: the first comes "
+        "from prefill) summed over the ok records, over their decode time summed (a batch's "
+        "time once, shared by its pages)"
+    ),
+    "pages_per_s": (
+        "pages/s: the ok records' pages over their prefill and decode time summed (a batch's "
+        "time once, shared by its pages); GPU side, the host's load and preprocessing apart"
+    ),
+    "pages_per_s_end_to_end": (
+        "pages/s end to end: the pages of each batch's first repeat over its prefill and "
+        "decode time plus the time the timing pass waited for its pages, summed"
+    ),
+}
 
 
-def pages_per_s(record: dict[str, Any]) -> float | None:
-    """Pages finished per second of the record's batch run (prefill and decode, GPU side)."""
-    prefill, decode = record.get("prefill_ms"), record.get("decode_ms")
-    if prefill is None or decode is None or prefill + decode <= 0:
-        return None
-    return batch_size(record) / (prefill + decode) * 1000.0
+def _per_s(amount: float, ms: float) -> float | None:
+    """A total over a total time in ms, per second; None without time."""
+    return amount / ms * 1000.0 if ms > 0 else None
+
+
+def decode_tokens_per_s(records: list[dict[str, Any]]) -> float | None:
+    """Tokens generated in decode over decode time, total over total across `records` (each
+    page's share of its batch's time, so a batch's time counts once); None without any."""
+    timed = [r for r in records if r.get("tokens") and r.get("decode_ms") is not None]
+    tokens = sum(r["tokens"] - 1 for r in timed)
+    return _per_s(tokens, sum(r["decode_ms"] / batch_size(r) for r in timed))
+
+
+def pages_per_s(records: list[dict[str, Any]]) -> float | None:
+    """Pages over their prefill and decode time (GPU side), total over total across
+    `records` (a batch's time counts once); None without any."""
+    timed = [r for r in records if None not in (r.get("prefill_ms"), r.get("decode_ms"))]
+    ms = sum((r["prefill_ms"] + r["decode_ms"]) / batch_size(r) for r in timed)
+    return _per_s(len(timed), ms)
 
 
 def end_to_end_pages_per_s(records: list[dict[str, Any]]) -> float | None:
@@ -102,8 +124,7 @@ def end_to_end_pages_per_s(records: list[dict[str, Any]]) -> float | None:
         batches.setdefault(key, record)
         waits[key] += float(record["input_wait_ms"])
     total_ms = sum(r["prefill_ms"] + r["decode_ms"] + waits[key] for key, r in batches.items())
-    pages = sum(batch_size(r) for r in batches.values())
-    return pages / total_ms * 1000.0 if total_ms > 0 else None
+    return _per_s(sum(batch_size(r) for r in batches.values()), total_ms)
 
 
 def _stage_samples(records: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -177,11 +198,11 @@ def repeatability(records: list[dict[str, Any]], tolerance: float) -> dict[str, 
 def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) -> dict[str, Any]:
     """Statistics of every stage over the ok records, counts, failures and repeatability.
 
-    `tokens_per_s` is decode throughput ((tokens - 1) x batch size / decode time) and
-    `pages_per_s` the batch's pages over its prefill and decode time (`..._end_to_end` with
-    the wait for its pages added, `end_to_end_pages_per_s`); stage times are the batch's,
-    what each of its pages waited. `stage_ms` holds only stages that at least one ok record
-    measured. `counts.images_failed` is the number of pages with at least one failed record.
+    Rates are totals over totals (`RATES` says what each counts, and `aggregates.rates`
+    repeats it): `decode_tokens_per_s`, `pages_per_s` and `pages_per_s_end_to_end`; stage
+    times are the batch's, what each of its pages waited. `stage_ms` holds only stages that
+    at least one ok record measured. `counts.images_failed` is the number of pages with at
+    least one failed record.
     """
     good = ok_records(records)
     samples = _stage_samples(good)
@@ -189,11 +210,12 @@ def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) ->
         "prefill_ms": summarize(r.get("prefill_ms") for r in good),
         "decode_ms": summarize(r.get("decode_ms") for r in good),
         "tokens": summarize(r.get("tokens") for r in good),
-        "tokens_per_s": summarize(decode_tokens_per_s(r) for r in good),
-        "pages_per_s": summarize(pages_per_s(r) for r in good),
+        "decode_tokens_per_s": decode_tokens_per_s(good),
+        "pages_per_s": pages_per_s(good),
+        "pages_per_s_end_to_end": end_to_end_pages_per_s(good),
+        "rates": dict(RATES),
         "batch_size": summarize(batch_size(r) for r in good),
         "input_wait_ms": summarize(r.get("input_wait_ms") for r in good),
-        "pages_per_s_end_to_end": end_to_end_pages_per_s(good),
         # Each shard's warm-up: compilation and graph capture, and the warm-up generations.
         "warmup_ms": summarize(r.get("warmup_ms") for r in records),
         "stage_ms": {stage: summarize(values) for stage, values in samples.items() if values},

@@ -132,16 +132,19 @@ def assumptions(
             "FLOPs and bytes are counted over each page's own untimed run (FlopCounterMode, "
             "and each matmul-class op's tensors read and written at the dispatcher, weights "
             "included): a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work "
-            "is counted, and attention is counted whatever its kernel; decode steps after "
-            "the two counted ones grow by the same work per cached position."
+            "is counted, and attention is counted whatever its kernel (causal attention as the "
+            "fused kernels compute it, each query against the keys up to itself); decode "
+            "steps after the two counted ones grow by the same work per cached position."
         )
         max_positions = None
     else:
         work = (
             "FLOPs and bytes are analytic, from the model's dimensions at each record's "
             "shapes: a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work is "
-            "counted, and prefill attention counts the full L x L square as SDPA computes it "
-            "(static.conventions lists every rule)."
+            "counted, and the decoder's causal attention counts each query against the keys "
+            "up to itself, L(L+1)/2 pairs in a prefill of L tokens, as the fused kernels "
+            "compute it (vision attention is bidirectional: the full square); "
+            "static.conventions lists every rule."
         )
         max_positions = dims.decoder.max_positions
     sentences += [
@@ -152,29 +155,37 @@ def assumptions(
         "Vision (SAM, CLIP, projector) runs inside prefill: its time is part of prefill time, "
         "llm_prefill = prefill - vision, and no total adds vision to prefill.",
         f"Headline figures: {HEADLINE}.",
-        "MBU counts the weights and KV cache each call reads (plus activations in prefill); "
-        "at batch size 1 decode is bound by memory bandwidth, so MBU, not MFU, is its ceiling.",
+        "MBU divides the necessary bytes (weights read, KV cache read and written, inputs and "
+        "outputs of the matmul-class ops: the least any implementation moves) by the time; "
+        "the bytes as implemented (every op's traffic, counted over an untimed run of each "
+        "page) stand beside them. At batch size 1 decode is bound by memory bandwidth, so "
+        "MBU, not MFU, is its ceiling.",
     ]
     return sentences
 
 
 def _ratio_table(
-    per_stage: dict[str, Any], stages: Sequence[str], unit: str, rate: str, rate_column: str
+    per_stage: dict[str, Any],
+    stages: Sequence[str],
+    rate: str,
+    rate_column: str,
+    amounts: Sequence[str],
 ) -> pd.DataFrame:
-    """Stage x {datasheet, calibrated} utilisation with the work per run and achieved rate."""
+    """Stage x {datasheet, calibrated} utilisation with the achieved rate and the `amounts`
+    (per-run work keys of metrics.json, e.g. `flops_per_run`)."""
     rows = [
         {
             "stage": stage,
             "datasheet": per_stage[stage]["datasheet"],
             "calibrated": per_stage[stage]["calibrated"],
             rate_column: per_stage[stage][rate],
-            f"{unit}_per_run": per_stage[stage][f"{unit}_per_run"],
+            **{amount: per_stage[stage].get(amount) for amount in amounts},
             "records": per_stage[stage]["records"],
         }
         for stage in stages
         if stage in per_stage
     ]
-    columns = ["datasheet", "calibrated", rate_column, f"{unit}_per_run", "records"]
+    columns = ["datasheet", "calibrated", rate_column, *amounts, "records"]
     return pd.DataFrame(rows, columns=["stage", *columns]).set_index("stage")
 
 
@@ -233,12 +244,16 @@ def build_metrics(
         "mfu": _ratio_table(
             {k: v for k, v in per_stage_mfu.items() if v},
             MFU_STAGES,
-            "flops",
             "achieved_tflops",
             "achieved (TFLOP/s)",
+            ["flops_per_run"],
         ),
         "mbu": _ratio_table(
-            mbu.get("per_stage", {}), MBU_STAGES, "bytes", "achieved_tbps", "achieved (TB/s)"
+            mbu.get("per_stage", {}),
+            MBU_STAGES,
+            "achieved_tbps",
+            "achieved (TB/s)",
+            ["bytes_necessary_per_run", "bytes_as_implemented_per_run"],
         ),
         "per_record": per_record,
     }

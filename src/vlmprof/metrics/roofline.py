@@ -2,6 +2,13 @@
 whichever is longer (its bound), the rate that bound allows (attainable) and how many times
 the measured time is above it (distance, = 1 / max(MFU, MBU)).
 
+Each stage carries two byte figures. The necessary bytes (weights, KV cache read and
+written, the inputs and outputs of matmul-class ops: the least any implementation moves)
+set the bound, the intensity and MBU. The bytes as implemented (every op's reads and writes,
+counted on the real modules, `vlmprof.flops.counted_bytes`: what Nsight Compute's DRAM bytes
+are checked against) stand beside them, so traffic an implementation adds or removes shows
+without moving the bound.
+
 Aggregation writes these into metrics.json (`roofline`, and `mbu.decode_roofline` per decode
 step); the report and the variant comparison only read them.
 """
@@ -12,13 +19,21 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from vlmprof.flops.analytic import StageCost
-
 # The two peaks every utilisation figure is divided by, by their column name.
 PEAK_COLUMNS: tuple[str, ...] = ("datasheet", "calibrated")
 # The roof of work without a byte count (or of a peak without bandwidth): compute alone, so
 # its distance is an upper limit.
 NO_BYTES = "compute (bytes not counted)"
+# What each byte figure counts, as metrics.json and the report label them.
+BYTES_NECESSARY = (
+    "necessary bytes: weights read, KV cache read and written, inputs and outputs of the "
+    "matmul-class ops (the least any implementation moves; MBU and the bound divide by them)"
+)
+BYTES_AS_IMPLEMENTED = (
+    "bytes as implemented: every op's reads and writes, counted op by op on the real modules "
+    "over one untimed run of each page (caches not modelled; what Nsight Compute's DRAM bytes "
+    "are checked against); None where the records carry no such count"
+)
 
 
 @dataclass(frozen=True)
@@ -27,12 +42,6 @@ class Bound:
 
     ms: float
     roof: str  # "compute", "memory" or NO_BYTES
-
-
-def moved_bytes(cost: StageCost, with_activations: bool) -> float:
-    """Bytes a stage moves: weights and KV cache, plus activations where they matter."""
-    moved = cost.weight_bytes + cost.kv_bytes
-    return moved + cost.activation_bytes if with_activations else moved
 
 
 def peaks_by_column(peaks: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -69,23 +78,33 @@ def against_peak(
     }
 
 
+def _per(total: float | None, count: float) -> float | None:
+    return None if total is None else total / count
+
+
 def stage_roofline(
     flops_total: float,
     bytes_total: float | None,
     time_ms_total: float,
     records: int,
     peaks: Mapping[str, Any],
+    bytes_as_implemented_total: float | None = None,
 ) -> dict[str, Any]:
     """One stage over the ok records that timed it: summed work and time, intensity
-    (FLOP/byte), achieved rate (TFLOP/s) and, per peak column, `against_peak`."""
+    (FLOP/byte) of the necessary bytes (`bytes_total`) and of the bytes as implemented,
+    achieved rate (TFLOP/s) and, per peak column, `against_peak` (of the necessary bytes)."""
+    implemented = bytes_as_implemented_total
     entry: dict[str, Any] = {
         "flops_total": flops_total,
-        "bytes_total": bytes_total,
+        "bytes_necessary_total": bytes_total,
+        "bytes_as_implemented_total": implemented,
         "time_ms_total": time_ms_total,
         "records": records,
         "flops_per_run": flops_total / records,
-        "bytes_per_run": None if bytes_total is None else bytes_total / records,
-        "intensity": flops_total / bytes_total if bytes_total else None,
+        "bytes_necessary_per_run": _per(bytes_total, records),
+        "bytes_as_implemented_per_run": _per(implemented, records),
+        "intensity_necessary": flops_total / bytes_total if bytes_total else None,
+        "intensity_as_implemented": flops_total / implemented if implemented else None,
         "achieved_tflops": flops_total / time_ms_total / 1e9,
     }
     for column, peak in peaks_by_column(peaks).items():
@@ -115,16 +134,26 @@ def page_roofline(
 
 
 def decode_step_roofline(
-    bytes_total: float, time_ms_total: float, steps: float, peaks: Mapping[str, Any]
+    bytes_total: float,
+    time_ms_total: float,
+    steps: float,
+    peaks: Mapping[str, Any],
+    bytes_as_implemented_total: float | None = None,
 ) -> dict[str, Any]:
-    """Bytes one decode step moves and the step time those bytes allow at each peak's
-    bandwidth, beside the measured time per step."""
+    """The necessary bytes of one decode step (`bytes_total` over `steps`) and the step time
+    they allow at each peak's bandwidth, beside the measured time per step and the step's
+    bytes as implemented."""
     if steps == 0:
-        return {"bytes_per_token": None, "ms_per_token_measured": None} | {
+        empty = ("bytes_necessary_per_token", "bytes_as_implemented_per_token")
+        return dict.fromkeys(empty) | {"ms_per_token_measured": None} | {
             f"ms_per_token_at_{column}_bw": None for column in PEAK_COLUMNS
         }
     bytes_per_token = bytes_total / steps
-    roofline = {"bytes_per_token": bytes_per_token, "ms_per_token_measured": time_ms_total / steps}
+    roofline = {
+        "bytes_necessary_per_token": bytes_per_token,
+        "bytes_as_implemented_per_token": _per(bytes_as_implemented_total, steps),
+        "ms_per_token_measured": time_ms_total / steps,
+    }
     for column, peak in peaks_by_column(peaks).items():
         tbps = peak["tbps"]
         roofline[f"ms_per_token_at_{column}_bw"] = (

@@ -43,6 +43,18 @@ def _timeline(records: list[dict[str, Any]]) -> dict[str, Any] | None:
     return None
 
 
+def _mean_power_w(telemetry: list[dict[str, Any]]) -> float | None:
+    """Power over every run: their energy over their time, total over total (a run's time
+    is its energy over its mean power); None where no run has both."""
+    runs = [
+        (t["energy_j"]["run"], t["mean_power_w"])
+        for t in telemetry
+        if t["energy_j"].get("run") is not None and t.get("mean_power_w")
+    ]
+    seconds = sum(joules / watts for joules, watts in runs)
+    return sum(joules for joules, _ in runs) / seconds if seconds > 0 else None
+
+
 def telemetry_section(
     records: list[dict[str, Any]], config: dict[str, Any], environment: dict[str, Any]
 ) -> dict[str, Any]:
@@ -69,7 +81,7 @@ def telemetry_section(
         "energy_j": energy,
         "joules_per_page": per_page,
         "joules_per_output_token": per_token,
-        "mean_power_w": summarize(t["mean_power_w"] for t in telemetry),
+        "mean_power_w": _mean_power_w(telemetry),
         "peak_power_w": _pick(telemetry, "peak_power_w", max),
         "sm_clock_min_mhz": _pick(telemetry, "sm_clock_min_mhz", min),
         "sm_clock_max_mhz": _pick(telemetry, "sm_clock_max_mhz", max),

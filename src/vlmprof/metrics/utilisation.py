@@ -8,10 +8,16 @@ is never added to it. A page of a batch counts its share: the batch's times over
 the weights the batch reads once over its pages (in decode, the experts a batch's tokens
 are expected to hit). The headline of every aggregate is summed work over summed time
 (long runs weigh more); the mean of per-record ratios is reported beside it.
+
+Each stage has two byte figures (`vlmprof.metrics.roofline`): the necessary bytes, which
+MBU divides by, from the formulas (or, without them, the counted matmul-class traffic), and
+the bytes as implemented, every op's traffic counted over the page's own untimed run, which
+records carry in `counted_work` (None for records from before it was counted).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -27,12 +33,13 @@ from vlmprof.flops.analytic import (
     llm_prefill_cost,
     vision_cost,
 )
-from vlmprof.flops.work import decode_work
+from vlmprof.flops.work import WORK_KEYS, decode_work
 from vlmprof.metrics.aggregate import batch_size, llm_prefill_ms, ok_records
 from vlmprof.metrics.roofline import (
+    BYTES_AS_IMPLEMENTED,
+    BYTES_NECESSARY,
     PEAK_COLUMNS,
     decode_step_roofline,
-    moved_bytes,
     page_roofline,
     stage_roofline,
 )
@@ -54,6 +61,10 @@ BATCHING = (
     "uniformly, trained routers favour some experts)"
 )
 _REQUIRED = ("mode", "n_crops", "prefill_len", "tokens", "prefill_ms", "decode_ms")
+# The two byte columns of the per-record table, after the stage's name.
+NECESSARY, AS_IMPLEMENTED = "bytes necessary", "bytes as implemented"
+# A stage's work in one record: FLOPs, necessary bytes, bytes as implemented (None: not counted).
+Work = tuple[float, float, float | None]
 
 
 def check_context_mode(context_len_mode: str, context_len_fixed: int | None) -> None:
@@ -112,28 +123,51 @@ def _counted(record: dict[str, Any]) -> dict[str, Any]:
     return counted
 
 
+def _as_implemented(counted: Mapping[str, float] | None, weight_share: float) -> float | None:
+    """A stage's counted bytes as implemented, with `weight_share` of its weight reads the
+    page's own; None where the record carries no such count (records from before it)."""
+    if not counted or "bytes_as_implemented" not in counted:
+        return None
+    weights = counted["weight_bytes_as_implemented"]
+    return counted["bytes_as_implemented"] - weights * (1 - weight_share)
+
+
+def _plus(first: float | None, second: float | None) -> float | None:
+    return None if first is None or second is None else first + second
+
+
 def _prefill_work(
     record: dict[str, Any], dims: ModelDims | None, bytes_per_el: int
-) -> dict[str, tuple[float, float]]:
-    """FLOPs and the page's bytes of each vision part, vision and llm_prefill of one record:
-    from the formulas at its shapes (a page of a batch counts its share of the weights the
-    batch reads), or counted over its run where `dims` is None (a stage its model does not
-    have, SAM say, did no work)."""
-    if dims is None:
-        counted, none = _counted(record), {"flops": 0.0, "bytes": 0.0}
-        return {
-            stage: (counted.get(stage, none)["flops"], counted.get(stage, none)["bytes"])
-            for stage in (*VISION_PARTS, "vision", "llm_prefill")
-        }
+) -> dict[str, Work]:
+    """FLOPs, necessary bytes and bytes as implemented of each vision part, vision and
+    llm_prefill of one record (a page of a batch counts its share of the weights the batch
+    reads once): FLOPs and necessary bytes from the formulas at its shapes, or, where `dims`
+    is None, from the work counted over its run (matmul-class bytes; a stage its model does
+    not have, SAM say, did no work); bytes as implemented as counted over its run."""
     share = 1 / batch_size(record)
-    parts = vision_cost(dims, record["mode"], record["n_crops"], bytes_per_el)
-    llm = llm_prefill_cost(dims, record["prefill_len"], bytes_per_el)
-    work = {
-        part: (parts[part].flops, _page_bytes(parts[part], True, share))
-        for part in (*VISION_PARTS, "vision")
+    stages = (*VISION_PARTS, "vision", "llm_prefill")
+    if dims is None:
+        counted = _counted(record)
+        none = dict.fromkeys(WORK_KEYS, 0.0)
+        return {
+            stage: (
+                counted.get(stage, none)["flops"],
+                counted.get(stage, none)["bytes"],
+                _as_implemented(counted.get(stage, none), share),
+            )
+            for stage in stages
+        }
+    counted = record.get("counted_work") or {}
+    costs = vision_cost(dims, record["mode"], record["n_crops"], bytes_per_el)
+    costs["llm_prefill"] = llm_prefill_cost(dims, record["prefill_len"], bytes_per_el)
+    return {
+        stage: (
+            costs[stage].flops,
+            _page_bytes(costs[stage], share),
+            _as_implemented(counted.get(stage), share),
+        )
+        for stage in stages
     }
-    work["llm_prefill"] = (llm.flops, _page_bytes(llm, True, share))
-    return work
 
 
 def _decode_work(
@@ -142,21 +176,29 @@ def _decode_work(
     bytes_per_el: int,
     context_len_mode: str,
     context_len_fixed: int | None,
-) -> tuple[float, float]:
-    """FLOPs and the page's bytes of one record's decode steps under a context-length mode:
-    from the formulas (the experts its batch is expected to hit), or from the two counted
-    steps where `dims` is None (max needs the model's longest context, which only formulas
-    state)."""
-    if dims is None:
-        counted = _counted(record)
-        if context_len_mode == "max":
-            raise ValueError(
-                "metrics.context_len_mode: max needs the model's longest context, which only "
-                "models with formulas state; use auto or fixed"
-            )
-        context = context_len_fixed if context_len_mode == "fixed" else None
+) -> Work:
+    """FLOPs, necessary bytes and bytes as implemented of one record's decode steps under a
+    context-length mode: FLOPs and necessary bytes from the formulas (the experts its batch
+    is expected to hit), or from the two counted steps where `dims` is None (max needs the
+    model's longest context, which only formulas state); bytes as implemented from the two
+    counted steps."""
+    if dims is None and context_len_mode == "max":
+        raise ValueError(
+            "metrics.context_len_mode: max needs the model's longest context, which only "
+            "models with formulas state; use auto or fixed"
+        )
+    contexts = {
+        "auto": None,
+        "fixed": context_len_fixed,
+        "max": dims.decoder.max_positions if dims is not None else None,
+    }
+    counted = _counted(record) if dims is None else record.get("counted_work")
+    work = {}
+    if counted:
+        context = contexts[context_len_mode]
         work = decode_work(counted, record["prefill_len"], record["tokens"], context)
-        return work["flops"], work["bytes"]
+    if dims is None:
+        return work["flops"], work["bytes"], _as_implemented(work, 1.0)
     decode = decode_cost(
         dims,
         record["prefill_len"],
@@ -166,7 +208,18 @@ def _decode_work(
         context_len_fixed,
     )
     share = decode_weight_share(dims, batch_size(record))
-    return decode.flops, _page_bytes(decode, False, share)
+    return decode.flops, _page_bytes(decode, share), _as_implemented(work, share)
+
+
+def _stage_columns(stage: str, work: Work, ms: float | None) -> dict[str, Any]:
+    """The per-record columns of one stage: FLOPs, both byte figures and time."""
+    flops, necessary, implemented = work
+    return {
+        f"{stage} flops": flops,
+        f"{stage} {NECESSARY}": necessary,
+        f"{stage} {AS_IMPLEMENTED}": implemented,
+        f"{stage} (ms)": ms,
+    }
 
 
 def _record_row(
@@ -185,13 +238,12 @@ def _record_row(
             f"but missing {', '.join(missing)}; rerun its profiling shard"
         )
     work = _prefill_work(record, dims, bytes_per_el)
-    decode_flops, decode_bytes = _decode_work(
-        record, dims, bytes_per_el, context_len_mode, context_len_fixed
-    )
+    decode = _decode_work(record, dims, bytes_per_el, context_len_mode, context_len_fixed)
     batch = batch_size(record)
     prefill_ms, decode_ms = float(record["prefill_ms"]) / batch, float(record["decode_ms"]) / batch
-    (vision_flops, vision_bytes), (llm_flops, llm_bytes) = work["vision"], work["llm_prefill"]
-    return {
+    vision, llm = work["vision"], work["llm_prefill"]
+    prefill = (vision[0] + llm[0], vision[1] + llm[1], _plus(vision[2], llm[2]))
+    row = {
         "image_id": record["image_id"],
         "repeat": record.get("repeat"),
         "mode": record["mode"],
@@ -200,35 +252,20 @@ def _record_row(
         "tokens": record["tokens"],
         "decode_steps": max(record["tokens"] - 1, 0),
         "batch_size": batch,
-        **{
-            column: value
-            for part in VISION_PARTS
-            for column, value in (
-                (f"{part} flops", work[part][0]),
-                (f"{part} bytes", work[part][1]),
-                (f"{part} (ms)", _share(record.get(record_field(part)), batch)),
-            )
-        },
-        "vision flops": vision_flops,
-        "vision bytes": vision_bytes,
-        "vision (ms)": _share(record.get("vision_ms"), batch),
-        "llm_prefill flops": llm_flops,
-        "llm_prefill bytes": llm_bytes,
-        "llm_prefill (ms)": _share(llm_prefill_ms(record), batch),
-        "prefill flops": vision_flops + llm_flops,
-        "prefill (ms)": prefill_ms,
-        "prefill bytes": vision_bytes + llm_bytes,
-        "decode flops": decode_flops,
-        "decode (ms)": decode_ms,
-        "decode bytes": decode_bytes,
-        "model flops": vision_flops + llm_flops + decode_flops,
-        "model (ms)": prefill_ms + decode_ms,
     }
+    for part in VISION_PARTS:
+        row |= _stage_columns(part, work[part], _share(record.get(record_field(part)), batch))
+    row |= _stage_columns("vision", vision, _share(record.get("vision_ms"), batch))
+    row |= _stage_columns("llm_prefill", llm, _share(llm_prefill_ms(record), batch))
+    row |= _stage_columns("prefill", prefill, prefill_ms)
+    row |= _stage_columns("decode", decode, decode_ms)
+    row |= {"model flops": prefill[0] + decode[0], "model (ms)": prefill_ms + decode_ms}
+    return row
 
 
-def _page_bytes(cost: StageCost, with_activations: bool, weight_share: float) -> float:
-    """Bytes one page moves when `weight_share` of the stage's weight reads are its own."""
-    return moved_bytes(cost, with_activations) - cost.weight_bytes * (1 - weight_share)
+def _page_bytes(cost: StageCost, weight_share: float) -> float:
+    """Necessary bytes of one page when `weight_share` of the stage's weight reads are its own."""
+    return cost.necessary_bytes - cost.weight_bytes * (1 - weight_share)
 
 
 def _share(ms: float | None, batch: int) -> float | None:
@@ -252,12 +289,14 @@ def _rate_summary(
 ) -> dict[str, Any]:
     """Summed amount over summed time, as a fraction of each peak, and its per-record mean.
 
-    `unit` names the amount ("flops" or "bytes"); peaks are in the same unit per second.
+    `unit` names the amount ("flops" or "bytes_necessary"); peaks are in the same unit per
+    second.
     """
     rate_name = "achieved_tflops" if unit == "flops" else "achieved_tbps"
     if amount.empty:
         return dict.fromkeys(PEAK_COLUMNS) | {
             f"{unit}_per_run": None,
+            f"{unit}_total": None,
             rate_name: None,
             "records": 0,
             "reason": "no ok record measured this stage",
@@ -285,21 +324,36 @@ def _stage_mfu(df: pd.DataFrame, stage: str, tflops: dict[str, float | None]) ->
     return _rate_summary(timed[f"{stage} flops"], timed[f"{stage} (ms)"], peaks_per_s, "flops")
 
 
+def _complete_sum(values: pd.Series) -> float | None:
+    """The sum of `values`, or None when any is missing (a total over part of the records
+    would not compare with one over all of them)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    return None if numbers.empty or numbers.isna().any() else float(numbers.sum())
+
+
 def _stage_mbu(df: pd.DataFrame, stage: str, tbps: dict[str, float | None]) -> dict[str, Any]:
-    """MBU of one stage over the records that timed it."""
+    """MBU of one stage over the records that timed it (of its necessary bytes), with its
+    bytes as implemented beside them."""
     timed = _timed(df, stage)
     peaks_per_s = {k: v * 1e12 if v else None for k, v in tbps.items()}
-    return _rate_summary(timed[f"{stage} bytes"], timed[f"{stage} (ms)"], peaks_per_s, "bytes")
+    necessary, ms = timed[f"{stage} {NECESSARY}"], timed[f"{stage} (ms)"]
+    implemented = _complete_sum(timed[f"{stage} {AS_IMPLEMENTED}"])
+    return _rate_summary(necessary, ms, peaks_per_s, "bytes_necessary") | {
+        "bytes_as_implemented_total": implemented,
+        "bytes_as_implemented_per_run": None if implemented is None else implemented / len(timed),
+    }
 
 
 def _decode_roofline(df: pd.DataFrame, peaks: dict[str, Any]) -> dict[str, Any]:
-    """Bytes one decode step moves and the step time those bytes allow at each peak."""
+    """Bytes one decode step moves (necessary and as implemented) and the step time the
+    necessary bytes allow at each peak."""
     timed = _timed(df, "decode")
     return decode_step_roofline(
-        float(timed["decode bytes"].sum()),
+        float(timed[f"decode {NECESSARY}"].sum()),
         float(timed["decode (ms)"].sum()),
         float(timed["decode_steps"].sum()),
         peaks,
+        _complete_sum(timed[f"decode {AS_IMPLEMENTED}"]),
     )
 
 
@@ -354,7 +408,7 @@ def _with_record_ratios(
         seconds = df[f"{stage} (ms)"] / 1000.0
         for column, peak in tbps.items():
             df[f"{stage} mbu ({column})"] = (
-                df[f"{stage} bytes"] / seconds / (peak * 1e12) if peak else None
+                df[f"{stage} {NECESSARY}"] / seconds / (peak * 1e12) if peak else None
             )
     return df
 
@@ -399,6 +453,7 @@ def utilisation(
     mbu = {
         "context_len_mode": context_len_mode,
         "headline": HEADLINE,
+        "bytes": {"necessary": BYTES_NECESSARY, "as_implemented": BYTES_AS_IMPLEMENTED},
         "peaks": _peak_labels(peaks, "tbps"),
         "per_stage": {stage: _stage_mbu(df, stage, tbps) for stage in MBU_STAGES},
         "decode_roofline": _decode_roofline(df, peaks),
@@ -422,12 +477,16 @@ def roofline_section(per_record: pd.DataFrame, peaks: dict[str, Any]) -> dict[st
         if len(timed):
             per_stage[stage] = stage_roofline(
                 float(timed[f"{stage} flops"].sum()),
-                float(timed[f"{stage} bytes"].sum()),
+                float(timed[f"{stage} {NECESSARY}"].sum()),
                 float(timed[f"{stage} (ms)"].sum()),
                 len(timed),
                 peaks,
+                _complete_sum(timed[f"{stage} {AS_IMPLEMENTED}"]),
             )
-    section: dict[str, Any] = {"per_stage": per_stage}
+    section: dict[str, Any] = {
+        "bytes": {"necessary": BYTES_NECESSARY, "as_implemented": BYTES_AS_IMPLEMENTED},
+        "per_stage": per_stage,
+    }
     page = _timed(per_record, "model")
     if len(page) and {"prefill", "decode"} <= set(per_stage):
         section["model_level"] = page_roofline(

@@ -3,10 +3,15 @@ the gate, test perturbations."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import torch
+
+# Each module whose forward `wrap_forwards` replaced, with the forward it had before.
+_UNWRAPPED: WeakKeyDictionary[torch.nn.Module, Callable[..., Any]] = WeakKeyDictionary()
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
@@ -28,7 +33,23 @@ def wrap_forwards(
         if path not in named:
             raise ValueError(f"{switch}: module {path!r} not found in the model")
         target = named[path]
+        _UNWRAPPED.setdefault(target, target.forward)
         target.forward = wrap(target.forward)
+
+
+@contextmanager
+def eager_forwards(module: torch.nn.Module) -> Iterator[None]:
+    """Run the block with every forward of `module` that `wrap_forwards` replaced (compiled,
+    replayed from a CUDA graph) back to its eager code, whose ops a dispatch mode (a FLOP or
+    byte counter) sees; the wrapped forwards return afterwards."""
+    wrapped = {sub: sub.forward for sub in module.modules() if sub in _UNWRAPPED}
+    try:
+        for sub in wrapped:
+            sub.forward = _UNWRAPPED[sub]
+        yield
+    finally:
+        for sub, forward in wrapped.items():
+            sub.forward = forward
 
 
 # Compiled versions dynamo keeps per code object before it runs the code uncompiled (its

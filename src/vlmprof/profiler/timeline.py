@@ -93,7 +93,8 @@ def _span(event: Mapping[str, Any]) -> _Span:
     return _Span(event["name"], event.get("tid"), start, start + _ns(event.get("dur", 0)))
 
 
-def _exclusive(label: str) -> str:
+def exclusive_stage(label: str) -> str:
+    """The exclusive stage a label's own time belongs to (prefill's is LLM prefill)."""
     return "llm_prefill" if label == "prefill" else label
 
 
@@ -125,7 +126,7 @@ def exclusive_segments(windows: list[tuple[str, Interval]]) -> dict[str, list[In
         covering = [(s, -e, label) for label, (s, e) in windows if s <= left and right <= e]
         if not covering:
             continue
-        label = _exclusive(max(covering)[2])
+        label = exclusive_stage(max(covering)[2])
         parts = segments.setdefault(label, [])
         if parts and parts[-1][1] == left:
             parts[-1] = (parts[-1][0], right)
@@ -256,7 +257,7 @@ _Activity = tuple[str | None, int, int]  # exclusive stage (None outside labels)
 
 def _stage_of(annotations: list[_Span], tid: Any, at: int) -> str | None:
     span = _innermost(annotations, tid, at)
-    return _exclusive(span.name) if span is not None else None
+    return exclusive_stage(span.name) if span is not None else None
 
 
 def _cpu_activities(

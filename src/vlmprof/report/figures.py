@@ -165,7 +165,7 @@ def utilisation_figure(table: pd.DataFrame, peak_notes: dict[str, str]) -> Figur
             ax.bar(x + offset, values.fillna(0.0), width=0.4, color=shade, label=label)
         ax.set_xticks(x, data.index, rotation=15)
         ax.set_ylabel("% of peak")
-        what = "compute (FLOP/s)" if kind == "MFU" else "memory bandwidth (bytes/s)"
+        what = "compute (FLOP/s)" if kind == "MFU" else "bandwidth (necessary bytes/s)"
         ax.set_title(f"{kind}: share of peak {what}")
         ax.legend(frameon=False, fontsize=9)
     fig.suptitle("Utilisation per stage")
@@ -208,7 +208,7 @@ def roofline_figure(points: pd.DataFrame, peaks: dict) -> Figure:
         span[0] * peaks[k]["tbps"] * 1e3 for k in ("reference", "calibrated") if peaks[k]["tbps"]
     ]
     ax.set_ylim(min(lows) / 2, max([*tops, points["achieved (GFLOP/s)"].max()]) * 2)
-    ax.set_xlabel("arithmetic intensity (FLOP/byte)")
+    ax.set_xlabel("arithmetic intensity (FLOP per necessary byte)")
     ax.set_ylabel("achieved (GFLOP/s)")
     ax.set_title("Roofline: each stage against the peaks")
     ax.grid(True, which="major", alpha=0.3)

@@ -49,7 +49,7 @@ def models_table(comparison: Mapping[str, Any]) -> pd.DataFrame:
                 "LLM prefill (ms)": stage_ms["llm_prefill"],
                 "prefill (ms)": stage_ms["prefill"],
                 "decode per token (ms)": stage_ms["decode_per_token"],
-                "decode tokens/s": entry["tokens_per_s"],
+                "decode tokens/s": entry["decode_tokens_per_s"],
                 f"prefill MFU ({entry['peak']}, %)": _percent(entry["mfu_prefill"]),
                 f"decode MBU ({entry['peak']}, %)": _percent(entry["mbu_decode"]),
                 f"GPU ms per page of {cost['output_tokens']} tokens": cost["gpu_ms_per_page"],

@@ -37,9 +37,11 @@ Timing
 Utilisation
     peaks_table(metrics)                the datasheet and calibrated peaks and their source
     missing_peak_reasons(metrics)       why a peak is absent
-    utilisation_table(mfu, mbu)         MFU and MBU (%) per stage, achieved rates
-    decode_roofline_table(metrics)      bytes per decode step, step time at each bandwidth
-    roofline_points(metrics)            each stage's intensity, rate and roof (GFLOP/s)
+    utilisation_table(mfu, mbu)         MFU and MBU (%) per stage, achieved rates, bytes
+                                        necessary and as implemented
+    decode_roofline_table(metrics)      bytes per decode step (both), step time at each
+                                        bandwidth
+    roofline_points(metrics)            each stage's bytes (both), intensity, rate and roof
 Operators
     timeline_table(metrics)             busy (%), launches, idle gaps per stage
     quoted_busy(timeline_stage)         the busy fraction quoted, and how it was obtained

@@ -56,8 +56,8 @@ def headline(metrics: dict[str, Any]) -> str:
     device = env.get("gpu_name") or env.get("cpu_model") or env.get("device_used")
     prefill, decode = stages["prefill"]["mean"], stages["decode"]["mean"]
     tokens = metrics["aggregates"]["tokens"]["mean"]
-    rate = metrics["aggregates"]["tokens_per_s"]["mean"]
-    speed = "" if rate is None else f" ({rate:,.2f} tokens/s while decoding)"
+    rate = metrics["aggregates"]["decode_tokens_per_s"]
+    speed = "" if rate is None else f" ({rate:,.2f} decode tokens/s)"
     host = host_ms(metrics)
     before = (
         f", after {sum(host.values()):,.2f} ms on the host to load and preprocess it"

@@ -14,6 +14,11 @@ from vlmprof.stages import VISION_PARTS
 # The roofline table's stages: the parts of vision, vision, its two halves of prefill, decode.
 ROOFLINE_STAGES: tuple[str, ...] = (*VISION_PARTS, "vision", "llm_prefill", "prefill", "decode")
 WHOLE_MODEL = "whole model"
+# tables/mbu.csv's per-run byte columns and how the report labels them.
+BYTE_COLUMNS = {
+    "bytes_necessary_per_run": "necessary",
+    "bytes_as_implemented_per_run": "as implemented",
+}
 
 
 def peaks_table(metrics: dict[str, Any]) -> pd.DataFrame:
@@ -42,7 +47,8 @@ def missing_peak_reasons(metrics: dict[str, Any]) -> dict[str, str]:
 
 def utilisation_table(mfu: pd.DataFrame, mbu: pd.DataFrame) -> pd.DataFrame:
     """Per stage MFU and MBU (%) against the datasheet and calibrated peaks, achieved rates
-    and the work per run (from tables/mfu.csv and tables/mbu.csv)."""
+    and the work per run, both byte figures labelled: the necessary bytes MBU divides by and
+    the bytes as implemented (from tables/mfu.csv and tables/mbu.csv)."""
     table = pd.DataFrame(index=mfu.index)
     table["MFU datasheet (%)"] = 100.0 * mfu["datasheet"]
     table["MFU calibrated (%)"] = 100.0 * mfu["calibrated"]
@@ -51,19 +57,23 @@ def utilisation_table(mfu: pd.DataFrame, mbu: pd.DataFrame) -> pd.DataFrame:
     table["MBU datasheet (%)"] = 100.0 * mbu["datasheet"].reindex(table.index)
     table["MBU calibrated (%)"] = 100.0 * mbu["calibrated"].reindex(table.index)
     table["achieved (GB/s)"] = 1000.0 * mbu["achieved (TB/s)"].reindex(table.index)
-    table["GB per page"] = mbu["bytes_per_run"].reindex(table.index) / 1e9
+    for column, label in BYTE_COLUMNS.items():
+        table[f"GB per page, {label}"] = mbu[column].reindex(table.index) / 1e9
     table.index = [WHOLE_MODEL if s == "model" else display_name(s) for s in table.index]
     table.index.name = "stage"
     return table
 
 
 def decode_roofline_table(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Bytes one decode step moves and the step time each peak bandwidth would allow."""
+    """Bytes one decode step moves (necessary, and as implemented) and the step time each
+    peak bandwidth would allow the necessary bytes."""
     roof = metrics["mbu"].get("decode_roofline")
-    if not roof or roof.get("bytes_per_token") is None:
+    if not roof or roof.get("bytes_necessary_per_token") is None:
         return pd.DataFrame(columns=["quantity", "value"])
+    implemented = roof.get("bytes_as_implemented_per_token")
     rows = [
-        ("MB moved per decode step", roof["bytes_per_token"] / 1e6),
+        ("MB per decode step, necessary", roof["bytes_necessary_per_token"] / 1e6),
+        ("MB per decode step, as implemented", _scaled(implemented, 1e-6)),
         ("measured time per step (ms)", roof["ms_per_token_measured"]),
         ("step time at datasheet bandwidth (ms)", roof["ms_per_token_at_datasheet_bw"]),
         ("step time at calibrated bandwidth (ms)", roof["ms_per_token_at_calibrated_bw"]),
@@ -72,10 +82,11 @@ def decode_roofline_table(metrics: dict[str, Any]) -> pd.DataFrame:
 
 
 def roofline_points(metrics: dict[str, Any]) -> pd.DataFrame:
-    """Each stage on the roofline (metrics.json's `roofline`): work per page, arithmetic
-    intensity (FLOP/byte), achieved rate, and per peak with both a compute and a bandwidth
-    figure its roof (the attainable GFLOP/s at that intensity) and the share of it reached;
-    "bound by" names the roof that limits the stage at the calibrated peak."""
+    """Each stage on the roofline (metrics.json's `roofline`): work per page (both byte
+    figures), arithmetic intensity (FLOP per necessary byte), achieved rate, and per peak with
+    both a compute and a bandwidth figure its roof (the attainable GFLOP/s at that intensity)
+    and the share of it reached; "bound by" names the roof that limits the stage at the
+    calibrated peak."""
     if "roofline" not in metrics:
         raise KeyError("metrics.json: no roofline section; rerun the run's aggregate step")
     per_stage = metrics["roofline"].get("per_stage", {})
@@ -84,8 +95,11 @@ def roofline_points(metrics: dict[str, Any]) -> pd.DataFrame:
     table = pd.DataFrame(
         {
             "GFLOP per page": [e["flops_per_run"] / 1e9 for e in entries],
-            "MB per page": [e["bytes_per_run"] / 1e6 for e in entries],
-            "intensity (FLOP/byte)": [e["intensity"] for e in entries],
+            **{
+                f"MB per page, {label}": [_scaled(e[column], 1e-6) for e in entries]
+                for column, label in BYTE_COLUMNS.items()
+            },
+            "intensity (FLOP/byte)": [e["intensity_necessary"] for e in entries],
             "achieved (GFLOP/s)": [e["achieved_tflops"] * 1e3 for e in entries],
         },
         index=pd.Index([display_name(s) for s in stages], name="stage"),

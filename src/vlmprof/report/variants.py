@@ -182,7 +182,7 @@ def settings_table(comparison: dict[str, Any]) -> pd.DataFrame:
             "pages per batch": s.get("batch_size"),
             "pages/s (timed)": s.get("pages_per_s"),
             "pages/s end to end (timed)": s.get("pages_per_s_end_to_end"),
-            "decode tokens/s (timed)": s.get("tokens_per_s"),
+            "decode tokens/s (timed)": s.get("decode_tokens_per_s"),
             "page latency (ms)": s["latency_ms"],
             "pages per GPU-day": s["pages_per_gpu_day"],
             "cost per 1,000 pages": s["cost_per_1000_pages"],

@@ -51,7 +51,7 @@ def model_entry(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
             stage: _stage_mean(metrics, stage)
             for stage in ("vision", "llm_prefill", "prefill", "decode_per_token")
         },
-        "tokens_per_s": ((metrics.get("aggregates") or {}).get("tokens_per_s") or {}).get("mean"),
+        "decode_tokens_per_s": (metrics.get("aggregates") or {}).get("decode_tokens_per_s"),
         "peak": peak,
         "mfu_prefill": _ratio(mfu, "prefill", peak),
         "mbu_decode": _ratio(mbu, "decode", peak),
