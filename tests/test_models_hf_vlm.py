@@ -4,7 +4,10 @@ decode equal to the released one."""
 
 from __future__ import annotations
 
-from dataclasses import replace
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 import torch
@@ -16,8 +19,14 @@ from tokenizers import Tokenizer, models
 from tests.workflow_helpers import REPO, default_settings
 from vlmprof.models import ModelSpec, build_adapter, check_preset
 from vlmprof.models.base import ModelInputs
+from vlmprof.models.hf_vlm.adapter import HfVlmAdapter
 from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
-from vlmprof.models.hf_vlm.inputs import PROMPT_AFTER, PROMPT_BEFORE
+from vlmprof.models.hf_vlm.inputs import (
+    IMAGE_SPANS,
+    PROMPT_AFTER,
+    PROMPT_BEFORE,
+    STAND_IN_BOUNDS,
+)
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
@@ -27,20 +36,136 @@ from vlmprof.runtime.stage_timer import StageTimer
 A4_150_DPI = Image.new("RGB", (1240, 1754), "white")
 WIDE = Image.new("RGB", (1754, 400), "white")
 ARCHS = sorted(ARCHITECTURES)
-# Architectures whose transformers processor builds offline from our image processor and a
-# stand-in tokenizer: its class, the tokenizer's special tokens (spelled as the published
-# tokenizers spell them) and the processor's own settings (the checkpoints' values).
+
+
+def no_settings(_adapter: HfVlmAdapter) -> dict[str, Any]:
+    return {}
+
+
+@dataclass(frozen=True)
+class OwnProcessor:
+    """An architecture's transformers processor built offline around our image processor: its
+    class, the stand-in tokenizer's special tokens (keyed by the tokenizer attributes the
+    processor reads; spelled as the published tokenizers spell them where known), the text the
+    checkpoint's chat template writes for one image, and the processor's settings at
+    construction and at the call, from the built model where they follow its dimensions (image
+    tokens per tile) so that the small presets' hold."""
+
+    processor_class: type
+    specials: dict[str, str]
+    template: str
+    settings: Callable[[HfVlmAdapter], dict[str, Any]] = no_settings
+    call: Callable[[HfVlmAdapter], dict[str, Any]] = no_settings
+
+
+def without_video(processor_class: type) -> type:
+    """`processor_class` without its video processor, which needs torchvision (not installed
+    for the tests): its image path (placeholder expansion, token types) is the class's own."""
+    return type(
+        processor_class.__name__,
+        (processor_class,),
+        {"get_attributes": classmethod(lambda _cls: ["image_processor", "tokenizer"])},
+    )
+
+
 OWN_PROCESSORS = {
-    "lighton_ocr": (
-        "LightOnOcrProcessor",
+    "qwen2_5_vl": OwnProcessor(
+        without_video(transformers.Qwen2_5_VLProcessor),
+        {
+            "image_token": "<|image_pad|>",
+            "video_token": "<|video_pad|>",
+            "vision_start_token": "<|vision_start|>",
+            "vision_end_token": "<|vision_end|>",
+        },
+        "<|vision_start|><|image_pad|><|vision_end|>",
+    ),
+    "got_ocr2": OwnProcessor(
+        transformers.GotOcr2Processor,
+        {"image_token": "<imgpad>", "image_start": "<img>", "image_end": "</img>"},
+        # What the processor's own conversation writes for one page.
+        "<img><imgpad></img>",
+        # Multi-crop mode with our tile budget; per tile the checkpoint's processor says 256,
+        # the encoder's grid at 1024 px after the projector's two stride-2 convolutions.
+        call=lambda adapter: {
+            "crop_to_patches": True,
+            "max_patches": adapter.processor.max_patches,
+            "num_image_tokens": (
+                adapter.config.vision_config.image_size
+                // adapter.config.vision_config.patch_size
+                // 4
+            )
+            ** 2,
+        },
+    ),
+    "lighton_ocr": OwnProcessor(
+        transformers.LightOnOcrProcessor,
         {
             "image_token": "<|image_pad|>",
             "image_break_token": "<|vision_pad|>",
             "image_end_token": "<|vision_end|>",
         },
-        {"patch_size": 14, "spatial_merge_size": 2},
+        # Its chat template puts nothing around the placeholder, and this transformers'
+        # processor lays out no row-break or end tokens (its tokenizer has them).
+        "<|image_pad|>",
+        settings=lambda _adapter: {"patch_size": 14, "spatial_merge_size": 2},
     ),
-    "paddleocr_vl": ("PaddleOCRVLProcessor", {"image_token": "<|IMAGE_PLACEHOLDER|>"}, {}),
+    "paddleocr_vl": OwnProcessor(
+        transformers.PaddleOCRVLProcessor,
+        {
+            "image_token": "<|IMAGE_PLACEHOLDER|>",
+            "image_start": "<|IMAGE_START|>",
+            "image_end": "<|IMAGE_END|>",
+        },
+        "<|IMAGE_START|><|IMAGE_PLACEHOLDER|><|IMAGE_END|>",
+    ),
+    "glm_ocr": OwnProcessor(
+        without_video(transformers.Glm46VProcessor),
+        {
+            "image_token": "<|image|>",
+            "image_start": "<|begin_of_image|>",
+            "image_end": "<|end_of_image|>",
+        },
+        "<|begin_of_image|><|image|><|end_of_image|>",
+    ),
+    "hunyuan_vl": OwnProcessor(
+        transformers.HunYuanVLProcessor,
+        {
+            "image_token": "<image>",
+            "image_start_token": "<image_start>",
+            "image_end_token": "<image_end>",
+            "pad_token": "<pad>",
+        },
+        # The processor refuses a placeholder without its start and end tokens.
+        "<image_start><image><image_end>",
+    ),
+    "qianfan_ocr": OwnProcessor(
+        transformers.QianfanOCRProcessor,
+        {
+            "start_image_token": "<img>",
+            "end_image_token": "</img>",
+            "context_image_token": "<IMG_CONTEXT>",
+        },
+        # Its chat template's placeholder, which the processor replaces with <img>, the
+        # context tokens and </img>.
+        "<image>",
+        settings=lambda adapter: {"image_seq_length": adapter.config.image_seq_length},
+    ),
+    "granite_docling": OwnProcessor(
+        transformers.GraniteDoclingProcessor,
+        {
+            "image_token": "<image>",
+            "fake_image_token": "<fake_token_around_image>",
+            "global_image_tag": "<global-img>",
+            # The row-column tags of grids up to 6 x 6 tiles, one token each.
+            **{
+                f"row_{row}_col_{col}": f"<row_{row}_col_{col}>"
+                for row in range(1, 7)
+                for col in range(1, 7)
+            },
+        },
+        "<image>",
+        settings=lambda adapter: {"image_seq_len": adapter.module.model.image_seq_len},
+    ),
 }
 
 
@@ -88,7 +213,21 @@ def test_stage_hooks_fire_in_prefill_only(adapter):
         detach(handles + seen)
     times = timer.finish()
     assert set(times) == {"clip", "projector"}
-    assert len(times["projector"]) == 1
+    # One interval per projector module (GLM-OCR's is a convolution, then its merger).
+    assert len(times["projector"]) == len(adapter.arch.projector)
+
+
+def test_the_stage_modules_hold_every_weight_outside_the_decoder(adapter):
+    # So no part of the vision tower or its projector runs untimed as glue (LLM prefill).
+    decoder = adapter.arch.decoder_layers.rsplit(".", 1)[0] + "."
+    staged = tuple(f"{path}." for path in adapter.stage_modules())
+    outside = [
+        name
+        for name, _ in adapter.module.named_parameters()
+        if not name.startswith((decoder, "lm_head."))
+    ]
+    assert outside
+    assert [name for name in outside if not name.startswith(staged)] == []
 
 
 def test_greedy_loop_equals_the_models_own_generate(adapter):
@@ -140,8 +279,11 @@ def test_prompt_holds_the_image_tokens_of_its_page(adapter):
     # What the model itself makes of the pixels: rows of decoder width out of the projector.
     rows: list[int] = []
     hidden = adapter.config.text_config.hidden_size
-    handle = adapter.module.get_submodule(adapter.arch.projector).register_forward_hook(
-        lambda _m, _a, out: rows.append(out.numel() // hidden)
+    handle = adapter.module.get_submodule(adapter.arch.projector[-1]).register_forward_hook(
+        # (GraniteDocling's connector returns its DeepStack features after the tokens.)
+        lambda _m, _a, out: rows.append(
+            (out[0] if isinstance(out, tuple) else out).numel() // hidden
+        )
     )
     try:
         with torch.inference_mode():
@@ -153,33 +295,51 @@ def test_prompt_holds_the_image_tokens_of_its_page(adapter):
     assert wide.image_tokens != inputs.image_tokens
 
 
-def test_image_tokens_are_one_run_between_the_architectures_bounds(adapter):
+# GraniteDocling's processor lays out tiles between tags (its processor test checks that).
+@pytest.mark.parametrize("arch", [arch for arch in ARCHS if arch not in IMAGE_SPANS])
+def test_image_tokens_are_one_run_between_the_architectures_bounds(arch: str):
+    adapter = build_adapter(ModelSpec(name="hf_vlm", architecture=arch))
     inputs = _inputs(adapter)
     bounds = [getattr(adapter.config, key) for key in adapter.arch.image_bounds or ()]
+    if adapter.arch.stand_in_bounds:
+        bounds = list(STAND_IN_BOUNDS)
     image_run = [adapter.config.image_token_id] * inputs.image_tokens
     # The stand-in text around the run and its bounds (where the architecture has them).
     expected = [*PROMPT_BEFORE, *bounds[:1], *image_run, *bounds[1:], *PROMPT_AFTER]
     assert inputs.input_ids.tolist() == [expected]
 
 
+def layout(ids: list[int], image_token_id: int) -> list[tuple[str, int]]:
+    """A prompt as runs of image and other tokens, e.g. [("text", 1), ("image", 64), ...]."""
+    kinds = ("image" if token == image_token_id else "text" for token in ids)
+    return [(kind, len(list(run))) for kind, run in itertools.groupby(kinds)]
+
+
 @pytest.mark.parametrize("page", [A4_150_DPI, WIDE], ids=["a4", "wide"])
-@pytest.mark.parametrize("arch", sorted(OWN_PROCESSORS))
-def test_the_architectures_own_processor_expands_its_placeholder_alike(arch: str, page):
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_architectures_own_processor_lays_out_the_image_alike(arch: str, page):
     adapter = build_adapter(ModelSpec(name="hf_vlm", architecture=arch))
-    class_name, specials, settings = OWN_PROCESSORS[arch]
-    vocab = {"<unk>": 0, **{token: i + 1 for i, token in enumerate(specials.values())}}
+    own = OWN_PROCESSORS[arch]
+    vocab = {"<unk>": 0, **{token: i + 1 for i, token in enumerate(own.specials.values())}}
     tokenizer = transformers.PreTrainedTokenizerFast(
         tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="<unk>")),
         unk_token="<unk>",
-        extra_special_tokens=specials,
+        extra_special_tokens=own.specials,
     )
-    processor = getattr(transformers, class_name)(
-        image_processor=adapter.processor, tokenizer=tokenizer, **settings
+    processor = own.processor_class(
+        image_processor=adapter.processor, tokenizer=tokenizer, **own.settings(adapter)
     )
-    ids = processor(images=page, text=specials["image_token"], return_tensors="pt")["input_ids"]
-    # Image tokens only: no row-break or end tokens (LightOnOCR's tokenizer has them, its
-    # processor in this transformers does not lay them out).
-    assert ids.tolist() == [[tokenizer.image_token_id] * adapter.preprocess(page).image_tokens]
+    theirs = processor(images=page, text=own.template, return_tensors="pt", **own.call(adapter))
+    image_id = vocab[processor.image_token]
+    ours = adapter.preprocess(page)
+    span = slice(len(PROMPT_BEFORE), -len(PROMPT_AFTER))
+    # As many image tokens, between as many other tokens, in the same places.
+    assert layout(ours.input_ids[0, span].tolist(), adapter.config.image_token_id) == layout(
+        theirs["input_ids"][0].tolist(), image_id
+    )
+    if adapter.arch.token_types:  # what the multimodal rope reads as the image's tokens
+        ours_types = ours.pixel_views["mm_token_type_ids"][0, span]
+        assert ours_types.tolist() == theirs["mm_token_type_ids"][0].tolist()
 
 
 def test_integer_inputs_keep_their_dtype_on_the_way_to_the_model():
@@ -220,6 +380,13 @@ def test_full_presets_build_at_their_published_size():
     assert 0.5e9 < params["got_ocr2"] < 0.65e9  # GOT-OCR-2.0: about 580M
     assert 0.95e9 < params["lighton_ocr"] < 1.05e9  # LightOnOCR-1B: 1.01B
     assert 0.85e9 < params["paddleocr_vl"] < 0.95e9  # PaddleOCR-VL-0.9B: 0.91B
+    # GLM-OCR's "0.9B" is its encoder and decoder layers (0.40B + 0.49B), not its untied
+    # embeddings and head (0.18B): 1.11B in all.
+    assert 1.05e9 < params["glm_ocr"] < 1.15e9
+    assert 0.95e9 < params["hunyuan_vl"] < 1.05e9  # HunyuanOCR "1B": 1.00B
+    # Qianfan-OCR "4B" (3.6B in the decoder's layers), untied: 4.73B.
+    assert 4.5e9 < params["qianfan_ocr"] < 4.9e9
+    assert 0.5e9 < params["granite_docling"] < 0.6e9  # granite-for-docling-500m: 0.54B
 
 
 def test_the_config_schema_offers_exactly_the_tables_architectures():

@@ -1,5 +1,6 @@
 """Models compared by cost per page through the real workflow on the CPU: DeepSeek-OCR (the
-run's own), DeepSeek-OCR-2 and four transformers VLMs, small presets, one `models:` run.
+run's own), DeepSeek-OCR-2 and every transformers VLM architecture, small presets, one
+`models:` run.
 
 The run starts from a copy of the session's finished run and adds the models, so it also
 shows that adding models leaves the baseline's jobs alone.
@@ -19,6 +20,7 @@ from tests.workflow_helpers import (
     snakemake,
     write_config,
 )
+from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
 
 MODELS = {
     "ocr2": {"name": "deepseek_ocr2"},
@@ -26,7 +28,13 @@ MODELS = {
     "qwen": {"name": "hf_vlm", "architecture": "qwen2_5_vl"},
     "lighton": {"name": "hf_vlm", "architecture": "lighton_ocr"},
     "paddle": {"name": "hf_vlm", "architecture": "paddleocr_vl"},
+    "glm": {"name": "hf_vlm", "architecture": "glm_ocr"},
+    "hunyuan": {"name": "hf_vlm", "architecture": "hunyuan_vl"},
+    "qianfan": {"name": "hf_vlm", "architecture": "qianfan_ocr"},
+    "granite": {"name": "hf_vlm", "architecture": "granite_docling"},
 }
+# The transformers VLMs among them: models without formulas.
+HF_VLMS = [name for name, model in MODELS.items() if model["name"] == "hf_vlm"]
 MODEL_JOBS = {
     "static_flops_model",
     "profile_shard_model",
@@ -48,7 +56,7 @@ def models_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory
 
 @pytest.fixture(scope="module")
 def models_run(models_checkout: Path) -> Path:
-    """The same run with five more models to compare."""
+    """The same run with the models to compare."""
     required = {"static_flops_model", "profile_shard_model", "aggregate_model", "compare_models"}
     return run_with_more_arms(models_checkout, {"models": MODELS}, MODEL_JOBS, required)
 
@@ -56,6 +64,10 @@ def models_run(models_checkout: Path) -> Path:
 def _records(run: Path, model: str) -> list[dict]:
     path = run / "models" / model / "runs" / "shard-0.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_run_compares_every_transformers_vlm_architecture():
+    assert sorted(MODELS[name]["architecture"] for name in HF_VLMS) == sorted(ARCHITECTURES)
 
 
 def test_every_model_is_profiled_and_costed_on_the_same_pages(models_run: Path):
@@ -79,7 +91,7 @@ def test_every_model_is_profiled_and_costed_on_the_same_pages(models_run: Path):
 
 
 def test_a_model_without_formulas_carries_its_counted_work(models_run: Path):
-    for model in ("got", "qwen", "lighton", "paddle"):
+    for model in HF_VLMS:
         records = _records(models_run, model)
         assert all(r["status"] == "ok" for r in records)
         for record in records:

@@ -102,11 +102,11 @@ class HfVlmAdapter(StaticDecodePath, ModelAdapter):
         self.module = module
         self.config = module.config
         self.processor = processor
-        eos = self.config.text_config.eos_token_id
+        eos = getattr(self.config.text_config, "eos_token_id", None)  # GLM-OCR may have none
         self.eos_token_id = eos if isinstance(eos, int) else None
-        # 3D (multimodal) rope (Qwen2.5-VL, PaddleOCR-VL): each prefill keeps its rope
-        # offset, which the static step reads from `rope_delta`, a buffer of its own whose
-        # address a captured graph keeps (the model makes a new tensor every prefill).
+        # Multimodal rope (Qwen2.5-VL, PaddleOCR-VL, GLM-OCR, HunYuanVL): each prefill keeps
+        # its rope offset, which the static step reads from `rope_delta`, a buffer of its own
+        # whose address a captured graph keeps (the model makes a new tensor every prefill).
         self.rope_3d = hasattr(module.model, "rope_deltas")
         self.rope_delta: torch.Tensor | None = None
         self.init_decode_path(self._static_step)
@@ -148,7 +148,7 @@ class HfVlmAdapter(StaticDecodePath, ModelAdapter):
 
     def _apply_switches(self) -> None:
         """torch.compile the parts `spec.compile` names; perturb the head if asked (tests)."""
-        vision = (*self.vision_paths(), self.arch.projector)
+        vision = (*self.vision_paths(), *self.arch.projector)
         decoder = layer_paths(self.module, (self.arch.decoder_layers,))
         targets = {"none": (), "vision": vision, "decoder": decoder, "all": vision + decoder}
         compile_parts(self.module, targets[self.spec.compile])
@@ -164,13 +164,16 @@ class HfVlmAdapter(StaticDecodePath, ModelAdapter):
         return page_inputs(self.arch, self.config, self.processor, image)
 
     def stage_modules(self) -> dict[str, str]:
-        """The vision encoder as `clip` and the projector as `projector`.
+        """The vision encoder as `clip` and the projector's modules as `projector`.
 
         stages.py names the vision parts after DeepSeek-OCR (sam, clip, projector); `clip`
         is "the vision encoder" there (DeepSeek-OCR-2 puts its Qwen2 encoder in that slot
         too), so these encoders take it and `sam` stays empty.
         """
-        return {**dict.fromkeys(self.vision_paths(), "clip"), self.arch.projector: "projector"}
+        return {
+            **dict.fromkeys(self.vision_paths(), "clip"),
+            **dict.fromkeys(self.arch.projector, "projector"),
+        }
 
     def text_config(self) -> PretrainedConfig:
         """The decoder's transformers config (what a KV cache is shaped by)."""
@@ -209,10 +212,11 @@ class HfVlmAdapter(StaticDecodePath, ModelAdapter):
     ) -> torch.Tensor:
         """One token through the forward at the position the static cache holds on the
         device (no host value, so a graph replay advances like an eager call); a 3D-rope
-        model's position is shifted by its prefill's rope offset on all three axes."""
+        model's position is shifted by its prefill's rope offset on every rope axis (the text
+        model spreads one row of positions over its own axes: three, or HunYuanVL's four)."""
         positions = token.new_zeros(token.shape) + cache.get_seq_length()
         if self.rope_3d:
-            positions = (positions + self.rope_delta)[None].expand(3, -1, -1)
+            positions = positions + self.rope_delta
         return self.module(
             input_ids=token,
             past_key_values=cache,
