@@ -2,7 +2,7 @@
 a perturbed output head, and one decode layer's attention output off by a fraction.
 
 Usage: python benchmarks/gate_resolution.py [--pages 4] [--tokens 32] [--mode gundam]
-       [--dtypes float32,bfloat16] [--sizes 0,0.0001,0.001,0.003,0.01]
+       [--dtypes float32,bfloat16] [--sizes 0,1e-06,1e-05,0.0001,0.001,0.01]
        [--json out.json] [--markdown out.md]
 
 Two perturbations of the small-preset model, each at every size:
@@ -40,7 +40,7 @@ from vlmprof.variants.gate_runs import Alteration, GateRuns
 
 from bench_args import default_config, profile_settings, write_json
 
-SIZES: tuple[float, ...] = (0.0, 0.0001, 0.001, 0.003, 0.01)
+SIZES: tuple[float, ...] = (0.0, 0.000001, 0.00001, 0.0001, 0.001, 0.01)
 KINDS: tuple[str, ...] = ("head", "decode attention")
 # What the gate measured on each page, kept per row.
 PAGE_KEYS: tuple[str, ...] = ("code_path_ratio", "precision_ratio", "first_different_pick")
@@ -119,9 +119,9 @@ def resolution_sentence(rows: Sequence[dict[str, Any]]) -> str:
         passed = [r["size"] for r in mine if r["caught"] == 0]
         found = []
         if caught:
-            found.append(f"caught on every page from {min(caught):.2%}")
+            found.append(f"caught on every page from {min(caught):.4%}")
         if passed:
-            found.append(f"{max(passed):.2%} passes on every page")
+            found.append(f"{max(passed):.4%} passes on every page")
         parts.append(f"{kind} in {dtype}: " + ("; ".join(found) or "no size decided"))
     return ". ".join(parts)
 
@@ -149,7 +149,7 @@ def markdown_table(rows: Sequence[dict[str, Any]], factors: GateFactors, setting
             "-" if s is None else str(s) for s in row["first_different_pick"].values()
         )
         lines.append(
-            f"| {row['dtype']} | {row['kind']} | {row['size']:.2%} | {row['caught']} / "
+            f"| {row['dtype']} | {row['kind']} | {row['size']:.4%} | {row['caught']} / "
             f"{row['pages']} | {_range(row['code_path_ratio'])} | "
             f"{_range(row['precision_ratio'])} | {picks} |"
         )

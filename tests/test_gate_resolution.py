@@ -30,7 +30,7 @@ def test_gate_passes_the_same_model_and_catches_big_perturbations():
 
     table = markdown_table(rows, FACTORS, "One page")
     assert "\n\nOne page.\n\n" in table
-    assert "| float32 | head | 0.00% | 0 / 1 | 1 to 1 | - | - |" in table
-    assert "| float32 | decode attention | 50.00% | 1 / 1 |" in table
-    assert "head in float32: caught on every page from 50.00%" in table
-    assert "decode attention in float32: caught on every page from 50.00%" in table
+    assert "| float32 | head | 0.0000% | 0 / 1 | 1 to 1 | - | - |" in table
+    assert "| float32 | decode attention | 50.0000% | 1 / 1 |" in table
+    assert "head in float32: caught on every page from 50.0000%" in table
+    assert "decode attention in float32: caught on every page from 50.0000%" in table
