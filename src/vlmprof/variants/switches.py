@@ -198,14 +198,17 @@ def gate_check_spec(spec: Mapping[str, Any]) -> dict[str, Any] | None:
     """An arm's gate check: its own code path with its weights in float32, or None when the
     run is float32 or wider (its own outputs are then the check).
 
-    Two switches change there: graphs cannot capture grouped experts in float32, so they run
-    as batched experts (the same sums); pixels made on the GPU are an input, not the code
-    path, so the check reads the host's and the run's precision check judges the pixels."""
+    Two switches change there: a graph cannot capture grouped experts in float32 (torch's
+    grouped matmul copies to the host), and batched experts gather every token's expert
+    weights (23 GB for one full-size prefill), so such a check decodes the same static cache
+    eagerly, and the graph's replay is judged at the run's precision; pixels made on the GPU
+    are an input, not the code path, so the check reads the host's and the run's precision
+    check judges the pixels."""
     if run_dtype(spec) not in NARROW_DTYPES:
         return None
     check = {**spec, "upcast": "float32", "preprocess": "cpu", "workers": 0}
     if check["decode"] == "cuda_graph" and check["experts_implementation"] == EXPERTS["grouped"]:
-        check["experts_implementation"] = EXPERTS["batched"]
+        check["decode"] = "static"
     return check
 
 
