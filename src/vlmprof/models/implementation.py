@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
-from weakref import WeakKeyDictionary
 
 import torch
 
-# Each module whose forward `wrap_forwards` replaced, with the forward it had before.
-_UNWRAPPED: WeakKeyDictionary[torch.nn.Module, Callable[..., Any]] = WeakKeyDictionary()
+# Where a module whose forward `wrap_forwards` replaced keeps the forward it had before: on
+# the module itself, so the pair goes with it (a table keyed by module, holding its bound
+# forward, kept every wrapped model alive).
+EAGER_FORWARD = "_eager_forward"
 
 ModuleT = TypeVar("ModuleT", bound=torch.nn.Module)
 
@@ -33,7 +34,7 @@ def wrap_forwards(
         if path not in named:
             raise ValueError(f"{switch}: module {path!r} not found in the model")
         target = named[path]
-        _UNWRAPPED.setdefault(target, target.forward)
+        target.__dict__.setdefault(EAGER_FORWARD, target.forward)
         target.forward = wrap(target.forward)
 
 
@@ -42,10 +43,10 @@ def eager_forwards(module: torch.nn.Module) -> Iterator[None]:
     """Run the block with every forward of `module` that `wrap_forwards` replaced (compiled,
     replayed from a CUDA graph) back to its eager code, whose ops a dispatch mode (a FLOP or
     byte counter) sees; the wrapped forwards return afterwards."""
-    wrapped = {sub: sub.forward for sub in module.modules() if sub in _UNWRAPPED}
+    wrapped = {sub: sub.forward for sub in module.modules() if EAGER_FORWARD in sub.__dict__}
     try:
         for sub in wrapped:
-            sub.forward = _UNWRAPPED[sub]
+            sub.forward = sub.__dict__[EAGER_FORWARD]
         yield
     finally:
         for sub, forward in wrapped.items():
