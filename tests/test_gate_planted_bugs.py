@@ -18,7 +18,7 @@ from transformers.cache_utils import StaticLayer
 
 from tests.workflow_helpers import default_config, default_settings
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
-from vlmprof.models import ModelSpec
+from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.base import ModelAdapter
 from vlmprof.models.deepseek_ocr import adapter as deepseek_adapter
 from vlmprof.models.implementation import scale_decode_attention
@@ -35,10 +35,10 @@ GATE = default_config()["variant_gate"]
 FACTORS = GateFactors(GATE["code_path_factor"], GATE["precision_factor"])
 
 
-def _pages() -> dict[str, object]:
+def _pages(sizes: tuple = SIZES) -> dict[str, object]:
     return {
         f"page-{index}": render_page("mixed_layout", size, 0, index)
-        for index, size in enumerate(SIZES)
+        for index, size in enumerate(sizes)
     }
 
 
@@ -155,10 +155,26 @@ def test_a_1_percent_error_in_one_decode_layer_fails(deepseek: GateRuns) -> None
     _assert_fails(deepseek.judge("bug", {}, _one_layer_attention_off_by_1_percent))
 
 
+# An A4 page and a slide: other image grids, so other 3D-rope offsets (an A4 page and the
+# small scan happen to share theirs).
+QWEN_SIZES = (PAGE_SIZES[0], PAGE_SIZES[3])
+
+
 @pytest.fixture(scope="module", params=DTYPES)
 def qwen(request: pytest.FixtureRequest) -> GateRuns:
     spec = ModelSpec(name="hf_vlm", architecture="qwen2_5_vl", dtype=request.param)
-    return GateRuns(spec, _pages(), default_settings(max_new_tokens=TOKENS), FACTORS)
+    pages = _pages(QWEN_SIZES)
+    return GateRuns(spec, pages, default_settings(max_new_tokens=TOKENS), FACTORS)
+
+
+def test_the_3d_rope_pages_have_other_offsets() -> None:
+    adapter = build_adapter(ModelSpec(name="hf_vlm", architecture="qwen2_5_vl", decode="static"))
+    offsets = []
+    for page in _pages(QWEN_SIZES).values():
+        adapter.reserve(1)
+        adapter.prefill(adapter.preprocess(page))
+        offsets.append(adapter.rope_delta.tolist())
+    assert offsets[0] != offsets[1]
 
 
 def _keeps_the_first_pages_rope_offset(adapter: ModelAdapter) -> None:

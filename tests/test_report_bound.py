@@ -42,8 +42,8 @@ def _comparison(best: dict[str, str | None]) -> dict:
         _row("graphed", "model", 103.0, 4.6, "memory"),
     ]
     variants = [
-        {"name": "baseline", "status": "baseline", "records_ok": 6, "switches": {}},
-        {"name": "graphed", "status": "passed", "records_ok": 6, "switches": {}},
+        {"name": "baseline", "status": "baseline", "records_ok": 6, "switches": {}, "gate": None},
+        {"name": "graphed", "status": "passed", "records_ok": 6, "switches": {}, "gate": None},
     ]
     return {
         "baseline": "baseline",
