@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.records import read_records
 
 REQUIRED_FILES: tuple[str, ...] = (
@@ -30,7 +31,7 @@ class RunOutputs:
     """Everything a report reads from one run folder."""
 
     run_dir: Path
-    metrics: dict[str, Any]
+    metrics: MetricsDocument
     stage_ms: pd.DataFrame
     mfu: pd.DataFrame
     mbu: pd.DataFrame
@@ -55,13 +56,13 @@ def load_run(run_dir: str | Path) -> RunOutputs:
             raise FileNotFoundError(
                 f"{run_dir / name}: missing; run the workflow up to its aggregate step first"
             )
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    metrics = MetricsDocument.read(run_dir / "metrics.json")
     shards = sorted((run_dir / "runs").glob("shard-*.jsonl"))
     if not shards:
         raise FileNotFoundError(f"{run_dir / 'runs'}: no shard-*.jsonl run records; rerun it")
     operators_path = run_dir / "ops" / "operators.csv"
     operators = None
-    if metrics["config"]["operators"]["enabled"]:
+    if metrics.config["operators"]["enabled"]:
         if not operators_path.is_file():
             raise FileNotFoundError(
                 f"{operators_path}: missing although operators.enabled is true; rerun the "

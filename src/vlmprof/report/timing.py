@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.report.formatting import MISSING, as_percent
 from vlmprof.stages import (
     EXCLUSIVE_STAGES,
@@ -64,17 +65,17 @@ def stage_timing_table(stage_ms: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def timed(metrics: dict[str, Any]) -> bool:
+def timed(metrics: MetricsDocument) -> bool:
     """Whether any ok record timed the run's stages (False when every page failed)."""
-    return {"prefill", "decode"} <= set(metrics["aggregates"]["stage_ms"])
+    return {"prefill", "decode"} <= set(metrics.aggregates.stage_ms)
 
 
-def stage_mean(metrics: dict[str, Any], stage: str) -> float:
+def stage_mean(metrics: MetricsDocument, stage: str) -> float:
     """Mean time (ms) of `stage` over the ok records; a KeyError naming it when none timed it."""
-    stages = metrics["aggregates"]["stage_ms"]
-    if stage not in stages:
+    mean = metrics.aggregates.mean_ms(stage)
+    if mean is None:
         raise KeyError(f"metrics.json: aggregates.stage_ms has no {stage!r}; no ok record timed it")
-    return float(stages[stage]["mean"])
+    return float(mean)
 
 
 def _remainder(vision: Any, parts: Any) -> Any:
@@ -91,7 +92,7 @@ def _with_shares(parts: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"mean (ms)": parts, "share (%)": 100.0 * parts / parts.sum()})
 
 
-def run_split(metrics: dict[str, Any]) -> pd.DataFrame:
+def run_split(metrics: MetricsDocument) -> pd.DataFrame:
     """A page end to end: the host's image load and preprocessing (where the run timed
     them), prefill and decode; mean time per page (ms) and share of their sum (%)."""
     device = {label(s): stage_mean(metrics, s) for s in ("prefill", "decode")}
@@ -109,11 +110,11 @@ def _exclusive_prefill_parts(ms: dict[str, Any]) -> dict[str, Any]:
     return parts
 
 
-def prefill_split(metrics: dict[str, Any]) -> pd.DataFrame:
+def prefill_split(metrics: MetricsDocument) -> pd.DataFrame:
     """Prefill cut into exclusive parts: SAM, CLIP, projector, the vision remainder
     (vision - SAM - CLIP - projector, time in vision no sub-stage timer covers) and LLM
     prefill (prefill - vision); mean (ms) and share of prefill (%)."""
-    stages = metrics["aggregates"]["stage_ms"]
+    stages = metrics.aggregates.stage_ms
     mean = {
         s: stage_mean(metrics, s) for s in _SPLIT_STAGES if s in stages or s not in VISION_PARTS
     }
@@ -123,21 +124,21 @@ def prefill_split(metrics: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def page_split(metrics: dict[str, Any]) -> pd.DataFrame:
+def page_split(metrics: MetricsDocument) -> pd.DataFrame:
     """Exclusive parts of a page's prefill + decode time: mean (ms) and share (%)."""
     parts = prefill_split(metrics)["mean (ms)"]
     parts[label("decode")] = stage_mean(metrics, "decode")
     return _with_shares(parts)
 
 
-def host_ms(metrics: dict[str, Any]) -> dict[str, float]:
+def host_ms(metrics: MetricsDocument) -> dict[str, float]:
     """The host's part of a page where the run timed it: mean image load and preprocess
     (ms), by display name, in the order they run."""
-    stages = metrics["aggregates"]["stage_ms"]
+    stages = metrics.aggregates.stage_ms
     return {label(s): stage_mean(metrics, s) for s in HOST_STAGES if s in stages}
 
 
-def end_to_end_split(metrics: dict[str, Any]) -> pd.DataFrame:
+def end_to_end_split(metrics: MetricsDocument) -> pd.DataFrame:
     """A page end to end: the host's load and preprocess, then the exclusive parts of
     prefill and decode; mean (ms) and share of their sum (%)."""
     host = pd.Series(host_ms(metrics), dtype=float)
@@ -173,9 +174,9 @@ def category_table(per_category: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def decode_latency_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def decode_latency_table(metrics: MetricsDocument) -> pd.DataFrame:
     """TTFT and time per output token: mean, p50, p90, p99 (ms) and samples."""
-    stages = metrics["aggregates"]["stage_ms"]
+    stages = metrics.aggregates.stage_ms
     rows = []
     for stage in ("ttft", "decode_per_token"):
         if stage in stages:
@@ -183,11 +184,11 @@ def decode_latency_table(metrics: dict[str, Any]) -> pd.DataFrame:
             rows.append(
                 {
                     "latency": label(stage),
-                    "mean (ms)": s["mean"],
-                    "p50 (ms)": s["p50"],
-                    "p90 (ms)": s["p90"],
-                    "p99 (ms)": s["p99"],
-                    "samples": s["n"],
+                    "mean (ms)": s.mean,
+                    "p50 (ms)": s.p50,
+                    "p90 (ms)": s.p90,
+                    "p99 (ms)": s.p99,
+                    "samples": s.n,
                 }
             )
     return pd.DataFrame(rows)
