@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 
 from vlmprof.metrics.document import MetricsDocument
-from vlmprof.records import read_records
+from vlmprof.records import RunRecord, read_run_records
 
 REQUIRED_FILES: tuple[str, ...] = (
     "metrics.json",
@@ -38,7 +38,7 @@ class RunOutputs:
     per_image: pd.DataFrame
     per_category: pd.DataFrame
     subset: pd.DataFrame
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     static: dict[str, Any]
     operators: pd.DataFrame | None
     benchmarks: pd.DataFrame
@@ -81,7 +81,7 @@ def load_run(run_dir: str | Path) -> RunOutputs:
         ),
         per_category=pd.read_csv(tables / "per_category.csv", dtype={"category": "string"}),
         subset=pd.read_csv(run_dir / "inputs" / "subset.csv", dtype={"image_id": str}),
-        records=read_records(shards),
+        records=read_run_records(shards),
         static=json.loads((run_dir / "static" / "static_compute.json").read_text("utf-8")),
         operators=operators,
         benchmarks=read_benchmarks(sorted((run_dir / "benchmarks").glob("*.tsv"))),

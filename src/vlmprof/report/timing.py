@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from vlmprof.metrics.document import MetricsDocument
+from vlmprof.records import RunRecord
 from vlmprof.report.formatting import MISSING, as_percent
 from vlmprof.stages import (
     EXCLUSIVE_STAGES,
@@ -194,27 +195,27 @@ def decode_latency_table(metrics: MetricsDocument) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def decode_steps(records: list[dict[str, Any]]) -> pd.DataFrame:
+def decode_steps(records: list[RunRecord]) -> pd.DataFrame:
     """Every decode step of the ok records: image, repeat, step index and its time (ms)."""
     rows = [
-        {"image_id": r["image_id"], "repeat": r["repeat"], "step": i + 1, "step (ms)": ms}
+        {"image_id": r.image_id, "repeat": r.repeat, "step": i + 1, "step (ms)": ms}
         for r in records
-        if r.get("status", "ok") == "ok"
-        for i, ms in enumerate(r.get("decode_step_ms") or [])
+        if r.status == "ok"
+        for i, ms in enumerate(r.decode_step_ms)
     ]
     return pd.DataFrame(rows, columns=["image_id", "repeat", "step", "step (ms)"])
 
 
-def ttft_values(records: list[dict[str, Any]]) -> pd.Series:
+def ttft_values(records: list[RunRecord]) -> pd.Series:
     """TTFT (ms) of every ok record."""
-    values = [r["ttft_ms"] for r in records if r.get("status", "ok") == "ok" and r.get("ttft_ms")]
+    values = [r.ttft_ms for r in records if r.status == "ok" and r.ttft_ms]
     return pd.Series(values, name="TTFT (ms)", dtype=float)
 
 
 BATCH_TIMELINE_COLUMNS: tuple[str, ...] = ("lane", "span", "start (ms)", "end (ms)")
 
 
-def batch_timeline(records: list[dict[str, Any]]) -> pd.DataFrame:
+def batch_timeline(records: list[RunRecord]) -> pd.DataFrame:
     """One batch's host and GPU sides on the host clock, in ms from its first span: each
     page's load and preprocessing, the timing pass's wait for each page, and the batch's
     prefill and decode (the run's window split by its stage times).
@@ -223,28 +224,23 @@ def batch_timeline(records: list[dict[str, Any]]) -> pd.DataFrame:
     batch, past the first's warm-up); empty for records from before spans were kept.
     """
     spans = [
-        r
-        for r in records
-        if r.get("status", "ok") == "ok"
-        and r.get("repeat") == 0
-        and r.get("run_span_s")
-        and r.get("host_span_s")
+        r for r in records if r.status == "ok" and r.repeat == 0 and r.run_span_s and r.host_span_s
     ]
     if not spans:
         return pd.DataFrame(columns=list(BATCH_TIMELINE_COLUMNS))
-    largest = max(r.get("batch_size") or 1 for r in spans)
-    last = max((r for r in spans if (r.get("batch_size") or 1) == largest), key=_run_start)
-    batch = [r for r in spans if r.get("run_span_s") == last.get("run_span_s")]
+    largest = max(r.batch_size for r in spans)
+    last = max((r for r in spans if r.batch_size == largest), key=_run_start)
+    batch = [r for r in spans if r.run_span_s == last.run_span_s]
     rows = []
     for record in batch:
-        page = record["image_id"]
-        rows.append(("host: load + preprocess", page, *record["host_span_s"]))
-        if record.get("wait_span_s"):
-            rows.append(("timing pass: waits for the page", page, *record["wait_span_s"]))
-    run_start, run_end = last["run_span_s"]
-    prefill_end = run_start + last["prefill_ms"] / 1000.0
+        page = record.image_id
+        rows.append(("host: load + preprocess", page, *record.host_span_s))
+        if record.wait_span_s:
+            rows.append(("timing pass: waits for the page", page, *record.wait_span_s))
+    run_start, run_end = last.run_span_s
+    prefill_end = run_start + last.prefill_ms / 1000.0
     rows.append(("GPU: the batch", label("prefill"), run_start, prefill_end))
-    rows.append(("GPU: the batch", label("decode"), run_end - last["decode_ms"] / 1000.0, run_end))
+    rows.append(("GPU: the batch", label("decode"), run_end - last.decode_ms / 1000.0, run_end))
     frame = pd.DataFrame(rows, columns=["lane", "span", "start", "end"])
     origin = frame["start"].min()
     frame["start (ms)"] = (frame["start"] - origin) * 1000.0
@@ -252,5 +248,5 @@ def batch_timeline(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame[list(BATCH_TIMELINE_COLUMNS)]
 
 
-def _run_start(record: dict[str, Any]) -> float:
-    return float(record["run_span_s"][0])
+def _run_start(record: RunRecord) -> float:
+    return float(record.run_span_s[0])
