@@ -548,8 +548,12 @@ class Host:
     involuntary_switches_max: float | None = described("their most")
     steal_fraction_median: float | None = described("CPU steal over the run, per vCPU")
     steal_fraction_max: float | None = described("its highest")
-    runs_held_off_cpu: int | None = described("runs the thread spent over 3% off a CPU")
-    runs_with_steal: int | None = described("runs that lost over 1% to steal")
+    runs_held_off_cpu: int | None = described(
+        "runs whose thread was on a CPU less than metrics.host.BUSY_FLOOR of the time"
+    )
+    runs_with_steal: int | None = described(
+        "runs that lost more than metrics.host.STEAL_FLOOR of a vCPU to steal"
+    )
 
 
 @dataclass
