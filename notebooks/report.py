@@ -26,6 +26,7 @@ from IPython.display import Markdown, display
 warnings.filterwarnings("ignore", message="IProgress not found")
 from vlmprof.metrics import host
 from vlmprof.metrics import telemetry as energy
+from vlmprof.metrics.document import Telemetry
 from vlmprof.report import figures
 from vlmprof.report import sections as report
 from vlmprof.report.alt_text import describe_figures
@@ -33,7 +34,7 @@ from vlmprof.report.alt_text import describe_figures
 describe_figures()
 run = report.load_run(run_dir)
 metrics = run.metrics
-telemetry = metrics.get("telemetry") or {"available": False, "reason": "not recorded by this run"}
+telemetry = metrics.telemetry or Telemetry(available=False, reason="not recorded by this run")
 Markdown(report.headline(metrics))
 
 # %% [markdown]
@@ -69,7 +70,7 @@ report.thumbnail_grid(
     run.subset,
     page_facts,
     report.unprofiled_pages(failed_pages, run.per_image),
-    metrics["config"]["dataset"]["max_pixels"],
+    metrics.config["dataset"]["max_pixels"],
 )
 
 # %% [markdown]
@@ -154,7 +155,7 @@ if timed:
 report.styled(report.category_table(run.per_category))
 
 # %%
-tolerance = metrics["repeatability"]["tolerance"]
+tolerance = metrics.repeatability.tolerance
 Markdown(
     report.category_sentence(report.category_gap(run.per_category, tolerance))
     or "No two categories with timed pages differ by more than the repeatability tolerance "
@@ -173,7 +174,7 @@ if timed:
         figures.decode_latency_figure(
             report.ttft_values(run.records),
             report.decode_steps(run.records),
-            metrics["aggregates"]["stage_ms"],
+            metrics.aggregates.stage_ms,
         )
     )
 
@@ -221,7 +222,7 @@ report.styled(roofline)
 
 # %%
 if timed:
-    display(figures.roofline_figure(roofline, metrics["peaks"]))
+    display(figures.roofline_figure(roofline, metrics.peaks))
 
 # %% [markdown]
 # A stage left of the ridge (where the slanted and flat roofs meet) is limited by memory
@@ -319,8 +320,8 @@ if len(timeline):
         ),
     )
     for stage in ("prefill", "decode"):
-        if stage in metrics["timeline"]:
-            busy, how = report.quoted_busy(metrics["timeline"][stage])
+        if stage in metrics.timeline:
+            busy, how = report.quoted_busy(metrics.timeline[stage])
             display(Markdown(f"{stage.capitalize()} is busy {report.percent(busy)}: {how}."))
 else:
     display(Markdown(report.NO_OPERATOR_PASS))
@@ -358,7 +359,7 @@ if run.operators is not None:
 report.styled(report.params_table(metrics))
 
 # %%
-counted_note = report.counted_work_note(run.static)
+counted_note = report.counted_work_note(metrics)
 Markdown(counted_note) if counted_note else report.styled(report.static_crosscheck(run.static))
 
 # %% [markdown]
@@ -375,8 +376,8 @@ Markdown(counted_note) if counted_note else report.styled(report.static_crossche
 # figure adds them.
 
 # %%
-cost = metrics.get("cost") or {"available": False, "reason": "this run predates the figure"}
-if cost.get("available"):
+cost = metrics.cost
+if cost is not None and cost.available:
     display(report.styled(report.cost_table(cost)), report.published_table(cost))
 Markdown(report.cost_sentence(cost))
 
@@ -406,27 +407,27 @@ Markdown(report.cheapest_sentence(models) if models else report.NO_MODELS)
 # need not add up to the run (the argmax between them).
 
 # %%
-if telemetry["available"]:
+if telemetry.available:
     display(report.styled(energy.energy_table(telemetry)))
 Markdown(energy.energy_sentence(telemetry))
 
 # %%
-timeline = telemetry.get("timeline")
-if timeline:
+timeline = telemetry.timeline
+if timeline is not None:
     import matplotlib.pyplot as plt
 
-    columns = timeline["columns"]
+    columns = timeline.columns
     fig, clock_ax = plt.subplots(figsize=(9, 3.5))
     clock_ax.plot(columns["t_s"], columns["sm_clock_mhz"], color="tab:blue")
     clock_ax.set(xlabel="time since the run started (s)", ylabel="SM clock (MHz)")
     clock_ax.set_title(
-        f"Clock and power of page {timeline['image_id']}, repeat {timeline['repeat']}"
+        f"Clock and power of page {timeline.image_id}, repeat {timeline.repeat}"
     )
     power_ax = clock_ax.twinx()
     power_ax.plot(columns["t_s"], columns["power_w"], color="tab:red")
     power_ax.set_ylabel("power (W)", color="tab:red")
     for stage, colour in (("prefill", "tab:orange"), ("decode", "tab:green")):
-        clock_ax.axvspan(*timeline["stage_windows_s"][stage], color=colour, alpha=0.15, label=stage)
+        clock_ax.axvspan(*timeline.stage_windows_s[stage], color=colour, alpha=0.15, label=stage)
     clock_ax.legend(loc="lower right")
     display(fig)
     plt.close(fig)
@@ -442,7 +443,7 @@ if timeline:
 # ## Assumptions
 
 # %%
-Markdown(report.bullets(metrics["assumptions"], literal=True))
+Markdown(report.bullets(metrics.assumptions, literal=True))
 
 # %% [markdown]
 # ## Repeatability
@@ -461,24 +462,24 @@ report.styled(report.repeatability_table(metrics))
 flagged = energy.flagged_table(telemetry)
 if len(flagged):
     display(report.styled(flagged))
-elif telemetry["available"]:
+elif telemetry.available:
     display(Markdown("No run was flagged: clocks steady, no thermal or power throttling."))
 else:
-    display(Markdown(f"Not checked: GPU telemetry unavailable ({telemetry['reason']})."))
+    display(Markdown(f"Not checked: GPU telemetry unavailable ({telemetry.reason})."))
 
 # %% [markdown]
 # What the host did during the runs: the run thread's time on a CPU, its involuntary
 # context switches and the CPU time the hypervisor gave to other guests (steal).
 
 # %%
-Markdown(host.host_sentence(metrics.get("host") or {}))
+Markdown(host.host_sentence(metrics.host))
 
 # %% [markdown]
 # ## Failures
 
 # %%
 if len(failed_pages):
-    display(Markdown(f"{report.failed_phrase(metrics['counts'])}:"), report.styled(failed_pages))
+    display(Markdown(f"{report.failed_phrase(metrics.counts)}:"), report.styled(failed_pages))
 else:
     display(Markdown("No failures: every record is ok."))
 

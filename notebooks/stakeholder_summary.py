@@ -21,6 +21,7 @@ from IPython.display import Markdown, display
 
 # transformers imports tqdm's notebook bars, which warn without ipywidgets: noise here.
 warnings.filterwarnings("ignore", message="IProgress not found")
+from vlmprof.metrics.document import Telemetry
 from vlmprof.metrics.telemetry import energy_sentence
 from vlmprof.report import figures
 from vlmprof.report import sections as report
@@ -37,7 +38,7 @@ if report.timed(metrics):
     display(figures.page_time_figure(report.end_to_end_split(metrics)))
 
 # %%
-tolerance = metrics["repeatability"]["tolerance"]
+tolerance = metrics.repeatability.tolerance
 Markdown(report.category_sentence(report.category_gap(run.per_category, tolerance)) or "")
 
 # %% [markdown]
@@ -60,17 +61,21 @@ else:
 Markdown(report.bullets(report.utilisation_sentences(report.utilisation_findings(metrics))))
 
 # %%
-Markdown(energy_sentence(metrics.get("telemetry") or {"reason": "not recorded by this run"}))
+Markdown(
+    energy_sentence(
+        metrics.telemetry or Telemetry(available=False, reason="not recorded by this run")
+    )
+)
 
 # %% [markdown]
 # ## What a page costs
 
 # %%
-cost = metrics.get("cost") or {"available": False, "reason": "this run predates the figure"}
+cost = metrics.cost
 Markdown(report.cost_sentence(cost))
 
 # %%
-if cost.get("available"):
+if cost is not None and cost.available:
     display(
         Markdown(report.cost_table(cost).map(report.format_number).to_markdown()),
         Markdown(

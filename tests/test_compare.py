@@ -21,6 +21,7 @@ from vlmprof.compare import (
 )
 from vlmprof.metrics.aggregate import aggregate_records, per_image_table
 from vlmprof.metrics.build import input_rows
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.provenance import config_hash
 from vlmprof.records import RunRecord
 from vlmprof.variants.paired import MIN_PAGES, NOT_JUDGED, TOO_FEW_PAGES
@@ -82,8 +83,13 @@ def metrics_of(scale_by_stage=None, pages=PAGES):
     return metrics
 
 
+def document_of(scale_by_stage=None, pages=PAGES):
+    """`metrics_of` as the typed document comparisons read."""
+    return MetricsDocument.from_dict(metrics_of(scale_by_stage, pages))
+
+
 def test_identical_runs_pass():
-    a = metrics_of()
+    a = document_of()
     df = compare_runs(a, copy.deepcopy(a))
     assert verdict(df) == "PASS"
     assert (df.loc[df["kind"] == "mean (ms)", "delta %"] == 0).all()
@@ -91,7 +97,7 @@ def test_identical_runs_pass():
 
 
 def test_one_slower_stage_fails_by_name():
-    df = compare_runs(metrics_of(), metrics_of({"sam_ms": 1.3}), tolerance=0.10)
+    df = compare_runs(document_of(), document_of({"sam_ms": 1.3}), tolerance=0.10)
     assert verdict(df) == "FAIL: sam"
     assert df.loc["sam", "delta %"] == pytest.approx(30.0)
     assert not df.loc["sam", "pass"]
@@ -99,24 +105,24 @@ def test_one_slower_stage_fails_by_name():
 
 
 def test_tolerance_decides():
-    slower = metrics_of({"sam_ms": 1.3})
-    assert verdict(compare_runs(metrics_of(), slower, tolerance=0.35)) == "PASS"
+    slower = document_of({"sam_ms": 1.3})
+    assert verdict(compare_runs(document_of(), slower, tolerance=0.35)) == "PASS"
 
 
 def test_stage_missing_in_one_run_fails():
-    b = metrics_of()
-    del b["aggregates"]["stage_ms"]["projector"]
-    assert verdict(compare_runs(metrics_of(), b)) == "FAIL: projector"
+    b = document_of()
+    del b.aggregates.stage_ms["projector"]
+    assert verdict(compare_runs(document_of(), b)) == "FAIL: projector"
 
 
 def test_host_stages_are_shown_but_judged_only_when_asked():
-    slow_host = metrics_of({"load_ms": 3.0, "preprocess_ms": 2.0})
-    df = compare_runs(metrics_of(), slow_host)
+    slow_host = document_of({"load_ms": 3.0, "preprocess_ms": 2.0})
+    df = compare_runs(document_of(), slow_host)
     assert verdict(df) == "PASS"
     assert list(df.index[df["kind"] == HOST]) == ["load", "preprocess"]
     assert df.loc["load", "delta %"] == pytest.approx(200.0)
     assert df.loc["load", "pass"] is None
-    judged = compare_runs(metrics_of(), slow_host, include_host_stages=True)
+    judged = compare_runs(document_of(), slow_host, include_host_stages=True)
     assert verdict(judged) == "FAIL: load, preprocess"
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
 from vlmprof.compare import HOST, JUDGED, compare_dirs, device_kind
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.stages import HOST_STAGES
 from vlmprof.variants.paired import TOO_FEW_PAGES
 
@@ -209,7 +210,7 @@ def test_a_refusal_by_the_compare_job_keeps_the_previous_comparison(
     previous = _compare_target(
         workflow_dir, {"baseline": f"results/{pipeline_run.name}", "tolerance": CPU_TOLERANCE}
     )
-    device = device_kind(json.loads((run_b / "metrics.json").read_text())["environment"])
+    device = device_kind(MetricsDocument.read(run_b / "metrics.json").environment)
     (run_b / "metrics.json").unlink()  # the run's aggregate job makes it again, then compare
     compare = {"baseline": f"results/{other_device_b.name}", "tolerance": CPU_TOLERANCE}
     failed = _run_compare_target(workflow_dir, compare)

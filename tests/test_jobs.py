@@ -28,6 +28,7 @@ from vlmprof.jobs.profile import (
     nsys_stats_command,
     profile_shard,
 )
+from vlmprof.metrics.dilation import NO_PAGES
 from vlmprof.models.base import ModelSpec
 from vlmprof.models.deepseek_ocr.dims import preset_dims
 from vlmprof.placement import Placement
@@ -121,6 +122,8 @@ AGGREGATED_SPEC = json.dumps(
     dataclasses.asdict(ModelSpec(preset="small", device="cpu", dtype="auto"))
 )
 TIMES = {"tokens": 4, "prefill_ms": 30.0, "decode_ms": 6.0, "decode_step_ms": [2.0] * 3}
+# A stage of ops/timeline.json written before it kept each page's figures.
+TIMELINE_STAGE = {"basis": "cpu ops", "wall_ms": 10.0, "busy_fraction": 0.5, "verdict": "x"}
 
 
 def _aggregated(tmp_path: Path, shards: list[list[dict]]) -> dict:
@@ -139,7 +142,7 @@ def _aggregated(tmp_path: Path, shards: list[list[dict]]) -> dict:
         json.dumps({"enabled": True, "tflops": 0.1, "tbps": 0.01, "method": "m"})
     )
     timeline = tmp_path / "timeline.json"
-    timeline.write_text(json.dumps({"busy_fraction": 0.5}))
+    timeline.write_text(json.dumps({"decode": TIMELINE_STAGE}))
     config = json.dumps(default_config())
     metrics, tables = tmp_path / "metrics.json", tmp_path / "tables" / "stage_ms.csv"
     tables.parent.mkdir()
@@ -174,7 +177,10 @@ def test_the_aggregate_job_composes_metrics_from_its_files(tmp_path: Path):
     assert written["environment"]["device_requested"] == "auto"
     assert written["peaks"]["calibrated"]["tflops"] == 0.1
     assert written["peaks"]["override"]["tflops"] == 2.0
-    assert written["timeline"] == {"busy_fraction": 0.5}
+    # The profiler pass's figures, and why they are not set against the timing pass.
+    decode = written["timeline"]["decode"]
+    assert {key: decode[key] for key in TIMELINE_STAGE} == TIMELINE_STAGE
+    assert decode["timed_note"] == NO_PAGES
 
 
 def test_the_aggregate_job_describes_the_gpu_the_records_ran_on(tmp_path: Path):

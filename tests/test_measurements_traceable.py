@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 from tests.workflow_helpers import REPO
+from vlmprof.metrics.document import MetricsDocument
 
 MEASUREMENTS = REPO / "docs" / "measurements"
 # Measured from dirty trees or copies without .git, before provenance was recorded.
@@ -43,8 +44,9 @@ def untraceable(paths: list[Path]) -> list[str]:
     """Each metrics.json among `paths` without a commit or not clean, with what it records."""
     problems = []
     for path in paths:
-        env = json.loads(path.read_text(encoding="utf-8")).get("environment", {})
-        commit, dirty = env.get("git_commit"), env.get("git_dirty")
+        data = json.loads(path.read_text(encoding="utf-8"))
+        env = MetricsDocument.from_dict(data, str(path)).environment
+        commit, dirty = env.git_commit, env.git_dirty
         if not commit or dirty is not False:
             problems.append(f"{path.name}: git_commit {commit}, git_dirty {dirty}")
     return problems

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 
 from vlmprof.metrics.cost import MS_PER_DAY, cost_section
+from vlmprof.metrics.document import Cost
 from vlmprof.report.cost import cost_sentence, cost_table, published_table
+from vlmprof.typed_json import read_as
+
+
+def shown(cost: dict) -> Cost:
+    """A built cost section as metrics.json's readers get it."""
+    return read_as(Cost, cost, "cost")
 
 
 def _aggregates(**means: float) -> dict:
@@ -42,28 +49,29 @@ def test_money_figures_follow_the_prices():
     # 32 decode steps measured (33 tokens): 2 J per step.
     assert cost["joules_per_page"] == pytest.approx(40.0 + 100 * 2.0)
     assert cost["energy_cost_per_1000_pages"] == pytest.approx(240.0 / 3.6e6 * 0.30 * 1000)
-    table = cost_table(cost)
+    table = cost_table(shown(cost))
     assert "GPU cost per 1,000 pages (at 3.6 per GPU-hour)" in table.index
     assert "energy cost per 1,000 pages" in table.index
-    assert "per 1,000 pages at 3.6 per GPU-hour" in cost_sentence(cost)
+    assert "per 1,000 pages at 3.6 per GPU-hour" in cost_sentence(shown(cost))
 
 
 def test_no_timed_page_gives_a_reason_not_a_figure():
     cost = cost_section(_aggregates(load=35.0), NO_TELEMETRY, {})
     assert cost == {"available": False, "reason": "no page was timed with at least two tokens"}
-    assert cost_sentence(cost).startswith("No cost per page: no page was timed")
-    assert cost_table(cost).empty and published_table(cost).empty
+    assert cost_sentence(shown(cost)).startswith("No cost per page: no page was timed")
+    assert cost_table(shown(cost)).empty and published_table(shown(cost)).empty
 
 
 def test_the_sentence_says_what_it_assumes_and_stands_beside_the_published_figures():
     cost = cost_section(AGGREGATES, NO_TELEMETRY, {})
-    sentence = cost_sentence(cost)
+    sentence = cost_sentence(shown(cost))
     assert sentence.startswith("A page of 1,000 output tokens takes about 2.58 s of GPU time")
     assert "measured over 33.00 tokens" in sentence
     assert "if the host's 185.00 ms of loading and preprocessing run in series" in sentence
     assert "of GPU time one page at a time (prefill" in sentence
     assert cost["assumptions"][0] == "one page at a time (batch 1): the run's batch_size is 1"
-    assert list(published_table(cost)["figure"]) == ["200k+ pages per day", "~2,500 tokens/s"]
+    published = published_table(shown(cost))
+    assert list(published["figure"]) == ["200k+ pages per day", "~2,500 tokens/s"]
 
 
 def test_a_batch_shares_its_time_among_its_pages_and_each_page_waits_all_of_it():
@@ -77,5 +85,5 @@ def test_a_batch_shares_its_time_among_its_pages_and_each_page_waits_all_of_it()
     assert cost["gpu_cost_per_1000_pages"] == pytest.approx(3.6 * batch_ms / 8 / 3.6e6 * 1000)
     assert cost["joules_per_page"] == pytest.approx((40.0 + 100 * 2.0) / 8)
     assert cost["assumptions"][0].startswith("pages generated 8 at a time")
-    assert "of GPU time in batches of 8.00 pages (prefill" in cost_sentence(cost)
-    assert cost_table(cost).loc["pages per batch", "value"] == 8.0
+    assert "of GPU time in batches of 8.00 pages (prefill" in cost_sentence(shown(cost))
+    assert cost_table(shown(cost)).loc["pages per batch", "value"] == 8.0

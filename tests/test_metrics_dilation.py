@@ -98,9 +98,9 @@ def test_an_older_timeline_without_pages_is_kept_with_a_note():
 
 def test_the_summary_quotes_the_timed_busy_fraction_and_how_it_was_obtained():
     metrics = _metrics(decode_mbu=0.05, decode_verdict="launch-bound")
-    decode = metrics["timeline"]["decode"]
-    decode |= {"busy_fraction": 0.048, "busy_fraction_timed": 0.11, "dilation": 2.27}
-    decode |= {"verdict_timed": "launch-bound"}
+    decode = metrics.timeline["decode"]
+    decode.busy_fraction, decode.busy_fraction_timed, decode.dilation = 0.048, 0.11, 2.27
+    decode.verdict_timed = "launch-bound"
     words = " ".join(sentences.utilisation_sentences(findings.utilisation_findings(metrics)))
     assert "busy 11.0% of the time, with kernels of 8.0 us on average; busy is kernel " in words
     assert "time from the profiler pass over the timing pass's stage time, and the " in words

@@ -16,6 +16,7 @@ from vlmprof.data.manifest import build_manifest
 from vlmprof.data.subset import select_subset
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.metrics.aggregate import per_category_table
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.records import RunRecord
 from vlmprof.report.quality import failed_pages_table, unprofiled_pages
 from vlmprof.report.timing import category_table
@@ -132,7 +133,7 @@ def test_failed_pages_table_lists_each_page_once(bench: pd.DataFrame):
         for r in records
         if r["status"] == "error"
     ]
-    metrics = {"failures": failures}
+    metrics = MetricsDocument.from_dict({"failures": failures})
     failed = failed_pages_table(metrics, bench)
     assert sorted(failed["image id"]) == ["exam_1.png", "slides_2.png"]
     row = failed.set_index("image id").loc["exam_1.png"]
@@ -142,4 +143,4 @@ def test_failed_pages_table_lists_each_page_once(bench: pd.DataFrame):
     profiled_ids = ["book_1.png", "book_2.png", "slides_1.png"]
     per_image = pd.DataFrame(index=pd.Index(profiled_ids, name="image_id"))
     assert set(unprofiled_pages(failed, per_image)) == {"slides_2.png", "exam_1.png"}
-    assert failed_pages_table({"failures": []}, bench).empty
+    assert failed_pages_table(MetricsDocument(), bench).empty

@@ -15,6 +15,7 @@ from tests.workflow_helpers import default_settings
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.device import resolve_placement
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.records import read_run_records
 from vlmprof.report import figures
 from vlmprof.report.timing import batch_timeline
 from vlmprof.runtime.page_source import loaded_pages
@@ -98,7 +99,7 @@ def test_one_batchs_host_and_gpu_sides_line_up_on_the_host_clock(
     settings = default_settings(run_id="timeline", repeats=1, max_new_tokens=TOKENS)
     out = tmp_path / "records.jsonl"
     profile_images(adapter, PLACEMENT, images, settings, out)
-    records = [json.loads(line) for line in out.read_text().splitlines()]
+    records = read_run_records([out])
     timeline = batch_timeline(records)
     # The last batch of two readable pages: the broken page left pages 1 and 2 together.
     pages = {"page-1", "page-2"}
@@ -111,13 +112,13 @@ def test_one_batchs_host_and_gpu_sides_line_up_on_the_host_clock(
     assert timeline["start (ms)"].min() == 0.0
     assert host["end (ms)"].max() <= gpu.loc["prefill", "start (ms)"]
     assert gpu.loc["prefill", "end (ms)"] <= gpu.loc["decode", "start (ms)"] + 1e-6
-    run = next(r for r in records if r["image_id"] == "page-1")
+    run = next(r for r in records if r.image_id == "page-1")
     assert gpu.loc["decode", "end (ms)"] - gpu.loc["prefill", "start (ms)"] == pytest.approx(
-        (run["run_span_s"][1] - run["run_span_s"][0]) * 1000.0
+        (run.run_span_s[1] - run.run_span_s[0]) * 1000.0
     )
     ax = figures.batch_timeline_figure(timeline).axes[0]
     assert [tick.get_text() for tick in ax.get_yticklabels()] == list(
         dict.fromkeys(timeline["lane"])
     )
     # Records from before spans were kept give no timeline, not an error.
-    assert batch_timeline([{**r, "host_span_s": None} for r in records]).empty
+    assert batch_timeline([dataclasses.replace(r, host_span_s=None) for r in records]).empty

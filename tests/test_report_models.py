@@ -5,28 +5,31 @@ from __future__ import annotations
 
 import pytest
 
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.report.figures import models_figure
 from vlmprof.report.models import cheapest_sentence, models_table, page_parts
 from vlmprof.variants.models_comparison import compare_models
 
 
-def metrics(name: str, gpu_ms: float | None, architecture: str | None = None) -> dict:
+def metrics(name: str, gpu_ms: float | None, architecture: str | None = None) -> MetricsDocument:
     """The parts of a metrics.json the comparison reads."""
     resolved = {"name": name, "preset": "small"}
     if architecture:
         resolved["architecture"] = architecture
     costed = gpu_ms is not None
-    return {
-        "config": {"resolved": resolved},
-        "counts": {"images": 2, "images_failed": 0 if costed else 2},
-        "inputs": [{"image_tokens": 100, "prefill_len": 110}, {"image_tokens": 50}],
-        "aggregates": {"stage_ms": {"vision": {"mean": 4.0}} if costed else {}},
-        "static": {"params": {"total": 3e9}},
-        "peaks": {"reference": {"tflops": 989.0}},
-        "mfu": {"per_stage": {"prefill": {"datasheet": 0.25}}} if costed else {},
-        "mbu": {},
-        "cost": {"output_tokens": 1000, "gpu_ms_per_page": gpu_ms},
-    }
+    return MetricsDocument.from_dict(
+        {
+            "config": {"resolved": resolved},
+            "counts": {"images": 2, "images_failed": 0 if costed else 2},
+            "inputs": [{"image_tokens": 100, "prefill_len": 110}, {"image_tokens": 50}],
+            "aggregates": {"stage_ms": {"vision": {"mean": 4.0}} if costed else {}},
+            "static": {"params": {"total": 3e9}},
+            "peaks": {"reference": {"tflops": 989.0}},
+            "mfu": {"per_stage": {"prefill": {"datasheet": 0.25}}} if costed else {},
+            "mbu": {},
+            "cost": {"output_tokens": 1000, "gpu_ms_per_page": gpu_ms},
+        }
+    )
 
 
 def test_the_cheapest_model_is_named_against_the_dearest():

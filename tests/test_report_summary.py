@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.test_report_tables import executed_outputs
+from vlmprof.metrics.document import Counts, MetricsDocument, Summary
 from vlmprof.report import findings, sentences
 from vlmprof.report.formatting import format_number, percent
 from vlmprof.report.quality import run_config_yaml
@@ -27,7 +28,7 @@ def _metrics(
     repeatable: bool = True,
     errors: int = 0,
     experts: str = "grouped_mm",
-) -> dict:
+) -> MetricsDocument:
     """The parts of metrics.json the summary reads, with chosen values."""
     stage = {
         "prefill": prefill,
@@ -37,7 +38,7 @@ def _metrics(
         "projector": (vision - sam) * 0.2,
         "decode": decode,
     }
-    return {
+    data = {
         "aggregates": {
             "stage_ms": {k: {"mean": v} for k, v in stage.items()},
             "tokens": {"mean": 32.0},
@@ -74,9 +75,10 @@ def _metrics(
         "config": {"model": {"experts_implementation": experts}},
         "config_hash": "ab" * 32,
     }
+    return MetricsDocument.from_dict(data)
 
 
-def _rules(metrics: dict, operators: pd.DataFrame | None = None) -> list[str]:
+def _rules(metrics: MetricsDocument, operators: pd.DataFrame | None = None) -> list[str]:
     centres = findings.cost_centres(metrics, operators)
     return [r.rule for r in findings.recommendations(metrics, operators, centres)]
 
@@ -163,19 +165,19 @@ def test_utilisation_words_use_datasheet_when_known():
 
 def test_failures_are_counted_in_pages_and_records():
     metrics = _metrics(errors=2)
-    metrics["counts"] |= {"images": 16, "records": 32, "error": 10, "ok": 22, "images_failed": 5}
+    metrics.counts = Counts(records=32, ok=22, error=10, images=16, images_failed=5, repeats=3)
     phrase = "5 of 16 pages failed (10 of 32 records)"
-    assert sentences.failed_phrase(metrics["counts"]) == phrase
+    assert sentences.failed_phrase(metrics.counts) == phrase
     assert phrase in sentences.headline(metrics)
     assert phrase in sentences.reliability_sentence(metrics)
     found = findings.recommendations(metrics, None, findings.cost_centres(metrics, None))
     assert phrase in sentences.evidence(next(r for r in found if r.rule == "failed pages"))
-    assert sentences.failed_phrase(_metrics()["counts"]) == "all 6 records ok"
+    assert sentences.failed_phrase(_metrics().counts) == "all 6 records ok"
 
 
 def test_a_run_without_ok_records_still_has_its_sentences():
     metrics = _metrics(errors=6)
-    metrics["aggregates"]["stage_ms"] = {}
+    metrics.aggregates.stage_ms = {}
     assert sentences.headline(metrics) == (
         "No page was timed: 2 pages x 3 repeats, 1 of 2 pages failed (6 of 6 records). "
         "The engineering report lists why each one failed."
@@ -250,7 +252,8 @@ def test_a_variant_without_ok_records_is_named_not_dropped():
 
 
 def test_run_config_yaml_drops_resolved_facts():
-    metrics = {"config": {"run_name": "x", "repeats": 2, "resolved": {"preset": "small"}}}
+    config = {"run_name": "x", "repeats": 2, "resolved": {"preset": "small"}}
+    metrics = MetricsDocument.from_dict({"config": config})
     assert run_config_yaml(metrics) == "repeats: 2\nrun_name: x\n"
 
 
@@ -302,5 +305,5 @@ def test_stakeholder_summary_shows_the_runs_numbers(pipeline_run: Path):
 def test_the_headline_adds_the_hosts_part_where_the_run_timed_it():
     metrics = _metrics()
     assert "on the host" not in sentences.headline(metrics)
-    metrics["aggregates"]["stage_ms"] |= {"load": {"mean": 35.0}, "preprocess": {"mean": 150.0}}
+    metrics.aggregates.stage_ms |= {"load": Summary(mean=35.0), "preprocess": Summary(mean=150.0)}
     assert ", after 185.00 ms on the host to load and preprocess it;" in sentences.headline(metrics)

@@ -9,6 +9,7 @@ import nbformat
 import pandas as pd
 import pytest
 
+from vlmprof.metrics.document import MetricsDocument, Summary
 from vlmprof.report import operators, quality, run, static_compute, timing
 from vlmprof.report.formatting import format_number
 from vlmprof.report.run import RunOutputs, load_run
@@ -55,8 +56,9 @@ def test_format_number(value, shown):
     assert format_number(value) == shown
 
 
-def _stage_stats(**means: float) -> dict:
-    return {"aggregates": {"stage_ms": {k: {"mean": v} for k, v in means.items()}}}
+def _stage_stats(**means: float) -> MetricsDocument:
+    stage_ms = {k: {"mean": v} for k, v in means.items()}
+    return MetricsDocument.from_dict({"aggregates": {"stage_ms": stage_ms}})
 
 
 def test_prefill_split_parts_add_up_to_prefill():
@@ -73,7 +75,7 @@ def test_prefill_split_parts_add_up_to_prefill():
     halves = timing.run_split(metrics)
     assert halves["share (%)"].tolist() == pytest.approx([25.0, 75.0])
     # The host's part leads the page where the run timed it.
-    metrics["aggregates"]["stage_ms"] |= {"load": {"mean": 20.0}, "preprocess": {"mean": 80.0}}
+    metrics.aggregates.stage_ms |= {"load": Summary(mean=20.0), "preprocess": Summary(mean=80.0)}
     page = timing.run_split(metrics)
     assert list(page.index) == ["image load", "preprocess", "prefill", "decode"]
     assert page["share (%)"].tolist() == pytest.approx([4.0, 16.0, 20.0, 60.0])
@@ -102,7 +104,7 @@ def test_shards_table_lists_where_each_shard_ran():
     gpu |= {"mem_clock_median_mhz": 2619.0}
     cpu = {"shard": 1, "device": "cpu", "gpu_index": None, "gpu_uuid": None, "gpu_name": None}
     cpu |= {"sm_clock_median_mhz": None, "mem_clock_median_mhz": None, "telemetry_runs": 0}
-    table = quality.shards_table({"environment": {"shards": [gpu, cpu]}})
+    table = quality.shards_table(MetricsDocument.from_dict({"environment": {"shards": [gpu, cpu]}}))
     assert list(table.columns[:5]) == ["shard", "device", "GPU index", "GPU UUID", "GPU"]
     shown = table.map(format_number)
     assert shown.loc[0].tolist() == ["0", "cuda:0", "0", "GPU-1a2b", "NVIDIA H100"] + [
@@ -111,7 +113,7 @@ def test_shards_table_lists_where_each_shard_ran():
         "6",
     ]
     assert shown.loc[1].tolist() == ["1", "cpu", "-", "-", "-", "-", "-", "0"]
-    assert quality.shards_table({"environment": {}}).empty
+    assert quality.shards_table(MetricsDocument.from_dict({"environment": {}})).empty
 
 
 def test_missing_stage_names_the_key():
@@ -165,6 +167,13 @@ def test_static_crosscheck_verdicts():
     assert table.loc[0, "analytic (GFLOP)"] == pytest.approx(2.0)
 
 
+def test_the_counted_work_note_follows_the_named_source_of_the_work():
+    formulas = MetricsDocument.from_dict({"work": {"source": "formulas"}})
+    assert static_compute.counted_work_note(formulas) is None
+    counted = MetricsDocument.from_dict({"work": {"source": "counted"}})
+    assert "counted over one untimed run of that page" in static_compute.counted_work_note(counted)
+
+
 def test_operator_categories_and_stage_shares():
     table = pd.DataFrame(
         {
@@ -202,7 +211,7 @@ def outputs(pipeline_run: Path) -> RunOutputs:
 @pytest.mark.slow
 def test_report_shows_the_runs_numbers(outputs: RunOutputs, pipeline_run: Path):
     shown = executed_outputs(pipeline_run / "report.ipynb")
-    metrics = outputs.metrics
+    metrics = json.loads((pipeline_run / "metrics.json").read_text())
     stages = metrics["aggregates"]["stage_ms"]
     roofline = metrics["roofline"]["per_stage"]
     expected = [

@@ -13,6 +13,7 @@ from PIL import Image
 
 from tests.telemetry_replay import STEP_S, ramp_series, run_series
 from tests.workflow_helpers import default_settings
+from vlmprof.metrics.document import Telemetry
 from vlmprof.metrics.telemetry import energy_table, flagged_table, telemetry_section
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.placement import Placement
@@ -26,10 +27,16 @@ from vlmprof.runtime.telemetry import (
     flag_runs,
     summarize_run,
 )
+from vlmprof.typed_json import read_as
 
 THERMAL = 0x20  # sw_thermal_slowdown
 POWER_CAP = 0x4
 IDLE = 0x1
+
+
+def shown(section: dict) -> Telemetry:
+    """A built telemetry section as metrics.json's readers get it."""
+    return read_as(Telemetry, section, "telemetry")
 
 
 def exact_ramp_j(t0: float, t1: float) -> float:
@@ -174,8 +181,8 @@ def test_metrics_section_gives_energy_per_page_token_and_cost():
     assert section["sm_clock_min_mhz"] == pytest.approx(1582.0)
     assert section["throttle_reasons_seen"] == ["sw_thermal_slowdown"]
     assert section["sampler_read_mean_ms"] == pytest.approx(0.05)
-    assert len(flagged_table(section)) == 2
-    table = energy_table(section)
+    assert len(flagged_table(shown(section))) == 2
+    table = energy_table(shown(section))
     assert list(table.index) == ["prefill", "decode", "run"]
     assert table.loc["run", "share of run (%)"] == pytest.approx(100.0)
     assert table.loc["prefill", "share of run (%)"] + table.loc["decode", "share of run (%)"] == (
@@ -203,7 +210,7 @@ def test_a_stage_no_run_has_energy_for_is_left_out_of_the_table():
     section = telemetry_section(runs, {}, {"nvml": "ok"})
     assert section["energy_j"]["prefill"]["n"] == 0
     assert section["energy_j"]["decode"]["n"] == 6
-    assert list(energy_table(section).index) == ["decode", "run"]
+    assert list(energy_table(shown(section)).index) == ["decode", "run"]
 
 
 @pytest.mark.parametrize(
@@ -217,7 +224,7 @@ def test_a_stage_no_run_has_energy_for_is_left_out_of_the_table():
 def test_metrics_section_without_telemetry_says_why(config, environment, expected):
     section = telemetry_section([record("cpu", 0, None)], config, environment)
     assert section["available"] is False and section["reason"].startswith(expected)
-    assert energy_table(section).empty and flagged_table(section).empty
+    assert energy_table(shown(section)).empty and flagged_table(shown(section)).empty
 
 
 REPLAY = "tests.telemetry_replay:"

@@ -106,8 +106,8 @@ def test_ratio_is_baseline_over_variant_mean_of_the_same_pages(
 ):
     gate = write_gate(tmp_path, "grouped", PASSED)
     grouped = cmp.read_run("grouped", grouped_run, gate, {"experts": "grouped"})
-    assert grouped.metrics["config"]["resolved"]["experts_implementation"] == "grouped_mm"
-    assert baseline.metrics["config"]["resolved"]["experts_implementation"] == "eager"
+    assert grouped.metrics.config["resolved"]["experts_implementation"] == "grouped_mm"
+    assert baseline.metrics.config["resolved"]["experts_implementation"] == "eager"
     comparison = cmp.compare_variants(baseline, [grouped])
     rows = _rows(comparison, "grouped")
     base_pages = pd.read_csv(pipeline_run / "tables" / "per_image.csv", index_col="image_id")
@@ -125,11 +125,9 @@ def test_ratio_is_baseline_over_variant_mean_of_the_same_pages(
     assert set(base_pages["shard"]) == set(mine_pages["shard"]) == {0}
     # Every record ok and every page repeated alike: the ratio of page means is the ratio
     # of the stage means metrics.json reports.
-    assert baseline.metrics["counts"]["error"] == grouped.metrics["counts"]["error"] == 0
+    assert baseline.metrics.counts.error == grouped.metrics.counts.error == 0
     for stage in ("prefill", "decode", "decode_per_token"):
-        means = [
-            m["aggregates"]["stage_ms"][stage]["mean"] for m in (baseline.metrics, grouped.metrics)
-        ]
+        means = [m.aggregates.mean_ms(stage) for m in (baseline.metrics, grouped.metrics)]
         assert rows[stage]["ratio"] == pytest.approx(means[0] / means[1], rel=1e-6)
     page = rows[cmp.PAGE]
     assert page["ms"] == pytest.approx(rows["prefill"]["ms"] + rows["decode"]["ms"])
@@ -149,8 +147,8 @@ def test_roofline_distance_is_one_over_the_larger_utilisation(baseline: cmp.Vari
     # Vision's bytes are counted too: its distance is 1 / MFU where compute bounds it, less
     # where memory does; either way the one aggregation wrote into metrics.json.
     vision = rows["vision"]
-    written = baseline.metrics["roofline"]["per_stage"]["vision"][peak]
-    assert vision[f"roofline_x_{peak}"] == pytest.approx(written["distance"])
+    written = baseline.metrics.roofline.per_stage["vision"].at(peak)
+    assert vision[f"roofline_x_{peak}"] == pytest.approx(written.distance)
     assert vision["bytes_counted"] is True
     compute_only = 1 / vision[f"mfu_{peak}"]
     if vision[f"bound_{peak}"] == "compute":
@@ -159,13 +157,13 @@ def test_roofline_distance_is_one_over_the_larger_utilisation(baseline: cmp.Vari
         assert vision[f"bound_{peak}"] == "memory"
         assert vision[f"roofline_x_{peak}"] < compute_only
     # The whole page's bound is prefill's plus decode's.
-    mfu = baseline.metrics["mfu"]
+    mfu = baseline.metrics.mfu
     bound_ms = sum(
-        mfu["per_stage"][s]["time_ms_total"] / rows[s][f"roofline_x_{peak}"]
+        mfu.per_stage[s].time_ms_total / rows[s][f"roofline_x_{peak}"]
         for s in ("prefill", "decode")
     )
     page = rows[cmp.PAGE][f"roofline_x_{peak}"]
-    assert page == pytest.approx(mfu["model_level"]["time_ms_total"] / bound_ms)
+    assert page == pytest.approx(mfu.model_level.time_ms_total / bound_ms)
     assert rows["sam"][f"roofline_x_{peak}"] is None
 
 
@@ -189,7 +187,7 @@ def test_three_real_pages_are_too_few_to_call_even_twice_as_fast(
 def test_extra_warm_up_pays_back_after_the_pages_its_saving_covers(
     baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
 ):
-    base_warmup = baseline.metrics["aggregates"]["warmup_ms"]["mean"]
+    base_warmup = baseline.metrics.aggregates.warmup_ms.mean
     assert base_warmup > 0  # the shard timed its warm-up
     fast = halved(pipeline_run / "metrics.json", tmp_path / "fast")
     metrics = json.loads(fast.read_text())
@@ -383,14 +381,12 @@ def test_the_comparison_costs_every_setting_against_the_runs_bound(
 ):
     fast_path = halved(pipeline_run / "metrics.json", tmp_path / "fast")
     fast = cmp.read_run("fast", fast_path, write_gate(tmp_path, "fast", PASSED))
-    fast.metrics["cost"] = {
-        **baseline.metrics["cost"],
-        "latency_ms_per_page": baseline.metrics["cost"]["latency_ms_per_page"] / 2,
-    }
-    bound = baseline.metrics["cost"]["latency_ms_per_page"] * 0.75
+    latency = baseline.metrics.cost.latency_ms_per_page
+    fast.metrics.cost = dataclasses.replace(baseline.metrics.cost, latency_ms_per_page=latency / 2)
+    bound = latency * 0.75
     bounded = dataclasses.replace(
         baseline,
-        metrics={**baseline.metrics, "config": {"cost": {"latency_slo_ms": bound}}},
+        metrics=dataclasses.replace(baseline.metrics, config={"cost": {"latency_slo_ms": bound}}),
     )
     comparison = cmp.compare_variants(bounded, [fast])
     assert [s["name"] for s in comparison["settings"]] == [cmp.BASELINE, "fast"]

@@ -15,6 +15,7 @@ import pytest
 from vlmprof.data.subset import shard_pages
 from vlmprof.jobs.aggregate import compare_variants as compare_job
 from vlmprof.metrics.aggregate import per_image_table
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.report import variants as report_variants
 from vlmprof.variants import comparison as cmp
 from vlmprof.variants.control import CONTROL, CONTROL_VERDICT, control_arm
@@ -64,7 +65,7 @@ def _records(
 def _run(name: str, records: list[dict], gate: dict | None = PASSED) -> cmp.VariantRun:
     """An arm as the comparison reads it: tables/per_image.csv as the aggregate step writes
     it (the baseline when `gate` is None)."""
-    metrics = {"peaks": {"reference": {}, "calibrated": {}}, "counts": {"ok": len(records)}}
+    metrics = MetricsDocument.from_dict({"counts": {"ok": len(records)}})
     return cmp.VariantRun(
         name=name,
         switches={},
@@ -256,7 +257,7 @@ def test_the_control_arm_follows_the_variants_and_its_settings():
 def _write_run(folder: Path, run: cmp.VariantRun) -> tuple[Path, Path]:
     """A run's metrics.json, tables/per_image.csv and gate.json as the workflow writes them."""
     (folder / "tables").mkdir(parents=True)
-    (folder / "metrics.json").write_text(json.dumps(run.metrics))
+    run.metrics.write(folder / "metrics.json")
     run.per_image.to_csv(folder / "tables" / "per_image.csv")
     gate = folder / "gate.json"
     if run.gate is not None:

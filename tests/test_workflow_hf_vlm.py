@@ -36,6 +36,7 @@ def test_its_metrics_come_from_the_counted_work_of_its_pages(hf_run: Path):
     metrics = json.loads((hf_run / "metrics.json").read_text())
     records = [json.loads(line) for line in (hf_run / "runs" / "shard-0.jsonl").open()]
     assert metrics["config"]["resolved"]["architecture"] == "got_ocr2"
+    assert metrics["work"]["source"] == "counted"
     assert metrics["mfu"]["per_stage"]["vision"]["flops_total"] == pytest.approx(
         sum(r["counted_work"]["vision"]["flops"] for r in records)
     )

@@ -21,7 +21,7 @@ agrees, 1 when one does not, 2 when the runs cannot be compared or read.
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -31,6 +31,8 @@ from typing import Any
 import pandas as pd
 
 from vlmprof.atomic import write_text_atomic
+from vlmprof.metrics.document import Environment, MetricsDocument, MfuStage
+from vlmprof.metrics.roofline import PEAK_COLUMNS
 from vlmprof.provenance import config_hash
 from vlmprof.stages import HOST_STAGES, STAGE_NAMES
 from vlmprof.variants.paired import MIN_PAGES, paired_ratio
@@ -77,11 +79,11 @@ def comparable_config_hash(config: Mapping[str, Any]) -> str:
     return config_hash(comparable_config(config))
 
 
-def device_kind(environment: Mapping[str, Any]) -> str | None:
+def device_kind(environment: Environment) -> str | None:
     """The device a run measured: the GPU's model, or "cpu" and the CPU's model."""
-    name = environment.get("device_name")
+    name = environment.device_name
     if name == "cpu":
-        return f"cpu ({environment.get('cpu_model') or 'model unknown'})"
+        return f"cpu ({environment.cpu_model or 'model unknown'})"
     return name
 
 
@@ -100,11 +102,11 @@ def _listed(names: list[str]) -> str:
     return shown + (f" and {len(names) - SHOWN} more" if len(names) > SHOWN else "")
 
 
-def _config_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+def _config_difference(a: MetricsDocument, b: MetricsDocument) -> str | None:
     """Which config keys differ, with both values, or None when the configs agree."""
-    config_a, config_b = a.get("config"), b.get("config")
-    if config_a is None or config_b is None:
-        return f"no config recorded in run {'A' if config_a is None else 'B'}'s metrics.json"
+    config_a, config_b = a.config, b.config
+    if not config_a or not config_b:
+        return f"no config recorded in run {'A' if not config_a else 'B'}'s metrics.json"
     if comparable_config_hash(config_a) == comparable_config_hash(config_b):
         return None
     leaves_a = dict(_leaves(comparable_config(config_a)))
@@ -117,12 +119,12 @@ def _config_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None
     return f"other config ({_listed(differ)})"
 
 
-def _page_hashes(metrics: Mapping[str, Any]) -> dict[str, str | None]:
+def _page_hashes(metrics: MetricsDocument) -> dict[str, str | None]:
     """image_id -> sha256 of the pages a run profiled (its metrics.json `inputs`)."""
-    return {row["image_id"]: row.get("sha256") for row in metrics.get("inputs") or []}
+    return {row.image_id: row.sha256 for row in metrics.inputs}
 
 
-def _page_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+def _page_difference(a: MetricsDocument, b: MetricsDocument) -> str | None:
     """Which pages only one run profiled, or which have other bytes; None when the same."""
     pages_a, pages_b = _page_hashes(a), _page_hashes(b)
     if not pages_a or not pages_b:
@@ -140,16 +142,15 @@ def _page_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _device_difference(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
+def _device_difference(a: MetricsDocument, b: MetricsDocument) -> str | None:
     """The two devices when they differ (or are unknown), else None."""
-    kind_a = device_kind(a.get("environment") or {})
-    kind_b = device_kind(b.get("environment") or {})
+    kind_a, kind_b = device_kind(a.environment), device_kind(b.environment)
     if kind_a is None or kind_b is None or kind_a != kind_b:
         return f"other device ({kind_a or 'unknown'} vs {kind_b or 'unknown'})"
     return None
 
 
-def differences(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
+def differences(a: MetricsDocument, b: MetricsDocument) -> list[str]:
     """Why two runs' metrics are not comparable (pages, config, device); empty when they are."""
     checks = (_page_difference, _config_difference, _device_difference)
     return [found for check in checks if (found := check(a, b)) is not None]
@@ -160,7 +161,7 @@ def refusal(found: list[str], hint: str = FORCE_HINT) -> str:
     return f"cannot compare: {'; '.join(found)}; {hint}"
 
 
-def check_comparable(a: Mapping[str, Any], b: Mapping[str, Any], force: bool = False) -> str:
+def check_comparable(a: MetricsDocument, b: MetricsDocument, force: bool = False) -> str:
     """What the two runs share, in one line, or, with `force`, how they differ; without it a
     NotComparableError naming every difference."""
     found = differences(a, b)
@@ -169,9 +170,9 @@ def check_comparable(a: Mapping[str, Any], b: Mapping[str, Any], force: bool = F
     if found:
         return "no, forced: " + "; ".join(found)
     return (
-        f"same {len(a['inputs'])} pages (ids and sha256), same config (sha256 "
-        f"{comparable_config_hash(a['config'])[:12]} without run_name), same device "
-        f"({device_kind(a['environment'])})"
+        f"same {len(a.inputs)} pages (ids and sha256), same config (sha256 "
+        f"{comparable_config_hash(a.config)[:12]} without run_name), same device "
+        f"({device_kind(a.environment)})"
     )
 
 
@@ -183,16 +184,19 @@ def _delta_pct(a: float | None, b: float | None) -> float | None:
 
 
 def _stage_rows(
-    metrics_a: dict, metrics_b: dict, tolerance: float, include_host_stages: bool
+    metrics_a: MetricsDocument,
+    metrics_b: MetricsDocument,
+    tolerance: float,
+    include_host_stages: bool,
 ) -> list[dict[str, Any]]:
     """One row per stage measured in either run; a stage missing in one run fails. Host-only
     stages are shown with their change but not judged, unless `include_host_stages`."""
-    stages_a = metrics_a["aggregates"]["stage_ms"]
-    stages_b = metrics_b["aggregates"]["stage_ms"]
+    stages_a = metrics_a.aggregates.stage_ms
+    stages_b = metrics_b.aggregates.stage_ms
     rows = []
     for stage in [*stages_a, *(s for s in stages_b if s not in stages_a)]:
-        a = stages_a.get(stage, {}).get("mean")
-        b = stages_b.get(stage, {}).get("mean")
+        a = metrics_a.aggregates.mean_ms(stage)
+        b = metrics_b.aggregates.mean_ms(stage)
         delta = _delta_pct(a, b)
         judged = include_host_stages or stage not in HOST_STAGES
         rows.append(
@@ -208,15 +212,19 @@ def _stage_rows(
     return rows
 
 
-def _mfu_rows(metrics_a: dict, metrics_b: dict) -> list[dict[str, Any]]:
+def _mfu(stages: Mapping[str, MfuStage], stage: str, column: str) -> float | None:
+    """A stage's MFU at peak `column`; None where the run has none."""
+    entry = stages.get(stage)
+    return None if entry is None else entry.at(column)
+
+
+def _mfu_rows(metrics_a: MetricsDocument, metrics_b: MetricsDocument) -> list[dict[str, Any]]:
     """MFU of each stage and peak column in both runs (informational, pass left empty)."""
-    per_stage_a = metrics_a.get("mfu", {}).get("per_stage", {})
-    per_stage_b = metrics_b.get("mfu", {}).get("per_stage", {})
+    per_stage_a, per_stage_b = metrics_a.mfu.per_stage, metrics_b.mfu.per_stage
     rows = []
     for stage in [*per_stage_a, *(s for s in per_stage_b if s not in per_stage_a)]:
-        for column in ("datasheet", "calibrated"):
-            a = per_stage_a.get(stage, {}).get(column)
-            b = per_stage_b.get(stage, {}).get(column)
+        for column in PEAK_COLUMNS:
+            a, b = _mfu(per_stage_a, stage, column), _mfu(per_stage_b, stage, column)
             if a is None and b is None:
                 continue
             rows.append(
@@ -233,7 +241,9 @@ def _mfu_rows(metrics_a: dict, metrics_b: dict) -> list[dict[str, Any]]:
 
 
 def compare_runs(
-    metrics_a: dict, metrics_b: dict, tolerance: float = 0.10, include_host_stages: bool = False
+    metrics_a: MetricsDocument,
+    metrics_b: MetricsDocument,
+    tolerance: float = 0.10, include_host_stages: bool = False
 ) -> pd.DataFrame:
     """Per stage: mean A, mean B, change in percent and pass (|change| <= tolerance; empty for
     host-only stages unless `include_host_stages`); MFU too."""
@@ -288,15 +298,12 @@ def _metrics_file(path: str | Path) -> Path:
     return path / "metrics.json" if path.is_dir() else path
 
 
-def _read_metrics(path: str | Path) -> dict[str, Any]:
+def _read_metrics(path: str | Path) -> MetricsDocument:
     """metrics.json of a result folder (or the file itself), with a clear error if absent."""
     file = _metrics_file(path)
     if not file.is_file():
         raise FileNotFoundError(f"{file}: no metrics.json; run the pipeline for this run first")
-    metrics = json.loads(file.read_text(encoding="utf-8"))
-    if "stage_ms" not in metrics.get("aggregates", {}):
-        raise ValueError(f"{file}: no aggregates.stage_ms; not a vlmprof metrics.json")
-    return metrics
+    return MetricsDocument.read(file)
 
 
 def _read_per_image(path: str | Path) -> pd.DataFrame:
@@ -323,11 +330,11 @@ def workflow_refusal(
     if planned_config is None:
         judged = _read_metrics(run)
     else:
-        judged = {**base, "config": planned_config}
+        judged = dataclasses.replace(base, config=dict(planned_config))
         if _metrics_file(run).is_file():
             recorded = _read_metrics(run)
             planned = comparable_config_hash(planned_config)
-            if comparable_config_hash(recorded.get("config") or {}) == planned:
+            if comparable_config_hash(recorded.config) == planned:
                 judged = recorded
     found = differences(base, judged)
     return refusal(found, WORKFLOW_FORCE_HINT) if found else None

@@ -1,7 +1,9 @@
-"""Run records: one per image x repeat, written as JSON lines.
+"""Run records: one per image x repeat, written as JSON lines and read back as `RunRecord`.
 
 A record holds `<stage>_ms` for every stage `vlmprof.stages` marks as recorded (their
-definitions and nesting live there); the derived stages are computed by aggregation.
+definitions and nesting live there); the derived stages are computed by aggregation. A
+record written before a field existed reads with that field's default
+(`vlmprof.typed_json`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import pandas as pd
 
 from vlmprof.placement import Placement
 from vlmprof.stages import RECORDED_STAGES, record_field
+from vlmprof.typed_json import read_as
 
 # The record fields holding a stage's time, one per recorded stage.
 STAGE_COLUMNS: tuple[str, ...] = tuple(record_field(name) for name in RECORDED_STAGES)
@@ -77,6 +80,26 @@ class RunRecord:
         """Plain dict for JSON."""
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "run record") -> RunRecord:
+        """A record from plain JSON; `where` names it in errors (a file and line)."""
+        return read_as(cls, data, where)
+
+
+def iter_run_records(paths: Iterable[str | Path]) -> Iterator[RunRecord]:
+    """Run records from JSON-lines files as `RunRecord`, in file order, read as they are
+    asked for; a line that is no record raises naming its file and line."""
+    for path in paths:
+        with open(path, encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if line.strip():
+                    yield RunRecord.from_dict(json.loads(line), f"{path}, line {number}")
+
+
+def read_run_records(paths: Iterable[str | Path]) -> list[RunRecord]:
+    """Every run record of JSON-lines files as `RunRecord`, in file order."""
+    return list(iter_run_records(paths))
+
 
 def iter_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
     """Run records from JSON-lines files, in file order, read as they are asked for."""
@@ -86,7 +109,8 @@ def iter_records(paths: Iterable[str | Path]) -> Iterator[dict[str, Any]]:
 
 
 def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
-    """Read run records from JSON-lines files, in file order."""
+    """Read run records from JSON-lines files as plain mappings, in file order (what the
+    aggregation reads)."""
     return list(iter_records(paths))
 
 
@@ -98,7 +122,7 @@ def record_placement(record: dict[str, Any]) -> Placement | None:
 
 def first_placement(paths: Iterable[str | Path]) -> Placement | None:
     """The placement of the first record in `paths` (the first shard's) that names one."""
-    placements = (record_placement(record) for record in iter_records(paths))
+    placements = (record.placement for record in iter_run_records(paths))
     return next((placement for placement in placements if placement is not None), None)
 
 

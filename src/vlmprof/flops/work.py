@@ -1,9 +1,30 @@
 """A page's counted work as records keep it (flops/page_work.py counts it), read without
-torch: what a generation's decode steps cost, from the two steps counted."""
+torch: what a generation's decode steps cost, from the two steps counted; and where a run's
+work comes from, named."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from enum import StrEnum
+
+
+class WorkSource(StrEnum):
+    """Where a run's FLOPs and bytes come from: the model's analytic formulas at each
+    record's shapes, or counted over each page's own untimed run (a model without formulas,
+    `models.has_formulas`)."""
+
+    FORMULAS = "formulas"
+    COUNTED = "counted"
+
+
+# What each source means, as metrics.json's `work` states it.
+WORK_DESCRIPTIONS: dict[WorkSource, str] = {
+    WorkSource.FORMULAS: "analytic, from the model's dimensions at each record's shapes "
+    "(flops/analytic.py); the bytes as implemented are counted over each page's own run",
+    WorkSource.COUNTED: "counted over each page's own untimed run (FlopCounterMode and a byte "
+    "counter at PyTorch's dispatcher), kept in its run records' counted_work: the model has "
+    "no analytic formulas",
+}
 
 # FLOPs; bytes of the matmul-class ops; bytes of every op (as implemented) and the part of
 # them that reads weights. Records from before the last two were counted lack them.

@@ -16,7 +16,7 @@ from vlmprof.atomic import atomic_open, write_json_atomic, write_text_atomic
 from vlmprof.compare import compare_dirs, to_markdown, workflow_refusal
 from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.metrics.build import build_metrics, write_metrics
-from vlmprof.metrics.dilation import against_timing_pass
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import has_formulas, spec_dims
@@ -85,12 +85,8 @@ def aggregate(
         context_len_mode=context_len_mode,
         context_len_fixed=context_len_fixed,
         tolerance=tolerance,
+        timeline=None if timeline is None else json.loads(Path(timeline).read_text()),
     )
-    if timeline is not None:
-        # The profiler pass's figures, and beside them the same against the timing pass.
-        built["timeline"] = against_timing_pass(
-            json.loads(Path(timeline).read_text()), tables["per_image"]
-        )
     write_metrics(built, tables, Path(metrics), Path(stage_ms).parent)
 
 
@@ -184,9 +180,9 @@ def compare_models(
             f"{len(names)} model names and {len(metrics)} metrics.json: each model needs one,"
             " in the order of the names"
         )
-    runs = {BASELINE: json.loads(Path(baseline).read_text())}
+    runs = {BASELINE: MetricsDocument.read(baseline)}
     for name, path in zip(names, metrics, strict=True):
-        runs[name] = json.loads(Path(path).read_text())
+        runs[name] = MetricsDocument.read(path)
     comparison = model_comparison(runs)
     table = models_table(comparison)
     write_json_atomic(Path(json_out), comparison)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.report.notebook_figures import extract_figures
 from vlmprof.report.publish import write_publish_folder
 
@@ -21,7 +21,7 @@ def publish(
         run_name,
         [Path(page) for page in pages],
         [Path(page) for page in markdown],
-        json.loads(Path(metrics).read_text()),
+        MetricsDocument.read(metrics),
         Path(index),
     )
 

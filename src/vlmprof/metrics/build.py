@@ -1,8 +1,10 @@
 """Assemble metrics.json and the metric tables of one run from its records and context.
 
 One place decides what a run publishes: timing aggregates, counts and failures,
-repeatability, MFU/MBU, each stage's roofline bound, the peaks used, static compute,
-environment, inputs, config and the assumptions a reader needs to interpret the numbers.
+repeatability, where the work comes from, MFU/MBU, each stage's roofline bound, the peaks
+used, static compute, environment, inputs, config, the operator pass's timeline against the
+timing pass and the assumptions a reader needs to interpret the numbers. The document is
+the typed `vlmprof.metrics.document.MetricsDocument`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vlmprof.atomic import atomic_open, write_json_atomic
+from vlmprof.atomic import atomic_open
 from vlmprof.flops.analytic import ModelDims
+from vlmprof.flops.work import WorkSource
 from vlmprof.metrics.aggregate import (
     UNCATEGORISED,
     aggregate_records,
@@ -25,6 +28,8 @@ from vlmprof.metrics.aggregate import (
     stage_table,
 )
 from vlmprof.metrics.cost import cost_section
+from vlmprof.metrics.dilation import against_timing_pass
+from vlmprof.metrics.document import MetricsDocument, Work
 from vlmprof.metrics.environment import shard_environment
 from vlmprof.metrics.host import host_section
 from vlmprof.metrics.telemetry import telemetry_section
@@ -37,6 +42,7 @@ from vlmprof.metrics.utilisation import (
 )
 from vlmprof.provenance import config_hash
 from vlmprof.records import read_records
+from vlmprof.typed_json import to_plain
 
 INPUT_COLUMNS: tuple[str, ...] = ("image_id", "category", "width", "height", "sha256")
 RECORD_FACTS: tuple[str, ...] = ("mode", "n_crops", "image_tokens", "prefill_len")
@@ -80,6 +86,37 @@ def input_rows(inputs: pd.DataFrame, records: list[dict[str, Any]]) -> list[dict
     return rows
 
 
+def work_source(dims: ModelDims | None) -> WorkSource:
+    """Where a run's work comes from: the formulas of `dims`, or, for a model without them
+    (`dims` None), the work counted over each page's run."""
+    return WorkSource.COUNTED if dims is None else WorkSource.FORMULAS
+
+
+# The prompt each kind of model is given, as the assumptions state it.
+_PROMPTS = {
+    WorkSource.FORMULAS: "The prompt is tokenised by a stand-in tokenizer (BOS, the image "
+    "tokens, then the reference prompt split like a BPE tokenizer would), so its text length "
+    "is an estimate.",
+    WorkSource.COUNTED: "The prompt is a stand-in: a few fixed token ids around the image "
+    "tokens, laid out as the architecture's processor lays them out, so its text length is an "
+    "estimate.",
+}
+# How each kind of work is counted, as the assumptions state it.
+_WORK_SENTENCES = {
+    WorkSource.FORMULAS: "FLOPs and bytes are analytic, from the model's dimensions at each "
+    "record's shapes: a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work is "
+    "counted, and the decoder's causal attention counts each query against the keys up to "
+    "itself, L(L+1)/2 pairs in a prefill of L tokens, as the fused kernels compute it (vision "
+    "attention is bidirectional: the full square); static.conventions lists every rule.",
+    WorkSource.COUNTED: "FLOPs and bytes are counted over each page's own untimed run "
+    "(FlopCounterMode, and each matmul-class op's tensors read and written at the dispatcher, "
+    "weights included): a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work "
+    "is counted, and attention is counted whatever its kernel (causal attention as the fused "
+    "kernels compute it, each query against the keys up to itself); decode steps after the "
+    "two counted ones grow by the same work per cached position.",
+}
+
+
 def assumptions(
     config: dict[str, Any],
     peaks: dict[str, Any],
@@ -89,17 +126,11 @@ def assumptions(
 ) -> list[str]:
     """Plain sentences a reader needs before trusting or comparing the numbers."""
     seed = config["model"]["seed"]
-    prompt = (
-        "The prompt is tokenised by a stand-in tokenizer (BOS, the image tokens, then the "
-        "reference prompt split like a BPE tokenizer would), so its text length is an estimate."
-        if dims is not None
-        else "The prompt is a stand-in: a few fixed token ids around the image tokens, laid out "
-        "as the architecture's processor lays them out, so its text length is an estimate."
-    )
+    source = work_source(dims)
     sentences = [
         f"Weights are random (seed {seed}): times, FLOPs and bytes depend on shapes only, and "
         "the generated text is meaningless.",
-        prompt,
+        _PROMPTS[source],
     ]
     if config["ignore_eos"]:
         sentences.append(
@@ -127,28 +158,9 @@ def assumptions(
         )
     else:
         sentences.append(f"The 'calibrated' columns are empty: {calibrated['reason']}.")
-    if dims is None:
-        work = (
-            "FLOPs and bytes are counted over each page's own untimed run (FlopCounterMode, "
-            "and each matmul-class op's tensors read and written at the dispatcher, weights "
-            "included): a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work "
-            "is counted, and attention is counted whatever its kernel (causal attention as the "
-            "fused kernels compute it, each query against the keys up to itself); decode "
-            "steps after the two counted ones grow by the same work per cached position."
-        )
-        max_positions = None
-    else:
-        work = (
-            "FLOPs and bytes are analytic, from the model's dimensions at each record's "
-            "shapes: a (m x k) by (k x n) matmul is 2*m*k*n FLOPs, only matmul-class work is "
-            "counted, and the decoder's causal attention counts each query against the keys "
-            "up to itself, L(L+1)/2 pairs in a prefill of L tokens, as the fused kernels "
-            "compute it (vision attention is bidirectional: the full square); "
-            "static.conventions lists every rule."
-        )
-        max_positions = dims.decoder.max_positions
+    max_positions = None if dims is None else dims.decoder.max_positions
     sentences += [
-        work,
+        _WORK_SENTENCES[source],
         _CONTEXT_SENTENCES[context_len_mode].format(
             max_positions=max_positions, fixed=context_len_fixed
         ),
@@ -201,9 +213,11 @@ def build_metrics(
     context_len_mode: str,
     context_len_fixed: int | None,
     tolerance: float,
-) -> tuple[dict[str, Any], dict[str, pd.DataFrame]]:
-    """metrics.json content and the tables stage_ms, per_image, per_category, mfu, mbu and
-    per_record."""
+    timeline: dict[str, Any] | None = None,
+) -> tuple[MetricsDocument, dict[str, pd.DataFrame]]:
+    """metrics.json and the tables stage_ms, per_image, per_category, mfu, mbu and
+    per_record; `timeline` is the operator pass's ops/timeline.json (None without it), set
+    against the timing pass's per-page means."""
     records = read_records(list(record_paths))
     agg = aggregate_records(records, tolerance)
     mfu, mbu, per_record = utilisation(
@@ -218,6 +232,7 @@ def build_metrics(
     metrics = {
         "run_name": config["run_name"],
         **agg,
+        "work": to_plain(Work.of(work_source(dims))),
         "mfu": mfu,
         "mbu": mbu,
         "roofline": roofline_section(per_record, peaks),
@@ -236,6 +251,8 @@ def build_metrics(
         "assumptions": assumptions(config, peaks, dims, context_len_mode, context_len_fixed),
     }
     metrics["cost"] = cost_section(agg["aggregates"], metrics["telemetry"], config.get("cost", {}))
+    if timeline is not None:
+        metrics["timeline"] = against_timing_pass(timeline, per_image)
     per_stage_mfu = {**mfu.get("per_stage", {}), "model": mfu.get("model_level")}
     tables = {
         "stage_ms": stage_table(agg),
@@ -257,17 +274,18 @@ def build_metrics(
         ),
         "per_record": per_record,
     }
-    return _json_safe(metrics), tables
+    document = MetricsDocument.from_dict(_json_safe(metrics), "the metrics being built")
+    return document, tables
 
 
 def write_metrics(
-    metrics: dict[str, Any],
+    metrics: MetricsDocument,
     tables: dict[str, pd.DataFrame],
     metrics_path: str | Path,
     tables_dir: str | Path,
 ) -> None:
     """Write metrics.json and one `<name>.csv` per table, each atomically."""
-    write_json_atomic(metrics_path, _json_safe(metrics))
+    metrics.write(metrics_path)
     for name, table in tables.items():
         with atomic_open(Path(tables_dir) / f"{name}.csv") as handle:
             table.to_csv(handle, index=not isinstance(table.index, pd.RangeIndex))

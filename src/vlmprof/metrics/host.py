@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlmprof.metrics.document import Host
 from vlmprof.metrics.stats import finite_values, summarize
 
 # A run thread on a CPU less than this fraction of the run was held off it for a while.
@@ -43,29 +44,30 @@ def host_section(records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def host_sentence(section: dict[str, Any]) -> str:
-    """One paragraph for the report's repeatability section."""
-    if not section.get("runs"):
+def host_sentence(section: Host | None) -> str:
+    """One paragraph for the report's repeatability section (`section` None: the run's
+    metrics.json predates host figures)."""
+    if section is None or not section.runs:
         return "No run record of this run keeps host figures."
-    steal = section["steal_fraction_median"]
+    steal = section.steal_fraction_median
     stolen = (
         "no steal figures (no /proc/stat)"
         if steal is None
         else f"{100 * steal:.2f}% of each vCPU stolen by the hypervisor "
-        f"(median; at most {100 * section['steal_fraction_max']:.2f}%)"
+        f"(median; at most {100 * section.steal_fraction_max:.2f}%)"
     )
     text = (
-        f"Over {section['runs']} runs the run thread was on a CPU "
-        f"{100 * section['busy_fraction_median']:.1f}% of the time (median; lowest "
-        f"{100 * section['busy_fraction_min']:.1f}%), with "
-        f"{section['involuntary_switches_median']:g} involuntary context switches per run "
+        f"Over {section.runs} runs the run thread was on a CPU "
+        f"{100 * section.busy_fraction_median:.1f}% of the time (median; lowest "
+        f"{100 * section.busy_fraction_min:.1f}%), with "
+        f"{section.involuntary_switches_median:g} involuntary context switches per run "
         f"(median) and {stolen}. "
     )
-    if section["runs_held_off_cpu"] or section["runs_with_steal"]:
+    if section.runs_held_off_cpu or section.runs_with_steal:
         return text + (
-            f"{section['runs_held_off_cpu']} runs spent over {100 * (1 - BUSY_FLOOR):g}% off "
+            f"{section.runs_held_off_cpu} runs spent over {100 * (1 - BUSY_FLOOR):g}% off "
             f"the CPU (descheduled, or waiting on the device in a blocking synchronise) and "
-            f"{section['runs_with_steal']} lost over {100 * STEAL_FLOOR:g}% to steal: where "
+            f"{section.runs_with_steal} lost over {100 * STEAL_FLOOR:g}% to steal: where "
             "they are host-launched, their stage times are suspect."
         )
     return text + (

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import Telemetry
 from vlmprof.metrics.stats import summarize
 from vlmprof.runtime.telemetry import STAGES, flag_runs
 
@@ -99,42 +100,48 @@ def telemetry_section(
     return section
 
 
-def energy_table(section: dict[str, Any]) -> pd.DataFrame:
+def energy_table(section: Telemetry) -> pd.DataFrame:
     """Stage x energy (J): mean, std, min, max over runs, and the share of the run's energy."""
     columns = ["mean (J)", "std (J)", "min (J)", "max (J)", "runs", "share of run (%)"]
-    if not section.get("available"):
+    if not section.available:
         return pd.DataFrame(columns=["stage", *columns]).set_index("stage")
-    run_mean = (section["energy_j"].get("run") or {}).get("mean")
+    run = section.energy_j.get("run")
+    run_mean = None if run is None else run.mean
     rows = []
     for stage in STAGES:
-        stats = section["energy_j"].get(stage)
-        if not stats or not stats["n"]:
+        stats = section.energy_j.get(stage)
+        if stats is None or not stats.n:
             continue
-        share = 100.0 * stats["mean"] / run_mean if run_mean else None
-        values = [stats["mean"], stats["std"], stats["min"], stats["max"], stats["n"], share]
+        share = 100.0 * stats.mean / run_mean if run_mean else None
+        values = [stats.mean, stats.std, stats.min, stats.max, stats.n, share]
         rows.append({"stage": stage, **dict(zip(columns, values, strict=True))})
     return pd.DataFrame(rows, columns=["stage", *columns]).set_index("stage")
 
 
-def flagged_table(section: dict[str, Any]) -> pd.DataFrame:
+def flagged_table(section: Telemetry) -> pd.DataFrame:
     """One row per run flagged by the clock or throttle guard (empty without telemetry)."""
     rows = [
-        {**{k: run[k] for k in ("image_id", "repeat", "shard")}, "why": "; ".join(run["reasons"])}
-        for run in section.get("flagged_runs", [])
+        {
+            "image_id": run.image_id,
+            "repeat": run.repeat,
+            "shard": run.shard,
+            "why": "; ".join(run.reasons),
+        }
+        for run in section.flagged_runs
     ]
     return pd.DataFrame(rows, columns=["image_id", "repeat", "shard", "why"])
 
 
-def energy_sentence(section: dict[str, Any]) -> str:
+def energy_sentence(section: Telemetry) -> str:
     """One plain sentence on energy per page and token (and cost), or why it is unknown."""
-    if not section.get("available"):
-        return f"GPU telemetry unavailable on this machine: {section.get('reason')}."
-    per_page, per_token = section["joules_per_page"], section["joules_per_output_token"]
+    if not section.available:
+        return f"GPU telemetry unavailable on this machine: {section.reason}."
+    per_page, per_token = section.joules_per_page, section.joules_per_output_token
     sentence = f"The GPU used {per_page:.3g} J per page ({per_token:.3g} J per output token)"
-    if section.get("cost_per_page") is not None:
-        price = section["energy_price_per_kwh"]
-        sentence += f", {section['cost_per_page']:.3g} per page at {price:g} per kWh"
-    flagged = len(section["flagged_runs"])
+    if section.cost_per_page is not None:
+        price = section.energy_price_per_kwh
+        sentence += f", {section.cost_per_page:.3g} per page at {price:g} per kWh"
+    flagged = len(section.flagged_runs)
     if flagged:
-        sentence += f"; {flagged} of {section['runs']} runs had sagging clocks or throttling"
+        sentence += f"; {flagged} of {section.runs} runs had sagging clocks or throttling"
     return sentence + "."

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from vlmprof.metrics.document import Peaks, Summary
 from vlmprof.report.timing import PAGE_PARTS, VISION_REMAINDER
 from vlmprof.stages import STAGE_LABELS
 
@@ -120,17 +121,19 @@ def per_image_figure(parts: pd.DataFrame) -> Figure:
     return fig
 
 
-def _histogram(ax, values: pd.Series, stats: dict, title: str, xlabel: str) -> None:
+def _histogram(ax, values: pd.Series, stats: Summary, title: str, xlabel: str) -> None:
     ax.hist(values, bins=min(30, max(5, len(values) // 2)), color="#64B5CD", edgecolor="white")
-    for key, style in (("p50", "-"), ("p90", "--")):
-        ax.axvline(stats[key], color="black", linestyle=style, label=f"{key} {stats[key]:,.2f} ms")
+    for key, value, style in (("p50", stats.p50, "-"), ("p90", stats.p90, "--")):
+        ax.axvline(value, color="black", linestyle=style, label=f"{key} {value:,.2f} ms")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel("count")
     ax.legend(frameon=False, fontsize=9)
 
 
-def decode_latency_figure(ttft: pd.Series, steps: pd.DataFrame, stage_ms: dict) -> Figure:
+def decode_latency_figure(
+    ttft: pd.Series, steps: pd.DataFrame, stage_ms: dict[str, Summary]
+) -> Figure:
     """Distributions of TTFT (one per record) and of the time of every decode step."""
     fig = Figure(figsize=(11, 3.8), layout="constrained")
     left, right = fig.subplots(1, 2)
@@ -172,23 +175,23 @@ def utilisation_figure(table: pd.DataFrame, peak_notes: dict[str, str]) -> Figur
     return fig
 
 
-def roofline_figure(points: pd.DataFrame, peaks: dict) -> Figure:
+def roofline_figure(points: pd.DataFrame, peaks: Peaks) -> Figure:
     """Stages at (arithmetic intensity, achieved GFLOP/s) under the roofs of each peak."""
     fig = Figure(figsize=(11, 5.5), layout="constrained")
     ax = fig.subplots()
     intensity = points["intensity (FLOP/byte)"]
     span = np.logspace(np.log10(max(intensity.min() / 4, 1e-3)), np.log10(intensity.max() * 4), 200)
-    reference = "configured" if "override" in peaks else "datasheet"
-    for name, key, style in ((reference, "reference", "--"), ("calibrated", "calibrated", "-")):
-        peak = peaks[key]
-        if peak["tflops"] and peak["tbps"]:
-            roof = np.minimum(peak["tflops"] * 1e3, span * peak["tbps"] * 1e3)
+    reference = "configured" if peaks.override is not None else "datasheet"
+    roofs = ((reference, peaks.reference, "--"), ("calibrated", peaks.calibrated, "-"))
+    for name, peak, style in roofs:
+        if peak.tflops and peak.tbps:
+            roof = np.minimum(peak.tflops * 1e3, span * peak.tbps * 1e3)
             ax.plot(
                 span,
                 roof,
                 style,
                 color="black",
-                label=f"{name} roof: {peak['tflops']:.4g} TFLOP/s, {peak['tbps']:.4g} TB/s",
+                label=f"{name} roof: {peak.tflops:.4g} TFLOP/s, {peak.tbps:.4g} TB/s",
             )
     for (stage, row), marker in zip(points.iterrows(), _MARKERS, strict=False):
         ax.scatter(
@@ -203,9 +206,9 @@ def roofline_figure(points: pd.DataFrame, peaks: dict) -> Figure:
         )
     ax.set_xscale("log")
     ax.set_yscale("log")
-    tops = [peaks[k]["tflops"] * 1e3 for k in ("reference", "calibrated") if peaks[k]["tflops"]]
+    tops = [peak.tflops * 1e3 for _, peak, _ in roofs if peak.tflops]
     lows = [points["achieved (GFLOP/s)"].min()] + [
-        span[0] * peaks[k]["tbps"] * 1e3 for k in ("reference", "calibrated") if peaks[k]["tbps"]
+        span[0] * peak.tbps * 1e3 for _, peak, _ in roofs if peak.tbps
     ]
     ax.set_ylim(min(lows) / 2, max([*tops, points["achieved (GFLOP/s)"].max()]) * 2)
     ax.set_xlabel("arithmetic intensity (FLOP per necessary byte)")

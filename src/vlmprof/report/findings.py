@@ -14,9 +14,10 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import MbuStage, MetricsDocument, MfuStage
 from vlmprof.report.formatting import display_name
 from vlmprof.report.operators import operator_stage_share
-from vlmprof.report.timed_busy import quoted_fraction, quoted_verdict
+from vlmprof.report.timed_busy import quoted_dilation, quoted_verdict
 from vlmprof.report.timing import CATEGORY_STAGES, PART_STAGES, page_split, timed
 from vlmprof.variants.comparison import PAGE, fastest_row
 from vlmprof.variants.switches import BASELINE
@@ -187,14 +188,14 @@ class VariantFindings:
 # --- cost centres ------------------------------------------------------------------------
 
 
-def _part_fractions(metrics: dict[str, Any]) -> pd.Series:
+def _part_fractions(metrics: MetricsDocument) -> pd.Series:
     """Each operator-pass stage's share of a page's measured time."""
     split = page_split(metrics)["share (%)"] / 100.0
     return split.groupby(split.index.map(PART_STAGES)).sum()
 
 
 def cost_centres(
-    metrics: dict[str, Any], operators: pd.DataFrame | None, n: int = 3
+    metrics: MetricsDocument, operators: pd.DataFrame | None, n: int = 3
 ) -> list[CostCentre]:
     """The `n` largest cost centres of a page (none when no page was timed).
 
@@ -233,55 +234,61 @@ def cost_centres(
 # --- utilisation -------------------------------------------------------------------------
 
 
-def on_cpu(metrics: dict[str, Any]) -> bool:
+def on_cpu(metrics: MetricsDocument) -> bool:
     """Whether the timed runs ran on the CPU."""
-    return str(metrics["environment"].get("device_used") or "").startswith("cpu")
+    return str(metrics.environment.device_used or "").startswith("cpu")
 
 
-def _best_peak(metrics: dict[str, Any], kind: str, stage: str) -> tuple[float | None, str]:
+def _stage_ratio(metrics: MetricsDocument, kind: str, stage: str) -> MfuStage | MbuStage | None:
+    """A stage's MFU (`kind` "mfu") or MBU ("mbu") entry; None where the run has none."""
+    section = metrics.mbu if kind == "mbu" else metrics.mfu
+    return section.per_stage.get(stage)
+
+
+def _best_peak(metrics: MetricsDocument, kind: str, stage: str) -> tuple[float | None, str]:
     """MFU or MBU of a stage against the datasheet peak where known, else the calibrated."""
-    entry = metrics[kind].get("per_stage", {}).get(stage, {})
-    if entry.get("datasheet") is not None:
-        return entry["datasheet"], "datasheet"
-    return entry.get("calibrated"), "calibrated"
+    entry = _stage_ratio(metrics, kind, stage)
+    if entry is not None and entry.datasheet is not None:
+        return entry.datasheet, "datasheet"
+    return (None if entry is None else entry.calibrated), "calibrated"
 
 
-def peak_use(metrics: dict[str, Any], kind: str, stage: str) -> PeakUse | None:
+def peak_use(metrics: MetricsDocument, kind: str, stage: str) -> PeakUse | None:
     """`stage`'s MFU (`kind` "mfu") or MBU ("mbu") at its headline peak; None unknown."""
     value, peak = _best_peak(metrics, kind, stage)
-    if value is None:
+    entry = _stage_ratio(metrics, kind, stage)
+    if value is None or entry is None:
         return None
-    peaks = metrics["peaks"]
-    key = "tbps" if kind == "mbu" else "tflops"
+    peaks = metrics.peaks
+    used = peaks.reference if peak == "datasheet" else peaks.calibrated
     datasheet = peak == "datasheet"
     return PeakUse(
         stage=stage,
         kind=kind,
         fraction=value,
         peak=peak,
-        peak_value=peaks["reference" if datasheet else "calibrated"][key],
-        calibrated=metrics[kind]["per_stage"][stage].get("calibrated") if datasheet else None,
-        configured="override" in peaks,
-        no_datasheet="" if datasheet else peaks["reference"].get("reason") or "no datasheet figure",
+        peak_value=used.tbps if kind == "mbu" else used.tflops,
+        calibrated=entry.calibrated if datasheet else None,
+        configured=peaks.override is not None,
+        no_datasheet="" if datasheet else peaks.reference.reason or "no datasheet figure",
     )
 
 
-def busy(metrics: dict[str, Any], stage: str) -> Busy | None:
+def busy(metrics: MetricsDocument, stage: str) -> Busy | None:
     """`stage` in the operator pass's timeline; None without one."""
-    timeline = (metrics.get("timeline") or {}).get(stage)
-    if not timeline:
+    timeline = (metrics.timeline or {}).get(stage)
+    if timeline is None:
         return None
-    timed = timeline.get("busy_fraction_timed") is not None
     return Busy(
-        fraction=quoted_fraction(timeline),
-        mean_kernel_us=timeline["mean_kernel_us"],
+        fraction=timeline.quoted_busy_fraction(),
+        mean_kernel_us=timeline.mean_kernel_us,
         launch_bound=quoted_verdict(timeline) == "launch-bound",
-        dilation=timeline.get("dilation") if timed else None,
-        capped=bool(timeline.get("busy_fraction_capped")),
+        dilation=quoted_dilation(timeline),
+        capped=bool(timeline.busy_fraction_capped),
     )
 
 
-def utilisation_findings(metrics: dict[str, Any]) -> Utilisation:
+def utilisation_findings(metrics: MetricsDocument) -> Utilisation:
     """How well prefill (compute) and decode (memory bandwidth) use the hardware."""
     vision, _ = _best_peak(metrics, "mfu", "vision")
     llm, _ = _best_peak(metrics, "mfu", "llm_prefill")
@@ -300,12 +307,16 @@ def utilisation_findings(metrics: dict[str, Any]) -> Utilisation:
 # --- recommendations ---------------------------------------------------------------------
 
 
-def _fraction(metrics: dict[str, Any], part: str) -> float:
-    stages = metrics["aggregates"]["stage_ms"]
-    return stages[part]["mean"] / (stages["prefill"]["mean"] + stages["decode"]["mean"])
+def _mean(metrics: MetricsDocument, stage: str) -> float:
+    """Mean time (ms) of a stage the rules weigh (every rule runs on a timed run)."""
+    return metrics.aggregates.stage_ms[stage].mean
 
 
-def _decode_rules(metrics: dict[str, Any]) -> list[Recommendation]:
+def _fraction(metrics: MetricsDocument, part: str) -> float:
+    return _mean(metrics, part) / (_mean(metrics, "prefill") + _mean(metrics, "decode"))
+
+
+def _decode_rules(metrics: MetricsDocument) -> list[Recommendation]:
     decode_share = _fraction(metrics, "decode")
     mbu, peak = _best_peak(metrics, "mbu", "decode")
     if decode_share > DECODE_SHARE_HIGH and mbu is not None and mbu < DECODE_MBU_LOW:
@@ -318,20 +329,20 @@ def _decode_rules(metrics: dict[str, Any]) -> list[Recommendation]:
     return []
 
 
-def _prefill_rules(metrics: dict[str, Any]) -> list[Recommendation]:
-    stages = metrics["aggregates"]["stage_ms"]
+def _prefill_rules(metrics: MetricsDocument) -> list[Recommendation]:
     found = []
     vision_share = _fraction(metrics, "vision")
     # A model without SAM (a transformers VLM) has no SAM time to weigh.
-    sam_of_vision = stages.get("sam", {"mean": 0.0})["mean"] / stages["vision"]["mean"]
+    sam = metrics.aggregates.mean_ms("sam") or 0.0
+    sam_of_vision = sam / _mean(metrics, "vision")
     if vision_share > VISION_SHARE_MATTERS and sam_of_vision > SAM_OF_VISION_HIGH:
         found.append(
             Recommendation(
                 SAM_DOMINATES, {"sam_of_vision": sam_of_vision, "vision_share": vision_share}
             )
         )
-    prefill = stages["prefill"]["mean"]
-    llm_of_prefill = (prefill - stages["vision"]["mean"]) / prefill
+    prefill = _mean(metrics, "prefill")
+    llm_of_prefill = (prefill - _mean(metrics, "vision")) / prefill
     if llm_of_prefill > LLM_OF_PREFILL_HIGH:
         found.append(Recommendation(LLM_PREFILL_DOMINATES, {"llm_of_prefill": llm_of_prefill}))
     mfu, peak = _best_peak(metrics, "mfu", "prefill")
@@ -346,13 +357,13 @@ def _prefill_rules(metrics: dict[str, Any]) -> list[Recommendation]:
 
 
 def _operator_rules(
-    metrics: dict[str, Any], operators: pd.DataFrame | None, centres: list[CostCentre]
+    metrics: MetricsDocument, operators: pd.DataFrame | None, centres: list[CostCentre]
 ) -> list[Recommendation]:
     if operators is None:
         return []
     found = []
     shares = operator_stage_share(operators).fillna(0.0) / 100.0
-    experts = metrics["config"]["model"]["experts_implementation"]
+    experts = metrics.config["model"]["experts_implementation"]
     if "moe" in shares.index and experts == "eager":
         stage = max(("llm_prefill", "decode"), key=lambda s: shares.loc["moe"].get(s, 0.0))
         moe = float(shares.loc["moe"].get(stage, 0.0))
@@ -364,25 +375,25 @@ def _operator_rules(
     return found
 
 
-def _quality_rules(metrics: dict[str, Any]) -> list[Recommendation]:
+def _quality_rules(metrics: MetricsDocument) -> list[Recommendation]:
     found = []
-    rep = metrics["repeatability"]
-    if rep.get("pass") is False:
+    rep = metrics.repeatability
+    if rep.passed is False:
         found.append(
             Recommendation(
                 NOT_REPEATABLE,
-                {"stages": list(rep["failing_stages"]), "tolerance": rep["tolerance"]},
+                {"stages": list(rep.failing_stages), "tolerance": rep.tolerance},
             )
         )
-    if metrics["counts"]["error"]:
-        found.append(Recommendation(FAILED_PAGES, {"counts": metrics["counts"]}))
+    if metrics.counts.error:
+        found.append(Recommendation(FAILED_PAGES, {"counts": metrics.counts}))
     if on_cpu(metrics):
         found.append(Recommendation(CPU_RUN))
     return found
 
 
 def recommendations(
-    metrics: dict[str, Any], operators: pd.DataFrame | None, centres: list[CostCentre]
+    metrics: MetricsDocument, operators: pd.DataFrame | None, centres: list[CostCentre]
 ) -> list[Recommendation]:
     """Every rule that fires on this run's numbers: cost rules first (when a page was
     timed), then caveats; `NO_RULE_FIRED` alone when none does."""

@@ -9,12 +9,12 @@ decoded; any other page that cannot be drawn is a box saying why. No page stops 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import textwrap
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from vlmprof.data.image_loader import DEFAULT_MAX_PIXELS
+from vlmprof.metrics.document import MetricsDocument
 
 THUMBNAIL_PX = 320
 NOTE_CHARS = 36  # characters per line of a note, so that it stays inside its panel
@@ -121,9 +122,9 @@ def thumbnail_grid(
     return fig
 
 
-def input_table(metrics: dict[str, Any], subset: pd.DataFrame) -> pd.DataFrame:
+def input_table(metrics: MetricsDocument, subset: pd.DataFrame) -> pd.DataFrame:
     """The profiled pages: category, size, crops, image tokens and prefill length."""
-    facts = pd.DataFrame(metrics["inputs"]).set_index("image_id")
+    facts = pd.DataFrame(map(dataclasses.asdict, metrics.inputs)).set_index("image_id")
     table = subset.set_index("image_id")[["category", "width", "height"]].join(
         facts[["mode", "n_crops", "image_tokens", "prefill_len"]], how="left"
     )

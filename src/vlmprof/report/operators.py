@@ -3,10 +3,9 @@ categories by stage, as the profiler's analyses (`vlmprof.profiler`) wrote them.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
+from vlmprof.metrics.document import MetricsDocument
 from vlmprof.report.formatting import as_percent, display_name
 from vlmprof.report.timed_busy import quoted_verdict
 from vlmprof.stages import STAGE_NAMES
@@ -16,24 +15,24 @@ NO_OPERATOR_PASS = (
 )
 
 
-def timeline_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def timeline_table(metrics: MetricsDocument) -> pd.DataFrame:
     """Per stage of the operator pass: busy share, launches, mean op/kernel time, idle gaps
     and the launch-bound verdict. Empty when the operator pass was disabled."""
-    timeline = metrics.get("timeline") or {}
+    timeline = metrics.timeline or {}
     rows = [
         {
             "stage": display_name(stage),
-            "busy under profiler (%)": as_percent(t["busy_fraction"]),
+            "busy under profiler (%)": as_percent(t.busy_fraction),
             # Against the timing pass (vlmprof.metrics.dilation); absent in older runs.
-            "busy vs timed stage (%)": as_percent(t.get("busy_fraction_timed")),
-            "profiler dilation (x)": t.get("dilation"),
-            "launches": t["launches"],
-            "mean kernel or op (us)": t["mean_kernel_us"],
-            "launch overhead (us)": t["launch_overhead_us"],
-            "launch overhead timed (us)": t.get("launch_overhead_us_timed"),
-            "idle in gaps (ms)": t["idle_gap_ms"],
+            "busy vs timed stage (%)": as_percent(t.busy_fraction_timed),
+            "profiler dilation (x)": t.dilation,
+            "launches": t.launches,
+            "mean kernel or op (us)": t.mean_kernel_us,
+            "launch overhead (us)": t.launch_overhead_us,
+            "launch overhead timed (us)": t.launch_overhead_us_timed,
+            "idle in gaps (ms)": t.idle_gap_ms,
             "verdict": quoted_verdict(t),
-            "basis": t["basis"],
+            "basis": t.basis,
         }
         for stage, t in ((s, timeline[s]) for s in STAGE_NAMES if s in timeline)
     ]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import html
 import shutil
 from pathlib import Path
-from typing import Any
 
 from vlmprof.atomic import write_text_atomic
+from vlmprof.metrics.document import MetricsDocument
 
 PAGE_TITLES = {
     "report": "Engineering report",
@@ -15,23 +15,26 @@ PAGE_TITLES = {
 }
 
 
-def _headline(metrics: dict[str, Any]) -> list[tuple[str, str]]:
+def _headline(metrics: MetricsDocument) -> list[tuple[str, str]]:
     """A few headline figures from metrics.json for the index page."""
-    stages = metrics.get("aggregates", {}).get("stage_ms", {})
     rows = []
     for stage in ("prefill", "vision", "decode", "decode_per_token"):
-        mean = stages.get(stage, {}).get("mean")
+        mean = metrics.aggregates.mean_ms(stage)
         if mean is not None:
             rows.append((f"{stage} (ms, mean)", f"{mean:,.2f}"))
-    env = metrics.get("environment", {})
-    rows.append(("device", str(env.get("device_name") or env.get("device_used"))))
-    counts = metrics.get("counts", {})
-    rows.append(("records (ok / error)", f"{counts.get('ok')} / {counts.get('error')}"))
+    env = metrics.environment
+    rows.append(("device", str(env.device_name or env.device_used)))
+    counts = metrics.counts
+    rows.append(("records (ok / error)", f"{counts.ok} / {counts.error}"))
     return rows
 
 
 def write_publish_folder(
-    run_name: str, pages: list[Path], markdown: list[Path], metrics: dict[str, Any], out_index: Path
+    run_name: str,
+    pages: list[Path],
+    markdown: list[Path],
+    metrics: MetricsDocument,
+    out_index: Path,
 ) -> None:
     """Copy pages and Markdown next to `out_index` and write the index that links them."""
     folder = out_index.parent

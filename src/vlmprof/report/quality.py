@@ -4,15 +4,17 @@ configuration to reproduce it."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import pandas as pd
 import yaml
 
+from vlmprof.metrics.document import MetricsDocument, ShardEnvironment
 from vlmprof.report.formatting import MISSING, as_percent, display_name
 from vlmprof.stages import STAGE_NAMES
 
-# metrics.json's environment.shards keys, with the column each is shown in.
+# metrics.json's environment.shards keys (every field of ShardEnvironment), with the column
+# each is shown in.
 SHARD_COLUMNS: dict[str, str] = {
     "shard": "shard",
     "device": "device",
@@ -25,52 +27,52 @@ SHARD_COLUMNS: dict[str, str] = {
 }
 
 
-def provenance_notes(metrics: dict[str, Any]) -> list[str]:
+def provenance_notes(metrics: MetricsDocument) -> list[str]:
     """Warnings a reader must see before any number: CPU timings, an automatic fallback."""
-    env = metrics["environment"]
-    used = str(env.get("device_used") or "")
+    env = metrics.environment
+    used = str(env.device_used or "")
     notes = []
-    if env.get("device_requested") == "auto" and used.startswith("cpu"):
+    if env.device_requested == "auto" and used.startswith("cpu"):
         notes.append("device: auto fell back to CPU (no CUDA device was found).")
     if used.startswith("cpu"):
         notes.append(
             "These are CPU timings of the small preset: they show the pipeline and the "
             "model's structure, not GPU performance. Run with device: cuda for GPU numbers."
         )
-    if env.get("device_error"):
-        notes.append(f"Device problem: {env['device_error']}")
+    if env.device_error:
+        notes.append(f"Device problem: {env.device_error}")
     return notes
 
 
-def environment_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def environment_table(metrics: MetricsDocument) -> pd.DataFrame:
     """Device, model, software versions and provenance of the run, one fact per row."""
-    env, config = metrics["environment"], metrics["config"]
+    env, config = metrics.environment, metrics.config
+    # The model spec as run: a mapping, as its fields grow (vlmprof.metrics.document).
     resolved = config.get("resolved", {})
-    packages = env.get("packages", {})
-    commit = env.get("git_commit")
-    if commit and env.get("git_dirty"):
+    commit = env.git_commit
+    if commit and env.git_dirty:
         commit = f"{commit} (with uncommitted changes)"
     rows = [
-        ("run name", metrics["run_name"]),
-        ("device requested", env.get("device_requested")),
-        ("device used", env.get("device_used")),
-        ("GPU", env.get("gpu_name") or "none"),
-        ("CPU", env.get("cpu_model")),
+        ("run name", metrics.run_name),
+        ("device requested", env.device_requested),
+        ("device used", env.device_used),
+        ("GPU", env.gpu_name or "none"),
+        ("CPU", env.cpu_model),
         ("model preset", resolved.get("preset")),
-        ("dtype", metrics["peaks"].get("dtype")),
+        ("dtype", metrics.peaks.dtype),
         ("resolution mode", config.get("mode")),
         (
             "attention / experts kernels",
             f"{resolved.get('attn_implementation')} / {resolved.get('experts_implementation')}",
         ),
-        ("driver", env.get("driver")),
-        ("CUDA", env.get("cuda_version")),
-        ("cuDNN", env.get("cudnn_version")),
-        ("python", env.get("python")),
-        *((package, packages.get(package)) for package in sorted(packages)),
-        ("platform", env.get("platform")),
+        ("driver", env.driver),
+        ("CUDA", env.cuda_version),
+        ("cuDNN", env.cudnn_version),
+        ("python", env.python),
+        *((package, env.packages[package]) for package in sorted(env.packages)),
+        ("platform", env.platform),
         ("git commit", commit or "unknown (not run from a git checkout)"),
-        ("config hash", metrics["config_hash"]),
+        ("config hash", metrics.config_hash),
     ]
     return pd.DataFrame(
         [(key, MISSING if value is None else str(value)) for key, value in rows],
@@ -78,11 +80,11 @@ def environment_table(metrics: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def shards_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def shards_table(metrics: MetricsDocument) -> pd.DataFrame:
     """Where each shard ran (metrics.json's environment.shards): device, GPU index, UUID and
     name, and the median clocks its runs' telemetry saw; empty for a run without them."""
-    shards = metrics["environment"].get("shards") or []
-    rows = [[shard.get(key) for key in SHARD_COLUMNS] for shard in shards]
+    shards: list[ShardEnvironment] = metrics.environment.shards or []
+    rows = [[dataclasses.asdict(shard)[key] for key in SHARD_COLUMNS] for shard in shards]
     # Object columns keep a GPU index an integer and a missing value None (shown as a dash).
     return pd.DataFrame(rows, columns=list(SHARD_COLUMNS.values()), dtype=object)
 
@@ -93,21 +95,21 @@ def benchmark_table(benchmarks: pd.DataFrame) -> pd.DataFrame:
     return benchmarks[~benchmarks["job"].str.startswith("render_")].reset_index(drop=True)
 
 
-def repeatability_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def repeatability_table(metrics: MetricsDocument) -> pd.DataFrame:
     """Per stage, how far repeats of one page spread, against the configured tolerance."""
-    rep = metrics["repeatability"]
-    tolerance = 100.0 * rep["tolerance"]
+    rep = metrics.repeatability
+    tolerance = 100.0 * rep.tolerance
     rows = [
         {
             "stage": display_name(stage),
-            "pages": s["images"],
-            "max deviation from page mean (%)": as_percent(s["max_deviation"]),
-            "max spread (%)": as_percent(s["max_spread"]),
-            "mean CV (%)": as_percent(s["mean_cv"]),
-            "worst page": s["worst_image"],
-            f"within +/-{tolerance:g}%": "pass" if s["pass"] else "FAIL",
+            "pages": s.images,
+            "max deviation from page mean (%)": as_percent(s.max_deviation),
+            "max spread (%)": as_percent(s.max_spread),
+            "mean CV (%)": as_percent(s.mean_cv),
+            "worst page": s.worst_image,
+            f"within +/-{tolerance:g}%": "pass" if s.passed else "FAIL",
         }
-        for stage, s in sorted(rep["stages"].items(), key=lambda item: _stage_order(item[0]))
+        for stage, s in sorted(rep.stages.items(), key=lambda item: _stage_order(item[0]))
     ]
     return pd.DataFrame(rows)
 
@@ -116,11 +118,14 @@ def _stage_order(stage: str) -> int:
     return STAGE_NAMES.index(stage) if stage in STAGE_NAMES else len(STAGE_NAMES)
 
 
-def failed_pages_table(metrics: dict[str, Any], subset: pd.DataFrame) -> pd.DataFrame:
+def failed_pages_table(metrics: MetricsDocument, subset: pd.DataFrame) -> pd.DataFrame:
     """Pages with a failed record: image id, path, how many repeats failed and why (the
     page's path left out of the reason, as it has a column of its own)."""
     columns = ["image id", "path", "failed repeats", "reason"]
-    failures = pd.DataFrame(metrics["failures"], columns=["image_id", "repeat", "error"])
+    failures = pd.DataFrame(
+        [(f.image_id, f.repeat, f.error) for f in metrics.failures],
+        columns=["image_id", "repeat", "error"],
+    )
     if failures.empty:
         return pd.DataFrame(columns=columns)
     paths = subset.set_index("image_id")["path"].astype("string")
@@ -149,7 +154,7 @@ def unprofiled_pages(failed_pages: pd.DataFrame, per_image: pd.DataFrame) -> dic
     }
 
 
-def run_config_yaml(metrics: dict[str, Any]) -> str:
+def run_config_yaml(metrics: MetricsDocument) -> str:
     """The run's configuration as a config file (the resolved device facts left out)."""
-    config = {k: v for k, v in metrics["config"].items() if k != "resolved"}
+    config = {k: v for k, v in metrics.config.items() if k != "resolved"}
     return yaml.safe_dump(config, sort_keys=True)

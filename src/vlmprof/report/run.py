@@ -10,7 +10,8 @@ from typing import Any
 
 import pandas as pd
 
-from vlmprof.records import read_records
+from vlmprof.metrics.document import MetricsDocument
+from vlmprof.records import RunRecord, read_run_records
 
 REQUIRED_FILES: tuple[str, ...] = (
     "metrics.json",
@@ -30,14 +31,14 @@ class RunOutputs:
     """Everything a report reads from one run folder."""
 
     run_dir: Path
-    metrics: dict[str, Any]
+    metrics: MetricsDocument
     stage_ms: pd.DataFrame
     mfu: pd.DataFrame
     mbu: pd.DataFrame
     per_image: pd.DataFrame
     per_category: pd.DataFrame
     subset: pd.DataFrame
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     static: dict[str, Any]
     operators: pd.DataFrame | None
     benchmarks: pd.DataFrame
@@ -55,13 +56,13 @@ def load_run(run_dir: str | Path) -> RunOutputs:
             raise FileNotFoundError(
                 f"{run_dir / name}: missing; run the workflow up to its aggregate step first"
             )
-    metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    metrics = MetricsDocument.read(run_dir / "metrics.json")
     shards = sorted((run_dir / "runs").glob("shard-*.jsonl"))
     if not shards:
         raise FileNotFoundError(f"{run_dir / 'runs'}: no shard-*.jsonl run records; rerun it")
     operators_path = run_dir / "ops" / "operators.csv"
     operators = None
-    if metrics["config"]["operators"]["enabled"]:
+    if metrics.config["operators"]["enabled"]:
         if not operators_path.is_file():
             raise FileNotFoundError(
                 f"{operators_path}: missing although operators.enabled is true; rerun the "
@@ -80,7 +81,7 @@ def load_run(run_dir: str | Path) -> RunOutputs:
         ),
         per_category=pd.read_csv(tables / "per_category.csv", dtype={"category": "string"}),
         subset=pd.read_csv(run_dir / "inputs" / "subset.csv", dtype={"image_id": str}),
-        records=read_records(shards),
+        records=read_run_records(shards),
         static=json.loads((run_dir / "static" / "static_compute.json").read_text("utf-8")),
         operators=operators,
         benchmarks=read_benchmarks(sorted((run_dir / "benchmarks").glob("*.tsv"))),

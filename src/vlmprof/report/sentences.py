@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import Counts, MetricsDocument
 from vlmprof.metrics.roofline import NO_BYTES
 from vlmprof.report import findings as f
 from vlmprof.report.formatting import display_name, percent, times
@@ -34,29 +35,29 @@ def _device_words(cpu: bool) -> tuple[str, str]:
 # --- the run -----------------------------------------------------------------------------
 
 
-def failed_phrase(counts: dict[str, Any]) -> str:
+def failed_phrase(counts: Counts) -> str:
     """Failures as pages and records ("5 of 16 pages failed (10 of 32 records)"), or that
     every record is ok."""
-    if not counts["error"]:
-        return f"all {counts['records']} records ok"
+    if not counts.error:
+        return f"all {counts.records} records ok"
     return (
-        f"{counts['images_failed']} of {counts['images']} pages failed "
-        f"({counts['error']} of {counts['records']} records)"
+        f"{counts.images_failed} of {counts.images} pages failed "
+        f"({counts.error} of {counts.records} records)"
     )
 
 
-def headline(metrics: dict[str, Any]) -> str:
+def headline(metrics: MetricsDocument) -> str:
     """One sentence: time per page split into prefill (with vision) and decode, and the
     host's load and preprocessing before it."""
-    stages, counts = metrics["aggregates"]["stage_ms"], metrics["counts"]
-    size = f"{counts['images']} pages x {counts['repeats']} repeats, {failed_phrase(counts)}"
+    aggregates, counts = metrics.aggregates, metrics.counts
+    size = f"{counts.images} pages x {counts.repeats} repeats, {failed_phrase(counts)}"
     if not timed(metrics):
         return f"No page was timed: {size}. The engineering report lists why each one failed."
-    env = metrics["environment"]
-    device = env.get("gpu_name") or env.get("cpu_model") or env.get("device_used")
-    prefill, decode = stages["prefill"]["mean"], stages["decode"]["mean"]
-    tokens = metrics["aggregates"]["tokens"]["mean"]
-    rate = metrics["aggregates"]["decode_tokens_per_s"]
+    env = metrics.environment
+    device = env.gpu_name or env.cpu_model or env.device_used
+    prefill, decode = aggregates.mean_ms("prefill"), aggregates.mean_ms("decode")
+    tokens = aggregates.tokens.mean
+    rate = aggregates.decode_tokens_per_s
     speed = "" if rate is None else f" ({rate:,.2f} decode tokens/s)"
     host = host_ms(metrics)
     before = (
@@ -65,9 +66,10 @@ def headline(metrics: dict[str, Any]) -> str:
         else ""
     )
     return (
-        f"On {device} ({env.get('device_used')}), one page takes {prefill + decode:,.2f} ms "
-        f"on average: prefill {prefill:,.2f} ms (of which vision {stages['vision']['mean']:,.2f}"
-        f" ms) and decode {decode:,.2f} ms for {tokens:g} tokens{speed}{before}; {size}."
+        f"On {device} ({env.device_used}), one page takes {prefill + decode:,.2f} ms "
+        f"on average: prefill {prefill:,.2f} ms (of which vision "
+        f"{aggregates.mean_ms('vision'):,.2f} ms) and decode {decode:,.2f} ms for {tokens:g} "
+        f"tokens{speed}{before}; {size}."
     )
 
 
@@ -249,17 +251,17 @@ def recommendation_sentences(found: list[f.Recommendation]) -> list[str]:
 # --- reliability, categories, reproducing ------------------------------------------------
 
 
-def reliability_sentence(metrics: dict[str, Any]) -> str:
+def reliability_sentence(metrics: MetricsDocument) -> str:
     """Whether repeats agree within tolerance and how many records failed."""
-    rep, counts = metrics["repeatability"], metrics["counts"]
-    failed = "no failures" if not counts["error"] else failed_phrase(counts)
-    if rep.get("pass") is None:
-        agreement = f"repeatability not judged ({rep.get('reason', 'no repeats')})"
-    elif rep["pass"]:
-        agreement = f"every stage repeats within +/-{percent(rep['tolerance'])}"
+    rep, counts = metrics.repeatability, metrics.counts
+    failed = "no failures" if not counts.error else failed_phrase(counts)
+    if rep.passed is None:
+        agreement = f"repeatability not judged ({rep.reason or 'no repeats'})"
+    elif rep.passed:
+        agreement = f"every stage repeats within +/-{percent(rep.tolerance)}"
     else:
-        names = _stage_names(rep["failing_stages"])
-        agreement = f"{names} vary by more than +/-{percent(rep['tolerance'])} across repeats"
+        names = _stage_names(rep.failing_stages)
+        agreement = f"{names} vary by more than +/-{percent(rep.tolerance)} across repeats"
     return f"Reliability: {agreement}; {failed}."
 
 
@@ -275,14 +277,14 @@ def category_sentence(gap: f.CategoryGap | None) -> str | None:
     )
 
 
-def reproduce_sentence(metrics: dict[str, Any]) -> str:
+def reproduce_sentence(metrics: MetricsDocument) -> str:
     """How to rerun this run: the command, the config it needs and the hash to expect."""
-    commit = metrics["environment"].get("git_commit")
+    commit = metrics.environment.git_commit
     checkout = f"check out commit `{commit}`, " if commit else ""
     return (
         f"To reproduce: {checkout}save this run's configuration (the last section of the "
         f"engineering report) as `run-config.yaml` and run `{REPRODUCE_COMMAND}`; the new "
-        f"run's metrics.json carries config hash `{metrics['config_hash'][:12]}` when the "
+        f"run's metrics.json carries config hash `{metrics.config_hash[:12]}` when the "
         "configuration and resolved device match."
     )
 

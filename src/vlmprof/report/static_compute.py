@@ -7,15 +7,16 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import MetricsDocument, WorkSource
 from vlmprof.report.formatting import as_percent
 
 # Counts within this fraction of the analytic FLOPs agree with it.
 AGREEMENT = 0.02
 
 
-def params_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def params_table(metrics: MetricsDocument) -> pd.DataFrame:
     """Parameters (millions) of each part of the model."""
-    params = metrics["static"]["params"]
+    params = metrics.static.params
     return pd.DataFrame(
         {"part": list(params), "parameters (M)": [v / 1e6 for v in params.values()]}
     )
@@ -59,10 +60,10 @@ def static_crosscheck(static: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def counted_work_note(static: dict[str, Any]) -> str | None:
+def counted_work_note(metrics: MetricsDocument) -> str | None:
     """Why a model has no per-stage FLOP table: its work is counted per page (None when its
-    stages are costed here)."""
-    if static["stages"]:
+    work comes from formulas, costed stage by stage here)."""
+    if metrics.work.source is WorkSource.FORMULAS:
         return None
     return (
         "This model has no analytic formulas: each page's FLOPs and bytes are counted over "

@@ -6,8 +6,7 @@ else the profiler pass's own figure, labelled as such.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from vlmprof.metrics.document import TimelineStage
 
 
 def pass_speed(dilation: float) -> str:
@@ -15,12 +14,6 @@ def pass_speed(dilation: float) -> str:
     if dilation >= 1.0:
         return f"the profiler pass ran {dilation:.1f}x slower"
     return f"the profiler pass ran {1.0 / dilation:.1f}x faster"
-
-
-def quoted_fraction(entry: Mapping[str, Any]) -> float:
-    """A timeline stage's busy fraction against the timed stage, else under the profiler."""
-    timed = entry.get("busy_fraction_timed")
-    return entry["busy_fraction"] if timed is None else timed
 
 
 def busy_basis(dilation: float | None, capped: bool) -> str:
@@ -37,13 +30,18 @@ def busy_basis(dilation: float | None, capped: bool) -> str:
     return how
 
 
-def quoted_busy(entry: Mapping[str, Any]) -> tuple[float, str]:
+def quoted_dilation(entry: TimelineStage) -> float | None:
+    """The dilation behind a timeline stage's quoted busy fraction; None where that fraction
+    is the profiler pass's own."""
+    return None if entry.busy_fraction_timed is None else entry.dilation
+
+
+def quoted_busy(entry: TimelineStage) -> tuple[float | None, str]:
     """A timeline stage's quoted busy fraction and how it was obtained."""
-    timed = entry.get("busy_fraction_timed") is not None
-    dilation = entry.get("dilation") if timed else None
-    return quoted_fraction(entry), busy_basis(dilation, bool(entry.get("busy_fraction_capped")))
+    basis = busy_basis(quoted_dilation(entry), bool(entry.busy_fraction_capped))
+    return entry.quoted_busy_fraction(), basis
 
 
-def quoted_verdict(entry: Mapping[str, Any]) -> str:
+def quoted_verdict(entry: TimelineStage) -> str | None:
     """A timeline stage's launch-bound verdict, judged on the quoted busy fraction."""
-    return entry.get("verdict_timed") or entry["verdict"]
+    return entry.verdict_timed or entry.verdict

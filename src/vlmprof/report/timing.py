@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import MetricsDocument
+from vlmprof.records import RunRecord
 from vlmprof.report.formatting import MISSING, as_percent
 from vlmprof.stages import (
     EXCLUSIVE_STAGES,
@@ -64,17 +66,17 @@ def stage_timing_table(stage_ms: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def timed(metrics: dict[str, Any]) -> bool:
+def timed(metrics: MetricsDocument) -> bool:
     """Whether any ok record timed the run's stages (False when every page failed)."""
-    return {"prefill", "decode"} <= set(metrics["aggregates"]["stage_ms"])
+    return {"prefill", "decode"} <= set(metrics.aggregates.stage_ms)
 
 
-def stage_mean(metrics: dict[str, Any], stage: str) -> float:
+def stage_mean(metrics: MetricsDocument, stage: str) -> float:
     """Mean time (ms) of `stage` over the ok records; a KeyError naming it when none timed it."""
-    stages = metrics["aggregates"]["stage_ms"]
-    if stage not in stages:
+    mean = metrics.aggregates.mean_ms(stage)
+    if mean is None:
         raise KeyError(f"metrics.json: aggregates.stage_ms has no {stage!r}; no ok record timed it")
-    return float(stages[stage]["mean"])
+    return float(mean)
 
 
 def _remainder(vision: Any, parts: Any) -> Any:
@@ -91,7 +93,7 @@ def _with_shares(parts: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"mean (ms)": parts, "share (%)": 100.0 * parts / parts.sum()})
 
 
-def run_split(metrics: dict[str, Any]) -> pd.DataFrame:
+def run_split(metrics: MetricsDocument) -> pd.DataFrame:
     """A page end to end: the host's image load and preprocessing (where the run timed
     them), prefill and decode; mean time per page (ms) and share of their sum (%)."""
     device = {label(s): stage_mean(metrics, s) for s in ("prefill", "decode")}
@@ -109,11 +111,11 @@ def _exclusive_prefill_parts(ms: dict[str, Any]) -> dict[str, Any]:
     return parts
 
 
-def prefill_split(metrics: dict[str, Any]) -> pd.DataFrame:
+def prefill_split(metrics: MetricsDocument) -> pd.DataFrame:
     """Prefill cut into exclusive parts: SAM, CLIP, projector, the vision remainder
     (vision - SAM - CLIP - projector, time in vision no sub-stage timer covers) and LLM
     prefill (prefill - vision); mean (ms) and share of prefill (%)."""
-    stages = metrics["aggregates"]["stage_ms"]
+    stages = metrics.aggregates.stage_ms
     mean = {
         s: stage_mean(metrics, s) for s in _SPLIT_STAGES if s in stages or s not in VISION_PARTS
     }
@@ -123,21 +125,21 @@ def prefill_split(metrics: dict[str, Any]) -> pd.DataFrame:
     )
 
 
-def page_split(metrics: dict[str, Any]) -> pd.DataFrame:
+def page_split(metrics: MetricsDocument) -> pd.DataFrame:
     """Exclusive parts of a page's prefill + decode time: mean (ms) and share (%)."""
     parts = prefill_split(metrics)["mean (ms)"]
     parts[label("decode")] = stage_mean(metrics, "decode")
     return _with_shares(parts)
 
 
-def host_ms(metrics: dict[str, Any]) -> dict[str, float]:
+def host_ms(metrics: MetricsDocument) -> dict[str, float]:
     """The host's part of a page where the run timed it: mean image load and preprocess
     (ms), by display name, in the order they run."""
-    stages = metrics["aggregates"]["stage_ms"]
+    stages = metrics.aggregates.stage_ms
     return {label(s): stage_mean(metrics, s) for s in HOST_STAGES if s in stages}
 
 
-def end_to_end_split(metrics: dict[str, Any]) -> pd.DataFrame:
+def end_to_end_split(metrics: MetricsDocument) -> pd.DataFrame:
     """A page end to end: the host's load and preprocess, then the exclusive parts of
     prefill and decode; mean (ms) and share of their sum (%)."""
     host = pd.Series(host_ms(metrics), dtype=float)
@@ -173,9 +175,9 @@ def category_table(per_category: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def decode_latency_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def decode_latency_table(metrics: MetricsDocument) -> pd.DataFrame:
     """TTFT and time per output token: mean, p50, p90, p99 (ms) and samples."""
-    stages = metrics["aggregates"]["stage_ms"]
+    stages = metrics.aggregates.stage_ms
     rows = []
     for stage in ("ttft", "decode_per_token"):
         if stage in stages:
@@ -183,37 +185,37 @@ def decode_latency_table(metrics: dict[str, Any]) -> pd.DataFrame:
             rows.append(
                 {
                     "latency": label(stage),
-                    "mean (ms)": s["mean"],
-                    "p50 (ms)": s["p50"],
-                    "p90 (ms)": s["p90"],
-                    "p99 (ms)": s["p99"],
-                    "samples": s["n"],
+                    "mean (ms)": s.mean,
+                    "p50 (ms)": s.p50,
+                    "p90 (ms)": s.p90,
+                    "p99 (ms)": s.p99,
+                    "samples": s.n,
                 }
             )
     return pd.DataFrame(rows)
 
 
-def decode_steps(records: list[dict[str, Any]]) -> pd.DataFrame:
+def decode_steps(records: list[RunRecord]) -> pd.DataFrame:
     """Every decode step of the ok records: image, repeat, step index and its time (ms)."""
     rows = [
-        {"image_id": r["image_id"], "repeat": r["repeat"], "step": i + 1, "step (ms)": ms}
+        {"image_id": r.image_id, "repeat": r.repeat, "step": i + 1, "step (ms)": ms}
         for r in records
-        if r.get("status", "ok") == "ok"
-        for i, ms in enumerate(r.get("decode_step_ms") or [])
+        if r.status == "ok"
+        for i, ms in enumerate(r.decode_step_ms)
     ]
     return pd.DataFrame(rows, columns=["image_id", "repeat", "step", "step (ms)"])
 
 
-def ttft_values(records: list[dict[str, Any]]) -> pd.Series:
+def ttft_values(records: list[RunRecord]) -> pd.Series:
     """TTFT (ms) of every ok record."""
-    values = [r["ttft_ms"] for r in records if r.get("status", "ok") == "ok" and r.get("ttft_ms")]
+    values = [r.ttft_ms for r in records if r.status == "ok" and r.ttft_ms]
     return pd.Series(values, name="TTFT (ms)", dtype=float)
 
 
 BATCH_TIMELINE_COLUMNS: tuple[str, ...] = ("lane", "span", "start (ms)", "end (ms)")
 
 
-def batch_timeline(records: list[dict[str, Any]]) -> pd.DataFrame:
+def batch_timeline(records: list[RunRecord]) -> pd.DataFrame:
     """One batch's host and GPU sides on the host clock, in ms from its first span: each
     page's load and preprocessing, the timing pass's wait for each page, and the batch's
     prefill and decode (the run's window split by its stage times).
@@ -222,28 +224,23 @@ def batch_timeline(records: list[dict[str, Any]]) -> pd.DataFrame:
     batch, past the first's warm-up); empty for records from before spans were kept.
     """
     spans = [
-        r
-        for r in records
-        if r.get("status", "ok") == "ok"
-        and r.get("repeat") == 0
-        and r.get("run_span_s")
-        and r.get("host_span_s")
+        r for r in records if r.status == "ok" and r.repeat == 0 and r.run_span_s and r.host_span_s
     ]
     if not spans:
         return pd.DataFrame(columns=list(BATCH_TIMELINE_COLUMNS))
-    largest = max(r.get("batch_size") or 1 for r in spans)
-    last = max((r for r in spans if (r.get("batch_size") or 1) == largest), key=_run_start)
-    batch = [r for r in spans if r.get("run_span_s") == last.get("run_span_s")]
+    largest = max(r.batch_size for r in spans)
+    last = max((r for r in spans if r.batch_size == largest), key=_run_start)
+    batch = [r for r in spans if r.run_span_s == last.run_span_s]
     rows = []
     for record in batch:
-        page = record["image_id"]
-        rows.append(("host: load + preprocess", page, *record["host_span_s"]))
-        if record.get("wait_span_s"):
-            rows.append(("timing pass: waits for the page", page, *record["wait_span_s"]))
-    run_start, run_end = last["run_span_s"]
-    prefill_end = run_start + last["prefill_ms"] / 1000.0
+        page = record.image_id
+        rows.append(("host: load + preprocess", page, *record.host_span_s))
+        if record.wait_span_s:
+            rows.append(("timing pass: waits for the page", page, *record.wait_span_s))
+    run_start, run_end = last.run_span_s
+    prefill_end = run_start + last.prefill_ms / 1000.0
     rows.append(("GPU: the batch", label("prefill"), run_start, prefill_end))
-    rows.append(("GPU: the batch", label("decode"), run_end - last["decode_ms"] / 1000.0, run_end))
+    rows.append(("GPU: the batch", label("decode"), run_end - last.decode_ms / 1000.0, run_end))
     frame = pd.DataFrame(rows, columns=["lane", "span", "start", "end"])
     origin = frame["start"].min()
     frame["start (ms)"] = (frame["start"] - origin) * 1000.0
@@ -251,5 +248,5 @@ def batch_timeline(records: list[dict[str, Any]]) -> pd.DataFrame:
     return frame[list(BATCH_TIMELINE_COLUMNS)]
 
 
-def _run_start(record: dict[str, Any]) -> float:
-    return float(record["run_span_s"][0])
+def _run_start(record: RunRecord) -> float:
+    return float(record.run_span_s[0])

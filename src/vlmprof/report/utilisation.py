@@ -3,11 +3,10 @@ bandwidth and each stage on the roofline, as aggregation wrote them."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pandas as pd
 
-from vlmprof.metrics.roofline import PEAK_COLUMNS, peaks_by_column
+from vlmprof.metrics.document import MetricsDocument
+from vlmprof.metrics.roofline import PEAK_COLUMNS
 from vlmprof.report.formatting import MISSING, display_name
 from vlmprof.stages import VISION_PARTS
 
@@ -21,27 +20,27 @@ BYTE_COLUMNS = {
 }
 
 
-def peaks_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def peaks_table(metrics: MetricsDocument) -> pd.DataFrame:
     """The two denominators of MFU and MBU, each with where it came from (or why absent)."""
     return pd.DataFrame(
         [
             {
                 "peak": column,
-                "compute (TFLOP/s)": entry["tflops"],
-                "bandwidth (TB/s)": entry["tbps"],
-                "source": entry.get("label") or entry.get("reason") or MISSING,
+                "compute (TFLOP/s)": entry.tflops,
+                "bandwidth (TB/s)": entry.tbps,
+                "source": entry.label or entry.reason or MISSING,
             }
-            for column, entry in peaks_by_column(metrics["peaks"]).items()
+            for column, entry in metrics.peaks.by_column().items()
         ]
     )
 
 
-def missing_peak_reasons(metrics: dict[str, Any]) -> dict[str, str]:
+def missing_peak_reasons(metrics: MetricsDocument) -> dict[str, str]:
     """Why the datasheet or calibrated peak is absent, for each that is."""
     return {
-        column: entry.get("reason") or "unknown"
-        for column, entry in peaks_by_column(metrics["peaks"]).items()
-        if entry["tflops"] is None or entry["tbps"] is None
+        column: entry.reason or "unknown"
+        for column, entry in metrics.peaks.by_column().items()
+        if entry.tflops is None or entry.tbps is None
     }
 
 
@@ -64,59 +63,60 @@ def utilisation_table(mfu: pd.DataFrame, mbu: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def decode_roofline_table(metrics: dict[str, Any]) -> pd.DataFrame:
+def decode_roofline_table(metrics: MetricsDocument) -> pd.DataFrame:
     """Bytes one decode step moves (necessary, and as implemented) and the step time each
     peak bandwidth would allow the necessary bytes."""
-    roof = metrics["mbu"].get("decode_roofline")
-    if not roof or roof.get("bytes_necessary_per_token") is None:
+    roof = metrics.mbu.decode_roofline
+    if roof is None or roof.bytes_necessary_per_token is None:
         return pd.DataFrame(columns=["quantity", "value"])
-    implemented = roof.get("bytes_as_implemented_per_token")
     rows = [
-        ("MB per decode step, necessary", roof["bytes_necessary_per_token"] / 1e6),
-        ("MB per decode step, as implemented", _scaled(implemented, 1e-6)),
-        ("measured time per step (ms)", roof["ms_per_token_measured"]),
-        ("step time at datasheet bandwidth (ms)", roof["ms_per_token_at_datasheet_bw"]),
-        ("step time at calibrated bandwidth (ms)", roof["ms_per_token_at_calibrated_bw"]),
+        ("MB per decode step, necessary", roof.bytes_necessary_per_token / 1e6),
+        ("MB per decode step, as implemented", _scaled(roof.bytes_as_implemented_per_token, 1e-6)),
+        ("measured time per step (ms)", roof.ms_per_token_measured),
+        ("step time at datasheet bandwidth (ms)", roof.ms_per_token_at_datasheet_bw),
+        ("step time at calibrated bandwidth (ms)", roof.ms_per_token_at_calibrated_bw),
     ]
     return pd.DataFrame(rows, columns=["quantity", "value"])
 
 
-def roofline_points(metrics: dict[str, Any]) -> pd.DataFrame:
+def roofline_points(metrics: MetricsDocument) -> pd.DataFrame:
     """Each stage on the roofline (metrics.json's `roofline`): work per page (both byte
     figures), arithmetic intensity (FLOP per necessary byte), achieved rate, and per peak with
     both a compute and a bandwidth figure its roof (the attainable GFLOP/s at that intensity)
     and the share of it reached; "bound by" names the roof that limits the stage at the
     calibrated peak."""
-    if "roofline" not in metrics:
+    if metrics.roofline is None:
         raise KeyError("metrics.json: no roofline section; rerun the run's aggregate step")
-    per_stage = metrics["roofline"].get("per_stage", {})
+    per_stage = metrics.roofline.per_stage
     stages = [s for s in ROOFLINE_STAGES if s in per_stage]
     entries = [per_stage[s] for s in stages]
     table = pd.DataFrame(
         {
-            "GFLOP per page": [e["flops_per_run"] / 1e9 for e in entries],
-            **{
-                f"MB per page, {label}": [_scaled(e[column], 1e-6) for e in entries]
-                for column, label in BYTE_COLUMNS.items()
-            },
-            "intensity (FLOP/byte)": [e["intensity_necessary"] for e in entries],
-            "achieved (GFLOP/s)": [e["achieved_tflops"] * 1e3 for e in entries],
+            "GFLOP per page": [e.flops_per_run / 1e9 for e in entries],
+            "MB per page, necessary": [_scaled(e.bytes_necessary_per_run, 1e-6) for e in entries],
+            "MB per page, as implemented": [
+                _scaled(e.bytes_as_implemented_per_run, 1e-6) for e in entries
+            ],
+            "intensity (FLOP/byte)": [e.intensity_necessary for e in entries],
+            "achieved (GFLOP/s)": [e.achieved_tflops * 1e3 for e in entries],
         },
         index=pd.Index([display_name(s) for s in stages], name="stage"),
     )
-    peaks = peaks_by_column(metrics["peaks"])
+    peaks = metrics.peaks.by_column()
     for column in PEAK_COLUMNS:
-        if peaks[column]["tflops"] and peaks[column]["tbps"]:
-            at_peak = [e[column] or {} for e in entries]
+        if peaks[column].tflops and peaks[column].tbps:
+            at_peak = [e.at(column) for e in entries]
             table[f"{column} roof (GFLOP/s)"] = [
-                _scaled(p.get("attainable_tflops"), 1e3) for p in at_peak
+                None if p is None else _scaled(p.attainable_tflops, 1e3) for p in at_peak
             ]
             table[f"of {column} roof (%)"] = [
-                _reciprocal_percent(p.get("distance")) for p in at_peak
+                None if p is None else _reciprocal_percent(p.distance) for p in at_peak
             ]
     calibrated = peaks["calibrated"]
-    if calibrated["tflops"] and calibrated["tbps"]:
-        table["bound by (calibrated)"] = [(e["calibrated"] or {}).get("bound") for e in entries]
+    if calibrated.tflops and calibrated.tbps:
+        table["bound by (calibrated)"] = [
+            None if e.calibrated is None else e.calibrated.bound for e in entries
+        ]
     return table
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from vlmprof.atomic import atomic_open, write_json_atomic
+from vlmprof.metrics.document import Cost, MbuStage, MetricsDocument, MfuStage, PageBound
 from vlmprof.metrics.roofline import PEAK_COLUMNS
 from vlmprof.stages import HOST_STAGES, STAGE_NAMES
 from vlmprof.variants import paired
@@ -77,7 +78,7 @@ class VariantRun:
     name: str
     switches: dict[str, Any]
     gate: dict[str, Any] | None
-    metrics: dict[str, Any]
+    metrics: MetricsDocument
     per_image: pd.DataFrame
 
 
@@ -111,7 +112,7 @@ def read_run(
         name=name,
         switches=dict(switches or {}),
         gate=None if gate_path is None else read_gate(gate_path, name),
-        metrics=json.loads(metrics_path.read_text(encoding="utf-8")),
+        metrics=MetricsDocument.read(metrics_path),
         per_image=pd.read_csv(per_image_path, index_col="image_id"),
     )
 
@@ -167,27 +168,35 @@ def _shards(shard: pd.Series | None, pages: pd.Series) -> np.ndarray | None:
     return None if shard is None else shard.reindex(pages.index).fillna(-1).to_numpy(int)
 
 
-def roofline_distance(metrics: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+def roofline_distance(metrics: MetricsDocument) -> dict[str, dict[str, PageBound]]:
     """Per stage of `ROOFLINE_STAGES` and the page, per peak column with a bound: the
     roofline entry aggregation wrote into metrics.json (distance, bound, bytes counted)."""
-    roofline = metrics.get("roofline") or {}
-    entries = {s: roofline.get("per_stage", {}).get(s) for s in ROOFLINE_STAGES}
-    entries[PAGE] = roofline.get("model_level")
-    return {
-        stage: {column: entry[column] for column in PEAK_COLUMNS if entry.get(column)}
+    if metrics.roofline is None:
+        return {}
+    entries = {s: metrics.roofline.per_stage.get(s) for s in ROOFLINE_STAGES}
+    entries[PAGE] = metrics.roofline.model_level
+    bounds = {
+        stage: {column: entry.at(column) for column in PEAK_COLUMNS}
         for stage, entry in entries.items()
-        if entry
+        if entry is not None
+    }
+    return {
+        stage: {column: found for column, found in by_peak.items() if found is not None}
+        for stage, by_peak in bounds.items()
     }
 
 
-def _utilisation(metrics: dict[str, Any], stage: str) -> dict[str, float | None]:
+def _utilisation(metrics: MetricsDocument, stage: str) -> dict[str, float | None]:
     """MFU and MBU of a stage against both peaks, as metrics.json holds them."""
-    mfu = metrics.get("mfu", {})
-    compute = mfu.get("model_level") if stage == PAGE else mfu.get("per_stage", {}).get(stage)
-    memory = metrics.get("mbu", {}).get("per_stage", {}).get(stage)
+    compute = metrics.mfu.model_level if stage == PAGE else metrics.mfu.per_stage.get(stage)
+    memory = metrics.mbu.per_stage.get(stage)
+    entries: tuple[tuple[str, MfuStage | MbuStage | None], ...] = (
+        ("mfu", compute),
+        ("mbu", memory),
+    )
     return {
-        f"{kind}_{column}": (entry or {}).get(column)
-        for kind, entry in (("mfu", compute), ("mbu", memory))
+        f"{kind}_{column}": None if entry is None else entry.at(column)
+        for kind, entry in entries
         for column in PEAK_COLUMNS
     }
 
@@ -282,9 +291,9 @@ def _row(
         "family": family,
         "verdict": _verdict(measured, p_adjusted),
         **_utilisation(run.metrics, stage),
-        **{f"roofline_x_{c}": roof.get(c, {}).get("distance") for c in PEAK_COLUMNS},
-        **{f"bound_{c}": roof.get(c, {}).get("bound") for c in PEAK_COLUMNS},
-        "bytes_counted": next((v["bytes_counted"] for v in roof.values()), None),
+        **{f"roofline_x_{c}": roof[c].distance if c in roof else None for c in PEAK_COLUMNS},
+        **{f"bound_{c}": roof[c].bound if c in roof else None for c in PEAK_COLUMNS},
+        "bytes_counted": next((bound.bytes_counted for bound in roof.values()), None),
     }
 
 
@@ -323,7 +332,8 @@ def payback_pages(extra_warmup_ms: float | None, saving_ms: float | None) -> flo
 
 def _warmup_ms(run: VariantRun) -> float | None:
     """The mean warm-up of the run's shards (ms), None where no record carries one."""
-    return (run.metrics.get("aggregates", {}).get("warmup_ms") or {}).get("mean")
+    warmup = run.metrics.aggregates.warmup_ms
+    return None if warmup is None else warmup.mean
 
 
 def _with_payback(
@@ -343,16 +353,15 @@ def _with_payback(
 
 def _variant_entry(run: VariantRun, status: str) -> dict[str, Any]:
     """What the comparison records of an arm besides its stage rows."""
-    counts = run.metrics.get("counts", {})
     return {
         "name": run.name,
         "status": status,
         "switches": run.switches,
         "gate": run.gate,
-        "run_name": run.metrics.get("run_name"),
-        "config_hash": run.metrics.get("config_hash"),
-        "records_ok": counts.get("ok"),
-        "records_error": counts.get("error"),
+        "run_name": run.metrics.run_name,
+        "config_hash": run.metrics.config_hash,
+        "records_ok": run.metrics.counts.ok,
+        "records_error": run.metrics.counts.error,
         "warmup_ms": _warmup_ms(run),
     }
 
@@ -360,21 +369,25 @@ def _variant_entry(run: VariantRun, status: str) -> dict[str, Any]:
 def _setting(run: VariantRun, status: str) -> dict[str, Any]:
     """One arm's cost of a page at its real length (its metrics.json `cost` section) and its
     measured throughput (pages/s and decode tokens/s of its batches)."""
-    cost = run.metrics.get("cost") or {}
-    aggregates = run.metrics.get("aggregates") or {}
-    money = [cost.get("gpu_cost_per_1000_pages"), cost.get("energy_cost_per_1000_pages")]
+    cost = run.metrics.cost or Cost()
+    aggregates = run.metrics.aggregates
+    money = [cost.gpu_cost_per_1000_pages, cost.energy_cost_per_1000_pages]
     priced = [value for value in money if value is not None]
+    # Cost sections from before batching ran one page at a time and had no latency figure.
+    latency = cost.latency_ms_per_page
+    if latency is None:
+        latency = cost.serial_ms_per_page
     return {
         "name": run.name,
         "status": status,
-        "batch_size": cost.get("batch_size", 1),
-        "pages_per_s": aggregates.get("pages_per_s"),
-        "pages_per_s_end_to_end": aggregates.get("pages_per_s_end_to_end"),
-        "decode_tokens_per_s": aggregates.get("decode_tokens_per_s"),
-        "latency_ms": cost.get("latency_ms_per_page", cost.get("serial_ms_per_page")),
-        "pages_per_gpu_day": cost.get("pages_per_gpu_day"),
-        "gpu_cost_per_1000_pages": cost.get("gpu_cost_per_1000_pages"),
-        "energy_cost_per_1000_pages": cost.get("energy_cost_per_1000_pages"),
+        "batch_size": 1 if cost.batch_size is None else cost.batch_size,
+        "pages_per_s": aggregates.pages_per_s,
+        "pages_per_s_end_to_end": aggregates.pages_per_s_end_to_end,
+        "decode_tokens_per_s": aggregates.decode_tokens_per_s,
+        "latency_ms": latency,
+        "pages_per_gpu_day": cost.pages_per_gpu_day,
+        "gpu_cost_per_1000_pages": cost.gpu_cost_per_1000_pages,
+        "energy_cost_per_1000_pages": cost.energy_cost_per_1000_pages,
         "cost_per_1000_pages": sum(priced) if priced else None,
     }
 
@@ -405,9 +418,9 @@ def cheapest_within(settings: Sequence[dict[str, Any]], bound_ms: float | None) 
     return {**best, "by": by, "bound_ms": bound_ms, "candidates": len(within)}
 
 
-def headline_peak(metrics: dict[str, Any]) -> str:
+def headline_peak(metrics: MetricsDocument) -> str:
     """The peak column a reader is shown: the datasheet where known, else the calibrated."""
-    return "datasheet" if metrics["peaks"]["reference"].get("tflops") else "calibrated"
+    return "datasheet" if metrics.peaks.reference.tflops else "calibrated"
 
 
 def compare_variants(
@@ -439,7 +452,7 @@ def compare_variants(
         for (run, _), entry in zip(arms, entries, strict=True)
         if entry["status"] != CONTROL
     ]
-    bound = ((baseline.metrics.get("config") or {}).get("cost") or {}).get("latency_slo_ms")
+    bound = baseline.metrics.config.get("cost", {}).get("latency_slo_ms")
     return {
         "baseline": baseline.name,
         "control": control.name if control else None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vlmprof.metrics.document import Cost, MbuStage, MetricsDocument, MfuStage
 from vlmprof.models.base import LATER_FIELDS
 from vlmprof.variants.comparison import headline_peak
 
@@ -18,22 +19,18 @@ def _mean(values: list[Any]) -> float | None:
     return sum(present) / len(present) if present else None
 
 
-def _stage_mean(metrics: Mapping[str, Any], stage: str) -> float | None:
-    return ((metrics.get("aggregates") or {}).get("stage_ms", {}).get(stage) or {}).get("mean")
+def _ratio(entry: MfuStage | MbuStage | None, peak: str) -> float | None:
+    """A stage's MFU or MBU at `peak`; None where the run has no figure for the stage."""
+    return None if entry is None else entry.at(peak)
 
 
-def _ratio(section: Mapping[str, Any], stage: str, peak: str) -> float | None:
-    return ((section.get("per_stage") or {}).get(stage) or {}).get(peak)
-
-
-def model_entry(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
+def model_entry(name: str, metrics: MetricsDocument) -> dict[str, Any]:
     """One model's figures: what it is, its pages' tokens, each stage's mean time, decode
     tokens/s, MFU and MBU against the headline peak, and its cost section's figures."""
-    # The spec as jobs get it: later fields at their released value are left out.
-    spec = {**LATER_FIELDS, **((metrics.get("config") or {}).get("resolved") or {})}
-    inputs = metrics.get("inputs") or []
-    cost = metrics.get("cost") or {}
-    mfu, mbu = metrics.get("mfu") or {}, metrics.get("mbu") or {}
+    # The spec as jobs get it (a mapping: its fields grow): later fields at their released
+    # value are left out.
+    spec = {**LATER_FIELDS, **metrics.config.get("resolved", {})}
+    cost = metrics.cost or Cost()
     peak = headline_peak(metrics)
     model = spec.get("name")
     if model == "hf_vlm":
@@ -42,34 +39,31 @@ def model_entry(name: str, metrics: Mapping[str, Any]) -> dict[str, Any]:
         "name": name,
         "model": model,
         "preset": spec.get("preset"),
-        "parameters": ((metrics.get("static") or {}).get("params") or {}).get("total"),
-        "pages": (metrics.get("counts") or {}).get("images"),
-        "pages_failed": (metrics.get("counts") or {}).get("images_failed"),
-        "image_tokens": _mean([row.get("image_tokens") for row in inputs]),
-        "prefill_len": _mean([row.get("prefill_len") for row in inputs]),
+        "parameters": metrics.static.params.get("total"),
+        "pages": metrics.counts.images,
+        "pages_failed": metrics.counts.images_failed,
+        "image_tokens": _mean([row.image_tokens for row in metrics.inputs]),
+        "prefill_len": _mean([row.prefill_len for row in metrics.inputs]),
         "stage_ms": {
-            stage: _stage_mean(metrics, stage)
+            stage: metrics.aggregates.mean_ms(stage)
             for stage in ("vision", "llm_prefill", "prefill", "decode_per_token")
         },
-        "decode_tokens_per_s": (metrics.get("aggregates") or {}).get("decode_tokens_per_s"),
+        "decode_tokens_per_s": metrics.aggregates.decode_tokens_per_s,
         "peak": peak,
-        "mfu_prefill": _ratio(mfu, "prefill", peak),
-        "mbu_decode": _ratio(mbu, "decode", peak),
+        "mfu_prefill": _ratio(metrics.mfu.per_stage.get("prefill"), peak),
+        "mbu_decode": _ratio(metrics.mbu.per_stage.get("decode"), peak),
         "cost": {
-            key: cost.get(key)
-            for key in (
-                "output_tokens",
-                "gpu_ms_per_page",
-                "pages_per_gpu_day",
-                "joules_per_page",
-                "gpu_cost_per_1000_pages",
-                "energy_cost_per_1000_pages",
-            )
+            "output_tokens": cost.output_tokens,
+            "gpu_ms_per_page": cost.gpu_ms_per_page,
+            "pages_per_gpu_day": cost.pages_per_gpu_day,
+            "joules_per_page": cost.joules_per_page,
+            "gpu_cost_per_1000_pages": cost.gpu_cost_per_1000_pages,
+            "energy_cost_per_1000_pages": cost.energy_cost_per_1000_pages,
         },
     }
 
 
-def compare_models(runs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def compare_models(runs: Mapping[str, MetricsDocument]) -> dict[str, Any]:
     """models/comparison.json content: one entry per model (the run's own first), and the
     cheapest by GPU time per page."""
     entries = [model_entry(name, metrics) for name, metrics in runs.items()]
