@@ -3,12 +3,18 @@ the check of a test's `needs_tool` mark."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.needs_tool import missing_tool
 from tests.workflow_helpers import FAST_CONFIG, copy_workflow, run_workflow
+
+# Under pytest-xdist every core runs a worker: one thread per worker (and per job it
+# starts) keeps them from fighting over the cores.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.hookimpl(tryfirst=True)
