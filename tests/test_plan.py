@@ -212,6 +212,11 @@ def test_folders_match_the_arms_they_pick_and_no_other():
             "model.trust_remote_code",
             "model.trust_remote_code: only with model.checkpoint",
         ),
+        (
+            {"models": {"remote": {"trust_remote_code": True}}},
+            "models.remote.trust_remote_code",
+            "models.remote.trust_remote_code: only with models.remote.checkpoint",
+        ),
         ({"shards": 2.0}, "shards", "shards: 2.0 must be a whole number written without"),
         (
             {"metrics": {"context_len_mode": "fixed"}},

@@ -149,6 +149,7 @@ class RunPlan:
 
     @property
     def baseline(self) -> Arm:
+        """The run's own arm."""
         return self.arms[BASELINE]
 
     @property
@@ -362,12 +363,16 @@ def _check_paths(config: Mapping[str, Any], project: Path) -> None:
     list_file = config["subset"]["list_file"]
     if list_file and not (project / list_file).is_file():
         raise PlanError("subset.list_file", f"subset.list_file: {list_file} does not exist")
-    if config["model"]["trust_remote_code"] and not config["model"]["checkpoint"]:
-        raise PlanError(
-            "model.trust_remote_code",
-            "model.trust_remote_code: only with model.checkpoint (a local directory whose "
-            "code would run); set the checkpoint or drop trust_remote_code",
-        )
+    sections = {"model": config["model"]} | {
+        f"models.{name}": section for name, section in config["models"].items()
+    }
+    for key, model in sections.items():
+        if model["trust_remote_code"] and not model["checkpoint"]:
+            raise PlanError(
+                f"{key}.trust_remote_code",
+                f"{key}.trust_remote_code: only with {key}.checkpoint (a local directory "
+                "whose code would run); set the checkpoint or drop trust_remote_code",
+            )
     if isinstance(config["shards"], float):
         raise PlanError(
             "shards",

@@ -78,8 +78,8 @@ def as_json(value):
 
 
 def job_arm(wildcards):
-    """The arm a job runs for: its `arm` wildcard, or the baseline for a rule without one."""
-    return PLAN.at(getattr(wildcards, "arm", ""))
+    """The arm a job of a rule over {arm} runs for."""
+    return PLAN.at(wildcards.arm)
 
 
 def run_params(part, of=lambda arm: arm.run):
