@@ -68,3 +68,15 @@ def test_a_control_named_like_a_variant_is_refused_before_any_job(checkout: Path
     assert result.returncode != 0
     assert "variant_control.name: 'control' is taken by a variant" in result.stderr
     assert "Job stats" not in result.stdout + result.stderr
+
+
+def test_a_bfloat16_runs_float32_variant_is_its_own_check(checkout: Path):
+    variants = {"grouped": {"experts": "grouped"}, "wide": {"dtype": "float32"}}
+    jobs = planned_jobs(
+        checkout, "--configfile", write_config(checkout, dtype="bfloat16", variants=variants)
+    )
+    checked = sorted(job_arm(job) for job in jobs if job["rule"] == "gate_check")
+    assert checked == ["", "variants/control/", "variants/grouped/"]
+    gate = next(job for job in jobs if job["rule"] == "variant_gate" and "wide" in job["output"])
+    assert f"{RUN}/runs/shard-0.check.pt" in gate["input"]
+    assert gate["input"].count(f"{RUN}/variants/wide/runs/shard-0.outputs.pt") == 2
