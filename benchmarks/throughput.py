@@ -75,19 +75,27 @@ def _mean(aggregates: dict[str, Any], key: str) -> float | None:
 def measure(
     arm: str,
     spec: ModelSpec,
+    shape: tuple[int, int],
     images: list[tuple[str, Path]],
     tokens: int,
     price: float | None,
     out_dir: Path,
 ) -> dict[str, Any]:
-    """One (arm, batch size, workers): its records aggregated, cost and wall time. The best
-    arm warms every batch with its untimed reference generation (kept for the gate); the
-    baseline, whose eager decode is slow, has the shard's warm-up only and no gate. Run it
-    in a process of its own (`in_own_process`)."""
-    label = f"{arm}-b{spec.batch_size}-w{spec.workers}"
+    """One (arm, (batch size, workers)): its records aggregated, cost and wall time. The
+    best arm warms every batch with its untimed reference generation (kept for the gate);
+    the baseline, whose eager decode is slow, has the shard's warm-up only and no gate. Run
+    it in a process of its own (`in_own_process`)."""
+    batch_size, workers = shape
+    label = f"{arm}-b{batch_size}-w{workers}"
     gated = arm == "best"
     settings = profile_settings(
-        label, repeats=1, max_new_tokens=tokens, warmup_rounds=1, warmup_per_image=gated
+        label,
+        repeats=1,
+        max_new_tokens=tokens,
+        warmup_rounds=1,
+        warmup_per_image=gated,
+        batch_size=batch_size,
+        workers=workers,
     )
     records_path = out_dir / f"{label}.jsonl"
     outputs_path = out_dir / f"{label}.pt" if gated else None
@@ -101,8 +109,8 @@ def measure(
     stage = aggregates["stage_ms"]
     return {
         "arm": arm,
-        "batch_size": spec.batch_size,
-        "workers": spec.workers,
+        "batch_size": batch_size,
+        "workers": workers,
         "pages": len(images),
         "records_ok": summary["counts"]["ok"],
         "errors": sorted({f["error"] for f in summary["failures"]}),
@@ -170,20 +178,20 @@ def main() -> None:
     few = images[: args.baseline_pages]
     plan += [("baseline", b, few) for b in _numbers(args.baseline_batches)]
     results = []
+    price = args.gpu_hour_price
     for arm, batch, pages in plan:
-        spec = ModelSpec(**{**vars(base), **arm_switches(arm, args.device), "batch_size": batch})
-        results.append(
-            in_own_process(measure, arm, spec, pages, args.tokens, args.gpu_hour_price, args.out)
-        )
+        spec = ModelSpec(**{**vars(base), **arm_switches(arm, args.device)})
+        args_of_run = (arm, spec, (batch, 0), pages, args.tokens, price, args.out)
+        results.append(in_own_process(measure, *args_of_run))
         print(_line(results[-1]), flush=True)
     fitted = [r for r in results if r["arm"] == "best" and r["records_ok"] == r["pages"]]
     if fitted and args.workers:
         best = max(fitted, key=lambda r: r["pages_per_s"] or 0.0)
-        switches = {**arm_switches("best", args.device), "batch_size": best["batch_size"]}
-        switches["workers"] = args.workers
-        spec = ModelSpec(**{**vars(base), **switches})
-        price = args.gpu_hour_price
-        results.append(in_own_process(measure, "best", spec, images, args.tokens, price, args.out))
+        spec = ModelSpec(**{**vars(base), **arm_switches("best", args.device)})
+        shape = (best["batch_size"], args.workers)
+        results.append(
+            in_own_process(measure, "best", spec, shape, images, args.tokens, price, args.out)
+        )
     judged(results)
     arguments = {**vars(args), "out": str(args.out)}
     write_json(args.out / "throughput.json", arguments, {"results": results})

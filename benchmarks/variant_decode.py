@@ -21,7 +21,7 @@ from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_shard import reference_outputs, timed_run
 from vlmprof.variants.gate import judge_variant
-from vlmprof.variants.switches import variant_spec
+from vlmprof.variants.switches import apply_switches
 
 from bench_args import in_own_process, profile_settings, write_json
 
@@ -117,7 +117,7 @@ def main() -> None:
     results: dict[str, dict] = {}
     reference = None
     for name in args.variants.split(","):
-        spec = variant_spec(base | {"experts_implementation": "eager"}, KNOWN[name])
+        spec = apply_switches(base | {"experts_implementation": "eager"}, KNOWN[name])
         try:
             result, outputs = in_own_process(measure, spec, page, args.tokens, args.repeats)
         except (RuntimeError, ValueError) as error:

@@ -113,8 +113,8 @@ def _pages(tmp_path: Path, count: int) -> list[tuple[str, Path]]:
 
 
 def test_every_page_of_a_batch_keeps_its_record_with_the_batchs_times(tmp_path: Path):
-    adapter = build_adapter(ModelSpec(preset="small", batch_size=2))
-    settings = default_settings(run_id="batched", repeats=2, max_new_tokens=TOKENS)
+    adapter = build_adapter(ModelSpec(preset="small"))
+    settings = default_settings(run_id="batched", repeats=2, max_new_tokens=TOKENS, batch_size=2)
     out, outputs = tmp_path / "records.jsonl", tmp_path / "outputs.pt"
     profile_images(adapter, PLACEMENT, _pages(tmp_path, 3), settings, out, outputs)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -146,9 +146,9 @@ class OutOfMemoryInBatches(DeepseekOcrAdapter):
 
 
 def test_a_batch_too_large_to_fit_is_recorded_and_the_run_goes_on(tmp_path: Path):
-    real = build_adapter(ModelSpec(preset="small", batch_size=2))
+    real = build_adapter(ModelSpec(preset="small"))
     adapter = OutOfMemoryInBatches(real)
-    settings = default_settings(run_id="too-big", repeats=2, max_new_tokens=TOKENS)
+    settings = default_settings(run_id="too-big", repeats=2, max_new_tokens=TOKENS, batch_size=2)
     out = tmp_path / "records.jsonl"
     # Every run out of memory: recorded, and no ShardFailedError.
     records = profile_images(adapter, PLACEMENT, _pages(tmp_path, 2), settings, out)

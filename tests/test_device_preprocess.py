@@ -1,11 +1,9 @@
 """`preprocess: gpu`: the views made by torch on the model's device agree with PIL's within
 a tolerance, in the same layout. The transform is device-agnostic, so the CPU runs it here
-(the switch itself is refused on a CPU run); on CUDA the same checks run on the GPU.
+(the run setting itself is refused on a CPU run); on CUDA the same checks run on the GPU.
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import pytest
 import torch
@@ -15,6 +13,7 @@ from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.deepseek_ocr.device_preprocess import padded_square, prepare_views_on_device
 from vlmprof.models.deepseek_ocr.preprocess import prepare_views
+from vlmprof.runtime.page_source import page_inputs
 
 DEVICES = [
     "cpu",
@@ -68,11 +67,12 @@ def test_the_padding_is_the_mean_colour():
     assert square[0, :, 10, 10].tolist() == [255.0, 255.0, 255.0]
 
 
-def test_the_adapter_makes_its_pixels_where_the_switch_says():
-    spec = ModelSpec(preset="small")
+def test_the_run_makes_its_pixels_where_its_setting_says():
+    adapter = build_adapter(ModelSpec(preset="small"))
     page = Image.new("RGB", (700, 1000), "white")
-    host = build_adapter(spec).preprocess(page)
-    device = build_adapter(dataclasses.replace(spec, preprocess="gpu")).preprocess(page)
+    host = page_inputs(adapter, page, "cpu")
+    device = page_inputs(adapter, page, "gpu")
+    assert torch.equal(host.pixel_views["global"], adapter.preprocess(page).pixel_views["global"])
     assert torch.equal(device.input_ids, host.input_ids)
     assert device.pixel_views.keys() == host.pixel_views.keys()
     for name, pixels in host.pixel_views.items():
@@ -80,5 +80,10 @@ def test_the_adapter_makes_its_pixels_where_the_switch_says():
 
 
 def test_other_models_refuse_the_device_views():
+    page = Image.new("RGB", (700, 1000), "white")
+    ocr2 = build_adapter(ModelSpec(name="deepseek_ocr2", preset="small"))
     with pytest.raises(ValueError, match="preprocess: gpu makes deepseek_ocr's views"):
-        build_adapter(ModelSpec(name="deepseek_ocr2", preset="small", preprocess="gpu"))
+        page_inputs(ocr2, page, "gpu")
+    lm = build_adapter(ModelSpec(name="causal_lm"))
+    with pytest.raises(ValueError, match="preprocess: gpu is built for deepseek_ocr's views"):
+        page_inputs(lm, page, "gpu")

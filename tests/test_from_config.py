@@ -12,7 +12,7 @@ import pytest
 from tests.workflow_helpers import default_config
 from vlmprof.models import ModelSpec
 from vlmprof.models.base import spec_params
-from vlmprof.runtime.profile_settings import ProfileSettings
+from vlmprof.runtime.profile_settings import RELEASED_SHAPE, ProfileSettings, settings_params
 
 # Config key path -> a valid value other than the default, for every key the model uses.
 MODEL_KEYS = {
@@ -41,6 +41,8 @@ SETTINGS_KEYS = {
     ("telemetry", "enabled"): False,
     ("telemetry", "interval_ms"): 5,
     ("telemetry", "counter_interval_ms"): 0,
+    ("batch_size",): 4,
+    ("workers",): 2,
 }
 
 
@@ -85,7 +87,9 @@ def test_settings_come_whole_from_the_config_and_repeat_none_of_its_defaults():
     job_only = {"shard", "eos_id", "nvtx"}  # the job's own, not keys of the config
     assert set(ProfileSettings.run_settings(default_config())) == set(fields) - job_only
     defaulted = {name for name, f in fields.items() if f.default is not dataclasses.MISSING}
-    assert defaulted <= job_only
+    # The run's shape defaults to the released flow, so a job's params can leave it out.
+    assert defaulted <= job_only | set(RELEASED_SHAPE)
+    assert RELEASED_SHAPE == {"batch_size": 1, "workers": 0, "preprocess": "cpu"}
     settings = ProfileSettings.from_config(default_config(), shard=2, eos_id=5)
     assert (settings.shard, settings.eos_id, settings.nvtx) == (2, 5, True)
     assert settings.repeats == default_config()["repeats"]
@@ -97,7 +101,7 @@ def test_the_params_text_of_the_default_run_is_unchanged():
     config = default_config()
     baseline = dataclasses.asdict(ModelSpec.from_config(config, "cpu"))
     spec = json.dumps(spec_params(baseline), sort_keys=True)
-    settings = json.dumps(ProfileSettings.run_settings(config), sort_keys=True)
+    settings = json.dumps(settings_params(ProfileSettings.run_settings(config)), sort_keys=True)
     assert spec == (
         '{"attn_implementation": "sdpa", "checkpoint": null, "compile": "none", "decode": '
         '"eager", "device": "cpu", "dtype": "auto", "experts_implementation": "eager", '
@@ -114,3 +118,7 @@ def test_the_params_text_of_the_default_run_is_unchanged():
         '"telemetry_interval_ms": 20, "warmup_per_image": true, "warmup_rounds": 1, '
         '"warmup_synthetic": true}'
     )
+    # The run's shape, moved from the model's spec, is left out at the released flow too.
+    batched = settings_params(ProfileSettings.run_settings(config | {"batch_size": 8}))
+    assert batched["batch_size"] == 8 and "workers" not in batched
+    assert ProfileSettings(**json.loads(settings), shard=0).batch_size == 1

@@ -126,8 +126,9 @@ TIMES = {"tokens": 4, "prefill_ms": 30.0, "decode_ms": 6.0, "decode_step_ms": [2
 TIMELINE_STAGE = {"basis": "cpu ops", "wall_ms": 10.0, "busy_fraction": 0.5, "verdict": "x"}
 
 
-def _aggregated(tmp_path: Path, shards: list[list[dict]]) -> dict:
-    """metrics.json of the aggregate job over `shards` (each a list of records) of page p."""
+def _aggregated(tmp_path: Path, shards: list[list[dict]], settings: str = "{}") -> dict:
+    """metrics.json of the aggregate job over `shards` (each a list of records) of page p,
+    of an arm run with `settings` (its params text)."""
     records = []
     for index, shard in enumerate(shards):
         records.append(tmp_path / f"shard-{index}.jsonl")
@@ -155,6 +156,7 @@ def _aggregated(tmp_path: Path, shards: list[list[dict]]) -> dict:
         str(metrics),
         str(tables),
         spec=AGGREGATED_SPEC,
+        settings=settings,
         config=config,
         peak_tflops=2.0,
         peak_bandwidth_tbps=None,
@@ -181,6 +183,14 @@ def test_the_aggregate_job_composes_metrics_from_its_files(tmp_path: Path):
     decode = written["timeline"]["decode"]
     assert {key: decode[key] for key in TIMELINE_STAGE} == TIMELINE_STAGE
     assert decode["timed_note"] == NO_PAGES
+
+
+def test_the_resolved_config_keeps_an_arms_run_shape_beside_its_model(tmp_path: Path):
+    shard = [page_record("p", (1240, 1754), repeat, **TIMES) for repeat in (0, 1)]
+    settings = json.dumps({"repeats": 2, "batch_size": 2, "workers": 1})
+    written = _aggregated(tmp_path, [shard], settings)
+    shape = {"batch_size": 2, "workers": 1}
+    assert written["config"]["resolved"] == json.loads(AGGREGATED_SPEC) | shape
 
 
 def test_the_aggregate_job_describes_the_gpu_the_records_ran_on(tmp_path: Path):

@@ -65,10 +65,11 @@ def test_a_workers_run_times_the_same_pages_and_keeps_how_long_it_waited(
     settings = default_settings(run_id="workers", repeats=2, max_new_tokens=TOKENS)
     # Tiny mode (one 512 view per page) keeps the two runs short.
     runs = {}
+    adapter = build_adapter(ModelSpec(preset="small", mode="tiny"))
     for workers in (0, 2):
-        adapter = build_adapter(ModelSpec(preset="small", mode="tiny", workers=workers))
         out, outputs = tmp_path / f"{workers}.jsonl", tmp_path / f"{workers}.pt"
-        profile_images(adapter, PLACEMENT, images, settings, out, outputs)
+        run = dataclasses.replace(settings, workers=workers)
+        profile_images(adapter, PLACEMENT, images, run, out, outputs)
         runs[workers] = ([json.loads(line) for line in out.read_text().splitlines()], outputs)
     (inline, inline_outputs), (ahead, ahead_outputs) = runs[0], runs[2]
     assert [(r["image_id"], r["repeat"], r["status"]) for r in ahead] == [
@@ -95,8 +96,10 @@ def test_workers_are_refused_with_preprocessing_on_the_gpu():
 def test_one_batchs_host_and_gpu_sides_line_up_on_the_host_clock(
     images: list[tuple[str, Path]], tmp_path: Path
 ):
-    adapter = build_adapter(ModelSpec(preset="small", mode="tiny", batch_size=2, workers=2))
-    settings = default_settings(run_id="timeline", repeats=1, max_new_tokens=TOKENS)
+    adapter = build_adapter(ModelSpec(preset="small", mode="tiny"))
+    settings = default_settings(
+        run_id="timeline", repeats=1, max_new_tokens=TOKENS, batch_size=2, workers=2
+    )
     out = tmp_path / "records.jsonl"
     profile_images(adapter, PLACEMENT, images, settings, out)
     records = read_run_records([out])

@@ -74,14 +74,12 @@ def test_clock_text(seconds: float, text: str):
     assert clock_text(seconds) == text
 
 
-def test_job_label_names_a_variant():
+def test_job_label_names_the_arm_of_another_arms_job():
     assert job_label("operator pass", SimpleNamespace(shard="0")) == "operator pass"
-    assert job_label("FLOP count", SimpleNamespace(variant="grouped")) == (
-        "FLOP count, variant grouped"
+    assert job_label("FLOP count", SimpleNamespace(arm="")) == "FLOP count"
+    assert job_label("FLOP count", SimpleNamespace(arm="variants/grouped/")) == (
+        "FLOP count, variants/grouped"
     )
-
-
-def test_job_label_names_a_compared_model():
-    assert job_label("profile shard 0", SimpleNamespace(model="got", shard="0")) == (
-        "profile shard 0, model got"
+    assert job_label("profile shard 0", SimpleNamespace(arm="models/got/", shard="0")) == (
+        "profile shard 0, models/got"
     )

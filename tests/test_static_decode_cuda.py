@@ -160,7 +160,7 @@ def test_a_batch_replayed_from_its_graph_gets_each_pages_lone_outputs():
     sizes = ((700, 1000), (1600, 900), (600, 2000), (480, 640))
     pages = [Image.new("RGB", size, "white") for size in sizes]
     spec = _graphed_spec(mode="gundam")  # crops by page size: prompts of other lengths
-    adapter = build_adapter(dataclasses.replace(spec, batch_size=len(pages)))
+    adapter = build_adapter(spec)
     batch = [adapter.preprocess(page) for page in pages]
     assert len({inputs.prefill_len for inputs in batch}) > 1
     settings = default_settings(run_id="batched-graph", max_new_tokens=TOKENS)

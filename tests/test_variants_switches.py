@@ -1,4 +1,4 @@
-"""Variant switches: mapping onto the model spec, sweep points, refusals before any job."""
+"""Variant switches: mapping onto an arm's fields, sweep points, refusals before any job."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 
 from vlmprof.variants.switches import (
     VariantError,
+    apply_switches,
     changes_workload,
     check_variant,
-    variant_spec,
 )
 
 BASE = {
@@ -31,8 +31,8 @@ BASE = {
 }
 
 
-def test_switches_map_onto_spec_fields():
-    spec = variant_spec(BASE, {"experts": "batched", "attention": "eager", "decode": "static"})
+def test_switches_map_onto_the_fields_they_name():
+    spec = apply_switches(BASE, {"experts": "batched", "attention": "eager", "decode": "static"})
     assert spec["experts_implementation"] == "batched_mm"
     assert spec["attn_implementation"] == "eager"
     assert spec["decode"] == "static"
@@ -45,7 +45,7 @@ def test_switches_map_onto_spec_fields():
         for k, v in BASE.items()
         if k not in {"experts_implementation", "attn_implementation", "decode"}
     }
-    assert variant_spec(BASE, {"experts": "loop"})["experts_implementation"] == "eager"
+    assert apply_switches(BASE, {"experts": "loop"})["experts_implementation"] == "eager"
 
 
 @pytest.mark.parametrize(
@@ -144,7 +144,7 @@ def test_impossible_variants_are_refused_with_the_key(name, base, switches, key)
 def test_vision_graphs_on_cuda_are_allowed_even_for_a_base_that_predates_the_field():
     older = {k: v for k, v in BASE.items() if k != "sam_attention"}
     check_variant("visiongraph", older | {"device": "cuda:0"}, {"vision": "cuda_graph"})
-    assert variant_spec(BASE, {"vision": "cuda_graph"})["vision"] == "cuda_graph"
+    assert apply_switches(BASE, {"vision": "cuda_graph"})["vision"] == "cuda_graph"
 
 
 def test_gpu_preprocessing_on_cuda_is_allowed_also_with_remote_code():

@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import FAST_CONFIG, copy_workflow, jobs_in_dry_run, snakemake
+from tests.workflow_helpers import (
+    FAST_CONFIG,
+    copy_workflow,
+    job_arm,
+    jobs_in_dry_run,
+    planned_jobs,
+    snakemake,
+)
 from tests.workflow_helpers import write_config as _write_config
 
 GROUPED = {"grouped": {"experts": "grouped"}}
@@ -23,29 +30,11 @@ def write_config(checkout: Path, **changes: object) -> str:
     return str(_write_config(checkout, {**FAST_CONFIG, **changes}))
 
 
-def planned_jobs(checkout: Path, config: str) -> list[dict[str, str]]:
-    """Each job of a dry run as its printed fields (rule, input, output, wildcards, ...)."""
-    result = snakemake(checkout, "-n", "--configfile", config)
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs: list[dict[str, str]] = []
-    for line in result.stdout.splitlines():
-        if line.startswith(("rule ", "localrule ")):
-            jobs.append({"rule": line.split()[1].rstrip(":")})
-        elif jobs and line.startswith("    ") and ": " in line:
-            key, value = line.strip().split(": ", 1)
-            jobs[-1][key] = value
-    return jobs
-
-
 def test_a_run_with_variants_plans_the_control_after_every_other_arm(checkout: Path):
-    jobs = planned_jobs(checkout, write_config(checkout, variants=GROUPED))
-    control = [job for job in jobs if "variant=control" in job.get("wildcards", "")]
-    assert {job["rule"] for job in control} == {
-        "profile_shard_variant",
-        "aggregate_variant",
-        "variant_gate",
-    }
-    shard = next(job for job in control if job["rule"] == "profile_shard_variant")
+    jobs = planned_jobs(checkout, "--configfile", write_config(checkout, variants=GROUPED))
+    control = [job for job in jobs if job_arm(job) == "variants/control/"]
+    assert {job["rule"] for job in control} == {"profile_shard", "aggregate", "variant_gate"}
+    shard = next(job for job in control if job["rule"] == "profile_shard")
     waits_for = set(shard["input"].split(", "))
     assert {f"{RUN}/runs/shard-0.jsonl", f"{RUN}/variants/grouped/runs/shard-0.jsonl"} <= waits_for
     assert shard["output"].startswith(f"{RUN}/variants/control/runs/shard-0.jsonl")
@@ -54,7 +43,7 @@ def test_a_run_with_variants_plans_the_control_after_every_other_arm(checkout: P
     grouped = next(
         job
         for job in jobs
-        if job["rule"] == "profile_shard_variant" and "variant=grouped" in job["wildcards"]
+        if job["rule"] == "profile_shard" and job_arm(job) == "variants/grouped/"
     )
     assert set(grouped["input"].split(", ")) == {
         f"{RUN}/inputs/subset.csv",
@@ -65,13 +54,12 @@ def test_a_run_with_variants_plans_the_control_after_every_other_arm(checkout: P
 
 
 def test_no_control_without_variants_or_when_disabled(checkout: Path):
-    assert "profile_shard_variant" not in jobs_in_dry_run(
-        checkout, "--configfile", write_config(checkout)
-    )
+    assert "variant_gate" not in jobs_in_dry_run(checkout, "--configfile", write_config(checkout))
     disabled = write_config(checkout, variants=GROUPED, variant_control={"enabled": False})
-    jobs = planned_jobs(checkout, disabled)
+    jobs = planned_jobs(checkout, "--configfile", disabled)
     assert not [job for job in jobs if "control" in job.get("output", "")]
-    assert [job["rule"] for job in jobs].count("profile_shard_variant") == 1
+    shards = sorted(job_arm(job) for job in jobs if job["rule"] == "profile_shard")
+    assert shards == ["", "variants/grouped/"]
 
 
 def test_a_control_named_like_a_variant_is_refused_before_any_job(checkout: Path):
@@ -80,3 +68,15 @@ def test_a_control_named_like_a_variant_is_refused_before_any_job(checkout: Path
     assert result.returncode != 0
     assert "variant_control.name: 'control' is taken by a variant" in result.stderr
     assert "Job stats" not in result.stdout + result.stderr
+
+
+def test_a_bfloat16_runs_float32_variant_is_its_own_check(checkout: Path):
+    variants = {"grouped": {"experts": "grouped"}, "wide": {"dtype": "float32"}}
+    jobs = planned_jobs(
+        checkout, "--configfile", write_config(checkout, dtype="bfloat16", variants=variants)
+    )
+    checked = sorted(job_arm(job) for job in jobs if job["rule"] == "gate_check")
+    assert checked == ["", "variants/control/", "variants/grouped/"]
+    gate = next(job for job in jobs if job["rule"] == "variant_gate" and "wide" in job["output"])
+    assert f"{RUN}/runs/shard-0.check.pt" in gate["input"]
+    assert gate["input"].count(f"{RUN}/variants/wide/runs/shard-0.outputs.pt") == 2

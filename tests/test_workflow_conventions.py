@@ -42,6 +42,8 @@ loaded = sys.argv.pop(1)
 atexit.register(lambda: open(loaded, "w").write("\\n".join(sorted(sys.modules))))
 sys.exit(main())
 """
+# What a wildcard of an output template matches where not one path part.
+WILDCARDS = {"arm": "(?:[^/]+/[^/]+/)?"}
 NODE = re.compile(r'^\s*(\w+)\[label = "(\w+)"', re.MULTILINE)
 EDGE = re.compile(r"^\s*(\w+) -> (\w+)\s*;?\s*$", re.MULTILINE)
 
@@ -73,11 +75,13 @@ def tagged_outputs() -> list[dict[str, str]]:
 
 
 def path_pattern(template: str, run_name: str) -> re.Pattern[str]:
-    """The files a rule's output template names, with each wildcard matching a path part."""
+    """The files a rule's output template names, with each wildcard matching a path part
+    (`arm`: an arm's folder, empty for the baseline's)."""
     path = template.replace("{RUN}", f"results/{run_name}")
     parts = re.split(r"\{\{(\w+)\}\}", path)
     regex = "".join(
-        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/]+)" for i, part in enumerate(parts)
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>{WILDCARDS.get(part, '[^/]+')})"
+        for i, part in enumerate(parts)
     )
     return re.compile(regex + "$")
 

@@ -36,9 +36,9 @@ MODELS = {
 # The transformers VLMs among them: models without formulas.
 HF_VLMS = [name for name, model in MODELS.items() if model["name"] == "hf_vlm"]
 MODEL_JOBS = {
-    "static_flops_model",
-    "profile_shard_model",
-    "aggregate_model",
+    "static_flops",
+    "profile_shard",
+    "aggregate",
     "compare_models",
     "render_notebook",
     "export_notebook",
@@ -57,7 +57,7 @@ def models_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def models_run(models_checkout: Path) -> Path:
     """The same run with the models to compare."""
-    required = {"static_flops_model", "profile_shard_model", "aggregate_model", "compare_models"}
+    required = {"static_flops", "profile_shard", "aggregate", "compare_models"}
     return run_with_more_arms(models_checkout, {"models": MODELS}, MODEL_JOBS, required)
 
 

@@ -26,11 +26,11 @@ VARIANTS = {
     "batched": {"batch_size": 2, "workers": 1},
 }
 VARIANT_JOBS = {
-    "profile_shard_variant",
-    "aggregate_variant",
+    "profile_shard",
+    "aggregate",
     "variant_gate",
     "gate_oracle",
-    "static_flops_variant",
+    "static_flops",
     "compare_variants",
     "render_notebook",
     "export_notebook",
@@ -49,7 +49,7 @@ def variant_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module")
 def variant_run(variant_checkout: Path) -> Path:
     """The same run with three variants added: one optimisation, one broken, one sweep point."""
-    required = {"profile_shard_variant", "variant_gate", "aggregate_variant"}
+    required = {"profile_shard", "variant_gate", "aggregate"}
     return run_with_more_arms(variant_checkout, {"variants": VARIANTS}, VARIANT_JOBS, required)
 
 

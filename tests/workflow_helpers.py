@@ -90,6 +90,29 @@ def jobs_in_dry_run(workdir: Path, *args: str) -> set[str]:
     return rules
 
 
+def planned_jobs(workdir: Path, *args: str) -> list[dict[str, str]]:
+    """Each job of a dry run as its printed fields (rule, input, output, wildcards, ...)."""
+    result = snakemake(workdir, "-n", *args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs: list[dict[str, str]] = []
+    for line in result.stdout.splitlines():
+        if line.startswith(("rule ", "localrule ")):
+            jobs.append({"rule": line.split()[1].rstrip(":")})
+        elif jobs and line.startswith("    ") and ": " in line:
+            key, value = line.strip().split(": ", 1)
+            jobs[-1][key] = value
+    return jobs
+
+
+def job_arm(job: dict[str, str]) -> str | None:
+    """The `arm` wildcard of a planned job (its arm's folder, "" for the baseline's), or None
+    for a job of no arm."""
+    wildcards = dict(
+        item.split("=", 1) for item in job.get("wildcards", "").split(", ") if "=" in item
+    )
+    return wildcards.get("arm")
+
+
 def checkout_of_run(pipeline_run: Path, scratch: Path) -> Path:
     """A copy, under `scratch`, of the session's workflow checkout with its finished run."""
     checkout = scratch / "checkout"
@@ -110,10 +133,13 @@ def run_with_more_arms(
     checkout: Path, overrides: dict, allowed_jobs: set[str], required_jobs: set[str]
 ) -> Path:
     """Run the checkout's workflow with `overrides` added to the fast config, first checking
-    by a dry run that the `required_jobs` and no others than `allowed_jobs` would run (the
-    baseline's are done); the run's results folder."""
+    by a dry run that the `required_jobs` and no others than `allowed_jobs` would run, and
+    none for the baseline's arm (its jobs are done); the run's results folder."""
     config = {**FAST_CONFIG, **overrides}
-    jobs = jobs_in_dry_run(checkout, "--configfile", str(write_config(checkout, config)))
-    assert jobs <= allowed_jobs, f"adding {list(overrides)} reran: {jobs - allowed_jobs}"
-    assert required_jobs <= jobs, f"{required_jobs - jobs} would not run"
+    jobs = planned_jobs(checkout, "--configfile", str(write_config(checkout, config)))
+    rules = {job["rule"] for job in jobs}
+    assert rules <= allowed_jobs, f"adding {list(overrides)} reran: {rules - allowed_jobs}"
+    assert required_jobs <= rules, f"{required_jobs - rules} would not run"
+    baseline = sorted(job["rule"] for job in jobs if job_arm(job) == "")
+    assert not baseline, f"adding {list(overrides)} reran the baseline's {baseline}"
     return run_workflow(checkout, config)

@@ -69,6 +69,21 @@ class ConfigSources:
             layers.append((COMMAND_LINE, dict(command_line)))
         return cls(tuple(layers))
 
+    @classmethod
+    def of_workflow(cls, workflow: Any) -> ConfigSources:
+        """The layers of a Snakemake workflow: its own config file, then every --configfile
+        in order, then --config (Snakemake merges them in that order)."""
+        settings = workflow.config_settings
+        given = [Path(path) for path in workflow.overwrite_configfiles]
+        given_resolved = {path.resolve() for path in given}
+        own = [
+            path
+            for path in workflow.configfiles
+            if Path(path).resolve() not in given_resolved
+            and not settings.replace_workflow_config
+        ]
+        return cls.read([*own, *given], settings.config)
+
     def origin(self, key: str | KeyPath) -> str | None:
         """The layer that set `key` (dotted or a path); None when the schema's default holds."""
         path = tuple(key.split(".")) if isinstance(key, str) else key

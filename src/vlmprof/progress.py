@@ -28,13 +28,10 @@ def clock_text(seconds: float) -> str:
 
 
 def job_label(task: str, wildcards: object) -> str:
-    """`task` as a workflow job's lines name it: with the variant (or the `models:` entry)
-    for a variant's (or that model's) job."""
-    for kind in ("variant", "model"):
-        name = getattr(wildcards, kind, None)
-        if name is not None:
-            return f"{task}, {kind} {name}"
-    return task
+    """`task` as a workflow job's lines name it: with its arm's folder (`variants/<name>`,
+    `models/<name>`) for a job of another arm than the baseline."""
+    folder = str(getattr(wildcards, "arm", "")).strip("/")
+    return f"{task}, {folder}" if folder else task
 
 
 class Progress:

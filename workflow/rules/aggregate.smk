@@ -1,37 +1,48 @@
+# Every arm's records aggregated: metrics.json and tables, against the FLOP count it uses
+# and the same peaks.
 rule aggregate:
     input:
         unpack(get_operator_outputs),
-        records=get_shard_records,
+        records=lambda wildcards: shard_files(job_arm(wildcards), ".jsonl"),
         subset=rules.select_subset.output.subset,
         static=get_static_compute,
         calibration=rules.calibrate_peaks.output.calibration,
     output:
-        metrics=f"{RUN}/metrics.json",
+        metrics=f"{RUN}/{{arm}}metrics.json",
         stage_ms=report(
-            f"{RUN}/tables/stage_ms.csv",
+            f"{RUN}/{{arm}}tables/stage_ms.csv",
             caption="../report/stage_ms.rst",
             category="Timing",
+            subcategory=arm_label,
         ),
         mfu=report(
-            f"{RUN}/tables/mfu.csv", caption="../report/mfu.rst", category="Compute"
+            f"{RUN}/{{arm}}tables/mfu.csv",
+            caption="../report/mfu.rst",
+            category="Compute",
+            subcategory=arm_label,
         ),
         mbu=report(
-            f"{RUN}/tables/mbu.csv", caption="../report/mbu.rst", category="Compute"
+            f"{RUN}/{{arm}}tables/mbu.csv",
+            caption="../report/mbu.rst",
+            category="Compute",
+            subcategory=arm_label,
         ),
-        per_image=f"{RUN}/tables/per_image.csv",
+        per_image=f"{RUN}/{{arm}}tables/per_image.csv",
         per_category=report(
-            f"{RUN}/tables/per_category.csv",
+            f"{RUN}/{{arm}}tables/per_category.csv",
             caption="../report/per_category.rst",
             category="Timing",
+            subcategory=arm_label,
         ),
-        per_record=f"{RUN}/tables/per_record.csv",
+        per_record=f"{RUN}/{{arm}}tables/per_record.csv",
     log:
-        f"{RUN}/logs/aggregate.log",
+        f"{RUN}/logs/{{arm}}aggregate.log",
     conda:
         ENV
     params:
-        spec=job_model_spec,
-        config=run_config_json,
+        spec=run_params("spec"),
+        settings=run_params("settings"),
+        config=recorded_config,
         peak_tflops=config["metrics"]["peak_tflops"],
         peak_bandwidth_tbps=config["metrics"]["peak_bandwidth_tbps"],
         context_len_mode=config["metrics"]["context_len_mode"],
@@ -42,38 +53,10 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
-# Each variant aggregated like the baseline, against its FLOP count and the same peaks.
-use rule aggregate as aggregate_variant with:
-    output:
-        metrics=f"{RUN}/variants/{{variant}}/metrics.json",
-        stage_ms=f"{RUN}/variants/{{variant}}/tables/stage_ms.csv",
-        mfu=f"{RUN}/variants/{{variant}}/tables/mfu.csv",
-        mbu=f"{RUN}/variants/{{variant}}/tables/mbu.csv",
-        per_image=f"{RUN}/variants/{{variant}}/tables/per_image.csv",
-        per_category=f"{RUN}/variants/{{variant}}/tables/per_category.csv",
-        per_record=f"{RUN}/variants/{{variant}}/tables/per_record.csv",
-    log:
-        f"{RUN}/logs/aggregate-{{variant}}.log",
-
-
-# Each compared model aggregated like the baseline, against its own FLOP count.
-use rule aggregate as aggregate_model with:
-    output:
-        metrics=f"{RUN}/models/{{model}}/metrics.json",
-        stage_ms=f"{RUN}/models/{{model}}/tables/stage_ms.csv",
-        mfu=f"{RUN}/models/{{model}}/tables/mfu.csv",
-        mbu=f"{RUN}/models/{{model}}/tables/mbu.csv",
-        per_image=f"{RUN}/models/{{model}}/tables/per_image.csv",
-        per_category=f"{RUN}/models/{{model}}/tables/per_category.csv",
-        per_record=f"{RUN}/models/{{model}}/tables/per_record.csv",
-    log:
-        f"{RUN}/logs/aggregate-model-{{model}}.log",
-
-
 rule compare_models:
     input:
-        baseline=rules.aggregate.output.metrics,
-        metrics=expand(f"{RUN}/models/{{model}}/metrics.json", model=MODELS),
+        baseline=f"{RUN}/metrics.json",
+        metrics=arm_results(MODELS, "metrics.json"),
     output:
         json=f"{RUN}/models/comparison.json",
         csv=f"{RUN}/models/comparison.csv",
@@ -87,36 +70,41 @@ rule compare_models:
     conda:
         ENV
     params:
-        names=list(MODELS),
+        names=[arm.name for arm in MODELS],
     script:
         "../scripts/compare_models.py"
 
 
+# The correctness gate of a variant (the control's included; a sweep point is compared
+# without one).
 rule variant_gate:
     input:
         unpack(get_gate_outputs),
     output:
-        gate=f"{RUN}/variants/{{variant}}/gate.json",
+        gate=f"{RUN}/{{arm}}gate.json",
     log:
-        f"{RUN}/logs/variant_gate-{{variant}}.log",
+        f"{RUN}/logs/{{arm}}variant_gate.log",
+    wildcard_constraints:
+        arm=PLAN.folders(lambda arm: arm.kind in ("variant", "control")),
     conda:
         ENV
     params:
+        name=lambda wildcards: job_arm(wildcards).name,
         code_path_factor=config["variant_gate"]["code_path_factor"],
         precision_factor=config["variant_gate"]["precision_factor"],
-        sweep_point=lambda wildcards: variant_is_sweep_point(wildcards.variant),
-        switches=lambda wildcards: as_json(VARIANTS[wildcards.variant]),
+        sweep_point=lambda wildcards: job_arm(wildcards).sweep_point,
+        switches=lambda wildcards: as_json(job_arm(wildcards).switches),
     script:
         "../scripts/variant_gate.py"
 
 
 rule compare_variants:
     input:
-        baseline=rules.aggregate.output.metrics,
-        baseline_pages=rules.aggregate.output.per_image,
-        metrics=get_variant_results("metrics.json"),
-        pages=get_variant_results("tables/per_image.csv"),
-        gates=get_variant_results("gate.json"),
+        baseline=f"{RUN}/metrics.json",
+        baseline_pages=f"{RUN}/tables/per_image.csv",
+        metrics=arm_results(VARIANTS, "metrics.json"),
+        pages=arm_results(VARIANTS, "tables/per_image.csv"),
+        gates=arm_results(VARIANTS, "gate.json"),
     output:
         json=f"{RUN}/variants/comparison.json",
         csv=f"{RUN}/variants/comparison.csv",
@@ -130,9 +118,9 @@ rule compare_variants:
     conda:
         ENV
     params:
-        names=list(VARIANTS),
-        switches=as_json(VARIANTS),
-        control=CONTROL,
+        names=[arm.name for arm in VARIANTS],
+        switches=as_json({arm.name: arm.switches for arm in VARIANTS}),
+        control=PLAN.control,
     script:
         "../scripts/compare_variants.py"
 
@@ -143,8 +131,8 @@ rule compare_variants:
 # leaves the previous comparison in place.
 rule compare:
     input:
-        run=rules.aggregate.output.metrics,
-        run_pages=rules.aggregate.output.per_image,
+        run=f"{RUN}/metrics.json",
+        run_pages=f"{RUN}/tables/per_image.csv",
         baseline=get_compare_baseline,
         baseline_pages=lambda wildcards: f"{compare_baseline()}/tables/per_image.csv",
     output:

@@ -1,58 +1,38 @@
+# The timing pass of one shard of an arm (every arm: the baseline, each variant, the A/A
+# control and each compared model, on the same pages). A gated arm's reference run is fed
+# the baseline's tokens; the control's shards start only once every other arm's records
+# exist.
 rule profile_shard:
     input:
+        unpack(get_gate_against),
         subset=rules.select_subset.output.subset,
+        after=get_records_before,
     output:
-        records=f"{RUN}/runs/shard-{{shard}}.jsonl",
-        outputs=f"{RUN}/runs/shard-{{shard}}.outputs.pt",
+        records=f"{RUN}/{{arm}}runs/shard-{{shard}}.jsonl",
+        outputs=f"{RUN}/{{arm}}runs/shard-{{shard}}.outputs.pt",
     log:
-        f"{RUN}/logs/profile_shard-{{shard}}.log",
+        f"{RUN}/logs/{{arm}}profile_shard-{{shard}}.log",
     benchmark:
-        f"{RUN}/benchmarks/profile_shard-{{shard}}.tsv"
+        f"{RUN}/benchmarks/{{arm}}profile_shard-{{shard}}.tsv"
     conda:
         ENV
     resources:
         gpu=1,
     params:
-        spec=job_model_spec,
-        settings=profile_settings(),
+        spec=run_params("spec"),
+        settings=run_params("settings"),
         shards=config["shards"],
     script:
         "../scripts/profile_shard.py"
 
 
-# The same timing pass for each configured variant, on the same pages and settings; the
-# A/A control's shards start only once every other arm's records exist.
-use rule profile_shard as profile_shard_variant with:
-    input:
-        unpack(get_gate_against),
-        subset=rules.select_subset.output.subset,
-        after=get_arms_before,
-    output:
-        records=f"{RUN}/variants/{{variant}}/runs/shard-{{shard}}.jsonl",
-        outputs=f"{RUN}/variants/{{variant}}/runs/shard-{{shard}}.outputs.pt",
-    log:
-        f"{RUN}/logs/profile_shard-{{variant}}-{{shard}}.log",
-    benchmark:
-        f"{RUN}/benchmarks/profile_shard-{{variant}}-{{shard}}.tsv"
-
-
-# The same timing pass for each compared model (`models:`), on the same pages and settings.
-use rule profile_shard as profile_shard_model with:
-    output:
-        records=f"{RUN}/models/{{model}}/runs/shard-{{shard}}.jsonl",
-        outputs=f"{RUN}/models/{{model}}/runs/shard-{{shard}}.outputs.pt",
-    log:
-        f"{RUN}/logs/profile_shard-model-{{model}}-{{shard}}.log",
-    benchmark:
-        f"{RUN}/benchmarks/profile_shard-model-{{model}}-{{shard}}.tsv"
-
-
 # The correctness gate's runs fed the baseline's tokens: the oracle (the released code path
-# in float64) and, for a run narrower than float32, each gated arm's code path in float32.
+# in float64) and, for a run narrower than float32, each gated arm's (and the baseline's)
+# code path in float32.
 rule gate_oracle:
     input:
         subset=rules.select_subset.output.subset,
-        against=rules.profile_shard.output.outputs,
+        against=f"{RUN}/runs/shard-{{shard}}.outputs.pt",
     output:
         outputs=f"{RUN}/runs/shard-{{shard}}.oracle.pt",
     log:
@@ -62,8 +42,8 @@ rule gate_oracle:
     resources:
         gpu=1,
     params:
-        spec=oracle_spec_json(),
-        settings=profile_settings(),
+        spec=as_json(PLAN.oracle.params()["spec"]),
+        settings=as_json(PLAN.oracle.params()["settings"]),
         shards=config["shards"],
     script:
         "../scripts/gate_reference.py"
@@ -71,48 +51,43 @@ rule gate_oracle:
 
 use rule gate_oracle as gate_check with:
     output:
-        outputs=f"{RUN}/runs/shard-{{shard}}.check.pt",
+        outputs=f"{RUN}/{{arm}}runs/shard-{{shard}}.check.pt",
     log:
-        f"{RUN}/logs/gate_check-{{shard}}.log",
+        f"{RUN}/logs/{{arm}}gate_check-{{shard}}.log",
+    wildcard_constraints:
+        arm=PLAN.folders(lambda arm: arm.check is not None),
     params:
-        spec=job_check_spec,
-        settings=profile_settings(),
+        spec=run_params("spec", lambda arm: arm.check),
+        settings=run_params("settings", lambda arm: arm.check),
         shards=config["shards"],
 
 
-use rule gate_oracle as gate_check_variant with:
-    output:
-        outputs=f"{RUN}/variants/{{variant}}/runs/shard-{{shard}}.check.pt",
-    log:
-        f"{RUN}/logs/gate_check-{{variant}}-{{shard}}.log",
-    params:
-        spec=job_check_spec,
-        settings=profile_settings(),
-        shards=config["shards"],
-
-
+# The operator pass: the baseline's, read by its aggregation; another arm's on request (a
+# target such as results/<run>/variants/<name>/ops/operators.md): what is left in each stage
+# after it.
 rule operator_profile:
     input:
         subset=rules.select_subset.output.subset,
     output:
-        operators=f"{RUN}/ops/operators.csv",
+        operators=f"{RUN}/{{arm}}ops/operators.csv",
         markdown=report(
-            f"{RUN}/ops/operators.md",
+            f"{RUN}/{{arm}}ops/operators.md",
             caption="../report/operators.rst",
             category="Operators",
+            subcategory=arm_label,
         ),
-        timeline=f"{RUN}/ops/timeline.json",
-        traces=directory(f"{RUN}/ops/traces"),
+        timeline=f"{RUN}/{{arm}}ops/timeline.json",
+        traces=directory(f"{RUN}/{{arm}}ops/traces"),
     log:
-        f"{RUN}/logs/operator_profile.log",
+        f"{RUN}/logs/{{arm}}operator_profile.log",
     benchmark:
-        f"{RUN}/benchmarks/operator_profile.tsv"
+        f"{RUN}/benchmarks/{{arm}}operator_profile.tsv"
     conda:
         ENV
     resources:
         gpu=1,
     params:
-        spec=job_model_spec,
+        spec=run_params("spec"),
         images=config["operators"]["images"],
         top_n=config["operators"]["top_n"],
         max_new_tokens=config["operators"]["max_new_tokens"],
@@ -120,20 +95,6 @@ rule operator_profile:
         max_pixels=config["dataset"]["max_pixels"],
     script:
         "../scripts/operator_profile.py"
-
-
-# A variant's operator profile, on request (a target such as
-# results/<run>/variants/<name>/ops/operators.md): what is left in each stage after it.
-use rule operator_profile as operator_profile_variant with:
-    output:
-        operators=f"{RUN}/variants/{{variant}}/ops/operators.csv",
-        markdown=f"{RUN}/variants/{{variant}}/ops/operators.md",
-        timeline=f"{RUN}/variants/{{variant}}/ops/timeline.json",
-        traces=directory(f"{RUN}/variants/{{variant}}/ops/traces"),
-    log:
-        f"{RUN}/logs/operator_profile-{{variant}}.log",
-    benchmark:
-        f"{RUN}/benchmarks/operator_profile-{{variant}}.tsv"
 
 
 rule nsight_systems:
@@ -148,7 +109,7 @@ rule nsight_systems:
     resources:
         gpu=1,
     params:
-        spec=job_model_spec,
-        settings=profile_settings(),
+        spec=as_json(BASELINE.run.params()["spec"]),
+        settings=as_json(BASELINE.run.params()["settings"]),
     script:
         "../scripts/nsight_systems.py"

@@ -2,7 +2,7 @@ rule render_notebook:
     input:
         unpack(get_model_comparison),
         notebook="notebooks/{notebook}.py",
-        metrics=rules.aggregate.output.metrics,
+        metrics=f"{RUN}/metrics.json",
         variants=rules.compare_variants.output.json,
     output:
         ipynb=f"{RUN}/{{notebook}}.ipynb",
@@ -65,7 +65,7 @@ rule publish:
     input:
         pages=expand(f"{RUN}/{{notebook}}.html", notebook=NOTEBOOKS),
         markdown=expand(f"{RUN}/{{notebook}}.md", notebook=NOTEBOOKS),
-        metrics=rules.aggregate.output.metrics,
+        metrics=f"{RUN}/metrics.json",
     output:
         index=f"{RUN}/publish/index.html",
     log:

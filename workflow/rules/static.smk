@@ -1,50 +1,33 @@
+# The FLOP count of an arm that counts its own: the baseline, a sweep point (preset, mode,
+# max_crops change the workload) and each compared model; optimisation variants share the
+# baseline's, since FLOPs do not change with the code path.
 rule static_flops:
     input:
         subset=rules.select_subset.output.subset,
     output:
-        json=f"{RUN}/static/static_compute.json",
+        json=f"{RUN}/{{arm}}static/static_compute.json",
         md=report(
-            f"{RUN}/static/static_compute.md",
+            f"{RUN}/{{arm}}static/static_compute.md",
             caption="../report/static_compute.rst",
             category="Compute",
+            subcategory=arm_label,
         ),
     log:
-        f"{RUN}/logs/static_flops.log",
+        f"{RUN}/logs/{{arm}}static_flops.log",
     benchmark:
-        f"{RUN}/benchmarks/static_flops.tsv"
+        f"{RUN}/benchmarks/{{arm}}static_flops.tsv"
+    wildcard_constraints:
+        arm=PLAN.folders(lambda arm: arm.flops_of == arm.name),
     conda:
         ENV
     # Counting the full model keeps every core busy for a minute; taking all of them
     # keeps it from running beside a timing job and slowing its host-bound decode.
     threads: all_cores()
     params:
-        spec=job_model_spec,
+        spec=run_params("spec"),
         max_new_tokens=config["max_new_tokens"],
     script:
         "../scripts/static_flops.py"
-
-
-# A sweep point that changes the workload (preset, mode, max_crops) has its own FLOPs;
-# optimisation variants share the baseline's, since FLOPs do not change with the code path.
-use rule static_flops as static_flops_variant with:
-    output:
-        json=f"{RUN}/variants/{{variant}}/static/static_compute.json",
-        md=f"{RUN}/variants/{{variant}}/static/static_compute.md",
-    log:
-        f"{RUN}/logs/static_flops-{{variant}}.log",
-    benchmark:
-        f"{RUN}/benchmarks/static_flops-{{variant}}.tsv"
-
-
-# Each compared model (`models:`) counts its own.
-use rule static_flops as static_flops_model with:
-    output:
-        json=f"{RUN}/models/{{model}}/static/static_compute.json",
-        md=f"{RUN}/models/{{model}}/static/static_compute.md",
-    log:
-        f"{RUN}/logs/static_flops-model-{{model}}.log",
-    benchmark:
-        f"{RUN}/benchmarks/static_flops-model-{{model}}.tsv"
 
 
 rule calibrate_peaks:
@@ -59,7 +42,7 @@ rule calibrate_peaks:
     resources:
         gpu=1,
     params:
-        device=DEVICE,
+        device=PLAN.device,
         dtype=config["dtype"],
         enabled=config["metrics"]["calibrate"],
     script:

@@ -7,5 +7,4 @@ from vlmprof.logs import log_to_file
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])
 inputs = {key: list(paths) for key, paths in smk.input.items()}
-name = smk.wildcards.variant
-variant_gate(gate=smk.output.gate, name=name, **inputs, **smk.params)
+variant_gate(gate=smk.output.gate, **inputs, **smk.params)

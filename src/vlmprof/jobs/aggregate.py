@@ -25,6 +25,7 @@ from vlmprof.records import first_placement
 from vlmprof.report.models import models_table
 from vlmprof.report.models import to_markdown as models_markdown
 from vlmprof.report.variants import to_markdown as comparison_markdown
+from vlmprof.runtime.profile_settings import run_shape
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.comparison import read_run, write_comparison
 from vlmprof.variants.gate import GateFactors, judge_variant, merged_outputs, not_applicable
@@ -44,6 +45,7 @@ def aggregate(
     stage_ms: str,
     *,
     spec: str,
+    settings: str,
     config: str,
     peak_tflops: float | None,
     peak_bandwidth_tbps: float | None,
@@ -52,10 +54,13 @@ def aggregate(
     tolerance: float,
     device_requested: str,
 ) -> None:
-    """metrics.json and the tables (written beside `stage_ms`) of a run's records, against
+    """metrics.json and the tables (written beside `stage_ms`) of an arm's records, against
     its static FLOPs and the device's peaks (the datasheet's, or calibrated ones). The
-    device, dtype and GPU are those the records say the first shard ran on."""
+    device, dtype and GPU are those the records say the first shard ran on; the config
+    resolved to the arm's model `spec` and the shape of its run `settings` (batch size,
+    workers, preprocessing where not the released flow's)."""
     model = ModelSpec(**json.loads(spec))
+    resolved = json.loads(spec) | run_shape(json.loads(settings))
     dims = None  # a model without formulas: its records carry their counted work
     if has_formulas(model.name):
         dims = spec_dims(model.name, model.preset, model.overrides, model.checkpoint)
@@ -81,7 +86,7 @@ def aggregate(
         peaks=peaks,
         environment=environment,
         inputs=pd.read_csv(subset),
-        config={**json.loads(config), "resolved": json.loads(spec)},
+        config={**json.loads(config), "resolved": resolved},
         context_len_mode=context_len_mode,
         context_len_fixed=context_len_fixed,
         tolerance=tolerance,

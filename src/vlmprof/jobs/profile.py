@@ -86,9 +86,8 @@ def gate_reference(
     with exact_float32(), launched_model(model) as (adapter, placement):
         run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
         log.info("gate run of shard %d in %s on %s", shard, adapter.dtype, placement.device)
-        saved = teacher_forced_outputs(
-            adapter, pages, merged_outputs([against]), run, model.batch_size, progress_label
-        )
+        baseline = merged_outputs([against])
+        saved = teacher_forced_outputs(adapter, pages, baseline, run, progress_label)
     with atomic_open(Path(outputs), "wb") as handle:
         torch.save(saved, handle)
 

@@ -71,6 +71,13 @@ def batch_size(record: dict[str, Any]) -> int:
     return int(record.get("batch_size") or 1)
 
 
+def page_share(batch_value: float | None, pages: float) -> float | None:
+    """A page's share of what its batch of `pages` spent together (a stage's time, energy,
+    weight reads): split evenly. The one place a batch's figure becomes a page's; a record
+    keeps its batch's stage times, what its page waited."""
+    return None if batch_value is None else float(batch_value) / pages
+
+
 # What each aggregated rate counts, as metrics.json states it beside them.
 RATES = {
     "decode_tokens_per_s": (
@@ -99,14 +106,14 @@ def decode_tokens_per_s(records: list[dict[str, Any]]) -> float | None:
     page's share of its batch's time, so a batch's time counts once); None without any."""
     timed = [r for r in records if r.get("tokens") and r.get("decode_ms") is not None]
     tokens = sum(r["tokens"] - 1 for r in timed)
-    return _per_s(tokens, sum(r["decode_ms"] / batch_size(r) for r in timed))
+    return _per_s(tokens, sum(page_share(r["decode_ms"], batch_size(r)) for r in timed))
 
 
 def pages_per_s(records: list[dict[str, Any]]) -> float | None:
     """Pages over their prefill and decode time (GPU side), total over total across
     `records` (a batch's time counts once); None without any."""
     timed = [r for r in records if None not in (r.get("prefill_ms"), r.get("decode_ms"))]
-    ms = sum((r["prefill_ms"] + r["decode_ms"]) / batch_size(r) for r in timed)
+    ms = sum(page_share(r["prefill_ms"] + r["decode_ms"], batch_size(r)) for r in timed)
     return _per_s(len(timed), ms)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from vlmprof.metrics.aggregate import page_share
 from vlmprof.metrics.telemetry import JOULES_PER_KWH
 from vlmprof.stages import HOST_STAGES
 
@@ -90,13 +91,13 @@ def cost_section(
     if prefill is None or per_token is None:
         return {"available": False, "reason": "no page was timed with at least two tokens"}
     batch_ms = prefill + (output_tokens - 1) * per_token
-    gpu_ms = batch_ms / batch
+    gpu_ms = page_share(batch_ms, batch)
     host = {stage: _mean(stage_ms, stage) for stage in HOST_STAGES}
     host_ms = sum(value for value in host.values() if value is not None)
     price = settings.get("gpu_hour_price")
     energy_price = telemetry.get("energy_price_per_kwh")
     joules = _energy_per_page(telemetry, decode_steps, output_tokens)
-    joules = None if joules is None else joules / batch
+    joules = page_share(joules, batch)
     return {
         "available": True,
         "output_tokens": output_tokens,

@@ -34,7 +34,7 @@ from vlmprof.flops.analytic import (
     vision_cost,
 )
 from vlmprof.flops.work import WORK_KEYS, decode_work
-from vlmprof.metrics.aggregate import batch_size, llm_prefill_ms, ok_records
+from vlmprof.metrics.aggregate import batch_size, llm_prefill_ms, ok_records, page_share
 from vlmprof.metrics.roofline import (
     BYTES_AS_IMPLEMENTED,
     BYTES_NECESSARY,
@@ -144,7 +144,7 @@ def _prefill_work(
     reads once): FLOPs and necessary bytes from the formulas at its shapes, or, where `dims`
     is None, from the work counted over its run (matmul-class bytes; a stage its model does
     not have, SAM say, did no work); bytes as implemented as counted over its run."""
-    share = 1 / batch_size(record)
+    share = page_share(1.0, batch_size(record))
     stages = (*VISION_PARTS, "vision", "llm_prefill")
     if dims is None:
         counted = _counted(record)
@@ -240,7 +240,8 @@ def _record_row(
     work = _prefill_work(record, dims, bytes_per_el)
     decode = _decode_work(record, dims, bytes_per_el, context_len_mode, context_len_fixed)
     batch = batch_size(record)
-    prefill_ms, decode_ms = float(record["prefill_ms"]) / batch, float(record["decode_ms"]) / batch
+    prefill_ms = page_share(record["prefill_ms"], batch)
+    decode_ms = page_share(record["decode_ms"], batch)
     vision, llm = work["vision"], work["llm_prefill"]
     prefill = (vision[0] + llm[0], vision[1] + llm[1], _plus(vision[2], llm[2]))
     row = {
@@ -254,9 +255,9 @@ def _record_row(
         "batch_size": batch,
     }
     for part in VISION_PARTS:
-        row |= _stage_columns(part, work[part], _share(record.get(record_field(part)), batch))
-    row |= _stage_columns("vision", vision, _share(record.get("vision_ms"), batch))
-    row |= _stage_columns("llm_prefill", llm, _share(llm_prefill_ms(record), batch))
+        row |= _stage_columns(part, work[part], page_share(record.get(record_field(part)), batch))
+    row |= _stage_columns("vision", vision, page_share(record.get("vision_ms"), batch))
+    row |= _stage_columns("llm_prefill", llm, page_share(llm_prefill_ms(record), batch))
     row |= _stage_columns("prefill", prefill, prefill_ms)
     row |= _stage_columns("decode", decode, decode_ms)
     row |= {"model flops": prefill[0] + decode[0], "model (ms)": prefill_ms + decode_ms}
@@ -266,11 +267,6 @@ def _record_row(
 def _page_bytes(cost: StageCost, weight_share: float) -> float:
     """Necessary bytes of one page when `weight_share` of the stage's weight reads are its own."""
     return cost.necessary_bytes - cost.weight_bytes * (1 - weight_share)
-
-
-def _share(ms: float | None, batch: int) -> float | None:
-    """A page's share of its batch's time."""
-    return None if ms is None else float(ms) / batch
 
 
 def _peak_values(peaks: dict[str, Any], key: str) -> dict[str, float | None]:

@@ -33,6 +33,12 @@ DIMS: dict[str, str] = {
 PRESET_CHECKS: dict[str, str] = {
     "hf_vlm": "vlmprof.models.hf_vlm.architectures",
 }
+# Where each model that cuts a page into views by resolution mode keeps its modes (`MODES`;
+# pure geometry, no torch); the others take the page whole and ignore `mode`.
+VIEWS: dict[str, str] = {
+    "deepseek_ocr": "vlmprof.models.deepseek_ocr.views",
+    "deepseek_ocr2": "vlmprof.models.deepseek_ocr2.views",
+}
 # Where each pipeline model reads a checkpoint's dimensions (`read_dims`; needs transformers).
 CHECKPOINT_DIMS: dict[str, str] = {
     "deepseek_ocr": "vlmprof.models.deepseek_ocr.checkpoint",
@@ -73,6 +79,13 @@ def check_preset(name: str, preset: str, overrides: Mapping[str, Any]) -> None:
         importlib.import_module(PRESET_CHECKS[name]).check_preset(preset, overrides)
         return
     _dims_module(name).preset_dims(preset, dict(overrides))
+
+
+def resolution_modes(name: str) -> tuple[str, ...] | None:
+    """The resolution modes model `name` knows, or None where it ignores `mode`."""
+    if name not in VIEWS:
+        return None
+    return tuple(importlib.import_module(VIEWS[name]).MODES)
 
 
 def spec_dims(name: str, preset: str, overrides: Mapping[str, Any], checkpoint: str | None) -> Any:

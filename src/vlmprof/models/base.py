@@ -21,7 +21,9 @@ if TYPE_CHECKING:  # the workflow imports ModelSpec to plan jobs, without torch
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Everything that decides which model is built and how it runs."""
+    """Everything that decides which model is built and the code path it runs; how a run
+    uses it (batch size, workers, where pages are preprocessed) is the run's settings
+    (`runtime.profile_settings.ProfileSettings`)."""
 
     name: str = "deepseek_ocr"
     # Which transformers architecture the `hf_vlm` adapter builds (models/hf_vlm/
@@ -55,15 +57,6 @@ class ModelSpec:
     # Vision encoders: eager (released) or cuda_graph (each stage's forward replayed from
     # one CUDA graph per input shape; models/shape_graphs.py).
     vision: str = "eager"
-    # Where pages become pixel tensors: cpu (PIL on the host, the released code) or gpu
-    # (torch on the model's device; models/deepseek_ocr/device_preprocess.py).
-    preprocess: str = "cpu"
-    # Pages generated together: vision over all their views, one left-padded prefill, one
-    # decode step per token for all of them (models/padded_batch.py). 1 is the released code.
-    batch_size: int = 1
-    # Processes loading and preprocessing the next pages while the GPU runs the current ones
-    # (runtime/page_source.py); 0 does it inline, as the released code does.
-    workers: int = 0
     # Test-only: noise (in units of the weight's std) added to the output head, to show
     # that the correctness gate catches a wrong model. 0 leaves the model as built.
     perturb: float = 0.0
@@ -92,8 +85,6 @@ class ModelSpec:
             experts_implementation=model["experts_implementation"],
             mode=config["mode"],
             max_crops=config["max_crops"],
-            batch_size=config["batch_size"],
-            workers=config["workers"],
             seed=model["seed"],
             checkpoint=model["checkpoint"],
             trust_remote_code=model["trust_remote_code"],
@@ -118,9 +109,6 @@ LATER_FIELDS: dict[str, Any] = released_values(
     (
         "sam_attention",
         "vision",
-        "preprocess",
-        "batch_size",
-        "workers",
         "architecture",
         "routing",
         "upcast",
@@ -248,6 +236,14 @@ class ModelAdapter(ABC):
     @abstractmethod
     def preprocess(self, image: Image.Image) -> ModelInputs:
         """Turn one RGB page into CPU tensors ready for `prefill`."""
+
+    def preprocess_on_device(self, image: Image.Image) -> ModelInputs:
+        """`preprocess` with the pixels made on the model's device (`preprocess: gpu`);
+        only a model with device-side views has it."""
+        raise ValueError(
+            f"preprocess: gpu is built for deepseek_ocr's views, not model {self.name}; drop"
+            " the switch"
+        )
 
     @abstractmethod
     def stage_modules(self) -> dict[str, str]:

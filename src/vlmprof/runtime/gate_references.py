@@ -20,6 +20,7 @@ import torch
 from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.progress import Progress
+from vlmprof.runtime.page_source import page_inputs
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.profile_shard import batch_reference_outputs, free_memory
 
@@ -69,11 +70,11 @@ def teacher_forced_outputs(
     images: Sequence[tuple[str, Path]],
     against: Mapping[str, Saved],
     settings: ProfileSettings,
-    batch_size: int,
     progress_label: str,
 ) -> dict[str, Saved]:
     """Each page of `images` that the baseline has outputs for (`against`), generated
-    `batch_size` at a time fed the baseline's tokens: what the gate compares, by image_id.
+    `settings.batch_size` at a time fed the baseline's tokens: what the gate compares, by
+    image_id.
 
     A page the baseline could not run has no tokens to feed and is left out, as is one that
     cannot be read here (its baseline records say why)."""
@@ -82,11 +83,13 @@ def teacher_forced_outputs(
         if image_id not in against:
             continue
         try:
-            pages.append((image_id, adapter.preprocess(load_page(path, settings.max_pixels))))
+            image = load_page(path, settings.max_pixels)
+            pages.append((image_id, page_inputs(adapter, image, settings.preprocess)))
         except (ImageLoadError, OSError, ValueError) as error:
             log.warning("page %s left out: %s", image_id, error)
     progress = Progress(progress_label, len(pages))
     outputs: dict[str, Saved] = {}
+    batch_size = settings.batch_size
     for first in range(0, len(pages), batch_size):
         batch = pages[first : first + batch_size]
         outputs |= _forced_batch(adapter, batch, against, settings)

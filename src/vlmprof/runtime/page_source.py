@@ -49,13 +49,26 @@ def error_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}".splitlines()[0]
 
 
+def page_inputs(adapter: ModelAdapter, image: Image.Image, preprocess: str) -> ModelInputs:
+    """`image` made into `adapter`'s inputs where the run's `preprocess` setting says: on the
+    host (cpu, the released code) or on the model's device (gpu)."""
+    if preprocess == "gpu":
+        return adapter.preprocess_on_device(image)
+    return adapter.preprocess(image)
+
+
 class _Pages(Dataset):
     """Page i of `images`, loaded and preprocessed by `adapter` (in a worker, if any)."""
 
     def __init__(
-        self, adapter: ModelAdapter, images: Sequence[tuple[str, Path]], max_pixels: int
+        self,
+        adapter: ModelAdapter,
+        images: Sequence[tuple[str, Path]],
+        max_pixels: int,
+        preprocess: str,
     ) -> None:
         self.adapter, self.images, self.max_pixels = adapter, images, max_pixels
+        self.preprocess = preprocess
 
     def __len__(self) -> int:
         return len(self.images)
@@ -68,7 +81,7 @@ class _Pages(Dataset):
             loaded.image = load_page(Path(path), self.max_pixels)
             loaded.load_ms = (time.perf_counter() - start) * 1000.0
             start = time.perf_counter()
-            loaded.inputs = self.adapter.preprocess(loaded.image)
+            loaded.inputs = page_inputs(self.adapter, loaded.image, self.preprocess)
             end = time.perf_counter()
             loaded.preprocess_ms = (end - start) * 1000.0
             loaded.host_span_s = [began, end]
@@ -83,11 +96,16 @@ def _as_is(page: LoadedPage) -> LoadedPage:
 
 
 def loaded_pages(
-    adapter: ModelAdapter, images: Sequence[tuple[str, Path]], max_pixels: int, workers: int
+    adapter: ModelAdapter,
+    images: Sequence[tuple[str, Path]],
+    max_pixels: int,
+    workers: int,
+    preprocess: str = "cpu",
 ) -> Iterator[LoadedPage]:
-    """Every page of `images` in order, loaded and preprocessed inline (`workers` 0) or by
-    `workers` processes running ahead; each with the time the caller waited for it."""
-    pages = _Pages(adapter, images, max_pixels)
+    """Every page of `images` in order, loaded and preprocessed (`page_inputs`) inline
+    (`workers` 0) or by `workers` processes running ahead; each with the time the caller
+    waited for it."""
+    pages = _Pages(adapter, images, max_pixels, preprocess)
     source: Iterator[LoadedPage]
     if workers == 0:
         source = (pages[index] for index in range(len(pages)))

@@ -1,19 +1,22 @@
-"""What the timing pass does with each page, read from the run config.
+"""What a run does with its model: the timing pass's settings, read from the run config.
 
 Torch-free: the workflow reads these settings from the config where it plans the jobs. The
-config schema holds every default; these fields have none of their own.
+config schema holds every default; the fields with defaults of their own are the job's
+(shard, eos_id, nvtx) and the run's shape (batch size, workers, where pages are
+preprocessed), whose defaults are the released flow a variant may switch.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 
 @dataclass(frozen=True)
 class ProfileSettings:
-    """What the timing pass does with each image."""
+    """A run's settings: what the timing pass does with each page, apart from the model
+    (`models.base.ModelSpec` says what is built; this says how it is run)."""
 
     run_id: str
     shard: int
@@ -31,6 +34,15 @@ class ProfileSettings:
     eos_id: int | None = None
     # NVTX ranges around the stages; benchmarks switch them off to measure their cost.
     nvtx: bool = True
+    # Pages generated together: vision over all their views, one left-padded prefill, one
+    # decode step per token for all of them (models/padded_batch.py). 1 is the released code.
+    batch_size: int = 1
+    # Processes loading and preprocessing the next pages while the GPU runs the current ones
+    # (runtime/page_source.py); 0 does it inline, as the released code does.
+    workers: int = 0
+    # Where pages become pixel tensors: cpu (on the host, the released code) or gpu (on the
+    # model's device; models/deepseek_ocr/device_preprocess.py).
+    preprocess: str = "cpu"
 
     @staticmethod
     def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,6 +61,10 @@ class ProfileSettings:
             "telemetry": telemetry["enabled"],
             "telemetry_interval_ms": telemetry["interval_ms"],
             "telemetry_counter_interval_ms": telemetry["counter_interval_ms"],
+            "batch_size": config["batch_size"],
+            "workers": config["workers"],
+            # No config key of its own: the released flow, which a variant may switch.
+            "preprocess": RELEASED_SHAPE["preprocess"],
         }
 
     @classmethod
@@ -57,3 +73,25 @@ class ProfileSettings:
     ) -> ProfileSettings:
         """The settings of one shard of the run a validated config describes."""
         return cls(**cls.run_settings(config), shard=shard, eos_id=eos_id)
+
+
+# The run's shape at the released flow. A job's params leave these out at that value (they
+# were model fields once, left out there too), so the default run's params text, and with
+# it every finished job, stays what it was (Snakemake reruns a job whose params change).
+RELEASED_SHAPE: dict[str, Any] = {
+    item.name: item.default
+    for item in fields(ProfileSettings)
+    if item.name in ("batch_size", "workers", "preprocess")
+}
+
+
+def settings_params(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Run settings for a job's params: the shape at its released value left out, since
+    `ProfileSettings(**params)` fills it back in."""
+    return {key: value for key, value in settings.items() if RELEASED_SHAPE.get(key, ...) != value}
+
+
+def run_shape(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's shape (batch size, workers, preprocessing) where it is not the released
+    flow's: what metrics.json's resolved config adds to the model's spec."""
+    return {key: value for key, value in settings_params(settings).items() if key in RELEASED_SHAPE}

@@ -32,7 +32,7 @@ from vlmprof.runtime.host_counters import host_delta, read_host
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvml import nvml_device
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.page_source import error_reason, loaded_pages
+from vlmprof.runtime.page_source import error_reason, loaded_pages, page_inputs
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler, series_dict, summarize_run
@@ -149,13 +149,14 @@ def warm_up(
     rounds: int,
     max_new_tokens: int,
     batch_size: int = 1,
+    preprocess: str = "cpu",
 ) -> None:
-    """Run untimed generations of `batch_size` pages so one-off costs (allocator, kernels,
-    caches, graphs of that batch size) stay out."""
+    """Run untimed generations of `batch_size` pages (made into inputs where `preprocess`
+    says) so one-off costs (allocator, kernels, caches, graphs of that batch size) stay out."""
     nvtx = NvtxRanges(enabled=False)
     for round_index in range(rounds):
         batch = [
-            adapter.preprocess(pages[(round_index + row) % len(pages)]).to(
+            page_inputs(adapter, pages[(round_index + row) % len(pages)], preprocess).to(
                 adapter.device, adapter.dtype
             )
             for row in range(batch_size)
@@ -284,7 +285,8 @@ def profile_images(
     """Profile `images` ((image_id, path) pairs) on `adapter`, built at `placement` (which
     every record keeps), and write their records to `out_path`.
 
-    Pages run `adapter.spec.batch_size` at a time: each page keeps its own record, with its
+    Pages run `settings.batch_size` at a time, loaded by `settings.workers` processes and
+    preprocessed where `settings.preprocess` says: each page keeps its own record, with its
     batch's stage times (what the page waited) and the batch's size and index. With
     `outputs_path`, each page's untimed reference generation (tokens, first-step logits,
     per-step top-k) is saved there for the correctness gate, keyed by image_id. Progress
@@ -305,7 +307,7 @@ def profile_images(
     records: list[RunRecord] = []
     series_kept = False
     label = progress_label or f"profile shard {settings.shard}"
-    batch_size = adapter.spec.batch_size
+    batch_size = settings.batch_size
     with atomic_open(out_path) as handle, telemetry_sampler(placement, settings) as sampler:
 
         def emit(record: RunRecord) -> None:
@@ -325,7 +327,9 @@ def profile_images(
 
         warmed = False
         progress = Progress(label, len(images) * settings.repeats)
-        source = loaded_pages(adapter, images, settings.max_pixels, adapter.spec.workers)
+        source = loaded_pages(
+            adapter, images, settings.max_pixels, settings.workers, settings.preprocess
+        )
         for first in range(0, len(images), batch_size):
             pages: list[_Page] = []
             for index, loaded in enumerate(islice(source, batch_size), first):
@@ -378,6 +382,7 @@ def profile_images(
                         settings.warmup_rounds,
                         settings.max_new_tokens,
                         len(pages),
+                        settings.preprocess,
                     )
                     pages[0].facts["warmup_ms"] = _elapsed_ms(start)
                     warmed = True

@@ -13,17 +13,16 @@ from PIL import Image
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.base import ModelAdapter
 from vlmprof.runtime.gate_references import exact_float32
+from vlmprof.runtime.page_source import page_inputs
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.profile_shard import batch_reference_outputs, free_memory
 from vlmprof.variants.gate import GateFactors, Outputs, judge_variant
-from vlmprof.variants.switches import gate_check_spec, oracle_spec
+from vlmprof.variants.switches import apply_switches, arm_view, gate_check, oracle, split_view
 
 # What a variant's models get before they run (a planted bug, say).
 Alteration = Callable[[ModelAdapter], None]
-
-
-def _as_spec(fields: Mapping[str, Any]) -> ModelSpec:
-    return ModelSpec(**fields)
+# An arm as one mapping: its model spec's fields and its run settings (`switches.arm_view`).
+View = Mapping[str, Any]
 
 
 class GateRuns:
@@ -38,28 +37,31 @@ class GateRuns:
         settings: ProfileSettings,
         factors: GateFactors,
     ) -> None:
-        self.spec, self.images, self.settings, self.factors = baseline, images, settings, factors
-        self.baseline = self.outputs(baseline)
-        self.oracle = self.outputs(_as_spec(oracle_spec(dataclasses.asdict(baseline))), True)
-        check = gate_check_spec(dataclasses.asdict(baseline))
-        self.baseline_check = None if check is None else self.outputs(_as_spec(check), True)
+        self.view = arm_view(baseline, dataclasses.asdict(settings))
+        self.images, self.factors = images, factors
+        self.baseline = self.outputs(self.view)
+        self.oracle = self.outputs(oracle(self.view), True)
+        check = gate_check(self.view)
+        self.baseline_check = None if check is None else self.outputs(check, True)
 
-    def outputs(
-        self, spec: ModelSpec, forced: bool = False, alter: Alteration | None = None
-    ) -> Outputs:
-        """The model `spec` builds (then `alter`ed) on every page, `spec.batch_size` at a
-        time; `forced`: fed the baseline's tokens."""
+    def outputs(self, view: View, forced: bool = False, alter: Alteration | None = None) -> Outputs:
+        """The model of arm `view` (then `alter`ed) on every page, its batch size at a time;
+        `forced`: fed the baseline's tokens."""
+        spec, fields = split_view(view)
+        settings = ProfileSettings(**fields)
         with exact_float32():
             adapter = build_adapter(spec)
             if alter is not None:
                 alter(adapter)
             names = list(self.images)
             saved: dict[str, Any] = {}
-            for first in range(0, len(names), spec.batch_size):
-                batch = names[first : first + spec.batch_size]
-                inputs = [adapter.preprocess(self.images[name]) for name in batch]
+            for first in range(0, len(names), settings.batch_size):
+                batch = names[first : first + settings.batch_size]
+                inputs = [
+                    page_inputs(adapter, self.images[name], settings.preprocess) for name in batch
+                ]
                 against = [self.baseline[name] for name in batch] if forced else None
-                outputs = batch_reference_outputs(adapter, inputs, self.settings, against)
+                outputs = batch_reference_outputs(adapter, inputs, settings, against)
                 saved.update(zip(batch, outputs, strict=True))
         device = adapter.device
         del adapter
@@ -67,14 +69,14 @@ class GateRuns:
         return saved
 
     def judge(
-        self, name: str, changes: Mapping[str, Any], alter: Alteration | None = None
+        self, name: str, switches: Mapping[str, Any], alter: Alteration | None = None
     ) -> dict[str, Any]:
-        """The gate's verdict on the baseline with `changes` (ModelSpec fields), its models
-        `alter`ed first (a planted bug)."""
-        spec = dataclasses.replace(self.spec, **changes)
-        variant = self.outputs(spec, True, alter)
+        """The gate's verdict on the baseline with variant `switches` (as the config names
+        them), its models `alter`ed first (a planted bug)."""
+        view = apply_switches(self.view, switches)
+        variant = self.outputs(view, True, alter)
         checks = None
-        check = gate_check_spec(dataclasses.asdict(spec))
+        check = gate_check(view)
         if check is not None and self.baseline_check is not None:
-            checks = (self.baseline_check, self.outputs(_as_spec(check), True, alter))
+            checks = (self.baseline_check, self.outputs(check, True, alter))
         return judge_variant(name, self.baseline, variant, self.oracle, self.factors, checks)

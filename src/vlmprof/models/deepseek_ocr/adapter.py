@@ -15,7 +15,7 @@ from vlmprof.models.deepseek_ocr.checkpoint import HfPromptTokenizer, load_check
 from vlmprof.models.deepseek_ocr.device_preprocess import prepare_views_on_device
 from vlmprof.models.deepseek_ocr.dims import DeepseekOcrDims, preset_dims
 from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling, build_module
-from vlmprof.models.deepseek_ocr.preprocess import prepare_views
+from vlmprof.models.deepseek_ocr.preprocess import PreparedViews, prepare_views
 from vlmprof.models.implementation import compile_parts, is_moe, perturb_weight, upcast
 from vlmprof.models.padded_batch import left_pad, padded_attention
 from vlmprof.models.prompt_tokenizer import (
@@ -79,10 +79,6 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
         names (and the routers with `routing: fused`), then replay the vision stages from
         CUDA graphs if asked (compiled code is captured too); perturb the head if asked
         (tests)."""
-        if self.spec.preprocess == "gpu" and self.prepare_views is not prepare_views:
-            raise ValueError(
-                f"preprocess: gpu makes deepseek_ocr's views; {self.name} cuts its own"
-            )
         if self.spec.sam_attention == "folded":
             fold_relative_positions(self.module)
         vision, decoder = tuple(self.stage_map), self.decoder_layer_paths()
@@ -115,12 +111,20 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
         return cls(spec, dims, upcast(module, spec.upcast))
 
     def preprocess(self, image: Image.Image) -> ModelInputs:
-        """Views, normalised pixels and the prompt with the right number of image tokens;
-        with `preprocess: gpu` the pixels are made on the model's device."""
-        if self.spec.preprocess == "gpu":
-            views = prepare_views_on_device(image, self.spec.mode, self.spec.max_crops, self.device)
-        else:
-            views = self.prepare_views(image, self.spec.mode, self.spec.max_crops)
+        """Views, normalised pixels and the prompt with the right number of image tokens."""
+        return self._inputs(self.prepare_views(image, self.spec.mode, self.spec.max_crops))
+
+    def preprocess_on_device(self, image: Image.Image) -> ModelInputs:
+        """`preprocess` with the views made on the model's device (`preprocess: gpu`)."""
+        if self.prepare_views is not prepare_views:
+            raise ValueError(
+                f"preprocess: gpu makes deepseek_ocr's views; {self.name} cuts its own"
+            )
+        mode, crops = self.spec.mode, self.spec.max_crops
+        return self._inputs(prepare_views_on_device(image, mode, crops, self.device))
+
+    def _inputs(self, views: PreparedViews) -> ModelInputs:
+        """The model inputs of a page's views: its pixels and the prompt."""
         ids = self.tokenizer.prompt_ids(DOCUMENT_PROMPT, views.plan.image_tokens)
         pixels = {"global": views.global_view}
         if views.crops is not None:
@@ -194,7 +198,6 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
             "compile": self.spec.compile,
             "sam_attention": self.spec.sam_attention,
             "vision": self.spec.vision,
-            "preprocess": self.spec.preprocess,
             "mode": self.spec.mode,
             "max_crops": self.spec.max_crops,
             "checkpoint": self.spec.checkpoint,

@@ -118,8 +118,6 @@ class HfVlmAdapter(StaticDecodePath, ModelAdapter):
         the weights of `spec.checkpoint`."""
         arch = architecture(spec.architecture)
         changed = [k for k, v in UNSUPPORTED_SWITCHES.items() if getattr(spec, k) != v]
-        if spec.preprocess != "cpu":
-            changed.append("preprocess")
         if changed:
             raise ValueError(
                 f"{', '.join(changed)}: hf_vlm runs the model's own forward; these switches "
