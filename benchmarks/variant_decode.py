@@ -4,11 +4,12 @@ Usage: python benchmarks/variant_decode.py [--preset full] [--device cuda] [--to
        [--repeats 3] [--variants baseline,grouped,batched,graphed]
        [--model hf_vlm --architecture qwen2_5_vl --variants baseline,dense-graphed]
 
-Builds each variant in turn (the same seeded weights), each in a process of its own so that
-no two models' CUDA graphs share one, runs one untimed reference generation (the gate's
-outputs, also the warm-up) and `--repeats` timed generations of an A4 page in gundam mode,
-then judges its outputs against the baseline's. Prints prefill ms, decode ms per token and
-the gate verdict per variant; `--json` keeps them.
+Builds each variant in turn (the same seeded weights), each in a process of its own, runs
+one untimed warm-up generation and `--repeats` timed generations of an A4 page in gundam
+mode. Then, in one more process, the correctness gate judges every variant as the pipeline
+does (`variants.gate_runs.GateRuns`: the baseline, the float64 oracle, the float32 checks,
+each variant fed the baseline's tokens). Prints prefill ms, decode ms per token and the
+gate verdict per variant; `--json` keeps them.
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_shard import reference_outputs, timed_run
-from vlmprof.variants.gate import judge_variant
+from vlmprof.variants.gate import GateFactors
+from vlmprof.variants.gate_runs import GateRuns
 from vlmprof.variants.switches import apply_switches
 
-from bench_args import in_own_process, profile_settings, write_json
+from bench_args import default_config, in_own_process, profile_settings, write_json
 
 # The graphed decode, then SAM's folded relative positions on it, then the vision stages
 # replayed from graphs on that: the arms below build on each other.
@@ -53,13 +55,13 @@ KNOWN = {
 PARTS = ("vision_ms", "sam_ms", "clip_ms", "projector_ms")
 
 
-def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
-    """Timed runs and reference outputs of one variant (run it in a process of its own,
-    `in_own_process`)."""
+def measure(spec: dict, page, tokens: int, repeats: int) -> dict:
+    """Timed runs of one variant, after one untimed warm-up generation (run it in a process
+    of its own, `in_own_process`)."""
     adapter = build_adapter(ModelSpec(**spec))
     settings = profile_settings("variants", max_new_tokens=tokens, telemetry=False)
     inputs_cpu = adapter.preprocess(page)
-    outputs = reference_outputs(adapter, inputs_cpu, settings)
+    reference_outputs(adapter, inputs_cpu, settings)  # the warm-up, as the timing pass's
     runs = [
         timed_run(
             adapter,
@@ -86,7 +88,20 @@ def measure(spec: dict, page, tokens: int, repeats: int) -> tuple[dict, dict]:
             {k: run.get(k) for k in ("prefill_ms", "decode_ms", "tokens", *PARTS)} for run in runs
         ],
     }
-    return result, outputs
+    return result
+
+
+def gate_verdicts(spec: dict, variants: dict[str, dict], page, tokens: int) -> dict[str, dict]:
+    """The gate's verdict on each variant's switches against the baseline `spec` on `page`,
+    at the config's default factors (run it in a process of its own)."""
+    gate = default_config()["variant_gate"]
+    runs = GateRuns(
+        ModelSpec(**spec),
+        {"page": page},
+        profile_settings("variants", max_new_tokens=tokens, telemetry=False),
+        GateFactors(gate["code_path_factor"], gate["precision_factor"]),
+    )
+    return {name: runs.judge(name, switches) for name, switches in variants.items()}
 
 
 def main() -> None:
@@ -100,7 +115,6 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--variants", default="baseline,grouped,batched")
-    parser.add_argument("--tolerance", type=float, default=0.02)
     parser.add_argument("--json", help="also write the measurements here")
     args = parser.parse_args()
     base = {
@@ -115,22 +129,25 @@ def main() -> None:
     }
     page = render_page("text_heavy", PAGE_SIZES[0], seed=0, index=0)
     results: dict[str, dict] = {}
-    reference = None
-    for name in args.variants.split(","):
-        spec = apply_switches(base | {"experts_implementation": "eager"}, KNOWN[name])
+    names = args.variants.split(",")
+    released = base | {"experts_implementation": "eager"}
+    for name in names:
+        spec = apply_switches(released, KNOWN[name])
         try:
-            result, outputs = in_own_process(measure, spec, page, args.tokens, args.repeats)
+            results[name] = in_own_process(measure, spec, page, args.tokens, args.repeats)
         except (RuntimeError, ValueError) as error:
             results[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
-            print(f"{name:>16}: failed: {results[name]['error']}")
+    timed = {name: KNOWN[name] for name in names[1:] if "error" not in results[name]}
+    verdicts = in_own_process(gate_verdicts, released, timed, page, args.tokens)
+    for name in names:
+        result = results[name]
+        if "error" in result:
+            print(f"{name:>16}: failed: {result['error']}")
             continue
-        if reference is None:
-            reference = {"page": outputs}
-            result["gate"] = "reference"
-        else:
-            verdict = judge_variant(name, reference, {"page": outputs}, args.tolerance)
-            result["gate"] = f"{verdict['status']}: {verdict['criterion']}; {verdict['detail']}"
-        results[name] = result
+        verdict = verdicts.get(name)
+        result["gate"] = (
+            "reference" if verdict is None else f"{verdict['status']}: {verdict['detail']}"
+        )
         vision = result.get("vision_ms")
         llm = result["llm_prefill_ms"]
         split = "" if vision is None else f" = vision {vision:.1f} + LLM {llm:.1f}"
