@@ -28,7 +28,7 @@ from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.profiler.operator_profile import profile_page
 from vlmprof.profiler.operators import GRAPH_REPLAY_PREFIX, attribution
 from vlmprof.profiler.timeline import device_time_us, graph_replay_kernels
-from vlmprof.runtime.profile_shard import warm_up
+from vlmprof.runtime.untimed_runs import warm_up
 
 from bench_args import write_json
 

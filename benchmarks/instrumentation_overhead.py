@@ -45,9 +45,9 @@ from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import telemetry_sampler, timed_run
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.telemetry import TelemetrySampler
+from vlmprof.runtime.timed_run import telemetry_sampler, timed_run
 from vlmprof.variants.paired import paired_ratio
 
 from bench_args import (

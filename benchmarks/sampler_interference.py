@@ -26,7 +26,7 @@ from vlmprof.device import resolve_placement
 from vlmprof.models import build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.profile_settings import ProfileSettings
-from vlmprof.runtime.profile_shard import telemetry_sampler, timed_run
+from vlmprof.runtime.timed_run import telemetry_sampler, timed_run
 
 from bench_args import (
     add_model_arguments,

@@ -20,7 +20,8 @@ import statistics
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import reference_outputs, timed_run
+from vlmprof.runtime.timed_run import timed_run
+from vlmprof.runtime.untimed_runs import reference_outputs
 from vlmprof.variants.gate import GateFactors
 from vlmprof.variants.gate_runs import GateRuns
 from vlmprof.variants.switches import apply_switches

@@ -25,7 +25,8 @@ from vlmprof.models.padded_batch import padded_attention
 from vlmprof.runtime.generate import GenerationCapture, generate_batch, greedy_generate
 from vlmprof.runtime.instruments import Instruments
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import batch_reference_outputs, profile_images
+from vlmprof.runtime.profile_shard import profile_images
+from vlmprof.runtime.untimed_runs import batch_reference_outputs
 from vlmprof.variants.switches import VariantError, check_batch_size, check_variant
 
 TOKENS = 6
@@ -61,7 +62,7 @@ def test_pages_in_a_batch_of_four_get_their_lone_tokens(batch: list[ModelInputs]
     adapter = build_adapter(ModelSpec(preset="small", decode=decode))
     assert len({inputs.prefill_len for inputs in batch}) == len(batch)
     alone = [greedy_generate(adapter, inputs, TOKENS, INSTRUMENTS) for inputs in batch]
-    together = generate_batch(adapter, batch, TOKENS, INSTRUMENTS)
+    together = generate_batch(adapter, batch, [TOKENS] * len(batch), INSTRUMENTS).tokens
     assert [row.tolist() for row in together] == [row.tolist() for row in alone]
 
 
@@ -91,10 +92,10 @@ def test_teacher_forcing_feeds_another_runs_tokens_and_keeps_each_pages_length(
 
 def test_a_page_that_ends_early_keeps_its_tokens_up_to_its_end(batch: list[ModelInputs]):
     adapter = build_adapter(ModelSpec(preset="small"))
-    free = generate_batch(adapter, batch[:2], TOKENS, INSTRUMENTS)
+    free = generate_batch(adapter, batch[:2], [TOKENS] * 2, INSTRUMENTS).tokens
     eos = int(free[0][2])  # the first page "ends" at its third token
     captures = [GenerationCapture(), GenerationCapture()]
-    ended = generate_batch(adapter, batch[:2], TOKENS, INSTRUMENTS, eos, captures)
+    ended = generate_batch(adapter, batch[:2], [TOKENS] * 2, INSTRUMENTS, eos, captures).tokens
     first_end = free[0].tolist().index(eos)
     assert ended[0].tolist() == free[0].tolist()[: first_end + 1]
     second = free[1].tolist()
@@ -139,10 +140,12 @@ class OutOfMemoryInBatches(DeepseekOcrAdapter):
     def __init__(self, real: DeepseekOcrAdapter) -> None:
         super().__init__(real.spec, real.dims, real.module)
 
-    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
+    def prefill_batch(
+        self, batch: Sequence[ModelInputs], new_tokens: int
+    ) -> tuple[torch.Tensor, DecodeState]:
         if len(batch) > 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB.")
-        return super().prefill_batch(batch)
+        return super().prefill_batch(batch, new_tokens)
 
 
 def test_a_batch_too_large_to_fit_is_recorded_and_the_run_goes_on(tmp_path: Path):
@@ -173,4 +176,4 @@ def test_only_deepseek_ocrs_own_module_tree_batches_pages():
         check_batch_size({**base, "name": "deepseek_ocr2", "batch_size": 4}, "batch_size")
     lone = build_adapter(ModelSpec(name="deepseek_ocr2", preset="small"))
     with pytest.raises(NotImplementedError, match="deepseek_ocr2 prefills one page at a time"):
-        lone.prefill_batch([None, None])  # type: ignore[list-item]
+        lone.prefill_batch([None, None], 1)  # type: ignore[list-item]

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vlmprof.data.manifest import MANIFEST_COLUMNS, load_manifest
+from vlmprof.data.manifest import MANIFEST_COLUMNS, TEXT_COLUMN, load_manifest
 from vlmprof.data.synthetic_pages import CATEGORIES, PAGE_SIZES, generate_synthetic_pages
 from vlmprof.models.deepseek_ocr.views import plan_views
 
@@ -25,7 +25,7 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, pd.DataFrame]
 def test_manifest_columns_and_relative_paths(pages: tuple[Path, pd.DataFrame]) -> None:
     manifest_path, manifest = pages
     raw = pd.read_csv(manifest_path)
-    assert tuple(raw.columns) == MANIFEST_COLUMNS
+    assert tuple(raw.columns) == (*MANIFEST_COLUMNS, TEXT_COLUMN)
     assert not any(Path(p).is_absolute() for p in raw["path"])
     assert manifest["path"].map(lambda p: Path(p).is_absolute() and Path(p).is_file()).all()
     assert (manifest["source"] == "synthetic").all()

@@ -12,7 +12,12 @@ import pytest
 from tests.workflow_helpers import default_config
 from vlmprof.models import ModelSpec
 from vlmprof.models.base import spec_params
-from vlmprof.runtime.profile_settings import RELEASED_SHAPE, ProfileSettings, settings_params
+from vlmprof.runtime.profile_settings import (
+    LATER_SETTINGS,
+    RELEASED_SHAPE,
+    ProfileSettings,
+    settings_params,
+)
 
 # Config key path -> a valid value other than the default, for every key the model uses.
 MODEL_KEYS = {
@@ -43,6 +48,7 @@ SETTINGS_KEYS = {
     ("telemetry", "counter_interval_ms"): 0,
     ("batch_size",): 4,
     ("workers",): 2,
+    ("output_length", "kind"): "lognormal",
 }
 
 
@@ -87,9 +93,11 @@ def test_settings_come_whole_from_the_config_and_repeat_none_of_its_defaults():
     job_only = {"shard", "eos_id", "nvtx"}  # the job's own, not keys of the config
     assert set(ProfileSettings.run_settings(default_config())) == set(fields) - job_only
     defaulted = {name for name, f in fields.items() if f.default is not dataclasses.MISSING}
-    # The run's shape defaults to the released flow, so a job's params can leave it out.
-    assert defaulted <= job_only | set(RELEASED_SHAPE)
+    # The run's shape and the pages' lengths default to the released flow, so a job's
+    # params can leave them out.
+    assert defaulted <= job_only | set(LATER_SETTINGS)
     assert RELEASED_SHAPE == {"batch_size": 1, "workers": 0, "preprocess": "cpu"}
+    assert LATER_SETTINGS["output_length"]["kind"] == "fixed"
     settings = ProfileSettings.from_config(default_config(), shard=2, eos_id=5)
     assert (settings.shard, settings.eos_id, settings.nvtx) == (2, 5, True)
     assert settings.repeats == default_config()["repeats"]

@@ -171,8 +171,7 @@ def test_the_3d_rope_pages_have_other_offsets() -> None:
     adapter = build_adapter(ModelSpec(name="hf_vlm", architecture="qwen2_5_vl", decode="static"))
     offsets = []
     for page in _pages(QWEN_SIZES).values():
-        adapter.reserve(1)
-        adapter.prefill(adapter.preprocess(page))
+        adapter.prefill(adapter.preprocess(page), 1)
         offsets.append(adapter.rope_delta.tolist())
     assert offsets[0] != offsets[1]
 
@@ -182,9 +181,9 @@ def _keeps_the_first_pages_rope_offset(adapter: ModelAdapter) -> None:
     positions are shifted by the first page's 3D-rope offset, not its own."""
     prefill = adapter.prefill
 
-    def stale(inputs):
+    def stale(inputs, new_tokens):
         first = None if adapter.rope_delta is None else adapter.rope_delta.clone()
-        logits, state = prefill(inputs)
+        logits, state = prefill(inputs, new_tokens)
         if first is not None:
             adapter.rope_delta.copy_(first)
         return logits, state

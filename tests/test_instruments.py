@@ -14,8 +14,8 @@ from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import timed_run
 from vlmprof.runtime.stage_timer import StageTimer
+from vlmprof.runtime.timed_run import timed_run
 
 
 def toy() -> torch.nn.Module:

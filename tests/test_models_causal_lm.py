@@ -28,7 +28,7 @@ def test_prefill_and_decode_run_and_are_seeded():
     assert inputs.prefill_len == 24 and inputs.image_tokens == 0
     assert adapter.stage_modules() == {}
     with torch.inference_mode():
-        logits, state = adapter.prefill(inputs)
+        logits, state = adapter.prefill(inputs, 2)
         assert logits.shape == (1, 4096)
         step = adapter.decode_step(logits.argmax(-1, keepdim=True), state)
     assert step.shape == (1, 4096) and state.position == 25

@@ -53,7 +53,7 @@ def page():
 def _generate(adapter, page) -> tuple[torch.Tensor, torch.Tensor]:
     inputs = adapter.preprocess(page).to(adapter.device, adapter.dtype)
     with torch.inference_mode():
-        logits, _ = adapter.prefill(inputs)
+        logits, _ = adapter.prefill(inputs, 1)
     instruments = Instruments(None, NvtxRanges(enabled=False))
     return logits, greedy_generate(adapter, inputs, NEW_TOKENS, instruments)
 
@@ -441,7 +441,7 @@ def test_remote_code_runs_prefill_and_decode_with_stage_hooks(remote_dir, page):
     assert len(stages["decode_step"]) == NEW_TOKENS - 1
     # Decoding with the returned cache equals one forward over the whole sequence.
     with torch.inference_mode():
-        logits, state = adapter.prefill(inputs)
+        logits, state = adapter.prefill(inputs, NEW_TOKENS)
         stepped = [logits] + [adapter.decode_step(t.view(1, 1), state) for t in tokens[:-1]]
         whole = torch.cat([inputs.input_ids, tokens[None, :-1]], dim=1)
         full = adapter.module(

@@ -90,7 +90,7 @@ def test_small_preset_prefill_matches_token_plan(small, size, mode):
     assert inputs.image_tokens == plan.image_tokens
     assert int((inputs.input_ids == 2).sum()) == plan.image_tokens
     with torch.inference_mode():
-        logits, state = small.prefill(inputs)
+        logits, state = small.prefill(inputs, 1)
     assert logits.shape == (1, small.dims.decoder.vocab)
     assert state.cache.get_seq_length() == inputs.prefill_len
 

@@ -171,7 +171,7 @@ def test_small_preset_prefill_matches_token_plan(size, mode):
     else:
         assert "crops" not in inputs.pixel_views
     with torch.inference_mode():
-        logits, state = adapter.prefill(inputs)
+        logits, state = adapter.prefill(inputs, 1)
     assert logits.shape == (1, SMALL.decoder.vocab)
     assert state.cache.get_seq_length() == inputs.prefill_len
 
@@ -183,7 +183,7 @@ def test_stage_hooks_fire_once_per_view_batch(small):
     handles = attach_stage_hooks(small.module, small.stage_modules(), instruments)
     try:
         with instruments.stage("prefill"), torch.inference_mode():
-            small.prefill(inputs)
+            small.prefill(inputs, 1)
     finally:
         detach(handles)
     times = timer.finish()
@@ -262,8 +262,8 @@ def test_checkpoint_round_trip_gives_the_same_logits(small, tmp_path: Path):
     assert spec_dims("deepseek_ocr2", "full", {}, str(directory)) == small.dims
     inputs = small.preprocess(_page(*UNTILED))
     with torch.inference_mode():
-        expected, _ = small.prefill(inputs)
-        got, _ = loaded.prefill(inputs)
+        expected, _ = small.prefill(inputs, 1)
+        got, _ = loaded.prefill(inputs, 1)
     assert torch.equal(got, expected)
 
 

@@ -30,8 +30,8 @@ from vlmprof.models.hf_vlm.inputs import (
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import reference_outputs
 from vlmprof.runtime.stage_timer import StageTimer
+from vlmprof.runtime.untimed_runs import reference_outputs
 
 A4_150_DPI = Image.new("RGB", (1240, 1754), "white")
 WIDE = Image.new("RGB", (1754, 400), "white")
@@ -183,10 +183,10 @@ def test_weights_are_seeded(adapter):
     again = build_adapter(adapter.spec)
     other = build_adapter(replace(adapter.spec, seed=1))
     with torch.inference_mode():
-        logits = adapter.prefill(inputs)[0]
+        logits = adapter.prefill(inputs, 1)[0]
         assert logits.shape == (1, adapter.config.text_config.vocab_size)
-        assert torch.equal(logits, again.prefill(inputs)[0])
-        assert not torch.equal(logits, other.prefill(inputs)[0])
+        assert torch.equal(logits, again.prefill(inputs, 1)[0])
+        assert not torch.equal(logits, other.prefill(inputs, 1)[0])
 
 
 def test_stage_hooks_fire_in_prefill_only(adapter):
@@ -204,7 +204,7 @@ def test_stage_hooks_fire_in_prefill_only(adapter):
     ]
     try:
         with torch.inference_mode():
-            logits, state = adapter.prefill(inputs)
+            logits, state = adapter.prefill(inputs, 2)
             assert sorted(labels) == sorted(adapter.stage_modules())
             labels.clear()
             adapter.decode_step(logits.argmax(-1, keepdim=True), state)
@@ -244,7 +244,7 @@ def test_greedy_loop_equals_the_models_own_generate(adapter):
         )
         # Logits too, step by step: random weights repeat one token, which alone would not
         # show that decode positions (Qwen's rope offset) match generate's.
-        logits, state = adapter.prefill(inputs)
+        logits, state = adapter.prefill(inputs, 6)
         steps = [logits]
         for token in own.sequences[0, inputs.prefill_len : -1]:
             steps.append(adapter.decode_step(token.view(1, 1), state))
@@ -287,7 +287,7 @@ def test_prompt_holds_the_image_tokens_of_its_page(adapter):
     )
     try:
         with torch.inference_mode():
-            adapter.prefill(inputs)
+            adapter.prefill(inputs, 1)
     finally:
         handle.remove()
     assert rows == [inputs.image_tokens]
@@ -409,7 +409,7 @@ def test_a_checkpoint_directory_gives_the_model_it_holds(name: str, tmp_path):
     assert torch.equal(ours.input_ids, theirs.input_ids)
     with torch.no_grad():
         # Equal weights; the loaded tensors' layouts may round the last bit differently.
-        torch.testing.assert_close(built.prefill(ours)[0], loaded.prefill(theirs)[0])
+        torch.testing.assert_close(built.prefill(ours, 1)[0], loaded.prefill(theirs, 1)[0])
     meta = ModelSpec(name="hf_vlm", architecture=name, checkpoint=str(tmp_path), device="meta")
     tree = build_adapter(replace(meta, dtype="float32")).module
     assert sum(p.numel() for p in tree.parameters()) == (

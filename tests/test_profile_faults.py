@@ -59,14 +59,16 @@ class FaultOnPage(DeepseekOcrAdapter):
         self.current = image.size
         return super().preprocess(image)
 
-    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
+    def prefill_batch(
+        self, batch: Sequence[ModelInputs], new_tokens: int
+    ) -> tuple[torch.Tensor, DecodeState]:
         self.prefills.append(self.current)
         if self.current == self.size:
             # What a run holds when it fails: freeing memory must release it.
             activations = torch.empty(1024, 1024)
             self.failed_runs.append(weakref.ref(activations))
             raise self.fault(OOM_MESSAGE)
-        return super().prefill_batch(batch)
+        return super().prefill_batch(batch, new_tokens)
 
 
 class InterruptOnPage(FaultOnPage):
@@ -77,10 +79,12 @@ class InterruptOnPage(FaultOnPage):
         self.out_dir = out_dir
         self.on_disk_at_interrupt: list[str] = []
 
-    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
+    def prefill_batch(
+        self, batch: Sequence[ModelInputs], new_tokens: int
+    ) -> tuple[torch.Tensor, DecodeState]:
         if self.current == self.size:
             self.on_disk_at_interrupt = [p.read_text() for p in self.out_dir.iterdir()]
-        return super().prefill_batch(batch)
+        return super().prefill_batch(batch, new_tokens)
 
 
 @pytest.fixture(scope="module")

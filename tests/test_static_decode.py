@@ -13,7 +13,7 @@ from vlmprof.models.static_decode import bucket_length
 from vlmprof.runtime.generate import TOP_K, GenerationCapture, greedy_generate
 from vlmprof.runtime.instruments import Instruments
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import reference_outputs
+from vlmprof.runtime.untimed_runs import reference_outputs
 
 TOKENS = 10
 

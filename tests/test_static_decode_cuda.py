@@ -20,7 +20,7 @@ from tests.workflow_helpers import default_config, default_settings
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
 from vlmprof.models.shape_graphs import ShapeGraphs
-from vlmprof.runtime.profile_shard import batch_reference_outputs, reference_outputs
+from vlmprof.runtime.untimed_runs import batch_reference_outputs, reference_outputs
 from vlmprof.variants.gate import GateFactors
 from vlmprof.variants.gate_runs import GateRuns
 

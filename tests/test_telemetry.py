@@ -19,7 +19,6 @@ from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.placement import Placement
 from vlmprof.runtime.nvml_sample import Sample, decode, encode, sample_reader
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import telemetry_sampler, timed_run
 from vlmprof.runtime.telemetry import (
     TelemetrySampler,
     decode_reasons,
@@ -27,6 +26,7 @@ from vlmprof.runtime.telemetry import (
     flag_runs,
     summarize_run,
 )
+from vlmprof.runtime.timed_run import telemetry_sampler, timed_run
 from vlmprof.typed_json import read_as
 
 THERMAL = 0x20  # sw_thermal_slowdown

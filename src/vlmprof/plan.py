@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from vlmprof.data.manifest import SOURCES_WITH_TEXT
 from vlmprof.data.source import DatasetSourceError, count_pages, resolve_source, subset_warning
 from vlmprof.device_choice import DeviceUnavailableError, choose_device
 from vlmprof.models import check_preset
@@ -179,6 +180,7 @@ class RunPlan:
         source, notes = _dataset(config, project)
         config = {**config, "dataset": {**config["dataset"], "source": source}}
         _check_paths(config, project)
+        _check_output_length(config)
         base = _baseline(config, device)
         variants = {
             name: _variant(name, switches, base) for name, switches in config["variants"].items()
@@ -384,4 +386,16 @@ def _check_paths(config: Mapping[str, Any], project: Path) -> None:
         raise PlanError(
             "metrics.context_len_fixed",
             "metrics.context_len_fixed: required when context_len_mode is fixed",
+        )
+
+
+def _check_output_length(config: Mapping[str, Any]) -> None:
+    """Refuse lengths from the pages' ground-truth text for a data set without one."""
+    source = config["dataset"]["source"]
+    if config["output_length"]["kind"] == "dataset" and source not in SOURCES_WITH_TEXT:
+        raise PlanError(
+            "output_length.kind",
+            f"output_length.kind: dataset counts each page's ground-truth text, and "
+            f"dataset.source {source} (a folder of images) has none; use lognormal or fixed, "
+            f"or a source with text ({', '.join(SOURCES_WITH_TEXT)})",
         )

@@ -38,6 +38,15 @@ class RunRecord:
     image_tokens: int | None = None
     prefill_len: int | None = None
     tokens: int | None = None
+    # The page's length: the most tokens it generates (runtime/output_length.py), and how
+    # that was set; the page ends there or at its end-of-sequence.
+    target_tokens: int | None = None
+    target_source: str | None = None
+    # Its batch's decode slot-steps (pages x decode steps run) and, of those, the idle ones:
+    # steps a page's slot still ran after the page had ended (static batching's cost). The
+    # batch's figures, as its stage times are.
+    decode_slot_steps: int | None = None
+    idle_slot_steps: int | None = None
     # FLOPs and bytes of each stage of the page ({stage: {key: value}}, flops/work.WORK_KEYS),
     # counted over an untimed run of it (flops/page_work.py); None in records from before.
     counted_work: dict[str, dict[str, float]] | None = None

@@ -1,8 +1,9 @@
 """Dataset manifests: one row per page image, whatever the data set's own layout.
 
 A manifest is a table with `MANIFEST_COLUMNS` (extra columns such as OmniDocBench's page
-attributes ride along). On disk, paths are relative to the manifest's folder so a data set
-can move; in memory they are absolute. Unreadable images keep their row (width and height
+attributes ride along, and `text`, a page's ground truth, where the source has one). On
+disk, paths are relative to the manifest's folder so a data set can move; in memory they are
+absolute. Unreadable images keep their row (width and height
 empty) so the profiling job records the error instead of silently dropping the page.
 """
 
@@ -23,6 +24,10 @@ from vlmprof.atomic import atomic_open
 MANIFEST_COLUMNS = ("image_id", "path", "category", "width", "height", "sha256", "source")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 SOURCES = ("synthetic", "folder", "omnidocbench")
+# A page's ground-truth text: OmniDocBench's annotations, or what a synthetic page was drawn
+# from. A folder of images has none.
+TEXT_COLUMN = "text"
+SOURCES_WITH_TEXT = ("synthetic", "omnidocbench")
 _TEXT_COLUMNS = ("image_id", "path", "category", "sha256", "source")
 
 
@@ -105,7 +110,8 @@ def manifest_from_omnidocbench(json_path: Path, image_root: Path) -> pd.DataFram
 
     Each entry needs `page_info.image_path` (relative to `image_root`); `page_info.width`
     and `height` are used when present, else read from the image header. The category is
-    `page_attribute.data_source`; the other page attributes become `attr_<name>` columns.
+    `page_attribute.data_source`; the other page attributes become `attr_<name>` columns,
+    and the ground truth of its `layout_dets` the `text` column (`ground_truth_text`).
     """
     json_path, image_root = Path(json_path), Path(image_root)
     _require_exists(json_path, "an OmniDocBench-style JSON file")
@@ -138,6 +144,7 @@ def manifest_from_omnidocbench(json_path: Path, image_root: Path) -> pd.DataFram
             "height": height,
             "sha256": _sha256(file) if file.is_file() else None,
             "source": "omnidocbench",
+            TEXT_COLUMN: ground_truth_text(entry.get("layout_dets")),
         }
         row.update({f"attr_{k}": v for k, v in attributes.items() if k != "data_source"})
         rows.append(row)
@@ -153,6 +160,19 @@ def manifest_from_omnidocbench(json_path: Path, image_root: Path) -> pd.DataFram
         _unique_ids(Path(p).as_posix() for p in frame.pop("image_path")),
     )
     return _typed(frame)
+
+
+def ground_truth_text(elements: object) -> str:
+    """A page's ground truth from OmniDocBench's `layout_dets`: every element not marked
+    `ignore`, in reading order (`order`; unordered ones last), as the text a page's
+    transcription holds: a table's HTML, a formula's LaTeX, else its text (figures have
+    none); elements apart by a blank line."""
+    if not isinstance(elements, list):
+        return ""
+    kept = [e for e in elements if isinstance(e, dict) and not e.get("ignore")]
+    kept.sort(key=lambda e: (e.get("order") is None, e.get("order") or 0))
+    parts = (e.get("html") or e.get("latex") or e.get("text") or "" for e in kept)
+    return "\n\n".join(part for part in parts if isinstance(part, str) and part)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -216,6 +236,8 @@ def _typed(frame: pd.DataFrame) -> pd.DataFrame:
     """Manifest columns first, text as strings and sizes as nullable integers."""
     for column in _TEXT_COLUMNS:
         frame[column] = frame[column].astype("string")
+    if TEXT_COLUMN in frame.columns:
+        frame[TEXT_COLUMN] = frame[TEXT_COLUMN].astype("string").fillna("")
     for column in ("width", "height"):
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype("Int64")
     extra = [column for column in frame.columns if column not in MANIFEST_COLUMNS]

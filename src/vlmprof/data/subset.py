@@ -17,6 +17,7 @@ from PIL import Image
 
 from vlmprof.atomic import atomic_open
 from vlmprof.data.image_loader import ImageLoadError, load_page
+from vlmprof.data.manifest import TEXT_COLUMN
 
 
 def select_subset(
@@ -64,6 +65,20 @@ def shard_pages(subset: pd.DataFrame, shard: int, shards: int) -> list[tuple[str
         raise ValueError(f"shard {shard} of {shards}: a shard is numbered 0 to shards - 1")
     mine = subset.iloc[shard::shards]
     return list(zip(mine["image_id"], mine["path"].map(Path), strict=True))
+
+
+def page_texts(subset: pd.DataFrame) -> dict[str, str]:
+    """Each subset page's ground-truth text by image id (`manifest.TEXT_COLUMN`); a subset
+    without one (a folder of images, or a manifest made before pages kept their text) is a
+    ValueError saying what to do."""
+    if TEXT_COLUMN not in subset.columns:
+        raise ValueError(
+            "output_length.kind: dataset: the subset has no ground-truth text column; its "
+            "manifest was made before pages kept their text: delete the data set's "
+            "manifest.csv (synthetic pages) and rerun, or use output_length.kind: lognormal"
+        )
+    texts = subset[TEXT_COLUMN].astype("string").fillna("")
+    return dict(zip(subset["image_id"], texts, strict=True))
 
 
 def readable_pages(

@@ -3,7 +3,8 @@
 Three balanced categories (`text_heavy`, `mixed_layout`, `image_rich`) on real page sizes
 (A4 and US Letter at print resolutions, slides, receipts, small scans), so image-token counts
 and the crop tiling vary the way they do on real documents. Pillow and numpy only; the same
-seed gives byte-identical PNG files.
+seed gives byte-identical PNG files. The manifest keeps the text each page was drawn from,
+its ground truth (`output_length: dataset` reads it).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import pandas as pd
 from PIL import Image, ImageDraw, ImageFont, features
 
 from vlmprof.atomic import atomic_open
-from vlmprof.data.manifest import write_manifest
+from vlmprof.data.manifest import TEXT_COLUMN, write_manifest
 
 CATEGORIES = ("text_heavy", "mixed_layout", "image_rich")
 PNG_COMPRESS_LEVEL = 3  # fast to write; pages are mostly flat colour so files stay small
@@ -73,8 +74,8 @@ def generate_synthetic_pages(out_dir: Path, n_pages: int = 24, seed: int = 0) ->
     for index in range(n_pages):
         category = CATEGORIES[index % len(CATEGORIES)]
         size = PAGE_SIZES[(index + index // len(PAGE_SIZES)) % len(PAGE_SIZES)]
-        image = render_page(category, size, seed=seed, index=index)
-        payload = _png_bytes(image)
+        drawn = draw_page(category, size, seed=seed, index=index)
+        payload = _png_bytes(drawn.image)
         name = page_file_name(index, category)
         with atomic_open(out_dir / name, "wb") as handle:
             handle.write(payload)
@@ -87,6 +88,7 @@ def generate_synthetic_pages(out_dir: Path, n_pages: int = 24, seed: int = 0) ->
                 "height": size.height,
                 "sha256": hashlib.sha256(payload).hexdigest(),
                 "source": "synthetic",
+                TEXT_COLUMN: drawn.text,
             }
         )
     manifest_path = out_dir / "manifest.csv"
@@ -104,8 +106,23 @@ def is_generated_page(name: str) -> bool:
     return _GENERATED_NAME.fullmatch(name) is not None
 
 
+@dataclass(frozen=True)
+class DrawnPage:
+    """A generated page and its ground truth: every text drawn on it, a line each, in the
+    order drawn."""
+
+    image: Image.Image
+    text: str
+
+
 def render_page(category: str, size: PageSize, seed: int, index: int) -> Image.Image:
     """Draw one page of `category` at `size`; deterministic in (seed, index)."""
+    return draw_page(category, size, seed, index).image
+
+
+def draw_page(category: str, size: PageSize, seed: int, index: int) -> DrawnPage:
+    """One page of `category` at `size` with the text drawn on it; deterministic in (seed,
+    index)."""
     rng = random.Random(seed * 1_000_003 + index)
     page = Image.new("RGB", (size.width, size.height), rng.choice(PAPER))
     canvas = _Canvas(page, size.body_px, rng, np.random.default_rng([seed, index]))
@@ -115,7 +132,7 @@ def render_page(category: str, size: PageSize, seed: int, index: int) -> Image.I
         "image_rich": _image_rich,
     }[category]
     draw_layout(canvas)
-    return page
+    return DrawnPage(page, "\n".join(canvas.drawn))
 
 
 def _png_bytes(image: Image.Image) -> bytes:
@@ -149,6 +166,8 @@ class _Canvas:
         self.left, self.right = self.margin, self.width - self.margin
         self.top, self.bottom = self.margin, self.height - self.margin
         self.y = self.top
+        # Every text drawn, in order: the page's ground truth.
+        self.drawn: list[str] = []
 
     def line_height(self, px: int) -> int:
         """Baseline-to-baseline distance for text of `px` pixels."""
@@ -181,6 +200,7 @@ class _Canvas:
     def text(self, xy: tuple[float, float], text: str, px: int, fill=INK, bold=False) -> None:
         """Draw one line of text; bold is a one-pixel double strike."""
         font = _font(px)
+        self.drawn.append(text)
         self.draw.text(xy, text, fill=fill, font=font)
         if bold:
             self.draw.text((xy[0] + 1, xy[1]), text, fill=fill, font=font)

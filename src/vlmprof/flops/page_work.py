@@ -72,7 +72,6 @@ def page_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, dict[str,
         handles.append(module.register_forward_pre_hook(start))
         handles.append(module.register_forward_hook(finish(stage)))
     try:
-        adapter.reserve(3)
         with (
             torch.no_grad(),
             adapter.released_decode(),
@@ -80,7 +79,8 @@ def page_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, dict[str,
             flop_counter,
             byte_counter,
         ):
-            logits, state = adapter.prefill(inputs)
+            # The prefill's token and two decode steps.
+            logits, state = adapter.prefill(inputs, 3)
             prefill = totals()
             token = logits.argmax(dim=-1, keepdim=True)
             logits = adapter.decode_step(token, state)

@@ -14,12 +14,13 @@ import pandas as pd
 import torch
 
 from vlmprof.atomic import atomic_open, write_text_atomic
-from vlmprof.data.subset import readable_pages, shard_pages
+from vlmprof.data.subset import page_texts, readable_pages, shard_pages
 from vlmprof.flops.page_work import page_work
 from vlmprof.models.base import ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.profiler.operator_profile import run_operator_profile
 from vlmprof.runtime.gate_references import exact_float32, teacher_forced_outputs
 from vlmprof.runtime.launcher import launched_model
+from vlmprof.runtime.output_length import OutputLength
 from vlmprof.runtime.profile_settings import ProfileSettings
 from vlmprof.runtime.profile_shard import profile_images
 from vlmprof.runtime.timing_cli import timing_command
@@ -48,12 +49,17 @@ def profile_shard(
     """Timing pass of one shard: each of its pages x repeats, one run record (JSON line)
     each, and each page's reference outputs for the correctness gate (fed the tokens of the
     baseline's outputs `against`, for an arm the gate judges)."""
-    pages = shard_pages(pd.read_csv(subset), shard, shards)
+    table = pd.read_csv(subset)
+    pages = shard_pages(table, shard, shards)
     model = ModelSpec(**json.loads(spec))
     baseline = None if against is None else merged_outputs([against])
     with launched_model(model) as (adapter, placement):
         run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
-        log.info("shard %d: %d pages on %s", shard, len(pages), placement.device)
+        texts = page_texts(table) if run.output_length.kind == "dataset" else None
+        ids = [image_id for image_id, _ in pages]
+        lengths = run.output_length.page_lengths(ids, run.max_new_tokens, texts, adapter)
+        where = placement.device
+        log.info("shard %d: %d pages on %s; lengths %s", shard, len(pages), where, lengths.source)
         profile_images(
             adapter,
             placement,
@@ -64,6 +70,7 @@ def profile_shard(
             progress_label=progress_label,
             page_facts=counted_work,
             against=baseline,
+            lengths=lengths,
         )
 
 
@@ -146,9 +153,13 @@ def nsight_systems(subset: str, summary: str, *, spec: str, settings: str) -> No
         write_text_atomic(Path(summary), NSYS_MISSING + "\n")
         return
     out_dir = Path(summary).parent
-    one_run = json.dumps({**json.loads(settings), "shard": 0, "repeats": 1})
+    one_run = {**json.loads(settings), "shard": 0, "repeats": 1}
+    if OutputLength(**one_run.get("output_length", {})).kind == "dataset":
+        # The command names its page by path only; the timeline's NVTX ranges need no text.
+        log.info("the timeline's page generates max_new_tokens (its text is not passed on)")
+        one_run["output_length"] = OutputLength().params()
     page = shard_pages(pd.read_csv(subset), 0, 1)[:1]
-    timing = timing_command(spec, one_run, out_dir / "records.jsonl", page)
+    timing = timing_command(spec, json.dumps(one_run), out_dir / "records.jsonl", page)
     command = nsys_profile_command(nsys, out_dir / "timing", timing)
     log.info("running %s", " ".join(command))
     subprocess.run(command, check=True)

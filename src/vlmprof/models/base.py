@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from vlmprof.models.prompt_tokenizer import stand_in_token_count
+
 if TYPE_CHECKING:  # the workflow imports ModelSpec to plan jobs, without torch
     import torch
     from PIL import Image
@@ -225,13 +227,20 @@ class ModelAdapter(ABC):
         """Floating-point dtype of the model's weights."""
         return next(self.module.parameters()).dtype
 
-    def reserve(self, max_new_tokens: int) -> None:  # noqa: B027 - optional hook, no-op
-        """Say how many tokens the next generation may add (static KV caches size to it)."""
-
     @contextmanager
     def released_decode(self) -> Iterator[None]:
         """Run the block on the released decode path (this adapter has no other)."""
         yield
+
+    @property
+    def text_tokenizer(self) -> str:
+        """Which tokenizer `count_text_tokens` uses: the model's own, or a stand-in."""
+        return "stand-in"
+
+    def count_text_tokens(self, text: str) -> int:
+        """Tokens the model's tokenizer makes of `text` (a page's ground truth, no special
+        tokens); a model without a real tokenizer counts the stand-in's pieces."""
+        return stand_in_token_count(text)
 
     @abstractmethod
     def preprocess(self, image: Image.Image) -> ModelInputs:
@@ -250,17 +259,21 @@ class ModelAdapter(ABC):
         """Map module path (as in `named_modules`) to stage label (`sam`, `clip`, ...)."""
 
     @abstractmethod
-    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
-        """First forward pass from on-device inputs to the last position's logits."""
+    def prefill(self, inputs: ModelInputs, new_tokens: int) -> tuple[torch.Tensor, DecodeState]:
+        """First forward pass from on-device inputs to the last position's logits, into a KV
+        cache with room for the `new_tokens` the generation may add after the prompt."""
 
-    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
-        """Prefill several pages together: logits (B, vocab) and one state for all of them.
-        Adapters that cannot batch pages take one page only."""
+    def prefill_batch(
+        self, batch: Sequence[ModelInputs], new_tokens: int
+    ) -> tuple[torch.Tensor, DecodeState]:
+        """Prefill several pages together: logits (B, vocab) and one state for all of them,
+        its cache with room for `new_tokens` more per page. Adapters that cannot batch pages
+        take one page only."""
         if len(batch) != 1:
             raise NotImplementedError(
                 f"{self.name} prefills one page at a time; set batch_size: 1 for this model"
             )
-        return self.prefill(batch[0])
+        return self.prefill(batch[0], new_tokens)
 
     @abstractmethod
     def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:

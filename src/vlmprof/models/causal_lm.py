@@ -138,8 +138,9 @@ class CausalLmAdapter(ModelAdapter):
         """No sub-stages: only prefill and decode are timed."""
         return {}
 
-    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
-        """The whole prompt through the model; logits of the last position."""
+    def prefill(self, inputs: ModelInputs, new_tokens: int) -> tuple[torch.Tensor, DecodeState]:
+        """The whole prompt through the model; logits of the last position (its cache grows,
+        whatever `new_tokens`)."""
         cache = DynamicCache(config=self.config)
         logits = self.module(
             input_ids=inputs.input_ids, past_key_values=cache, use_cache=True, logits_to_keep=1

@@ -33,6 +33,10 @@ class StandInTokenizer:
         """Split text into tokenizer pieces."""
         return _PIECE.findall(text)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` without special tokens: its pieces."""
+        return stand_in_token_count(text)
+
     def encode_piece(self, piece: str) -> int:
         """A stable id for one piece (crc32, so it is the same in every process)."""
         span = self.vocab_size - FIRST_TEXT_ID
@@ -48,6 +52,12 @@ class StandInTokenizer:
         ids += [IMAGE_TOKEN_ID] * image_tokens
         ids += [self.encode_piece(p) for p in self.pieces(after)]
         return ids
+
+
+def stand_in_token_count(text: str) -> int:
+    """How many tokens the stand-in makes of `text`: its pieces, one per word with its
+    leading space, number or other character (each CJK character one)."""
+    return len(_PIECE.findall(text))
 
 
 def prompt_length(image_tokens: int, prompt: str = DOCUMENT_PROMPT) -> int:

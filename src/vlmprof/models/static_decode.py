@@ -159,15 +159,15 @@ class StaticDecodePath:
     decode: the released one (a growing DynamicCache, the adapter's eager `_step`) or a
     StaticDecoder, so every such adapter sizes, resets and steps its caches alike.
 
-    It goes before ModelAdapter in an adapter's bases, so its `reserve` and `decode_step`
-    are the adapter's. The adapter defines `text_config()` (what a cache is shaped by) and
+    It goes before ModelAdapter in an adapter's bases, so its `decode_step` is the
+    adapter's; the adapter's prefill makes its cache with `new_cache`, sized by what the
+    generation passes it. The adapter defines `text_config()` (what a cache is shaped by) and
     `_step(token, cache, pads)`, its released decode step, and calls `init_decode_path`,
     which also gives it `graph_pool`: every CUDA graph of the adapter (its decode steps, its
     vision stages) captures into that pool, its own.
     """
 
     spec: ModelSpec
-    new_tokens: int
     static: StaticDecoder | None
     graph_pool: GraphPool
 
@@ -175,7 +175,6 @@ class StaticDecodePath:
         """Set up the decode path of `spec.decode` and the adapter's graph pool; `step`
         decodes a static cache (it must read its position from the cache, as StaticDecoder
         asks)."""
-        self.new_tokens = 0
         self.graph_pool = GraphPool()
         graphed = self.spec.decode == "cuda_graph"
         self.static = (
@@ -184,16 +183,14 @@ class StaticDecodePath:
             else None
         )
 
-    def reserve(self, max_new_tokens: int) -> None:
-        """Tokens the next generation may add: a static cache needs room for them."""
-        self.new_tokens = max_new_tokens
-
-    def new_cache(self, prefill_len: int, batch: int = 1) -> DynamicCache | StaticCache:
-        """A growing KV cache (released code), or a static one with room for the generation
-        of `batch` pages."""
+    def new_cache(
+        self, prefill_len: int, new_tokens: int, batch: int = 1
+    ) -> DynamicCache | StaticCache:
+        """A growing KV cache (released code), or a static one with room for `batch` pages'
+        prompts of `prefill_len` positions and the `new_tokens` the generation adds."""
         if self.static is None:
             return DynamicCache(config=self.text_config())
-        return self.static.cache_for(prefill_len + self.new_tokens, batch)
+        return self.static.cache_for(prefill_len + new_tokens, batch)
 
     def decode_step(self, token: torch.Tensor, state: DecodeState) -> torch.Tensor:
         """Each page's token through the decoder with the KV cache: the released `_step`, or

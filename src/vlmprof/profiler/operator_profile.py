@@ -50,7 +50,7 @@ from vlmprof.progress import Progress
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
-from vlmprof.runtime.profile_shard import warm_up
+from vlmprof.runtime.untimed_runs import warm_up
 
 log = logging.getLogger(__name__)
 

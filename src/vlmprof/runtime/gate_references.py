@@ -22,7 +22,7 @@ from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.progress import Progress
 from vlmprof.runtime.page_source import page_inputs
 from vlmprof.runtime.profile_settings import ProfileSettings
-from vlmprof.runtime.profile_shard import batch_reference_outputs, free_memory
+from vlmprof.runtime.untimed_runs import batch_reference_outputs, free_memory
 
 log = logging.getLogger(__name__)
 

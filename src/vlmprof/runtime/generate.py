@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from vlmprof.models.base import ModelAdapter, ModelInputs
+from vlmprof.models.base import DecodeState, ModelAdapter, ModelInputs
 from vlmprof.runtime.instruments import Instruments
 
 # Logits kept per step for the correctness gate: the chosen token and its closest rivals.
@@ -76,6 +76,27 @@ class GenerationCapture:
         }
 
 
+@dataclass
+class Generation:
+    """What one generation of a batch made: each page's tokens (cut at its own length or its
+    end-of-sequence) and the decode steps the batch ran (the prefill gives each page its
+    first token; every later one is a decode step of the whole batch)."""
+
+    tokens: list[torch.Tensor]
+    decode_steps: int
+
+    @property
+    def slot_steps(self) -> int:
+        """Decode slot-steps: every page keeps its slot in every decode step of the batch."""
+        return len(self.tokens) * self.decode_steps
+
+    @property
+    def idle_slot_steps(self) -> int:
+        """Slot-steps run for pages that had already ended (static batching's cost): a page
+        is busy for one decode step per token after its first."""
+        return self.slot_steps - sum(int(page.numel()) - 1 for page in self.tokens)
+
+
 def greedy_generate(
     adapter: ModelAdapter,
     inputs: ModelInputs,
@@ -94,61 +115,98 @@ def greedy_generate(
     logits summary; it is for untimed runs only, as it adds work to every step.
     """
     captures = None if capture is None else [capture]
-    return generate_batch(adapter, [inputs], max_new_tokens, instruments, eos_id, captures)[0]
+    run = generate_batch(adapter, [inputs], [max_new_tokens], instruments, eos_id, captures)
+    return run.tokens[0]
 
 
 def generate_batch(
     adapter: ModelAdapter,
     batch: Sequence[ModelInputs],
-    max_new_tokens: int,
+    lengths: Sequence[int],
     instruments: Instruments,
     eos_id: int | None = None,
     captures: Sequence[GenerationCapture] | None = None,
     forced: Sequence[torch.Tensor] | None = None,
-) -> list[torch.Tensor]:
+) -> Generation:
     """Generate greedily for several pages at once (one prefill, one decode step per token
-    for all of them); returns each page's tokens, cut after its first `eos_id`.
+    for all of them), each page up to its own length (`lengths`, in tokens).
 
-    With an `eos_id` the batch stops once every page has ended it. `captures` (one per
-    page) keep each step's logits summary, as `greedy_generate`'s `capture` does. With
-    `forced` (each page's tokens from another run) every step is fed that run's previous
-    token instead of this run's pick (teacher forcing: both runs see one sequence, so their
-    logits can be compared at every step); the batch then runs as many steps as the longest
-    forced page and returns each page's picks (its own argmax at every step), cut to that
-    page's forced length.
+    A page past its length, or past its first `eos_id`, keeps its slot in the batch, but its
+    later tokens are cut; the batch stops once every page has ended, and its KV cache is
+    sized to the longest page by the prefill. Without an `eos_id` the ends are known on the
+    host, so no step waits for the device. `captures` (one per page) keep each step's logits
+    summary, as `greedy_generate`'s `capture` does. With `forced` (each page's tokens from
+    another run, at least its length) every step is fed that run's previous token instead
+    of this run's pick (teacher forcing: both runs see one sequence, so their logits can be
+    compared at every step), and each page returns its own picks, cut to its length.
     """
+    if len(lengths) != len(batch) or min(lengths) < 1:
+        raise ValueError(f"lengths {list(lengths)}: one of at least 1 token for each page")
+    if forced is not None and any(p.numel() < n for p, n in zip(forced, lengths, strict=True)):
+        raise ValueError("teacher forcing: a page is fed fewer tokens than its length")
     timer = instruments.timer
-    steps = max_new_tokens if forced is None else max(int(page.numel()) for page in forced)
-    feed = None if forced is None else _forced_feed(forced, adapter.device)
-    adapter.reserve(steps)
+    steps = max(lengths)
     with torch.inference_mode():
         ttft = timer.start("ttft") if timer is not None else None
         with instruments.stage("prefill"):
-            logits, state = adapter.prefill_batch(batch)
+            logits, state = adapter.prefill_batch(batch, steps)
         token = logits.argmax(dim=-1, keepdim=True)
         if timer is not None and ttft is not None:
             timer.stop(ttft)
         _observe(captures, logits)
-        generated = [token]
-        ended = None if eos_id is None or feed is not None else token == eos_id
+        ends = None
+        if eos_id is not None and forced is None:
+            ends = _Ends(eos_id, torch.tensor(lengths, device=token.device).unsqueeze(-1))
         with instruments.stage("decode"):
-            step_done = timer.laps("decode_step") if timer is not None else None
-            for step in range(1, steps):
-                if ended is not None and bool(ended.all()):
-                    break
-                fed = token if feed is None else feed[:, step - 1 : step]
-                logits = adapter.decode_step(fed, state)
-                token = logits.argmax(dim=-1, keepdim=True)
-                if step_done is not None:
-                    step_done()
-                _observe(captures, logits)
-                generated.append(token)
-                if ended is not None:
-                    ended |= token == eos_id
+            generated = _decode(adapter, state, token, steps, instruments, captures, ends, forced)
     tokens = torch.cat(generated, dim=-1)
-    if forced is not None:
-        return [row[: page.numel()] for row, page in zip(tokens, forced, strict=True)]
-    return [_until_end(row, eos_id) for row in tokens]
+    eos = eos_id if forced is None else None
+    pages = [_until_end(row[:length], eos) for row, length in zip(tokens, lengths, strict=True)]
+    return Generation(pages, len(generated) - 1)
+
+
+@dataclass
+class _Ends:
+    """Which pages of a batch have ended, on the device: at `eos_id` or at their length."""
+
+    eos_id: int
+    lengths: torch.Tensor
+    ended: torch.Tensor | None = None
+
+    def update(self, token: torch.Tensor, made: int) -> bool:
+        """Note `token` (B, 1), the `made`-th of every page; whether every page has ended (a
+        read-back that waits for the device)."""
+        now = (token == self.eos_id) | (self.lengths <= made)
+        self.ended = now if self.ended is None else self.ended | now
+        return bool(self.ended.all())
+
+
+def _decode(
+    adapter: ModelAdapter,
+    state: DecodeState,
+    token: torch.Tensor,
+    steps: int,
+    instruments: Instruments,
+    captures: Sequence[GenerationCapture] | None,
+    ends: _Ends | None,
+    forced: Sequence[torch.Tensor] | None,
+) -> list[torch.Tensor]:
+    """The decode loop after the prefill's `token`: up to `steps - 1` steps, fewer once
+    `ends` says every page has ended; every step's tokens (B, 1), the prefill's first."""
+    feed = None if forced is None else _forced_feed(forced, token.device)
+    step_done = instruments.timer.laps("decode_step") if instruments.timer is not None else None
+    generated = [token]
+    for step in range(1, steps):
+        if ends is not None and ends.update(token, step):
+            break
+        fed = token if feed is None else feed[:, step - 1 : step]
+        logits = adapter.decode_step(fed, state)
+        token = logits.argmax(dim=-1, keepdim=True)
+        if step_done is not None:
+            step_done()
+        _observe(captures, logits)
+        generated.append(token)
+    return generated
 
 
 def _forced_feed(forced: Sequence[torch.Tensor], device: torch.device) -> torch.Tensor:

@@ -2,8 +2,9 @@
 
 Torch-free: the workflow reads these settings from the config where it plans the jobs. The
 config schema holds every default; the fields with defaults of their own are the job's
-(shard, eos_id, nvtx) and the run's shape (batch size, workers, where pages are
-preprocessed), whose defaults are the released flow a variant may switch.
+(shard, eos_id, nvtx), the run's shape (batch size, workers, where pages are preprocessed),
+whose defaults are the released flow a variant may switch, and each page's output length
+(every page `max_new_tokens` by default), which every arm of a run shares.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
+
+from vlmprof.runtime.output_length import OutputLength
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,15 @@ class ProfileSettings:
     # Where pages become pixel tensors: cpu (on the host, the released code) or gpu (on the
     # model's device; models/deepseek_ocr/device_preprocess.py).
     preprocess: str = "cpu"
+    # How many tokens each page generates (runtime/output_length.py): every page
+    # max_new_tokens (the released flow), a seeded draw per page, or its ground-truth text's.
+    # Every arm of a run shares it, so a page has one length in all of them.
+    output_length: OutputLength = OutputLength()
+
+    def __post_init__(self) -> None:
+        # A job's params and `dataclasses.asdict` hand the setting over as a mapping.
+        if isinstance(self.output_length, Mapping):
+            object.__setattr__(self, "output_length", OutputLength(**self.output_length))
 
     @staticmethod
     def run_settings(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -65,6 +77,7 @@ class ProfileSettings:
             "workers": config["workers"],
             # No config key of its own: the released flow, which a variant may switch.
             "preprocess": RELEASED_SHAPE["preprocess"],
+            "output_length": OutputLength.from_config(config["output_length"]).params(),
         }
 
     @classmethod
@@ -85,10 +98,17 @@ RELEASED_SHAPE: dict[str, Any] = {
 }
 
 
+# Settings added after runs were planned, at the value that keeps the released flow: the
+# run's shape and every page generating max_new_tokens.
+LATER_SETTINGS: dict[str, Any] = {**RELEASED_SHAPE, "output_length": OutputLength().params()}
+
+
 def settings_params(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """Run settings for a job's params: the shape at its released value left out, since
-    `ProfileSettings(**params)` fills it back in."""
-    return {key: value for key, value in settings.items() if RELEASED_SHAPE.get(key, ...) != value}
+    """Run settings for a job's params: the settings added later left out at their released
+    value, since `ProfileSettings(**params)` fills them back in."""
+    return {
+        key: value for key, value in settings.items() if LATER_SETTINGS.get(key, ...) != value
+    }
 
 
 def run_shape(settings: Mapping[str, Any]) -> dict[str, Any]:

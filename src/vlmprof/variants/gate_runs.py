@@ -15,7 +15,7 @@ from vlmprof.models.base import ModelAdapter
 from vlmprof.runtime.gate_references import exact_float32
 from vlmprof.runtime.page_source import page_inputs
 from vlmprof.runtime.profile_settings import ProfileSettings
-from vlmprof.runtime.profile_shard import batch_reference_outputs, free_memory
+from vlmprof.runtime.untimed_runs import batch_reference_outputs, free_memory
 from vlmprof.variants.gate import GateFactors, Outputs, judge_variant
 from vlmprof.variants.switches import apply_switches, arm_view, gate_check, oracle, split_view
 
@@ -26,9 +26,10 @@ View = Mapping[str, Any]
 
 
 class GateRuns:
-    """A baseline's gate runs on `images`: its own outputs (free greedy), the oracle's and,
-    for a run narrower than float32, its float32 check; `judge` runs a variant the same way
-    and returns its verdict."""
+    """A baseline's gate runs on `images`: its own outputs (free greedy, each page up to its
+    length as `settings.output_length` sets it), the oracle's and, for a run narrower than
+    float32, its float32 check; `judge` runs a variant the same way (fed the baseline's
+    tokens, so as long as its pages) and returns its verdict."""
 
     def __init__(
         self,
@@ -39,6 +40,8 @@ class GateRuns:
     ) -> None:
         self.view = arm_view(baseline, dataclasses.asdict(settings))
         self.images, self.factors = images, factors
+        lengths = settings.output_length.page_lengths(images, settings.max_new_tokens)
+        self.lengths = lengths.tokens
         self.baseline = self.outputs(self.view)
         self.oracle = self.outputs(oracle(self.view), True)
         check = gate_check(self.view)
@@ -61,7 +64,8 @@ class GateRuns:
                     page_inputs(adapter, self.images[name], settings.preprocess) for name in batch
                 ]
                 against = [self.baseline[name] for name in batch] if forced else None
-                outputs = batch_reference_outputs(adapter, inputs, settings, against)
+                lengths = [self.lengths[name] for name in batch]
+                outputs = batch_reference_outputs(adapter, inputs, settings, against, lengths)
                 saved.update(zip(batch, outputs, strict=True))
         device = adapter.device
         del adapter

@@ -61,6 +61,15 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
         self.init_decode_path(self._step)
         self._apply_switches()
 
+    @property
+    def text_tokenizer(self) -> str:
+        """The checkpoint's own tokenizer where it has one, else the stand-in."""
+        return "model's own" if isinstance(self.tokenizer, HfPromptTokenizer) else "stand-in"
+
+    def count_text_tokens(self, text: str) -> int:
+        """Tokens the prompt's tokenizer (`text_tokenizer`) makes of `text`."""
+        return self.tokenizer.count_tokens(text)
+
     def text_config(self) -> Any:
         """The decoder's transformers config (what a static KV cache is shaped by)."""
         return self.module.model.config
@@ -142,15 +151,17 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
         """Vision sub-stages by module path."""
         return dict(self.stage_map)
 
-    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+    def prefill(self, inputs: ModelInputs, new_tokens: int) -> tuple[torch.Tensor, DecodeState]:
         """Vision encoder, prompt embedding and decoder over the whole prompt."""
-        return self.prefill_batch([inputs])
+        return self.prefill_batch([inputs], new_tokens)
 
-    def prefill_batch(self, batch: Sequence[ModelInputs]) -> tuple[torch.Tensor, DecodeState]:
+    def prefill_batch(
+        self, batch: Sequence[ModelInputs], new_tokens: int
+    ) -> tuple[torch.Tensor, DecodeState]:
         """Vision over every page's views at once, each page's prompt embedding, then the
         decoder over the prompts: one page as it is, several left-padded into one batch."""
         if not self.pads_batches:
-            return super().prefill_batch(batch)
+            return super().prefill_batch(batch, new_tokens)
         views = [(i.pixel_views["global"], i.pixel_views.get("crops"), *i.tiles) for i in batch]
         image_embeds = self.module.model.batch_embeddings(views)
         embeds = [
@@ -158,11 +169,11 @@ class DeepseekOcrAdapter(StaticDecodePath, ModelAdapter):
             for inputs, image in zip(batch, image_embeds, strict=True)
         ]
         if len(batch) == 1:
-            cache = self.new_cache(batch[0].prefill_len)
+            cache = self.new_cache(batch[0].prefill_len, new_tokens)
             logits = self.module.decoder_forward(embeds[0], cache)
             return logits, DecodeState(cache=cache, position=batch[0].prefill_len)
         padded, pads = left_pad(embeds)
-        cache = self.new_cache(padded.shape[1], len(batch))
+        cache = self.new_cache(padded.shape[1], new_tokens, len(batch))
         logits = self._padded_decoder(padded, cache, pads)
         return logits, DecodeState(cache=cache, position=padded.shape[1], pads=pads)
 

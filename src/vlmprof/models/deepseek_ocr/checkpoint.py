@@ -80,6 +80,10 @@ class HfPromptTokenizer:
                 f"vocabulary is {vocab_size}; use the tokenizer saved with these weights"
             )
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens of `text` without special tokens."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
     def prompt_ids(self, prompt: str, image_tokens: int) -> list[int]:
         """Token ids of `prompt` with its image placeholder expanded to `image_tokens` ids."""
         if prompt.count(IMAGE_PLACEHOLDER) != 1:

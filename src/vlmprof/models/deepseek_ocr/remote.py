@@ -123,8 +123,9 @@ class DeepseekOcrRemoteAdapter(DeepseekOcrAdapter):
         module = load_remote_model(directory, spec.device, dtype)
         return cls(spec, dims, upcast(module, spec.upcast), tokenizer)  # type: ignore[arg-type]
 
-    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
-        """Vision, prompt embedding and decoder in one call of the model's own forward."""
+    def prefill(self, inputs: ModelInputs, new_tokens: int) -> tuple[torch.Tensor, DecodeState]:
+        """Vision, prompt embedding and decoder in one call of the model's own forward (its
+        own cache grows, whatever `new_tokens`)."""
         global_view = inputs.pixel_views["global"]
         crops = inputs.pixel_views.get("crops")
         output = self.module(

@@ -82,10 +82,10 @@ class DeepseekOcr2Adapter(DeepseekOcrAdapter):
         )
         return cls(spec, dims, upcast(module, spec.upcast))
 
-    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+    def prefill(self, inputs: ModelInputs, new_tokens: int) -> tuple[torch.Tensor, DecodeState]:
         """The model's own forward: vision, image tokens into the prompt, the decoder."""
         crops = inputs.pixel_views.get("crops")
-        cache = self.new_cache(inputs.prefill_len)
+        cache = self.new_cache(inputs.prefill_len, new_tokens)
         out = self.module(
             input_ids=inputs.input_ids,
             pixel_values=inputs.pixel_views["global"],

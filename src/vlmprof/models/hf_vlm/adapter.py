@@ -177,10 +177,10 @@ class HfVlmAdapter(StaticDecodePath, ModelAdapter):
         """The decoder's transformers config (what a KV cache is shaped by)."""
         return self.config.text_config
 
-    def prefill(self, inputs: ModelInputs) -> tuple[torch.Tensor, DecodeState]:
+    def prefill(self, inputs: ModelInputs, new_tokens: int) -> tuple[torch.Tensor, DecodeState]:
         """The model's forward over the whole prompt with its pixels: the last logits; on
         the static path a 3D-rope model's rope offset is copied for the decode steps."""
-        cache = self.new_cache(inputs.prefill_len)
+        cache = self.new_cache(inputs.prefill_len, new_tokens)
         logits = self.module(
             input_ids=inputs.input_ids,
             **inputs.pixel_views,
