@@ -1,5 +1,7 @@
-"""Pages generated together: a left-padded batch gives each page its lone run's tokens, every
-page of a batch keeps its own record, and a batch that runs out of memory is recorded.
+"""Pages generated together: a left-padded batch gives each page its lone run's tokens, each
+page stops at its own length (its slot idling until the batch's longest page ends, counted
+exactly), every page of a batch keeps its own record, and a batch that runs out of memory is
+recorded.
 
 The model is the real small-preset DeepSeek-OCR on the CPU; pages of different sizes give
 prompts of different lengths, so the batches really are padded.
@@ -25,7 +27,9 @@ from vlmprof.models.padded_batch import padded_attention
 from vlmprof.runtime.generate import GenerationCapture, generate_batch, greedy_generate
 from vlmprof.runtime.instruments import Instruments
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.output_length import OutputLength, PageLengths
 from vlmprof.runtime.profile_shard import profile_images
+from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.untimed_runs import batch_reference_outputs
 from vlmprof.variants.switches import VariantError, check_batch_size, check_variant
 
@@ -104,6 +108,31 @@ def test_a_page_that_ends_early_keeps_its_tokens_up_to_its_end(batch: list[Model
     assert saved["top_indices"].shape[0] == ended[0].numel()
 
 
+def test_pages_of_a_length_mix_stop_at_their_own_lengths(batch: list[ModelInputs]):
+    adapter = build_adapter(ModelSpec(preset="small"))
+    alone = [greedy_generate(adapter, inputs, TOKENS, INSTRUMENTS) for inputs in batch]
+    assert greedy_generate(adapter, batch[0], 2, INSTRUMENTS).tolist() == alone[0][:2].tolist()
+    lengths = [2, 5, 3, 4]  # the longest below TOKENS: the batch stops before it
+    timer = StageTimer("cpu")
+    run = generate_batch(adapter, batch, lengths, Instruments(timer, NvtxRanges(enabled=False)))
+    expected = [lone[:length].tolist() for lone, length in zip(alone, lengths, strict=True)]
+    assert [row.tolist() for row in run.tokens] == expected
+    # The batch runs until its longest page ends: 4 decode steps of all 4 slots, of which
+    # the first page's slot ran 3 after its end, the third's 2 and the fourth's 1.
+    assert run.decode_steps == len(timer.finish()["decode_step"]) == 4
+    assert (run.slot_steps, run.idle_slot_steps) == (16, 3 + 0 + 2 + 1)
+    # A page ends at its length or at its end-of-sequence, whichever comes first; once
+    # both pages have ended the batch stops.
+    eos = int(alone[0][2])
+    ended = generate_batch(adapter, batch[:2], [TOKENS, 2], INSTRUMENTS, eos)
+    first = alone[0].tolist()
+    assert ended.tokens[0].tolist() == first[: first.index(eos) + 1]
+    assert len(ended.tokens[1]) <= 2
+    assert ended.decode_steps == max(len(page) for page in ended.tokens) - 1
+    with pytest.raises(ValueError, match="one of at least 1 token for each page"):
+        generate_batch(adapter, batch[:2], [3], INSTRUMENTS)
+
+
 def _pages(tmp_path: Path, count: int) -> list[tuple[str, Path]]:
     images = []
     for index in range(count):
@@ -131,6 +160,32 @@ def test_every_page_of_a_batch_keeps_its_record_with_the_batchs_times(tmp_path: 
     assert first["prefill_len"] != second["prefill_len"]
     assert first["load_ms"] > 0 and second["load_ms"] > 0 and lines[2]["load_ms"] is None
     assert set(torch.load(outputs)) == {"page-0", "page-1", "page-2"}
+
+
+def test_records_keep_each_pages_length_and_their_batchs_idle_slot_steps(tmp_path: Path):
+    adapter = build_adapter(ModelSpec(preset="small"))
+    settings = default_settings(run_id="lengths", repeats=2, max_new_tokens=TOKENS, batch_size=2)
+    lengths = PageLengths({"page-0": 2, "page-1": 6, "page-2": 4}, "given")
+    out, outputs = tmp_path / "records.jsonl", tmp_path / "outputs.pt"
+    pages = _pages(tmp_path, 3)
+    profile_images(adapter, PLACEMENT, pages, settings, out, outputs, lengths=lengths)
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert all(r["tokens"] == r["target_tokens"] == lengths.tokens[r["image_id"]] for r in lines)
+    assert {r["target_source"] for r in lines} == {"given"}
+    # Batch 0 (pages 0 and 1) runs 5 decode steps in 2 slots; page 0's slot idles 4 of them.
+    # Batch 1 (page 2 alone) runs 3 steps, none idle.
+    batch_steps = {(r["batch"], r["decode_slot_steps"], r["idle_slot_steps"]) for r in lines}
+    assert batch_steps == {(0, 10, 4), (1, 3, 0)}
+    assert all(len(r["decode_step_ms"]) == r["decode_slot_steps"] / r["batch_size"] for r in lines)
+    # The gate's reference runs keep each page's own length.
+    saved = torch.load(outputs)
+    assert {image: len(saved[image]["tokens"]) for image in saved} == dict(lengths.tokens)
+    # Without given lengths, the settings' output length sets them: a seeded draw per page.
+    drawn = dataclasses.replace(settings, output_length=OutputLength("lognormal", 4.0, 0.8, 4))
+    records = profile_images(adapter, PLACEMENT, pages, drawn, out)
+    targets = drawn.output_length.page_lengths([image for image, _ in pages], TOKENS).tokens
+    assert [r.tokens for r in records] == [targets[r.image_id] for r in records]
+    assert len(set(targets.values())) > 1 and records[0].target_source.startswith("lognormal")
 
 
 class OutOfMemoryInBatches(DeepseekOcrAdapter):

@@ -3,8 +3,9 @@
 Each bug is planted in the real code (the batched attention mask, the decode positions,
 the static KV cache, a 3D-rope model's kept rope offset, one decoder layer's attention) of
 a small-preset model on the CPU, in float32 and in bfloat16, over 32 tokens of two rendered
-pages of different sizes (so a batch of them really is padded). A right path of the same kind
-(batched, static-cache) must pass with the same factors.
+pages of different sizes (so a batch of them really is padded), and over pages of different
+lengths. A right path of the same kind (batched, static-cache) must pass with the same
+factors.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from vlmprof.models.base import ModelAdapter
 from vlmprof.models.deepseek_ocr import adapter as deepseek_adapter
 from vlmprof.models.implementation import scale_decode_attention
 from vlmprof.models.padded_batch import padded_attention
+from vlmprof.runtime.output_length import OutputLength
 from vlmprof.variants.gate import GateFactors
 from vlmprof.variants.gate_runs import GateRuns
 
@@ -142,6 +144,31 @@ def test_planted_bugs_fail(deepseek: GateRuns, changes: dict, bug: Callable) -> 
     with bug():
         verdict = deepseek.judge("bug", changes)
     _assert_fails(verdict)
+
+
+# Pages of two lengths (a seeded log-normal draw per page): in a batch of both, the shorter
+# page's slot runs on past its end while the longer one decodes.
+UNEVEN = OutputLength("lognormal", mean=16.0, spread=0.8, seed=4)
+
+
+@pytest.fixture(scope="module")
+def uneven() -> GateRuns:
+    spec = ModelSpec(preset="small", max_crops=2)
+    settings = default_settings(max_new_tokens=TOKENS, output_length=UNEVEN)
+    return GateRuns(spec, _pages(), settings, FACTORS)
+
+
+def test_pages_of_different_lengths_are_gated_each_at_its_own(uneven: GateRuns) -> None:
+    lengths = UNEVEN.page_lengths(_pages(), TOKENS).tokens
+    assert len(set(lengths.values())) == BATCH  # the premise: the pages' lengths differ
+    assert {page: len(saved["tokens"]) for page, saved in uneven.baseline.items()} == lengths
+    verdict = uneven.judge("right", {"decode": "static", "batch_size": BATCH})
+    _assert_passes(verdict)
+    assert {page: result["steps"] for page, result in verdict["page_results"].items()} == lengths
+    with _mask_bug(_positions_not_offset)():
+        _assert_fails(uneven.judge("bug", {"batch_size": BATCH}))
+    with _cache_writes_one_slot_behind():
+        _assert_fails(uneven.judge("bug", {"decode": "static"}))
 
 
 def _one_layer_attention_off_by_1_percent(adapter: ModelAdapter) -> None:

@@ -26,9 +26,11 @@ from vlmprof.models.deepseek_ocr.dims import preset_dims
 from vlmprof.models.deepseek_ocr.keymap import our_name, to_released
 from vlmprof.models.deepseek_ocr.model import DeepseekOcrForProfiling
 from vlmprof.models.deepseek_ocr.remote import DeepseekOcrRemoteAdapter
+from vlmprof.models.prompt_tokenizer import stand_in_token_count
 from vlmprof.runtime.generate import greedy_generate
 from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
+from vlmprof.runtime.output_length import OutputLength
 from vlmprof.runtime.stage_timer import StageTimer
 
 SPEC = ModelSpec(preset="small", mode="tiny", seed=3)
@@ -285,6 +287,23 @@ def test_checkpoint_tokenizer_builds_the_prompt_and_sets_eos(tmp_path, saved, pa
     text = [5, 4, 6, 7, 8, 9, 10, 11]  # \n <|grounding|> Convert the document to markdown .
     assert inputs.input_ids[0].tolist() == [1] + [3] * inputs.image_tokens + text
     assert loaded.describe()["tokenizer"] == "checkpoint's own"
+
+
+def test_a_pages_text_is_counted_by_the_checkpoints_tokenizer(tmp_path, saved):
+    _, directory = saved
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / name).write_bytes((directory / name).read_bytes())
+    _write_tokenizer(tmp_path)
+    loaded = build_adapter(replace(SPEC, checkpoint=str(tmp_path)))
+    assert loaded.text_tokenizer == "model's own"
+    # The word-level tokenizer takes "markdown-to-document" as one (unknown) word, where
+    # the stand-in makes five pieces of it: the page's length is the real tokenizer's count
+    # (Convert, the, markdown-to-document, page, ., newline) and its end-of-sequence.
+    text = {"page": "Convert the markdown-to-document page.\n"}
+    lengths = OutputLength("dataset").page_lengths(["page"], 32, text, loaded)
+    assert lengths.tokens == {"page": 6 + 1}
+    assert stand_in_token_count(text["page"]) == 10
+    assert "through the model's own tokenizer" in lengths.source
 
 
 def test_checkpoint_eos_stops_generation(tmp_path, saved, page):

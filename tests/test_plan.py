@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from tests.workflow_helpers import REPO
-from vlmprof.config_check import check_config, load_schema
+from vlmprof.config_check import ConfigError, check_config, load_schema
 from vlmprof.models.base import ModelSpec
 from vlmprof.plan import PlanError, RunPlan, compare_folder, run_device
 from vlmprof.runtime.profile_settings import RELEASED_SHAPE, ProfileSettings
@@ -271,6 +271,35 @@ def test_what_auto_made_of_the_dataset_and_too_large_a_subset_are_noted(tmp_path
     assert plan.baseline.config["dataset"]["source"] == "folder"
 
 
+def test_every_arm_shares_the_pages_lengths_and_no_variant_switches_them(tmp_path: Path):
+    lengths = {"kind": "lognormal", "mean": 30, "spread": 0.4, "seed": 2}
+    plan = planned(
+        output_length=lengths,
+        variants={"b2": {"batch_size": 2}},
+        models={"ocr2": {"name": "deepseek_ocr2"}},
+    )
+    assert all(arm.settings["output_length"] == lengths for arm in plan.arms.values())
+    assert plan.oracle.settings["output_length"] == lengths
+    assert plan.baseline.run.params()["settings"]["output_length"] == lengths
+    # A variant that would give pages other lengths is refused by the schema, in one line.
+    with pytest.raises(ConfigError, match=r"variants\.long.*output_length"):
+        config_of(variants={"long": {"output_length": {"kind": "fixed"}}})
+    assert "output_length" not in SWITCHES
+    # Lengths from the pages' ground-truth text: synthetic pages keep theirs, a folder of
+    # images has none, which is refused before any job.
+    dataset = {"kind": "dataset"}
+    assert planned(output_length=dataset).baseline.settings["output_length"]["kind"] == "dataset"
+    folder = tmp_path / "pages"
+    folder.mkdir()
+    (folder / "page.png").write_bytes(b"not opened when planning")
+    refused = refusal(project=tmp_path, dataset={"path": "pages"}, output_length=dataset)
+    assert refused.key == "output_length.kind"
+    assert str(refused).startswith(
+        "output_length.kind: dataset counts each page's ground-truth text, and dataset.source "
+        "folder (a folder of images) has none"
+    )
+
+
 def test_the_device_is_decided_once_and_a_cluster_run_names_it():
     assert run_device(config_of(), cluster=False, visible_gpus=lambda: 0) == "cpu"
     assert run_device(config_of(), cluster=False, visible_gpus=lambda: 2) == "cuda"
@@ -327,7 +356,7 @@ def test_planning_imports_no_torch():
     script = (
         "import sys, yaml\n"
         "from pathlib import Path\n"
-        "from vlmprof.config_check import check_config, load_schema\n"
+        "from vlmprof.config_check import ConfigError, check_config, load_schema\n"
         "from vlmprof.plan import RunPlan\n"
         f"repo = Path({str(REPO)!r})\n"
         "config = yaml.safe_load((repo / 'config/config.yaml').read_text())\n"

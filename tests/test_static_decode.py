@@ -10,7 +10,7 @@ from tests.workflow_helpers import default_settings
 from vlmprof.models import ModelSpec, build_adapter
 from vlmprof.models.implementation import compile_parts, perturb_weight
 from vlmprof.models.static_decode import bucket_length
-from vlmprof.runtime.generate import TOP_K, GenerationCapture, greedy_generate
+from vlmprof.runtime.generate import TOP_K, GenerationCapture, generate_batch, greedy_generate
 from vlmprof.runtime.instruments import Instruments
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.untimed_runs import reference_outputs
@@ -74,6 +74,22 @@ def test_static_cache_is_reused_across_pages_of_one_bucket(page):
     second = greedy_generate(adapter, inputs, TOKENS, instruments)
     assert torch.equal(first, second)
     assert len(adapter.static.slots) == 1
+
+
+def test_a_static_cache_sizes_itself_from_what_the_generation_passes_it(page):
+    adapter = build_adapter(ModelSpec(preset="small", mode="base", decode="static"))
+    inputs = adapter.preprocess(page)
+    instruments = Instruments(None, NvtxRanges(enabled=False))
+    short = bucket_length(inputs.prefill_len + 3)
+    long = bucket_length(inputs.prefill_len + 300)
+    assert short < long
+    greedy_generate(adapter, inputs, 3, instruments)
+    assert adapter.static.current is adapter.static.slots[(short, 1)]
+    adapter.prefill(inputs, 300)
+    assert adapter.static.current is adapter.static.slots[(long, 1)]
+    # A batch's cache holds its longest page.
+    generate_batch(adapter, [inputs, inputs], [3, 2], instruments)
+    assert sorted(adapter.static.slots) == [(short, 1), (short, 2), (long, 1)]
 
 
 def test_perturbation_changes_the_model(page, baseline):
