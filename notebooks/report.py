@@ -122,6 +122,19 @@ if len(batch_timeline):
 # reference generation (the gate's outputs, also its warm-up).
 
 # %%
+decode_slots = report.decode_slots_table(metrics)
+if len(decode_slots):
+    display(report.styled(decode_slots))
+
+# %% [markdown]
+# Static batching's cost: a batch decodes until its longest page ends, every page keeping
+# its slot, so a page that ends earlier (its length, `output_length`, or its end-of-sequence)
+# leaves its slot running idle. Slot-steps are each batch's pages times its decode steps;
+# the idle share is how many of them ran for pages that had ended. Decode tokens/s is given
+# both ways: the useful tokens over decode time, and every slot-step over the same time (the
+# rate were no page to end early). With every page at `max_new_tokens` nothing idles.
+
+# %%
 if timed:
     display(report.styled(run_split), report.styled(prefill_split))
 
@@ -137,7 +150,8 @@ else:
 
 # %% [markdown]
 # Pages with more crops spend longer in SAM and in LLM prefill (more image tokens); decode
-# is nearly the same for every page since every run generates the same number of tokens.
+# follows each page's tokens (`tokens`: every page `max_new_tokens` unless `output_length`
+# gives each its own), and in a batch it is the batch's, its longest page's.
 
 # %%
 if timed:

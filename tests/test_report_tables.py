@@ -116,6 +116,27 @@ def test_shards_table_lists_where_each_shard_ran():
     assert quality.shards_table(MetricsDocument.from_dict({"environment": {}})).empty
 
 
+def test_the_decode_slots_table_shows_static_batchings_cost():
+    slots = {
+        "output_length": "lognormal: mean 8, spread 0.5, seed 0, capped at 12",
+        "target_tokens": {"n": 8, "mean": 6.75},
+        "slot_steps": 74,
+        "idle_slot_steps": 28,
+        "idle_share": 28 / 74,
+        "useful_tokens_per_s": 164.3,
+        "slot_steps_per_s": 264.3,
+    }
+    metrics = MetricsDocument.from_dict({"aggregates": {"stage_ms": {}}, "decode_slots": slots})
+    table = timing.decode_slots_table(metrics)["value"]
+    assert table["idle share (%)"] == pytest.approx(100 * 28 / 74)
+    assert (table["decode slot-steps"], table["idle slot-steps (page ended)"]) == (74, 28)
+    assert table["mean length (tokens)"] == 6.75
+    assert table["decode tokens/s, every slot-step"] == 264.3
+    assert table["pages' lengths"].startswith("lognormal")
+    older = MetricsDocument.from_dict({"aggregates": {"stage_ms": {}}})
+    assert timing.decode_slots_table(older).empty
+
+
 def test_missing_stage_names_the_key():
     with pytest.raises(KeyError, match="aggregates.stage_ms has no 'vision'"):
         timing.prefill_split(_stage_stats(prefill=1.0, decode=1.0))

@@ -28,6 +28,7 @@ from vlmprof.metrics.aggregate import (
     stage_table,
 )
 from vlmprof.metrics.cost import cost_section
+from vlmprof.metrics.decode_slots import decode_slots
 from vlmprof.metrics.dilation import against_timing_pass
 from vlmprof.metrics.document import MetricsDocument, Work
 from vlmprof.metrics.environment import shard_environment
@@ -117,6 +118,26 @@ _WORK_SENTENCES = {
 }
 
 
+def _length_sentence(config: dict[str, Any]) -> str:
+    """How long each generation runs, as the assumptions state it."""
+    most = config["max_new_tokens"]
+    kind = (config.get("output_length") or {}).get("kind", "fixed")
+    if kind == "fixed" and config["ignore_eos"]:
+        return (
+            f"Every generation runs exactly {most} tokens with end-of-sequence ignored, so "
+            "decode work is identical across repeats; a real model stops earlier on most "
+            "pages (output_length gives each page a length of its own)."
+        )
+    if kind == "fixed":
+        return f"Generation stops at end-of-sequence or {most} tokens."
+    stop = "its end-of-sequence or its length" if not config["ignore_eos"] else "its length"
+    return (
+        f"Each page generates up to its own length (output_length: {kind}, at most {most} "
+        f"tokens) and stops at {stop}; a batch runs until its longest page ends, and "
+        "decode_slots counts the decode steps its pages' slots ran after they had ended."
+    )
+
+
 def assumptions(
     config: dict[str, Any],
     peaks: dict[str, Any],
@@ -132,16 +153,7 @@ def assumptions(
         "the generated text is meaningless.",
         _PROMPTS[source],
     ]
-    if config["ignore_eos"]:
-        sentences.append(
-            f"Every generation runs exactly {config['max_new_tokens']} tokens with "
-            "end-of-sequence ignored, so decode work is identical across repeats; a real "
-            "model stops earlier on most pages."
-        )
-    else:
-        sentences.append(
-            f"Generation stops at end-of-sequence or {config['max_new_tokens']} tokens."
-        )
+    sentences.append(_length_sentence(config))
     reference, calibrated = peaks["reference"], peaks["calibrated"]
     if reference["tflops"] is not None:
         sentences.append(
@@ -244,6 +256,7 @@ def build_metrics(
         },
         "telemetry": telemetry_section(records, config, environment),
         "host": host_section(records),
+        "decode_slots": decode_slots(records),
         "environment": environment | {"shards": shard_environment(records)},
         "inputs": input_rows(inputs, records),
         "config": config,

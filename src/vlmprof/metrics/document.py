@@ -124,6 +124,30 @@ class Aggregates:
 
 
 @dataclass
+class DecodeSlots:
+    """Static batching's cost (`vlmprof.metrics.decode_slots`): a batch decodes until its
+    longest page ends, so the slots of pages that ended earlier run idle."""
+
+    output_length: str | None = described("how the pages' lengths were set (output_length)")
+    target_tokens: Summary | None = described("the pages' lengths (tokens), over the ok records")
+    batch_runs: int | None = described("batch runs counted (each batch's repeat once)")
+    slot_steps: int | None = described("decode slot-steps: each batch run's pages x decode steps")
+    idle_slot_steps: int | None = described(
+        "of those, the steps a page's slot ran after the page had ended"
+    )
+    idle_share: float | None = described(
+        "idle_slot_steps / slot_steps: the share of decode slot-steps spent on finished pages"
+    )
+    useful_tokens_per_s: float | None = described(
+        "useful decode tokens (slot_steps - idle_slot_steps) over the batch runs' decode time"
+    )
+    slot_steps_per_s: float | None = described(
+        "every decode slot-step over the same time: the rate were no page to end early"
+    )
+    definition: str | None = described("what is counted")
+
+
+@dataclass
 class Counts:
     """How many records, pages and repeats the run has, and how many failed."""
 
@@ -750,6 +774,9 @@ class MetricsDocument:
     config_hash: str | None = described("sha256 of the configuration")
     assumptions: list[str] = described("what a reader needs before trusting", factory=list)
     cost: Cost | None = described("what a page of real length costs")
+    decode_slots: DecodeSlots | None = described(
+        "the decode slot-steps spent on pages that had ended (static batching's cost)"
+    )
     timeline: dict[str, TimelineStage] | None = described(
         "each stage in the operator pass, against the timing pass; null without the pass"
     )

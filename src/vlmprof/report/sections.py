@@ -29,6 +29,8 @@ Timing
     page_split(metrics)                 a page's exclusive parts: mean (ms), share (%)
     end_to_end_split(metrics)           the host's load and preprocess, then those parts
     batch_timeline(records)             one batch's host and GPU spans on the host clock
+    decode_slots_table(metrics)         static batching's cost: decode slot-steps, the idle
+                                        ones (pages ended), tokens/s useful and over all
     per_image_parts(per_image)          per page, each exclusive part (ms)
     category_table(per_category)        per category: pages, stage means (ms) and CV (%)
     decode_latency_table(metrics)       TTFT and TPOT: mean, p50, p90, p99 (ms)
@@ -140,6 +142,7 @@ from vlmprof.report.timing import (
     batch_timeline,
     category_table,
     decode_latency_table,
+    decode_slots_table,
     decode_steps,
     end_to_end_split,
     page_split,
@@ -191,6 +194,7 @@ __all__ = [
     "cost_centres",
     "decode_latency_table",
     "decode_roofline_table",
+    "decode_slots_table",
     "decode_steps",
     "end_to_end_split",
     "environment_table",

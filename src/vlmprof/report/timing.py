@@ -1,5 +1,5 @@
-"""The timing sections: per-stage statistics, stage shares, per page, per category and
-decode latency, from metrics.json and the run's tables as written.
+"""The timing sections: per-stage statistics, stage shares, per page, per category, decode
+latency and static batching's cost, from metrics.json and the run's tables as written.
 
 Only regroupings are computed here: shares, the exclusive parts of a page (the vision
 remainder no sub-stage timer covers) and unit changes.
@@ -210,6 +210,27 @@ def ttft_values(records: list[RunRecord]) -> pd.Series:
     """TTFT (ms) of every ok record."""
     values = [r.ttft_ms for r in records if r.status == "ok" and r.ttft_ms]
     return pd.Series(values, name="TTFT (ms)", dtype=float)
+
+
+def decode_slots_table(metrics: MetricsDocument) -> pd.DataFrame:
+    """Static batching's cost, one figure a row: how the pages' lengths were set and their
+    mean, the decode slot-steps the batches ran, the idle ones (pages already ended) and
+    their share (%), and decode tokens/s useful and over every slot-step. Empty for a run
+    from before slot-steps were counted."""
+    slots = metrics.decode_slots
+    if slots is None:
+        return pd.DataFrame(columns=["value"], index=pd.Index([], name="figure"))
+    mean_length = None if slots.target_tokens is None else slots.target_tokens.mean
+    rows = {
+        "pages' lengths": slots.output_length,
+        "mean length (tokens)": mean_length,
+        "decode slot-steps": slots.slot_steps,
+        "idle slot-steps (page ended)": slots.idle_slot_steps,
+        "idle share (%)": as_percent(slots.idle_share),
+        "decode tokens/s, useful": slots.useful_tokens_per_s,
+        "decode tokens/s, every slot-step": slots.slot_steps_per_s,
+    }
+    return pd.DataFrame({"value": rows.values()}, index=pd.Index(rows, name="figure"))
 
 
 BATCH_TIMELINE_COLUMNS: tuple[str, ...] = ("lane", "span", "start (ms)", "end (ms)")
