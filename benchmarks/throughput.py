@@ -1,5 +1,6 @@
-"""Decode tokens/s, pages/s and cost per 1,000 pages at several batch sizes, through the timing
-pass's own loop, each batch size's outputs judged by the gate against batch 1.
+"""Output tokens/s and pages/s end to end (GPU side and decode only beside them) and cost per
+1,000 pages at several batch sizes, through the timing pass's own loop, each batch size's
+outputs judged by the gate against batch 1.
 
 Usage: python benchmarks/throughput.py OUT_DIR [--preset full] [--device cuda]
        [--dtype bfloat16] [--tokens 256] [--pages 64] [--batches 1,8,32,64]
@@ -13,12 +14,12 @@ code path: expert loop, eager decode) at each of --baseline-batches on the first
 CUDA graphs in one process), builds the model and runs `profile_images` (one repeat; the
 best arm's pages warmed by their untimed reference generation, which the gate compares, the
 baseline's by the shard's warm-up only) and aggregates its records as the pipeline does.
-Then the best arm's batch size with the most pages/s runs again with --workers processes
-loading and preprocessing ahead: end-to-end pages/s count each batch's wait for its pages,
-inline and overlapped. A batch that runs out of memory is recorded as not fitting. The cost
-per 1,000 pages is the pipeline's (`metrics.cost`) at --tokens output tokens per page, priced
-at --gpu-hour-price (an assumption the user passes). Writes OUT_DIR/throughput.json and
-prints a table.
+Then the best arm's batch size with the most GPU-side pages/s runs again with --workers
+processes loading and preprocessing ahead: the end-to-end rates count each batch's wait for
+its pages, inline and overlapped. A batch that runs out of memory is recorded as not
+fitting. The cost per 1,000 pages is the pipeline's (`metrics.cost`) at --tokens output tokens
+per page, priced at --gpu-hour-price (an assumption the user passes). Writes
+OUT_DIR/throughput.json and prints a table.
 """
 
 from __future__ import annotations
@@ -114,14 +115,19 @@ def measure(
         "pages": len(images),
         "records_ok": summary["counts"]["ok"],
         "errors": sorted({f["error"] for f in summary["failures"]}),
+        "output_tokens_per_s_end_to_end": aggregates["output_tokens_per_s_end_to_end"],
+        "output_tokens_per_s_gpu_side": aggregates["output_tokens_per_s_gpu_side"],
         "decode_tokens_per_s": aggregates["decode_tokens_per_s"],
-        "pages_per_s": aggregates["pages_per_s"],
-        "end_to_end_pages_per_s": aggregates["pages_per_s_end_to_end"],
+        "pages_per_s_end_to_end": aggregates["pages_per_s_end_to_end"],
+        "pages_per_s_gpu_side": aggregates["pages_per_s_gpu_side"],
         "prefill_ms": _mean(stage, "prefill"),
         "decode_step_ms": _mean(stage, "decode_per_token"),
         "input_wait_ms": [r.get("input_wait_ms") for r in records if r["repeat"] == 0],
         "cost": cost_section(
-            aggregates, {"available": False}, {"output_tokens": tokens, "gpu_hour_price": price}
+            records,
+            aggregates,
+            {"available": False},
+            {"output_tokens": tokens, "gpu_hour_price": price},
         ),
         "wall_s": wall_s,
         "outputs": None if outputs_path is None else str(outputs_path),
@@ -146,9 +152,10 @@ def _line(r: dict[str, Any]) -> str:
     """One result as a line of the printed table."""
     return (
         f"{r['arm']:>8} batch {r['batch_size']:>3} workers {r['workers']}: "
-        f"{r['decode_tokens_per_s'] or 0:,.0f} decode tokens/s, "
-        f"{r['pages_per_s'] or 0:.2f} pages/s, end to end "
-        f"{r['end_to_end_pages_per_s'] or 0:.2f} pages/s, "
+        f"{r['output_tokens_per_s_end_to_end'] or 0:,.0f} output tokens/s end to end "
+        f"({r['pages_per_s_end_to_end'] or 0:.2f} pages/s), GPU side "
+        f"{r['output_tokens_per_s_gpu_side'] or 0:,.0f} ({r['pages_per_s_gpu_side'] or 0:.2f} "
+        f"pages/s), decode only {r['decode_tokens_per_s'] or 0:,.0f} tokens/s, "
         f"{r['records_ok']}/{r['pages']} ok, gate {r.get('gate', {}).get('status', '-')}"
         + (f", {r['errors'][0]}" if r["errors"] else "")
     )
@@ -186,7 +193,7 @@ def main() -> None:
         print(_line(results[-1]), flush=True)
     fitted = [r for r in results if r["arm"] == "best" and r["records_ok"] == r["pages"]]
     if fitted and args.workers:
-        best = max(fitted, key=lambda r: r["pages_per_s"] or 0.0)
+        best = max(fitted, key=lambda r: r["pages_per_s_gpu_side"] or 0.0)
         spec = ModelSpec(**{**vars(base), **arm_switches("best", args.device)})
         shape = (best["batch_size"], args.workers)
         results.append(

@@ -38,6 +38,28 @@ telemetry = metrics.telemetry or Telemetry(available=False, reason="not recorded
 Markdown(report.headline(metrics))
 
 # %% [markdown]
+# ## Throughput
+#
+# What the run generated per second, three ways, each a total over a total. **End to end**
+# is what a user gets, and the headline: the run's wall time on the host's clock, each
+# batch's wait for its pages (their loading and preprocessing) and then its run, one after
+# another, the measurement's own work between them (warm-up, the gate's reference
+# generations, the count of each page's work, later repeats) left out. **GPU side** counts
+# prefill and decode alone, a batch's time once; **decode only** the token loop alone.
+
+# %%
+display(report.styled(report.rates_table(metrics)))
+walls = report.shard_walls_table(metrics)
+if len(walls):
+    display(
+        Markdown(
+            "Each shard's wall time end to end, beside the time from its first page read to "
+            "its last token with the measurement's own work in it:"
+        ),
+        report.styled(walls),
+    )
+
+# %% [markdown]
 # ## Environment and provenance
 
 # %%
@@ -306,13 +328,13 @@ if not no_variants:
     display(figures.throughput_latency_figure(settings))
 
 # %% [markdown]
-# What a page at its real length (`cost.output_tokens`) costs on each setting: its latency
-# (its batch's GPU time) with the host's load and preprocessing in series, pages per
-# GPU-day, and money per 1,000 pages where `cost.gpu_hour_price` or an energy price is set;
-# beside them each setting's pages per batch and its timed pages/s and decode tokens/s. The
-# figure plots throughput against latency, one point per setting (a batch-size sweep is one
-# point per batch size). With `cost.latency_slo_ms` the cheapest setting within that
-# latency is named (the baseline or a gate-passed variant).
+# Each setting's measured rates (end to end, then the GPU side and decode only) and what a
+# page at its real length (`cost.output_tokens`) costs on it end to end: its latency at p90
+# across pages (its load and preprocessing, its batch's wait for its pages and its batch's
+# run), pages per GPU-day, and money per 1,000 pages where `cost.gpu_hour_price` or an
+# energy price is set. The figure plots throughput against latency, one point per setting
+# (a batch-size sweep is one point per batch size). With `cost.latency_slo_ms` the cheapest
+# setting within that p90 latency is named (the baseline or a gate-passed variant).
 
 # %% [markdown]
 # ## Timeline of the operator pass
@@ -383,16 +405,23 @@ Markdown(counted_note) if counted_note else report.styled(report.static_crossche
 # %% [markdown]
 # ## What a page costs
 #
-# A page of `cost.output_tokens` output tokens at the run's batch size: the measured mean
-# prefill plus that many decode steps at the measured time per output token, shared by the
-# pages of a batch (a floor: a longer output reads a longer KV cache). Pages per GPU-day
-# assume the host's loading and preprocessing overlap other pages' GPU work; the serial
-# figure adds them.
+# A page of `cost.output_tokens` output tokens at the run's batch size, from the measured
+# wall time end to end: each batch's wait for its pages and its run, the run taken to that
+# length by the decode steps it lacks at its measured time per step (a floor: a longer
+# output reads a longer KV cache). Pages per GPU-day (on a CPU run, CPU-day) and the price
+# follow from it; a page's latency is its own loading and preprocessing, its batch's wait
+# for the pages read after it and its batch's run, p50 and p90 across the pages. The GPU
+# side (prefill and decode alone) stands beside them. What each figure assumes is listed
+# under it.
 
 # %%
 cost = metrics.cost
 if cost is not None and cost.available:
-    display(report.styled(report.cost_table(cost)), report.published_table(cost))
+    display(
+        report.styled(report.cost_table(cost)),
+        Markdown("Assumed:\n\n" + report.bullets(cost.assumptions, literal=True)),
+        report.published_table(cost),
+    )
 Markdown(report.cost_sentence(cost))
 
 # %% [markdown]

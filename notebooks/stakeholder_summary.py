@@ -78,6 +78,7 @@ Markdown(report.cost_sentence(cost))
 if cost is not None and cost.available:
     display(
         Markdown(report.cost_table(cost).map(report.format_number).to_markdown()),
+        Markdown("Assumed:\n\n" + report.bullets(cost.assumptions, literal=True)),
         Markdown(
             "For scale, the published throughput of DeepSeek-OCR (batched, not measured "
             "here):\n\n" + report.published_table(cost).to_markdown(index=False)

@@ -86,24 +86,26 @@ def test_decode_steps_are_pooled_and_throughput_counts_decode_tokens():
 def test_rates_are_totals_over_totals_not_means_of_each_records_rate():
     """A known timeline: a fast short page and a slow long one. Decode: 2 tokens in 2 ms
     and 20 tokens in 40 ms, 22 tokens in 42 ms in all (523.8 tokens/s; the mean of the two
-    records' rates, 1,000 and 500, would say 750). Pages: 2 pages in 10 + 2 + 50 + 40 ms."""
+    records' rates, 1,000 and 500, would say 750). GPU side: 3 + 21 output tokens, 2 pages,
+    in 10 + 2 + 50 + 40 ms."""
     records = [
         record("page-a", 0, steps=(1.0, 1.0), prefill_ms=10.0),
         record("page-b", 0, steps=(2.0,) * 20, prefill_ms=50.0),
     ]
     agg = aggregate_records(records)["aggregates"]
     assert agg["decode_tokens_per_s"] == 22 / 42 * 1000
-    assert agg["pages_per_s"] == 2 / 102 * 1000
+    assert agg["output_tokens_per_s_gpu_side"] == 24 / 102 * 1000
+    assert agg["pages_per_s_gpu_side"] == 2 / 102 * 1000
     failed = RunRecord(run_id="x", image_id="page-b", repeat=1, status="error").to_dict()
     assert aggregate_records([*records, failed])["aggregates"]["decode_tokens_per_s"] == (
         22 / 42 * 1000
     )
     nothing = aggregate_records([failed])["aggregates"]
-    assert nothing["decode_tokens_per_s"] is None and nothing["pages_per_s"] is None
+    assert nothing["decode_tokens_per_s"] is None and nothing["pages_per_s_gpu_side"] is None
 
 
-def test_a_batchs_throughput_counts_its_pages_and_end_to_end_adds_their_wait():
-    # Two pages decoded together: each record holds the batch's times.
+def test_a_batchs_throughput_counts_its_pages_and_its_time_once():
+    # Two pages decoded together, twice: each record holds the batch's times.
     batch = {"batch_size": 2, "batch": 0, "shard": 0, "steps": (2.0, 2.0)}
     records = [
         record("page-a", 0, input_wait_ms=30.0, **batch),
@@ -112,16 +114,15 @@ def test_a_batchs_throughput_counts_its_pages_and_end_to_end_adds_their_wait():
         record("page-b", 1, **batch),
     ]
     agg = aggregate_records(records)["aggregates"]
-    # 2 pages x 2 decode tokens over 4 ms; 2 pages over 100 + 4 ms.
+    # Per repeat, 2 pages x 2 decode tokens over 4 ms; 2 pages (6 tokens) over 100 + 4 ms.
     assert agg["decode_tokens_per_s"] == pytest.approx(1000.0)
-    assert agg["pages_per_s"] == pytest.approx(2 / 104 * 1000)
+    assert agg["pages_per_s_gpu_side"] == pytest.approx(2 / 104 * 1000)
+    assert agg["output_tokens_per_s_gpu_side"] == pytest.approx(6 / 104 * 1000)
     assert agg["batch_size"]["mean"] == 2
-    # End to end: the first repeat's batch waited 30 + 10 ms for its pages.
-    assert agg["pages_per_s_end_to_end"] == pytest.approx(2 / 144 * 1000)
     assert agg["input_wait_ms"]["mean"] == pytest.approx(20.0)
-    # Records from before the wait was kept give no end-to-end figure.
-    alone = aggregate_records([record("page-a", 0)])["aggregates"]
-    assert alone["pages_per_s_end_to_end"] is None and alone["batch_size"]["mean"] == 1
+    # Records without host-clock spans give no end-to-end figure
+    # (tests/test_metrics_end_to_end.py times those).
+    assert agg["pages_per_s_end_to_end"] is None and agg["end_to_end"] is None
 
 
 def test_repeatability_passes_within_tolerance():

@@ -190,7 +190,9 @@ def test_a_batch_size_that_did_not_fit_still_gives_metrics_that_say_so(tmp_path)
     metrics, _ = _build(shard)
     assert metrics.counts.ok == 0 and metrics.counts.error == 4
     assert {failure.error for failure in metrics.failures} == {oom}
-    assert metrics.aggregates.pages_per_s is None
+    assert metrics.aggregates.pages_per_s_gpu_side is None
     assert metrics.aggregates.pages_per_s_end_to_end is None
+    assert metrics.aggregates.output_tokens_per_s_end_to_end is None
+    assert metrics.aggregates.end_to_end is None
     assert metrics.cost.available is False
     assert metrics.mfu.reason == "no ok records"

@@ -82,6 +82,26 @@ def test_old_documents_name_the_source_of_their_work():
     assert source("models-h100-preview/hf-vlm-full/got-ocr2-metrics.json") is WorkSource.COUNTED
 
 
+def test_figures_since_redefined_are_left_out_of_older_documents():
+    """An older document's end-to-end pages/s (event times, shards summed) and its pages per
+    GPU-day (GPU time alone) are other figures than the ones of those names now."""
+    path = MEASUREMENTS / "gate-h100" / "metrics.json"
+    original = json.loads(path.read_text(encoding="utf-8"))
+    assert original["aggregates"]["pages_per_s_end_to_end"]
+    assert original["cost"]["pages_per_gpu_day"]
+    older = MetricsDocument.read(path)
+    assert older.aggregates.pages_per_s_end_to_end is None
+    assert older.cost.pages_per_gpu_day is None
+    assert older.cost.gpu_ms_per_page == original["cost"]["gpu_ms_per_page"]
+    written_now = {
+        "aggregates": {"output_tokens_per_s_end_to_end": 20.0, "pages_per_s_end_to_end": 2.0},
+        "cost": {"end_to_end_ms_per_page": 500.0, "pages_per_gpu_day": 172_800.0},
+    }
+    now = MetricsDocument.from_dict(written_now)
+    assert now.aggregates.pages_per_s_end_to_end == 2.0
+    assert now.cost.pages_per_gpu_day == 172_800.0
+
+
 def test_a_value_of_the_wrong_kind_is_named_by_its_key_path(tmp_path: Path):
     with pytest.raises(DocumentError, match=r"aggregates\.stage_ms\.prefill\.mean: expected a"):
         MetricsDocument.from_dict({"aggregates": {"stage_ms": {"prefill": {"mean": "fast"}}}})

@@ -31,6 +31,7 @@ from vlmprof.report import (
     quality,
     sentences,
     static_compute,
+    throughput,
     timing,
     utilisation,
 )
@@ -159,6 +160,9 @@ def test_every_reader_reads_every_committed_document(path: Path):
     assert len(static_compute.params_table(metrics)) == len(metrics.static.params)
     static_compute.counted_work_note(metrics)
     assert cost.cost_sentence(metrics.cost).startswith(("A page of", "No cost per page"))
+    cost.cost_table(metrics.cost)
+    assert len(throughput.rates_table(metrics)) == 3
+    throughput.shard_walls_table(metrics)
     use = findings.utilisation_findings(metrics)
     assert sentences.utilisation_sentences(use)
     centres = findings.cost_centres(metrics, None)

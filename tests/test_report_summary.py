@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from tests.test_report_tables import executed_outputs
-from vlmprof.metrics.document import Counts, MetricsDocument, Summary
+from vlmprof.metrics.document import Counts, EndToEnd, MetricsDocument, Summary
 from vlmprof.report import findings, sentences
 from vlmprof.report.formatting import format_number, percent
 from vlmprof.report.quality import run_config_yaml
@@ -290,16 +290,48 @@ def test_stakeholder_summary_shows_the_runs_numbers(pipeline_run: Path):
         "kernel time from the profiler pass over the timing pass's stage time",
         metrics["config_hash"][:12],
         "snakemake --cores 1 --resources gpu=1 --configfile run-config.yaml",
-        # A page of 1,000 tokens from the measured prefill and time per token.
-        f"about {format_number(round(metrics['cost']['pages_per_gpu_day']))} pages per GPU-day",
+        # The headline: output tokens/s end to end, the processor's and decode's beside it.
+        f"the run generated {metrics['aggregates']['output_tokens_per_s_end_to_end']:,.2f} "
+        "output tokens/s",
+        f"{metrics['aggregates']['output_tokens_per_s_gpu_side']:,.2f} output tokens/s on the "
+        "processor alone",
+        # A page of 1,000 tokens from the measured wall time end to end, in CPU-days.
+        f"about {format_number(round(metrics['cost']['pages_per_gpu_day']))} pages per CPU-day",
+        "p90",
     ]
-    cost_ms = stages["prefill"]["mean"] + 999 * stages["decode_per_token"]["mean"]
-    assert metrics["cost"]["gpu_ms_per_page"] == pytest.approx(cost_ms)
+    cost = metrics["cost"]
+    assert cost["processor"] == "CPU"
+    assert cost["pages_per_gpu_day"] == pytest.approx(8.64e7 / cost["end_to_end_ms_per_page"])
+    # The timed runs are shorter than 1,000 tokens: the page's run is longer than measured.
+    wall = metrics["aggregates"]["end_to_end"]
+    assert cost["end_to_end_ms_per_page"] > wall["device_s"] / wall["pages"] * 1000
     missing = [value for value in expected if value not in shown]
     assert not missing, f"not shown in stakeholder_summary.ipynb: {missing}"
     assert "These are CPU timings" in shown
     html = (pipeline_run / "stakeholder_summary.html").read_text()
     assert "load_run" not in html, "code cells leaked into the stakeholder page"
+
+
+def test_the_headline_leads_with_the_end_to_end_rate_beside_the_gpu_side_and_decode():
+    metrics = _metrics()
+    aggregates = metrics.aggregates
+    aggregates.output_tokens_per_s_end_to_end = 2017.5
+    aggregates.pages_per_s_end_to_end = 7.88
+    aggregates.output_tokens_per_s_gpu_side = 6473.6
+    aggregates.end_to_end = EndToEnd(devices=1)
+    assert sentences.headline(metrics).startswith(
+        "On NVIDIA H100 80GB HBM3 (cuda:0): End to end, the run generated 2,017.50 output "
+        "tokens/s (7.88 pages/s, the host's loading and preprocessing included); 6,473.60 "
+        "output tokens/s on the GPU alone and 600.00 tokens/s in decode alone. One page takes"
+    )
+    aggregates.end_to_end = EndToEnd(devices=2)
+    assert "included, 2 devices at once)" in sentences.headline(metrics)
+    on_cpu = _metrics(device="cpu")
+    on_cpu.aggregates.output_tokens_per_s_gpu_side = 40.0
+    assert sentences.headline(on_cpu).startswith(
+        "On NVIDIA H100 80GB HBM3 (cpu): No end-to-end rate: the records predate the "
+        "host-clock spans it is measured from; 40.00 output tokens/s on the processor alone"
+    )
 
 
 def test_the_headline_adds_the_hosts_part_where_the_run_timed_it():

@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from vlmprof.metrics.end_to_end import DEFINITION as END_TO_END
+from vlmprof.metrics.end_to_end import end_to_end
 from vlmprof.metrics.stats import finite_values, summarize
 from vlmprof.stages import RECORDED_STAGES, STAGE_PARENTS, record_field
 
@@ -78,20 +80,25 @@ def page_share(batch_value: float | None, pages: float) -> float | None:
     return None if batch_value is None else float(batch_value) / pages
 
 
-# What each aggregated rate counts, as metrics.json states it beside them.
+# What each aggregated rate counts, as metrics.json states it beside them: end to end first
+# (what a user gets), then the GPU side and decode only, each a total over a total.
 RATES = {
+    "output_tokens_per_s_end_to_end": (
+        "output tokens/s end to end: the tokens of each batch's first repeat (ok records) "
+        "over the run's wall time on " + END_TO_END
+    ),
+    "pages_per_s_end_to_end": "pages/s end to end: those pages over the same wall time",
+    "output_tokens_per_s_gpu_side": (
+        "output tokens/s on the GPU side (a CPU run's processor): every token the ok records "
+        "generated, the first (from prefill) included, over their prefill and decode time "
+        "summed (a batch's time once, shared by its pages), the host's loading and "
+        "preprocessing left out; shards' times add up, so this is one device's rate"
+    ),
+    "pages_per_s_gpu_side": "pages/s on the GPU side: the ok records over the same time",
     "decode_tokens_per_s": (
-        "decode tokens/s: the tokens generated in decode (tokens - 1 per page: the first comes "
-        "from prefill) summed over the ok records, over their decode time summed (a batch's "
-        "time once, shared by its pages)"
-    ),
-    "pages_per_s": (
-        "pages/s: the ok records' pages over their prefill and decode time summed (a batch's "
-        "time once, shared by its pages); GPU side, the host's load and preprocessing apart"
-    ),
-    "pages_per_s_end_to_end": (
-        "pages/s end to end: the pages of each batch's first repeat over its prefill and "
-        "decode time plus the time the timing pass waited for its pages, summed"
+        "decode tokens/s, decode only: the tokens generated in decode (tokens - 1 per page: the "
+        "first comes from prefill) summed over the ok records, over their decode time summed "
+        "(a batch's time once, shared by its pages); prefill and the host left out"
     ),
 }
 
@@ -109,29 +116,40 @@ def decode_tokens_per_s(records: list[dict[str, Any]]) -> float | None:
     return _per_s(tokens, sum(page_share(r["decode_ms"], batch_size(r)) for r in timed))
 
 
-def pages_per_s(records: list[dict[str, Any]]) -> float | None:
+def _gpu_timed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records that timed both prefill and decode."""
+    return [r for r in records if None not in (r.get("prefill_ms"), r.get("decode_ms"))]
+
+
+def _gpu_side_ms(timed: list[dict[str, Any]]) -> float:
+    """Prefill and decode time of `timed`, a batch's time once (each page its share)."""
+    return sum(page_share(r["prefill_ms"] + r["decode_ms"], batch_size(r)) for r in timed)
+
+
+def output_tokens_per_s_gpu_side(records: list[dict[str, Any]]) -> float | None:
+    """Every token generated over prefill and decode time (GPU side), total over total
+    across `records` (a batch's time counts once); None without any."""
+    timed = _gpu_timed(records)
+    return _per_s(sum(int(r.get("tokens") or 0) for r in timed), _gpu_side_ms(timed))
+
+
+def pages_per_s_gpu_side(records: list[dict[str, Any]]) -> float | None:
     """Pages over their prefill and decode time (GPU side), total over total across
     `records` (a batch's time counts once); None without any."""
-    timed = [r for r in records if None not in (r.get("prefill_ms"), r.get("decode_ms"))]
-    ms = sum(page_share(r["prefill_ms"] + r["decode_ms"], batch_size(r)) for r in timed)
-    return _per_s(len(timed), ms)
+    timed = _gpu_timed(records)
+    return _per_s(len(timed), _gpu_side_ms(timed))
 
 
-def end_to_end_pages_per_s(records: list[dict[str, Any]]) -> float | None:
-    """Pages per second with the host in the loop: each batch's pages over its first
-    repeat's prefill and decode plus the time the timing pass waited for its pages (their
-    load and preprocessing inline, or what worker processes had not yet finished). None
-    when no ok record kept its wait (records from before it was measured)."""
-    batches: dict[tuple[Any, Any], dict[str, Any]] = {}
-    waits: dict[tuple[Any, Any], float] = defaultdict(float)
-    for record in ok_records(records):
-        if record.get("repeat") != 0 or record.get("input_wait_ms") is None:
-            continue
-        key = (record.get("shard"), record.get("batch"))
-        batches.setdefault(key, record)
-        waits[key] += float(record["input_wait_ms"])
-    total_ms = sum(r["prefill_ms"] + r["decode_ms"] + waits[key] for key, r in batches.items())
-    return _per_s(sum(batch_size(r) for r in batches.values()), total_ms)
+def end_to_end_rates(section: dict[str, Any] | None) -> dict[str, float | None]:
+    """Output tokens/s and pages/s over the run's wall time (`metrics.end_to_end`); None
+    each for records from before their host-clock spans were kept."""
+    if section is None:
+        return {"output_tokens_per_s_end_to_end": None, "pages_per_s_end_to_end": None}
+    ms = section["wall_s"] * 1000.0
+    return {
+        "output_tokens_per_s_end_to_end": _per_s(section["tokens"], ms),
+        "pages_per_s_end_to_end": _per_s(section["pages"], ms),
+    }
 
 
 def _stage_samples(records: list[dict[str, Any]]) -> dict[str, list[float]]:
@@ -206,21 +224,25 @@ def aggregate_records(records: list[dict[str, Any]], tolerance: float = 0.10) ->
     """Statistics of every stage over the ok records, counts, failures and repeatability.
 
     Rates are totals over totals (`RATES` says what each counts, and `aggregates.rates`
-    repeats it): `decode_tokens_per_s`, `pages_per_s` and `pages_per_s_end_to_end`; stage
-    times are the batch's, what each of its pages waited. `stage_ms` holds only stages that
+    repeats it): output tokens/s and pages/s end to end (over `end_to_end`, the run's wall
+    time on the host's clock) and on the GPU side, and decode tokens/s; stage times are the
+    batch's, what each of its pages waited. `stage_ms` holds only stages that
     at least one ok record measured. `counts.images_failed` is the number of pages with at
     least one failed record.
     """
     good = ok_records(records)
     samples = _stage_samples(good)
+    wall = end_to_end(good)
     aggregates = {
         "prefill_ms": summarize(r.get("prefill_ms") for r in good),
         "decode_ms": summarize(r.get("decode_ms") for r in good),
         "tokens": summarize(r.get("tokens") for r in good),
+        **end_to_end_rates(wall),
+        "output_tokens_per_s_gpu_side": output_tokens_per_s_gpu_side(good),
+        "pages_per_s_gpu_side": pages_per_s_gpu_side(good),
         "decode_tokens_per_s": decode_tokens_per_s(good),
-        "pages_per_s": pages_per_s(good),
-        "pages_per_s_end_to_end": end_to_end_pages_per_s(good),
         "rates": dict(RATES),
+        "end_to_end": wall,
         "batch_size": summarize(batch_size(r) for r in good),
         "input_wait_ms": summarize(r.get("input_wait_ms") for r in good),
         # Each shard's warm-up: compilation and graph capture, and the warm-up generations.

@@ -263,7 +263,9 @@ def build_metrics(
         "config_hash": config_hash(config),
         "assumptions": assumptions(config, peaks, dims, context_len_mode, context_len_fixed),
     }
-    metrics["cost"] = cost_section(agg["aggregates"], metrics["telemetry"], config.get("cost", {}))
+    metrics["cost"] = cost_section(
+        records, agg["aggregates"], metrics["telemetry"], config.get("cost", {})
+    )
     if timeline is not None:
         metrics["timeline"] = against_timing_pass(timeline, per_image)
     per_stage_mfu = {**mfu.get("per_stage", {}), "model": mfu.get("model_level")}

@@ -28,8 +28,12 @@ SCHEMA_COMMAND = "python -m vlmprof.metrics.document schema > docs/metrics-schem
 RETIRED: dict[str, str] = {
     "aggregates.tokens_per_s": "a mean of per-record rates; decode_tokens_per_s is a total "
     "over a total",
-    "aggregates.pages_per_s": "(as an object) a summary of per-record rates; now a total over "
-    "a total",
+    "aggregates.pages_per_s": "pages/s over prefill and decode; now pages_per_s_gpu_side (in "
+    "the oldest documents a summary of per-record rates)",
+    "aggregates.pages_per_s_end_to_end": "(in documents without "
+    "output_tokens_per_s_end_to_end) each batch's prefill and decode (event times) plus its "
+    "waits, shards' times summed; now over the run's wall time on the host's clock, devices "
+    "at once",
     "telemetry.mean_power_w": "(as an object) a summary of per-run means; now energy over time",
     "mbu.decode_roofline.bytes_per_token": "one byte figure, counted before attention was "
     "counted as the kernels compute it; now bytes_necessary_per_token and "
@@ -44,6 +48,17 @@ RETIRED: dict[str, str] = {
     "bytes_as_implemented_total",
     "roofline.per_stage.*.intensity": "likewise; now intensity_necessary and "
     "intensity_as_implemented",
+    "cost.pages_per_gpu_day": "(in documents without cost.end_to_end_ms_per_page) from GPU "
+    "time alone, the host assumed hidden; now from the measured end-to-end rate",
+    "cost.gpu_cost_per_1000_pages": "(in documents without cost.end_to_end_ms_per_page) likewise",
+    "cost.pages_per_gpu_day_serial": "GPU and host time in series; pages_per_gpu_day is now "
+    "end to end, measured",
+    "cost.serial_ms_per_page": "GPU and host time of a page in series; now "
+    "end_to_end_ms_per_page, measured",
+    "cost.latency_ms_per_page": "a batch's GPU time plus one page's host time; now "
+    "page_latency_ms (p50, p90 across pages), with the batch's wait for its pages",
+    "cost.output_tokens_per_s": "over GPU time alone; now output_tokens_per_s_end_to_end and "
+    "output_tokens_per_s_gpu_side",
 }
 
 
@@ -80,8 +95,44 @@ class Summary:
 
 
 @dataclass
+class ShardWall:
+    """One shard end to end on the host's clock (`vlmprof.metrics.end_to_end`)."""
+
+    shard: int | None = described("the shard")
+    device: str | None = described("the device it ran on: its GPU's UUID, else its name")
+    pages: int | None = described("pages of its batches' first repeats that ran")
+    tokens: int | None = described("tokens they generated")
+    wall_s: float | None = described(
+        "from its first page read to its last token, its batches' waits and first runs one "
+        "after another, the measurement's own work left out (s)"
+    )
+    elapsed_s: float | None = described(
+        "from its first page read to its last token with the measurement's own work: "
+        "warm-up, the gate's reference generations, the work count, the later repeats (s)"
+    )
+
+
+@dataclass
+class EndToEnd:
+    """The run end to end on the host's clock: what the end-to-end rates divide by."""
+
+    pages: int | None = described("pages of the batches' first repeats that ran")
+    tokens: int | None = described("tokens they generated")
+    wall_s: float | None = described(
+        "the run's wall time (s): its busiest device's, devices running at once and a "
+        "device's shards one after another"
+    )
+    device_s: float | None = described(
+        "every shard's wall time summed (s): device time, what a per-device rate divides by"
+    )
+    devices: int | None = described("devices the shards ran on")
+    shards: list[ShardWall] = described("each shard's figures", factory=list)
+
+
+@dataclass
 class Aggregates:
-    """Timing statistics over the ok records, and the run's rates as totals over totals."""
+    """Timing statistics over the ok records, and the run's rates as totals over totals:
+    end to end (the headline), GPU side and decode only (`rates` says what each counts)."""
 
     stage_ms: dict[str, Summary] = described(
         "per stage (`vlmprof.stages`) measured by at least one ok record: its time (ms) over "
@@ -91,16 +142,24 @@ class Aggregates:
     prefill_ms: Summary = described("prefill time (ms) of the ok records", factory=Summary)
     decode_ms: Summary = described("decode time (ms) of the ok records", factory=Summary)
     tokens: Summary = described("tokens generated per ok record", factory=Summary)
+    output_tokens_per_s_end_to_end: float | None = described(
+        "output tokens/s end to end, the host in the loop: tokens over the run's wall time "
+        "(`end_to_end`); null for records from before their host-clock spans were kept"
+    )
+    pages_per_s_end_to_end: float | None = described("pages/s end to end, over the same wall time")
+    output_tokens_per_s_gpu_side: float | None = described(
+        "output tokens/s on the GPU side: every token over prefill and decode time"
+    )
+    pages_per_s_gpu_side: float | None = described(
+        "pages/s on the GPU side, over prefill and decode time"
+    )
     decode_tokens_per_s: float | None = described(
-        "decode tokens/s, a total over a total (`rates` says what it counts)"
-    )
-    pages_per_s: float | None = described(
-        "pages/s over prefill and decode, GPU side, a total over a total"
-    )
-    pages_per_s_end_to_end: float | None = described(
-        "pages/s with the host's load and preprocessing in the loop, a total over a total"
+        "decode tokens/s, decode only: tokens generated in decode over decode time"
     )
     rates: dict[str, str] = described("what each rate above counts, by its key", factory=dict)
+    end_to_end: EndToEnd | None = described(
+        "the wall time the end-to-end rates divide by, per shard and for the run"
+    )
     batch_size: Summary | None = described("pages generated together, over the ok records")
     input_wait_ms: Summary | None = described(
         "how long the timing pass waited for a page's inputs (ms)"
@@ -111,11 +170,12 @@ class Aggregates:
 
     @staticmethod
     def upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
-        """Documents from before rates were totals over totals held `pages_per_s` as a summary
-        of per-record rates (and `tokens_per_s` beside it): another figure, left out."""
-        if isinstance(data.get("pages_per_s"), Mapping):
-            return {key: value for key, value in data.items() if key != "pages_per_s"}
-        return data
+        """Documents from before the end-to-end rates were taken on the host's clock held a
+        `pages_per_s_end_to_end` of event times and summed waits, summed over shards: another
+        figure, left out."""
+        if "output_tokens_per_s_end_to_end" in data:
+            return data
+        return {key: value for key, value in data.items() if key != "pages_per_s_end_to_end"}
 
     def mean_ms(self, stage: str) -> float | None:
         """Mean time (ms) of `stage` over the ok records; None where none timed it."""
@@ -657,34 +717,63 @@ class PublishedFigure:
 
 @dataclass
 class Cost:
-    """What a page of real length costs (`vlmprof.metrics.cost`); only `available` and
-    `reason` where no page was timed."""
+    """What a page of real length costs (`vlmprof.metrics.cost`), from the run's measured
+    end-to-end rate; only `available` and `reason` where no page was timed."""
 
     available: bool | None = described("whether a page was timed with at least two tokens")
     reason: str | None = described("why not, where not")
+    processor: str | None = described(
+        'what ran the model: "GPU", or "CPU" (then every GPU figure is the CPU\'s)'
+    )
     output_tokens: int | None = described("the page's length (cost.output_tokens)")
     measured_tokens: float | None = described("mean tokens the timed runs generated")
     batch_size: float | None = described("pages sharing the GPU (mean batch size)")
     prefill_ms: float | None = described("measured mean prefill (ms)")
     decode_per_token_ms: float | None = described("measured mean time per output token (ms)")
-    gpu_ms_per_page: float | None = described("GPU time of a page (ms)")
+    gpu_ms_per_page: float | None = described(
+        "GPU time of a page (ms): its batch's prefill and decode at output_tokens, shared by "
+        "its pages, over every ok record"
+    )
     host_ms_per_page: float | None = described("the host's load and preprocess of a page (ms)")
     host_ms: dict[str, float | None] = described("that time by host stage (ms)", factory=dict)
-    serial_ms_per_page: float | None = described("GPU and host time in series (ms)")
-    latency_ms_per_page: float | None = described(
-        "what one page waits: its batch's GPU time, then its host time (ms)"
+    end_to_end_ms_per_page: float | None = described(
+        "device time of a page end to end (ms): the measured wall time per page "
+        "(aggregates.end_to_end.device_s over its pages) with each batch's run taken to "
+        "output_tokens; null for records without host-clock spans"
     )
-    pages_per_gpu_day: float | None = described("pages per GPU-day, host overlapped")
-    pages_per_gpu_day_serial: float | None = described("pages per GPU-day, host in series")
-    output_tokens_per_s: float | None = described("output tokens/s")
+    page_latency_ms: Summary | None = described(
+        "each page's latency at output_tokens (ms): its own load and preprocessing, its "
+        "batch's wait for the pages read after it, and its batch's run; p50 and p90 across "
+        "the pages"
+    )
+    pages_per_gpu_day: float | None = described(
+        "pages per GPU-day end to end: a day over end_to_end_ms_per_page"
+    )
+    output_tokens_per_s_end_to_end: float | None = described(
+        "output_tokens over end_to_end_ms_per_page: one device's rate, host in the loop"
+    )
+    output_tokens_per_s_gpu_side: float | None = described(
+        "output_tokens over gpu_ms_per_page: the GPU side alone"
+    )
     gpu_hour_price: float | None = described("cost.gpu_hour_price")
-    gpu_cost_per_1000_pages: float | None = described("GPU cost per 1,000 pages at that price")
+    gpu_cost_per_1000_pages: float | None = described(
+        "1,000 pages' end-to-end device time at that price"
+    )
     joules_per_page: float | None = described("energy of a page (J)")
     energy_cost_per_1000_pages: float | None = described(
         "energy cost per 1,000 pages at telemetry.energy_price_per_kwh"
     )
     published: list[PublishedFigure] = described("published throughput, for scale", factory=list)
     assumptions: list[str] = described("what the figures assume", factory=list)
+
+    @staticmethod
+    def upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
+        """Documents from before the cost was taken end to end held pages per GPU-day and
+        their price from GPU time alone: other figures, left out."""
+        if "end_to_end_ms_per_page" in data:
+            return data
+        redefined = ("pages_per_gpu_day", "gpu_cost_per_1000_pages")
+        return {key: value for key, value in data.items() if key not in redefined}
 
 
 @dataclass

@@ -1,6 +1,6 @@
-"""What a run's numbers say, as data: cost centres, how well the hardware is used, the
-recommendation rules that fire, the widest gap between page categories and what each
-variant buys.
+"""What a run's numbers say, as data: its throughput (end to end, with the GPU side and
+decode only beside it), cost centres, how well the hardware is used, the recommendation
+rules that fire, the widest gap between page categories and what each variant buys.
 
 Every finding follows from metrics.json, the run's tables, the operator table or the
 variant comparison by an explicit rule with named thresholds, so it changes when the numbers
@@ -58,6 +58,19 @@ BOUND_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "decode")
 NO_RECORDS = "no ok records"
 FAILED_GATE = "failed gate"
 DIFFERENT_WORKLOAD = "different workload"
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """The run's rates, totals over totals: output tokens/s and pages/s end to end (None for
+    records from before their host-clock spans), on the GPU side, and decode only."""
+
+    end_to_end: float | None
+    pages_end_to_end: float | None
+    devices: int  # devices that ran at once end to end (0: not measured)
+    gpu_side: float | None
+    decode: float | None
+    on_cpu: bool
 
 
 @dataclass(frozen=True)
@@ -183,6 +196,23 @@ class VariantFindings:
     drift_shards: int = 0
     # The gate verdicts of the variants the gate judged (sweep points are not).
     gated: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- throughput --------------------------------------------------------------------------
+
+
+def throughput(metrics: MetricsDocument) -> Throughput:
+    """What the run generated per second, end to end first."""
+    aggregates = metrics.aggregates
+    wall = aggregates.end_to_end
+    return Throughput(
+        end_to_end=aggregates.output_tokens_per_s_end_to_end,
+        pages_end_to_end=aggregates.pages_per_s_end_to_end,
+        devices=0 if wall is None else wall.devices or 0,
+        gpu_side=aggregates.output_tokens_per_s_gpu_side,
+        decode=aggregates.decode_tokens_per_s,
+        on_cpu=on_cpu(metrics),
+    )
 
 
 # --- cost centres ------------------------------------------------------------------------

@@ -30,6 +30,16 @@ def format_number(value: Any) -> str:
     return f"{value:#.3g}"
 
 
+def whole(count: float | None) -> int | float | None:
+    """A count (pages, tokens, a mean batch size) as it prints: a whole number where it is
+    one, else as it is; pages per day, a count too large for its fraction to matter, rounded."""
+    if count is None or isinstance(count, bool):
+        return count
+    if float(count).is_integer() or abs(count) >= 1000:
+        return round(count)
+    return count
+
+
 def styled(table: pd.DataFrame) -> Styler:
     """`table` for display: numbers through `format_number`, text left-aligned, a default
     index hidden."""

@@ -21,6 +21,11 @@ Environment, provenance and quality
 Inputs
     input_table(metrics, subset)        pages: category, size (px), crops, tokens
     thumbnail_grid(...)                 the pages as a figure (failed pages as boxes)
+Throughput
+    rates_table(metrics)                output tokens/s and pages/s end to end, GPU side and
+                                        decode only, each with what it counts
+    shard_walls_table(metrics)          each shard's wall time end to end, and with the
+                                        measurement's own work
 Timing
     timed(metrics)                      whether any ok record timed the stages
     stage_timing_table(stage_ms)        mean, std, CV, p50, p90 (ms) and nesting per stage
@@ -50,9 +55,10 @@ Operators
     top_operators(operators, n)         the n heaviest operators by self time (ms)
     operator_categories(operators)      self time (ms) per category, by stage
 Cost
-    cost_table(cost)                    a page at its real length: GPU and host ms, pages per
-                                        GPU-day, tokens/s, cost per 1,000 pages
-    cost_sentence(cost)                 the same in one sentence; published_table(cost): the
+    cost_table(cost)                    a page at its real length: device ms end to end and
+                                        GPU side, host ms, latency p50/p90, pages per
+                                        GPU-day (CPU-day), tokens/s, cost per 1,000 pages
+    cost_sentence(cost)                 the same in words; published_table(cost): the
                                         published throughput beside it
 Static compute
     params_table(metrics)               parameters (M) per part of the model
@@ -69,7 +75,8 @@ Variants
     gate_meaning(gated(comparison))     what "passed" means, with the closest call
     comparison_table(comparison)        stage x variant: time, ratio, MFU/MBU, roofline x
     bound_table(comparison)             per stage, its fastest variant's distance to its bound
-    settings_table(comparison)          per setting, a page's latency, pages per GPU-day, cost;
+    settings_table(comparison)          per setting, rates, a page's p90 latency, pages per
+                                        GPU-day, cost;
                                         slo_sentence: the cheapest within cost.latency_slo_ms
     chart_frame(comparison)             the rows the variant figure draws
 Findings (data) and their sentences
@@ -81,7 +88,8 @@ Findings (data) and their sentences
     category_gap(per_category, tol)     widest gap between categories; category_sentence
     variant_findings(comparison)        what each optimisation buys; variant_sentences;
                                         furthest_sentence: the stage furthest from its bound
-    headline(metrics)                   time per page in one sentence
+    throughput(metrics)                 the run's rates; throughput_sentence: in words
+    headline(metrics)                   output tokens/s end to end, then time per page
     failed_phrase(counts)               "5 of 16 pages failed (10 of 32 records)"
     reliability_sentence(metrics)       repeats within tolerance, failures
     reproduce_sentence(metrics)         the command and config hash to rerun the run
@@ -93,6 +101,7 @@ from vlmprof.report.findings import (
     cost_centres,
     gated,
     recommendations,
+    throughput,
     utilisation_findings,
     variant_findings,
 )
@@ -132,10 +141,12 @@ from vlmprof.report.sentences import (
     recommendation_sentences,
     reliability_sentence,
     reproduce_sentence,
+    throughput_sentence,
     utilisation_sentences,
     variant_sentences,
 )
 from vlmprof.report.static_compute import counted_work_note, params_table, static_crosscheck
+from vlmprof.report.throughput import rates_table, shard_walls_table
 from vlmprof.report.timed_busy import quoted_busy
 from vlmprof.report.timing import (
     NOTHING_TIMED,
@@ -220,6 +231,7 @@ __all__ = [
     "prefill_split",
     "provenance_notes",
     "published_table",
+    "rates_table",
     "read_comparison",
     "read_model_comparison",
     "recommendation_sentences",
@@ -231,12 +243,15 @@ __all__ = [
     "run_config_yaml",
     "run_split",
     "settings_table",
+    "shard_walls_table",
     "shards_table",
     "slo_sentence",
     "stage_timing_table",
     "static_crosscheck",
     "styled",
     "thumbnail_grid",
+    "throughput",
+    "throughput_sentence",
     "timed",
     "timeline_table",
     "quoted_busy",

@@ -20,6 +20,9 @@ from vlmprof.variants.comparison import PAGE
 from vlmprof.variants.paired import FASTER, MIN_PAGES, WITHIN_NOISE
 
 REPRODUCE_COMMAND = "snakemake --cores 1 --resources gpu=1 --configfile run-config.yaml"
+NO_END_TO_END_RATE = (
+    "No end-to-end rate: the records predate the host-clock spans it is measured from"
+)
 _ROOF_WORDS = {"compute": "compute limit", "memory": "memory-bandwidth limit"}
 
 
@@ -46,8 +49,29 @@ def failed_phrase(counts: Counts) -> str:
     )
 
 
+def throughput_sentence(rates: f.Throughput) -> str:
+    """The run's output tokens/s end to end, the host in the loop, with the GPU side and
+    decode only beside it, each labelled."""
+    device, _ = _device_words(rates.on_cpu)
+    beside = []
+    if rates.gpu_side is not None:
+        beside.append(f"{rates.gpu_side:,.2f} output tokens/s on the {device} alone")
+    if rates.decode is not None:
+        beside.append(f"{rates.decode:,.2f} tokens/s in decode alone")
+    aside = f"; {' and '.join(beside)}" if beside else ""
+    if rates.end_to_end is None:
+        return f"{NO_END_TO_END_RATE}{aside}."
+    at_once = f", {rates.devices} devices at once" if rates.devices > 1 else ""
+    return (
+        f"End to end, the run generated {rates.end_to_end:,.2f} output tokens/s "
+        f"({rates.pages_end_to_end:,.2f} pages/s, the host's loading and preprocessing "
+        f"included{at_once}){aside}."
+    )
+
+
 def headline(metrics: MetricsDocument) -> str:
-    """One sentence: time per page split into prefill (with vision) and decode, and the
+    """Two sentences: the run's output tokens/s end to end (the GPU side and decode only
+    beside it), then time per page split into prefill (with vision) and decode, and the
     host's load and preprocessing before it."""
     aggregates, counts = metrics.aggregates, metrics.counts
     size = f"{counts.images} pages x {counts.repeats} repeats, {failed_phrase(counts)}"
@@ -57,8 +81,6 @@ def headline(metrics: MetricsDocument) -> str:
     device = env.gpu_name or env.cpu_model or env.device_used
     prefill, decode = aggregates.mean_ms("prefill"), aggregates.mean_ms("decode")
     tokens = aggregates.tokens.mean
-    rate = aggregates.decode_tokens_per_s
-    speed = "" if rate is None else f" ({rate:,.2f} decode tokens/s)"
     host = host_ms(metrics)
     before = (
         f", after {sum(host.values()):,.2f} ms on the host to load and preprocess it"
@@ -66,10 +88,10 @@ def headline(metrics: MetricsDocument) -> str:
         else ""
     )
     return (
-        f"On {device} ({env.device_used}), one page takes {prefill + decode:,.2f} ms "
-        f"on average: prefill {prefill:,.2f} ms (of which vision "
-        f"{aggregates.mean_ms('vision'):,.2f} ms) and decode {decode:,.2f} ms for {tokens:g} "
-        f"tokens{speed}{before}; {size}."
+        f"On {device} ({env.device_used}): {throughput_sentence(f.throughput(metrics))} "
+        f"One page takes {prefill + decode:,.2f} ms on average: prefill {prefill:,.2f} ms (of "
+        f"which vision {aggregates.mean_ms('vision'):,.2f} ms) and decode {decode:,.2f} ms "
+        f"for {tokens:g} tokens{before}; {size}."
     )
 
 

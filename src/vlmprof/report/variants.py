@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from vlmprof.report.findings import BASELINE_ONLY, BASELINE_UNTIMED, NO_COMPARISON, comparison_gap
-from vlmprof.report.formatting import display_name, format_number
+from vlmprof.report.formatting import display_name, format_number, whole
 from vlmprof.variants.comparison import PAGE, ROOFLINE_STAGES, fastest_row
 
 # The stages a variant chart draws: those with a roofline distance, then the whole page.
@@ -173,18 +173,20 @@ def bound_table(comparison: dict[str, Any]) -> pd.DataFrame:
 
 def settings_table(comparison: dict[str, Any]) -> pd.DataFrame:
     """Per setting (the baseline and each variant but the control): its gate status, pages
-    per batch and measured throughput, and what a page at its real length costs: latency
-    with the host in series, pages per GPU-day and money per 1,000 pages where priced."""
+    per batch and measured rates (end to end first, the GPU side and decode only beside), and
+    what a page at its real length costs end to end: its latency at p90 across pages, pages
+    per GPU-day and money per 1,000 pages where priced."""
     rows = [
         {
             "setting": s["name"],
             "gate": s["status"],
-            "pages per batch": s.get("batch_size"),
-            "pages/s (timed)": s.get("pages_per_s"),
+            "pages per batch": whole(s.get("batch_size")),
+            "output tokens/s end to end (timed)": s.get("output_tokens_per_s_end_to_end"),
             "pages/s end to end (timed)": s.get("pages_per_s_end_to_end"),
+            "output tokens/s GPU side (timed)": s.get("output_tokens_per_s_gpu_side"),
             "decode tokens/s (timed)": s.get("decode_tokens_per_s"),
-            "page latency (ms)": s["latency_ms"],
-            "pages per GPU-day": s["pages_per_gpu_day"],
+            "page latency p90 (ms)": s.get("latency_p90_ms"),
+            "pages per GPU-day": whole(s["pages_per_gpu_day"]),
             "cost per 1,000 pages": s["cost_per_1000_pages"],
         }
         for s in comparison.get("settings", [])
@@ -200,13 +202,13 @@ def slo_sentence(comparison: dict[str, Any]) -> str | None:
         return None
     bound = f"{format_number(comparison['latency_slo_ms'])} ms"
     if pick["name"] is None:
-        return f"Within a page latency of {bound}: {pick['reason']}."
+        return f"Within a page latency of {bound} (p90): {pick['reason']}."
     cost = pick["cost_per_1000_pages"]
     price = "" if cost is None else f", {format_number(cost)} per 1,000 pages"
     return (
-        f"Within a page latency of {bound}, the cheapest setting is `{pick['name']}` (by "
-        f"{pick['by']}; {pick['candidates']} of the settings qualify): "
-        f"{format_number(pick['latency_ms'])} ms a page, "
+        f"Within a page latency of {bound} (p90), the cheapest setting is `{pick['name']}` "
+        f"(by {pick['by']}; {pick['candidates']} of the settings qualify): "
+        f"{format_number(pick['latency_p90_ms'])} ms a page at p90, "
         f"{format_number(round(pick['pages_per_gpu_day']))} pages per GPU-day{price}."
     )
 
