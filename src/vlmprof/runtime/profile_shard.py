@@ -328,7 +328,7 @@ def profile_images(
         warmed = False
         progress = Progress(label, len(images) * settings.repeats)
         source = loaded_pages(
-            adapter, images, settings.max_pixels, settings.workers, settings.preprocess
+            adapter, images, settings.max_pixels, settings.workers, settings.preprocess, batch_size
         )
         for first in range(0, len(images), batch_size):
             pages: list[_Page] = []
