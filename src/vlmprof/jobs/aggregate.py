@@ -25,7 +25,7 @@ from vlmprof.records import first_placement
 from vlmprof.report.models import models_table
 from vlmprof.report.models import to_markdown as models_markdown
 from vlmprof.report.variants import to_markdown as comparison_markdown
-from vlmprof.runtime.profile_settings import run_shape
+from vlmprof.runtime.profile_settings import RELEASED_SHAPE, run_shape
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.comparison import read_run, write_comparison
 from vlmprof.variants.gate import GateFactors, judge_variant, merged_outputs, not_applicable
@@ -91,6 +91,7 @@ def aggregate(
         context_len_fixed=context_len_fixed,
         tolerance=tolerance,
         timeline=None if timeline is None else json.loads(Path(timeline).read_text()),
+        workers=resolved.get("workers", RELEASED_SHAPE["workers"]),
     )
     write_metrics(built, tables, Path(metrics), Path(stage_ms).parent)
 

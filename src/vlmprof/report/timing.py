@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from vlmprof.metrics.document import MetricsDocument
+from vlmprof.metrics.document import MetricsDocument, Pipeline
 from vlmprof.records import RunRecord
-from vlmprof.report.formatting import MISSING, as_percent
+from vlmprof.report.formatting import MISSING, as_percent, percent
 from vlmprof.stages import (
     EXCLUSIVE_STAGES,
     HOST_STAGES,
@@ -250,3 +250,28 @@ def batch_timeline(records: list[RunRecord]) -> pd.DataFrame:
 
 def _run_start(record: RunRecord) -> float:
     return float(record.run_span_s[0])
+
+
+def binding_sentence(pipeline: Pipeline | None) -> str:
+    """Which side binds the run, host or GPU, in one sentence with the figures that say so:
+    how long the GPU waited for its inputs against its own time, and the host's work."""
+    if pipeline is None or not pipeline.batches:
+        reason = "its metrics.json predates them" if pipeline is None else pipeline.reason
+        return f"No figure says which side binds this run: {reason}."
+    ahead = f"{pipeline.workers} worker processes" if pipeline.workers else "the timing process"
+    per_batch = (pipeline.pages or 0) / pipeline.batches
+    text = (
+        f"**{pipeline.binding}-bound**: the GPU waited {percent(pipeline.wait_share)} of "
+        f"the time end to end for its inputs ({pipeline.input_wait_ms_per_batch:,.0f} ms a "
+        f"batch of {per_batch:.3g} pages, against {pipeline.gpu_ms_per_batch:,.0f} ms of GPU "
+        f"time), so end to end ran at {percent(pipeline.end_to_end_share)} of the GPU "
+        f"side's rate; the host spent {pipeline.host_busy_ms_per_page:,.0f} ms loading and "
+        f"preprocessing each page in {ahead}, {pipeline.host_per_gpu:.2f}x the GPU's time "
+        "per process."
+    )
+    if pipeline.binding == "GPU" and pipeline.host_per_gpu > 1:
+        text += (
+            " Above 1, the host kept up only because it also ran during each batch's untimed "
+            "reference generation: a loop without it would be host-bound."
+        )
+    return text

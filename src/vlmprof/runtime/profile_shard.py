@@ -25,7 +25,7 @@ from vlmprof.atomic import atomic_open
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.placement import Placement
 from vlmprof.progress import Progress
-from vlmprof.records import RunRecord
+from vlmprof.records import RunRecord, did_not_fit
 from vlmprof.runtime.collector import collector_paused
 from vlmprof.runtime.generate import GenerationCapture, generate_batch
 from vlmprof.runtime.host_counters import host_delta, read_host
@@ -45,8 +45,6 @@ WARMUP_PAGE_SIZE = (1240, 1754)  # A4 portrait at 150 dpi
 ONCE_PER_PAGE: dict[str, None] = dict.fromkeys(
     ("load_ms", "preprocess_ms", "input_wait_ms", "host_span_s", "wait_span_s", "warmup_ms")
 )
-# How an out-of-memory run's error begins (`error_reason` of torch.OutOfMemoryError).
-OUT_OF_MEMORY = "OutOfMemoryError"
 
 
 class ShardFailedError(RuntimeError):
@@ -244,7 +242,7 @@ def check_some_ok(records: Sequence[RunRecord], label: str) -> None:
     """
     if not records or any(record.status == "ok" for record in records):
         return
-    if all(str(record.error).startswith(OUT_OF_MEMORY) for record in records):
+    if all(did_not_fit(record.error) for record in records):
         log.warning("%s: every run ran out of memory; its records say so", label)
         return
     first = records[0]
