@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from vlmprof.report.findings import BASELINE_ONLY, BASELINE_UNTIMED, NO_COMPARISON, comparison_gap
-from vlmprof.report.formatting import display_name, format_number
+from vlmprof.report.formatting import as_percent, display_name, format_number
 from vlmprof.variants.comparison import PAGE, ROOFLINE_STAGES, fastest_row
 
 # The stages a variant chart draws: those with a roofline distance, then the whole page.
@@ -93,6 +93,19 @@ def payback_text(variant: dict[str, Any]) -> str:
     return "never" if pages is None else f"{math.ceil(pages):,}"
 
 
+# Statuses as a reader sees them, where the key is no plain word.
+STATUS_TEXT = {"did_not_fit": "did not fit", "not_applicable": "not applicable"}
+
+
+def status_text(status: str) -> str:
+    """An arm's status in words: a batch out of memory "did not fit", not a failure."""
+    return STATUS_TEXT.get(status, status)
+
+
+def _gib(value: float | None) -> float | None:
+    return None if value is None else value / 2**30
+
+
 def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
     """Each variant, its switches, ok and failed records, gate status, measured margin
     and why it failed, its shards' warm-up (compilation and graph capture included) and
@@ -103,7 +116,7 @@ def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
                 "variant": v["name"],
                 "switches": switches_text(v["switches"]),
                 "records ok / failed": f"{v['records_ok']} / {v['records_error']}",
-                "gate": v["status"],
+                "gate": status_text(v["status"]),
                 "measured margin": gate_difference(v["gate"]),
                 "detail": (v["gate"] or {}).get("detail") or "-",
                 "warm-up (s)": None if v.get("warmup_ms") is None else v["warmup_ms"] / 1000.0,
@@ -173,16 +186,25 @@ def bound_table(comparison: dict[str, Any]) -> pd.DataFrame:
 
 def settings_table(comparison: dict[str, Any]) -> pd.DataFrame:
     """Per setting (the baseline and each variant but the control): its gate status, pages
-    per batch and measured throughput, and what a page at its real length costs: latency
-    with the host in series, pages per GPU-day and money per 1,000 pages where priced."""
+    per batch, workers and measured throughput, the end-to-end rate's share of the GPU
+    side's and the side that binds, its largest batch's KV cache (computed) and peak memory
+    (measured), the pages that did not fit, and what a page at its real length costs:
+    latency with the host in series, pages per GPU-day and money per 1,000 pages where
+    priced."""
     rows = [
         {
             "setting": s["name"],
-            "gate": s["status"],
+            "gate": status_text(s["status"]),
             "pages per batch": s.get("batch_size"),
+            "workers": s.get("workers"),
             "pages/s (timed)": s.get("pages_per_s"),
             "pages/s end to end (timed)": s.get("pages_per_s_end_to_end"),
             "decode tokens/s (timed)": s.get("decode_tokens_per_s"),
+            "end to end / GPU side (%)": as_percent(s.get("end_to_end_share")),
+            "bound by": s.get("binding"),
+            "KV cache (GiB)": _gib(s.get("kv_cache_bytes")),
+            "peak memory (GiB)": _gib(s.get("peak_bytes")),
+            "pages that did not fit": s.get("pages_did_not_fit"),
             "page latency (ms)": s["latency_ms"],
             "pages per GPU-day": s["pages_per_gpu_day"],
             "cost per 1,000 pages": s["cost_per_1000_pages"],
@@ -239,6 +261,7 @@ def to_markdown(comparison: dict[str, Any] | None) -> str:
     if note:
         return "\n".join([*lines, note, ""])
     shown = comparison_table(comparison).map(format_number)
+    settings = settings_table(comparison).map(format_number)
     best = [
         f"- {stage_title(stage)}: {name or 'no gate-passed variant is faster'}"
         for stage, name in comparison["best"].items()
@@ -250,6 +273,10 @@ def to_markdown(comparison: dict[str, Any] | None) -> str:
             gate_table(comparison).to_markdown(index=False),
             "",
             shown.to_markdown(index=False),
+            "",
+            "Each setting's throughput, memory and cost of a page:",
+            "",
+            settings.to_markdown(index=False),
             "",
             "Best measured variant per stage:",
             "",
