@@ -134,7 +134,7 @@ def get_gate_against(wildcards):
 def get_gate_outputs(wildcards):
     """What a variant's gate compares, every shard: the baseline's and its outputs and,
     unless it is a sweep point, its records, the oracle's and (for a run narrower than
-    float32) both arms' float32 checks (its own outputs where it runs in float32 itself)."""
+    float32) both arms' float32 checks (its own outputs where it runs in float32)."""
     arm = job_arm(wildcards)
     outputs = {
         "baseline": shard_files(BASELINE, ".outputs.pt"),
