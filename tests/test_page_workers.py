@@ -110,8 +110,16 @@ def test_one_batchs_host_and_gpu_sides_line_up_on_the_host_clock(
     timeline = batch_timeline(records)
     # The last batch of two readable pages: the broken page left pages 1 and 2 together.
     pages = {"page-1", "page-2"}
-    host = timeline[timeline["lane"] == "host: load + preprocess"]
-    assert set(host["span"]) == pages
+    load = timeline[timeline["lane"] == "host: load"].set_index("span")
+    host = timeline[timeline["lane"] == "host: preprocess"].set_index("span")
+    assert set(load.index) == set(host.index) == pages
+    # Each page's preprocessing starts where its load ends, its load_ms later.
+    for page in pages:
+        record = next(r for r in records if r.image_id == page and r.repeat == 0)
+        assert load.loc[page, "end (ms)"] == host.loc[page, "start (ms)"]
+        assert load.loc[page, "end (ms)"] - load.loc[page, "start (ms)"] == pytest.approx(
+            record.load_ms
+        )
     assert set(timeline[timeline["lane"] == "timing pass: waits for the page"]["span"]) == pages
     gpu = timeline[timeline["lane"] == "GPU: the batch"].set_index("span")
     assert list(gpu.index) == ["prefill", "decode"]
@@ -127,6 +135,9 @@ def test_one_batchs_host_and_gpu_sides_line_up_on_the_host_clock(
     assert [tick.get_text() for tick in ax.get_yticklabels()] == list(
         dict.fromkeys(timeline["lane"])
     )
+    # Every arm's panel draws the same lanes, under its title.
+    arms = figures.arm_timelines_figure({"a": timeline, "b": timeline}, {"a": "a: batch of 2"})
+    assert [ax.get_title(loc="left") for ax in arms.axes] == ["a: batch of 2", "b"]
     # Records from before spans were kept give no timeline, not an error.
     assert batch_timeline([dataclasses.replace(r, host_span_s=None) for r in records]).empty
 

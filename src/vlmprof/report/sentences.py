@@ -15,7 +15,13 @@ from vlmprof.report import findings as f
 from vlmprof.report.formatting import display_name, percent, times
 from vlmprof.report.timed_busy import busy_basis
 from vlmprof.report.timing import host_ms, timed
-from vlmprof.report.variants import gap_note, gate_difference, gate_meaning, switches_text
+from vlmprof.report.variants import (
+    did_not_fit_sentence,
+    gap_note,
+    gate_difference,
+    gate_meaning,
+    switches_text,
+)
 from vlmprof.variants.comparison import PAGE
 from vlmprof.variants.paired import FASTER, MIN_PAGES, WITHIN_NOISE
 
@@ -389,20 +395,6 @@ def _caveat_sentence(caveat: f.VariantCaveat) -> str:
         f"{page['ms']:,.2f} ms against {page['baseline_ms']:,.2f} ms for the baseline "
         f"({times(page['ms'] / page['baseline_ms'])} the time)."
     )
-
-
-def did_not_fit_sentence(named: str, setting: dict[str, Any] | None) -> str:
-    """A setting whose batches ran out of the device's memory: a finding of its batch size,
-    with the pages that did not fit and the KV cache their batch needed, where known."""
-    text = f"{named} did not fit in the device's memory"
-    if setting and setting.get("pages_did_not_fit"):
-        text += f": {setting['pages_did_not_fit']} of its pages ran out of memory"
-        if setting.get("kv_cache_bytes_did_not_fit") is not None:
-            text += (
-                f" (the KV cache of their largest batch alone: "
-                f"{setting['kv_cache_bytes_did_not_fit'] / 2**30:,.2f} GiB)"
-            )
-    return text + "; its times, where any batch ran, are not counted as a result."
 
 
 # What the verdicts can say when the drift between runs was measured on fewer than 2 shards.

@@ -213,12 +213,17 @@ def ttft_values(records: list[RunRecord]) -> pd.Series:
 
 
 BATCH_TIMELINE_COLUMNS: tuple[str, ...] = ("lane", "span", "start (ms)", "end (ms)")
+# The lanes of a batch timeline, top to bottom: the host's two parts of a page, the timing
+# pass's wait for it, and the GPU's run of the batch.
+LOAD_LANE, PREPROCESS_LANE = "host: load", "host: preprocess"
+WAIT_LANE, GPU_LANE = "timing pass: waits for the page", "GPU: the batch"
 
 
 def batch_timeline(records: list[RunRecord]) -> pd.DataFrame:
     """One batch's host and GPU sides on the host clock, in ms from its first span: each
-    page's load and preprocessing, the timing pass's wait for each page, and the batch's
-    prefill and decode (the run's window split by its stage times).
+    page's load and preprocessing (apart, where the record timed its load), the timing
+    pass's wait for each page, and the batch's prefill and decode (the run's window split by
+    its stage times).
 
     The batch is the last of the largest size whose first repeat kept its spans (a steady
     batch, past the first's warm-up); empty for records from before spans were kept.
@@ -233,14 +238,16 @@ def batch_timeline(records: list[RunRecord]) -> pd.DataFrame:
     batch = [r for r in spans if r.run_span_s == last.run_span_s]
     rows = []
     for record in batch:
-        page = record.image_id
-        rows.append(("host: load + preprocess", page, *record.host_span_s))
+        page, (began, ended) = record.image_id, record.host_span_s
+        loaded = began if record.load_ms is None else began + record.load_ms / 1000.0
+        rows.append((LOAD_LANE, page, began, loaded))
+        rows.append((PREPROCESS_LANE, page, loaded, ended))
         if record.wait_span_s:
-            rows.append(("timing pass: waits for the page", page, *record.wait_span_s))
+            rows.append((WAIT_LANE, page, *record.wait_span_s))
     run_start, run_end = last.run_span_s
     prefill_end = run_start + last.prefill_ms / 1000.0
-    rows.append(("GPU: the batch", label("prefill"), run_start, prefill_end))
-    rows.append(("GPU: the batch", label("decode"), run_end - last.decode_ms / 1000.0, run_end))
+    rows.append((GPU_LANE, label("prefill"), run_start, prefill_end))
+    rows.append((GPU_LANE, label("decode"), run_end - last.decode_ms / 1000.0, run_end))
     frame = pd.DataFrame(rows, columns=["lane", "span", "start", "end"])
     origin = frame["start"].min()
     frame["start (ms)"] = (frame["start"] - origin) * 1000.0

@@ -9,8 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import Pipeline
 from vlmprof.report.findings import BASELINE_ONLY, BASELINE_UNTIMED, NO_COMPARISON, comparison_gap
 from vlmprof.report.formatting import as_percent, display_name, format_number
+from vlmprof.report.timing import binding_sentence
+from vlmprof.typed_json import read_as
 from vlmprof.variants.comparison import PAGE, ROOFLINE_STAGES, fastest_row
 
 # The stages a variant chart draws: those with a roofline distance, then the whole page.
@@ -212,6 +215,54 @@ def settings_table(comparison: dict[str, Any]) -> pd.DataFrame:
         for s in comparison.get("settings", [])
     ]
     return pd.DataFrame(rows).dropna(axis="columns", how="all")
+
+
+def did_not_fit_sentence(named: str, setting: dict[str, Any] | None) -> str:
+    """A setting whose batches ran out of the device's memory: a finding of its batch size,
+    with the pages that did not fit and the KV cache their batch needed, where known."""
+    text = f"{named} did not fit in the device's memory"
+    if setting and setting.get("pages_did_not_fit"):
+        text += f": {setting['pages_did_not_fit']} of its pages ran out of memory"
+        if setting.get("kv_cache_bytes_did_not_fit") is not None:
+            text += (
+                f" (the KV cache of their largest batch alone: "
+                f"{setting['kv_cache_bytes_did_not_fit'] / 2**30:,.2f} GiB)"
+            )
+    return text + "; its times, where any batch ran, are not counted as a result."
+
+
+def _pipeline(setting: dict[str, Any]) -> Pipeline | None:
+    """A setting's pipeline section as metrics.json holds it (None in older comparisons)."""
+    section = setting.get("pipeline")
+    return None if section is None else read_as(Pipeline, section, f"{setting['name']} pipeline")
+
+
+def binding_sentences(comparison: dict[str, Any]) -> list[str]:
+    """Per setting, which side binds it, host or GPU, in a sentence led by its name, batch
+    size and workers (`timing.binding_sentence`); a setting that did not fit says so."""
+    sentences = []
+    for setting in comparison.get("settings", []):
+        workers = setting.get("workers") or 0
+        shape = f"batch {format_number(setting['batch_size'])}, {workers} workers"
+        if setting["status"] == "did_not_fit":
+            sentences.append(did_not_fit_sentence(f"`{setting['name']}` ({shape})", setting))
+        else:
+            text = binding_sentence(_pipeline(setting))
+            sentences.append(f"`{setting['name']}` ({shape}): {text}")
+    return sentences
+
+
+def timeline_titles(comparison: dict[str, Any] | None) -> dict[str, str]:
+    """Each setting's panel title in the batch timelines: name, batch size, workers and the
+    side that binds it."""
+    titles = {}
+    for setting in (comparison or {}).get("settings", []):
+        bound = f", {setting['binding']}-bound" if setting.get("binding") else ""
+        titles[setting["name"]] = (
+            f"{setting['name']}: batch of {format_number(setting['batch_size'])}, "
+            f"{setting.get('workers') or 0} workers{bound}"
+        )
+    return titles
 
 
 def slo_sentence(comparison: dict[str, Any]) -> str | None:

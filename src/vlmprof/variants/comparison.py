@@ -38,6 +38,7 @@ from vlmprof.metrics.document import (
 )
 from vlmprof.metrics.roofline import PEAK_COLUMNS
 from vlmprof.stages import HOST_STAGES, STAGE_NAMES
+from vlmprof.typed_json import to_plain
 from vlmprof.variants import paired
 from vlmprof.variants.control import CONTROL, CONTROL_VERDICT
 from vlmprof.variants.paired import Drift, PairedRatio
@@ -402,6 +403,7 @@ def _setting(run: VariantRun, status: str) -> dict[str, Any]:
         "peak_bytes": None if memory is None else memory.peak_bytes_max,
         "pages_did_not_fit": None if memory is None else memory.pages_did_not_fit,
         "kv_cache_bytes_did_not_fit": _unfit_kv(memory),
+        "pipeline": None if pipeline is None else to_plain(pipeline),
         "latency_ms": latency,
         "pages_per_gpu_day": cost.pages_per_gpu_day,
         "gpu_cost_per_1000_pages": cost.gpu_cost_per_1000_pages,
