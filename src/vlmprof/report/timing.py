@@ -267,10 +267,11 @@ def binding_sentence(pipeline: Pipeline | None) -> str:
         return f"No figure says which side binds this run: {reason}."
     ahead = f"{pipeline.workers} worker processes" if pipeline.workers else "the timing process"
     per_batch = (pipeline.pages or 0) / pipeline.batches
+    pages = f"{per_batch:.3g} page" + ("" if per_batch == 1 else "s")
     text = (
         f"**{pipeline.binding}-bound**: the GPU waited {percent(pipeline.wait_share)} of "
         f"the time end to end for its inputs ({pipeline.input_wait_ms_per_batch:,.0f} ms a "
-        f"batch of {per_batch:.3g} pages, against {pipeline.gpu_ms_per_batch:,.0f} ms of GPU "
+        f"batch of {pages}, against {pipeline.gpu_ms_per_batch:,.0f} ms of GPU "
         f"time), so end to end ran at {percent(pipeline.end_to_end_share)} of the GPU "
         f"side's rate; the host spent {pipeline.host_busy_ms_per_page:,.0f} ms loading and "
         f"preprocessing each page in {ahead}, {pipeline.host_per_gpu:.2f}x the GPU's time "

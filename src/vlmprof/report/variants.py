@@ -243,7 +243,7 @@ def binding_sentences(comparison: dict[str, Any]) -> list[str]:
     sentences = []
     for setting in comparison.get("settings", []):
         workers = setting.get("workers") or 0
-        shape = f"batch {format_number(setting['batch_size'])}, {workers} workers"
+        shape = f"batch {setting['batch_size']:g}, {workers} workers"
         if setting["status"] == "did_not_fit":
             sentences.append(did_not_fit_sentence(f"`{setting['name']}` ({shape})", setting))
         else:
@@ -259,7 +259,7 @@ def timeline_titles(comparison: dict[str, Any] | None) -> dict[str, str]:
     for setting in (comparison or {}).get("settings", []):
         bound = f", {setting['binding']}-bound" if setting.get("binding") else ""
         titles[setting["name"]] = (
-            f"{setting['name']}: batch of {format_number(setting['batch_size'])}, "
+            f"{setting['name']}: batch of {setting['batch_size']:g}, "
             f"{setting.get('workers') or 0} workers{bound}"
         )
     return titles

@@ -259,7 +259,8 @@ def _verdict(measured: _Measured, p_adjusted: float | None) -> str:
         DID_NOT_FIT: "did not fit: out of memory",
         CONTROL: CONTROL_VERDICT,
     }
-    if not measured.pair.pages:
+    # An arm that did not fit says so whether or not any of its batches ran.
+    if measured.status != DID_NOT_FIT and not measured.pair.pages:
         return "not measured"
     if measured.status in fixed:
         return fixed[measured.status]
@@ -392,7 +393,10 @@ def _setting(run: VariantRun, status: str) -> dict[str, Any]:
     return {
         "name": run.name,
         "status": status,
-        "batch_size": 1 if cost.batch_size is None else cost.batch_size,
+        # The batch size the arm ran with (one that did not fit has no timed batch).
+        "batch_size": run.metrics.config.get("resolved", {}).get(
+            "batch_size", 1 if cost.batch_size is None else cost.batch_size
+        ),
         "pages_per_s": aggregates.pages_per_s,
         "pages_per_s_end_to_end": aggregates.pages_per_s_end_to_end,
         "decode_tokens_per_s": aggregates.decode_tokens_per_s,
