@@ -136,12 +136,17 @@ batch_timeline = report.batch_timeline(run.records)
 if len(batch_timeline):
     display(figures.batch_timeline_figure(batch_timeline))
 
+# %%
+Markdown(report.binding_sentence(metrics.pipeline))
+
 # %% [markdown]
 # One batch on the host's clock (the last of the largest size, past the first batch's
-# warm-up): each page's loading and preprocessing (inline, or in worker processes running
-# ahead with `workers`), how long the timing pass waited for each page, and the batch's
-# prefill and decode on the GPU. Between the wait and the prefill runs the batch's untimed
-# reference generation (the gate's outputs, also its warm-up).
+# warm-up): each page's loading and its preprocessing (inline, or in worker processes
+# running ahead with `workers`), how long the timing pass waited for each page, and the
+# batch's prefill and decode on the GPU. Between the wait and the prefill runs the batch's
+# untimed reference generation (the gate's outputs, also its warm-up). The sentence above
+# names the side that binds the run: the host when the GPU waited over 10% of the time end
+# to end for its inputs, else the GPU.
 
 # %%
 decode_slots = report.decode_slots_table(metrics)
@@ -326,6 +331,25 @@ if not no_variants:
     if slo is not None:
         display(Markdown(slo))
     display(figures.throughput_latency_figure(settings))
+
+# %%
+if not no_variants:
+    timelines = {
+        name: report.batch_timeline(records)
+        for name, records in report.arm_records(run_dir, comparison).items()
+    }
+    if any(len(timeline) for timeline in timelines.values()):
+        display(figures.arm_timelines_figure(timelines, report.timeline_titles(comparison)))
+    display(Markdown(report.bullets(report.binding_sentences(comparison))))
+
+# %% [markdown]
+# A steady batch of each setting on the host's clock: its pages' loading and preprocessing,
+# the timing pass's wait for each page and the GPU's prefill and decode, with the side that
+# binds each setting. The settings table gives each one's end-to-end rate as a share of its
+# GPU side's, the KV cache of its largest batch (computed from the model's dimensions: bytes
+# per token per layer x layers x the batch's longest prompt and generated tokens x pages)
+# beside the peak memory measured, and the pages of any batch that did not fit (ran out of
+# the device's memory: a finding of that batch size, not a failure of the run).
 
 # %% [markdown]
 # Each setting's measured rates (end to end, then the GPU side and decode only) and what a

@@ -1,5 +1,5 @@
-"""A benchmark arm in a process of its own (throughput.py and variant_decode.py run each so,
-so that no two models' CUDA graphs share a process): its result or its error comes back."""
+"""A benchmark arm in a process of its own (variant_decode.py runs each so, so that no two
+models' CUDA graphs share a process): its result or its error comes back."""
 
 import functools
 import os

@@ -6,24 +6,28 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from tests.workflow_helpers import default_settings
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 from vlmprof.device import resolve_placement
 from vlmprof.models import ModelSpec, build_adapter
+from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.records import read_run_records
 from vlmprof.report import figures
 from vlmprof.report.timing import batch_timeline
-from vlmprof.runtime.page_source import loaded_pages
+from vlmprof.runtime.page_source import LoadedPage, loaded_pages
 from vlmprof.runtime.profile_shard import profile_images
 from vlmprof.variants.switches import VariantError, check_variant, check_workers
 
 PLACEMENT = resolve_placement("cpu", "float32")
 TOKENS = 4
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +110,16 @@ def test_one_batchs_host_and_gpu_sides_line_up_on_the_host_clock(
     timeline = batch_timeline(records)
     # The last batch of two readable pages: the broken page left pages 1 and 2 together.
     pages = {"page-1", "page-2"}
-    host = timeline[timeline["lane"] == "host: load + preprocess"]
-    assert set(host["span"]) == pages
+    load = timeline[timeline["lane"] == "host: load"].set_index("span")
+    host = timeline[timeline["lane"] == "host: preprocess"].set_index("span")
+    assert set(load.index) == set(host.index) == pages
+    # Each page's preprocessing starts where its load ends, its load_ms later.
+    for page in pages:
+        record = next(r for r in records if r.image_id == page and r.repeat == 0)
+        assert load.loc[page, "end (ms)"] == host.loc[page, "start (ms)"]
+        assert load.loc[page, "end (ms)"] - load.loc[page, "start (ms)"] == pytest.approx(
+            record.load_ms
+        )
     assert set(timeline[timeline["lane"] == "timing pass: waits for the page"]["span"]) == pages
     gpu = timeline[timeline["lane"] == "GPU: the batch"].set_index("span")
     assert list(gpu.index) == ["prefill", "decode"]
@@ -123,5 +135,63 @@ def test_one_batchs_host_and_gpu_sides_line_up_on_the_host_clock(
     assert [tick.get_text() for tick in ax.get_yticklabels()] == list(
         dict.fromkeys(timeline["lane"])
     )
+    # Every arm's panel draws the same lanes, under its title.
+    arms = figures.arm_timelines_figure({"a": timeline, "b": timeline}, {"a": "a: batch of 2"})
+    assert [ax.get_title(loc="left") for ax in arms.axes] == ["a: batch of 2", "b"]
     # Records from before spans were kept give no timeline, not an error.
     assert batch_timeline([dataclasses.replace(r, host_span_s=None) for r in records]).empty
+
+
+def slow_to_preprocess(seconds: float) -> ModelAdapter:
+    """The small model in tiny mode whose preprocessing of a page takes `seconds` longer (a
+    sleep: the host's time, without using a core the test machine may not have spare)."""
+    adapter = build_adapter(ModelSpec(preset="small", mode="tiny"))
+    released = adapter.preprocess
+
+    def slow(image: Image.Image) -> ModelInputs:
+        time.sleep(seconds)
+        return released(image)
+
+    adapter.preprocess = slow  # the forked workers inherit it
+    return adapter
+
+
+def test_workers_have_the_next_batch_ready_when_the_gpu_finishes_the_current_one(
+    images: list[tuple[str, Path]],
+):
+    # Two workers, batches of 8 pages, each page 0.25 s to preprocess: the next batch takes
+    # them 1 s, while the GPU (here a sleep) takes 2 s over the current one. With only two
+    # pages in flight per worker, half the next batch would still be waiting to start.
+    page = 0.25
+    readable = [item for item in images if item[0] != "broken"]
+    pages = [(f"{image_id}-{n}", path) for n in range(6) for image_id, path in readable][:16]
+    source = loaded_pages(slow_to_preprocess(page), pages, 10**8, workers=2, batch_size=8)
+    first = [next(source) for _ in range(8)]
+    time.sleep(2.0)  # the GPU runs the first batch
+    second = list(source)
+    assert [p.image_id for p in first + second] == [image_id for image_id, _ in pages]
+    assert all(p.error is None for p in first + second)
+    assert all(p.preprocess_ms >= 1000 * page for p in first + second)
+    waited = sum(p.input_wait_ms for p in second)
+    assert waited < 1000 * page, f"the second batch waited {waited:.0f} ms for its pages"
+
+
+@needs_cuda
+def test_pages_reach_the_gpu_pinned_in_order_and_equal_to_inline(
+    images: list[tuple[str, Path]],
+):
+    adapter = build_adapter(ModelSpec(preset="small", mode="tiny", device="cuda"))
+    inline = list(loaded_pages(adapter, images, 10**8, 0))
+    loaded = inline[0]
+    pinned = loaded.pin_memory()
+    assert all(tensor.is_pinned() for tensor in pinned.inputs.tensors())
+    assert LoadedPage("x", Path("x")).pin_memory().inputs is None
+    ahead = list(loaded_pages(adapter, images, 10**8, 2, batch_size=2))
+    assert [p.image_id for p in ahead] == [image_id for image_id, _ in images]
+    for mine, theirs in zip(inline, ahead, strict=True):
+        assert (mine.error is None) == (theirs.error is None)
+        if mine.error is None:
+            expected = mine.inputs.to(adapter.device, adapter.dtype)
+            for want, got in zip(expected.tensors(), theirs.inputs.tensors(), strict=True):
+                assert got.device == adapter.device
+                assert torch.equal(want, got)

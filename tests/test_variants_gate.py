@@ -122,3 +122,24 @@ def test_outputs_of_an_older_version_are_refused_with_what_to_do(tmp_path: Path)
     torch.save({"p1": {"tokens": torch.tensor([1]), "first_logits": torch.zeros(4)}}, path)
     with pytest.raises(GateInputError, match="page p1 has no top_indices, probe_values; .* rerun"):
         merged_outputs([path])
+
+
+def test_pages_that_did_not_fit_are_no_failure_but_a_wrong_page_still_fails():
+    baseline = {"p": BASE, "q": BASE, "r": BASE}
+    oracle = {"p": ORACLE, "q": ORACLE, "r": ORACLE}
+    # "q" and "r" ran out of memory: no outputs, and the records say why.
+    verdict = judge_variant("b256", baseline, {"p": BASE}, oracle, FACTORS, did_not_fit={"q", "r"})
+    assert verdict["status"] == "did_not_fit", verdict
+    assert verdict["pages_did_not_fit"] == ["q", "r"]
+    assert verdict["detail"].startswith("2 of 3 pages did not fit (out of memory); the 1 that ran")
+    assert "same greedy picks" not in verdict["detail"] and "on 1 of 1 pages" in verdict["detail"]
+    none_ran = judge_variant("b512", baseline, {}, oracle, FACTORS, did_not_fit=set(baseline))
+    assert none_ran["status"] == "did_not_fit" and none_ran["detail"] == (
+        "3 of 3 pages did not fit (out of memory)"
+    )
+    # A page missing for another reason, or one that ran wrong, fails the gate as before.
+    lost = judge_variant("lost", baseline, {"p": BASE}, oracle, FACTORS, did_not_fit={"q"})
+    assert lost["status"] == "failed" and "1 page(s) without output (r)" in lost["detail"]
+    wrong = _outputs([0, 5, 7, 2], [1e-6, 2e-6, 1e-6, 1e-3])
+    bad = judge_variant("bad", baseline, {"p": wrong}, oracle, FACTORS, did_not_fit={"q", "r"})
+    assert bad["status"] == "failed"

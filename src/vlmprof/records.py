@@ -22,6 +22,21 @@ from vlmprof.typed_json import read_as
 
 # The record fields holding a stage's time, one per recorded stage.
 STAGE_COLUMNS: tuple[str, ...] = tuple(record_field(name) for name in RECORDED_STAGES)
+# How an out-of-memory run's error begins (the timing pass's one-line reason of a
+# torch.OutOfMemoryError): its batch did not fit, a finding of a batch-size sweep, not a fault.
+OUT_OF_MEMORY = "OutOfMemoryError"
+
+
+def did_not_fit(error: str | None) -> bool:
+    """Whether a record's `error` says its batch ran out of the device's memory."""
+    return error is not None and error.startswith(OUT_OF_MEMORY)
+
+
+def batch_key(record: dict[str, Any]) -> tuple[Any, Any]:
+    """Which batch a record (as a dict) belongs to: its shard and batch index; a record from
+    before batches were numbered is a batch of its own page."""
+    batch = record.get("batch")
+    return record.get("shard"), record["image_id"] if batch is None else batch
 
 
 @dataclass

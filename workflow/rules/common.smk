@@ -133,8 +133,8 @@ def get_gate_against(wildcards):
 
 def get_gate_outputs(wildcards):
     """What a variant's gate compares, every shard: the baseline's and its outputs and,
-    unless it is a sweep point, the oracle's and (for a run narrower than float32) both
-    arms' float32 checks (its own outputs where it runs in float32 itself)."""
+    unless it is a sweep point, its records, the oracle's and (for a run narrower than
+    float32) both arms' float32 checks (its own outputs where it runs in float32)."""
     arm = job_arm(wildcards)
     outputs = {
         "baseline": shard_files(BASELINE, ".outputs.pt"),
@@ -142,6 +142,8 @@ def get_gate_outputs(wildcards):
     }
     if not arm.gated:
         return outputs
+    # Its records say which pages did not fit (ran out of memory): those are not judged.
+    outputs["records"] = shard_files(arm, ".jsonl")
     outputs["oracle"] = shard_files(BASELINE, ".oracle.pt")
     if BASELINE.check is not None:
         outputs["baseline_check"] = shard_files(BASELINE, ".check.pt")

@@ -468,10 +468,15 @@ def _decoder_tally(dims: ModelDims, q_len: int, kv_len: int) -> _Tally:
     return tally
 
 
+def kv_bytes_per_token_per_layer(dims: ModelDims, bytes_per_el: int) -> int:
+    """Bytes of one position's K and V in one decoder layer's cache."""
+    dec = dims.decoder
+    return 2 * dec.kv_heads * dec.head_dim * bytes_per_el
+
+
 def _kv_entry_bytes(dims: ModelDims, bytes_per_el: int) -> float:
     """Bytes of one position's K and V over all layers."""
-    dec = dims.decoder
-    return 2 * dec.layers * dec.kv_heads * dec.head_dim * bytes_per_el
+    return dims.decoder.layers * kv_bytes_per_token_per_layer(dims, bytes_per_el)
 
 
 def llm_prefill_cost(

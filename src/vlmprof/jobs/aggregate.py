@@ -21,11 +21,11 @@ from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import has_formulas, spec_dims
 from vlmprof.models.base import ModelSpec
-from vlmprof.records import first_placement
+from vlmprof.records import did_not_fit, first_placement, read_run_records
 from vlmprof.report.models import models_table
 from vlmprof.report.models import to_markdown as models_markdown
 from vlmprof.report.variants import to_markdown as comparison_markdown
-from vlmprof.runtime.profile_settings import run_shape
+from vlmprof.runtime.profile_settings import RELEASED_SHAPE, run_shape
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.comparison import read_run, write_comparison
 from vlmprof.variants.gate import GateFactors, judge_variant, merged_outputs, not_applicable
@@ -91,6 +91,7 @@ def aggregate(
         context_len_fixed=context_len_fixed,
         tolerance=tolerance,
         timeline=None if timeline is None else json.loads(Path(timeline).read_text()),
+        workers=resolved.get("workers", RELEASED_SHAPE["workers"]),
     )
     write_metrics(built, tables, Path(metrics), Path(stage_ms).parent)
 
@@ -108,10 +109,12 @@ def variant_gate(
     switches: str,
     baseline_check: Sequence[str] = (),
     variant_check: Sequence[str] = (),
+    records: Sequence[str] = (),
 ) -> None:
     """The correctness gate of variant `name`: its saved outputs, fed the baseline's tokens,
     against the baseline's and the oracle's, every shard (with the arms' float32 checks when
-    the run is narrower); a sweep point (another workload) is not gated."""
+    the run is narrower); a sweep point (another workload) is not gated. Its run `records`
+    say which pages did not fit (ran out of memory): those are not judged."""
     if sweep_point:
         changed = ", ".join(f"{key} {value}" for key, value in sorted(json.loads(switches).items()))
         verdict = not_applicable(name, f"{changed}: a different workload from the baseline")
@@ -126,6 +129,7 @@ def variant_gate(
             merged_outputs(oracle),
             GateFactors(code_path_factor, precision_factor),
             checks,
+            {r.image_id for r in read_run_records(records) if did_not_fit(r.error)},
         )
     log.info("gate %s: %s (%s)", name, verdict["status"], verdict["detail"])
     write_json_atomic(Path(gate), verdict)

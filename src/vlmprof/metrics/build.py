@@ -33,6 +33,8 @@ from vlmprof.metrics.dilation import against_timing_pass
 from vlmprof.metrics.document import MetricsDocument, Work
 from vlmprof.metrics.environment import shard_environment
 from vlmprof.metrics.host import host_section
+from vlmprof.metrics.memory import memory_section
+from vlmprof.metrics.pipeline import pipeline_section
 from vlmprof.metrics.telemetry import telemetry_section
 from vlmprof.metrics.utilisation import (
     HEADLINE,
@@ -226,10 +228,12 @@ def build_metrics(
     context_len_fixed: int | None,
     tolerance: float,
     timeline: dict[str, Any] | None = None,
+    workers: int = 0,
 ) -> tuple[MetricsDocument, dict[str, pd.DataFrame]]:
     """metrics.json and the tables stage_ms, per_image, per_category, mfu, mbu and
     per_record; `timeline` is the operator pass's ops/timeline.json (None without it), set
-    against the timing pass's per-page means."""
+    against the timing pass's per-page means; `workers` the processes that loaded and
+    preprocessed the pages (0: inline)."""
     records = read_records(list(record_paths))
     agg = aggregate_records(records, tolerance)
     mfu, mbu, per_record = utilisation(
@@ -257,6 +261,8 @@ def build_metrics(
         "telemetry": telemetry_section(records, config, environment),
         "host": host_section(records),
         "decode_slots": decode_slots(records),
+        "pipeline": pipeline_section(records, workers),
+        "memory": memory_section(records, dims, dtype, config["max_new_tokens"]),
         "environment": environment | {"shards": shard_environment(records)},
         "inputs": input_rows(inputs, records),
         "config": config,

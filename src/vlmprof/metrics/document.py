@@ -641,6 +641,74 @@ class Host:
 
 
 @dataclass
+class Pipeline:
+    """The host's side of the run against the GPU's, and which binds it
+    (`vlmprof.metrics.pipeline`)."""
+
+    batches: int | None = described("batches whose first repeat kept the timing pass's wait")
+    pages: int | None = described("their pages")
+    workers: int | None = described("processes loading and preprocessing ahead (0: inline)")
+    gpu_ms: float | None = described("the batches' prefill + decode, summed (ms)")
+    input_wait_ms: float | None = described(
+        "the time the timing pass waited for the batches' pages, summed (ms)"
+    )
+    host_busy_ms: float | None = described("the pages' load + preprocessing, summed (ms)")
+    gpu_ms_per_batch: float | None = described("GPU time of a batch (ms)")
+    input_wait_ms_per_batch: float | None = described("wait for a batch's pages (ms)")
+    host_busy_ms_per_page: float | None = described("the host's work on a page (ms)")
+    wait_share: float | None = described("input_wait_ms over gpu_ms + input_wait_ms")
+    end_to_end_share: float | None = described(
+        "gpu_ms over gpu_ms + input_wait_ms: the end-to-end rate over the GPU side's"
+    )
+    host_per_gpu: float | None = described(
+        "host_busy_ms per worker (inline: all of it) over gpu_ms; above 1 the host cannot "
+        "keep up with the GPU however far ahead it runs"
+    )
+    binding: str | None = described(
+        "host (the GPU waited over host_bound_wait of the time end to end) or GPU"
+    )
+    host_bound_wait: float | None = described("the wait_share above which the host binds")
+    method: str | None = described("how the figures are computed")
+    reason: str | None = described("why there are no figures, where there are none")
+
+
+@dataclass
+class BatchMemory:
+    """One batch's memory (`vlmprof.metrics.memory`)."""
+
+    shard: int | None = described("its shard")
+    batch: int | None = described("its index in the shard")
+    pages: int | None = described("its pages")
+    positions: int | None = described(
+        "KV-cache positions of each page: the batch's longest prompt + max_new_tokens"
+    )
+    kv_cache_bytes: int | None = described(
+        "its KV cache, computed: bytes per token per layer x layers x positions x pages"
+    )
+    peak_bytes: int | None = described("largest allocation measured during its timed run")
+    fit: bool | None = described("false where its run ran out of the device's memory")
+
+
+@dataclass
+class Memory:
+    """Each batch's KV cache, computed from the model's dims and the batch's lengths, beside
+    the measured peak, and the batches that did not fit (`vlmprof.metrics.memory`)."""
+
+    dtype: str | None = described("the dtype the cache is held in")
+    kv_bytes_per_token_per_layer: int | None = described(
+        "2 (K and V) x KV heads x head dim x bytes per element"
+    )
+    layers: int | None = described("decoder layers, each with its cache")
+    batches: list[BatchMemory] = described("every batch", factory=list)
+    kv_cache_bytes_max: int | None = described("the largest KV cache of a batch that fit")
+    peak_bytes_max: int | None = described("the largest peak of a batch that fit")
+    batches_did_not_fit: int | None = described("batches that ran out of memory")
+    pages_did_not_fit: int | None = described("their pages")
+    method: str | None = described("how the figures are computed")
+    reason: str | None = described("why the KV cache is not computed, where it is not")
+
+
+@dataclass
 class ShardEnvironment:
     """Where one shard ran, and the median clocks its runs' telemetry saw."""
 
@@ -869,6 +937,8 @@ class MetricsDocument:
     timeline: dict[str, TimelineStage] | None = described(
         "each stage in the operator pass, against the timing pass; null without the pass"
     )
+    pipeline: Pipeline | None = described("the host against the GPU: which side binds")
+    memory: Memory | None = described("each batch's KV cache and peak memory; what did not fit")
 
     @staticmethod
     def upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -9,7 +9,7 @@ that implements this class and registers itself in `vlmprof.models`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -172,15 +172,38 @@ class ModelInputs:
         """Tokens in the prefill sequence (text and image tokens)."""
         return int(self.input_ids.shape[-1])
 
-    def to(self, device: torch.device | str, dtype: torch.dtype) -> ModelInputs:
+    def to(
+        self, device: torch.device | str, dtype: torch.dtype, non_blocking: bool = False
+    ) -> ModelInputs:
         """Copy to a device; floating-point pixel tensors also take the model's dtype (integer
-        ones, such as an image's patch grid or token types, stay integers)."""
+        ones, such as an image's patch grid or token types, stay integers). With
+        `non_blocking` (from pinned memory) the copy is only queued on the current stream,
+        and the cast runs on the device after it: cast first, the host would make a pageable
+        copy and the transfer would wait for it."""
+
+        def moved(tensor: torch.Tensor) -> torch.Tensor:
+            if non_blocking:
+                tensor = tensor.to(device, non_blocking=True)
+            if tensor.is_floating_point():
+                return tensor.to(device=device, dtype=dtype)
+            return tensor.to(device)
+
+        return self._with(moved)
+
+    def pin_memory(self) -> ModelInputs:
+        """A copy in page-locked host memory, which the device copies from without the
+        host's help (torch's DataLoader calls this on each page it pins)."""
+        return self._with(lambda tensor: tensor.pin_memory())
+
+    def tensors(self) -> list[torch.Tensor]:
+        """Every tensor of the inputs: the prompt's ids and each view's pixels."""
+        return [self.input_ids, *self.pixel_views.values()]
+
+    def _with(self, change: Callable[[torch.Tensor], torch.Tensor]) -> ModelInputs:
+        """The same inputs with `change` applied to each tensor."""
         return ModelInputs(
-            input_ids=self.input_ids.to(device),
-            pixel_views={
-                k: v.to(device=device, dtype=dtype) if v.is_floating_point() else v.to(device)
-                for k, v in self.pixel_views.items()
-            },
+            input_ids=change(self.input_ids),
+            pixel_views={k: change(v) for k, v in self.pixel_views.items()},
             mode=self.mode,
             n_crops=self.n_crops,
             image_tokens=self.image_tokens,

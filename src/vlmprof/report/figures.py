@@ -8,6 +8,7 @@ segments and points, so labels never sit on top of each other.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -16,7 +17,14 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from vlmprof.metrics.document import Peaks, Summary
-from vlmprof.report.timing import PAGE_PARTS, VISION_REMAINDER
+from vlmprof.report.timing import (
+    GPU_LANE,
+    LOAD_LANE,
+    PAGE_PARTS,
+    PREPROCESS_LANE,
+    VISION_REMAINDER,
+    WAIT_LANE,
+)
 from vlmprof.stages import STAGE_LABELS
 
 # One colour per stage (and for the vision remainder, a part of a page without a stage of
@@ -351,29 +359,55 @@ def throughput_latency_figure(settings: pd.DataFrame) -> Figure:
     return fig
 
 
-def batch_timeline_figure(timeline: pd.DataFrame) -> Figure:
-    """`vlmprof.report.timing.batch_timeline` as lanes on one time axis: where the host's
-    loading and preprocessing ran against the GPU's prefill and decode of one batch."""
+# Each host-side lane's colour; the GPU lane is coloured by stage.
+LANE_COLOURS = {LOAD_LANE: "#8172B3", PREPROCESS_LANE: "#CCB974", WAIT_LANE: "#C44E52"}
+
+
+def _draw_timeline(ax: Any, timeline: pd.DataFrame) -> None:
+    """A batch timeline's spans as bars, one lane a row, on `ax`."""
     lanes = list(dict.fromkeys(timeline["lane"]))
-    fig = Figure(figsize=(10, 1.2 + 0.5 * len(lanes)), layout="constrained")
-    ax = fig.subplots()
-    for index, (_, row) in enumerate(timeline.iterrows()):
-        width = row["end (ms)"] - row["start (ms)"]
-        shade = colour(row["span"]) if row["lane"].startswith("GPU") else None
+    for _, row in timeline.iterrows():
+        gpu = row["lane"] == GPU_LANE
         ax.barh(
             lanes.index(row["lane"]),
-            width,
+            row["end (ms)"] - row["start (ms)"],
             left=row["start (ms)"],
             height=0.6,
-            color=shade or VARIANT_COLOURS[index % len(VARIANT_COLOURS)],
+            color=colour(row["span"]) if gpu else LANE_COLOURS.get(row["lane"], OTHER_COLOUR),
             edgecolor="white",
+            linewidth=0.5,
         )
-        if row["lane"].startswith("GPU"):
+        if gpu:
             ax.text(row["start (ms)"], lanes.index(row["lane"]), f" {row['span']}", va="center")
     ax.set_yticks(range(len(lanes)), lanes)
     ax.invert_yaxis()
     ax.set_xlabel("host clock (ms from the batch's first span)")
+
+
+def batch_timeline_figure(timeline: pd.DataFrame) -> Figure:
+    """`vlmprof.report.timing.batch_timeline` as lanes on one time axis: where the host's
+    loading and preprocessing ran against the GPU's prefill and decode of one batch."""
+    lanes = timeline["lane"].nunique()
+    fig = Figure(figsize=(10, 1.2 + 0.5 * lanes), layout="constrained")
+    ax = fig.subplots()
+    _draw_timeline(ax, timeline)
     ax.set_title("One batch: the host's side and the GPU's side")
+    return fig
+
+
+def arm_timelines_figure(timelines: dict[str, pd.DataFrame], titles: dict[str, str]) -> Figure:
+    """One batch timeline per arm (`timelines`, by name, each `batch_timeline`), one panel
+    each, titled by `titles` (the arm's batch size and binding side, say): load,
+    preprocessing, the wait and the GPU of a steady batch, arm under arm."""
+    drawn = {name: frame for name, frame in timelines.items() if len(frame)}
+    if not drawn:
+        raise ValueError("no arm kept a batch's spans: nothing to draw")
+    fig = Figure(figsize=(10, 0.5 + 2.6 * len(drawn)), layout="constrained")
+    panels = fig.subplots(len(drawn), 1, squeeze=False)[:, 0]
+    for ax, (name, timeline) in zip(panels, drawn.items(), strict=True):
+        _draw_timeline(ax, timeline)
+        ax.set_title(titles.get(name, name), loc="left", fontsize=10)
+    fig.suptitle("A steady batch of each setting: the host's side and the GPU's side")
     return fig
 
 

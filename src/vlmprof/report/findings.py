@@ -58,6 +58,7 @@ BOUND_STAGES: tuple[str, ...] = ("vision", "llm_prefill", "decode")
 NO_RECORDS = "no ok records"
 FAILED_GATE = "failed gate"
 DIFFERENT_WORKLOAD = "different workload"
+DID_NOT_FIT = "did not fit"
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class StageOutcome:
 @dataclass(frozen=True)
 class VariantCaveat:
     """A variant whose times are no speedup: why, its entry in the comparison and, for a
-    different workload, its whole-page row."""
+    different workload, its whole-page row (for one that did not fit, its setting)."""
 
     kind: str
     variant: dict[str, Any]
@@ -517,11 +518,16 @@ def furthest_from_bound(comparison: dict[str, Any] | None) -> FurthestStage | No
 
 
 def _caveats(comparison: dict[str, Any]) -> list[VariantCaveat]:
-    """The variants whose times are no speedup: no ok records, a failed gate, or another
+    """The variants whose times are no speedup: a batch that did not fit in the device's
+    memory (with its setting's memory figures), no ok records, a failed gate, or another
     workload with its page time."""
     rows = {(r["variant"], r["stage"]): r for r in comparison["rows"]}
     caveats = []
+    settings = {setting["name"]: setting for setting in comparison.get("settings", [])}
     for variant in comparison["variants"]:
+        if variant["status"] == "did_not_fit":
+            caveats.append(VariantCaveat(DID_NOT_FIT, variant, settings.get(variant["name"])))
+            continue
         if variant["status"] != BASELINE and variant["records_ok"] == 0:
             caveats.append(VariantCaveat(NO_RECORDS, variant))
             continue

@@ -105,6 +105,22 @@ def read_benchmarks(paths: list[Path]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job", "wall (s)", "peak RSS (MB)", "CPU time (s)"])
 
 
+def arm_records(
+    run_dir: str | Path, comparison: dict[str, Any] | None
+) -> dict[str, list[RunRecord]]:
+    """The run records of each arm of the variants comparison, the baseline first, by
+    name (the control's are under variants/<name>/ like a variant's); only the baseline's
+    without a comparison."""
+    run_dir = Path(run_dir)
+    folders = {(comparison or {}).get("baseline", "baseline"): run_dir}
+    for entry in (comparison or {}).get("variants", []):
+        folders.setdefault(entry["name"], run_dir / "variants" / entry["name"])
+    return {
+        name: read_run_records(sorted((folder / "runs").glob("shard-*.jsonl")))
+        for name, folder in folders.items()
+    }
+
+
 def read_comparison(run_dir: str | Path) -> dict[str, Any] | None:
     """A run's variants/comparison.json, or None when the run has none."""
     path = Path(run_dir) / COMPARISON_FILE

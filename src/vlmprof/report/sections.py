@@ -5,6 +5,7 @@ from them by `vlmprof.report.figures`.
 Run and formatting
     load_run(run_dir)                   RunOutputs: metrics.json, tables, records, operators
     read_comparison(run_dir)            variants/comparison.json, or None
+    arm_records(run_dir, comparison)    each arm's run records, the baseline first
     styled(table)                       a table for display: numbers via format_number
     format_number(value)                the one number format (2 decimals, 3 significant)
     bullets(sentences, literal)         sentences as a Markdown list
@@ -33,7 +34,8 @@ Timing
     prefill_split(metrics)              prefill's exclusive parts: mean (ms), share (%)
     page_split(metrics)                 a page's exclusive parts: mean (ms), share (%)
     end_to_end_split(metrics)           the host's load and preprocess, then those parts
-    batch_timeline(records)             one batch's host and GPU spans on the host clock
+    batch_timeline(records)             one batch's load, preprocess, wait and GPU spans
+    binding_sentence(pipeline)          which side binds the run, host or GPU, and why
     decode_slots_table(metrics)         static batching's cost: decode slot-steps, the idle
                                         ones (pages ended), tokens/s useful and over all
     per_image_parts(per_image)          per page, each exclusive part (ms)
@@ -75,9 +77,13 @@ Variants
     gate_meaning(gated(comparison))     what "passed" means, with the closest call
     comparison_table(comparison)        stage x variant: time, ratio, MFU/MBU, roofline x
     bound_table(comparison)             per stage, its fastest variant's distance to its bound
-    settings_table(comparison)          per setting, rates, a page's p90 latency, pages per
-                                        GPU-day, cost;
+    settings_table(comparison)          per setting, rates (end to end first), a page's p90
+                                        latency, pages per GPU-day, cost; workers, end to
+                                        end / GPU side, the binding side, KV cache and peak
+                                        memory, pages that did not fit;
                                         slo_sentence: the cheapest within cost.latency_slo_ms
+    binding_sentences(comparison)       per setting, which side binds it (or it did not fit)
+    timeline_titles(comparison)         per setting, its batch timeline's panel title
     chart_frame(comparison)             the rows the variant figure draws
 Findings (data) and their sentences
     cost_centres(metrics, operators)    the largest cost centres of a page
@@ -130,7 +136,7 @@ from vlmprof.report.quality import (
     shards_table,
     unprofiled_pages,
 )
-from vlmprof.report.run import load_run, read_comparison
+from vlmprof.report.run import arm_records, load_run, read_comparison
 from vlmprof.report.sentences import (
     category_sentence,
     cost_centre_sentences,
@@ -151,6 +157,7 @@ from vlmprof.report.timed_busy import quoted_busy
 from vlmprof.report.timing import (
     NOTHING_TIMED,
     batch_timeline,
+    binding_sentence,
     category_table,
     decode_latency_table,
     decode_slots_table,
@@ -172,6 +179,7 @@ from vlmprof.report.utilisation import (
     utilisation_table,
 )
 from vlmprof.report.variants import (
+    binding_sentences,
     bound_table,
     chart_frame,
     comparison_note,
@@ -180,6 +188,7 @@ from vlmprof.report.variants import (
     gate_table,
     settings_table,
     slo_sentence,
+    timeline_titles,
 )
 
 __all__ = [
@@ -187,6 +196,10 @@ __all__ = [
     "NO_MODELS",
     "NO_OPERATOR_PASS",
     "batch_timeline",
+    "binding_sentence",
+    "binding_sentences",
+    "arm_records",
+    "timeline_titles",
     "benchmark_table",
     "bound_table",
     "bullets",

@@ -15,7 +15,13 @@ from vlmprof.report import findings as f
 from vlmprof.report.formatting import display_name, percent, times
 from vlmprof.report.timed_busy import busy_basis
 from vlmprof.report.timing import host_ms, timed
-from vlmprof.report.variants import gap_note, gate_difference, gate_meaning, switches_text
+from vlmprof.report.variants import (
+    did_not_fit_sentence,
+    gap_note,
+    gate_difference,
+    gate_meaning,
+    switches_text,
+)
 from vlmprof.variants.comparison import PAGE
 from vlmprof.variants.paired import FASTER, MIN_PAGES, WITHIN_NOISE
 
@@ -398,6 +404,8 @@ def _caveat_sentence(caveat: f.VariantCaveat) -> str:
             f"{named} timed no page: all {variant['records_error']} of its records failed "
             f"(their reasons are in `variants/{variant['name']}/runs/`)."
         )
+    if caveat.kind == f.DID_NOT_FIT:
+        return did_not_fit_sentence(named, caveat.page)
     if caveat.kind == f.FAILED_GATE:
         return (
             f"{named} failed the correctness check ({gate_difference(variant['gate'])}), so "

@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from vlmprof.metrics.document import MetricsDocument
+from vlmprof.metrics.document import MetricsDocument, Pipeline
 from vlmprof.records import RunRecord
-from vlmprof.report.formatting import MISSING, as_percent
+from vlmprof.report.formatting import MISSING, as_percent, percent
 from vlmprof.stages import (
     EXCLUSIVE_STAGES,
     HOST_STAGES,
@@ -234,12 +234,17 @@ def decode_slots_table(metrics: MetricsDocument) -> pd.DataFrame:
 
 
 BATCH_TIMELINE_COLUMNS: tuple[str, ...] = ("lane", "span", "start (ms)", "end (ms)")
+# The lanes of a batch timeline, top to bottom: the host's two parts of a page, the timing
+# pass's wait for it, and the GPU's run of the batch.
+LOAD_LANE, PREPROCESS_LANE = "host: load", "host: preprocess"
+WAIT_LANE, GPU_LANE = "timing pass: waits for the page", "GPU: the batch"
 
 
 def batch_timeline(records: list[RunRecord]) -> pd.DataFrame:
     """One batch's host and GPU sides on the host clock, in ms from its first span: each
-    page's load and preprocessing, the timing pass's wait for each page, and the batch's
-    prefill and decode (the run's window split by its stage times).
+    page's load and preprocessing (apart, where the record timed its load), the timing
+    pass's wait for each page, and the batch's prefill and decode (the run's window split by
+    its stage times).
 
     The batch is the last of the largest size whose first repeat kept its spans (a steady
     batch, past the first's warm-up); empty for records from before spans were kept.
@@ -254,14 +259,16 @@ def batch_timeline(records: list[RunRecord]) -> pd.DataFrame:
     batch = [r for r in spans if r.run_span_s == last.run_span_s]
     rows = []
     for record in batch:
-        page = record.image_id
-        rows.append(("host: load + preprocess", page, *record.host_span_s))
+        page, (began, ended) = record.image_id, record.host_span_s
+        loaded = began if record.load_ms is None else began + record.load_ms / 1000.0
+        rows.append((LOAD_LANE, page, began, loaded))
+        rows.append((PREPROCESS_LANE, page, loaded, ended))
         if record.wait_span_s:
-            rows.append(("timing pass: waits for the page", page, *record.wait_span_s))
+            rows.append((WAIT_LANE, page, *record.wait_span_s))
     run_start, run_end = last.run_span_s
     prefill_end = run_start + last.prefill_ms / 1000.0
-    rows.append(("GPU: the batch", label("prefill"), run_start, prefill_end))
-    rows.append(("GPU: the batch", label("decode"), run_end - last.decode_ms / 1000.0, run_end))
+    rows.append((GPU_LANE, label("prefill"), run_start, prefill_end))
+    rows.append((GPU_LANE, label("decode"), run_end - last.decode_ms / 1000.0, run_end))
     frame = pd.DataFrame(rows, columns=["lane", "span", "start", "end"])
     origin = frame["start"].min()
     frame["start (ms)"] = (frame["start"] - origin) * 1000.0
@@ -271,3 +278,29 @@ def batch_timeline(records: list[RunRecord]) -> pd.DataFrame:
 
 def _run_start(record: RunRecord) -> float:
     return float(record.run_span_s[0])
+
+
+def binding_sentence(pipeline: Pipeline | None) -> str:
+    """Which side binds the run, host or GPU, in one sentence with the figures that say so:
+    how long the GPU waited for its inputs against its own time, and the host's work."""
+    if pipeline is None or not pipeline.batches:
+        reason = "its metrics.json predates them" if pipeline is None else pipeline.reason
+        return f"No figure says which side binds this run: {reason}."
+    ahead = f"{pipeline.workers} worker processes" if pipeline.workers else "the timing process"
+    per_batch = (pipeline.pages or 0) / pipeline.batches
+    pages = f"{per_batch:.3g} page" + ("" if per_batch == 1 else "s")
+    text = (
+        f"**{pipeline.binding}-bound**: the GPU waited {percent(pipeline.wait_share)} of "
+        f"the time end to end for its inputs ({pipeline.input_wait_ms_per_batch:,.0f} ms a "
+        f"batch of {pages}, against {pipeline.gpu_ms_per_batch:,.0f} ms of GPU "
+        f"time), so end to end ran at {percent(pipeline.end_to_end_share)} of the GPU "
+        f"side's rate; the host spent {pipeline.host_busy_ms_per_page:,.0f} ms loading and "
+        f"preprocessing each page in {ahead}, {pipeline.host_per_gpu:.2f}x the GPU's time "
+        "per process."
+    )
+    if pipeline.binding == "GPU" and pipeline.host_per_gpu > 1:
+        text += (
+            " Above 1, the host kept up only because it also ran during each batch's untimed "
+            "reference generation: a loop without it would be host-bound."
+        )
+    return text

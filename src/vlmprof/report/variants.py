@@ -9,8 +9,11 @@ from typing import Any
 
 import pandas as pd
 
+from vlmprof.metrics.document import Pipeline
 from vlmprof.report.findings import BASELINE_ONLY, BASELINE_UNTIMED, NO_COMPARISON, comparison_gap
-from vlmprof.report.formatting import display_name, format_number, whole
+from vlmprof.report.formatting import as_percent, display_name, format_number, whole
+from vlmprof.report.timing import binding_sentence
+from vlmprof.typed_json import read_as
 from vlmprof.variants.comparison import PAGE, ROOFLINE_STAGES, fastest_row
 
 # The stages a variant chart draws: those with a roofline distance, then the whole page.
@@ -93,6 +96,19 @@ def payback_text(variant: dict[str, Any]) -> str:
     return "never" if pages is None else f"{math.ceil(pages):,}"
 
 
+# Statuses as a reader sees them, where the key is no plain word.
+STATUS_TEXT = {"did_not_fit": "did not fit", "not_applicable": "not applicable"}
+
+
+def status_text(status: str) -> str:
+    """An arm's status in words: a batch out of memory "did not fit", not a failure."""
+    return STATUS_TEXT.get(status, status)
+
+
+def _gib(value: float | None) -> float | None:
+    return None if value is None else value / 2**30
+
+
 def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
     """Each variant, its switches, ok and failed records, gate status, measured margin
     and why it failed, its shards' warm-up (compilation and graph capture included) and
@@ -103,7 +119,7 @@ def gate_table(comparison: dict[str, Any]) -> pd.DataFrame:
                 "variant": v["name"],
                 "switches": switches_text(v["switches"]),
                 "records ok / failed": f"{v['records_ok']} / {v['records_error']}",
-                "gate": v["status"],
+                "gate": status_text(v["status"]),
                 "measured margin": gate_difference(v["gate"]),
                 "detail": (v["gate"] or {}).get("detail") or "-",
                 "warm-up (s)": None if v.get("warmup_ms") is None else v["warmup_ms"] / 1000.0,
@@ -173,25 +189,81 @@ def bound_table(comparison: dict[str, Any]) -> pd.DataFrame:
 
 def settings_table(comparison: dict[str, Any]) -> pd.DataFrame:
     """Per setting (the baseline and each variant but the control): its gate status, pages
-    per batch and measured rates (end to end first, the GPU side and decode only beside), and
-    what a page at its real length costs end to end: its latency at p90 across pages, pages
-    per GPU-day and money per 1,000 pages where priced."""
+    per batch, workers and measured rates (end to end first, the GPU side and decode only
+    beside), the end-to-end rate's share of the GPU side's and the side that binds, its
+    largest batch's KV cache (computed) and peak memory (measured), the pages that did not
+    fit, and what a page at its real length costs end to end: its latency at p90 across
+    pages, pages per GPU-day and money per 1,000 pages where priced."""
     rows = [
         {
             "setting": s["name"],
-            "gate": s["status"],
+            "gate": status_text(s["status"]),
             "pages per batch": whole(s.get("batch_size")),
+            "workers": s.get("workers"),
             "output tokens/s end to end (timed)": s.get("output_tokens_per_s_end_to_end"),
             "pages/s end to end (timed)": s.get("pages_per_s_end_to_end"),
             "output tokens/s GPU side (timed)": s.get("output_tokens_per_s_gpu_side"),
             "decode tokens/s (timed)": s.get("decode_tokens_per_s"),
             "page latency p90 (ms)": s.get("latency_p90_ms"),
+            "end to end / GPU side (%)": as_percent(s.get("end_to_end_share")),
+            "bound by": s.get("binding"),
+            "KV cache (GiB)": _gib(s.get("kv_cache_bytes")),
+            "peak memory (GiB)": _gib(s.get("peak_bytes")),
+            "pages that did not fit": s.get("pages_did_not_fit"),
             "pages per GPU-day": whole(s["pages_per_gpu_day"]),
             "cost per 1,000 pages": s["cost_per_1000_pages"],
         }
         for s in comparison.get("settings", [])
     ]
     return pd.DataFrame(rows).dropna(axis="columns", how="all")
+
+
+def did_not_fit_sentence(named: str, setting: dict[str, Any] | None) -> str:
+    """A setting whose batches ran out of the device's memory: a finding of its batch size,
+    with the pages that did not fit and the KV cache their batch needed, where known."""
+    text = f"{named} did not fit in the device's memory"
+    if setting and setting.get("pages_did_not_fit"):
+        text += f": {setting['pages_did_not_fit']} of its pages ran out of memory"
+        if setting.get("kv_cache_bytes_did_not_fit") is not None:
+            text += (
+                f" (the KV cache of their largest batch alone: "
+                f"{setting['kv_cache_bytes_did_not_fit'] / 2**30:,.2f} GiB)"
+            )
+    return text + "; its times, where any batch ran, are not counted as a result."
+
+
+def _pipeline(setting: dict[str, Any]) -> Pipeline | None:
+    """A setting's pipeline section as metrics.json holds it (None in older comparisons)."""
+    section = setting.get("pipeline")
+    return None if section is None else read_as(Pipeline, section, f"{setting['name']} pipeline")
+
+
+def binding_sentences(comparison: dict[str, Any]) -> list[str]:
+    """Per setting, which side binds it, host or GPU, in a sentence led by its name, batch
+    size and workers (`timing.binding_sentence`); a setting that did not fit says so."""
+    sentences = []
+    for setting in comparison.get("settings", []):
+        workers = setting.get("workers") or 0
+        shape = f"batch {setting['batch_size']:g}, {workers} workers"
+        if setting["status"] == "did_not_fit":
+            sentences.append(did_not_fit_sentence(f"`{setting['name']}` ({shape})", setting))
+        else:
+            text = binding_sentence(_pipeline(setting))
+            sentences.append(f"`{setting['name']}` ({shape}): {text}")
+    return sentences
+
+
+def timeline_titles(comparison: dict[str, Any] | None) -> dict[str, str]:
+    """Each setting's panel title in the batch timelines: name, batch size, workers and the
+    side that binds it."""
+    titles = {}
+    for setting in (comparison or {}).get("settings", []):
+        bound = f", {setting['binding']}-bound" if setting.get("binding") else ""
+        titles[setting["name"]] = (
+            f"{setting['name']}: batch of {setting['batch_size']:g}, "
+            f"{setting.get('workers') or 0} workers{bound}"
+        )
+    return titles
 
 
 def slo_sentence(comparison: dict[str, Any]) -> str | None:
@@ -241,6 +313,7 @@ def to_markdown(comparison: dict[str, Any] | None) -> str:
     if note:
         return "\n".join([*lines, note, ""])
     shown = comparison_table(comparison).map(format_number)
+    settings = settings_table(comparison).map(format_number)
     best = [
         f"- {stage_title(stage)}: {name or 'no gate-passed variant is faster'}"
         for stage, name in comparison["best"].items()
@@ -252,6 +325,10 @@ def to_markdown(comparison: dict[str, Any] | None) -> str:
             gate_table(comparison).to_markdown(index=False),
             "",
             shown.to_markdown(index=False),
+            "",
+            "Each setting's throughput, memory and cost of a page:",
+            "",
+            settings.to_markdown(index=False),
             "",
             "Best measured variant per stage:",
             "",

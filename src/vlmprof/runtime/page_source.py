@@ -6,22 +6,32 @@ With workers, torch's DataLoader forks processes that load and preprocess the ne
 while the current ones run, so a page's host time overlaps other pages' GPU time; what the
 timing pass still waits for is measured as `input_wait_ms`. Workers are forked after the
 model is built and never touch the GPU (CPU preprocessing only).
+
+For the next batch to be ready when the GPU finishes the current one, the workers together
+keep a whole batch in flight (`prefetch_per_worker`). On a CUDA device the DataLoader pins
+each page (page-locked memory), and a thread of the timing process copies it to the device
+with non-blocking copies on a stream of its own, up to a batch ahead, while the GPU runs
+the current batch; the timing pass waits only for a copy that has not finished.
 """
 
 from __future__ import annotations
 
+import math
+import queue
+import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
 from vlmprof.data.image_loader import ImageLoadError, load_page
 from vlmprof.models.base import ModelAdapter, ModelInputs
 
-# Pages each worker keeps ready ahead of the timing pass.
+# Pages each worker keeps ready ahead of the timing pass, at least.
 PREFETCH_PER_WORKER = 2
 
 
@@ -42,6 +52,13 @@ class LoadedPage:
     # the load's start and the preprocessing's end, and of the wait's start and end.
     host_span_s: list[float] | None = None
     wait_span_s: list[float] | None = None
+
+    def pin_memory(self) -> LoadedPage:
+        """The page with its inputs in page-locked memory (called by the DataLoader's pinning
+        thread), so the copy to the device needs no staging copy on the host."""
+        if self.inputs is None:
+            return self
+        return replace(self, inputs=self.inputs.pin_memory())
 
 
 def error_reason(error: BaseException) -> str:
@@ -95,31 +112,43 @@ def _as_is(page: LoadedPage) -> LoadedPage:
     return page
 
 
+def prefetch_per_worker(batch_size: int, workers: int) -> int:
+    """Pages each of `workers` processes keeps in flight: together at least a whole batch
+    of `batch_size`, so the next batch is loaded while the GPU runs the current one."""
+    return max(PREFETCH_PER_WORKER, math.ceil(batch_size / workers))
+
+
 def loaded_pages(
     adapter: ModelAdapter,
     images: Sequence[tuple[str, Path]],
     max_pixels: int,
     workers: int,
     preprocess: str = "cpu",
+    batch_size: int = 1,
 ) -> Iterator[LoadedPage]:
     """Every page of `images` in order, loaded and preprocessed (`page_inputs`) inline
-    (`workers` 0) or by `workers` processes running ahead; each with the time the caller
-    waited for it."""
+    (`workers` 0) or by `workers` processes running a batch of `batch_size` ahead (on a
+    CUDA device, pinned and copied to it ahead too); each with the time the caller waited
+    for it."""
     pages = _Pages(adapter, images, max_pixels, preprocess)
     source: Iterator[LoadedPage]
     if workers == 0:
         source = (pages[index] for index in range(len(pages)))
     else:
+        on_cuda = adapter.device.type == "cuda"
         source = iter(
             DataLoader(
                 pages,
                 batch_size=None,
                 num_workers=workers,
                 collate_fn=_as_is,
-                prefetch_factor=PREFETCH_PER_WORKER,
+                prefetch_factor=prefetch_per_worker(batch_size, workers),
                 multiprocessing_context="fork",
+                pin_memory=on_cuda,
             )
         )
+        if on_cuda:
+            source = on_device(source, adapter.device, adapter.dtype, ahead=batch_size)
     while True:
         start = time.perf_counter()
         try:
@@ -129,4 +158,43 @@ def loaded_pages(
         end = time.perf_counter()
         page.input_wait_ms = (end - start) * 1000.0
         page.wait_span_s = [start, end]
+        yield page
+
+
+def on_device(
+    pages: Iterator[LoadedPage], device: torch.device, dtype: torch.dtype, ahead: int
+) -> Iterator[LoadedPage]:
+    """`pages` (pinned) with their inputs on `device`, in order: a thread copies each with
+    non-blocking copies on a stream of its own, at most `ahead` pages ahead of the caller,
+    who waits only for a copy still running. The caller's stream is recorded on every
+    tensor, so the allocator keeps a page's memory until the caller's work on it is done."""
+    copies = torch.cuda.Stream(device)
+    ready: queue.Queue[tuple[LoadedPage, torch.cuda.Event] | BaseException | None] = (
+        queue.Queue(maxsize=max(ahead, 1))
+    )
+
+    def copy_ahead() -> None:
+        try:
+            with torch.cuda.stream(copies):
+                for page in pages:
+                    if page.inputs is not None:
+                        page.inputs = page.inputs.to(device, dtype, non_blocking=True)
+                    copied = torch.cuda.Event()
+                    copied.record(copies)
+                    ready.put((page, copied))
+        except BaseException as error:  # handed to the caller, who raises it
+            ready.put(error)
+            return
+        ready.put(None)
+
+    threading.Thread(target=copy_ahead, name="pages-to-device", daemon=True).start()
+    consumer = torch.cuda.current_stream(device)
+    while (item := ready.get()) is not None:
+        if isinstance(item, BaseException):
+            raise item
+        page, copied = item
+        copied.synchronize()
+        if page.inputs is not None:
+            for tensor in page.inputs.tensors():
+                tensor.record_stream(consumer)
         yield page

@@ -32,7 +32,7 @@ from vlmprof.atomic import atomic_open
 from vlmprof.models.base import ModelAdapter, ModelInputs
 from vlmprof.placement import Placement
 from vlmprof.progress import Progress
-from vlmprof.records import RunRecord
+from vlmprof.records import RunRecord, did_not_fit
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.output_length import PageLengths
 from vlmprof.runtime.page_source import LoadedPage, error_reason, loaded_pages
@@ -48,8 +48,6 @@ WARMUP_PAGE_SIZE = (1240, 1754)  # A4 portrait at 150 dpi
 ONCE_PER_PAGE: dict[str, None] = dict.fromkeys(
     ("load_ms", "preprocess_ms", "input_wait_ms", "host_span_s", "wait_span_s", "warmup_ms")
 )
-# How an out-of-memory run's error begins (`error_reason` of torch.OutOfMemoryError).
-OUT_OF_MEMORY = "OutOfMemoryError"
 # What a page's untimed run adds to its records (its counted work, say).
 PageFacts = Callable[[ModelAdapter, ModelInputs], dict[str, object]]
 Saved = Mapping[str, torch.Tensor]
@@ -360,7 +358,8 @@ def profile_images(
         emit = _Emit(handle, placement, settings, len(images), label)
         shard = _Shard(adapter, settings, emit, sampler, page_facts, outputs_path is not None)
         source = loaded_pages(
-            adapter, images, settings.max_pixels, settings.workers, settings.preprocess
+            adapter, images, settings.max_pixels, settings.workers, settings.preprocess,
+            settings.batch_size,
         )
         for batch in _batches(source, settings, lengths, against, emit):
             shard.run(batch)
@@ -380,7 +379,7 @@ def check_some_ok(records: Sequence[RunRecord], label: str) -> None:
     """
     if not records or any(record.status == "ok" for record in records):
         return
-    if all(str(record.error).startswith(OUT_OF_MEMORY) for record in records):
+    if all(did_not_fit(record.error) for record in records):
         log.warning("%s: every run ran out of memory; its records say so", label)
         return
     first = records[0]

@@ -28,15 +28,25 @@ import numpy as np
 import pandas as pd
 
 from vlmprof.atomic import atomic_open, write_json_atomic
-from vlmprof.metrics.document import Cost, MbuStage, MetricsDocument, MfuStage, PageBound
+from vlmprof.metrics.document import (
+    Cost,
+    MbuStage,
+    Memory,
+    MetricsDocument,
+    MfuStage,
+    PageBound,
+)
 from vlmprof.metrics.roofline import PEAK_COLUMNS
 from vlmprof.stages import HOST_STAGES, STAGE_NAMES
+from vlmprof.typed_json import to_plain
 from vlmprof.variants import paired
 from vlmprof.variants.control import CONTROL, CONTROL_VERDICT
 from vlmprof.variants.paired import Drift, PairedRatio
 from vlmprof.variants.switches import BASELINE
 
-GATE_STATUSES: tuple[str, ...] = ("passed", "failed", "not_applicable")
+GATE_STATUSES: tuple[str, ...] = ("passed", "failed", "not_applicable", "did_not_fit")
+# An arm some of whose batches ran out of the device's memory: a finding of its batch size.
+DID_NOT_FIT = "did_not_fit"
 GATE_KEYS: tuple[str, ...] = ("variant", "status", "criterion", "detail")
 # A page's prefill + decode, the stage MFU calls "model".
 PAGE = "model"
@@ -232,7 +242,7 @@ def _measure(
         pair = paired.paired_ratio(
             base.to_numpy(float), mine.to_numpy(float), shard, reference.drift
         )
-    elif status == "failed" or not pages or not mine.sum() > 0:
+    elif status in ("failed", DID_NOT_FIT) or not pages or not mine.sum() > 0:
         pair = PairedRatio(pages, None)
     else:
         shards = 0 if reference.drift is None else reference.drift.shards
@@ -246,9 +256,11 @@ def _verdict(measured: _Measured, p_adjusted: float | None) -> str:
         BASELINE: "baseline",
         "failed": "failed gate: not a speedup",
         "not_applicable": "different workload",
+        DID_NOT_FIT: "did not fit: out of memory",
         CONTROL: CONTROL_VERDICT,
     }
-    if not measured.pair.pages:
+    # An arm that did not fit says so whether or not any of its batches ran.
+    if measured.status != DID_NOT_FIT and not measured.pair.pages:
         return "not measured"
     if measured.status in fixed:
         return fixed[measured.status]
@@ -374,20 +386,52 @@ def _setting(run: VariantRun, status: str) -> dict[str, Any]:
     aggregates = run.metrics.aggregates
     money = [cost.gpu_cost_per_1000_pages, cost.energy_cost_per_1000_pages]
     priced = [value for value in money if value is not None]
+    pipeline, memory = run.metrics.pipeline, run.metrics.memory
     return {
         "name": run.name,
         "status": status,
-        "batch_size": 1 if cost.batch_size is None else cost.batch_size,
+        # The batch size the arm ran with (one that did not fit has no timed batch).
+        "batch_size": run.metrics.config.get("resolved", {}).get(
+            "batch_size", 1 if cost.batch_size is None else cost.batch_size
+        ),
         "output_tokens_per_s_end_to_end": aggregates.output_tokens_per_s_end_to_end,
         "pages_per_s_end_to_end": aggregates.pages_per_s_end_to_end,
         "output_tokens_per_s_gpu_side": aggregates.output_tokens_per_s_gpu_side,
         "decode_tokens_per_s": aggregates.decode_tokens_per_s,
         "latency_p90_ms": None if cost.page_latency_ms is None else cost.page_latency_ms.p90,
+        "end_to_end_share": None if pipeline is None else pipeline.end_to_end_share,
+        "binding": None if pipeline is None or not pipeline.batches else pipeline.binding,
+        "workers": None if pipeline is None else pipeline.workers,
+        "kv_cache_bytes": None if memory is None else memory.kv_cache_bytes_max,
+        "peak_bytes": None if memory is None else memory.peak_bytes_max,
+        "pages_did_not_fit": None if memory is None else memory.pages_did_not_fit,
+        "kv_cache_bytes_did_not_fit": _unfit_kv(memory),
+        "pipeline": None if pipeline is None else to_plain(pipeline),
         "pages_per_gpu_day": cost.pages_per_gpu_day,
         "gpu_cost_per_1000_pages": cost.gpu_cost_per_1000_pages,
         "energy_cost_per_1000_pages": cost.energy_cost_per_1000_pages,
         "cost_per_1000_pages": sum(priced) if priced else None,
     }
+
+
+def _unfit_kv(memory: Memory | None) -> int | None:
+    """The largest KV cache a batch that did not fit would have needed (bytes)."""
+    needed = [
+        batch.kv_cache_bytes
+        for batch in (memory.batches if memory else [])
+        if not batch.fit and batch.kv_cache_bytes is not None
+    ]
+    return max(needed) if needed else None
+
+
+def arm_status(run: VariantRun) -> str:
+    """How the comparison reads an arm: its gate's status, except that a sweep point some
+    of whose pages ran out of memory did not fit (a gated arm's gate says so itself)."""
+    status = run.gate["status"] if run.gate else BASELINE
+    memory = run.metrics.memory
+    if status == "not_applicable" and memory is not None and memory.pages_did_not_fit:
+        return DID_NOT_FIT
+    return status
 
 
 def cheapest_within(settings: Sequence[dict[str, Any]], bound_ms: float | None) -> dict[str, Any]:
@@ -437,7 +481,7 @@ def compare_variants(
         for stage in stages
     }
     arms = [(baseline, BASELINE), *([(control, CONTROL)] if control else [])]
-    arms += [(variant, variant.gate["status"]) for variant in variants]
+    arms += [(variant, arm_status(variant)) for variant in variants]
     measured = []
     for run, status in arms:
         means = page_means(run.per_image)

@@ -24,7 +24,7 @@ near-tie they carry none.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -168,18 +168,25 @@ def judge_variant(
     oracle: Outputs,
     factors: GateFactors,
     checks: tuple[Outputs, Outputs] | None = None,
+    did_not_fit: Collection[str] = (),
 ) -> dict[str, Any]:
     """The gate verdict of a variant over every page the baseline has outputs for.
 
     `checks` (baseline, variant at the check precision) are given when the run is
-    narrower than float32."""
+    narrower than float32. Pages in `did_not_fit` (their batch ran out of the device's
+    memory: a finding of the variant's batch size, not a wrong output) have no output to
+    judge; the verdict is then `did_not_fit`, unless a page that ran failed."""
     images = sorted(baseline)
+    unfit = [image for image in images if image in did_not_fit and image not in variant]
     missing = [
         image
         for image in images
-        if image not in variant
-        or image not in oracle
-        or (checks is not None and any(image not in side for side in checks))
+        if image not in unfit
+        and (
+            image not in variant
+            or image not in oracle
+            or (checks is not None and any(image not in side for side in checks))
+        )
     ]
     pages = {
         image: judge_page(
@@ -190,7 +197,7 @@ def judge_variant(
             None if checks is None else (checks[0][image], checks[1][image]),
         )
         for image in images
-        if image not in missing
+        if image not in missing and image not in unfit
     }
     steps = max((page["steps"] for page in pages.values()), default=None)
     verdict: dict[str, Any] = {
@@ -203,6 +210,7 @@ def judge_variant(
         "precision_ratio": _largest(pages, "precision_ratio"),
         "criterion": criterion(factors, checks is not None, steps),
         "page_results": pages,
+        "pages_did_not_fit": unfit,
     }
     if not images:
         return verdict | {
@@ -215,6 +223,10 @@ def judge_variant(
         reasons = reasons if missing else []
         reasons += [_failure(image, page, factors) for image, page in list(failed.items())[:3]]
         return verdict | {"status": "failed", "detail": "; ".join(reasons)}
+    if unfit:
+        ran = f"; the {len(pages)} that ran: {margin(verdict)}" if pages else ""
+        detail = f"{len(unfit)} of {len(images)} pages did not fit (out of memory){ran}"
+        return verdict | {"status": "did_not_fit", "detail": detail}
     return verdict | {"status": "passed", "detail": margin(verdict)}
 
 
@@ -248,8 +260,8 @@ def margin(verdict: Mapping[str, Any]) -> str:
             f", RMS error {verdict['precision_ratio']:.3g}x at the run's precision "
             f"(limit {factors['precision']:g}x)"
         )
-    same = verdict["pages_same_picks"]
-    return text + f"; greedy picks equal the baseline's on {same} of {verdict['pages']} pages"
+    same, judged = verdict["pages_same_picks"], len(verdict["page_results"])
+    return text + f"; greedy picks equal the baseline's on {same} of {judged} pages"
 
 
 def not_applicable(name: str, reason: str) -> dict[str, Any]:
