@@ -452,9 +452,12 @@ Markdown(report.cost_sentence(cost))
 # ## Cost per page by model
 #
 # The run's own model (`baseline`) and each model under `models:`, profiled on the same
-# pages with the same settings: the vision tokens and prompt each page becomes, each
-# stage's mean time, decode throughput, MFU and MBU, and what a page of
-# `cost.output_tokens` tokens costs.
+# pages with the same settings, each on its released decode path and on its best path (the
+# fastest decode it takes on this device: graphed on CUDA, a static KV cache on a CPU;
+# `best_paths`): the vision tokens and prompt each page becomes, each stage's mean time,
+# decode throughput, MFU and MBU, and what a page of `cost.output_tokens` tokens costs. A
+# best path is fed its released path's tokens and judged by the correctness gate against
+# it; one that fails is shown failed and never named the cheapest.
 
 # %%
 models = report.read_model_comparison(run_dir)

@@ -44,3 +44,19 @@ def test_default_config_sets_every_documented_top_level_key():
     for section, values in config.items():
         if isinstance(values, dict) and section != "model":
             assert {f"{section}.{key}" for key in values} <= documented
+
+
+def test_named_entries_an_alias_repeats_are_documented_once():
+    # The best paths' switches are a variant's (one YAML anchor): their keys are listed
+    # under variants.<name> and pointed to, not listed again.
+    schema = SCHEMA["properties"]
+    assert schema["best_paths"]["properties"]["switches"]["additionalProperties"] is (
+        schema["variants"]["additionalProperties"]
+    )
+    readme = schema_markdown(SCHEMA)
+    assert "| `variants.<name>.decode` |" in readme
+    assert "`best_paths.switches.<name>." not in readme
+    row = next(line for line in readme.splitlines() if line.startswith("| `best_paths.switches`"))
+    assert row.endswith("Each entry takes the keys of `variants.<name>`. |")
+    # A mapping whose entries are a section documented under its own key is still listed.
+    assert "| `models.<name>.architecture` |" in readme

@@ -26,6 +26,7 @@ SCHEMA = load_schema(REPO / "workflow" / "schemas" / "config.schema.yaml")
 SWITCH_SCHEMA = SCHEMA["properties"]["variants"]["additionalProperties"]["properties"]
 SETTINGS_FIELDS = {item.name for item in dataclasses.fields(ProfileSettings)}
 SPEC_FIELDS = {item.name for item in dataclasses.fields(ModelSpec)}
+GOT = {"got": {"name": "hf_vlm", "architecture": "got_ocr2"}}
 
 
 def config_of(**changes: Any) -> dict[str, Any]:
@@ -76,13 +77,23 @@ def test_each_arm_has_its_kind_folder_flop_count_and_what_it_waits_for():
         ("fast", "variant", "variants/fast/"),
         ("base-mode", "variant", "variants/base-mode/"),
         ("control", "control", "variants/control/"),
+        ("baseline/best", "model", "models/baseline/best/"),
         ("ocr2", "model", "models/ocr2/"),
+        ("ocr2/best", "model", "models/ocr2/best/"),
     ]
     fast, sweep, control, ocr2 = (plan.arms[n] for n in ("fast", "base-mode", "control", "ocr2"))
     assert fast.gated and not fast.sweep_point and fast.flops_of == "baseline"
+    assert fast.reference == control.reference == "baseline"
     assert sweep.sweep_point and not sweep.gated and sweep.flops_of == "base-mode"
     assert control.gated and control.spec == plan.baseline.spec and not control.switches
-    assert set(control.waits_for) == {"baseline", "fast", "base-mode", "ocr2"}
+    assert set(control.waits_for) == {
+        "baseline",
+        "fast",
+        "base-mode",
+        "baseline/best",
+        "ocr2",
+        "ocr2/best",
+    }
     assert ocr2.flops_of == "ocr2" and not ocr2.gated and ocr2.config["model"]["name"] == (
         "deepseek_ocr2"
     )
@@ -114,13 +125,88 @@ def test_a_bfloat16_runs_gated_arms_have_a_float32_check_and_the_oracle_is_relea
     assert (b2.check.settings["workers"], b2.check.settings["preprocess"]) == (0, "cpu")
     assert b2.check.settings["batch_size"] == 2
     assert plan.baseline.check is not None and plan.arms["crops"].check is None
-    oracle = plan.oracle
+    oracle = plan.baseline.oracle
     assert (oracle.spec.upcast, oracle.spec.decode, oracle.spec.experts_implementation) == (
         "float64",
         "eager",
         "eager",
     )
     assert {key: oracle.settings[key] for key in RELEASED_SHAPE} == RELEASED_SHAPE
+
+
+def test_each_compared_model_has_a_best_path_gated_against_its_released_arm():
+    """On CUDA: graphed decode, experts grouped where the model has them (batched in
+    float32, where a graph cannot capture grouped ones); on a CPU: a static KV cache."""
+    models = {
+        "ocr2": {"name": "deepseek_ocr2"},
+        "got": {"name": "hf_vlm", "architecture": "got_ocr2"},
+        "fast-ocr": {"experts_implementation": "grouped_mm"},
+    }
+    plan = planned(device="cuda", dtype="bfloat16", models=models)
+    assert [arm.compared_as for arm in plan.compared] == [
+        {"arm": "baseline", "name": "baseline", "path": "released", "switches": {}},
+        {
+            "arm": "baseline/best",
+            "name": "baseline",
+            "path": "best",
+            "switches": {"decode": "cuda_graph", "experts": "grouped"},
+        },
+        {"arm": "ocr2", "name": "ocr2", "path": "released", "switches": {}},
+        {
+            "arm": "ocr2/best",
+            "name": "ocr2",
+            "path": "best",
+            "switches": {"decode": "cuda_graph", "experts": "grouped"},
+        },
+        {"arm": "got", "name": "got", "path": "released", "switches": {}},
+        {"arm": "got/best", "name": "got", "path": "best", "switches": {"decode": "cuda_graph"}},
+        {"arm": "fast-ocr", "name": "fast-ocr", "path": "released", "switches": {}},
+        {
+            "arm": "fast-ocr/best",
+            "name": "fast-ocr",
+            "path": "best",
+            "switches": {"decode": "cuda_graph"},
+        },
+    ]
+    assert plan.references == {"baseline", "ocr2", "got", "fast-ocr"}
+    got, best = plan.arms["got"], plan.arms["got/best"]
+    assert not got.gated and best.gated and best.reference == "got"
+    assert best.flops_of == "got" and best.config == got.config
+    assert best.spec == dataclasses.replace(got.spec, decode="cuda_graph")
+    # Its model's released arm is the gate's reference: its own oracle and float32 check.
+    assert got.oracle.spec.upcast == "float64" and got.oracle.spec.architecture == "got_ocr2"
+    assert got.check.spec.upcast == "float32" and best.check.spec.decode == "cuda_graph"
+    ocr2 = plan.arms["ocr2/best"]
+    # A graph cannot capture grouped experts in float32: the check decodes statically.
+    assert ocr2.spec.experts_implementation == "grouped_mm" and ocr2.check.spec.decode == "static"
+    float32 = planned(device="cuda", dtype="float32", models={"ocr2": models["ocr2"]})
+    assert float32.arms["ocr2/best"].switches == {"decode": "cuda_graph", "experts": "batched"}
+    on_cpu = planned(models=models)
+    assert {arm.name: arm.switches for arm in on_cpu.compared if arm.gated} == {
+        f"{name}/best": {"decode": "static"} for name in ("baseline", *models)
+    }
+    assert all(arm.check is None for arm in on_cpu.arms.values())  # float32: its own check
+
+
+def test_best_paths_take_the_configs_switches_or_stay_off():
+    models = {"got": {"name": "hf_vlm", "architecture": "got_ocr2"}}
+    chosen = {"got": {"perturb": 1.0}, "baseline": {"decode": "eager", "experts": "grouped"}}
+    plan = planned(models=models, best_paths={"switches": chosen})
+    assert plan.arms["got/best"].switches == {"decode": "static", "perturb": 1.0}
+    assert plan.arms["got/best"].spec.perturb == 1.0
+    assert plan.arms["baseline/best"].switches == {"decode": "eager", "experts": "grouped"}
+    off = planned(models=models, best_paths={"enabled": False})
+    assert list(off.arms) == ["baseline", "got"] and not off.references
+    # Without models there is no comparison, so no best path.
+    assert list(planned(best_paths={"switches": {"baseline": {}}}).arms) == ["baseline"]
+
+
+def test_a_model_that_takes_only_its_released_path_is_noted():
+    remote = {"name": "hf_vlm", "checkpoint": "checkpoints/got", "trust_remote_code": True}
+    plan = planned(models={"remote": remote})
+    assert "remote/best" not in plan.arms and "baseline/best" in plan.arms
+    note = next(note for note in plan.notes if note.key == "best_paths.switches.remote")
+    assert "takes no faster decode path here" in note.message and not note.warning
 
 
 def test_folders_match_the_arms_they_pick_and_no_other():
@@ -216,6 +302,21 @@ def test_folders_match_the_arms_they_pick_and_no_other():
             {"models": {"remote": {"trust_remote_code": True}}},
             "models.remote.trust_remote_code",
             "models.remote.trust_remote_code: only with models.remote.checkpoint",
+        ),
+        (
+            {"models": GOT, "best_paths": {"switches": {"qwen": {}}}},
+            "best_paths.switches.qwen",
+            "best_paths.switches.qwen: no compared model of that name; name one of baseline, got",
+        ),
+        (
+            {"models": GOT, "best_paths": {"switches": {"got": {"mode": "base"}}}},
+            "best_paths.switches.got",
+            "best_paths.switches.got.mode: a best path runs its model's own workload",
+        ),
+        (
+            {"models": GOT, "best_paths": {"switches": {"got": {"vision": "cuda_graph"}}}},
+            "best_paths.switches.got",
+            "best_paths.switches.got.vision: cuda_graph needs a CUDA device and this run is on cpu",
         ),
         ({"shards": 2.0}, "shards", "shards: 2.0 must be a whole number written without"),
         (

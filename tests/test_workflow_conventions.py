@@ -227,13 +227,22 @@ def test_example_config_says_what_it_is_for_and_dry_runs(checkout: Path, example
         switches.get("decode") == "cuda_graph" for switches in config.get("variants", {}).values()
     )
     if needs_cuda and not torch.cuda.is_available():
-        # CUDA-graph variants are refused before any job on a machine without a GPU.
+        # CUDA-graph variants are refused before any job on a machine without a GPU, in one
+        # line naming the file and the first such key.
         result = snakemake(checkout, "-n", "--configfile", str(example))
         assert result.returncode != 0
-        assert "cuda_graph needs a CUDA device" in result.stdout + result.stderr
+        refused = [line for line in result.stderr.splitlines() if "needs a CUDA device" in line]
+        assert len(refused) == 1, result.stderr
+        key = r"variants\.[\w-]+\.decode"
+        file = re.escape(str(example))
+        assert re.match(rf"{file}: {key}: cuda_graph needs", refused[0]), refused[0]
         return
     jobs = jobs_in_dry_run(checkout, "--configfile", str(example))
     assert {"select_subset", "profile_shard", "aggregate", "publish", "all"} <= jobs
+    if config.get("models"):
+        # Every model's best path (a static KV cache on a CPU) is gated against its own
+        # released path: an oracle per model.
+        assert {"gate_oracle", "variant_gate", "compare_models"} <= jobs
 
 
 def test_committed_rule_graph_is_current(checkout: Path):

@@ -1,6 +1,7 @@
 """Models compared by cost per page through the real workflow on the CPU: DeepSeek-OCR (the
 run's own), DeepSeek-OCR-2 and every transformers VLM architecture, small presets, one
-`models:` run.
+`models:` run, each model on its released path and on its best path (a static KV cache on
+the CPU), gated against its own released path; one best path is planted wrong.
 
 The run starts from a copy of the session's finished run and adds the models, so it also
 shows that adding models leaves the baseline's jobs alone.
@@ -35,10 +36,16 @@ MODELS = {
 }
 # The transformers VLMs among them: models without formulas.
 HF_VLMS = [name for name, model in MODELS.items() if model["name"] == "hf_vlm"]
+# A best path planted wrong (noise on its output head), whose gate must fail and which must
+# then not count (tests/test_report_models.py plants one that costs least of all).
+PLANTED = "paddle"
+BEST_PATHS = {"switches": {PLANTED: {"perturb": 1.0}}}
 MODEL_JOBS = {
     "static_flops",
     "profile_shard",
+    "gate_oracle",
     "aggregate",
+    "variant_gate",
     "compare_models",
     "render_notebook",
     "export_notebook",
@@ -57,8 +64,15 @@ def models_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory
 @pytest.fixture(scope="module")
 def models_run(models_checkout: Path) -> Path:
     """The same run with the models to compare."""
-    required = {"static_flops", "profile_shard", "aggregate", "compare_models"}
-    return run_with_more_arms(models_checkout, {"models": MODELS}, MODEL_JOBS, required)
+    required = {"static_flops", "profile_shard", "gate_oracle", "variant_gate", "compare_models"}
+    more = {"models": MODELS, "best_paths": BEST_PATHS}
+    return run_with_more_arms(models_checkout, more, MODEL_JOBS, required | {"aggregate"})
+
+
+def _comparison(run: Path) -> dict[tuple[str, str], dict]:
+    """models/comparison.json's entries by model and path."""
+    comparison = json.loads((run / "models" / "comparison.json").read_text())
+    return {(entry["name"], entry["path"]): entry for entry in comparison["models"]}
 
 
 def _records(run: Path, model: str) -> list[dict]:
@@ -70,24 +84,67 @@ def test_the_run_compares_every_transformers_vlm_architecture():
     assert sorted(MODELS[name]["architecture"] for name in HF_VLMS) == sorted(ARCHITECTURES)
 
 
-def test_every_model_is_profiled_and_costed_on_the_same_pages(models_run: Path):
-    comparison = json.loads((models_run / "models" / "comparison.json").read_text())
-    entries = {entry["name"]: entry for entry in comparison["models"]}
+def test_every_model_is_profiled_and_costed_on_both_paths_on_the_same_pages(models_run: Path):
+    entries = _comparison(models_run)
     # The run's own model first, then the models in the config's order (here sorted, as
-    # the test's config file was written).
-    assert list(entries) == ["baseline", *sorted(MODELS)]
-    assert entries["got"]["model"] == "hf_vlm: got_ocr2"
+    # the test's config file was written), each best path after its released one.
+    names = ["baseline", *sorted(MODELS)]
+    assert list(entries) == [(name, path) for name in names for path in ("released", "best")]
+    assert entries["got", "best"]["model"] == "hf_vlm: got_ocr2"
     pages = FAST_CONFIG["subset"]["n"]
-    for name, entry in entries.items():
+    for (name, path), entry in entries.items():
         assert (entry["pages"], entry["pages_failed"]) == (pages, 0), name
         assert entry["image_tokens"] > 0 and entry["prefill_len"] > entry["image_tokens"], name
         assert all(ms > 0 for ms in entry["stage_ms"].values()), name
         assert 0 < entry["mfu_prefill"] < 1 and 0 < entry["mbu_decode"] < 1, name
         assert entry["cost"]["gpu_ms_per_page"] > 0 and entry["decode_tokens_per_s"] > 0, name
+        released = entries[name, "released"]
+        # Both paths do the same work on the same pages: only the decode path differs.
+        assert entry["image_tokens"] == released["image_tokens"], name
+        if path == "best":
+            assert entry["of_released"] == pytest.approx(
+                entry["cost"]["gpu_ms_per_page"] / released["cost"]["gpu_ms_per_page"]
+            )
+            best = models_run / "models" / name / "best"
+            metrics = json.loads((best / "metrics.json").read_text())
+            assert metrics["config"]["resolved"]["decode"] == "static", name
     # The architectures make different prompts of the same pages.
     assert len({entry["image_tokens"] for entry in entries.values()}) > 1
-    cheapest = min(entries.values(), key=lambda e: e["cost"]["gpu_ms_per_page"])
-    assert comparison["cheapest"] == cheapest["name"]
+
+
+def test_each_best_path_is_gated_against_its_own_released_path(models_run: Path):
+    entries = _comparison(models_run)
+    for name in ["baseline", *MODELS]:
+        gate = json.loads((models_run / "models" / name / "best" / "gate.json").read_text())
+        assert gate["variant"] == f"{name}/best" and gate["pages"] == FAST_CONFIG["subset"]["n"]
+        assert entries[name, "best"]["gate"]["status"] == gate["status"]
+        reference = "the baseline" if name == "baseline" else f"`{name}`'s released path"
+        assert gate["criterion"].startswith(f"fed {reference}'s tokens"), gate["criterion"]
+        if name == PLANTED:
+            assert gate["status"] == "failed" and gate["code_path_ratio"] > 100, gate
+            continue
+        # A static KV cache computes what the growing one does: float32 rounding apart.
+        assert gate["status"] == "passed" and gate["code_path_ratio"] <= 10, (name, gate)
+        # Judged against its own model's oracle (the released path in float64), not the
+        # run's own model's.
+        folder = "" if name == "baseline" else f"models/{name}/"
+        assert (models_run / f"{folder}runs" / "shard-0.oracle.pt").is_file(), name
+
+
+def test_the_cheapest_is_named_and_a_failed_best_path_never_is(models_run: Path):
+    comparison = json.loads((models_run / "models" / "comparison.json").read_text())
+    entries = _comparison(models_run)
+    assert not entries[PLANTED, "best"]["counted"]
+    assert all(entry["counted"] for key, entry in entries.items() if key != (PLANTED, "best"))
+    counted = [entry for entry in entries.values() if entry["counted"]]
+    cheapest = min(counted, key=lambda e: e["cost"]["gpu_ms_per_page"])
+    assert comparison["cheapest"] == {"name": cheapest["name"], "path": cheapest["path"]}
+    released = [entry for entry in counted if entry["path"] == "released"]
+    cheapest = min(released, key=lambda e: e["cost"]["gpu_ms_per_page"])
+    assert comparison["cheapest_released"] == {"name": cheapest["name"], "path": "released"}
+    text = (models_run / "models" / "comparison.md").read_text()
+    assert f"{PLANTED}, best path (gate failed)" in text
+    assert f"Not counted: the best path of `{PLANTED}`, which failed the correctness gate" in text
 
 
 def test_a_model_without_formulas_carries_its_counted_work(models_run: Path):
@@ -136,7 +193,7 @@ def test_both_notebooks_compare_the_models(models_run: Path, notebook: str, head
     assert "costs the least GPU time per page" in section
     assert "![png]" in section  # the figure of where each model spends a page
     for name in MODELS:
-        assert name in section
+        assert name in section and f"{name}, best path" in section
     assert (models_run / "figures" / "models_figure.png").is_file()
 
 

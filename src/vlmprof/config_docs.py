@@ -39,22 +39,31 @@ def _allowed(spec: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _rows(properties: dict[str, Any], prefix: str = "") -> list[str]:
+def _rows(
+    properties: dict[str, Any], prefix: str = "", entries_seen: dict[int, str] | None = None
+) -> list[str]:
+    """One row per key of `properties` and of the sections under them, each key dotted
+    after `prefix`; `entries_seen` maps the entry schemas of named mappings documented
+    already (by identity: a YAML alias repeats the same object) to where."""
+    seen = {} if entries_seen is None else entries_seen
     rows = []
     for name, spec in properties.items():
         key = f"{prefix}{name}"
         kind = spec.get("type", "")
         kind = " or ".join(kind) if isinstance(kind, list) else kind
         default = json.dumps(spec.get("default")) if "default" in spec else ""
-        rows.append(
-            f"| `{key}` | {kind} | `{default}` | {_allowed(spec)} | {spec.get('description', '')} |"
-        )
-        if spec.get("type") == "object" and "properties" in spec and name != "overrides":
-            rows.extend(_rows(spec["properties"], prefix=f"{key}."))
         entries = spec.get("additionalProperties")
-        if isinstance(entries, dict) and "properties" in entries:
-            # A mapping of user-chosen names (variants): document the keys of each entry.
-            rows.extend(_rows(entries["properties"], prefix=f"{key}.<name>."))
+        described = spec.get("description", "")
+        if isinstance(entries, dict) and id(entries) in seen:
+            described += f" Each entry takes the keys of `{seen[id(entries)]}`."
+        rows.append(f"| `{key}` | {kind} | `{default}` | {_allowed(spec)} | {described} |")
+        if spec.get("type") == "object" and "properties" in spec and name != "overrides":
+            rows.extend(_rows(spec["properties"], f"{key}.", seen))
+        if isinstance(entries, dict) and "properties" in entries and id(entries) not in seen:
+            # A mapping of user-chosen names (variants): document the keys of each entry,
+            # once where another mapping's entries are the same.
+            seen[id(entries)] = f"{key}.<name>"
+            rows.extend(_rows(entries["properties"], f"{key}.<name>.", seen))
     return rows
 
 

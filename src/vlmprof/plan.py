@@ -2,11 +2,12 @@
 
 An arm is the unit the workflow multiplies: the baseline (the run's own model and settings),
 each variant (switches over the baseline), the A/A control (the baseline again, timed after
-every other arm) and each compared model (`models:`). Each has a folder under the run's
+every other arm) and each compared model (`models:`) on its released path and on its best
+gated path (`best_paths`; the run's own model's too). Each has a folder under the run's
 results, a model spec (what is built), run settings (how it is run: batch size, workers,
-where pages are preprocessed, ...) and its place in the workflow: whether the correctness
-gate judges it, whether it is a sweep point, whose FLOP count its utilisation uses, whose
-records its timing waits for. The workflow's rules read these; a refusal here is a
+where pages are preprocessed, ...) and its place in the workflow: which arm the correctness
+gate judges it against, whether it is a sweep point, whose FLOP count its utilisation uses,
+whose records its timing waits for. The workflow's rules read these; a refusal here is a
 `PlanError` naming the config key, which the workflow prints in one line.
 
 Torch-free: the workflow plans its jobs without importing torch.
@@ -27,13 +28,16 @@ from vlmprof.device_choice import DeviceUnavailableError, choose_device
 from vlmprof.models import check_preset
 from vlmprof.models.base import ModelSpec, spec_params
 from vlmprof.runtime.profile_settings import ProfileSettings, run_shape, settings_params
+from vlmprof.variants.best_path import BEST, RELEASED, best_switches
 from vlmprof.variants.control import control_arm
 from vlmprof.variants.switches import (
     BASELINE,
+    SWITCHES,
     VariantError,
     apply_switches,
     arm_view,
     changes_workload,
+    check_switches,
     check_variant,
     first_refusal,
     gate_check,
@@ -45,7 +49,7 @@ ArmKind = Literal["baseline", "variant", "control", "model"]
 # Config sections that name other runs, other arms or how arms are judged: left out of the
 # configuration an arm's records keep, so adding a variant or a model redoes none of the
 # baseline's jobs.
-OTHER_ARMS = ("compare", "variants", "variant_gate", "variant_control", "models")
+OTHER_ARMS = ("compare", "variants", "variant_gate", "variant_control", "models", "best_paths")
 
 
 class PlanError(ValueError):
@@ -87,13 +91,19 @@ class Arm:
     name: str
     kind: ArmKind
     # Its results' folder under the run's: "" (the baseline's are the run's own),
-    # variants/<name>/ (variants and the control) or models/<name>/.
+    # variants/<name>/ (variants and the control), models/<name>/ or, for a model's best
+    # path, models/<name>/best/ (the run's own model's: models/baseline/best/).
     folder: str
     run: ModelRun
     # The configuration its records come from (provenance; other arms' sections left out).
     config: Mapping[str, Any]
-    # A variant's switches over the baseline; none for the other arms.
+    # A variant's switches over the baseline, a best path's over its model's released arm;
+    # none for the other arms.
     switches: Mapping[str, Any] = field(default_factory=dict)
+    # The arm whose tokens it is fed and whose outputs the correctness gate judges it
+    # against (the baseline for a variant and the control, the model's released arm for a
+    # best path); None for an arm the gate does not judge.
+    reference: str | None = None
     # Another workload than the baseline's (preset, mode, max_crops): its own FLOP count, no
     # gate.
     sweep_point: bool = False
@@ -119,8 +129,24 @@ class Arm:
 
     @property
     def gated(self) -> bool:
-        """Whether the correctness gate judges it against the baseline."""
-        return self.kind in ("variant", "control") and not self.sweep_point
+        """Whether the correctness gate judges it (against its `reference`)."""
+        return self.reference is not None
+
+    @property
+    def oracle(self) -> ModelRun:
+        """The gate's oracle for the arms judged against this one: its weights on the
+        released code path in float64."""
+        return ModelRun(*split_view(oracle(arm_view(self.spec, self.settings))))
+
+    @property
+    def compared_as(self) -> dict[str, Any]:
+        """How the model comparison names a model's arm: the arm, the model (its released
+        arm's name), its path (released or best) and the best path's switches."""
+        if self.kind == "model" and self.reference is not None:
+            model, path = self.reference, BEST
+        else:
+            model, path = self.name, RELEASED
+        return {"arm": self.name, "name": model, "path": path, "switches": dict(self.switches)}
 
     @property
     def label(self) -> str:
@@ -139,12 +165,12 @@ class Note:
 
 @dataclass(frozen=True)
 class RunPlan:
-    """Every arm of a run (baseline first, variants in config order, the control, compared
-    models), the gate's oracle, the data set's resolved source and what planning noted."""
+    """Every arm of a run (baseline first, variants in config order, the control, the
+    compared models, each followed by its best path), the data set's resolved source and
+    what planning noted."""
 
     device: str
     arms: dict[str, Arm]
-    oracle: ModelRun
     dataset_source: str
     notes: tuple[Note, ...] = ()
 
@@ -161,6 +187,18 @@ class RunPlan:
     def of_kind(self, *kinds: ArmKind) -> list[Arm]:
         """The arms of these kinds, in plan order."""
         return [arm for arm in self.arms.values() if arm.kind in kinds]
+
+    @property
+    def references(self) -> set[str]:
+        """The arms the gate judges others against: each needs its oracle."""
+        return {arm.reference for arm in self.arms.values() if arm.reference is not None}
+
+    @property
+    def compared(self) -> list[Arm]:
+        """The arms the model comparison reads, with `models:`: the run's own model, then
+        each of `models:`, each followed by its best path; none without `models:`."""
+        models = self.of_kind("model")
+        return [self.baseline, *models] if models else []
 
     def at(self, folder: str) -> Arm:
         """The arm whose results are in `folder` (a rule's `arm` wildcard)."""
@@ -196,14 +234,15 @@ class RunPlan:
                     f"models.{name}: the name is taken by {taken[name]}; name it after the model",
                 )
             models[name] = _model(name, section, config, device)
+        compared, noted = _best_paths(config["best_paths"], {BASELINE: base, **models})
         arms = {BASELINE: base, **variants}
         if control is not None:
-            others = (BASELINE, *variants, *models)
+            others = (BASELINE, *variants, *compared)
             arms[control] = dataclasses.replace(
                 _variant(control, {}, base), kind="control", waits_for=others
             )
-        spec, settings = split_view(oracle(arm_view(base.spec, base.settings)))
-        return cls(device, {**arms, **models}, ModelRun(spec, settings), source, notes)
+        arms |= {name: arm for name, arm in compared.items() if name != BASELINE}
+        return cls(device, arms, source, notes + noted)
 
 
 def run_device(config: Mapping[str, Any], cluster: bool, visible_gpus: Callable[[], int]) -> str:
@@ -312,6 +351,7 @@ def _variant(name: str, switches: Mapping[str, Any], base: Arm) -> Arm:
         ModelRun(spec, settings),
         base.config,
         switches=dict(switches),
+        reference=None if sweep else BASELINE,
         sweep_point=sweep,
         check=None if sweep else _check_of(view),
         flops_of=name if sweep else BASELINE,
@@ -319,13 +359,87 @@ def _variant(name: str, switches: Mapping[str, Any], base: Arm) -> Arm:
 
 
 def _model(name: str, section: Mapping[str, Any], config: Mapping[str, Any], device: str) -> Arm:
-    """A compared model: the run's settings with its own `model:` section."""
+    """A compared model on its released path: the run's settings with its own `model:`
+    section."""
     key = f"models.{name}"
     spec = ModelSpec.from_config({**config, "model": section}, device)
     settings = ProfileSettings.run_settings(config)
-    _refuse_arm(arm_view(spec, settings), lambda switch: key, key)
-    run = ModelRun(spec, settings)
-    return Arm(name, "model", f"models/{name}/", run, _recorded(config, section), flops_of=name)
+    view = arm_view(spec, settings)
+    _refuse_arm(view, lambda switch: key, key)
+    return Arm(
+        name,
+        "model",
+        f"models/{name}/",
+        ModelRun(spec, settings),
+        _recorded(config, section),
+        check=_check_of(view),
+        flops_of=name,
+    )
+
+
+def _best_paths(
+    section: Mapping[str, Any], released: Mapping[str, Arm]
+) -> tuple[dict[str, Arm], tuple[Note, ...]]:
+    """The compared models' arms, each of the `released` ones (the run's own first) followed
+    by its best path, gated against it; none without other models to compare or with
+    best_paths.enabled off. A model that takes no path but its released one is noted."""
+    chosen = section["switches"]
+    unknown = sorted(set(chosen) - set(released))
+    if unknown:
+        key = f"best_paths.switches.{unknown[0]}"
+        raise PlanError(
+            key,
+            f"{key}: no compared model of that name; name one of {', '.join(released)}"
+            f" ({BASELINE} is the run's own model)",
+        )
+    if len(released) == 1:
+        return {}, ()
+    if not section["enabled"]:
+        return dict(released), ()
+    arms: dict[str, Arm] = {}
+    notes = []
+    for name, arm in released.items():
+        arms[name] = arm
+        key = f"best_paths.switches.{name}"
+        best = _best_path(key, arm, chosen.get(name, {}))
+        if best is not None:
+            arms[best.name] = best
+            continue
+        message = f"{key}: model {name} takes no faster decode path here; its released path"
+        notes.append(Note(key, message + " is profiled alone"))
+    return arms, tuple(notes)
+
+
+def _best_path(key: str, released: Arm, chosen: Mapping[str, Any]) -> Arm | None:
+    """The best path of a model's `released` arm, with the `chosen` switches (config key
+    `key`) over the decode built for speed that it takes here; None where it takes none."""
+    view = arm_view(released.spec, released.settings)
+    workload = sorted(name for name in chosen if SWITCHES[name].workload)
+    if workload:
+        raise PlanError(
+            key,
+            f"{key}.{workload[0]}: a best path runs its model's own workload; drop the switch"
+            " and compare the workload as a variant",
+        )
+    switches = best_switches(view, chosen)
+    if switches is None:
+        try:
+            check_switches(key, view, chosen)
+        except VariantError as error:
+            raise PlanError(key, str(error)) from None
+        return None
+    best = apply_switches(view, switches)
+    return Arm(
+        f"{released.name}/{BEST}",
+        "model",
+        f"models/{released.name}/{BEST}/",
+        ModelRun(*split_view(best)),
+        released.config,
+        switches=switches,
+        reference=released.name,
+        check=_check_of(best),
+        flops_of=released.flops_of,
+    )
 
 
 def _check_of(view: Mapping[str, Any]) -> ModelRun | None:

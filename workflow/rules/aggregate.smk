@@ -53,10 +53,12 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+# The compared models by cost per page, each on its released and its best path, a best
+# path counted only where its gate passed.
 rule compare_models:
     input:
-        baseline=f"{RUN}/metrics.json",
-        metrics=arm_results(MODELS, "metrics.json"),
+        metrics=arm_results(COMPARED, "metrics.json"),
+        gates=arm_results([arm for arm in COMPARED if arm.gated], "gate.json"),
     output:
         json=f"{RUN}/models/comparison.json",
         csv=f"{RUN}/models/comparison.csv",
@@ -70,13 +72,13 @@ rule compare_models:
     conda:
         ENV
     params:
-        names=[arm.name for arm in MODELS],
+        arms=as_json([arm.compared_as for arm in COMPARED]),
     script:
         "../scripts/compare_models.py"
 
 
 # The correctness gate of a variant (the control's included; a sweep point is compared
-# without one).
+# without one) or of a compared model's best path (against its released path).
 rule variant_gate:
     input:
         unpack(get_gate_outputs),
@@ -85,11 +87,12 @@ rule variant_gate:
     log:
         f"{RUN}/logs/{{arm}}variant_gate.log",
     wildcard_constraints:
-        arm=PLAN.folders(lambda arm: arm.kind in ("variant", "control")),
+        arm=PLAN.folders(lambda arm: arm.gated or arm.sweep_point),
     conda:
         ENV
     params:
         name=lambda wildcards: job_arm(wildcards).name,
+        reference=lambda wildcards: job_arm(wildcards).reference or BASELINE.name,
         code_path_factor=config["variant_gate"]["code_path_factor"],
         precision_factor=config["variant_gate"]["precision_factor"],
         sweep_point=lambda wildcards: job_arm(wildcards).sweep_point,

@@ -34,7 +34,8 @@ except ConfigError as error:
     sys.exit(str(error))
 
 # The run's arms (vlmprof.plan): the baseline, each variant, the A/A control and each
-# compared model, every refusal made here, before any job.
+# compared model on its released and its best path, every refusal made here, before any
+# job.
 try:
     cluster = workflow.non_local_exec or workflow.remote_exec
     device = run_device(config, cluster, nvml_visible_gpus)
@@ -53,11 +54,12 @@ ENV = "../../environment.yml"
 NOTEBOOKS = ["report", "stakeholder_summary"]
 BASELINE = PLAN.baseline
 VARIANTS = PLAN.of_kind("variant", "control")
-MODELS = PLAN.of_kind("model")
+COMPARED = PLAN.compared
 
 
 # {arm} is an arm's folder under the run: empty for the baseline (its results are the run's
-# own), variants/<name>/ or models/<name>/. A rule for some arms only narrows it.
+# own), variants/<name>/, models/<name>/ or models/<name>/best/. A rule for some arms only
+# narrows it.
 wildcard_constraints:
     shard=r"\d+",
     notebook="|".join(NOTEBOOKS),
@@ -123,30 +125,43 @@ def get_records_before(wildcards):
     ]
 
 
+def gate_reference(arm):
+    """The arm whose outputs the gate judges `arm` against (the baseline's for a variant, a
+    model's released arm for its best path); the baseline for an arm not gated."""
+    return PLAN.arms[arm.reference or BASELINE.name]
+
+
+def get_fed_outputs(wildcards):
+    """The outputs whose tokens the job's gate run is fed: its arm's reference's, or its
+    arm's own for a reference (the oracle's runs and a reference's float32 check)."""
+    arm = job_arm(wildcards)
+    fed = PLAN.arms[arm.reference] if arm.gated else arm
+    return f"{RUN}/{fed.folder}runs/shard-{wildcards.shard}.outputs.pt"
+
+
 def get_gate_against(wildcards):
-    """The baseline's outputs of the job's shard, for a gated arm (its reference run is fed
-    their tokens); nothing for another arm."""
-    if not job_arm(wildcards).gated:
-        return {}
-    return {"against": f"{RUN}/runs/shard-{wildcards.shard}.outputs.pt"}
+    """The reference's outputs of the job's shard, for a gated arm (its reference run is
+    fed their tokens); nothing for another arm."""
+    return {"against": get_fed_outputs(wildcards)} if job_arm(wildcards).gated else {}
 
 
 def get_gate_outputs(wildcards):
-    """What a variant's gate compares, every shard: the baseline's and its outputs and,
-    unless it is a sweep point, its records, the oracle's and (for a run narrower than
-    float32) both arms' float32 checks (its own outputs where it runs in float32)."""
+    """What an arm's gate compares, every shard: its reference's and its outputs and,
+    unless it is a sweep point, its records, the reference's oracle's and (for a run
+    narrower than float32) both arms' float32 checks (its own outputs where it runs in float32)."""
     arm = job_arm(wildcards)
+    reference = gate_reference(arm)
     outputs = {
-        "baseline": shard_files(BASELINE, ".outputs.pt"),
+        "baseline": shard_files(reference, ".outputs.pt"),
         "variant": shard_files(arm, ".outputs.pt"),
     }
     if not arm.gated:
         return outputs
     # Its records say which pages did not fit (ran out of memory): those are not judged.
     outputs["records"] = shard_files(arm, ".jsonl")
-    outputs["oracle"] = shard_files(BASELINE, ".oracle.pt")
-    if BASELINE.check is not None:
-        outputs["baseline_check"] = shard_files(BASELINE, ".check.pt")
+    outputs["oracle"] = shard_files(reference, ".oracle.pt")
+    if reference.check is not None:
+        outputs["baseline_check"] = shard_files(reference, ".check.pt")
         outputs["variant_check"] = shard_files(
             arm, ".check.pt" if arm.check else ".outputs.pt"
         )
@@ -176,7 +191,7 @@ def arm_results(arms, path):
 
 def get_model_comparison(wildcards):
     """The comparison of models by cost per page, when the run compares any."""
-    return {"models": f"{RUN}/models/comparison.json"} if MODELS else {}
+    return {"models": f"{RUN}/models/comparison.json"} if COMPARED else {}
 
 
 def get_final_output():

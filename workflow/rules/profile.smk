@@ -26,24 +26,27 @@ rule profile_shard:
         "../scripts/profile_shard.py"
 
 
-# The correctness gate's runs fed the baseline's tokens: the oracle (the released code path
-# in float64) and, for a run narrower than float32, each gated arm's (and the baseline's)
+# The correctness gate's runs fed a reference's tokens (the baseline's, or a compared model's
+# released path's for its best path): the reference's oracle (its released code path in
+# float64) and, for a run narrower than float32, each gated arm's (and each reference's)
 # code path in float32.
 rule gate_oracle:
     input:
         subset=rules.select_subset.output.subset,
-        against=f"{RUN}/runs/shard-{{shard}}.outputs.pt",
+        against=get_fed_outputs,
     output:
-        outputs=f"{RUN}/runs/shard-{{shard}}.oracle.pt",
+        outputs=f"{RUN}/{{arm}}runs/shard-{{shard}}.oracle.pt",
     log:
-        f"{RUN}/logs/gate_oracle-{{shard}}.log",
+        f"{RUN}/logs/{{arm}}gate_oracle-{{shard}}.log",
+    wildcard_constraints:
+        arm=PLAN.folders(lambda arm: arm.name in PLAN.references),
     conda:
         ENV
     resources:
         gpu=1,
     params:
-        spec=as_json(PLAN.oracle.params()["spec"]),
-        settings=as_json(PLAN.oracle.params()["settings"]),
+        spec=run_params("spec", lambda arm: arm.oracle),
+        settings=run_params("settings", lambda arm: arm.oracle),
         shards=config["shards"],
     script:
         "../scripts/gate_reference.py"

@@ -26,9 +26,11 @@ from vlmprof.report.models import models_table
 from vlmprof.report.models import to_markdown as models_markdown
 from vlmprof.report.variants import to_markdown as comparison_markdown
 from vlmprof.runtime.profile_settings import RELEASED_SHAPE, run_shape
+from vlmprof.variants.best_path import BEST
 from vlmprof.variants.comparison import compare_variants as compare_all
-from vlmprof.variants.comparison import read_run, write_comparison
+from vlmprof.variants.comparison import read_gate, read_run, write_comparison
 from vlmprof.variants.gate import GateFactors, judge_variant, merged_outputs, not_applicable
+from vlmprof.variants.models_comparison import ModelPath
 from vlmprof.variants.models_comparison import compare_models as model_comparison
 from vlmprof.variants.switches import BASELINE
 
@@ -100,6 +102,7 @@ def variant_gate(
     gate: str,
     name: str,
     *,
+    reference: str = BASELINE,
     baseline: Sequence[str],
     variant: Sequence[str],
     oracle: Sequence[str] = (),
@@ -111,10 +114,11 @@ def variant_gate(
     variant_check: Sequence[str] = (),
     records: Sequence[str] = (),
 ) -> None:
-    """The correctness gate of variant `name`: its saved outputs, fed the baseline's tokens,
-    against the baseline's and the oracle's, every shard (with the arms' float32 checks when
-    the run is narrower); a sweep point (another workload) is not gated. Its run `records`
-    say which pages did not fit (ran out of memory): those are not judged."""
+    """The correctness gate of variant `name`: its saved outputs, fed its `reference` arm's
+    tokens (the baseline's, or a compared model's released path's for its best path),
+    against that arm's (`baseline`) and its oracle's, every shard (with both arms' float32
+    checks when the run is narrower); a sweep point (another workload) is not gated. Its run
+    `records` say which pages did not fit (ran out of memory): those are not judged."""
     if sweep_point:
         changed = ", ".join(f"{key} {value}" for key, value in sorted(json.loads(switches).items()))
         verdict = not_applicable(name, f"{changed}: a different workload from the baseline")
@@ -129,10 +133,16 @@ def variant_gate(
             merged_outputs(oracle),
             GateFactors(code_path_factor, precision_factor),
             checks,
-            {r.image_id for r in read_run_records(records) if did_not_fit(r.error)},
+            did_not_fit={r.image_id for r in read_run_records(records) if did_not_fit(r.error)},
+            reference=_judged_against(reference),
         )
     log.info("gate %s: %s (%s)", name, verdict["status"], verdict["detail"])
     write_json_atomic(Path(gate), verdict)
+
+
+def _judged_against(reference: str) -> str:
+    """How a gate's criterion names the arm it judged against."""
+    return "the baseline" if reference == BASELINE else f"`{reference}`'s released path"
 
 
 def compare_variants(
@@ -174,31 +184,45 @@ def compare_variants(
 
 
 def compare_models(
-    baseline: str,
     metrics: Sequence[str],
+    gates: Sequence[str],
     json_out: str,
     csv_out: str,
     md_out: str,
     *,
-    names: Sequence[str],
+    arms: str,
 ) -> None:
-    """The run's own model (as `baseline`) and each of `models:` (named in `names`, their
-    metrics.json in the same order), by cost per page: comparison.json, .csv and .md."""
-    if len(names) != len(metrics):
+    """The compared models by cost per page: comparison.json, .csv and .md. `arms` (JSON)
+    names each model's path in the order of `metrics` (the run's own model first), as
+    {arm, name, path, switches}; each best path's gate.json is in `gates`, in the same
+    order."""
+    paths = json.loads(arms)
+    best = [arm for arm in paths if arm["path"] == BEST]
+    if len(paths) != len(metrics) or len(best) != len(gates):
         raise ValueError(
-            f"{len(names)} model names and {len(metrics)} metrics.json: each model needs one,"
-            " in the order of the names"
+            f"{len(paths)} model paths, {len(metrics)} metrics.json and {len(gates)} gate.json:"
+            " each path needs its metrics.json and each best path its gate.json, in order"
         )
-    runs = {BASELINE: MetricsDocument.read(baseline)}
-    for name, path in zip(names, metrics, strict=True):
-        runs[name] = MetricsDocument.read(path)
-    comparison = model_comparison(runs)
+    verdicts = {
+        arm["arm"]: read_gate(path, arm["arm"]) for arm, path in zip(best, gates, strict=True)
+    }
+    compared = [
+        ModelPath(
+            arm["name"],
+            arm["path"],
+            MetricsDocument.read(path),
+            arm["switches"],
+            verdicts.get(arm["arm"]),
+        )
+        for arm, path in zip(paths, metrics, strict=True)
+    ]
+    comparison = model_comparison(compared)
     table = models_table(comparison)
     write_json_atomic(Path(json_out), comparison)
     with atomic_open(Path(csv_out)) as handle:
         table.to_csv(handle)
     write_text_atomic(Path(md_out), models_markdown(comparison, table))
-    log.info("%d models by cost per page; cheapest: %s", len(runs), comparison["cheapest"])
+    log.info("%d model paths by cost per page; cheapest: %s", len(paths), comparison["cheapest"])
 
 
 def compare(

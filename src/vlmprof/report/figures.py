@@ -412,8 +412,9 @@ def arm_timelines_figure(timelines: dict[str, pd.DataFrame], titles: dict[str, s
 
 
 def models_figure(parts: pd.DataFrame, output_tokens: int) -> Figure:
-    """Per model, the GPU time of one page of `output_tokens` tokens split into its parts:
-    where each model spends a page. `parts` is `vlmprof.report.models.page_parts`."""
+    """Per model and decode path (released, best), the GPU time of one page of
+    `output_tokens` tokens split into its parts: where each model spends a page. `parts` is
+    `vlmprof.report.models.page_parts`."""
     seconds = parts.iloc[::-1]
     fig = Figure(figsize=(8, 1.2 + 0.5 * len(seconds)), layout="constrained")
     ax = fig.subplots()

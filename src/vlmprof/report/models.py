@@ -1,6 +1,7 @@
-"""Cost per page by model: the run's own model and each `models:` entry, profiled on the same
-pages with the same settings, side by side (models/comparison.json, computed by
-`vlmprof.variants.models_comparison`; tables and sentences here)."""
+"""Cost per page by model: the run's own model and each `models:` entry, each on its released
+path and its best gated path, profiled on the same pages with the same settings, side by
+side (models/comparison.json, computed by `vlmprof.variants.models_comparison`; tables and
+sentences here)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from vlmprof.report.formatting import format_number
+from vlmprof.report.formatting import format_number, times
+from vlmprof.variants.best_path import BEST
 
 COMPARISON_FILE = "models/comparison.json"
 NO_MODELS = (
@@ -27,9 +29,36 @@ def read_model_comparison(run_dir: str | Path) -> dict[str, Any] | None:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
+def path_label(entry: Mapping[str, Any]) -> str:
+    """How a table row or a bar names a model on a path: the model's name, `, best path`
+    after it for its best path, and `(gate failed)` where that path failed its gate."""
+    if entry["path"] != BEST:
+        return entry["name"]
+    failed = "" if entry["counted"] else " (gate failed)"
+    return f"{entry['name']}, best path{failed}"
+
+
+def _switches(entry: Mapping[str, Any]) -> str:
+    """A best path's switches in words (`decode static, experts grouped`)."""
+    return ", ".join(f"{key} {value}" for key, value in entry["switches"].items())
+
+
+def _gate(entry: Mapping[str, Any]) -> str | None:
+    """A best path's gate verdict in a word and its largest error ratio; None for a released
+    path (the reference it is judged against)."""
+    gate = entry["gate"]
+    if gate is None:
+        return None
+    ratio = gate["code_path_ratio"]
+    if ratio is None:
+        return gate["status"]
+    return f"{gate['status']} (largest error {times(ratio)} the released path's)"
+
+
 def models_table(comparison: Mapping[str, Any]) -> pd.DataFrame:
-    """One row per model: what it is, tokens per page, ms per page by stage, decode tokens/s,
-    MFU and MBU (%), and what a page of the cost section's length costs."""
+    """One row per model and path: what it is, its decode path and gate verdict, tokens per
+    page, ms per page by stage, decode tokens/s, MFU and MBU (%), and what a page of the
+    cost section's length costs (a best path's also as a share of its released path's)."""
     rows = []
     for entry in comparison["models"]:
         cost, stage_ms = entry["cost"], entry["stage_ms"]
@@ -38,9 +67,11 @@ def models_table(comparison: Mapping[str, Any]) -> pd.DataFrame:
         priced = [value for value in money if value is not None]
         rows.append(
             {
-                "model": entry["name"],
+                "model": path_label(entry),
                 "adapter": entry["model"],
                 "preset": entry["preset"],
+                "decode path": _switches(entry) if entry["path"] == BEST else "released",
+                "gate against its released path": _gate(entry),
                 "pages (failed)": f"{entry['pages']} ({entry['pages_failed']})",
                 "parameters (M)": None if params is None else params / 1e6,
                 "vision tokens per page": entry["image_tokens"],
@@ -53,6 +84,7 @@ def models_table(comparison: Mapping[str, Any]) -> pd.DataFrame:
                 f"prefill MFU ({entry['peak']}, %)": _percent(entry["mfu_prefill"]),
                 f"decode MBU ({entry['peak']}, %)": _percent(entry["mbu_decode"]),
                 f"GPU ms per page of {cost['output_tokens']} tokens": cost["gpu_ms_per_page"],
+                "of its released path's": entry.get("of_released"),
                 "pages per GPU-day": cost["pages_per_gpu_day"],
                 "energy per page (J)": cost["joules_per_page"],
                 "cost per 1,000 pages": sum(priced) if priced else None,
@@ -62,12 +94,12 @@ def models_table(comparison: Mapping[str, Any]) -> pd.DataFrame:
 
 
 def page_parts(comparison: Mapping[str, Any]) -> pd.DataFrame:
-    """Per model whose pages were timed, the GPU time (s) of a page of the comparison's
-    `output_tokens` tokens by part: vision, LLM prefill, and its decode steps (the measured
-    time per token times the tokens after the first)."""
+    """Per model and path whose pages were timed, the GPU time (s) of a page of the
+    comparison's `output_tokens` tokens by part: vision, LLM prefill, and its decode steps
+    (the measured time per token times the tokens after the first)."""
     steps = max(comparison["output_tokens"] - 1, 0)
     rows = {
-        entry["name"]: {
+        path_label(entry): {
             "vision": entry["stage_ms"]["vision"] / 1000.0,
             "llm_prefill": entry["stage_ms"]["llm_prefill"] / 1000.0,
             "decode": entry["stage_ms"]["decode_per_token"] * steps / 1000.0,
@@ -82,29 +114,60 @@ def _percent(fraction: float | None) -> float | None:
     return None if fraction is None else 100 * fraction
 
 
+def _on_path(entry: Mapping[str, Any]) -> str:
+    """A model on its path, in words: "`got` (hf_vlm: got_ocr2) on its best path (decode
+    static)"."""
+    path = "released path"
+    if entry["path"] == BEST:
+        path = f"best path ({_switches(entry)})"
+    return f"`{entry['name']}` ({entry['model']}) on its {path}"
+
+
+def _entry(comparison: Mapping[str, Any], pick: Mapping[str, Any] | None) -> Mapping | None:
+    """The entry `pick` ({name, path}) names, or None."""
+    if pick is None:
+        return None
+    return next(
+        e for e in comparison["models"] if (e["name"], e["path"]) == (pick["name"], pick["path"])
+    )
+
+
 def cheapest_sentence(comparison: Mapping[str, Any]) -> str:
-    """Which model costs least GPU time per page, and by how much over the dearest."""
-    entries = {e["name"]: e for e in comparison["models"]}
-    name = comparison.get("cheapest")
-    if name is None:
+    """Which model on which path costs least GPU time per page (a best path only where its
+    gate passed), by how much over the dearest, the cheapest on the released paths alone
+    where another, and the best paths not counted because their gate failed."""
+    cheapest = _entry(comparison, comparison.get("cheapest"))
+    if cheapest is None:
         return "No model was costed: no page ran."
-    times = {n: e["cost"]["gpu_ms_per_page"] for n, e in entries.items()}
-    costed = {n: t for n, t in times.items() if t is not None}
-    dearest = max(costed, key=costed.__getitem__)
-    tokens = entries[name]["cost"]["output_tokens"]
-    sentence = (
-        f"At {tokens:,} output tokens a page, `{name}` ({entries[name]['model']}) costs the "
-        f"least GPU time per page: {costed[name]:,.0f} ms"
-    )
-    if dearest != name:
-        sentence += (
-            f", {costed[dearest] / costed[name]:.1f}x less than `{dearest}` "
-            f"({costed[dearest]:,.0f} ms)"
+    counted = [
+        e for e in comparison["models"] if e["counted"] and e["cost"]["gpu_ms_per_page"] is not None
+    ]
+    dearest = max(counted, key=lambda e: e["cost"]["gpu_ms_per_page"])
+    ms = cheapest["cost"]["gpu_ms_per_page"]
+    sentences = [
+        f"At {cheapest['cost']['output_tokens']:,} output tokens a page, {_on_path(cheapest)} "
+        f"costs the least GPU time per page: {ms:,.0f} ms"
+    ]
+    if dearest is not cheapest:
+        most = dearest["cost"]["gpu_ms_per_page"]
+        sentences[0] += f", {most / ms:.1f}x less than {_on_path(dearest)} ({most:,.0f} ms)"
+    released = _entry(comparison, comparison.get("cheapest_released"))
+    if released is not None and released is not cheapest:
+        sentences.append(
+            f"On the released paths alone, `{released['name']}` ({released['model']}) is the "
+            f"cheapest: {released['cost']['gpu_ms_per_page']:,.0f} ms"
         )
-    return (
-        sentence + ". The weights are random: this compares what each model's shapes cost, "
-        "not how well it reads."
+    failed = [f"`{e['name']}`" for e in comparison["models"] if not e["counted"]]
+    if failed:
+        sentences.append(
+            f"Not counted: the best path of {', '.join(failed)}, which failed the correctness "
+            "gate against its released path"
+        )
+    sentences.append(
+        "The weights are random: this compares what each model's shapes cost, not how well "
+        "it reads."
     )
+    return ". ".join(sentences)
 
 
 def to_markdown(comparison: Mapping[str, Any], table: pd.DataFrame) -> str:

@@ -68,9 +68,11 @@ Static compute
                                         counted_work_note(static): why a model has none
 Models
     read_model_comparison(run_dir)      models/comparison.json, or None (NO_MODELS says how)
-    models_table(comparison)            per model: tokens, ms by stage, tokens/s, MFU/MBU, cost
-    cheapest_sentence(comparison)       the model with the least GPU time per page
-    page_parts(comparison)              per model, a page's GPU time (s) by part: the figure
+    models_table(comparison)            per model and path (released, best): its gate,
+                                        tokens, ms by stage, tokens/s, MFU/MBU, cost
+    cheapest_sentence(comparison)       the model and path with the least GPU time per page
+                                        (a best path only where its gate passed)
+    page_parts(comparison)              per model and path, a page's GPU time (s) by part
 Variants
     comparison_note(comparison)         the line shown when there is nothing to compare
     gate_table(comparison)              each variant's gate and measured margin

@@ -147,14 +147,20 @@ def _largest(pages: Mapping[str, Mapping[str, Any]], key: str) -> float | None:
     return max(values) if values else None
 
 
-def criterion(factors: GateFactors, checked_precision: bool, steps: int | None = None) -> str:
-    """What "passed" means, in one sentence."""
+def criterion(
+    factors: GateFactors,
+    checked_precision: bool,
+    steps: int | None = None,
+    reference: str = "the baseline",
+) -> str:
+    """What "passed" means, in one sentence; `reference` names the arm the variant is fed
+    and judged against."""
     every = f"every one of its {steps} steps" if steps else "every step"
     text = (
-        f"fed the baseline's tokens, at {every} of every page the variant's logits stay as "
-        "close to a float64 run of the released code with the same weights as the "
-        f"baseline's own: its largest error within {factors.code_path:g}x the baseline's "
-        "at the check precision (float32)"
+        f"fed {reference}'s tokens, at {every} of every page the variant's logits stay as "
+        "close to a float64 run of the released code with the same weights as "
+        f"{reference}'s own: its largest error within {factors.code_path:g}x "
+        f"{reference}'s at the check precision (float32)"
     )
     if checked_precision:
         text += f", and its RMS error within {factors.precision:g}x at the run's precision"
@@ -169,8 +175,10 @@ def judge_variant(
     factors: GateFactors,
     checks: tuple[Outputs, Outputs] | None = None,
     did_not_fit: Collection[str] = (),
+    reference: str = "the baseline",
 ) -> dict[str, Any]:
-    """The gate verdict of a variant over every page the baseline has outputs for.
+    """The gate verdict of a variant over every page the baseline (the arm it is judged
+    against, named `reference` in the criterion) has outputs for.
 
     `checks` (baseline, variant at the check precision) are given when the run is
     narrower than float32. Pages in `did_not_fit` (their batch ran out of the device's
@@ -208,7 +216,7 @@ def judge_variant(
         "factors": asdict(factors),
         "code_path_ratio": _largest(pages, "code_path_ratio"),
         "precision_ratio": _largest(pages, "precision_ratio"),
-        "criterion": criterion(factors, checks is not None, steps),
+        "criterion": criterion(factors, checks is not None, steps, reference),
         "page_results": pages,
         "pages_did_not_fit": unfit,
     }

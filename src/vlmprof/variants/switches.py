@@ -331,7 +331,12 @@ def check_variant(name: str, base: Mapping[str, Any], switches: Mapping[str, Any
             "variants.baseline: the name is taken by the run's own settings; name the variant"
             " after what it changes"
         )
-    key = f"variants.{name}"
+    check_switches(f"variants.{name}", base, switches)
+
+
+def check_switches(key: str, base: Mapping[str, Any], switches: Mapping[str, Any]) -> None:
+    """Raise a VariantError, naming `key`.<switch>, when `switches` over an arm of view `base`
+    cannot run on its device and model."""
     refused = first_refusal(
         apply_switches(base, switches), lambda switch: f"{key}.{switch}", switches
     )

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# One GPU's pipeline run for a measurement page: the pipeline with CONFIG (default
-# config/examples/h200-latency.yaml, for docs/measurements/latency-h200.md; its short form
-# h200-latency-short.yaml; h200-models.yaml for docs/measurements/models-h200.md) and any
+# One pipeline run on whichever GPU is lent, for a measurement page: the pipeline with CONFIG
+# (default config/examples/latency.yaml, the one-page latency frontier; its short form
+# latency-short.yaml; models.yaml, every model on its released and its best path) and any
 # further snakemake arguments (e.g. --config subset='{n: 4}'), then a tarball of the results
-# (traces excluded; also of a failed run's finished jobs) and the log in OUT_DIR.
-# Usage: benchmarks/pipeline_h200.sh OUT_DIR [CONFIG [snakemake args...]] (on the GPU
+# (traces excluded; also of a failed run's finished jobs), the GPUs' names and clocks and
+# the log in OUT_DIR. Each config holds its own anchor (the released path, the A/A control)
+# in the same run, so the numbers are for the card in gpu.csv.
+# Usage: benchmarks/pipeline_gpu.sh OUT_DIR [CONFIG [snakemake args...]] (on the GPU
 # machine: source benchmarks/device_env.sh first). Stops at the first failure.
 set -euo pipefail
-usage="usage: benchmarks/pipeline_h200.sh OUT_DIR [CONFIG [snakemake args...]]"
+usage="usage: benchmarks/pipeline_gpu.sh OUT_DIR [CONFIG [snakemake args...]]"
 out=${1:?$usage}
-config=${2:-config/examples/h200-latency.yaml}
+config=${2:-config/examples/latency.yaml}
 shift $(( $# < 2 ? $# : 2 ))
 run_name=$(python3 -c 'import sys, yaml; print(yaml.safe_load(open(sys.argv[1]))["run_name"])' \
     "$config")
