@@ -148,7 +148,8 @@ def get_gate_against(wildcards):
 def get_gate_outputs(wildcards):
     """What an arm's gate compares, every shard: its reference's and its outputs and,
     unless it is a sweep point, its records, the reference's oracle's and (for a run
-    narrower than float32) both arms' float32 checks (its own outputs where it runs in float32)."""
+    narrower than float32) both arms' float32 checks (its own outputs where it runs in
+    float32)."""
     arm = job_arm(wildcards)
     reference = gate_reference(arm)
     outputs = {
