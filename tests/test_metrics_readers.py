@@ -35,7 +35,8 @@ from vlmprof.report import (
     timing,
     utilisation,
 )
-from vlmprof.variants.models_comparison import model_entry
+from vlmprof.variants.best_path import RELEASED
+from vlmprof.variants.models_comparison import ModelPath, model_entry
 
 SRC = REPO / "src" / "vlmprof"
 READERS = sorted(
@@ -172,4 +173,4 @@ def test_every_reader_reads_every_committed_document(path: Path):
     energy_table(telemetry)
     flagged_table(telemetry)
     assert host_sentence(metrics.host).endswith(".")
-    assert model_entry("baseline", metrics)["pages"] == metrics.counts.images
+    assert model_entry(ModelPath("baseline", RELEASED, metrics))["pages"] == metrics.counts.images
