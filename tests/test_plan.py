@@ -380,7 +380,7 @@ def test_every_arm_shares_the_pages_lengths_and_no_variant_switches_them(tmp_pat
         models={"ocr2": {"name": "deepseek_ocr2"}},
     )
     assert all(arm.settings["output_length"] == lengths for arm in plan.arms.values())
-    assert plan.oracle.settings["output_length"] == lengths
+    assert plan.baseline.oracle.settings["output_length"] == lengths
     assert plan.baseline.run.params()["settings"]["output_length"] == lengths
     # A variant that would give pages other lengths is refused by the schema, in one line.
     with pytest.raises(ConfigError, match=r"variants\.long.*output_length"):

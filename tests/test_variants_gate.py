@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
+from vlmprof.data.subset import first_pages
 from vlmprof.variants.gate import (
     GateFactors,
     GateInputError,
@@ -143,3 +145,30 @@ def test_pages_that_did_not_fit_are_no_failure_but_a_wrong_page_still_fails():
     wrong = _outputs([0, 5, 7, 2], [1e-6, 2e-6, 1e-6, 1e-3])
     bad = judge_variant("bad", baseline, {"p": wrong}, oracle, FACTORS, did_not_fit={"q", "r"})
     assert bad["status"] == "failed"
+
+
+def test_a_sampled_gate_judges_its_sample_and_says_so():
+    wrong = _outputs([0, 5, 7, 2], [1e-6, 2e-6, 1e-6, 1e-3])
+    baseline = {"p": BASE, "q": BASE, "r": BASE}
+    # The oracle ran the sample only; a page outside it is neither judged nor missing.
+    oracle = {"p": ORACLE, "q": ORACLE}
+    variant = {"p": BASE, "q": BASE, "r": wrong}
+    verdict = judge_variant("b8", baseline, variant, oracle, FACTORS, sample={"p", "q"})
+    assert verdict["status"] == "passed", verdict
+    assert (verdict["pages"], verdict["pages_in_run"]) == (2, 3)
+    assert sorted(verdict["page_results"]) == ["p", "q"]
+    assert "each of the run's first 2 of 3 pages (the gate's sample)" in verdict["criterion"]
+    # A wrong page inside the sample fails it.
+    variant["q"] = wrong
+    failed = judge_variant("b8", baseline, variant, oracle, FACTORS, sample={"p", "q"})
+    assert failed["status"] == "failed" and "q: largest logit error" in failed["detail"]
+    # Without a sample every page is judged: the oracle's missing page fails the gate.
+    whole = judge_variant("b8", baseline, {"p": BASE, "q": BASE, "r": BASE}, oracle, FACTORS)
+    assert whole["status"] == "failed" and "1 page(s) without output (r)" in whole["detail"]
+
+
+def test_first_pages_are_the_subsets_first_in_selection_order():
+    subset = pd.DataFrame({"image_id": ["b", "a", "c"], "path": ["b.png", "a.png", "c.png"]})
+    assert first_pages(subset, 2) == {"b", "a"}
+    assert first_pages(subset, None) == {"a", "b", "c"}
+    assert first_pages(subset, 10) == {"a", "b", "c"}

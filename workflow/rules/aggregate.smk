@@ -82,6 +82,7 @@ rule compare_models:
 rule variant_gate:
     input:
         unpack(get_gate_outputs),
+        subset=rules.select_subset.output.subset,
     output:
         gate=f"{RUN}/{{arm}}gate.json",
     log:
@@ -95,6 +96,7 @@ rule variant_gate:
         reference=lambda wildcards: job_arm(wildcards).reference or BASELINE.name,
         code_path_factor=config["variant_gate"]["code_path_factor"],
         precision_factor=config["variant_gate"]["precision_factor"],
+        pages=config["variant_gate"]["pages"],
         sweep_point=lambda wildcards: job_arm(wildcards).sweep_point,
         switches=lambda wildcards: as_json(job_arm(wildcards).switches),
     script:

@@ -48,6 +48,7 @@ rule gate_oracle:
         spec=run_params("spec", lambda arm: arm.oracle),
         settings=run_params("settings", lambda arm: arm.oracle),
         shards=config["shards"],
+        pages=config["variant_gate"]["pages"],
     script:
         "../scripts/gate_reference.py"
 
@@ -63,6 +64,7 @@ use rule gate_oracle as gate_check with:
         spec=run_params("spec", lambda arm: arm.check),
         settings=run_params("settings", lambda arm: arm.check),
         shards=config["shards"],
+        pages=config["variant_gate"]["pages"],
 
 
 # The operator pass: the baseline's, read by its aggregation; another arm's on request (a

@@ -6,5 +6,8 @@ from vlmprof.logs import log_to_file
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])
-inputs = {key: list(paths) for key, paths in smk.input.items()}
+# Each input as a list of paths (a single path, the subset's, is a string).
+inputs = {
+    key: [paths] if isinstance(paths, str) else list(paths) for key, paths in smk.input.items()
+}
 variant_gate(gate=smk.output.gate, **inputs, **smk.params)

@@ -67,6 +67,14 @@ def shard_pages(subset: pd.DataFrame, shard: int, shards: int) -> list[tuple[str
     return list(zip(mine["image_id"], mine["path"].map(Path), strict=True))
 
 
+def first_pages(subset: pd.DataFrame, count: int | None) -> set[str]:
+    """The image_ids of the subset's first `count` pages in selection order (balanced over
+    categories), every page when `count` is None: the pages an arm with a `pages` setting
+    profiles, and the correctness gate's sample (`variant_gate.pages`)."""
+    ids = subset["image_id"].astype(str)
+    return set(ids if count is None else ids.iloc[:count])
+
+
 def page_texts(subset: pd.DataFrame) -> dict[str, str]:
     """Each subset page's ground-truth text by image id (`manifest.TEXT_COLUMN`); a subset
     without one (a folder of images, or a manifest made before pages kept their text) is a

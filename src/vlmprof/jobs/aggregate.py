@@ -14,6 +14,7 @@ import pandas as pd
 
 from vlmprof.atomic import atomic_open, write_json_atomic, write_text_atomic
 from vlmprof.compare import compare_dirs, to_markdown, workflow_refusal
+from vlmprof.data.subset import first_pages
 from vlmprof.device import dtype_name, resolve_dtype
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.document import MetricsDocument
@@ -113,12 +114,15 @@ def variant_gate(
     baseline_check: Sequence[str] = (),
     variant_check: Sequence[str] = (),
     records: Sequence[str] = (),
+    subset: Sequence[str] = (),
+    pages: int | None = None,
 ) -> None:
     """The correctness gate of variant `name`: its saved outputs, fed its `reference` arm's
     tokens (the baseline's, or a compared model's released path's for its best path),
     against that arm's (`baseline`) and its oracle's, every shard (with both arms' float32
     checks when the run is narrower); a sweep point (another workload) is not gated. Its run
-    `records` say which pages did not fit (ran out of memory): those are not judged."""
+    `records` say which pages did not fit (ran out of memory): those are not judged, nor
+    are pages outside the gate's sample (the `subset`'s first `pages`, when set)."""
     if sweep_point:
         changed = ", ".join(f"{key} {value}" for key, value in sorted(json.loads(switches).items()))
         verdict = not_applicable(name, f"{changed}: a different workload from the baseline")
@@ -135,6 +139,7 @@ def variant_gate(
             checks,
             did_not_fit={r.image_id for r in read_run_records(records) if did_not_fit(r.error)},
             reference=_judged_against(reference),
+            sample=first_pages(pd.read_csv(subset[0]), pages) if pages is not None else None,
         )
     log.info("gate %s: %s (%s)", name, verdict["status"], verdict["detail"])
     write_json_atomic(Path(gate), verdict)

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 
 from vlmprof.atomic import atomic_open, write_text_atomic
-from vlmprof.data.subset import page_texts, readable_pages, shard_pages
+from vlmprof.data.subset import first_pages, page_texts, readable_pages, shard_pages
 from vlmprof.flops.page_work import page_work
 from vlmprof.models.base import ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.profiler.operator_profile import run_operator_profile
@@ -46,11 +46,13 @@ def profile_shard(
     settings: str,
     shards: int,
 ) -> None:
-    """Timing pass of one shard: each of its pages x repeats, one run record (JSON line)
-    each, and each page's reference outputs for the correctness gate (fed the tokens of the
-    baseline's outputs `against`, for an arm the gate judges)."""
+    """Timing pass of one shard: each of its pages (of the subset's first `pages`, where
+    the arm's settings set it) x repeats, one run record (JSON line) each, and each page's
+    reference outputs for the correctness gate (fed the tokens of the baseline's outputs
+    `against`, for an arm the gate judges)."""
     table = pd.read_csv(subset)
-    pages = shard_pages(table, shard, shards)
+    mine = first_pages(table, json.loads(settings).get("pages"))
+    pages = [page for page in shard_pages(table, shard, shards) if page[0] in mine]
     model = ModelSpec(**json.loads(spec))
     baseline = None if against is None else merged_outputs([against])
     with launched_model(model) as (adapter, placement):
@@ -84,17 +86,21 @@ def gate_reference(
     settings: str,
     shards: int,
     progress_label: str,
+    pages: int | None = None,
 ) -> None:
     """The gate's run of one shard at a higher precision (`spec.upcast`): each page the
-    baseline ran, fed the baseline's tokens (its outputs `against`), in float32 without
-    TensorFloat-32; written like the timing pass's reference outputs."""
-    pages = shard_pages(pd.read_csv(subset), shard, shards)
+    baseline ran of the gate's sample (the subset's first `pages`; every page when None),
+    fed the baseline's tokens (its outputs `against`), in float32 without TensorFloat-32;
+    written like the timing pass's reference outputs."""
+    table = pd.read_csv(subset)
+    sample = first_pages(table, pages)
+    judged = [page for page in shard_pages(table, shard, shards) if page[0] in sample]
     model = ModelSpec(**json.loads(spec))
     with exact_float32(), launched_model(model) as (adapter, placement):
         run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
         log.info("gate run of shard %d in %s on %s", shard, adapter.dtype, placement.device)
         baseline = merged_outputs([against])
-        saved = teacher_forced_outputs(adapter, pages, baseline, run, progress_label)
+        saved = teacher_forced_outputs(adapter, judged, baseline, run, progress_label)
     with atomic_open(Path(outputs), "wb") as handle:
         torch.save(saved, handle)
 

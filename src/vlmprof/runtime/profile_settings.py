@@ -50,6 +50,10 @@ class ProfileSettings:
     # max_new_tokens (the released flow), a seeded draw per page, or its ground-truth text's.
     # Every arm of a run shares it, so a page has one length in all of them.
     output_length: OutputLength = OutputLength()
+    # How many of the subset's pages the arm profiles, its first in selection order; None:
+    # every page. A slow arm (the released path at 1,000 tokens a page) on a few pages
+    # anchors fast arms that need many pages to fill their batches.
+    pages: int | None = None
 
     def __post_init__(self) -> None:
         # A job's params and `dataclasses.asdict` hand the setting over as a mapping.
@@ -78,6 +82,7 @@ class ProfileSettings:
             # No config key of its own: the released flow, which a variant may switch.
             "preprocess": RELEASED_SHAPE["preprocess"],
             "output_length": OutputLength.from_config(config["output_length"]).params(),
+            "pages": config["pages"],
         }
 
     @classmethod
@@ -94,7 +99,7 @@ class ProfileSettings:
 RELEASED_SHAPE: dict[str, Any] = {
     item.name: item.default
     for item in fields(ProfileSettings)
-    if item.name in ("batch_size", "workers", "preprocess")
+    if item.name in ("batch_size", "workers", "preprocess", "pages")
 }
 
 
@@ -112,6 +117,6 @@ def settings_params(settings: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_shape(settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The run's shape (batch size, workers, preprocessing) where it is not the released
+    """The run's shape (batch size, workers, preprocessing, pages) where it is not the released
     flow's: what metrics.json's resolved config adds to the model's spec."""
     return {key: value for key, value in settings_params(settings).items() if key in RELEASED_SHAPE}

@@ -152,12 +152,16 @@ def criterion(
     checked_precision: bool,
     steps: int | None = None,
     reference: str = "the baseline",
+    sampled: tuple[int, int] | None = None,
 ) -> str:
     """What "passed" means, in one sentence; `reference` names the arm the variant is fed
-    and judged against."""
+    and judged against; `sampled` (pages judged, pages run) when the gate judged a sample."""
     every = f"every one of its {steps} steps" if steps else "every step"
+    pages = "every page"
+    if sampled is not None:
+        pages = f"each of the run's first {sampled[0]} of {sampled[1]} pages (the gate's sample)"
     text = (
-        f"fed {reference}'s tokens, at {every} of every page the variant's logits stay as "
+        f"fed {reference}'s tokens, at {every} of {pages} the variant's logits stay as "
         "close to a float64 run of the released code with the same weights as "
         f"{reference}'s own: its largest error within {factors.code_path:g}x "
         f"{reference}'s at the check precision (float32)"
@@ -176,15 +180,17 @@ def judge_variant(
     checks: tuple[Outputs, Outputs] | None = None,
     did_not_fit: Collection[str] = (),
     reference: str = "the baseline",
+    sample: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """The gate verdict of a variant over every page the baseline (the arm it is judged
-    against, named `reference` in the criterion) has outputs for.
+    against, named `reference` in the criterion) has outputs for, or over those in the
+    gate's `sample` when one is given.
 
     `checks` (baseline, variant at the check precision) are given when the run is
     narrower than float32. Pages in `did_not_fit` (their batch ran out of the device's
     memory: a finding of the variant's batch size, not a wrong output) have no output to
     judge; the verdict is then `did_not_fit`, unless a page that ran failed."""
-    images = sorted(baseline)
+    images = sorted(image for image in baseline if sample is None or image in sample)
     unfit = [image for image in images if image in did_not_fit and image not in variant]
     missing = [
         image
@@ -208,6 +214,7 @@ def judge_variant(
         if image not in missing and image not in unfit
     }
     steps = max((page["steps"] for page in pages.values()), default=None)
+    sampled = None if sample is None else (len(images), len(baseline))
     verdict: dict[str, Any] = {
         "variant": name,
         "method": "teacher-forced",
@@ -216,8 +223,9 @@ def judge_variant(
         "factors": asdict(factors),
         "code_path_ratio": _largest(pages, "code_path_ratio"),
         "precision_ratio": _largest(pages, "precision_ratio"),
-        "criterion": criterion(factors, checks is not None, steps, reference),
+        "criterion": criterion(factors, checks is not None, steps, reference, sampled),
         "page_results": pages,
+        "pages_in_run": len(baseline),
         "pages_did_not_fit": unfit,
     }
     if not images:

@@ -274,6 +274,7 @@ SWITCHES: dict[str, Switch] = {
     ),
     "batch_size": Switch("batch_size", refusals=(_raised(check_batch_size),)),
     "workers": Switch("workers", refusals=(_raised(check_workers),)),
+    "pages": Switch("pages"),
     "dtype": Switch("dtype"),
     "preset": Switch("preset", workload=True, refusals=(dims_of_checkpoint,)),
     "mode": Switch("mode", workload=True, refusals=(known_mode,)),
