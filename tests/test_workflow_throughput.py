@@ -35,7 +35,9 @@ def cpu_form(example: dict) -> dict:
             cpu["decode"] = "static"
         cpu["batch_size"] = min(cpu.get("batch_size", 1), PAGES)
         if "pages" in cpu:
-            cpu["pages"] = PAGES // 2
+            # Every page, or half of them for an arm of a few pages.
+            few = cpu["pages"] < example["subset"]["n"]
+            cpu["pages"] = PAGES // 2 if few else PAGES
         if "workers" in cpu:
             cpu["workers"] = min(cpu["workers"], 2)
         if cpu not in variants.values():
@@ -81,8 +83,8 @@ def test_the_cpu_form_runs_the_released_path_a_batch_an_inline_and_a_workers_arm
         "released-b8": (PAGES, 0, 2, "eager"),
         "b1": (1, 0, 2, "static"),
         "b8": (PAGES, 0, 2, "static"),
-        "b64": (PAGES, 0, None, "static"),
-        "b64-w8": (PAGES, 2, None, "static"),
+        "b64": (PAGES, 0, PAGES, "static"),
+        "b64-w8": (PAGES, 2, PAGES, "static"),
     }
     assert config["pages"] == config["variant_gate"]["pages"] == 2
 

@@ -192,15 +192,11 @@ def judge_variant(
     judge; the verdict is then `did_not_fit`, unless a page that ran failed."""
     images = sorted(image for image in baseline if sample is None or image in sample)
     unfit = [image for image in images if image in did_not_fit and image not in variant]
+    sides = (variant, oracle, *(checks or ()))
     missing = [
         image
         for image in images
-        if image not in unfit
-        and (
-            image not in variant
-            or image not in oracle
-            or (checks is not None and any(image not in side for side in checks))
-        )
+        if image not in unfit and any(image not in side for side in sides)
     ]
     pages = {
         image: judge_page(
@@ -228,8 +224,17 @@ def judge_variant(
         "pages_in_run": len(baseline),
         "pages_did_not_fit": unfit,
     }
-    if not images:
-        return verdict | {
+    return verdict | _outcome(verdict, missing, unfit, factors)
+
+
+def _outcome(
+    verdict: Mapping[str, Any], missing: list[str], unfit: list[str], factors: GateFactors
+) -> dict[str, str]:
+    """A verdict's status and detail from its judged pages: failed (no page, a page
+    without output or one beyond the limits), did_not_fit, or passed with its margin."""
+    pages = verdict["page_results"]
+    if not verdict["pages"]:
+        return {
             "status": "failed",
             "detail": "the baseline saved no reference outputs (every page failed?)",
         }
@@ -238,12 +243,12 @@ def judge_variant(
         reasons = [f"{len(missing)} page(s) without output ({', '.join(missing[:3])})"]
         reasons = reasons if missing else []
         reasons += [_failure(image, page, factors) for image, page in list(failed.items())[:3]]
-        return verdict | {"status": "failed", "detail": "; ".join(reasons)}
+        return {"status": "failed", "detail": "; ".join(reasons)}
     if unfit:
         ran = f"; the {len(pages)} that ran: {margin(verdict)}" if pages else ""
-        detail = f"{len(unfit)} of {len(images)} pages did not fit (out of memory){ran}"
-        return verdict | {"status": "did_not_fit", "detail": detail}
-    return verdict | {"status": "passed", "detail": margin(verdict)}
+        detail = f"{len(unfit)} of {verdict['pages']} pages did not fit (out of memory){ran}"
+        return {"status": "did_not_fit", "detail": detail}
+    return {"status": "passed", "detail": margin(verdict)}
 
 
 def _failure(image: str, page: Mapping[str, Any], factors: GateFactors) -> str:
