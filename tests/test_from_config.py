@@ -96,7 +96,7 @@ def test_settings_come_whole_from_the_config_and_repeat_none_of_its_defaults():
     # The run's shape and the pages' lengths default to the released flow, so a job's
     # params can leave them out.
     assert defaulted <= job_only | set(LATER_SETTINGS)
-    assert RELEASED_SHAPE == {"batch_size": 1, "workers": 0, "preprocess": "cpu"}
+    assert RELEASED_SHAPE == {"batch_size": 1, "workers": 0, "preprocess": "cpu", "pages": None}
     assert LATER_SETTINGS["output_length"]["kind"] == "fixed"
     settings = ProfileSettings.from_config(default_config(), shard=2, eos_id=5)
     assert (settings.shard, settings.eos_id, settings.nvtx) == (2, 5, True)

@@ -82,7 +82,8 @@ rule compare_models:
 rule variant_gate:
     input:
         unpack(get_gate_outputs),
-        subset=rules.select_subset.output.subset,
+        # A list, as every input of the gate is (the script reads each as one).
+        subset=[rules.select_subset.output.subset],
     output:
         gate=f"{RUN}/{{arm}}gate.json",
     log:

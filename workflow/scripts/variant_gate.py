@@ -6,8 +6,5 @@ from vlmprof.logs import log_to_file
 
 smk = snakemake  # noqa: F821
 log_to_file(smk.log[0])
-# Each input as a list of paths (a single path, the subset's, is a string).
-inputs = {
-    key: [paths] if isinstance(paths, str) else list(paths) for key, paths in smk.input.items()
-}
+inputs = {key: list(paths) for key, paths in smk.input.items()}
 variant_gate(gate=smk.output.gate, **inputs, **smk.params)
