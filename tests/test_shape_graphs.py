@@ -6,6 +6,7 @@ those cases are skipped without a GPU; the signature that picks a graph is check
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
 import torch
@@ -78,3 +79,35 @@ def test_replayed_vision_gives_the_eager_embeddings(dtype):
         shapes.add(crops.shape)
     assert len(sam.forward.captures) == len(shapes)
     assert len(calls) == 2 * len(shapes)  # the stage hook fired on every replay
+
+
+@NEEDS_CUDA
+def test_another_thread_may_pin_and_copy_pages_while_a_graph_is_captured():
+    # Worker-fed runs pin each page (the DataLoader's pinning thread) and copy it to the
+    # device (a thread of its own) while the timing process captures its graphs; on an H100
+    # a capture in the default (global) mode made that pinning fail with
+    # cudaErrorStreamCaptureUnsupported.
+    errors: list[BaseException] = []
+
+    def pin_and_copy() -> None:
+        try:
+            page = torch.ones(1024, 1024).pin_memory()
+            with torch.cuda.stream(torch.cuda.Stream()):
+                page.to("cuda", non_blocking=True)
+        except BaseException as error:  # the thread's failure, read by the test
+            errors.append(error)
+
+    x = torch.ones(8, device="cuda")
+
+    def run() -> torch.Tensor:
+        thread = threading.Thread(target=pin_and_copy)
+        thread.start()
+        thread.join()
+        return x * 2
+
+    graph, output = GraphPool().capture(run)
+    x.fill_(3.0)
+    graph.replay()
+    torch.cuda.synchronize()
+    assert not errors, errors
+    assert torch.equal(output, torch.full_like(x, 6.0))

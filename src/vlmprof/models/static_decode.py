@@ -65,7 +65,11 @@ class GraphPool:
         if self.handle is None:
             self.handle = torch.cuda.graph_pool_handle()
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph, pool=self.handle):
+        # Only this thread's calls are checked during the capture: the threads feeding
+        # pages (pinning them, copying them on a stream of their own) go on meanwhile, and
+        # the default (global) mode failed their pinning (an H100, docs/measurements/
+        # throughput-h100.md).
+        with torch.cuda.graph(graph, pool=self.handle, capture_error_mode="thread_local"):
             output = run()
         return graph, output
 
