@@ -3,7 +3,11 @@ the check of a test's `needs_tool` mark."""
 
 from __future__ import annotations
 
+import fcntl
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         missing_tool(*mark.args)
 
 
+def session_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The scratch folder every process of this pytest session shares: under pytest-xdist
+    the parent of each worker's own."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if "PYTEST_XDIST_WORKER" in os.environ else base
+
+
+@contextmanager
+def held(lock: Path) -> Iterator[None]:
+    """Hold `lock` (a file) alone: other processes of the session wait until it is released."""
+    with lock.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 @pytest.fixture(scope="session")
 def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scratch checkout of the workflow with a small, fast configuration."""
@@ -32,6 +51,20 @@ def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def pipeline_run(workflow_dir: Path) -> Path:
-    """Run the whole workflow once (the CPU default, fewer pages); the run's results folder."""
-    return run_workflow(workflow_dir, FAST_CONFIG)
+def pipeline_run(workflow_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole workflow run once in the session (the CPU default, fewer pages), copied into
+    this process's scratch checkout, where Snakemake finds nothing left to do; the run's
+    results folder. Under pytest-xdist the first worker to need it runs it and the others
+    wait for it: one run instead of one per worker."""
+    shared = session_folder(tmp_path_factory)
+    finished, done = shared / "pipeline-run", shared / "pipeline-run.done"
+    with held(shared / "pipeline-run.lock"):
+        if not done.exists():
+            if finished.exists():
+                pytest.fail(f"the session's workflow run in {finished} failed in another worker")
+            finished.mkdir()
+            run_workflow(copy_workflow(finished), FAST_CONFIG)
+            done.touch()
+    # Modification times kept: every output stays newer than its inputs.
+    shutil.copytree(finished, workflow_dir, symlinks=True, dirs_exist_ok=True)
+    return workflow_dir / "results" / FAST_CONFIG["run_name"]
