@@ -122,11 +122,24 @@ def checkout_of_run(pipeline_run: Path, scratch: Path) -> Path:
 
 def run_workflow(checkout: Path, config: dict) -> Path:
     """Run the checkout's whole workflow with `config` as its config file, which must
-    succeed; the run's results folder."""
+    succeed; the run's results folder. What Snakemake printed is kept beside the config
+    (`terminal_output`)."""
     path = write_config(checkout, config)
     result = snakemake(checkout, "--configfile", str(path))
     assert result.returncode == 0, result.stderr[-5000:]
-    return checkout / "results" / config["run_name"]
+    run = checkout / "results" / config["run_name"]
+    terminal_file(run).write_text(result.stdout + result.stderr)
+    return run
+
+
+def terminal_file(run: Path) -> Path:
+    """Where run_workflow keeps what Snakemake printed while it made `run`."""
+    return run.parents[1] / f"{run.name}.terminal.txt"
+
+
+def terminal_output(run: Path) -> str:
+    """What Snakemake printed on its terminal while run_workflow made `run`."""
+    return terminal_file(run).read_text()
 
 
 def run_with_more_arms(
