@@ -21,6 +21,8 @@ from tests.workflow_helpers import (
     snakemake,
     write_config,
 )
+from vlmprof.flops import analytic
+from vlmprof.models.deepseek_ocr2.dims import preset_dims
 from vlmprof.models.hf_vlm.architectures import ARCHITECTURES
 
 MODELS = {
@@ -181,6 +183,29 @@ def test_a_model_without_formulas_carries_its_counted_work(models_run: Path):
         sum(r["counted_work"]["prefill"]["bytes_as_implemented"] for r in ocr2)
     )
     assert prefill["bytes_necessary_total"] < prefill["bytes_as_implemented_total"]
+
+
+def test_deepseek_ocr2_is_timed_stage_by_stage_and_costed_by_its_formulas(models_run: Path):
+    records = _records(models_run, "ocr2")
+    assert len(records) == FAST_CONFIG["subset"]["n"] * FAST_CONFIG["repeats"]
+    assert all(r["status"] == "ok" for r in records)
+    metrics = json.loads((models_run / "models" / "ocr2" / "metrics.json").read_text())
+    assert metrics["config"]["resolved"]["name"] == "deepseek_ocr2"
+    stages = metrics["aggregates"]["stage_ms"]
+    for stage in ("prefill", "vision", "sam", "clip", "projector", "llm_prefill", "decode"):
+        assert stages[stage]["mean"] > 0, stage
+    vision = metrics["mfu"]["per_stage"]["vision"]
+    assert vision["records"] == len(records) and vision["calibrated"] > 0
+    float32_bytes = 4
+    expected = sum(
+        analytic.vision_cost(preset_dims("small"), r["mode"], r["n_crops"], float32_bytes)[
+            "vision"
+        ].flops
+        for r in records
+    )
+    assert vision["flops_total"] == pytest.approx(expected)
+    assert metrics["mfu"]["model_level"]["calibrated"] > 0
+    assert "encoder" in metrics["static"]["params"]
 
 
 @pytest.mark.parametrize(
