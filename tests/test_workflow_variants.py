@@ -85,7 +85,7 @@ def test_pages_generated_two_at_a_time_with_a_worker_pass_the_gate(
     aggregates = metrics["aggregates"]
     assert aggregates["batch_size"]["mean"] == pytest.approx(sum(sizes) / len(sizes))
     assert metrics["cost"]["batch_size"] == aggregates["batch_size"]["mean"]
-    assert aggregates["pages_per_s"] > 0
+    assert aggregates["pages_per_s_gpu_side"] > 0
     # A worker process loaded and preprocessed the pages; the pass kept how long it waited.
     waits = [r["input_wait_ms"] for r in records if r["repeat"] == 0]
     assert len(waits) == FAST_CONFIG["subset"]["n"] and all(w >= 0 for w in waits)
