@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,29 @@ from tests.workflow_helpers import FAST_CONFIG, copy_workflow, run_workflow
 # starts) keeps them from fighting over the cores.
 if "PYTEST_XDIST_WORKER" in os.environ:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# The test files with the longest workflow runs, longest first. pytest-xdist hands each
+# worker the next file in collection order (--no-loadscope-reorder in pyproject.toml): these
+# start at once and the short files fill the cores around them, where a long run started
+# last would leave the other cores idle until it ends.
+LONGEST_FIRST = (
+    "test_workflow_models.py",
+    "test_slurm.py",
+    "test_workflow_variants.py",
+    "test_workflow_throughput.py",
+    "test_report_failed_pages.py",
+    "test_fault_injection.py",
+    "test_workflow_hf_vlm.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """LONGEST_FIRST's files first, then the others by how many tests they hold (most first,
+    as pytest-xdist orders them by default), each file's tests in their own order."""
+    per_file = Counter(item.path.name for item in items)
+    rank = {name: place for place, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), -per_file[item.path.name]))
 
 
 @pytest.hookimpl(tryfirst=True)
