@@ -1,7 +1,8 @@
 """Models compared by cost per page through the real workflow on the CPU: DeepSeek-OCR (the
-run's own), DeepSeek-OCR-2 and two transformers VLMs, small presets, one `models:` run, each
-model on its released path and on its best path (a static KV cache on the CPU), gated
-against its own released path; one best path is planted wrong. Every transformers VLM
+run's own), DeepSeek-OCR-2 and a transformers VLM (GOT-OCR-2.0), small presets, one `models:`
+run, each model on its released path and on its best path (a static KV cache on the CPU),
+gated against its own released path; the run's own model's best path is planted wrong (its
+static KV cache passes the gate in tests/test_workflow_throughput.py's run). Every transformers VLM
 architecture's own part of this (its counted work, its static compute, its best path against
 its own float64 oracle) is checked in one process in tests/test_models_hf_vlm.py and
 tests/test_page_work.py; the workflow's part is the same rules for each of them.
@@ -30,13 +31,12 @@ from vlmprof.models.deepseek_ocr2.dims import preset_dims
 MODELS = {
     "ocr2": {"name": "deepseek_ocr2"},
     "got": {"name": "hf_vlm", "architecture": "got_ocr2"},
-    "paddle": {"name": "hf_vlm", "architecture": "paddleocr_vl"},
 }
 # The transformers VLMs among them: models without formulas.
 HF_VLMS = [name for name, model in MODELS.items() if model["name"] == "hf_vlm"]
 # A best path planted wrong (noise on its output head), whose gate must fail and which must
 # then not count (tests/test_report_models.py plants one that costs least of all).
-PLANTED = "paddle"
+PLANTED = "baseline"
 BEST_PATHS = {"switches": {PLANTED: {"perturb": 1.0}}}
 MODEL_JOBS = {
     "static_flops",
