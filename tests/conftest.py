@@ -25,12 +25,14 @@ if "PYTEST_XDIST_WORKER" in os.environ:
 # The test files with the longest workflow runs, longest first. pytest-xdist hands each
 # worker the next file in collection order (--no-loadscope-reorder in pyproject.toml): these
 # start at once and the short files fill the cores around them, where a long run started
-# last would leave the other cores idle until it ends.
+# last would leave the other cores idle until it ends. The SLURM run, which mostly waits on
+# its queue, comes third: it waits while another run keeps the cores busy, not beside the
+# session's first run (pipeline_run), whose jobs wait on each other.
 LONGEST_FIRST = (
     "test_workflow_models.py",
+    "test_workflow_throughput.py",
     "test_slurm.py",
     "test_workflow_variants.py",
-    "test_workflow_throughput.py",
     "test_report_failed_pages.py",
     "test_fault_injection.py",
     "test_workflow_hf_vlm.py",
