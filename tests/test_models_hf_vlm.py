@@ -278,7 +278,7 @@ def test_a_static_cache_gives_the_released_paths_outputs_page_after_page(adapter
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_its_best_path_passes_the_gate_against_its_own_oracle_and_a_perturbed_one_fails(arch):
+def test_its_best_path_and_eager_attention_pass_the_gate_and_a_perturbed_path_fails(arch):
     gate = default_config()["variant_gate"]
     factors = GateFactors(gate["code_path_factor"], gate["precision_factor"])
     spec = ModelSpec(name="hf_vlm", architecture=arch)
@@ -287,8 +287,10 @@ def test_its_best_path_passes_the_gate_against_its_own_oracle_and_a_perturbed_on
     runs = GateRuns(spec, {"a4": A4_150_DPI}, default_settings(max_new_tokens=6), factors)
     best = best_switches(runs.view, {})
     assert best == {"decode": "static"}  # the best path a CPU takes
-    verdict = runs.judge("best", best)
-    assert verdict["status"] == "passed" and verdict["code_path_ratio"] <= factors.code_path
+    for name, switches in (("best", best), ("eager-attention", {"attention": "eager"})):
+        verdict = runs.judge(name, switches)
+        assert verdict["status"] == "passed", verdict
+        assert verdict["code_path_ratio"] <= factors.code_path
     wrong = runs.judge("wrong", {**best, "perturb": 1.0})
     assert wrong["status"] == "failed" and wrong["code_path_ratio"] > factors.code_path
 
