@@ -1,7 +1,8 @@
 """`compare` on real runs: two CPU-default runs agree; a deliberately altered run fails by stage.
 
-Run A is the session's pipeline run; run B repeats its config under another name in the same
-checkout (same generated pages, same model), up to its metrics.json.
+Runs A and B are frozen (tests/data/runs/): the tests' fast config run twice under two names
+in one checkout (same generated pages, same model). The `compare` target judges the session's
+run in a copy of its checkout against copies of that run, some of them edited.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import FAST_CONFIG, jobs_in_dry_run, snakemake, write_config
+from tests.frozen_runs import CONFIGS, frozen_run
+from tests.workflow_helpers import (
+    FAST_CONFIG,
+    checkout_of_run,
+    jobs_in_dry_run,
+    snakemake,
+    write_config,
+)
 from vlmprof.compare import HOST, JUDGED, compare_dirs, device_kind
 from vlmprof.metrics.document import MetricsDocument
 from vlmprof.stages import HOST_STAGES
 from vlmprof.variants.paired import TOO_FEW_PAGES
-
-pytestmark = pytest.mark.slow
 
 # Twelve CPU-default runs of this config on a 2-core machine that other jobs shared differed
 # per stage mean by up to 470% (the 0.3 ms projector: one 8.6 ms record among six lifted a
@@ -32,22 +38,12 @@ pytestmark = pytest.mark.slow
 CPU_TOLERANCE = 10.0
 GPU_TOLERANCE = 0.10
 ALTERED_STAGE, ALTERED_FACTOR = "decode", 1.5
-RUN_B = "e2e-b"
+RUN_A, RUN_B = frozen_run("e2e"), frozen_run("e2e-b")
+PAGES = CONFIGS["e2e"]["subset"]["n"]
 
 
-@pytest.fixture(scope="module")
-def run_b(pipeline_run: Path, workflow_dir: Path) -> Path:
-    """Run B: the same config as run A under another run name, up to its metrics."""
-    config = write_config(workflow_dir, {**FAST_CONFIG, "run_name": RUN_B})
-    target = f"results/{RUN_B}/metrics.json"
-    result = snakemake(workflow_dir, "--configfile", str(config), "--", target)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return workflow_dir / "results" / RUN_B
-
-
-def _edited_copy(run: Path, suffix: str, edit: Callable[[dict], None]) -> Path:
-    """A copy of `run` beside it whose metrics.json `edit` changed in place."""
-    copy = run.with_name(f"{run.name}-{suffix}")
+def _edited_copy(run: Path, copy: Path, edit: Callable[[dict], None]) -> Path:
+    """A copy of `run` at `copy` whose metrics.json `edit` changed in place."""
     shutil.copytree(run, copy)
     path = copy / "metrics.json"
     metrics = json.loads(path.read_text())
@@ -56,16 +52,40 @@ def _edited_copy(run: Path, suffix: str, edit: Callable[[dict], None]) -> Path:
     return copy
 
 
+def slower(metrics: dict) -> None:
+    """The decode stage 1.5x slower in a metrics.json."""
+    stats = metrics["aggregates"]["stage_ms"][ALTERED_STAGE]
+    for key in ("mean", "std", "min", "max", "p50", "p90", "p99"):
+        stats[key] *= ALTERED_FACTOR
+
+
 @pytest.fixture(scope="module")
-def altered_b(run_b: Path) -> Path:
+def altered_b(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of run B whose decode stage is 1.5x slower in its metrics.json."""
+    return _edited_copy(RUN_B, tmp_path_factory.mktemp("altered") / "e2e-b-altered", slower)
 
-    def slower(metrics: dict) -> None:
-        stats = metrics["aggregates"]["stage_ms"][ALTERED_STAGE]
-        for key in ("mean", "std", "min", "max", "p50", "p90", "p99"):
-            stats[key] *= ALTERED_FACTOR
 
-    return _edited_copy(run_b, "altered", slower)
+@pytest.fixture(scope="module")
+def checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the session's checkout with its finished run, the run `compare` judges."""
+    return checkout_of_run(pipeline_run, tmp_path_factory.mktemp("compare"))
+
+
+@pytest.fixture(scope="module")
+def judged(checkout: Path) -> Path:
+    """The session's run in the copy of its checkout."""
+    return checkout / "results" / FAST_CONFIG["run_name"]
+
+
+def baseline_copy(judged: Path, name: str, edit: Callable[[dict], None] = lambda _: None) -> Path:
+    """A copy of the judged run beside it under results/<name>, its metrics.json edited."""
+    return _edited_copy(judged, judged.with_name(name), edit)
+
+
+@pytest.fixture(scope="module")
+def same(judged: Path) -> Path:
+    """A copy of the judged run as it is."""
+    return baseline_copy(judged, "e2e-same")
 
 
 def _compare_cli(*args: str) -> subprocess.CompletedProcess:
@@ -81,87 +101,77 @@ def _stages(run: Path) -> set[str]:
     return set(json.loads((run / "metrics.json").read_text())["aggregates"]["stage_ms"])
 
 
-def test_two_cpu_runs_agree(pipeline_run: Path, run_b: Path):
-    result = _compare_cli(str(pipeline_run), str(run_b), "--tolerance", str(CPU_TOLERANCE))
+def test_two_cpu_runs_agree():
+    result = _compare_cli(str(RUN_A), str(RUN_B), "--tolerance", str(CPU_TOLERANCE))
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.rstrip().endswith("Verdict: PASS")
-    comparison = compare_dirs(pipeline_run, run_b, CPU_TOLERANCE)
+    comparison = compare_dirs(RUN_A, RUN_B, CPU_TOLERANCE)
     assert comparison.verdict == "PASS"
-    assert comparison.checked.startswith("same 3 pages (ids and sha256), same config")
+    assert comparison.checked.startswith(f"same {PAGES} pages (ids and sha256), same config")
     table = comparison.table
     shown = table[table["kind"].isin([JUDGED, HOST])]
-    assert set(shown.index) == _stages(pipeline_run) == _stages(run_b)
+    assert set(shown.index) == _stages(RUN_A) == _stages(RUN_B)
     judged = table[table["kind"] == JUDGED]
-    assert set(judged.index) == _stages(run_b) - set(HOST_STAGES)
+    assert set(judged.index) == _stages(RUN_B) - set(HOST_STAGES)
     assert {"prefill", "decode", "sam", "clip", "projector"} <= set(judged.index)
     assert (shown["A"] > 0).all() and (shown["B"] > 0).all()
     # The paired test pairs the three pages of every stage from each run's per-page table.
     assert set(comparison.pages.index) == set(shown.index)
-    assert (comparison.pages["pages"] == 3).all()
+    assert (comparison.pages["pages"] == PAGES).all()
     # Three pages make no interval: the paired test reads no stage slower or faster.
     assert set(comparison.pages["reading"]) == {TOO_FEW_PAGES}
     assert comparison.pages["95% low"].isna().all()
 
 
-def test_altered_run_fails_naming_the_stage(run_b: Path, altered_b: Path):
+def test_altered_run_fails_naming_the_stage(altered_b: Path):
     out = altered_b / "compare-cli.md"
     result = _compare_cli(
-        str(run_b), str(altered_b), "--tolerance", str(GPU_TOLERANCE), "--out", str(out)
+        str(RUN_B), str(altered_b), "--tolerance", str(GPU_TOLERANCE), "--out", str(out)
     )
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"Verdict: FAIL: {ALTERED_STAGE}\n" in out.read_text()
-    comparison = compare_dirs(run_b, altered_b, GPU_TOLERANCE)
+    comparison = compare_dirs(RUN_B, altered_b, GPU_TOLERANCE)
     assert comparison.verdict == f"FAIL: {ALTERED_STAGE}"
     judged = comparison.table[comparison.table["kind"] == JUDGED]
     assert judged.loc[ALTERED_STAGE, "delta %"] == pytest.approx((ALTERED_FACTOR - 1) * 100)
     assert (judged.drop(index=ALTERED_STAGE)["delta %"] == 0).all()
 
 
-def test_naming_a_baseline_reruns_only_compare(pipeline_run: Path, run_b: Path, workflow_dir: Path):
+def test_naming_a_baseline_reruns_only_compare(checkout: Path, same: Path):
     """The compare settings must not make the judged run's own jobs stale."""
-    overrides = {**FAST_CONFIG, "compare": {"baseline": f"results/{RUN_B}"}}
-    config = str(write_config(workflow_dir, overrides))
-    assert jobs_in_dry_run(workflow_dir, "--configfile", config, "--", "compare") == {"compare"}
+    overrides = {**FAST_CONFIG, "compare": {"baseline": f"results/{same.name}"}}
+    config = str(write_config(checkout, overrides))
+    assert jobs_in_dry_run(checkout, "--configfile", config, "--", "compare") == {"compare"}
 
 
-def _run_compare_target(
-    workflow_dir: Path, compare: dict, *args: str
-) -> subprocess.CompletedProcess:
-    """Run the `compare` target for run B (`compare` settings in its config file, `args`
-    after it)."""
-    overrides = {**FAST_CONFIG, "run_name": RUN_B, "compare": compare}
-    config = str(write_config(workflow_dir, overrides))
-    return snakemake(workflow_dir, "--configfile", config, *args, "--", "compare")
+def _run_compare_target(checkout: Path, compare: dict, *args: str) -> subprocess.CompletedProcess:
+    """Run the `compare` target of the judged run (`compare` settings in its config file,
+    `args` after it)."""
+    config = str(write_config(checkout, {**FAST_CONFIG, "compare": compare}))
+    return snakemake(checkout, "--configfile", config, *args, "--", "compare")
 
 
-def _compare_target(workflow_dir: Path, compare: dict, *args: str) -> str:
-    """The compare.md the `compare` target of run B wrote (it must succeed)."""
-    result = _run_compare_target(workflow_dir, compare, *args)
+def _compare_target(checkout: Path, compare: dict, *args: str) -> str:
+    """The compare.md the `compare` target of the judged run wrote (it must succeed)."""
+    result = _run_compare_target(checkout, compare, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    return (workflow_dir / "results" / RUN_B / "compare" / "compare.md").read_text()
+    return (checkout / "results" / FAST_CONFIG["run_name"] / "compare" / "compare.md").read_text()
 
 
-def test_compare_target_passes_run_b_against_run_a(
-    pipeline_run: Path, run_b: Path, workflow_dir: Path
-):
+def test_compare_target_passes_against_a_run_of_the_same_config(checkout: Path, same: Path):
     # The baseline as the README gives it. Numbers nested in --config arrive as strings
     # (Snakemake reads them with YAML's BaseLoader), so the tolerance is in the file.
-    baseline = f"compare={{baseline: results/{pipeline_run.name}}}"
-    table = _compare_target(workflow_dir, {"tolerance": CPU_TOLERANCE}, "--config", baseline)
+    baseline = f"compare={{baseline: results/{same.name}}}"
+    table = _compare_target(checkout, {"tolerance": CPU_TOLERANCE}, "--config", baseline)
     assert table.rstrip().endswith("Verdict: PASS")
     assert f"Tolerance: {CPU_TOLERANCE:.0%}" in table
 
 
-def test_compare_target_fails_against_the_altered_run(altered_b: Path, workflow_dir: Path):
-    compare = {"baseline": f"results/{altered_b.name}", "tolerance": GPU_TOLERANCE}
-    table = _compare_target(workflow_dir, compare)
+def test_compare_target_fails_against_the_altered_run(checkout: Path, judged: Path):
+    altered = baseline_copy(judged, "e2e-altered", slower)
+    compare = {"baseline": f"results/{altered.name}", "tolerance": GPU_TOLERANCE}
+    table = _compare_target(checkout, compare)
     assert table.rstrip().endswith(f"Verdict: FAIL: {ALTERED_STAGE}")
-
-
-@pytest.fixture(scope="module")
-def other_config_b(run_b: Path) -> Path:
-    """A copy of run B whose metrics.json says it ran 5 repeats (another config)."""
-    return _edited_copy(run_b, "other-config", lambda metrics: metrics["config"].update(repeats=5))
 
 
 def _refused_before_any_job(result: subprocess.CompletedProcess) -> str:
@@ -176,51 +186,46 @@ def _forced_hint(found: str) -> str:
     return f"cannot compare: {found}; set compare.force: true to compare anyway"
 
 
-def test_compare_target_refuses_another_config_unless_forced(
-    other_config_b: Path, workflow_dir: Path
-):
-    compare = {"baseline": f"results/{other_config_b.name}", "tolerance": CPU_TOLERANCE}
-    table = _compare_target(workflow_dir, {**compare, "force": True, "include_host_stages": True})
+def test_compare_target_refuses_another_config_unless_forced(checkout: Path, judged: Path):
+    other = baseline_copy(judged, "e2e-other-config", lambda m: m["config"].update(repeats=5))
+    compare = {"baseline": f"results/{other.name}", "tolerance": CPU_TOLERANCE}
+    table = _compare_target(checkout, {**compare, "force": True, "include_host_stages": True})
     assert table.startswith("Comparable: no, forced: other config (repeats 5 vs 2).\n")
     assert "not judged" not in table and "host mean" not in table
     assert table.rstrip().endswith("Verdict: PASS")
     # Both runs' metrics exist: refused where the workflow is planned, the comparison kept.
-    refused = _refused_before_any_job(_run_compare_target(workflow_dir, compare))
+    refused = _refused_before_any_job(_run_compare_target(checkout, compare))
     assert refused.endswith(f"test-config.yaml: {_forced_hint('other config (repeats 5 vs 2)')}")
-    assert (workflow_dir / "results" / RUN_B / "compare" / "compare.md").read_text() == table
-
-
-@pytest.fixture(scope="module")
-def other_device_b(run_b: Path) -> Path:
-    """A copy of run B whose metrics.json says it ran on an H100."""
-
-    def on_h100(metrics: dict) -> None:
-        metrics["environment"]["device_name"] = "NVIDIA H100 80GB HBM3"
-
-    return _edited_copy(run_b, "other-device", on_h100)
+    assert (judged / "compare" / "compare.md").read_text() == table
 
 
 def test_a_refusal_by_the_compare_job_keeps_the_previous_comparison(
-    pipeline_run: Path, run_b: Path, other_device_b: Path, workflow_dir: Path
+    checkout: Path, judged: Path, same: Path
 ):
     """Where the run's metrics.json is not there when the workflow is planned, its pages and
     device are judged by the compare job: it fails with the reason in one line and Snakemake
     puts the previous compare.md back (the rule marks it `update`)."""
-    compare_md = run_b / "compare" / "compare.md"
+
+    def on_h100(metrics: dict) -> None:
+        metrics["environment"]["device_name"] = "NVIDIA H100 80GB HBM3"
+
+    other_device = baseline_copy(judged, "e2e-other-device", on_h100)
+    compare_md = judged / "compare" / "compare.md"
     previous = _compare_target(
-        workflow_dir, {"baseline": f"results/{pipeline_run.name}", "tolerance": CPU_TOLERANCE}
+        checkout, {"baseline": f"results/{same.name}", "tolerance": CPU_TOLERANCE}
     )
-    device = device_kind(MetricsDocument.read(run_b / "metrics.json").environment)
-    (run_b / "metrics.json").unlink()  # the run's aggregate job makes it again, then compare
-    compare = {"baseline": f"results/{other_device_b.name}", "tolerance": CPU_TOLERANCE}
-    failed = _run_compare_target(workflow_dir, compare)
+    device = device_kind(MetricsDocument.read(judged / "metrics.json").environment)
+    (judged / "metrics.json").unlink()  # the run's aggregate job makes it again, then compare
+    compare = {"baseline": f"results/{other_device.name}", "tolerance": CPU_TOLERANCE}
+    failed = _run_compare_target(checkout, compare)
     output = failed.stdout + failed.stderr
     assert failed.returncode == 1, output[-3000:]  # Snakemake's status for a failed job
     reason = _forced_hint(f"other device (NVIDIA H100 80GB HBM3 vs {device})")
     assert f"\nerror: {reason}\n" in output and "Traceback" not in output, output[-3000:]
-    assert f"Restored previous version of results/{RUN_B}/compare/compare.md" in output
-    assert (run_b / "metrics.json").is_file() and compare_md.read_text() == previous
+    run = f"results/{FAST_CONFIG['run_name']}"
+    assert f"Restored previous version of {run}/compare/compare.md" in output
+    assert (judged / "metrics.json").is_file() and compare_md.read_text() == previous
     # Planned again, both metrics now exist: refused before any job, and the file kept.
-    refused = _refused_before_any_job(_run_compare_target(workflow_dir, compare))
+    refused = _refused_before_any_job(_run_compare_target(checkout, compare))
     assert refused.endswith(f"test-config.yaml: {reason}")
     assert compare_md.read_text() == previous

@@ -69,7 +69,10 @@ RIGHT_PATHS = [
 ]
 
 
-@pytest.mark.parametrize(("deepseek", "changes"), RIGHT_PATHS, indirect=["deepseek"])
+# Module-scoped, as the fixture: each dtype's runs are made once for all of its tests.
+@pytest.mark.parametrize(
+    ("deepseek", "changes"), RIGHT_PATHS, indirect=["deepseek"], scope="module"
+)
 def test_right_paths_pass(deepseek: GateRuns, changes: dict) -> None:
     _assert_passes(deepseek.judge("right", changes))
 

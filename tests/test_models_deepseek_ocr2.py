@@ -1,5 +1,6 @@
 """DeepSeek-OCR-2 adapter: published dimensions, image tokens against transformers' own
-processor, stage shapes and hooks, determinism, checkpoints, and one run of the pipeline."""
+processor, stage shapes and hooks, determinism and checkpoints (its run through the workflow:
+tests/test_workflow_models.py)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,6 @@ from transformers.models.deepseek_ocr2.modeling_deepseek_ocr2 import (
 )
 from transformers.models.deepseek_ocr2.processing_deepseek_ocr2 import DeepseekOcr2Processor
 
-from tests.workflow_helpers import copy_workflow, snakemake, write_config
 from vlmprof.flops import analytic
 from vlmprof.flops.static_compute import AGREEMENT_TOLERANCE, build_static_compute
 from vlmprof.models import ModelSpec, build_adapter, check_preset, spec_dims
@@ -273,42 +273,3 @@ def test_checkpoint_in_another_format_is_refused(tmp_path: Path):
         read_dims(tmp_path)
     with pytest.raises(CheckpointError, match="no config.json"):
         read_dims(tmp_path / "missing")
-
-
-@pytest.mark.slow
-def test_pipeline_runs_deepseek_ocr2_end_to_end(tmp_path: Path):
-    workdir = copy_workflow(tmp_path)
-    config = write_config(
-        workdir,
-        {
-            "run_name": "ocr2",
-            "device": "cpu",
-            "model": {"name": "deepseek_ocr2", "preset": "small"},
-            "dataset": {"synthetic_pages": 3},
-            "subset": {"n": 2},
-            "repeats": 1,
-            "max_new_tokens": 4,
-            "operators": {"enabled": False},
-        },
-    )
-    result = snakemake(workdir, "--configfile", str(config), timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    run = workdir / "results" / "ocr2"
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["config"]["resolved"]["name"] == "deepseek_ocr2"
-    stages = metrics["aggregates"]["stage_ms"]
-    for stage in ("prefill", "vision", "sam", "clip", "projector", "llm_prefill", "decode"):
-        assert stages[stage]["mean"] > 0, stage
-    records = [
-        json.loads(line) for line in (run / "runs" / "shard-0.jsonl").read_text().splitlines()
-    ]
-    assert len(records) == 2 and all(r["status"] == "ok" for r in records)
-    vision = metrics["mfu"]["per_stage"]["vision"]
-    assert vision["records"] == 2 and vision["calibrated"] > 0
-    expected = sum(
-        analytic.vision_cost(SMALL, r["mode"], r["n_crops"], 4)["vision"].flops for r in records
-    )
-    assert vision["flops_total"] == pytest.approx(expected)
-    assert metrics["mfu"]["model_level"]["calibrated"] > 0
-    assert "encoder" in metrics["static"]["params"]
-    assert (run / "report.html").stat().st_size > 0

@@ -1,6 +1,7 @@
 """Generic transformers VLM adapter: each architecture's small preset on the CPU, seeded,
 its stages hooked, its greedy loop equal to the model's own generate, its static-cache
-decode equal to the released one."""
+decode equal to the released one and passing the correctness gate against its own float64
+oracle (its best path on a CPU), its static compute its parameters by part."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ import yaml
 from PIL import Image
 from tokenizers import Tokenizer, models
 
-from tests.workflow_helpers import REPO, default_settings
+from tests.workflow_helpers import REPO, default_config, default_settings
+from vlmprof.flops.counted_static import counted_static_compute
 from vlmprof.models import ModelSpec, build_adapter, check_preset
 from vlmprof.models.base import ModelInputs
 from vlmprof.models.hf_vlm.adapter import HfVlmAdapter
@@ -32,6 +34,9 @@ from vlmprof.runtime.instruments import Instruments, attach_stage_hooks, detach
 from vlmprof.runtime.nvtx_ranges import NvtxRanges
 from vlmprof.runtime.stage_timer import StageTimer
 from vlmprof.runtime.untimed_runs import reference_outputs
+from vlmprof.variants.best_path import best_switches
+from vlmprof.variants.gate import GateFactors
+from vlmprof.variants.gate_runs import GateRuns
 
 A4_150_DPI = Image.new("RGB", (1240, 1754), "white")
 WIDE = Image.new("RGB", (1754, 400), "white")
@@ -270,6 +275,35 @@ def test_a_static_cache_gives_the_released_paths_outputs_page_after_page(adapter
             torch.testing.assert_close(ours[key], eager[key], rtol=1e-4, atol=1e-5)
     # Both prompts fit one bucket: one static cache, reset for the second page.
     assert len(static.static.slots) == 1
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_its_best_path_and_eager_attention_pass_the_gate_and_a_perturbed_path_fails(arch):
+    gate = default_config()["variant_gate"]
+    factors = GateFactors(gate["code_path_factor"], gate["precision_factor"])
+    spec = ModelSpec(name="hf_vlm", architecture=arch)
+    # The workflow's gate in one process: the released path's outputs, its float64 oracle's,
+    # then each path fed the released path's tokens.
+    runs = GateRuns(spec, {"a4": A4_150_DPI}, default_settings(max_new_tokens=6), factors)
+    best = best_switches(runs.view, {})
+    assert best == {"decode": "static"}  # the best path a CPU takes
+    for name, switches in (("best", best), ("eager-attention", {"attention": "eager"})):
+        verdict = runs.judge(name, switches)
+        assert verdict["status"] == "passed", verdict
+        assert verdict["code_path_ratio"] <= factors.code_path
+    wrong = runs.judge("wrong", {**best, "perturb": 1.0})
+    assert wrong["status"] == "failed" and wrong["code_path_ratio"] > factors.code_path
+
+
+def test_its_static_compute_holds_its_parameters_by_part_and_costs_no_stage(adapter):
+    # As the static job makes it: the module tree alone, on the meta device.
+    meta = build_adapter(replace(adapter.spec, device="meta", dtype="float32"))
+    static = counted_static_compute(meta, "float32")
+    assert static["stages"] == {} and static["flops"] == {}
+    params = static["params"]
+    assert params["total"] == sum(p.numel() for p in adapter.module.parameters())
+    assert params["clip"] > 0 and params["projector"] > 0 and "sam" not in params
+    assert params["clip"] + params["projector"] + params["decoder_total"] == params["total"]
 
 
 def test_prompt_holds_the_image_tokens_of_its_page(adapter):

@@ -28,6 +28,7 @@ from vlmprof.models.implementation import wrap_forwards
 
 A4 = Image.new("RGB", (1240, 1754), "white")
 WIDE = Image.new("RGB", (1754, 400), "white")
+PAGES = (("a4", A4), ("wide", WIDE))
 FLOAT32_BYTES = 4
 
 
@@ -74,13 +75,14 @@ def test_counted_stages_equal_the_analytic_formulas(model: str, experts: str):
 @pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_a_model_without_formulas_is_counted_stage_by_stage(architecture: str):
     adapter = build_adapter(ModelSpec(name="hf_vlm", architecture=architecture))
+    works = {name: page_work(adapter, adapter.preprocess(page)) for name, page in PAGES}
     pages = {
-        name: {
-            stage: values["flops"]
-            for stage, values in page_work(adapter, adapter.preprocess(page)).items()
-        }
-        for name, page in (("a4", A4), ("wide", WIDE))
+        name: {stage: values["flops"] for stage, values in work.items()}
+        for name, work in works.items()
     }
+    for work in works.values():
+        # The next decode step reads one more cached position.
+        assert work["decode_step_next"]["bytes"] > work["decode_step"]["bytes"]
     for counted in pages.values():
         assert counted["clip"] > 0 and counted["projector"] > 0 and "sam" not in counted
         assert counted["vision"] == pytest.approx(counted["clip"] + counted["projector"])

@@ -1,5 +1,5 @@
-"""The variant section of both notebooks: with no comparison, a baseline-only one, and real
-variants of every gate status; and the variant figure."""
+"""The variant section of both notebooks: with no comparison, a baseline-only one, and
+variants of every gate status made of the real run's metrics; and the variant figure."""
 
 from __future__ import annotations
 
@@ -20,8 +20,7 @@ from tests.test_variants_comparison import (
     FAILED,
     PASSED,
     SWEEP,
-    grouped_metrics,
-    halved,
+    sped_up,
     write_gate,
 )
 from tests.workflow_helpers import snakemake_env
@@ -72,12 +71,12 @@ def save_comparison(run_dir: Path, runs: list[cmp.VariantRun]) -> dict:
 
 @pytest.fixture(scope="module")
 def compared_run(pipeline_run: Path, workflow_dir: Path, tmp_path_factory) -> Path:
-    """A copy of the run with a comparison of a passed grouped_mm run, a failed variant and
-    a sweep point, both notebooks executed on it."""
+    """A copy of the run with a comparison of a passed variant (grouped experts, 1.25x as
+    fast), a failed one and a sweep point (both 2x as fast), both notebooks executed on it."""
     folder = tmp_path_factory.mktemp("compared")
     run_dir = copy_run(pipeline_run, folder / "run")
-    grouped = grouped_metrics(workflow_dir)
-    halve = halved(grouped, folder / "halved")
+    grouped = sped_up(run_dir / "metrics.json", folder / "grouped", 1.25)
+    halve = sped_up(run_dir / "metrics.json", folder / "halved", 2.0)
     runs = [
         cmp.read_run(
             "grouped", grouped, write_gate(folder, "grouped", PASSED), {"experts": "grouped"}

@@ -1,5 +1,6 @@
 """Variant comparison: built from the metrics of real CPU runs (the released MoE loop and
-grouped_mm experts), with every gate status, and written by its workflow script."""
+grouped_mm experts, frozen under tests/data/runs/), with every gate status, and written by
+its workflow script."""
 
 from __future__ import annotations
 
@@ -11,22 +12,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
-from tests.workflow_helpers import FAST_CONFIG, REPO, snakemake
+from tests.frozen_runs import CONFIGS, frozen_run
+from tests.workflow_helpers import REPO, snakemake
 from vlmprof.report import findings, sentences
 from vlmprof.report import variants as shown
 from vlmprof.variants import comparison as cmp
 from vlmprof.variants.gate import not_applicable
 from vlmprof.variants.paired import MIN_PAGES, TOO_FEW_PAGES
 
-pytestmark = pytest.mark.slow
-GROUPED_CONFIG = {
-    **FAST_CONFIG,
-    "run_name": "e2e-grouped",
-    "model": {"experts_implementation": "grouped_mm"},
-    "operators": {"enabled": False},
-}
+# The real CPU run (the released MoE loop) and the same pages with grouped_mm experts.
+BASELINE_RUN = frozen_run("e2e")
+GROUPED_RUN = frozen_run("e2e-grouped")
+PAGES = CONFIGS["e2e"]["subset"]["n"]
 # Gate contents for one variant; only the status and numbers vary between tests.
 PASSED = {
     "status": "passed",
@@ -48,21 +46,10 @@ FAILED = PASSED | {
 SWEEP = not_applicable("crops2", "max_crops 2: a different workload from the baseline")
 
 
-def grouped_metrics(workflow_dir: Path) -> Path:
-    """metrics.json of a second real run of the same pages with grouped_mm MoE experts
-    (Snakemake reuses it when it is up to date)."""
-    config = workflow_dir / "grouped-config.yaml"
-    config.write_text(yaml.safe_dump(GROUPED_CONFIG))
-    target = f"results/{GROUPED_CONFIG['run_name']}/metrics.json"
-    result = snakemake(workflow_dir, "--configfile", str(config), "--", target)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workflow_dir / target
-
-
 @pytest.fixture(scope="module")
-def grouped_run(pipeline_run: Path, workflow_dir: Path) -> Path:
-    """The grouped_mm run's metrics.json, beside the baseline's pipeline_run."""
-    return grouped_metrics(workflow_dir)
+def grouped_run() -> Path:
+    """The grouped_mm run's metrics.json."""
+    return GROUPED_RUN / "metrics.json"
 
 
 def write_gate(folder: Path, name: str, gate: dict) -> Path:
@@ -72,23 +59,23 @@ def write_gate(folder: Path, name: str, gate: dict) -> Path:
     return path
 
 
-def halved(metrics_path: Path, folder: Path) -> Path:
-    """A copy of a run's metrics.json and tables whose per-page times are half the real
-    ones: a variant whose every stage is exactly twice as fast."""
+def sped_up(metrics_path: Path, folder: Path, factor: float = 2.0) -> Path:
+    """A copy of a run's metrics.json and tables whose per-page times are the real ones over
+    `factor`: a variant whose every stage is exactly `factor` times as fast (by default twice)."""
     folder.mkdir(parents=True)
     shutil.copy2(metrics_path, folder / "metrics.json")
     (folder / "tables").mkdir()
     per_image = pd.read_csv(metrics_path.parent / "tables" / "per_image.csv", index_col=0)
     times = [c for c in per_image.columns if c.endswith(" (ms)")]
-    per_image[times] = per_image[times] / 2
+    per_image[times] = per_image[times] / factor
     per_image.to_csv(folder / "tables" / "per_image.csv")
     return folder / "metrics.json"
 
 
 @pytest.fixture(scope="module")
-def baseline(pipeline_run: Path) -> cmp.VariantRun:
+def baseline() -> cmp.VariantRun:
     """The real CPU run as the baseline of every comparison."""
-    return cmp.read_run(cmp.BASELINE, pipeline_run / "metrics.json")
+    return cmp.read_run(cmp.BASELINE, BASELINE_RUN / "metrics.json")
 
 
 def _rows(comparison: dict, variant: str) -> dict[str, dict]:
@@ -102,7 +89,7 @@ def summary_words(comparison: dict | None) -> str:
 
 
 def test_ratio_is_baseline_over_variant_mean_of_the_same_pages(
-    baseline: cmp.VariantRun, grouped_run: Path, pipeline_run: Path, tmp_path: Path
+    baseline: cmp.VariantRun, grouped_run: Path, tmp_path: Path
 ):
     gate = write_gate(tmp_path, "grouped", PASSED)
     grouped = cmp.read_run("grouped", grouped_run, gate, {"experts": "grouped"})
@@ -110,7 +97,7 @@ def test_ratio_is_baseline_over_variant_mean_of_the_same_pages(
     assert baseline.metrics.config["resolved"]["experts_implementation"] == "eager"
     comparison = cmp.compare_variants(baseline, [grouped])
     rows = _rows(comparison, "grouped")
-    base_pages = pd.read_csv(pipeline_run / "tables" / "per_image.csv", index_col="image_id")
+    base_pages = pd.read_csv(BASELINE_RUN / "tables" / "per_image.csv", index_col="image_id")
     mine_pages = pd.read_csv(grouped_run.parent / "tables" / "per_image.csv", index_col="image_id")
     for stage in ("prefill", "vision", "sam", "llm_prefill", "decode", "decode_per_token"):
         row = rows[stage]
@@ -118,7 +105,7 @@ def test_ratio_is_baseline_over_variant_mean_of_the_same_pages(
         assert row["baseline_ms"] == pytest.approx(base_pages[f"{stage} (ms)"].mean())
         assert row["ratio"] == pytest.approx(row["baseline_ms"] / row["ms"])
         # Three pages: a ratio, but too few pages for an interval or a verdict.
-        assert row["pages"] == FAST_CONFIG["subset"]["n"] < MIN_PAGES
+        assert row["pages"] == PAGES < MIN_PAGES
         assert row["ratio_low"] is None and row["noise_floor"] is None
         assert row["verdict"] == TOO_FEW_PAGES
     # The aggregate step keeps each page's shard: the unit the control measures drift in.
@@ -168,9 +155,9 @@ def test_roofline_distance_is_one_over_the_larger_utilisation(baseline: cmp.Vari
 
 
 def test_three_real_pages_are_too_few_to_call_even_twice_as_fast(
-    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
+    baseline: cmp.VariantRun, tmp_path: Path
 ):
-    fast = halved(pipeline_run / "metrics.json", tmp_path / "fast")
+    fast = sped_up(BASELINE_RUN / "metrics.json", tmp_path / "fast")
     comparison = cmp.compare_variants(
         baseline, [cmp.read_run("fast", fast, write_gate(tmp_path, "fast", PASSED))]
     )
@@ -185,11 +172,11 @@ def test_three_real_pages_are_too_few_to_call_even_twice_as_fast(
 
 
 def test_extra_warm_up_pays_back_after_the_pages_its_saving_covers(
-    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
+    baseline: cmp.VariantRun, tmp_path: Path
 ):
     base_warmup = baseline.metrics.aggregates.warmup_ms.mean
     assert base_warmup > 0  # the shard timed its warm-up
-    fast = halved(pipeline_run / "metrics.json", tmp_path / "fast")
+    fast = sped_up(BASELINE_RUN / "metrics.json", tmp_path / "fast")
     metrics = json.loads(fast.read_text())
     metrics["aggregates"]["warmup_ms"]["mean"] = base_warmup + 10_000.0  # compiles for 10 s
     fast.write_text(json.dumps(metrics))
@@ -214,11 +201,9 @@ def test_payback_is_extra_warm_up_over_the_saving_per_page(extra, saving, pages)
     assert cmp.payback_pages(extra, saving) == pages
 
 
-def test_a_failed_gate_is_never_a_speedup_nor_best(
-    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
-):
+def test_a_failed_gate_is_never_a_speedup_nor_best(baseline: cmp.VariantRun, tmp_path: Path):
     # Twice as fast on every page, but its outputs differ: no ratio, never best.
-    fast = halved(pipeline_run / "metrics.json", tmp_path / "wrong")
+    fast = sped_up(BASELINE_RUN / "metrics.json", tmp_path / "wrong")
     wrong = cmp.read_run("wrong", fast, write_gate(tmp_path, "wrong", FAILED))
     comparison = cmp.compare_variants(baseline, [wrong])
     rows = _rows(comparison, "wrong")
@@ -238,10 +223,8 @@ def test_a_failed_gate_is_never_a_speedup_nor_best(
     assert "No optimisation passed the correctness check" in words
 
 
-def test_a_sweep_point_is_a_different_workload_never_best(
-    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
-):
-    fewer = halved(pipeline_run / "metrics.json", tmp_path / "crops2")
+def test_a_sweep_point_is_a_different_workload_never_best(baseline: cmp.VariantRun, tmp_path: Path):
+    fewer = sped_up(BASELINE_RUN / "metrics.json", tmp_path / "crops2")
     sweep = cmp.read_run("crops2", fewer, write_gate(tmp_path, "crops2", SWEEP), {"max_crops": 2})
     comparison = cmp.compare_variants(baseline, [sweep])
     rows = _rows(comparison, "crops2")
@@ -312,13 +295,13 @@ def run_script(folder: Path, baseline: Path, variants: dict[str, tuple[Path, Pat
 
 
 def test_script_writes_json_csv_and_markdown(
-    baseline: cmp.VariantRun, grouped_run: Path, pipeline_run: Path, tmp_path: Path
+    baseline: cmp.VariantRun, grouped_run: Path, tmp_path: Path
 ):
     variants = {
         "grouped": (grouped_run, write_gate(tmp_path, "grouped", PASSED), {"experts": "grouped"}),
         "wrong": (grouped_run, write_gate(tmp_path, "wrong", FAILED), {"experts": "batched"}),
     }
-    written = run_script(tmp_path / "two", pipeline_run / "metrics.json", variants)
+    written = run_script(tmp_path / "two", BASELINE_RUN / "metrics.json", variants)
     runs = [cmp.read_run(n, m, g, s) for n, (m, g, s) in variants.items()]
     assert written == json.loads(json.dumps(cmp.compare_variants(baseline, runs)))
     out = tmp_path / "two" / "out"
@@ -329,7 +312,7 @@ def test_script_writes_json_csv_and_markdown(
     assert "| wrong " in markdown and "failed gate: not a speedup" in markdown
     assert "731x the baseline" in markdown
     assert (out / "compare_variants.log").read_text().count("2 variants") == 1
-    only = run_script(tmp_path / "none", pipeline_run / "metrics.json", {})
+    only = run_script(tmp_path / "none", BASELINE_RUN / "metrics.json", {})
     assert [v["name"] for v in only["variants"]] == [cmp.BASELINE]
     assert "Only the baseline" in (tmp_path / "none" / "out" / "comparison.md").read_text()
 
@@ -377,9 +360,9 @@ def test_with_prices_the_cheapest_is_by_money_not_speed():
 
 
 def test_the_comparison_costs_every_setting_against_the_runs_bound(
-    baseline: cmp.VariantRun, pipeline_run: Path, tmp_path: Path
+    baseline: cmp.VariantRun, tmp_path: Path
 ):
-    fast_path = halved(pipeline_run / "metrics.json", tmp_path / "fast")
+    fast_path = sped_up(BASELINE_RUN / "metrics.json", tmp_path / "fast")
     fast = cmp.read_run("fast", fast_path, write_gate(tmp_path, "fast", PASSED))
     latency = baseline.metrics.cost.page_latency_ms.p90
     halved_latency = dataclasses.replace(baseline.metrics.cost.page_latency_ms, p90=latency / 2)

@@ -6,19 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.workflow_helpers import FAST_CONFIG, copy_workflow, snakemake, write_config
+from tests.workflow_helpers import FAST_CONFIG, terminal_output
 
 pytestmark = pytest.mark.slow
 
 
-def test_timing_pass_progress_shows_in_snakemakes_output(tmp_path: Path):
-    workdir = copy_workflow(tmp_path)
-    config = str(write_config(workdir, FAST_CONFIG))
-    run = Path("results") / FAST_CONFIG["run_name"]
-    result = snakemake(workdir, "--configfile", config, "--", str(run / "runs" / "shard-0.jsonl"))
-    assert result.returncode == 0, result.stderr[-5000:]
-
-    terminal = (result.stdout + result.stderr).splitlines()
+def test_timing_pass_progress_shows_in_snakemakes_output(pipeline_run: Path):
+    terminal = terminal_output(pipeline_run).splitlines()
     progress = [line for line in terminal if line.startswith("[profile shard 0] page ")]
     pages, repeats = FAST_CONFIG["subset"]["n"], FAST_CONFIG["repeats"]
     assert progress, "no progress line in snakemake's output:\n" + "\n".join(terminal[-40:])
@@ -27,5 +21,5 @@ def test_timing_pass_progress_shows_in_snakemakes_output(tmp_path: Path):
     assert progress[-1].startswith(f"[profile shard 0] page {pages}/{pages} (")
     assert all(" elapsed, ~" in line and line.endswith(" left") for line in progress)
     # The log file keeps the same lines.
-    log = (workdir / run / "logs" / "profile_shard-0.log").read_text()
+    log = (pipeline_run / "logs" / "profile_shard-0.log").read_text()
     assert all(line in log for line in progress)

@@ -120,24 +120,42 @@ def checkout_of_run(pipeline_run: Path, scratch: Path) -> Path:
     return checkout
 
 
-def run_workflow(checkout: Path, config: dict) -> Path:
-    """Run the checkout's whole workflow with `config` as its config file, which must
-    succeed; the run's results folder."""
+def run_workflow(checkout: Path, config: dict, *targets: str) -> Path:
+    """Run the checkout's workflow with `config` as its config file, whole or up to
+    `targets`, which must succeed; the run's results folder. What Snakemake printed is kept
+    beside the config (`terminal_output`)."""
     path = write_config(checkout, config)
-    result = snakemake(checkout, "--configfile", str(path))
+    result = snakemake(checkout, "--configfile", str(path), "--", *targets)
     assert result.returncode == 0, result.stderr[-5000:]
-    return checkout / "results" / config["run_name"]
+    run = checkout / "results" / config["run_name"]
+    terminal_file(run).write_text(result.stdout + result.stderr)
+    return run
+
+
+def terminal_file(run: Path) -> Path:
+    """Where run_workflow keeps what Snakemake printed while it made `run`."""
+    return run.parents[1] / f"{run.name}.terminal.txt"
+
+
+def terminal_output(run: Path) -> str:
+    """What Snakemake printed on its terminal while run_workflow made `run`."""
+    return terminal_file(run).read_text()
 
 
 def run_with_more_arms(
-    checkout: Path, overrides: dict, allowed_jobs: set[str], required_jobs: set[str]
+    checkout: Path,
+    overrides: dict,
+    allowed_jobs: set[str],
+    required_jobs: set[str],
+    *targets: str,
 ) -> Path:
-    """Run the checkout's workflow with `overrides` added to the fast config, first checking
-    by a dry run that the `required_jobs` and no others than `allowed_jobs` would run, and
-    none of the baseline's arm again (its jobs are done; one it never needed, such as the
-    gate's oracle, may run); the run's results folder."""
+    """Run the checkout's workflow with `overrides` added to the fast config, whole or up to
+    `targets`, first checking by a dry run that the `required_jobs` and no others than
+    `allowed_jobs` would run, and none of the baseline's arm again (its jobs are done; one it
+    never needed, such as the gate's oracle, may run); the run's results folder."""
     config = {**FAST_CONFIG, **overrides}
-    jobs = planned_jobs(checkout, "--configfile", str(write_config(checkout, config)))
+    config_file = str(write_config(checkout, config))
+    jobs = planned_jobs(checkout, "--configfile", config_file, "--", *targets)
     rules = {job["rule"] for job in jobs}
     assert rules <= allowed_jobs, f"adding {list(overrides)} reran: {rules - allowed_jobs}"
     assert required_jobs <= rules, f"{required_jobs - rules} would not run"
@@ -147,7 +165,7 @@ def run_with_more_arms(
         if job_arm(job) == "" and any((checkout / path).exists() for path in job_outputs(job))
     )
     assert not baseline, f"adding {list(overrides)} reran the baseline's {baseline}"
-    return run_workflow(checkout, config)
+    return run_workflow(checkout, config, *targets)
 
 
 def job_outputs(job: dict[str, str]) -> list[str]:
