@@ -1,4 +1,5 @@
-"""A folder of page images that fail in every way a file can, beside two good pages."""
+"""A folder of page images that fail in every way a file can, beside two good pages, and the
+config of the workflow run on it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from tests.workflow_helpers import FAST_CONFIG
 from vlmprof.data.synthetic_pages import PAGE_SIZES, render_page
 
 GOOD_PAGES = ("text_heavy", "image_rich")
@@ -20,6 +22,24 @@ BAD_PAGES = {
     "pillow_bomb.png": "decompression bomb",
 }
 MAX_PIXELS = 1_000_000  # the small scans stay under it, bomb.png (2000 x 2000) does not
+AWKWARD_RUN = "awkward"
+REPEATS = 2
+
+
+def awkward_config(pages: Path) -> dict:
+    """The whole workflow on the folder `pages` (source: folder): every page, two repeats,
+    a few tokens, the operator pass on one page, with a transformers VLM (GOT-OCR-2.0) as
+    the model, so that one run serves the failed pages' tests and the model's own."""
+    return {
+        **FAST_CONFIG,
+        "run_name": AWKWARD_RUN,
+        "model": {"name": "hf_vlm", "architecture": "got_ocr2"},
+        "dataset": {"source": "folder", "path": str(pages), "max_pixels": MAX_PIXELS},
+        "subset": {"n": len(GOOD_PAGES) + len(BAD_PAGES)},
+        "repeats": REPEATS,
+        "max_new_tokens": 3,
+        "operators": {"images": 1, "top_n": 10},
+    }
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

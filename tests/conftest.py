@@ -7,12 +7,13 @@ import fcntl
 import os
 import shutil
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
+from tests.awkward_pages import AWKWARD_RUN, awkward_config, write_awkward_pages
 from tests.needs_tool import missing_tool
 from tests.workflow_helpers import FAST_CONFIG, copy_workflow, run_workflow
 
@@ -70,6 +71,24 @@ def held(lock: Path) -> Iterator[None]:
         yield
 
 
+def made_once(
+    tmp_path_factory: pytest.TempPathFactory, name: str, make: Callable[[Path], object]
+) -> Path:
+    """A folder of the session's shared scratch folder that `make` fills once in the whole
+    session: under pytest-xdist the first worker to need it makes it and the others wait for
+    it, then read it (one workflow run instead of one per worker)."""
+    shared = session_folder(tmp_path_factory)
+    folder, done = shared / name, shared / f"{name}.done"
+    with held(shared / f"{name}.lock"):
+        if not done.exists():
+            if folder.exists():
+                pytest.fail(f"making {folder} failed in another worker of this session")
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A scratch checkout of the workflow with a small, fast configuration."""
@@ -80,17 +99,26 @@ def workflow_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def pipeline_run(workflow_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The whole workflow run once in the session (the CPU default, fewer pages), copied into
     this process's scratch checkout, where Snakemake finds nothing left to do; the run's
-    results folder. Under pytest-xdist the first worker to need it runs it and the others
-    wait for it: one run instead of one per worker."""
-    shared = session_folder(tmp_path_factory)
-    finished, done = shared / "pipeline-run", shared / "pipeline-run.done"
-    with held(shared / "pipeline-run.lock"):
-        if not done.exists():
-            if finished.exists():
-                pytest.fail(f"the session's workflow run in {finished} failed in another worker")
-            finished.mkdir()
-            run_workflow(copy_workflow(finished), FAST_CONFIG)
-            done.touch()
+    results folder."""
+    finished = made_once(
+        tmp_path_factory,
+        "pipeline-run",
+        lambda folder: run_workflow(copy_workflow(folder), FAST_CONFIG),
+    )
     # Modification times kept: every output stays newer than its inputs.
     shutil.copytree(finished, workflow_dir, symlinks=True, dirs_exist_ok=True)
     return workflow_dir / "results" / FAST_CONFIG["run_name"]
+
+
+@pytest.fixture(scope="session")
+def awkward_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The whole workflow run once in the session with a transformers VLM (GOT-OCR-2.0) as
+    its model on a folder of pages that fail in every way a file can (tests/awkward_pages.py):
+    read, never written, by the failed-pages tests and the transformers-VLM tests; the run's
+    results folder."""
+
+    def make(folder: Path) -> None:
+        write_awkward_pages(folder / "pages")
+        run_workflow(copy_workflow(folder), awkward_config(folder / "pages"))
+
+    return made_once(tmp_path_factory, "awkward-run", make) / "results" / AWKWARD_RUN

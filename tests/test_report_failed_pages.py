@@ -1,6 +1,9 @@
 """Both notebooks of a real workflow run on a folder of pages that fail in every way a file
 can: each failed page listed with its reason, failures counted in pages and records, quiet
-render logs, alt text on every figure, and no operator caption without an operator pass."""
+render logs, alt text on every figure, and no operator caption without an operator pass.
+
+The run is the session's `awkward_run` (tests/conftest.py), which the transformers-VLM tests
+read too."""
 
 from __future__ import annotations
 
@@ -12,38 +15,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.awkward_pages import BAD_PAGES, GOOD_PAGES, MAX_PIXELS, write_awkward_pages
+from tests.awkward_pages import BAD_PAGES, GOOD_PAGES, REPEATS
 from tests.test_report_tables import executed_outputs
 from tests.test_report_variants import execute
-from tests.workflow_helpers import FAST_CONFIG, copy_workflow, snakemake, write_config
 from vlmprof.report.operators import NO_OPERATOR_PASS
 
 pytestmark = pytest.mark.slow
 
 NOTEBOOKS = ("report", "stakeholder_summary")
-REPEATS = 2
 NOISE = ("Kernel is running over TCP without encryption", "Alternative text is missing")
 OPERATOR_CAPTION = "the bars show which stage each category's time falls in"
-
-
-@pytest.fixture(scope="module")
-def awkward_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The whole workflow on the awkward folder (source: folder); the run's results folder."""
-    root = tmp_path_factory.mktemp("awkward")
-    write_awkward_pages(root / "pages")
-    workflow_dir = copy_workflow(root)
-    config = {
-        **FAST_CONFIG,
-        "run_name": "awkward",
-        "dataset": {"source": "folder", "path": str(root / "pages"), "max_pixels": MAX_PIXELS},
-        "subset": {"n": len(GOOD_PAGES) + len(BAD_PAGES)},
-        "repeats": REPEATS,
-        "max_new_tokens": 3,
-        "operators": {"images": 1, "top_n": 10},
-    }
-    result = snakemake(workflow_dir, "--configfile", str(write_config(workflow_dir, config)))
-    assert result.returncode == 0, result.stderr[-5000:]
-    return workflow_dir / "results" / "awkward"
 
 
 def ids_by_file(run_dir: Path) -> dict[str, str]:
