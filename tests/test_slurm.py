@@ -27,14 +27,17 @@ pytestmark = pytest.mark.slow
 
 PROFILE = REPO / "profiles" / "slurm"
 GPU_RULES = {"profile_shard", "operator_profile", "calibrate_peaks"}
-# Fewer pages; the operator pass stays on so all three GPU rules go through SLURM.
+# One page of a few tokens: what is shown is where each job runs, not what it measures. The
+# operator pass stays on so all three GPU rules go through SLURM.
 SLURM_CONFIG = {
     **FAST_CONFIG,
     "run_name": "slurm",
     "device": "cpu",
     "model": {"preset": "small"},
-    "subset": {"n": 2},
+    "dataset": {"synthetic_pages": 3},
+    "subset": {"n": 1},
     "repeats": 1,
+    "max_new_tokens": 2,
 }
 
 
