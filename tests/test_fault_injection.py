@@ -22,12 +22,15 @@ from tests.workflow_helpers import (
 
 pytestmark = pytest.mark.slow
 
+# One page a shard, once, of a few tokens: a shard's records file is open (as its temporary
+# file) from before its first page until its last, which is the moment the kill needs.
 CONFIG = {
     **FAST_CONFIG,
     "run_name": "killed",
-    "subset": {"n": 4},
+    "subset": {"n": 2},
     "shards": 2,
-    "repeats": 2,
+    "repeats": 1,
+    "max_new_tokens": 3,
     "operators": {"enabled": False},
 }
 # The records and what reads them; the notebooks after it show nothing about a restart.
