@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from vlmprof.device_choice import choose_device
+from vlmprof.device_choice import choose_device, resolved_dtype_name
 from vlmprof.placement import Placement
-
-DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16, "float32": torch.float32}
 
 
 def resolve_device(requested: str) -> str:
@@ -25,12 +23,8 @@ def resolve_device(requested: str) -> str:
 
 
 def resolve_dtype(name: str, device: str) -> torch.dtype:
-    """`auto` is bf16 on CUDA and fp32 on CPU, as the reference runs."""
-    if name == "auto":
-        return torch.bfloat16 if device.startswith("cuda") else torch.float32
-    if name not in DTYPES:
-        raise ValueError(f"dtype: {name!r} is not allowed; use auto, {', '.join(DTYPES)}")
-    return DTYPES[name]
+    """The torch dtype a `dtype:` request means on `device` (`resolved_dtype_name`)."""
+    return getattr(torch, resolved_dtype_name(name, device))
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -46,7 +40,7 @@ def resolve_placement(device: str, dtype: str) -> Placement:
     (`vlmprof.runtime.gpu_slot` makes it current) or, where it claimed none, CUDA's default.
     The GPU's UUID is the one NVML knows it by ("GPU-...", None where torch reads none).
     """
-    name = dtype_name(resolve_dtype(dtype, device))
+    name = resolved_dtype_name(dtype, device)
     if not device.startswith("cuda"):
         return Placement(device, name)
     index = torch.device(device).index

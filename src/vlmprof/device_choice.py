@@ -13,8 +13,19 @@ import re
 import pynvml
 
 DEVICE_REQUEST = re.compile(r"auto|cpu|cuda(:\d+)?")
+DTYPE_NAMES = ("bfloat16", "float16", "float32")
 # How CUDA names a device in CUDA_VISIBLE_DEVICES besides its index.
 DEVICE_UUID = re.compile(r"(GPU|MIG)-\S+")
+
+
+def resolved_dtype_name(name: str, device: str) -> str:
+    """The dtype a `dtype:` request means on `device`: `auto` is bf16 on CUDA and fp32 on
+    CPU, as the reference runs."""
+    if name == "auto":
+        return "bfloat16" if device.startswith("cuda") else "float32"
+    if name not in DTYPE_NAMES:
+        raise ValueError(f"dtype: {name!r} is not allowed; use auto, {', '.join(DTYPE_NAMES)}")
+    return name
 
 
 class DeviceUnavailableError(RuntimeError):

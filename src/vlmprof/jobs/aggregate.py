@@ -15,7 +15,7 @@ import pandas as pd
 from vlmprof.atomic import atomic_open, write_json_atomic, write_text_atomic
 from vlmprof.compare import compare_dirs, to_markdown, workflow_refusal
 from vlmprof.data.subset import first_pages
-from vlmprof.device import dtype_name, resolve_dtype
+from vlmprof.device_choice import resolved_dtype_name
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.document import MetricsDocument
 from vlmprof.metrics.environment import collect_environment
@@ -71,7 +71,7 @@ def aggregate(
     if placement is not None:
         dtype = placement.dtype
     else:
-        dtype = dtype_name(resolve_dtype(model.dtype, model.device))
+        dtype = resolved_dtype_name(model.dtype, model.device)
     environment = collect_environment(placement, device_requested)
     calibrated = json.loads(Path(calibration).read_text())
     peaks = resolve_peaks(

@@ -10,7 +10,7 @@ import pandas as pd
 
 from vlmprof.atomic import write_json_atomic, write_text_atomic
 from vlmprof.data.subset import page_sizes
-from vlmprof.device import dtype_name, resolve_dtype
+from vlmprof.device_choice import resolved_dtype_name
 from vlmprof.flops.analytic import view_geometry
 from vlmprof.flops.counted_static import counted_static_compute
 from vlmprof.flops.static_compute import (
@@ -36,7 +36,7 @@ def static_flops(
     the subset's typical page: its median prefill and a decode step halfway through; for a
     model without formulas, its parameters by part (the timing pass counts its FLOPs)."""
     model = ModelSpec(**json.loads(spec))
-    dtype = dtype_name(resolve_dtype(model.dtype, model.device))
+    dtype = resolved_dtype_name(model.dtype, model.device)
     if has_formulas(model.name):
         dims = spec_dims(model.name, model.preset, model.overrides, model.checkpoint)
         prefill_len = typical_prefill_len(
