@@ -118,7 +118,10 @@ def test_each_best_path_is_gated_against_its_own_released_path(models_run: Path)
         reference = "the baseline" if name == "baseline" else f"`{name}`'s released path"
         assert gate["criterion"].startswith(f"fed {reference}'s tokens"), gate["criterion"]
         if name == PLANTED:
+            # A wrong model fails with its measured difference.
             assert gate["status"] == "failed" and gate["code_path_ratio"] > 100, gate
+            assert gate["code_path_ratio"] > gate["factors"]["code_path"]
+            assert "largest logit error" in gate["detail"]
             continue
         # A static KV cache computes what the growing one does: float32 rounding apart.
         assert gate["status"] == "passed" and gate["code_path_ratio"] <= 10, (name, gate)

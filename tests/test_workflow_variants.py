@@ -19,11 +19,12 @@ from tests.workflow_helpers import (
     write_config,
 )
 
+# An optimisation that also generates pages two at a time with a worker loading them, and a
+# sweep point. A wrong model failing the gate through the workflow is the models run's
+# planted best path (tests/test_workflow_models.py).
 VARIANTS = {
-    "fast": {"experts": "grouped", "sam_attention": "folded"},
-    "wrong-head": {"perturb": 0.5},
+    "fast": {"experts": "grouped", "sam_attention": "folded", "batch_size": 2, "workers": 1},
     "base-mode": {"mode": "base"},
-    "batched": {"batch_size": 2, "workers": 1},
 }
 VARIANT_JOBS = {
     "profile_shard",
@@ -47,8 +48,8 @@ def variant_checkout(pipeline_run: Path, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture(scope="module")
 def variant_run(variant_checkout: Path) -> Path:
-    """The same run with variants added, up to their comparison: an optimisation, a broken
-    one, a sweep point and pages two at a time with a worker (and the A/A control)."""
+    """The same run with variants added, up to their comparison: an optimisation run two
+    pages at a time with a worker, and a sweep point (and the A/A control)."""
     required = {"profile_shard", "variant_gate", "aggregate", "compare_variants"}
     more = {"variants": VARIANTS}
     return run_with_more_arms(variant_checkout, more, VARIANT_JOBS, required, COMPARISON)
@@ -73,12 +74,12 @@ def test_an_optimisation_passes_the_gate_and_is_profiled(variant_run: Path):
 def test_pages_generated_two_at_a_time_with_a_worker_pass_the_gate(
     variant_run: Path,
 ):
-    gate = _gate(variant_run, "batched")
+    gate = _gate(variant_run, "fast")
     assert gate["status"] == "passed", gate
-    metrics = json.loads((variant_run / "variants" / "batched" / "metrics.json").read_text())
+    metrics = json.loads((variant_run / "variants" / "fast" / "metrics.json").read_text())
     records = [
         json.loads(line)
-        for path in sorted((variant_run / "variants" / "batched").glob("runs/shard-*.jsonl"))
+        for path in sorted((variant_run / "variants" / "fast").glob("runs/shard-*.jsonl"))
         for line in path.read_text().splitlines()
     ]
     sizes = sorted(record["batch_size"] for record in records)
@@ -92,18 +93,9 @@ def test_pages_generated_two_at_a_time_with_a_worker_pass_the_gate(
     assert len(waits) == FAST_CONFIG["subset"]["n"] and all(w >= 0 for w in waits)
     assert aggregates["pages_per_s_end_to_end"] > 0
     comparison = json.loads((variant_run / "variants" / "comparison.json").read_text())
-    setting = next(s for s in comparison["settings"] if s["name"] == "batched")
+    setting = next(s for s in comparison["settings"] if s["name"] == "fast")
     # The setting carries the batch size it was planned with (its last batch holds 1 page).
     assert setting["batch_size"] == 2 != metrics["cost"]["batch_size"]
-
-
-def test_a_wrong_model_fails_the_gate_with_its_measured_difference(variant_run: Path):
-    gate = _gate(variant_run, "wrong-head")
-    assert gate["status"] == "failed"
-    assert gate["code_path_ratio"] > gate["factors"]["code_path"]
-    assert "largest logit error" in gate["detail"]
-    comparison = (variant_run / "variants" / "comparison.md").read_text()
-    assert "wrong-head" in comparison and "failed" in comparison
 
 
 def test_a_sweep_point_is_compared_without_a_gate(variant_run: Path):
