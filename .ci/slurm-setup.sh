@@ -22,6 +22,9 @@ if [ ! -e "$policy" ]; then
     chmod +x "$policy"
 fi
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
+# The package lists once per CI run: .ci/run says when it has just updated them.
+if [ -z "${APT_LISTS_UPDATED:-}" ]; then
+    apt-get update -qq
+fi
 apt-get install -y -qq --no-install-recommends slurmctld slurmd slurm-client munge >/dev/null
 echo "slurm-setup: installed $(slurmctld -V)"
