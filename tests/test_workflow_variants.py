@@ -18,6 +18,7 @@ from tests.workflow_helpers import (
     snakemake,
     write_config,
 )
+from vlmprof.variants.control import CONTROL, CONTROL_VERDICT
 
 # An optimisation that also generates pages two at a time with a worker loading them, and a
 # sweep point. A wrong model failing the gate through the workflow is the models run's
@@ -114,3 +115,18 @@ def test_impossible_switch_is_refused_before_any_job(variant_checkout: Path):
     assert result.returncode != 0
     assert "variants.graphed.decode: cuda_graph needs a CUDA device" in result.stderr
     assert "Job stats" not in result.stdout + result.stderr
+
+
+def test_the_control_runs_after_every_other_arm_and_measures_the_drift(variant_run: Path):
+    comparison = json.loads((variant_run / "variants" / "comparison.json").read_text())
+    assert comparison["control"] == CONTROL
+    statuses = {v["name"]: v["status"] for v in comparison["variants"]}
+    assert statuses[CONTROL] == CONTROL
+    rows = [row for row in comparison["rows"] if row["variant"] == CONTROL]
+    assert rows and {row["verdict"] for row in rows} == {CONTROL_VERDICT}
+    # Timed after every other arm: its records are the run's last.
+    finished = {
+        arm: (variant_run / "variants" / arm / "runs" / "shard-0.jsonl").stat().st_mtime_ns
+        for arm in (*VARIANTS, CONTROL)
+    }
+    assert max(finished, key=finished.__getitem__) == CONTROL
