@@ -27,11 +27,6 @@ def resolve_dtype(name: str, device: str) -> torch.dtype:
     return getattr(torch, resolved_dtype_name(name, device))
 
 
-def dtype_name(dtype: torch.dtype) -> str:
-    """`torch.bfloat16` -> `bfloat16`."""
-    return str(dtype).removeprefix("torch.")
-
-
 def resolve_placement(device: str, dtype: str) -> Placement:
     """The placement of a job on its claimed `device` (`cpu`, `cuda` or `cuda:N`) in `dtype`
     (`auto` or a name).
