@@ -1,4 +1,5 @@
-"""The SLURM profile end to end: the CPU default submitted job by job to a real SLURM."""
+"""The SLURM profile on a real SLURM: the CPU default, up to its metrics and operator pass
+(every GPU rule and the CPU jobs they stand on), submitted job by job."""
 
 from __future__ import annotations
 
@@ -90,7 +91,8 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def slurm_run(slurm_cluster: SlurmCluster, tmp_path_factory: pytest.TempPathFactory) -> SlurmRun:
-    """The CPU default run with --profile profiles/slurm, fitted to the test node."""
+    """The CPU default run up to TARGETS with --profile profiles/slurm, fitted to the test
+    node."""
     workdir = copy_workflow(tmp_path_factory.mktemp("slurm-workflow"))
     config = str(write_config(workdir, SLURM_CONFIG))
     expected_rules = jobs_in_dry_run(workdir, "--configfile", config, "--", *TARGETS)

@@ -45,11 +45,12 @@ def cpu_form(example: dict) -> dict:
             cpu["workers"] = min(cpu["workers"], 2)
         if cpu["batch_size"] < PAGES:
             continue
-        alike = [other for other, kept in variants.items() if _but_pages(kept) == _but_pages(cpu)]
-        if alike and variants[alike[0]].get("pages", 0) >= cpu.get("pages", 0):
-            continue
-        for other in alike:
-            del variants[other]
+        same = _but_pages(cpu)
+        alike = next((other for other, kept in variants.items() if _but_pages(kept) == same), None)
+        if alike is not None:
+            if variants[alike].get("pages", 0) >= cpu.get("pages", 0):
+                continue
+            del variants[alike]
         variants[name] = cpu
     return {
         **example,
