@@ -8,6 +8,7 @@ import dataclasses
 import json
 import os
 import stat
+import subprocess
 import sys
 from pathlib import Path
 
@@ -202,7 +203,9 @@ def test_the_aggregate_job_describes_the_gpu_the_records_ran_on(tmp_path: Path):
                 (1240, 1754),
                 repeat,
                 shard=index,
-                placement=Placement(f"cuda:{index}", "bfloat16", index, uuid, "NVIDIA H200"),
+                placement=Placement(
+                    f"cuda:{index}", "bfloat16", index, uuid, "NVIDIA H200", "12.8", 91002
+                ),
                 **TIMES,
             )
             for repeat in (0, 1)
@@ -216,6 +219,8 @@ def test_the_aggregate_job_describes_the_gpu_the_records_ran_on(tmp_path: Path):
     assert environment["device_error"] is None
     # NVML here knows no GPU of that UUID: said so, never another GPU's facts.
     assert environment["nvml"].startswith("unavailable: ") and environment["gpu_uuid"] is None
+    # The timing job's CUDA and cuDNN, not this process's torch.
+    assert (environment["cuda_version"], environment["cudnn_version"]) == ("12.8", 91002)
     assert written["peaks"]["dtype"] == "bfloat16"
     assert written["peaks"]["datasheet"]["tflops"] == 989.0
     assert written["peaks"]["datasheet"]["source"].startswith("datasheet: H200 SXM 141GB")
@@ -288,3 +293,18 @@ def test_without_nsys_the_nsight_job_says_why(tmp_path: Path, monkeypatch: pytes
     summary = tmp_path / "summary.txt"
     nsight_systems(str(_subset(tmp_path)), str(summary), spec="{}", settings=_settings())
     assert summary.read_text().startswith("skipped: nsys (Nsight Systems) is not on PATH")
+
+
+def test_the_steps_that_only_read_import_no_torch():
+    """Their jobs start without torch's import (docs/ARCHITECTURE.md); the gate's verdict,
+    which loads saved tensors, is a step of its own."""
+    steps = ("dataset", "aggregate", "report", "docs")
+    script = (
+        f"import json, sys, {', '.join(f'vlmprof.jobs.{step}' for step in steps)}\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')]\n"
+        "print(json.dumps(sorted(heavy)))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert json.loads(done.stdout) == []

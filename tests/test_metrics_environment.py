@@ -18,7 +18,7 @@ def test_config_hash_ignores_key_order_and_sees_values():
 
 
 CPU = Placement("cpu", "float32")
-H200 = Placement("cuda:1", "bfloat16", 1, "GPU-bbbb", "NVIDIA H200")
+H200 = Placement("cuda:1", "bfloat16", 1, "GPU-bbbb", "NVIDIA H200", "12.8", 91002)
 
 
 def test_cpu_environment_is_complete_without_a_gpu():
@@ -37,11 +37,14 @@ def test_the_environment_describes_the_placements_gpu_not_this_machines():
     assert env["device_used"] == "cuda:1" and env["device_name"] == "NVIDIA H200"
     # No GPU of that UUID here: NVML says so rather than describing another GPU.
     assert env["nvml"].startswith("unavailable: ") and env["gpu_uuid"] is None
+    # The timing job's CUDA and cuDNN, whatever torch (if any) aggregates.
+    assert (env["cuda_version"], env["cudnn_version"]) == ("12.8", 91002)
 
 
 def test_records_without_a_placement_are_reported_not_raised():
     env = collect_environment(None, "cuda:0")
     assert env["device_used"] is None and env["device_name"] is None
+    assert env["cuda_version"] is None and env["cudnn_version"] is None
     assert "placement" in env["device_error"]
     assert env["nvml"] == f"unavailable: {env['device_error']}"
 

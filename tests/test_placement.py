@@ -16,9 +16,12 @@ from vlmprof.runtime.nvml import nvml_device
 needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def test_a_cpu_placement_names_no_gpu():
+def test_a_cpu_placement_names_no_gpu_and_the_cuda_torch_has():
     placement = resolve_placement("cpu", "auto")
-    assert placement == Placement("cpu", "float32")
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    assert placement == Placement(
+        "cpu", "float32", cuda_version=torch.version.cuda, cudnn_version=cudnn
+    )
     assert not placement.on_gpu
     assert resolve_placement("cpu", "bfloat16").dtype == "bfloat16"
 
@@ -48,9 +51,17 @@ def test_a_record_keeps_its_placement_through_json():
     assert record_placement(RunRecord(run_id="r", image_id="p", repeat=0).to_dict()) is None
 
 
-def test_a_placement_missing_a_field_is_refused_naming_it():
-    with pytest.raises(ValueError, match="placement: gpu_uuid, gpu_name missing"):
-        Placement.from_dict({"device": "cuda:0", "dtype": "bfloat16", "gpu_index": 0})
+def test_a_placement_reads_as_its_record_does():
+    """Device and dtype required, every key of its kind; one recorded before the CUDA and
+    cuDNN versions were reads them as None."""
+    with pytest.raises(ValueError, match="placement: dtype: missing"):
+        Placement.from_dict({"device": "cuda:0", "gpu_index": 0})
+    with pytest.raises(ValueError, match="placement: gpu_index: expected an integer"):
+        Placement.from_dict({"device": "cuda:0", "dtype": "bfloat16", "gpu_index": "0"})
+    older = {"device": "cuda:0", "dtype": "bfloat16", "gpu_index": 0, "gpu_uuid": "GPU-a"}
+    placement = Placement.from_dict(older | {"gpu_name": "NVIDIA H100 80GB HBM3"})
+    assert placement.gpu_index == 0 and placement.cuda_version is None
+    assert placement.cudnn_version is None
 
 
 def test_nvml_finds_a_gpu_by_uuid_else_by_index_and_refuses_a_cpu():

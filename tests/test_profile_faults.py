@@ -201,7 +201,8 @@ def test_empty_page_among_good_ones_gives_error_records(
             _assert_complete_ok(record)
     # Every record, the failed page's too, says where the shard ran.
     cpu = {"device": "cpu", "dtype": "float32", "gpu_index": None, "gpu_uuid": None}
-    assert all(record["placement"] == cpu | {"gpu_name": None} for record in lines)
+    assert all(record["placement"] == PLACEMENT.to_dict() for record in lines)
+    assert PLACEMENT.to_dict().items() >= (cpu | {"gpu_name": None}).items()
     assert {(record["device"], record["dtype"]) for record in lines} == {("cpu", "float32")}
     # Progress on standard error counts the failed page's repeats: the last line is written
     # at the last run, with nothing left.

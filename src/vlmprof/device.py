@@ -36,8 +36,10 @@ def resolve_placement(device: str, dtype: str) -> Placement:
     The GPU's UUID is the one NVML knows it by ("GPU-...", None where torch reads none).
     """
     name = resolved_dtype_name(dtype, device)
+    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    libraries = {"cuda_version": torch.version.cuda, "cudnn_version": cudnn}
     if not device.startswith("cuda"):
-        return Placement(device, name)
+        return Placement(device, name, **libraries)
     index = torch.device(device).index
     if index is None:
         index = torch.cuda.current_device()
@@ -45,4 +47,5 @@ def resolve_placement(device: str, dtype: str) -> Placement:
     text = None if uuid is None else str(uuid)
     if text is not None and not text.startswith("GPU-"):
         text = f"GPU-{text}"
-    return Placement(f"cuda:{index}", name, index, text, torch.cuda.get_device_name(index))
+    gpu_name = torch.cuda.get_device_name(index)
+    return Placement(f"cuda:{index}", name, index, text, gpu_name, **libraries)

@@ -7,21 +7,26 @@ every run record; aggregation reads it back from there.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
+
+from vlmprof.typed_json import read_as
 
 
 @dataclass(frozen=True)
 class Placement:
     """A job's device (`cpu` or `cuda:N`, never a bare `cuda`) and dtype name; on a GPU its
-    CUDA index as the job sees it (under CUDA_VISIBLE_DEVICES), its UUID and model name."""
+    CUDA index as the job sees it (under CUDA_VISIBLE_DEVICES), its UUID and model name; the
+    CUDA version the job's torch was built with and the cuDNN it loads (None where it has
+    none, or in a placement recorded before they were)."""
 
     device: str
     dtype: str
     gpu_index: int | None = None
     gpu_uuid: str | None = None
     gpu_name: str | None = None
+    cuda_version: str | None = None
+    cudnn_version: int | None = None
 
     @property
     def on_gpu(self) -> bool:
@@ -33,9 +38,8 @@ class Placement:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Placement:
-        """A placement read back from a run record's `placement` field."""
-        missing = [f.name for f in fields(cls) if f.name not in data]
-        if missing:
-            raise ValueError(f"placement: {', '.join(missing)} missing in {dict(data)}")
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+    def from_dict(cls, data: Any, where: str = "placement") -> Placement:
+        """A placement read back from a run record's `placement` field, as the record itself
+        reads it (`vlmprof.typed_json`): device and dtype required, every key of its kind;
+        `where` names it in errors."""
+        return read_as(cls, data, where)

@@ -77,33 +77,6 @@ rule compare_models:
         "../scripts/compare_models.py"
 
 
-# The correctness gate of a variant (the control's included; a sweep point is compared
-# without one) or of a compared model's best path (against its released path).
-rule variant_gate:
-    input:
-        unpack(get_gate_outputs),
-        # A list, as every input of the gate is (the script reads each as one).
-        subset=[rules.select_subset.output.subset],
-    output:
-        gate=f"{RUN}/{{arm}}gate.json",
-    log:
-        f"{RUN}/logs/{{arm}}variant_gate.log",
-    wildcard_constraints:
-        arm=PLAN.folders(lambda arm: arm.gated or arm.sweep_point),
-    conda:
-        ENV
-    params:
-        name=lambda wildcards: job_arm(wildcards).name,
-        reference=lambda wildcards: job_arm(wildcards).reference or BASELINE.name,
-        code_path_factor=config["variant_gate"]["code_path_factor"],
-        precision_factor=config["variant_gate"]["precision_factor"],
-        pages=config["variant_gate"]["pages"],
-        sweep_point=lambda wildcards: job_arm(wildcards).sweep_point,
-        switches=lambda wildcards: as_json(job_arm(wildcards).switches),
-    script:
-        "../scripts/variant_gate.py"
-
-
 rule compare_variants:
     input:
         baseline=f"{RUN}/metrics.json",

@@ -26,47 +26,6 @@ rule profile_shard:
         "../scripts/profile_shard.py"
 
 
-# The correctness gate's runs fed a reference's tokens (the baseline's, or a compared model's
-# released path's for its best path): the reference's oracle (its released code path in
-# float64) and, for a run narrower than float32, each gated arm's (and each reference's)
-# code path in float32.
-rule gate_oracle:
-    input:
-        subset=rules.select_subset.output.subset,
-        against=get_fed_outputs,
-    output:
-        outputs=f"{RUN}/{{arm}}runs/shard-{{shard}}.oracle.pt",
-    log:
-        f"{RUN}/logs/{{arm}}gate_oracle-{{shard}}.log",
-    wildcard_constraints:
-        arm=PLAN.folders(lambda arm: arm.name in PLAN.references),
-    conda:
-        ENV
-    resources:
-        gpu=1,
-    params:
-        spec=run_params("spec", lambda arm: arm.oracle),
-        settings=run_params("settings", lambda arm: arm.oracle),
-        shards=config["shards"],
-        pages=config["variant_gate"]["pages"],
-    script:
-        "../scripts/gate_reference.py"
-
-
-use rule gate_oracle as gate_check with:
-    output:
-        outputs=f"{RUN}/{{arm}}runs/shard-{{shard}}.check.pt",
-    log:
-        f"{RUN}/logs/{{arm}}gate_check-{{shard}}.log",
-    wildcard_constraints:
-        arm=PLAN.folders(lambda arm: arm.check is not None),
-    params:
-        spec=run_params("spec", lambda arm: arm.check),
-        settings=run_params("settings", lambda arm: arm.check),
-        shards=config["shards"],
-        pages=config["variant_gate"]["pages"],
-
-
 # The operator pass: the baseline's, read by its aggregation; another arm's on request (a
 # target such as results/<run>/variants/<name>/ops/operators.md): what is left in each stage
 # after it.

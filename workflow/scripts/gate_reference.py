@@ -1,6 +1,6 @@
 """The gate's run of one shard at a higher precision, fed the baseline's tokens."""
 
-from vlmprof.jobs.profile import gate_reference
+from vlmprof.jobs.gate import gate_reference
 from vlmprof.logs import log_to_file
 from vlmprof.progress import job_label
 

@@ -1,7 +1,7 @@
 """Correctness gate of one variant: its outputs, fed the baseline's tokens, against the
 baseline's and the oracle's."""
 
-from vlmprof.jobs.aggregate import variant_gate
+from vlmprof.jobs.gate import variant_gate
 from vlmprof.logs import log_to_file
 
 smk = snakemake  # noqa: F821

@@ -1,7 +1,8 @@
 """One function per workflow rule: what a job reads, the library calls it makes, what it writes.
 
 The top layer of the library: a module per step file of the workflow (`dataset`, `static`,
-`profile`, `aggregate`, `report`, `docs`), each function named after its rule and taking the
-rule's inputs and outputs as paths and its params as keyword arguments of the same names.
-Nothing else in vlmprof imports this package.
+`profile`, `gate`, `aggregate`, `report`, `docs`), each function named after its rule and
+taking the rule's inputs and outputs as paths and its params as keyword arguments of the
+same names. Nothing else in vlmprof imports this package. The steps that only read what the
+runs wrote (`dataset`, `aggregate`, `report`, `docs`) import no torch.
 """

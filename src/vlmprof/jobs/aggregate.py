@@ -1,6 +1,6 @@
-"""Jobs of the aggregate step: a run's metrics and tables, the correctness gate of a
-variant, every variant against the baseline, the compared models by cost per page, and
-this run against another."""
+"""Jobs of the aggregate step: a run's metrics and tables, every variant against the
+baseline, the compared models by cost per page, and this run against another. Torch-free:
+they read what the runs wrote."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pandas as pd
 
 from vlmprof.atomic import atomic_open, write_json_atomic, write_text_atomic
 from vlmprof.compare import compare_dirs, to_markdown, workflow_refusal
-from vlmprof.data.subset import first_pages
 from vlmprof.device_choice import resolved_dtype_name
 from vlmprof.metrics.build import build_metrics, write_metrics
 from vlmprof.metrics.document import MetricsDocument
@@ -22,7 +21,7 @@ from vlmprof.metrics.environment import collect_environment
 from vlmprof.metrics.peaks import resolve_peaks
 from vlmprof.models import has_formulas, spec_dims
 from vlmprof.models.base import ModelSpec
-from vlmprof.records import did_not_fit, first_placement, read_run_records
+from vlmprof.records import first_placement
 from vlmprof.report.models import models_table
 from vlmprof.report.models import to_markdown as models_markdown
 from vlmprof.report.variants import to_markdown as comparison_markdown
@@ -30,7 +29,6 @@ from vlmprof.runtime.profile_settings import RELEASED_SHAPE, run_shape
 from vlmprof.variants.best_path import BEST
 from vlmprof.variants.comparison import compare_variants as compare_all
 from vlmprof.variants.comparison import read_gate, read_run, write_comparison
-from vlmprof.variants.gate import GateFactors, judge_variant, merged_outputs, not_applicable
 from vlmprof.variants.models_comparison import ModelPath
 from vlmprof.variants.models_comparison import compare_models as model_comparison
 from vlmprof.variants.switches import BASELINE
@@ -97,57 +95,6 @@ def aggregate(
         workers=resolved.get("workers", RELEASED_SHAPE["workers"]),
     )
     write_metrics(built, tables, Path(metrics), Path(stage_ms).parent)
-
-
-def variant_gate(
-    gate: str,
-    name: str,
-    *,
-    reference: str = BASELINE,
-    baseline: Sequence[str],
-    variant: Sequence[str],
-    oracle: Sequence[str] = (),
-    code_path_factor: float,
-    precision_factor: float,
-    sweep_point: bool,
-    switches: str,
-    baseline_check: Sequence[str] = (),
-    variant_check: Sequence[str] = (),
-    records: Sequence[str] = (),
-    subset: Sequence[str] = (),
-    pages: int | None = None,
-) -> None:
-    """The correctness gate of variant `name`: its saved outputs, fed its `reference` arm's
-    tokens (the baseline's, or a compared model's released path's for its best path),
-    against that arm's (`baseline`) and its oracle's, every shard (with both arms' float32
-    checks when the run is narrower); a sweep point (another workload) is not gated. Its run
-    `records` say which pages did not fit (ran out of memory): those are not judged, nor
-    are pages outside the gate's sample (the `subset`'s first `pages`, when set)."""
-    if sweep_point:
-        changed = ", ".join(f"{key} {value}" for key, value in sorted(json.loads(switches).items()))
-        verdict = not_applicable(name, f"{changed}: a different workload from the baseline")
-    else:
-        checks = None
-        if baseline_check:
-            checks = (merged_outputs(baseline_check), merged_outputs(variant_check))
-        verdict = judge_variant(
-            name,
-            merged_outputs(baseline),
-            merged_outputs(variant),
-            merged_outputs(oracle),
-            GateFactors(code_path_factor, precision_factor),
-            checks,
-            did_not_fit={r.image_id for r in read_run_records(records) if did_not_fit(r.error)},
-            reference=_judged_against(reference),
-            sample=first_pages(pd.read_csv(subset[0]), pages) if pages is not None else None,
-        )
-    log.info("gate %s: %s (%s)", name, verdict["status"], verdict["detail"])
-    write_json_atomic(Path(gate), verdict)
-
-
-def _judged_against(reference: str) -> str:
-    """How a gate's criterion names the arm it judged against."""
-    return "the baseline" if reference == BASELINE else f"`{reference}`'s released path"
 
 
 def compare_variants(

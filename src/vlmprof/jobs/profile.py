@@ -1,6 +1,5 @@
-"""Jobs of the profile step, each on a claimed GPU: the timing pass of a shard, the
-correctness gate's higher-precision runs of a shard, the operator pass, and an Nsight
-Systems timeline of one page."""
+"""Jobs of the profile step, each on a claimed GPU: the timing pass of a shard, the operator
+pass, and an Nsight Systems timeline of one page."""
 
 from __future__ import annotations
 
@@ -11,14 +10,12 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from vlmprof.atomic import atomic_open, write_text_atomic
+from vlmprof.atomic import write_text_atomic
 from vlmprof.data.subset import first_pages, page_texts, readable_pages, shard_pages
 from vlmprof.flops.page_work import page_work
 from vlmprof.models.base import ModelAdapter, ModelInputs, ModelSpec
 from vlmprof.profiler.operator_profile import run_operator_profile
-from vlmprof.runtime.gate_references import exact_float32, teacher_forced_outputs
 from vlmprof.runtime.launcher import launched_model
 from vlmprof.runtime.output_length import OutputLength
 from vlmprof.runtime.profile_settings import ProfileSettings
@@ -74,35 +71,6 @@ def profile_shard(
             against=baseline,
             lengths=lengths,
         )
-
-
-def gate_reference(
-    subset: str,
-    against: str,
-    outputs: str,
-    shard: int,
-    *,
-    spec: str,
-    settings: str,
-    shards: int,
-    progress_label: str,
-    pages: int | None = None,
-) -> None:
-    """The gate's run of one shard at a higher precision (`spec.upcast`): each page the
-    baseline ran of the gate's sample (the subset's first `pages`; every page when None),
-    fed the baseline's tokens (its outputs `against`), in float32 without TensorFloat-32;
-    written like the timing pass's reference outputs."""
-    table = pd.read_csv(subset)
-    sample = first_pages(table, pages)
-    judged = [page for page in shard_pages(table, shard, shards) if page[0] in sample]
-    model = ModelSpec(**json.loads(spec))
-    with exact_float32(), launched_model(model) as (adapter, placement):
-        run = ProfileSettings(**json.loads(settings), shard=shard, eos_id=adapter.eos_token_id)
-        log.info("gate run of shard %d in %s on %s", shard, adapter.dtype, placement.device)
-        baseline = merged_outputs([against])
-        saved = teacher_forced_outputs(adapter, judged, baseline, run, progress_label)
-    with atomic_open(Path(outputs), "wb") as handle:
-        torch.save(saved, handle)
 
 
 def counted_work(adapter: ModelAdapter, inputs: ModelInputs) -> dict[str, object]:

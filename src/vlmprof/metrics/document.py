@@ -735,8 +735,12 @@ class Environment:
     platform: str | None = described("operating system")
     cpu_model: str | None = described("CPU model")
     packages: dict[str, str | None] = described("versions of the packages", factory=dict)
-    cuda_version: str | None = described("CUDA version torch was built with")
-    cudnn_version: int | None = described("cuDNN version")
+    cuda_version: str | None = described(
+        "CUDA version the timing job's torch was built with (from its placement)"
+    )
+    cudnn_version: int | None = described(
+        "cuDNN version the timing job's torch loaded (from its placement)"
+    )
     device_requested: str | None = described("the config's device")
     device_used: str | None = described("the device the records name")
     device_name: str | None = described("GPU model name, or cpu")

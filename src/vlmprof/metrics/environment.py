@@ -2,7 +2,8 @@
 
 A fact that cannot be read is None, and GPU facts say why NVML was not available (no GPU,
 no driver, CPU run); only a malformed VLMPROF_SOURCE_* variable or source stamp stops it,
-in one line naming it (`vlmprof.provenance`).
+in one line naming it (`vlmprof.provenance`). Torch-free: the CUDA and cuDNN versions are
+the timing job's, from its placement, not the aggregating process's.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from vlmprof.placement import Placement
 from vlmprof.provenance import source_state
@@ -126,16 +125,16 @@ def shard_environment(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def collect_environment(placement: Placement | None, device_requested: str) -> dict[str, Any]:
     """Software versions, source commit (`vlmprof.provenance`), CPU and, for a GPU run, the
     GPU facts of the run's placement (the first shard's, read from its run records: not
-    whatever GPU 0 of the aggregating process is). NVML finds that GPU by its UUID."""
-    cudnn = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
+    whatever GPU 0 of the aggregating process is), and the CUDA and cuDNN versions its
+    torch ran with. NVML finds that GPU by its UUID."""
     env: dict[str, Any] = {
         **source_state(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_model": cpu_model(),
         "packages": package_versions(),
-        "cuda_version": torch.version.cuda,
-        "cudnn_version": cudnn,
+        "cuda_version": placement.cuda_version if placement is not None else None,
+        "cudnn_version": placement.cudnn_version if placement is not None else None,
         "device_requested": device_requested,
         "device_used": placement.device if placement is not None else None,
         "device_name": _device_name(placement),
