@@ -192,6 +192,15 @@ def test_a_script_only_logs_reads_its_job_and_calls_the_library(script: Path):
     assert len(calls) == 1, f"{script.name}: call one function of vlmprof.jobs"
 
 
+def test_common_smk_holds_input_functions_not_planning():
+    """The arms are worked out by the run plan (vlmprof.plan); common.smk validates, makes
+    the plan and reads its arms: no branch on which wildcard a rule has."""
+    text = (REPO / "workflow" / "rules" / "common.smk").read_text()
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert len(lines) <= 200, f"common.smk: {len(lines)} lines; move planning to vlmprof.plan"
+    assert "getattr(wildcards" not in text and "hasattr(wildcards" not in text
+
+
 def test_nothing_in_the_library_imports_the_jobs_above_it():
     package = REPO / "src" / "vlmprof"
     for module in package.rglob("*.py"):
