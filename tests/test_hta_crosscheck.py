@@ -124,7 +124,7 @@ def test_a_cpu_only_trace_is_reported_and_exits_zero(tmp_path: Path, capsys) -> 
 @needs_tool(
     None
     if importlib.util.find_spec("hta")
-    else "HolisticTraceAnalysis is not installed (pip install -e '.[test]' installs it)"
+    else "HolisticTraceAnalysis is not installed (the README's test command installs it)"
 )
 def test_hta_attributes_the_same_kernels_to_each_stage(tmp_path: Path) -> None:
     """HTA's `get_gpu_kernels_with_user_annotations` gives each kernel its innermost
