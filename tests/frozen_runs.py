@@ -36,8 +36,10 @@ def frozen_run(name: str) -> Path:
 
 
 def freeze(scratch: Path) -> None:
-    """Run each of CONFIGS up to its metrics.json in one scratch checkout under `scratch`
-    and copy what the tests read of it into tests/data/runs/."""
+    """Run each of CONFIGS up to its metrics.json in one scratch checkout under `scratch`,
+    then copy what the tests read of each into tests/data/runs/: every run first, since a
+    copy into this tree makes it dirty for the runs after it (their metrics name the
+    source)."""
     checkout = copy_workflow(scratch)
     for name, config in CONFIGS.items():
         path = write_config(checkout, config)
@@ -45,6 +47,7 @@ def freeze(scratch: Path) -> None:
         result = snakemake(checkout, "--configfile", str(path), "--", target, timeout=3600)
         if result.returncode != 0:
             sys.exit(f"{name}: the workflow failed:\n{result.stderr[-5000:]}")
+    for name in CONFIGS:
         for kept in KEPT:
             dest = frozen_run(name) / kept
             dest.parent.mkdir(parents=True, exist_ok=True)
