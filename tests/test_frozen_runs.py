@@ -1,7 +1,7 @@
 """The runs frozen under tests/data/runs/ (tests/frozen_runs.py) are what the code reads and
 writes now: each metrics.json and record file reads back exactly through the typed readers,
 each per-page table is the one the aggregation makes of its records, and each run was made
-with the config the tests say it was."""
+with the config the tests say it was, from a committed tree."""
 
 from __future__ import annotations
 
@@ -64,6 +64,13 @@ def test_its_per_page_table_is_the_one_its_records_make(name: str):
 def test_it_was_made_with_its_config(name: str):
     config = MetricsDocument.read(frozen_run(name) / "metrics.json").config
     assert differences(CONFIGS[name], config) == [], STALE
+
+
+@pytest.mark.parametrize("name", RUNS)
+def test_it_was_made_from_a_committed_tree(name: str):
+    """Its metrics name the commit it ran and a clean tree (tests/data/runs/README.md)."""
+    environment = MetricsDocument.read(frozen_run(name) / "metrics.json").environment
+    assert environment.git_commit and environment.git_dirty is False, STALE
 
 
 def test_differences_name_the_key_paths_that_differ():
