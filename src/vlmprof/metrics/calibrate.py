@@ -107,8 +107,8 @@ def measure_peaks(placement: Placement, size: int | None = None) -> dict[str, An
 
 def machine_key(placement: Placement) -> dict[str, Any]:
     """What a calibration depends on: device model and identity (GPU UUID, or host name on a
-    CPU), driver, torch and CUDA versions, and dtype. A cached result is reused only when all
-    of them match."""
+    CPU), driver, torch and CUDA versions (the CUDA one as the placement records it), and
+    dtype. A cached result is reused only when all of them match."""
     _, kind, name = _device_kind_and_name(placement)
     if kind == "cuda":
         facts = nvml_facts(placement)
@@ -121,7 +121,7 @@ def machine_key(placement: Placement) -> dict[str, Any]:
         "device_id": identity,
         "driver": driver,
         "torch": torch.__version__,
-        "cuda": torch.version.cuda,
+        "cuda": placement.cuda_version,
         "dtype": placement.dtype,
     }
 
