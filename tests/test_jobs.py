@@ -295,7 +295,7 @@ def test_without_nsys_the_nsight_job_says_why(tmp_path: Path, monkeypatch: pytes
     assert summary.read_text().startswith("skipped: nsys (Nsight Systems) is not on PATH")
 
 
-def test_the_steps_that_only_read_import_no_torch():
+def test_the_steps_that_run_no_model_import_no_torch():
     """Their jobs start without torch's import (docs/ARCHITECTURE.md); the gate's verdict,
     which loads saved tensors, is a step of its own."""
     steps = ("dataset", "aggregate", "report", "docs")

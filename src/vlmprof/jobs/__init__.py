@@ -3,6 +3,6 @@
 The top layer of the library: a module per step file of the workflow (`dataset`, `static`,
 `profile`, `gate`, `aggregate`, `report`, `docs`), each function named after its rule and
 taking the rule's inputs and outputs as paths and its params as keyword arguments of the
-same names. Nothing else in vlmprof imports this package. The steps that only read what the
-runs wrote (`dataset`, `aggregate`, `report`, `docs`) import no torch.
+same names. Nothing else in vlmprof imports this package. The steps that run no model
+(`dataset`, `aggregate`, `report`, `docs`) import no torch.
 """

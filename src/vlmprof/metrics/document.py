@@ -736,11 +736,10 @@ class Environment:
     cpu_model: str | None = described("CPU model")
     packages: dict[str, str | None] = described("versions of the packages", factory=dict)
     cuda_version: str | None = described(
-        "CUDA version the timing job's torch was built with (from its placement)"
+        "CUDA version the timing job's torch was built with (from its placement; in"
+        " documents written before placements recorded it, the aggregating process's)"
     )
-    cudnn_version: int | None = described(
-        "cuDNN version the timing job's torch loaded (from its placement)"
-    )
+    cudnn_version: int | None = described("cuDNN version the timing job's torch loaded (likewise)")
     device_requested: str | None = described("the config's device")
     device_used: str | None = described("the device the records name")
     device_name: str | None = described("GPU model name, or cpu")
