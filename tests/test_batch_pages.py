@@ -34,8 +34,10 @@ from vlmprof.runtime.untimed_runs import batch_reference_outputs
 from vlmprof.variants.switches import VariantError, check_batch_size, check_variant
 
 TOKENS = 6
-# At most 2 crops a page: pages of different sizes still make prompts of different lengths
-# (a batch of them is padded), and the CPU spends less on the vision of crops.
+# At most 2 crops a page where a test's adapter preprocesses its pages: pages of different
+# sizes still make prompts of different lengths (a batch of them is padded), and the CPU
+# spends less on the vision of crops. (max_crops acts in preprocessing only: the tests fed
+# the `batch` fixture's inputs run them as the fixture made them.)
 CROPS = 2
 PLACEMENT = resolve_placement("cpu", "float32")
 # An A4 page with six crops, a slide, a receipt and a small scan: four prompt lengths.
@@ -66,7 +68,7 @@ def test_the_mask_hides_padding_keeps_causality_and_counts_positions_from_the_fi
 
 @pytest.mark.parametrize("decode", ["eager", "static"])
 def test_pages_in_a_batch_of_four_get_their_lone_tokens(batch: list[ModelInputs], decode: str):
-    adapter = build_adapter(ModelSpec(preset="small", decode=decode, max_crops=CROPS))
+    adapter = build_adapter(ModelSpec(preset="small", decode=decode))
     assert len({inputs.prefill_len for inputs in batch}) == len(batch)
     alone = [greedy_generate(adapter, inputs, TOKENS, INSTRUMENTS) for inputs in batch]
     together = generate_batch(adapter, batch, [TOKENS] * len(batch), INSTRUMENTS).tokens
@@ -76,7 +78,7 @@ def test_pages_in_a_batch_of_four_get_their_lone_tokens(batch: list[ModelInputs]
 def test_teacher_forcing_feeds_another_runs_tokens_and_keeps_each_pages_length(
     batch: list[ModelInputs],
 ):
-    adapter = build_adapter(ModelSpec(preset="small", max_crops=CROPS))
+    adapter = build_adapter(ModelSpec(preset="small"))
     settings = default_settings(max_new_tokens=TOKENS)
     free = [batch_reference_outputs(adapter, [inputs], settings)[0] for inputs in batch[:2]]
     # Fed its own tokens, a run computes what it computed freely, step for step.
@@ -98,7 +100,7 @@ def test_teacher_forcing_feeds_another_runs_tokens_and_keeps_each_pages_length(
 
 
 def test_a_page_that_ends_early_keeps_its_tokens_up_to_its_end(batch: list[ModelInputs]):
-    adapter = build_adapter(ModelSpec(preset="small", max_crops=CROPS))
+    adapter = build_adapter(ModelSpec(preset="small"))
     free = generate_batch(adapter, batch[:2], [TOKENS] * 2, INSTRUMENTS).tokens
     eos = int(free[0][2])  # the first page "ends" at its third token
     captures = [GenerationCapture(), GenerationCapture()]
@@ -112,7 +114,7 @@ def test_a_page_that_ends_early_keeps_its_tokens_up_to_its_end(batch: list[Model
 
 
 def test_pages_of_a_length_mix_stop_at_their_own_lengths(batch: list[ModelInputs]):
-    adapter = build_adapter(ModelSpec(preset="small", max_crops=CROPS))
+    adapter = build_adapter(ModelSpec(preset="small"))
     alone = [greedy_generate(adapter, inputs, TOKENS, INSTRUMENTS) for inputs in batch]
     assert greedy_generate(adapter, batch[0], 2, INSTRUMENTS).tolist() == alone[0][:2].tolist()
     lengths = [2, 5, 3, 4]  # the longest below TOKENS: the batch stops before it
